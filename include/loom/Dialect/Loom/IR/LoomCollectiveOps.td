@@ -1,0 +1,137 @@
+//===- LoomCollectiveOps.td - Collectives over a mesh ------*- tablegen -*-===//
+//
+// Collectives move data between the ranks of the group spanned by some axes
+// of a mesh. Operand and result shapes are local (per rank); the verifiers
+// check them against the group size. Semantics follow upstream MLIR's `shard`
+// dialect and docs/OpSemantics.md.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef LOOM_DIALECT_LOOM_IR_LOOMCOLLECTIVEOPS_TD
+#define LOOM_DIALECT_LOOM_IR_LOOMCOLLECTIVEOPS_TD
+
+class Loom_CollectiveOp<string mnemonic, list<Trait> traits = []>
+    : Loom_Op<mnemonic, !listconcat(traits,
+          [Loom_CollectiveOpInterface])> {
+  let hasVerifier = 1;
+}
+
+def Loom_AllReduceOp : Loom_CollectiveOp<"all_reduce",
+    [AllTypesMatch<["input", "result"]>]> {
+  let summary = "reduce over the group; every rank gets the result";
+  let description = [{
+    ```mlir
+    %y = loom.all_reduce sum %x {mesh = #loom.mesh<dp = 2, tp = 4>, axes = ["tp"]}
+        : tensor<2x16x64xf32>
+    ```
+  }];
+  let arguments = (ins Loom_AnyTensor:$input, Loom_CollectiveReduction:$reduction,
+                   Loom_MeshAttr:$mesh, StrArrayAttr:$axes);
+  let results = (outs Loom_AnyTensor:$result);
+  let assemblyFormat = "$reduction $input attr-dict `:` type($result)";
+}
+
+def Loom_AllGatherOp : Loom_CollectiveOp<"all_gather"> {
+  let summary = "concatenate the group's pieces along one dimension";
+  let description = [{
+    The result's `gather_dim` is the group size times the input's; the pieces
+    are in group order.
+
+    ```mlir
+    %y = loom.all_gather %x {mesh = #loom.mesh<tp = 4>, axes = ["tp"], gather_dim = 1 : i64}
+        : tensor<2x4x64xf32> -> tensor<2x16x64xf32>
+    ```
+  }];
+  let arguments = (ins Loom_AnyTensor:$input, Loom_MeshAttr:$mesh,
+                   StrArrayAttr:$axes, I64Attr:$gather_dim);
+  let results = (outs Loom_AnyTensor:$result);
+  let assemblyFormat = "$input attr-dict `:` type($input) `->` type($result)";
+}
+
+def Loom_ReduceScatterOp : Loom_CollectiveOp<"reduce_scatter"> {
+  let summary = "reduce over the group and keep this rank's piece";
+  let description = [{
+    The input's `scatter_dim` is divided by the group size; group rank r keeps
+    reduced piece r.
+
+    ```mlir
+    %y = loom.reduce_scatter sum %x {mesh = #loom.mesh<tp = 4>, axes = ["tp"], scatter_dim = 1 : i64}
+        : tensor<2x16x64xf32> -> tensor<2x4x64xf32>
+    ```
+  }];
+  let arguments = (ins Loom_AnyTensor:$input, Loom_CollectiveReduction:$reduction,
+                   Loom_MeshAttr:$mesh, StrArrayAttr:$axes, I64Attr:$scatter_dim);
+  let results = (outs Loom_AnyTensor:$result);
+  let assemblyFormat = "$reduction $input attr-dict `:` type($input) `->` type($result)";
+}
+
+def Loom_AllToAllOp : Loom_CollectiveOp<"all_to_all"> {
+  let summary = "exchange pieces between all ranks of the group";
+  let description = [{
+    Splits `split_dim` into group-size pieces, sends piece j to group rank j,
+    and concatenates the received pieces along `concat_dim` in group order.
+
+    ```mlir
+    %y = loom.all_to_all %x {mesh = #loom.mesh<ep = 4>, axes = ["ep"],
+                             split_dim = 0 : i64, concat_dim = 1 : i64}
+        : tensor<8x16x64xf32> -> tensor<2x64x64xf32>
+    ```
+  }];
+  let arguments = (ins Loom_AnyTensor:$input, Loom_MeshAttr:$mesh,
+                   StrArrayAttr:$axes, I64Attr:$split_dim, I64Attr:$concat_dim);
+  let results = (outs Loom_AnyTensor:$result);
+  let assemblyFormat = "$input attr-dict `:` type($input) `->` type($result)";
+}
+
+def Loom_CollectivePermuteOp : Loom_CollectiveOp<"collective_permute",
+    [AllTypesMatch<["input", "result"]>]> {
+  let summary = "cyclic shift of tensors around the group";
+  let description = [{
+    Every rank sends its input to group rank (r + shift) mod n and returns what
+    rank (r − shift) mod n sent: the ring step of ring attention.
+
+    ```mlir
+    %kv = loom.collective_permute %x {mesh = #loom.mesh<cp = 4>, axes = ["cp"], shift = 1 : i64}
+        : tensor<2x8x2x64xf32>
+    ```
+  }];
+  let arguments = (ins Loom_AnyTensor:$input, Loom_MeshAttr:$mesh,
+                   StrArrayAttr:$axes, I64Attr:$shift);
+  let results = (outs Loom_AnyTensor:$result);
+  let assemblyFormat = "$input attr-dict `:` type($result)";
+}
+
+def Loom_SendOp : Loom_CollectiveOp<"send"> {
+  let summary = "send a tensor to the group rank peer_shift away";
+  let description = [{
+    Sends to group rank r + peer_shift; a rank without such a peer does
+    nothing. Pairs with a `loom.recv` of the opposite shift on the peer.
+
+    ```mlir
+    loom.send %act {mesh = #loom.mesh<pp = 4>, axes = ["pp"], peer_shift = 1 : i64}
+        : tensor<2x16x64xf32>
+    ```
+  }];
+  let arguments = (ins Loom_AnyTensor:$input, Loom_MeshAttr:$mesh,
+                   StrArrayAttr:$axes, I64Attr:$peer_shift);
+  let assemblyFormat = "$input attr-dict `:` type($input)";
+}
+
+def Loom_RecvOp : Loom_CollectiveOp<"recv"> {
+  let summary = "receive a tensor from the group rank peer_shift away";
+  let description = [{
+    Receives from group rank r + peer_shift; a rank without such a peer gets
+    zeros.
+
+    ```mlir
+    %act = loom.recv {mesh = #loom.mesh<pp = 4>, axes = ["pp"], peer_shift = -1 : i64}
+        : tensor<2x16x64xf32>
+    ```
+  }];
+  let arguments = (ins Loom_MeshAttr:$mesh, StrArrayAttr:$axes,
+                   I64Attr:$peer_shift);
+  let results = (outs Loom_AnyTensor:$result);
+  let assemblyFormat = "attr-dict `:` type($result)";
+}
+
+#endif // LOOM_DIALECT_LOOM_IR_LOOMCOLLECTIVEOPS_TD

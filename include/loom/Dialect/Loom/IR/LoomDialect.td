@@ -1,0 +1,50 @@
+//===- LoomDialect.td - The loom dialect -------------------*- tablegen -*-===//
+
+#ifndef LOOM_DIALECT_LOOM_IR_LOOMDIALECT_TD
+#define LOOM_DIALECT_LOOM_IR_LOOMDIALECT_TD
+
+include "mlir/IR/OpBase.td"
+include "mlir/IR/AttrTypeBase.td"
+
+def Loom_Dialect : Dialect {
+  let name = "loom";
+  let cppNamespace = "::loom";
+  let summary = "Model graphs for transformer training and their parallelization";
+  let description = [{
+    The `loom` dialect describes the dataflow graph of a decoder-only
+    transformer (dense or mixture-of-experts): the forward computation, the
+    loss, and the optimizer update. Tensors have static shapes and element
+    types f32, bf16 or f16. Parameters are function arguments carrying a
+    `loom.param` name; ops hold no hidden state.
+
+    The dialect also carries the vocabulary of parallel plans: the device mesh
+    (`#loom.mesh`), per-tensor shardings (`#loom.sharding`) and the collectives
+    that move data between the ranks of a mesh.
+  }];
+  let useDefaultAttributePrinterParser = 1;
+  let hasRegionArgAttrVerify = 1;
+  let hasOperationAttrVerify = 1;
+  let extraClassDeclaration = [{
+    /// Function argument attribute naming a model parameter.
+    static constexpr llvm::StringLiteral kParamAttrName = "loom.param";
+    /// Function argument / result attribute holding a #loom.sharding.
+    static constexpr llvm::StringLiteral kShardingAttrName = "loom.sharding";
+    /// Module or function attribute holding the #loom.mesh of a plan.
+    static constexpr llvm::StringLiteral kMeshAttrName = "loom.mesh";
+
+  private:
+    /// Registers the attributes; defined beside their storage classes.
+    void registerAttributes();
+  public:
+  }];
+}
+
+class Loom_Op<string mnemonic, list<Trait> traits = []>
+    : Op<Loom_Dialect, mnemonic, traits>;
+
+class Loom_Attr<string name, string attrMnemonic, list<Trait> traits = []>
+    : AttrDef<Loom_Dialect, name, traits> {
+  let mnemonic = attrMnemonic;
+}
+
+#endif // LOOM_DIALECT_LOOM_IR_LOOMDIALECT_TD

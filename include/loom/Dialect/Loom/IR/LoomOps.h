@@ -1,0 +1,20 @@
+//===- LoomOps.h - Model graph and collective ops ---------------*- C++ -*-===//
+
+#ifndef LOOM_DIALECT_LOOM_IR_LOOMOPS_H
+#define LOOM_DIALECT_LOOM_IR_LOOMOPS_H
+
+#include "loom/Dialect/Loom/IR/LoomAttrs.h"
+#include "loom/Dialect/Loom/IR/LoomDialect.h"
+#include "mlir/Bytecode/BytecodeOpInterface.h"
+#include "mlir/IR/BuiltinTypes.h"
+#include "mlir/IR/OpDefinition.h"
+#include "mlir/IR/OpImplementation.h"
+#include "mlir/Interfaces/InferTypeOpInterface.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
+
+#include "loom/Dialect/Loom/IR/LoomInterfaces.h.inc"
+
+#define GET_OP_CLASSES
+#include "loom/Dialect/Loom/IR/LoomOps.h.inc"
+
+#endif // LOOM_DIALECT_LOOM_IR_LOOMOPS_H

@@ -1,0 +1,511 @@
+//===- LoomOps.td - Model graph ops ------------------------*- tablegen -*-===//
+//
+// The math of every op is spelled out in docs/OpSemantics.md; the kernels of
+// the runtime implement exactly that.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef LOOM_DIALECT_LOOM_IR_LOOMOPS_TD
+#define LOOM_DIALECT_LOOM_IR_LOOMOPS_TD
+
+include "loom/Dialect/Loom/IR/LoomAttrs.td"
+include "loom/Dialect/Loom/IR/LoomInterfaces.td"
+include "mlir/Interfaces/InferTypeOpInterface.td"
+include "mlir/Interfaces/SideEffectInterfaces.td"
+
+//===----------------------------------------------------------------------===//
+// Type constraints
+//===----------------------------------------------------------------------===//
+
+def Loom_FloatElement : AnyTypeOf<[F32, BF16, F16]>;
+def Loom_IndexElement : AnyTypeOf<[I32, I64]>;
+
+def Loom_FloatTensor : StaticShapeTensorOf<[F32, BF16, F16]>;
+def Loom_IndexTensor : StaticShapeTensorOf<[I32, I64]>;
+def Loom_AnyTensor : StaticShapeTensorOf<[F32, BF16, F16, I32, I64]>;
+def Loom_ScalarF32 : 0DTensorOf<[F32]>;
+
+class Loom_PureOp<string mnemonic, list<Trait> traits = []>
+    : Loom_Op<mnemonic, !listconcat(traits, [Pure])>;
+
+/// An op whose result type follows from its operands: builders infer it and
+/// the verifier checks the written type against the inferred one.
+class Loom_InferredOp<string mnemonic, list<Trait> traits = []>
+    : Loom_PureOp<mnemonic, !listconcat(traits, [InferTypeOpAdaptor])>;
+
+//===----------------------------------------------------------------------===//
+// Element-wise
+//===----------------------------------------------------------------------===//
+
+class Loom_BinaryOp<string mnemonic, string math>
+    : Loom_PureOp<mnemonic, [AllTypesMatch<["lhs", "rhs", "result"]>]> {
+  let summary = "element-wise " # math;
+  let description = [{
+    Element-wise }] # math # [{ of two tensors of the same shape and type.
+
+    ```mlir
+    %z = loom.}] # mnemonic # [{ %x, %y : tensor<2x8xf32>
+    ```
+  }];
+  let arguments = (ins Loom_FloatTensor:$lhs, Loom_FloatTensor:$rhs);
+  let results = (outs Loom_FloatTensor:$result);
+  let assemblyFormat = "$lhs `,` $rhs attr-dict `:` type($result)";
+}
+
+def Loom_AddOp : Loom_BinaryOp<"add", "sum">;
+def Loom_SubOp : Loom_BinaryOp<"sub", "difference">;
+def Loom_MulOp : Loom_BinaryOp<"mul", "product">;
+def Loom_DivOp : Loom_BinaryOp<"div", "quotient">;
+
+class Loom_UnaryOp<string mnemonic, list<Trait> traits = []>
+    : Loom_PureOp<mnemonic, !listconcat(traits, [AllTypesMatch<["input", "result"]>])> {
+  let results = (outs Loom_FloatTensor:$result);
+}
+
+def Loom_ScaleOp : Loom_UnaryOp<"scale"> {
+  let summary = "multiplication by a constant";
+  let description = [{
+    Multiplies every element by `factor`.
+
+    ```mlir
+    %y = loom.scale %x, 0.125 : tensor<4x8xbf16>
+    ```
+  }];
+  let arguments = (ins Loom_FloatTensor:$input, F64Attr:$factor);
+  let assemblyFormat = "$input `,` $factor attr-dict `:` type($result)";
+}
+
+def Loom_GeluOp : Loom_UnaryOp<"gelu"> {
+  let summary = "Gaussian error linear unit";
+  let description = [{
+    `approximate = none` computes 0.5·x·(1 + erf(x/√2)); `tanh` uses the tanh
+    approximation of GPT-2/3.
+
+    ```mlir
+    %y = loom.gelu %x approximate tanh : tensor<4x8xf32>
+    ```
+  }];
+  let arguments = (ins Loom_FloatTensor:$input,
+      DefaultValuedAttr<Loom_GeluApproximation, "::loom::GeluApproximation::none">:$approximate);
+  let assemblyFormat = "$input (`approximate` $approximate^)? attr-dict `:` type($result)";
+}
+
+def Loom_SiluOp : Loom_UnaryOp<"silu"> {
+  let summary = "sigmoid linear unit";
+  let description = [{
+    x · sigmoid(x).
+
+    ```mlir
+    %y = loom.silu %x : tensor<4x8xf32>
+    ```
+  }];
+  let arguments = (ins Loom_FloatTensor:$input);
+  let assemblyFormat = "$input attr-dict `:` type($result)";
+}
+
+def Loom_SwigluOp : Loom_PureOp<"swiglu", [AllTypesMatch<["gate", "up", "result"]>]> {
+  let summary = "gated SiLU: silu(gate) · up";
+  let description = [{
+    The gated feed-forward activation of Llama and Mixtral.
+
+    ```mlir
+    %h = loom.swiglu %gate, %up : tensor<2x16x64xbf16>
+    ```
+  }];
+  let arguments = (ins Loom_FloatTensor:$gate, Loom_FloatTensor:$up);
+  let results = (outs Loom_FloatTensor:$result);
+  let assemblyFormat = "$gate `,` $up attr-dict `:` type($result)";
+}
+
+//===----------------------------------------------------------------------===//
+// Normalization, softmax, position
+//===----------------------------------------------------------------------===//
+
+def Loom_RmsNormOp : Loom_PureOp<"rmsnorm", [AllTypesMatch<["input", "result"]>]> {
+  let summary = "root-mean-square normalization over the last dimension";
+  let description = [{
+    x / sqrt(mean(x²) + epsilon) · weight, where weight has the size of the
+    last dimension of x.
+
+    ```mlir
+    %y = loom.rmsnorm %x, %w {epsilon = 1.0e-05 : f64}
+        : tensor<2x16x64xf32>, tensor<64xf32>
+    ```
+  }];
+  let arguments = (ins Loom_FloatTensor:$input, Loom_FloatTensor:$weight,
+                   DefaultValuedAttr<F64Attr, "1e-5">:$epsilon);
+  let results = (outs Loom_FloatTensor:$result);
+  let assemblyFormat = "$input `,` $weight attr-dict `:` type($input) `,` type($weight)";
+  let hasVerifier = 1;
+}
+
+def Loom_LayerNormOp : Loom_PureOp<"layernorm", [AllTypesMatch<["input", "result"]>]> {
+  let summary = "layer normalization over the last dimension";
+  let description = [{
+    (x − mean) / sqrt(var + epsilon) · weight (+ bias), with mean and biased
+    variance over the last dimension.
+
+    ```mlir
+    %y = loom.layernorm %x, %w, %b {epsilon = 1.0e-05 : f64}
+        : tensor<2x16x64xf32>, tensor<64xf32>, tensor<64xf32>
+    ```
+  }];
+  let arguments = (ins Loom_FloatTensor:$input, Loom_FloatTensor:$weight,
+                   Optional<Loom_FloatTensor>:$bias,
+                   DefaultValuedAttr<F64Attr, "1e-5">:$epsilon);
+  let results = (outs Loom_FloatTensor:$result);
+  let assemblyFormat = [{
+    $input `,` $weight (`,` $bias^)? attr-dict `:` type($input) `,` type($weight)
+    (`,` type($bias)^)?
+  }];
+  let hasVerifier = 1;
+}
+
+def Loom_SoftmaxOp : Loom_UnaryOp<"softmax"> {
+  let summary = "softmax along one dimension";
+  let description = [{
+    Normalized exponentials along `axis` (negative counts from the end).
+
+    ```mlir
+    %p = loom.softmax %x {axis = -1 : i64} : tensor<4x8xf32>
+    ```
+  }];
+  let arguments = (ins Loom_FloatTensor:$input, DefaultValuedAttr<I64Attr, "-1">:$axis);
+  let assemblyFormat = "$input attr-dict `:` type($result)";
+  let hasVerifier = 1;
+}
+
+def Loom_RopeOp : Loom_UnaryOp<"rope"> {
+  let summary = "rotary position embedding";
+  let description = [{
+    Rotates pairs (i, i + D/2) of the head dimension of x[batch, seq, heads, D]
+    by the angle (s + position_offset) · theta^(−2i/D).
+
+    ```mlir
+    %q2 = loom.rope %q {theta = 500000.0 : f64} : tensor<2x16x8x64xbf16>
+    ```
+  }];
+  let arguments = (ins Loom_FloatTensor:$input,
+                   DefaultValuedAttr<F64Attr, "10000.0">:$theta,
+                   DefaultValuedAttr<I64Attr, "0">:$position_offset);
+  let assemblyFormat = "$input attr-dict `:` type($result)";
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Attention, embedding, loss
+//===----------------------------------------------------------------------===//
+
+def Loom_AttentionOp : Loom_InferredOp<"attention"> {
+  let summary = "fused self-attention with grouped-query heads";
+  let description = [{
+    softmax(q·kᵀ·scale, masked causally when `causal`)·v for q[B, S, Hq, D] and
+    k, v[B, S, Hkv, D], where Hq is a multiple of Hkv: query head h reads
+    key/value head h / (Hq / Hkv). `scale` defaults to 1/sqrt(D).
+
+    ```mlir
+    %o = loom.attention %q, %k, %v {causal}
+        : tensor<2x16x8x64xf32>, tensor<2x16x2x64xf32>, tensor<2x16x2x64xf32>
+        -> tensor<2x16x8x64xf32>
+    ```
+  }];
+  let arguments = (ins Loom_FloatTensor:$query, Loom_FloatTensor:$key,
+                   Loom_FloatTensor:$value, UnitAttr:$causal,
+                   OptionalAttr<F64Attr>:$scale);
+  let results = (outs Loom_FloatTensor:$result);
+  let assemblyFormat = [{
+    $query `,` $key `,` $value attr-dict `:` type($query) `,` type($key) `,`
+    type($value) `->` type($result)
+  }];
+  let extraClassDeclaration = [{
+    /// The softmax scale: the attribute, or 1/sqrt(head dim).
+    double getEffectiveScale();
+  }];
+}
+
+def Loom_EmbeddingOp : Loom_InferredOp<"embedding"> {
+  let summary = "embedding lookup";
+  let description = [{
+    Gathers rows of table[V, H] at the integer ids, giving ids' shape × H.
+
+    ```mlir
+    %h = loom.embedding %table, %tokens
+        : tensor<32000x64xf32>, tensor<2x16xi32> -> tensor<2x16x64xf32>
+    ```
+  }];
+  let arguments = (ins Loom_FloatTensor:$table, Loom_IndexTensor:$ids);
+  let results = (outs Loom_FloatTensor:$result);
+  let assemblyFormat = [{
+    $table `,` $ids attr-dict `:` type($table) `,` type($ids) `->` type($result)
+  }];
+}
+
+def Loom_CrossEntropyOp : Loom_InferredOp<"cross_entropy"> {
+  let summary = "mean cross-entropy loss over logits and integer targets";
+  let description = [{
+    The mean over all positions of logsumexp(logits) − logits[target], in f32.
+
+    ```mlir
+    %loss = loom.cross_entropy %logits, %targets
+        : tensor<2x16x32000xf32>, tensor<2x16xi32> -> tensor<f32>
+    ```
+  }];
+  let arguments = (ins Loom_FloatTensor:$logits, Loom_IndexTensor:$targets);
+  let results = (outs Loom_ScalarF32:$result);
+  let assemblyFormat = [{
+    $logits `,` $targets attr-dict `:` type($logits) `,` type($targets) `->`
+    type($result)
+  }];
+}
+
+//===----------------------------------------------------------------------===//
+// Matmul
+//===----------------------------------------------------------------------===//
+
+def Loom_MatmulOp : Loom_InferredOp<"matmul"> {
+  let summary = "matrix multiplication with batch dimensions";
+  let description = [{
+    lhs is [..., M, K] (or [..., K, M] with `transpose_lhs`), rhs is
+    [..., K, N] (or [..., N, K] with `transpose_rhs`). The batch dimensions of
+    lhs and rhs are equal, or rhs has none (a weight shared by the batch).
+
+    ```mlir
+    %y = loom.matmul %x, %w {transpose_rhs}
+        : tensor<2x16x64xf32>, tensor<256x64xf32> -> tensor<2x16x256xf32>
+    ```
+  }];
+  let arguments = (ins Loom_FloatTensor:$lhs, Loom_FloatTensor:$rhs,
+                   UnitAttr:$transpose_lhs, UnitAttr:$transpose_rhs);
+  let results = (outs Loom_FloatTensor:$result);
+  let assemblyFormat = [{
+    $lhs `,` $rhs attr-dict `:` type($lhs) `,` type($rhs) `->` type($result)
+  }];
+}
+
+def Loom_GroupedMatmulOp : Loom_InferredOp<"grouped_matmul"> {
+  let summary = "one matmul per expert";
+  let description = [{
+    Expert e multiplies its rows input[e, C, K] by weight[e, K, N] (or
+    weight[e, N, K] with `transpose_weight`), giving [E, C, N].
+
+    ```mlir
+    %y = loom.grouped_matmul %x, %w
+        : tensor<8x32x64xf32>, tensor<8x64x128xf32> -> tensor<8x32x128xf32>
+    ```
+  }];
+  let arguments = (ins Loom_FloatTensor:$input, Loom_FloatTensor:$weight,
+                   UnitAttr:$transpose_weight);
+  let results = (outs Loom_FloatTensor:$result);
+  let assemblyFormat = [{
+    $input `,` $weight attr-dict `:` type($input) `,` type($weight) `->`
+    type($result)
+  }];
+}
+
+//===----------------------------------------------------------------------===//
+// Shape ops
+//===----------------------------------------------------------------------===//
+
+def Loom_ReshapeOp : Loom_PureOp<"reshape"> {
+  let summary = "reinterpret a tensor with another shape";
+  let description = [{
+    The same elements in the same order; the element count and type are kept.
+
+    ```mlir
+    %y = loom.reshape %x : tensor<2x16x512xf32> -> tensor<2x16x8x64xf32>
+    ```
+  }];
+  let arguments = (ins Loom_AnyTensor:$input);
+  let results = (outs Loom_AnyTensor:$result);
+  let assemblyFormat = "$input attr-dict `:` type($input) `->` type($result)";
+  let hasVerifier = 1;
+}
+
+def Loom_TransposeOp : Loom_InferredOp<"transpose"> {
+  let summary = "permute dimensions";
+  let description = [{
+    Result dimension i is input dimension permutation[i].
+
+    ```mlir
+    %y = loom.transpose %x, [1, 0] : tensor<4x8xf32> -> tensor<8x4xf32>
+    ```
+  }];
+  let arguments = (ins Loom_AnyTensor:$input, DenseI64ArrayAttr:$permutation);
+  let results = (outs Loom_AnyTensor:$result);
+  let assemblyFormat = [{
+    $input `,` $permutation attr-dict `:` type($input) `->` type($result)
+  }];
+}
+
+def Loom_SliceOp : Loom_InferredOp<"slice"> {
+  let summary = "extract a box with unit strides";
+  let description = [{
+    The elements from `offsets` to `offsets + sizes` in every dimension.
+
+    ```mlir
+    %y = loom.slice %x {offsets = array<i64: 0, 4>, sizes = array<i64: 4, 4>}
+        : tensor<4x8xf32> -> tensor<4x4xf32>
+    ```
+  }];
+  let arguments = (ins Loom_AnyTensor:$input, DenseI64ArrayAttr:$offsets,
+                   DenseI64ArrayAttr:$sizes);
+  let results = (outs Loom_AnyTensor:$result);
+  let assemblyFormat = "$input attr-dict `:` type($input) `->` type($result)";
+}
+
+def Loom_ConcatOp : Loom_InferredOp<"concat"> {
+  let summary = "join tensors along one dimension";
+  let description = [{
+    All inputs have the same type but for dimension `dim`.
+
+    ```mlir
+    %y = loom.concat %a, %b {dim = 1 : i64}
+        : tensor<4x8xf32>, tensor<4x2xf32> -> tensor<4x10xf32>
+    ```
+  }];
+  let arguments = (ins Variadic<Loom_AnyTensor>:$inputs, I64Attr:$dim);
+  let results = (outs Loom_AnyTensor:$result);
+  let assemblyFormat = "$inputs attr-dict `:` type($inputs) `->` type($result)";
+}
+
+def Loom_BroadcastOp : Loom_PureOp<"broadcast"> {
+  let summary = "repeat a tensor along new or unit dimensions";
+  let description = [{
+    Input dimension i maps to result dimension dims[i] (strictly increasing)
+    and is 1 or equal to it; the other result dimensions repeat the input.
+
+    ```mlir
+    %y = loom.broadcast %bias, [2] : tensor<64xf32> -> tensor<2x16x64xf32>
+    ```
+  }];
+  let arguments = (ins Loom_AnyTensor:$input, DenseI64ArrayAttr:$dims);
+  let results = (outs Loom_AnyTensor:$result);
+  let assemblyFormat = "$input `,` $dims attr-dict `:` type($input) `->` type($result)";
+  let hasVerifier = 1;
+}
+
+def Loom_ReduceOp : Loom_InferredOp<"reduce"> {
+  let summary = "sum, max or mean over dimensions";
+  let description = [{
+    Reduces `dims`; with `keep_dims` they stay as size 1.
+
+    ```mlir
+    %s = loom.reduce sum %x {dims = array<i64: 1>}
+        : tensor<4x8xf32> -> tensor<4xf32>
+    ```
+  }];
+  let arguments = (ins Loom_FloatTensor:$input, Loom_ReduceKind:$kind,
+                   DenseI64ArrayAttr:$dims, UnitAttr:$keep_dims);
+  let results = (outs Loom_FloatTensor:$result);
+  let assemblyFormat = "$kind $input attr-dict `:` type($input) `->` type($result)";
+}
+
+//===----------------------------------------------------------------------===//
+// Mixture of experts
+//===----------------------------------------------------------------------===//
+
+def Loom_RouterOp : Loom_InferredOp<"router"> {
+  let summary = "top-k expert selection";
+  let description = [{
+    For logits[T, E], chooses k experts per token, giving weights[T, k] (the
+    logits' type) and indices[T, k] (i32). With `softmax_before_topk` the k
+    largest softmax probabilities are taken (renormalized to sum 1 with
+    `normalize`, as Qwen3 does); otherwise the k largest logits are taken and
+    softmaxed among themselves (Mixtral).
+
+    ```mlir
+    %w, %i = loom.router %logits {top_k = 2 : i64}
+        : tensor<32x8xf32> -> tensor<32x2xf32>, tensor<32x2xi32>
+    ```
+  }];
+  let arguments = (ins Loom_FloatTensor:$logits, I64Attr:$top_k,
+                   UnitAttr:$softmax_before_topk, UnitAttr:$normalize);
+  let results = (outs Loom_FloatTensor:$weights, Loom_IndexTensor:$indices);
+  let assemblyFormat = [{
+    $logits attr-dict `:` type($logits) `->` type($weights) `,` type($indices)
+  }];
+}
+
+def Loom_DispatchOp : Loom_InferredOp<"dispatch"> {
+  let summary = "gather tokens into per-expert slots";
+  let description = [{
+    Places token t's row in a slot of each expert it chose, in token order, up
+    to `capacity` slots per expert; unfilled slots are zero and tokens past
+    capacity are dropped. x[T, H], indices[T, k] → [E, C, H].
+
+    ```mlir
+    %d = loom.dispatch %x, %idx {num_experts = 8 : i64, capacity = 16 : i64}
+        : tensor<32x64xf32>, tensor<32x2xi32> -> tensor<8x16x64xf32>
+    ```
+  }];
+  let arguments = (ins Loom_FloatTensor:$input, Loom_IndexTensor:$indices,
+                   I64Attr:$num_experts, I64Attr:$capacity);
+  let results = (outs Loom_FloatTensor:$result);
+  let assemblyFormat = [{
+    $input `,` $indices attr-dict `:` type($input) `,` type($indices) `->`
+    type($result)
+  }];
+}
+
+def Loom_CombineOp : Loom_InferredOp<"combine"> {
+  let summary = "weighted sum of expert outputs back per token";
+  let description = [{
+    Replays the slot assignment of `loom.dispatch` and sums, for each token,
+    its experts' rows times its router weights. y[E, C, H], weights[T, k],
+    indices[T, k] → [T, H].
+
+    ```mlir
+    %o = loom.combine %y, %w, %idx
+        : tensor<8x16x64xf32>, tensor<32x2xf32>, tensor<32x2xi32>
+        -> tensor<32x64xf32>
+    ```
+  }];
+  let arguments = (ins Loom_FloatTensor:$input, Loom_FloatTensor:$weights,
+                   Loom_IndexTensor:$indices);
+  let results = (outs Loom_FloatTensor:$result);
+  let assemblyFormat = [{
+    $input `,` $weights `,` $indices attr-dict `:` type($input) `,`
+    type($weights) `,` type($indices) `->` type($result)
+  }];
+}
+
+//===----------------------------------------------------------------------===//
+// Optimizer
+//===----------------------------------------------------------------------===//
+
+def Loom_AdamWOp : Loom_InferredOp<"adamw"> {
+  let summary = "one AdamW step for one parameter";
+  let description = [{
+    PyTorch's AdamW at step t ≥ 1 (a scalar integer tensor): decoupled
+    weight decay, then the bias-corrected Adam update. Returns the new
+    parameter and moments; the moments may be kept in f32 for a bf16 param.
+
+    ```mlir
+    %p2, %m2, %v2 = loom.adamw %p, %g, %m, %v, %step
+        {lr = 1.0e-03 : f64, beta1 = 0.9 : f64, beta2 = 0.95 : f64,
+         epsilon = 1.0e-08 : f64, weight_decay = 0.1 : f64}
+        : tensor<64xbf16>, tensor<64xbf16>, tensor<64xf32>, tensor<64xf32>,
+          tensor<i32>
+    ```
+  }];
+  let arguments = (ins Loom_FloatTensor:$param, Loom_FloatTensor:$grad,
+                   Loom_FloatTensor:$exp_avg, Loom_FloatTensor:$exp_avg_sq,
+                   0DTensorOf<[I32, I64]>:$step,
+                   F64Attr:$lr, DefaultValuedAttr<F64Attr, "0.9">:$beta1,
+                   DefaultValuedAttr<F64Attr, "0.999">:$beta2,
+                   DefaultValuedAttr<F64Attr, "1e-8">:$epsilon,
+                   DefaultValuedAttr<F64Attr, "0.01">:$weight_decay);
+  let results = (outs Loom_FloatTensor:$new_param,
+                      Loom_FloatTensor:$new_exp_avg,
+                      Loom_FloatTensor:$new_exp_avg_sq);
+  let assemblyFormat = [{
+    $param `,` $grad `,` $exp_avg `,` $exp_avg_sq `,` $step attr-dict `:`
+    type($param) `,` type($grad) `,` type($exp_avg) `,` type($exp_avg_sq) `,`
+    type($step)
+  }];
+  let hasVerifier = 1;
+}
+
+include "loom/Dialect/Loom/IR/LoomCollectiveOps.td"
+
+#endif // LOOM_DIALECT_LOOM_IR_LOOMOPS_TD

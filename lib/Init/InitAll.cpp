@@ -1,0 +1,18 @@
+//===- InitAll.cpp - Register Loom's dialects and passes ------------------===//
+
+#include "loom/InitAll.h"
+#include "loom/Dialect/Loom/IR/LoomDialect.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/DialectRegistry.h"
+#include "mlir/Transforms/Passes.h"
+
+void loom::registerAllDialects(mlir::DialectRegistry &registry) {
+  registry.insert<loom::LoomDialect, mlir::func::FuncDialect>();
+}
+
+void loom::registerAllPasses() {
+  mlir::registerCanonicalizerPass();
+  mlir::registerCSEPass();
+  mlir::registerSymbolDCEPass();
+}
