@@ -1,0 +1,471 @@
+//===- Program.cpp - Loading Loom programs --------------------------------===//
+//
+// Decoding a program file: flatbuffers::Verifier, then the structural rules
+// (version, mesh, buffer table, communicators, bindings), then the
+// per-instruction rules of Verifier.cpp.
+//
+//===----------------------------------------------------------------------===//
+
+#include "loom/runtime/Program.h"
+#include "loom/runtime/program_generated.h"
+
+#include "Verifier.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <fstream>
+#include <limits>
+#include <set>
+#include <sstream>
+
+namespace loom::runtime {
+
+static_assert(static_cast<int>(fb::DType::BF16) == static_cast<int>(DType::BF16) &&
+                  static_cast<int>(fb::DType::I64) == static_cast<int>(DType::I64),
+              "DType must match the schema");
+static_assert(static_cast<int>(fb::BufferKind::Parameter) ==
+                  static_cast<int>(BufferKind::Parameter),
+              "BufferKind must match the schema");
+static_assert(static_cast<int>(fb::AttrKind::String) ==
+                  static_cast<int>(AttrKind::String),
+              "AttrKind must match the schema");
+
+//===----------------------------------------------------------------------===//
+// Small types
+//===----------------------------------------------------------------------===//
+
+std::string BufferInfo::typeStr() const {
+  std::string s = dtypeName(dtype);
+  s += "[";
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (i)
+      s += ",";
+    s += std::to_string(shape[i]);
+  }
+  return s + "]";
+}
+
+std::vector<int64_t> AttrValue::resolve(const Mesh &mesh,
+                                        const std::vector<int64_t> &coords) const {
+  std::vector<int64_t> v = kind == AttrKind::Ints ? ints : std::vector<int64_t>{i};
+  for (const AffineTerm &t : terms) {
+    int64_t n = mesh.axisSizes[t.axis];
+    int64_t c = ((coords[t.axis] + t.shift) % n + n) % n;
+    for (size_t k = 0; k < v.size() && k < t.coeffs.size(); ++k)
+      v[k] += t.coeffs[k] * c;
+  }
+  return v;
+}
+
+int64_t AttrValue::minValue(const Mesh &mesh, size_t idx) const {
+  int64_t v = kind == AttrKind::Ints ? ints[idx] : i;
+  for (const AffineTerm &t : terms)
+    v += std::min<int64_t>(0, t.coeffs[idx] * (mesh.axisSizes[t.axis] - 1));
+  return v;
+}
+
+int64_t AttrValue::maxValue(const Mesh &mesh, size_t idx) const {
+  int64_t v = kind == AttrKind::Ints ? ints[idx] : i;
+  for (const AffineTerm &t : terms)
+    v += std::max<int64_t>(0, t.coeffs[idx] * (mesh.axisSizes[t.axis] - 1));
+  return v;
+}
+
+const AttrValue *InstrInfo::attr(const char *name) const {
+  for (const AttrValue &a : attrs)
+    if (a.name == name)
+      return &a;
+  return nullptr;
+}
+
+bool InstrInfo::getBool(const char *name, bool dflt) const {
+  const AttrValue *a = attr(name);
+  return a ? a->i != 0 : dflt;
+}
+double InstrInfo::getFloat(const char *name, double dflt) const {
+  const AttrValue *a = attr(name);
+  return a ? a->f : dflt;
+}
+int64_t InstrInfo::getInt(const char *name, int64_t dflt) const {
+  const AttrValue *a = attr(name);
+  return a ? a->i : dflt;
+}
+std::vector<int64_t> InstrInfo::getInts(const char *name) const {
+  const AttrValue *a = attr(name);
+  return a ? a->ints : std::vector<int64_t>{};
+}
+std::string InstrInfo::getString(const char *name,
+                                 const std::string &dflt) const {
+  const AttrValue *a = attr(name);
+  return a ? a->s : dflt;
+}
+
+int64_t Program::findInput(const std::string &name) const {
+  for (const Binding &b : inputs_)
+    if (b.name == name)
+      return b.buffer;
+  return -1;
+}
+
+int64_t Program::findOutput(const std::string &name) const {
+  for (const Binding &b : outputs_)
+    if (b.name == name)
+      return b.buffer;
+  return -1;
+}
+
+std::string Program::describe(size_t i) const {
+  std::string s = "instruction " + std::to_string(i);
+  if (i < instrs_.size()) {
+    const char *n = opcodeName(instrs_[i].op);
+    s += std::string(" (") + (n ? n : "?") + ")";
+    if (!instrs_[i].loc.empty())
+      s += " at " + instrs_[i].loc;
+  }
+  return s;
+}
+
+//===----------------------------------------------------------------------===//
+// Loader
+//===----------------------------------------------------------------------===//
+
+namespace {
+[[noreturn]] void fail(const std::string &msg) {
+  throw ProgramError("invalid Loom program: " + msg);
+}
+
+std::string str(const flatbuffers::String *s) {
+  return s ? s->str() : std::string();
+}
+
+/// Bytes and element counts stay far below overflow: dims <= 2^40 and
+/// products <= 2^50 are checked before multiplying further.
+constexpr int64_t kMaxDim = int64_t(1) << 40;
+constexpr int64_t kMaxElems = int64_t(1) << 50;
+
+void *alignedAlloc(size_t bytes) {
+  size_t rounded = (std::max<size_t>(bytes, 1) + 63) / 64 * 64;
+  return std::aligned_alloc(64, rounded);
+}
+} // namespace
+
+class ProgramLoader {
+public:
+  static std::shared_ptr<const Program> load(const void *data, size_t size);
+};
+
+std::shared_ptr<const Program> ProgramLoader::load(const void *data,
+                                                   size_t size) {
+  if (!data || size < 8)
+    fail("file is empty or truncated (" + std::to_string(size) + " bytes)");
+  if (size >= FLATBUFFERS_MAX_BUFFER_SIZE)
+    fail("file is larger than the 2 GiB FlatBuffers limit");
+  // The verifier needs the buffer aligned; copy into aligned storage.
+  std::unique_ptr<uint8_t, void (*)(void *)> bytes(
+      static_cast<uint8_t *>(alignedAlloc(size)), std::free);
+  std::memcpy(bytes.get(), data, size);
+  // A program is a size-prefixed FlatBuffer: [u32 size][root offset]["LOOM"].
+  if (fb::ProgramBufferHasIdentifier(bytes.get()))
+    fail("the program has no size prefix (emit it with "
+         "loom::fb::FinishSizePrefixedProgramBuffer)");
+  if (size < 12 ||
+      !fb::ProgramBufferHasIdentifier(bytes.get() + sizeof(uint32_t)))
+    fail("not a Loom program (file identifier is not \"LOOM\")");
+  uint32_t prefix = flatbuffers::ReadScalar<uint32_t>(bytes.get());
+  if (prefix != size - sizeof(uint32_t))
+    fail("the file holds " + std::to_string(size) +
+         " bytes but its size prefix says " +
+         std::to_string(uint64_t(prefix) + sizeof(uint32_t)) +
+         (prefix > size - sizeof(uint32_t) ? " (truncated)" : ""));
+  flatbuffers::Verifier::Options vopts;
+  vopts.max_depth = 16;
+  vopts.max_tables = 100000000;
+  flatbuffers::Verifier verifier(bytes.get(), size, vopts);
+  if (!fb::VerifySizePrefixedProgramBuffer(verifier))
+    fail("the file is malformed or truncated (FlatBuffers verification "
+         "failed)");
+  const fb::Program *p = fb::GetSizePrefixedProgram(bytes.get());
+
+  std::shared_ptr<Program> prog(new Program());
+  Program &P = *prog;
+
+  // Version.
+  P.major_ = p->version()->major();
+  P.minor_ = p->version()->minor();
+  if (P.major_ != kFormatMajor)
+    fail("format version " + std::to_string(P.major_) + "." +
+         std::to_string(P.minor_) + " is not supported (this runtime reads " +
+         std::to_string(kFormatMajor) + ".x)");
+  P.name_ = str(p->name());
+  if (p->metadata())
+    for (const fb::KeyValue *kv : *p->metadata())
+      P.metadata_.emplace_back(kv->key()->str(), str(kv->value()));
+
+  // Mesh.
+  if (p->mesh()) {
+    int64_t world = 1;
+    for (const fb::MeshAxis *a : *p->mesh()) {
+      std::string n = a->name()->str();
+      if (n.empty())
+        fail("mesh axis " + std::to_string(P.mesh_.axisNames.size()) +
+             " has an empty name");
+      if (P.mesh_.axisIndex(n) >= 0)
+        fail("mesh axis '" + n + "' appears twice");
+      if (a->size() < 1 || a->size() > (int64_t(1) << 24))
+        fail("mesh axis '" + n + "' has size " + std::to_string(a->size()) +
+             " (must be in [1, 2^24])");
+      world *= a->size();
+      if (world > (int64_t(1) << 31))
+        fail("mesh has more than 2^31 ranks");
+      P.mesh_.axisNames.push_back(n);
+      P.mesh_.axisSizes.push_back(a->size());
+    }
+  }
+
+  // Constants, copied to aligned storage.
+  if (p->constants() && p->constants()->size()) {
+    P.constantsSize_ = p->constants()->size();
+    P.constants_ = std::unique_ptr<uint8_t, void (*)(void *)>(
+        static_cast<uint8_t *>(alignedAlloc(P.constantsSize_)), std::free);
+    std::memcpy(P.constants_.get(), p->constants()->data(), P.constantsSize_);
+  }
+
+  // Buffers.
+  P.arenaSize_ = p->arena_size();
+  if (P.arenaSize_ > (uint64_t(1) << 50))
+    fail("arena size " + std::to_string(P.arenaSize_) + " exceeds 2^50 bytes");
+  if (p->buffers()) {
+    uint32_t idx = 0;
+    for (const fb::Buffer *b : *p->buffers()) {
+      BufferInfo B;
+      std::string what = "buffer " + std::to_string(idx);
+      B.id = b->id();
+      B.name = str(b->name());
+      if (!B.name.empty())
+        what += " '" + B.name + "'";
+      if (B.id != idx)
+        fail(what + ": id " + std::to_string(B.id) +
+             " does not equal its index in the buffer table");
+      if (static_cast<unsigned>(b->dtype()) >= kNumDTypes)
+        fail(what + ": unknown dtype " + std::to_string(int(b->dtype())));
+      B.dtype = static_cast<DType>(b->dtype());
+      if (static_cast<unsigned>(b->kind()) > 4)
+        fail(what + ": unknown kind " + std::to_string(int(b->kind())));
+      B.kind = static_cast<BufferKind>(b->kind());
+      if (b->shape()) {
+        if (b->shape()->size() > kMaxRank)
+          fail(what + ": rank " + std::to_string(b->shape()->size()) +
+               " exceeds the maximum rank " + std::to_string(kMaxRank));
+        for (int64_t d : *b->shape()) {
+          if (d < 0 || d > kMaxDim)
+            fail(what + ": dimension " + std::to_string(d) +
+                 " is negative or too large");
+          B.shape.push_back(d);
+          B.numel *= d;
+          if (B.numel > kMaxElems)
+            fail(what + ": more than 2^50 elements");
+        }
+      }
+      B.offset = b->offset();
+      B.size = b->size();
+      uint64_t expect = static_cast<uint64_t>(B.numel) * dtypeSize(B.dtype);
+      if (B.size != expect)
+        fail(what + ": byte size " + std::to_string(B.size) + " does not match " +
+             B.typeStr() + " (" + std::to_string(expect) + " bytes)");
+      if (B.offset % dtypeSize(B.dtype) != 0)
+        fail(what + ": offset " + std::to_string(B.offset) +
+             " is not aligned to its element size " +
+             std::to_string(dtypeSize(B.dtype)));
+      uint64_t limit = B.inArena() ? P.arenaSize_ : P.constantsSize_;
+      if (B.offset > limit || B.size > limit - B.offset)
+        fail(what + ": bytes [" + std::to_string(B.offset) + ", " +
+             std::to_string(B.offset + B.size) + ") lie outside the " +
+             (B.inArena() ? "arena of " : "constants blob of ") +
+             std::to_string(limit) + " bytes");
+      P.buffers_.push_back(std::move(B));
+      ++idx;
+    }
+  }
+
+  // Parameters persist across runs: nothing else may partially overlap them.
+  {
+    std::vector<const BufferInfo *> arena;
+    for (const BufferInfo &b : P.buffers_)
+      if (b.inArena() && b.size)
+        arena.push_back(&b);
+    std::sort(arena.begin(), arena.end(),
+              [](const BufferInfo *a, const BufferInfo *b) {
+                return a->offset < b->offset;
+              });
+    for (const BufferInfo &par : P.buffers_) {
+      if (par.kind != BufferKind::Parameter || !par.size)
+        continue;
+      for (const BufferInfo *o : arena) {
+        if (o == &par || o->offset >= par.offset + par.size)
+          continue;
+        if (o->offset + o->size <= par.offset)
+          continue;
+        if (o->offset == par.offset && o->size == par.size)
+          continue; // an alias of the whole parameter
+        fail("buffer " + std::to_string(o->id) + " '" + o->name +
+             "' overlaps parameter buffer " + std::to_string(par.id) + " '" +
+             par.name + "' (parameters persist across runs)");
+      }
+    }
+  }
+
+  // Communicators.
+  if (p->communicators()) {
+    uint32_t idx = 0;
+    for (const fb::Communicator *c : *p->communicators()) {
+      CommInfo C;
+      C.id = c->id();
+      std::string what = "communicator " + std::to_string(idx);
+      if (C.id != idx)
+        fail(what + ": id " + std::to_string(C.id) +
+             " does not equal its index in the communicator table");
+      if (c->axes()->size() == 0)
+        fail(what + ": spans no mesh axes");
+      for (const flatbuffers::String *a : *c->axes()) {
+        int ax = P.mesh_.axisIndex(a->str());
+        if (ax < 0)
+          fail(what + ": axis '" + a->str() + "' is not a mesh axis " +
+               P.mesh_.str());
+        if (std::find(C.axes.begin(), C.axes.end(), ax) != C.axes.end())
+          fail(what + ": axis '" + a->str() + "' appears twice");
+        C.axes.push_back(ax);
+        C.axisNames.push_back(a->str());
+      }
+      C.size = P.mesh_.groupSize(C.axes);
+      P.comms_.push_back(std::move(C));
+      ++idx;
+    }
+  }
+
+  // Bindings.
+  auto readBindings = [&](const flatbuffers::Vector<
+                              flatbuffers::Offset<fb::Binding>> *v,
+                          std::vector<Binding> &out, bool isInput) {
+    if (!v)
+      return;
+    const char *which = isInput ? "input" : "output";
+    for (const fb::Binding *b : *v) {
+      Binding B{b->name()->str(), b->buffer()};
+      if (B.name.empty())
+        fail(std::string(which) + " binding with an empty name");
+      for (const Binding &o : out)
+        if (o.name == B.name)
+          fail(std::string(which) + " '" + B.name + "' is bound twice");
+      if (B.buffer >= P.buffers_.size())
+        fail(std::string(which) + " '" + B.name + "' binds buffer " +
+             std::to_string(B.buffer) + ", but there are only " +
+             std::to_string(P.buffers_.size()) + " buffers");
+      BufferKind k = P.buffers_[B.buffer].kind;
+      bool ok = k == BufferKind::Parameter ||
+                (isInput ? k == BufferKind::Input : k == BufferKind::Output);
+      if (!ok)
+        fail(std::string(which) + " '" + B.name + "' binds buffer " +
+             std::to_string(B.buffer) + " of kind " + bufferKindName(k) +
+             " (must be " + (isInput ? "input" : "output") + " or parameter)");
+      out.push_back(std::move(B));
+    }
+  };
+  readBindings(p->inputs(), P.inputs_, true);
+  readBindings(p->outputs(), P.outputs_, false);
+  for (const BufferInfo &b : P.buffers_)
+    if (b.kind == BufferKind::Input &&
+        std::none_of(P.inputs_.begin(), P.inputs_.end(),
+                     [&](const Binding &x) { return x.buffer == b.id; }))
+      fail("input buffer " + std::to_string(b.id) + " '" + b.name +
+           "' has no input binding, so nothing can fill it");
+
+  // Instructions: decode, then verify.
+  if (p->instructions()) {
+    for (const fb::Instruction *in : *p->instructions()) {
+      InstrInfo I;
+      I.op = static_cast<Opcode>(in->opcode());
+      if (in->operands())
+        I.operands.assign(in->operands()->begin(), in->operands()->end());
+      if (in->results())
+        I.results.assign(in->results()->begin(), in->results()->end());
+      I.communicator = in->communicator();
+      I.stream = static_cast<StreamKind>(in->stream());
+      I.loc = str(in->loc());
+      std::string what = "instruction " + std::to_string(P.instrs_.size());
+      if (in->attrs()) {
+        for (const fb::Attr *a : *in->attrs()) {
+          AttrValue A;
+          A.name = a->name()->str();
+          if (static_cast<unsigned>(a->kind()) > 4)
+            fail(what + ": attribute '" + A.name + "' has unknown kind " +
+                 std::to_string(int(a->kind())));
+          A.kind = static_cast<AttrKind>(a->kind());
+          A.i = a->i();
+          A.f = a->f();
+          if (a->ints())
+            A.ints.assign(a->ints()->begin(), a->ints()->end());
+          A.s = str(a->s());
+          if (a->terms()) {
+            for (const fb::AffineTerm *t : *a->terms()) {
+              AffineTerm T;
+              T.axis = P.mesh_.axisIndex(t->axis()->str());
+              if (T.axis < 0)
+                fail(what + ": attribute '" + A.name + "' depends on axis '" +
+                     t->axis()->str() + "', which is not a mesh axis " +
+                     P.mesh_.str());
+              T.coeffs.assign(t->coeffs()->begin(), t->coeffs()->end());
+              T.shift = t->shift();
+              size_t want = A.kind == AttrKind::Ints ? A.ints.size() : 1;
+              if (T.coeffs.size() != want)
+                fail(what + ": attribute '" + A.name + "' has a term with " +
+                     std::to_string(T.coeffs.size()) +
+                     " coefficients, expected " + std::to_string(want));
+              for (int64_t c : T.coeffs)
+                if (c < -kMaxDim || c > kMaxDim)
+                  fail(what + ": attribute '" + A.name +
+                       "' has a coefficient out of range");
+              if (T.shift < -kMaxDim || T.shift > kMaxDim)
+                fail(what + ": attribute '" + A.name +
+                     "' has a shift out of range");
+              A.terms.push_back(std::move(T));
+            }
+          }
+          I.attrs.push_back(std::move(A));
+        }
+      }
+      P.instrs_.push_back(std::move(I));
+    }
+  }
+  verifyInstructions(P);
+  return prog;
+}
+
+std::shared_ptr<const Program> Program::load(const void *data, size_t size) {
+  return ProgramLoader::load(data, size);
+}
+
+std::shared_ptr<const Program> Program::loadFile(const std::string &path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f)
+    throw ProgramError("cannot open Loom program '" + path + "'");
+  std::vector<char> buf((std::istreambuf_iterator<char>(f)),
+                        std::istreambuf_iterator<char>());
+  try {
+    return load(buf.data(), buf.size());
+  } catch (const ProgramError &e) {
+    throw ProgramError(path + ": " + e.what());
+  }
+}
+
+std::string verifyProgram(const void *data, size_t size) noexcept {
+  try {
+    Program::load(data, size);
+    return "";
+  } catch (const std::exception &e) {
+    return e.what();
+  } catch (...) {
+    return "invalid Loom program: unknown error";
+  }
+}
+
+} // namespace loom::runtime
