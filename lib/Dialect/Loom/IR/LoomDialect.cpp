@@ -52,11 +52,11 @@ LogicalResult LoomDialect::verifyRegionArgAttribute(Operation *op,
   auto emitError = [&]() {
     return op->emitOpError() << "argument #" << argIndex << " ";
   };
-  if (attr.getName() == kParamAttrName) {
+  if (attr.getName() == kParamAttrName || attr.getName() == kInputAttrName) {
     auto name = dyn_cast<StringAttr>(attr.getValue());
     if (!name || name.getValue().empty())
-      return emitError() << "'" << kParamAttrName
-                         << "' must be a non-empty string naming the parameter";
+      return emitError() << "'" << attr.getName()
+                         << "' must be a non-empty string naming the value";
     return success();
   }
   if (attr.getName() == kShardingAttrName) {
@@ -85,6 +85,12 @@ LogicalResult LoomDialect::verifyOperationAttribute(Operation *op,
     if (!isa<MeshAttr>(attr.getValue()))
       return op->emitOpError()
              << "'" << kMeshAttrName << "' must be a #loom.mesh";
+    return success();
+  }
+  if (attr.getName() == kModelAttrName) {
+    if (!isa<StringAttr>(attr.getValue()))
+      return op->emitOpError()
+             << "'" << kModelAttrName << "' must be a string";
     return success();
   }
   return op->emitOpError() << "has unknown loom attribute '"

@@ -31,6 +31,10 @@ def Loom_Dialect : Dialect {
     static constexpr llvm::StringLiteral kShardingAttrName = "loom.sharding";
     /// Module or function attribute holding the #loom.mesh of a plan.
     static constexpr llvm::StringLiteral kMeshAttrName = "loom.mesh";
+    /// Function argument attribute naming a data input (tokens, targets).
+    static constexpr llvm::StringLiteral kInputAttrName = "loom.input";
+    /// Module attribute naming the zoo model a module was built from.
+    static constexpr llvm::StringLiteral kModelAttrName = "loom.model";
 
   private:
     /// Registers the attributes; defined beside their storage classes.

@@ -1,0 +1,95 @@
+//===- ModelStats.cpp - Parameter and FLOP counts of a graph --------------===//
+
+#include "loom/Analysis/ModelStats.h"
+#include "loom/Dialect/Loom/IR/LoomOps.h"
+
+#include "llvm/ADT/SmallPtrSet.h"
+
+using namespace mlir;
+using namespace loom;
+
+static int64_t numElements(Value v) {
+  return cast<ShapedType>(v.getType()).getNumElements();
+}
+
+/// The router whose choices place the rows of `v`, found by walking back
+/// through the ops between a `loom.dispatch` and an expert matmul.
+static RouterOp findRouter(Value v) {
+  SmallVector<Value> worklist{v};
+  llvm::SmallPtrSet<Operation *, 16> visited;
+  while (!worklist.empty()) {
+    Operation *op = worklist.pop_back_val().getDefiningOp();
+    if (!op || !visited.insert(op).second)
+      continue;
+    if (auto dispatch = dyn_cast<DispatchOp>(op))
+      return dispatch.getIndices().getDefiningOp<RouterOp>();
+    llvm::append_range(worklist, op->getOperands());
+  }
+  return {};
+}
+
+/// Fraction of `param`'s elements a token uses.
+static double activeFraction(BlockArgument param) {
+  for (Operation *user : param.getUsers()) {
+    auto grouped = dyn_cast<GroupedMatmulOp>(user);
+    if (!grouped || grouped.getWeight() != param)
+      continue;
+    if (RouterOp router = findRouter(grouped.getInput())) {
+      int64_t experts =
+          cast<ShapedType>(router.getLogits().getType()).getDimSize(1);
+      return static_cast<double>(router.getTopK()) / experts;
+    }
+  }
+  return 1.0;
+}
+
+static double matmulFlops(MatmulOp op) {
+  auto lhs = cast<ShapedType>(op.getLhs().getType());
+  auto result = cast<ShapedType>(op.getResult().getType());
+  int64_t k = op.getTransposeLhs() ? lhs.getDimSize(lhs.getRank() - 2)
+                                   : lhs.getDimSize(lhs.getRank() - 1);
+  return 2.0 * static_cast<double>(result.getNumElements()) * k;
+}
+
+static double groupedMatmulFlops(GroupedMatmulOp op) {
+  auto input = cast<ShapedType>(op.getInput().getType());
+  auto result = cast<ShapedType>(op.getResult().getType());
+  return 2.0 * static_cast<double>(result.getNumElements()) *
+         input.getDimSize(2);
+}
+
+static double attentionFlops(AttentionOp op) {
+  auto q = cast<ShapedType>(op.getQuery().getType());
+  double seq = q.getDimSize(1);
+  // q·kᵀ and p·v, each 2·S·D per query position and head.
+  return 4.0 * static_cast<double>(q.getNumElements()) * seq;
+}
+
+FailureOr<ModelStats> loom::computeModelStats(func::FuncOp func) {
+  ModelStats stats;
+  double active = 0;
+  for (BlockArgument arg : func.getArguments()) {
+    unsigned i = arg.getArgNumber();
+    if (auto input = func.getArgAttrOfType<StringAttr>(
+            i, LoomDialect::kInputAttrName);
+        input && input.getValue() == "tokens")
+      stats.tokens = numElements(arg);
+    if (!func.getArgAttr(i, LoomDialect::kParamAttrName))
+      continue;
+    stats.totalParams += numElements(arg);
+    active += activeFraction(arg) * numElements(arg);
+  }
+  if (stats.tokens == 0)
+    return func.emitError("model statistics need an argument marked {")
+           << LoomDialect::kInputAttrName << " = \"tokens\"}";
+  stats.activeParams = static_cast<int64_t>(active + 0.5);
+  func.walk([&](Operation *op) {
+    if (auto matmul = dyn_cast<MatmulOp>(op))
+      stats.forwardFlops += matmulFlops(matmul);
+    else if (auto grouped = dyn_cast<GroupedMatmulOp>(op))
+      stats.forwardFlops += groupedMatmulFlops(grouped);
+    else if (auto attention = dyn_cast<AttentionOp>(op))
+      stats.forwardFlops += attentionFlops(attention);
+  });
+  return stats;
+}
