@@ -5,6 +5,7 @@
 // Every op of the loom dialect round-trips through its custom syntax.
 
 #mesh = #loom.mesh<dp = 2, tp = 4>
+// CHECK: #[[MESH:.+]] = #loom.mesh<dp = 2, tp = 4>
 
 // CHECK-LABEL: func @elementwise
 func.func @elementwise(%x: tensor<2x8xf32>, %y: tensor<2x8xf32>, %h: tensor<2x8xbf16>) -> tensor<2x8xf32> {
@@ -117,7 +118,6 @@ func.func @optimizer(%p: tensor<64xbf16> {loom.param = "w"}, %g: tensor<64xbf16>
   return %p2, %m2, %v2 : tensor<64xbf16>, tensor<64xf32>, tensor<64xf32>
 }
 
-// CHECK: #[[MESH:.+]] = #loom.mesh<dp = 2, tp = 4>
 // CHECK-LABEL: func @collectives
 // CHECK-SAME: loom.sharding = #loom.sharding<[{"dp"}, {}, {"tp"}]>
 func.func @collectives(%x: tensor<2x16x64xf32> {loom.sharding = #loom.sharding<[{"dp"}, {}, {"tp"}], unreduced = {}>}) -> tensor<2x16x64xf32> attributes {loom.mesh = #mesh} {

@@ -55,7 +55,7 @@ LogicalResult LoomDialect::verifyRegionArgAttribute(Operation *op,
   if (attr.getName() == kParamAttrName || attr.getName() == kInputAttrName) {
     auto name = dyn_cast<StringAttr>(attr.getValue());
     if (!name || name.getValue().empty())
-      return emitError() << "'" << attr.getName()
+      return emitError() << "'" << attr.getName().getValue()
                          << "' must be a non-empty string naming the value";
     return success();
   }
@@ -75,7 +75,7 @@ LogicalResult LoomDialect::verifyRegionArgAttribute(Operation *op,
                          << kMeshAttrName << "' on the function or module";
     return sharding.verifyFor(mesh, type, emitError);
   }
-  return emitError() << "has unknown loom attribute '" << attr.getName()
+  return emitError() << "has unknown loom attribute '" << attr.getName().getValue()
                      << "'";
 }
 
@@ -94,5 +94,5 @@ LogicalResult LoomDialect::verifyOperationAttribute(Operation *op,
     return success();
   }
   return op->emitOpError() << "has unknown loom attribute '"
-                           << attr.getName() << "'";
+                           << attr.getName().getValue() << "'";
 }

@@ -25,10 +25,13 @@ namespace {
 /// Emits errors at an optional location (builders infer types without one).
 struct ShapeErrors {
   std::optional<Location> loc;
+  /// Prefixes messages as op verifiers do: "'loom.matmul' op ...".
+  StringRef opName;
 
   template <typename... Args>
   LogicalResult fail(Args &&...args) const {
-    return emitOptionalError(loc, std::forward<Args>(args)...);
+    return emitOptionalError(loc, "'", opName, "' op ",
+                             std::forward<Args>(args)...);
   }
 };
 } // namespace
@@ -72,7 +75,7 @@ static FailureOr<int64_t> normalizeDim(int64_t dim, int64_t rank,
 LogicalResult AttentionOp::inferReturnTypes(MLIRContext *, std::optional<Location> loc,
                                             Adaptor adaptor,
                                             SmallVectorImpl<Type> &results) {
-  ShapeErrors err{loc};
+  ShapeErrors err{loc, AttentionOp::getOperationName()};
   auto q = staticTensor(adaptor.getQuery(), "query", err);
   auto k = staticTensor(adaptor.getKey(), "key", err);
   auto v = staticTensor(adaptor.getValue(), "value", err);
@@ -112,7 +115,7 @@ double AttentionOp::getEffectiveScale() {
 LogicalResult EmbeddingOp::inferReturnTypes(MLIRContext *, std::optional<Location> loc,
                                             Adaptor adaptor,
                                             SmallVectorImpl<Type> &results) {
-  ShapeErrors err{loc};
+  ShapeErrors err{loc, EmbeddingOp::getOperationName()};
   auto table = staticTensor(adaptor.getTable(), "table", err);
   auto ids = staticTensor(adaptor.getIds(), "ids", err);
   if (failed(table) || failed(ids))
@@ -129,7 +132,7 @@ LogicalResult EmbeddingOp::inferReturnTypes(MLIRContext *, std::optional<Locatio
 LogicalResult CrossEntropyOp::inferReturnTypes(
     MLIRContext *context, std::optional<Location> loc, Adaptor adaptor,
     SmallVectorImpl<Type> &results) {
-  ShapeErrors err{loc};
+  ShapeErrors err{loc, CrossEntropyOp::getOperationName()};
   auto logits = staticTensor(adaptor.getLogits(), "logits", err);
   auto targets = staticTensor(adaptor.getTargets(), "targets", err);
   if (failed(logits) || failed(targets))
@@ -153,7 +156,7 @@ LogicalResult CrossEntropyOp::inferReturnTypes(
 LogicalResult MatmulOp::inferReturnTypes(MLIRContext *, std::optional<Location> loc,
                                          Adaptor adaptor,
                                          SmallVectorImpl<Type> &results) {
-  ShapeErrors err{loc};
+  ShapeErrors err{loc, MatmulOp::getOperationName()};
   auto lhs = staticTensor(adaptor.getLhs(), "lhs", err);
   auto rhs = staticTensor(adaptor.getRhs(), "rhs", err);
   if (failed(lhs) || failed(rhs))
@@ -187,7 +190,7 @@ LogicalResult MatmulOp::inferReturnTypes(MLIRContext *, std::optional<Location> 
 LogicalResult GroupedMatmulOp::inferReturnTypes(
     MLIRContext *, std::optional<Location> loc, Adaptor adaptor,
     SmallVectorImpl<Type> &results) {
-  ShapeErrors err{loc};
+  ShapeErrors err{loc, GroupedMatmulOp::getOperationName()};
   auto x = staticTensor(adaptor.getInput(), "input", err);
   auto w = staticTensor(adaptor.getWeight(), "weight", err);
   if (failed(x) || failed(w))
@@ -261,11 +264,11 @@ LogicalResult LayerNormOp::verify() {
 }
 
 LogicalResult SoftmaxOp::verify() {
-  ShapeErrors err{getLoc()};
+  ShapeErrors err{getLoc(), getOperationName()};
   int64_t rank = getInput().getType().getRank();
   if (rank == 0)
     return emitOpError("input must have rank >= 1");
-  if (failed(normalizeDim(getAxis(), rank, "'loom.softmax' op axis", err)))
+  if (failed(normalizeDim(getAxis(), rank, "axis", err)))
     return failure();
   return success();
 }
@@ -278,9 +281,9 @@ LogicalResult RopeOp::verify() {
   if (type.getDimSize(3) % 2 != 0)
     return emitOpError("head_dim (dim 3) must be even, got ")
            << type.getDimSize(3);
-  if (getPositionOffset() < 0)
+  if (static_cast<int64_t>(getPositionOffset()) < 0)
     return emitOpError("position_offset must be >= 0, got ")
-           << getPositionOffset();
+           << static_cast<int64_t>(getPositionOffset());
   if (!(getTheta().convertToDouble() > 0.0))
     return emitOpError("theta must be positive, got ") << getTheta().convertToDouble();
   return success();
@@ -307,7 +310,7 @@ LogicalResult ReshapeOp::verify() {
 LogicalResult TransposeOp::inferReturnTypes(MLIRContext *, std::optional<Location> loc,
                                             Adaptor adaptor,
                                             SmallVectorImpl<Type> &results) {
-  ShapeErrors err{loc};
+  ShapeErrors err{loc, TransposeOp::getOperationName()};
   auto in = staticTensor(adaptor.getInput(), "input", err);
   if (failed(in))
     return failure();
@@ -331,7 +334,7 @@ LogicalResult TransposeOp::inferReturnTypes(MLIRContext *, std::optional<Locatio
 LogicalResult SliceOp::inferReturnTypes(MLIRContext *, std::optional<Location> loc,
                                         Adaptor adaptor,
                                         SmallVectorImpl<Type> &results) {
-  ShapeErrors err{loc};
+  ShapeErrors err{loc, SliceOp::getOperationName()};
   auto in = staticTensor(adaptor.getInput(), "input", err);
   if (failed(in))
     return failure();
@@ -354,7 +357,7 @@ LogicalResult SliceOp::inferReturnTypes(MLIRContext *, std::optional<Location> l
 LogicalResult ConcatOp::inferReturnTypes(MLIRContext *, std::optional<Location> loc,
                                          Adaptor adaptor,
                                          SmallVectorImpl<Type> &results) {
-  ShapeErrors err{loc};
+  ShapeErrors err{loc, ConcatOp::getOperationName()};
   if (adaptor.getInputs().empty())
     return err.fail("needs at least one input");
   auto first = staticTensor(adaptor.getInputs().front(), "input #0", err);
@@ -414,7 +417,7 @@ LogicalResult BroadcastOp::verify() {
 LogicalResult ReduceOp::inferReturnTypes(MLIRContext *, std::optional<Location> loc,
                                          Adaptor adaptor,
                                          SmallVectorImpl<Type> &results) {
-  ShapeErrors err{loc};
+  ShapeErrors err{loc, ReduceOp::getOperationName()};
   auto in = staticTensor(adaptor.getInput(), "input", err);
   if (failed(in))
     return failure();
@@ -446,7 +449,7 @@ LogicalResult RouterOp::inferReturnTypes(MLIRContext *context,
                                          std::optional<Location> loc,
                                          Adaptor adaptor,
                                          SmallVectorImpl<Type> &results) {
-  ShapeErrors err{loc};
+  ShapeErrors err{loc, RouterOp::getOperationName()};
   auto logits = staticTensor(adaptor.getLogits(), "logits", err);
   if (failed(logits))
     return failure();
@@ -479,7 +482,7 @@ static LogicalResult checkRouting(RankedTensorType routing, StringRef what,
 LogicalResult DispatchOp::inferReturnTypes(MLIRContext *, std::optional<Location> loc,
                                            Adaptor adaptor,
                                            SmallVectorImpl<Type> &results) {
-  ShapeErrors err{loc};
+  ShapeErrors err{loc, DispatchOp::getOperationName()};
   auto x = staticTensor(adaptor.getInput(), "input", err);
   auto idx = staticTensor(adaptor.getIndices(), "indices", err);
   if (failed(x) || failed(idx))
@@ -488,12 +491,13 @@ LogicalResult DispatchOp::inferReturnTypes(MLIRContext *, std::optional<Location
     return err.fail("input must be [tokens, hidden], got rank ", x->getRank());
   if (failed(checkRouting(*idx, "indices", x->getDimSize(0), err)))
     return failure();
-  if (adaptor.getNumExperts() < 1 || adaptor.getCapacity() < 1)
-    return err.fail("num_experts (", adaptor.getNumExperts(),
-                    ") and capacity (", adaptor.getCapacity(),
+  // I64Attr accessors return uint64_t; read them as the signed values written.
+  int64_t experts = adaptor.getNumExperts(), capacity = adaptor.getCapacity();
+  if (experts < 1 || capacity < 1)
+    return err.fail("num_experts (", experts, ") and capacity (", capacity,
                     ") must be >= 1");
   results.push_back(RankedTensorType::get(
-      {adaptor.getNumExperts(), adaptor.getCapacity(), x->getDimSize(1)},
+      {experts, capacity, x->getDimSize(1)},
       x->getElementType()));
   return success();
 }
@@ -501,7 +505,7 @@ LogicalResult DispatchOp::inferReturnTypes(MLIRContext *, std::optional<Location
 LogicalResult CombineOp::inferReturnTypes(MLIRContext *, std::optional<Location> loc,
                                           Adaptor adaptor,
                                           SmallVectorImpl<Type> &results) {
-  ShapeErrors err{loc};
+  ShapeErrors err{loc, CombineOp::getOperationName()};
   auto y = staticTensor(adaptor.getInput(), "input", err);
   auto w = staticTensor(adaptor.getWeights(), "weights", err);
   auto idx = staticTensor(adaptor.getIndices(), "indices", err);
