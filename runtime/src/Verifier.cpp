@@ -432,8 +432,11 @@ void InstrChecker::checkShapes() {
   case Opcode::Fill:
   case Opcode::GroupStart:
   case Opcode::GroupEnd:
+    return;
   case Opcode::Send:
   case Opcode::Recv:
+    if (I.getInt("peer_shift") == 0)
+      fail("peer_shift must not be 0 (a rank cannot send to itself)");
     return;
   case Opcode::EventRecord:
   case Opcode::EventWait:

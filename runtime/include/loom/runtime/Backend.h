@@ -1,0 +1,162 @@
+//===- Backend.h - Kernel backends (CPU built in, CUDA plugin) --*- C++ -*-===//
+//
+// A backend owns device memory and runs the compute instructions of a
+// program. The executor decodes every instruction once, per rank, into an
+// OpCall (resolved pointers, shapes and attributes), asks the backend to
+// prepare it (pick a kernel, size its scratch), and then only calls
+// `call.kernel(call, ctx)` while running. Collectives are not the backend's
+// business: the executor hands backend pointers to a Communicator.
+//
+// The CPU backend is built in ("cpu"). Other backends are plugins: a shared
+// library exporting
+//
+//     extern "C" loom::runtime::Backend *loomCreateBackend(const char *options);
+//
+// loaded by createBackend("cuda") from libloom_backend_cuda.so (found on the
+// dynamic loader's path or through $LOOM_BACKEND_PATH), or by path with
+// createBackend("/path/libfoo.so").
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef LOOM_RUNTIME_BACKEND_H
+#define LOOM_RUNTIME_BACKEND_H
+
+#include "loom/runtime/DType.h"
+#include "loom/runtime/Opcode.h"
+#include "loom/runtime/Program.h"
+
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace loom::runtime {
+
+/// Raised by a kernel for a run-time data error (an id out of range). The
+/// executor adds the instruction and its source location.
+class KernelError : public std::runtime_error {
+public:
+  using std::runtime_error::runtime_error;
+};
+
+/// A buffer as a kernel sees it.
+struct TensorRef {
+  void *data = nullptr;
+  DType dtype = DType::F32;
+  int rank = 0;
+  int64_t shape[kMaxRank] = {};
+  int64_t numel = 1;
+  uint64_t bytes = 0;
+
+  int64_t dim(int i) const { return shape[i < 0 ? i + rank : i]; }
+  template <typename T> T *as() const { return static_cast<T *>(data); }
+};
+
+enum class ReduceKind : uint8_t { Sum, Max, Min, Mean };
+
+/// Attributes resolved for one rank. Only the fields of the instruction's
+/// opcode are meaningful (runtime/README.md lists them); dimension indices
+/// are normalized to be non-negative.
+struct OpAttrs {
+  // Floats.
+  float value = 0;   ///< fill
+  float factor = 1;  ///< scale
+  float epsilon = 0; ///< rmsnorm, layernorm, adamw
+  double theta = 0;  ///< rope
+  float scale = 0;   ///< attention (default 1/sqrt(D) already applied)
+  float lr = 0, beta1 = 0, beta2 = 0, weightDecay = 0; ///< adamw
+  // Integers.
+  int64_t axis = -1;          ///< softmax
+  int64_t positionOffset = 0; ///< rope
+  int64_t topK = 0;           ///< router
+  int64_t numExperts = 0;     ///< dispatch
+  int64_t capacity = 0;       ///< dispatch, combine
+  int64_t dim = 0;            ///< concat; gather/scatter dim of collectives
+  int64_t dim2 = 0;           ///< all_to_all concat_dim (dim = split_dim)
+  int64_t shift = 0;          ///< collective_permute, send, recv
+  int64_t event = 0;          ///< event_record, event_wait
+  // Flags.
+  bool transposeA = false, transposeB = false; ///< matmul; transposeB = grouped transpose_w
+  bool causal = false;
+  bool keepDims = false;
+  bool softmaxBeforeTopk = false, normalize = false;
+  bool geluTanh = false;
+  ReduceKind reduce = ReduceKind::Sum; ///< reduce kind, collective reduction
+  // Lists.
+  std::vector<int64_t> permutation; ///< transpose
+  std::vector<int64_t> offsets;     ///< slice (resolved for the rank)
+  std::vector<int64_t> sizes;       ///< slice
+  std::vector<int64_t> dims;        ///< broadcast, reduce
+};
+
+struct OpCall;
+struct KernelContext;
+using KernelFn = void (*)(const OpCall &call, KernelContext &ctx);
+
+/// One decoded instruction.
+struct OpCall {
+  Opcode op = Opcode::Invalid;
+  uint32_t index = 0; ///< instruction index in the program
+  StreamKind stream = StreamKind::Compute;
+  std::vector<TensorRef> in, out;
+  OpAttrs attrs;
+  /// Set by Backend::prepare; null means "nothing to do" (an alias reshape).
+  KernelFn kernel = nullptr;
+  /// Bytes of scratch the kernel needs (set by Backend::prepare).
+  size_t scratchBytes = 0;
+  /// Backend-private data (e.g. a cached plan); owned by the backend.
+  void *backendData = nullptr;
+};
+
+struct KernelContext {
+  void *scratch = nullptr; ///< at least call.scratchBytes, 64-byte aligned
+  size_t scratchBytes = 0;
+  class Backend *backend = nullptr;
+};
+
+class Backend {
+public:
+  virtual ~Backend() = default;
+  virtual const char *name() const = 0;
+  /// True when the backend's memory is ordinary host memory.
+  virtual bool hostMemory() const = 0;
+
+  virtual void *allocate(size_t bytes) = 0;
+  virtual void deallocate(void *ptr) = 0;
+  virtual void copyToDevice(void *dst, const void *src, size_t bytes) = 0;
+  virtual void copyToHost(void *dst, const void *src, size_t bytes) = 0;
+  virtual void copyOnDevice(void *dst, const void *src, size_t bytes) = 0;
+
+  /// Chooses the kernel of a decoded compute instruction and sets
+  /// call.kernel and call.scratchBytes. Throws std::runtime_error if the
+  /// backend cannot run it. Also used by the executor for the transposes
+  /// that pack collective operands.
+  virtual void prepare(OpCall &call) = 0;
+  /// Releases what prepare() stored in call.backendData.
+  virtual void release(OpCall &call) { (void)call; }
+
+  /// Stream ordering (no-ops on an in-order backend).
+  virtual void recordEvent(int64_t event, StreamKind stream) {
+    (void)event;
+    (void)stream;
+  }
+  virtual void waitEvent(int64_t event, StreamKind stream) {
+    (void)event;
+    (void)stream;
+  }
+  /// Waits until all launched work is done.
+  virtual void synchronize() {}
+};
+
+/// "cpu", "cuda" (plugin libloom_backend_cuda.so) or a path to a plugin.
+/// Throws std::runtime_error if it cannot be created.
+std::unique_ptr<Backend> createBackend(const std::string &name,
+                                       const std::string &options = "");
+
+/// The built-in CPU backend (OpenBLAS for matmuls).
+std::unique_ptr<Backend> createCpuBackend();
+
+} // namespace loom::runtime
+
+#endif // LOOM_RUNTIME_BACKEND_H

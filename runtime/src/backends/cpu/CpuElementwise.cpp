@@ -1,0 +1,367 @@
+//===- CpuElementwise.cpp - CPU element-wise and row kernels --------------===//
+//
+// fill, copy, add/sub/mul/div, scale, gelu, silu, swiglu, rmsnorm, layernorm,
+// softmax, rope and adamw. Loops over the storage type compute in f32 through
+// KernelMath.h; for f32 storage they vectorize.
+//
+//===----------------------------------------------------------------------===//
+
+#include "CpuKernels.h"
+#include "loom/runtime/KernelMath.h"
+
+#include <algorithm>
+#include <cstring>
+#include <type_traits>
+
+namespace loom::runtime::cpu {
+
+void toF32Buffer(const void *src, DType t, float *dst, int64_t n) {
+  switch (t) {
+  case DType::F32:
+    std::memcpy(dst, src, n * sizeof(float));
+    return;
+  case DType::BF16: {
+    const uint16_t *s = static_cast<const uint16_t *>(src);
+    for (int64_t i = 0; i < n; ++i)
+      dst[i] = bf16ToF32(s[i]);
+    return;
+  }
+  case DType::F16: {
+    const uint16_t *s = static_cast<const uint16_t *>(src);
+    for (int64_t i = 0; i < n; ++i)
+      dst[i] = f16ToF32(s[i]);
+    return;
+  }
+  default:
+    return;
+  }
+}
+
+void fromF32Buffer(const float *src, DType t, void *dst, int64_t n) {
+  switch (t) {
+  case DType::F32:
+    std::memcpy(dst, src, n * sizeof(float));
+    return;
+  case DType::BF16: {
+    uint16_t *d = static_cast<uint16_t *>(dst);
+    for (int64_t i = 0; i < n; ++i)
+      d[i] = f32ToBf16(src[i]);
+    return;
+  }
+  case DType::F16: {
+    uint16_t *d = static_cast<uint16_t *>(dst);
+    for (int64_t i = 0; i < n; ++i)
+      d[i] = f32ToF16(src[i]);
+    return;
+  }
+  default:
+    return;
+  }
+}
+
+namespace {
+
+//===- fill / copy ---------------------------------------------------------===//
+
+template <typename T> void fillK(const OpCall &c, KernelContext &) {
+  T v;
+  if constexpr (std::is_integral_v<T>)
+    v = static_cast<T>(c.attrs.value);
+  else
+    v = fromF32<T>(c.attrs.value);
+  T *y = c.out[0].as<T>();
+  std::fill(y, y + c.out[0].numel, v);
+}
+
+void memcpyK(const OpCall &c, KernelContext &) {
+  if (c.out[0].data != c.in[0].data)
+    std::memmove(c.out[0].data, c.in[0].data, c.out[0].bytes);
+}
+
+template <typename B, typename A> B convertElem(A a) {
+  constexpr bool aInt = std::is_integral_v<A>, bInt = std::is_integral_v<B>;
+  if constexpr (aInt && bInt)
+    return static_cast<B>(a);
+  else if constexpr (aInt)
+    return fromF32<B>(static_cast<float>(a));
+  else if constexpr (bInt)
+    return static_cast<B>(toF32(a));
+  else
+    return fromF32<B>(toF32(a));
+}
+
+template <typename A, typename B> void convertK(const OpCall &c, KernelContext &) {
+  const A *x = c.in[0].as<const A>();
+  B *y = c.out[0].as<B>();
+  for (int64_t i = 0, n = c.out[0].numel; i < n; ++i)
+    y[i] = convertElem<B>(x[i]);
+}
+
+template <typename A> KernelFn pickConvertTo(DType b) {
+  switch (b) {
+  case DType::F32:
+    return &convertK<A, float>;
+  case DType::BF16:
+    return &convertK<A, bf16_t>;
+  case DType::F16:
+    return &convertK<A, f16_t>;
+  case DType::I32:
+    return &convertK<A, int32_t>;
+  case DType::I64:
+    return &convertK<A, int64_t>;
+  }
+  return nullptr;
+}
+
+KernelFn pickConvert(DType a, DType b) {
+  switch (a) {
+  case DType::F32:
+    return pickConvertTo<float>(b);
+  case DType::BF16:
+    return pickConvertTo<bf16_t>(b);
+  case DType::F16:
+    return pickConvertTo<f16_t>(b);
+  case DType::I32:
+    return pickConvertTo<int32_t>(b);
+  case DType::I64:
+    return pickConvertTo<int64_t>(b);
+  }
+  return nullptr;
+}
+
+//===- element-wise math ---------------------------------------------------===//
+
+template <typename T, Opcode Op> void binaryK(const OpCall &c, KernelContext &) {
+  const T *x = c.in[0].as<const T>();
+  const T *z = c.in[1].as<const T>();
+  T *y = c.out[0].as<T>();
+  int64_t n = c.out[0].numel;
+  for (int64_t i = 0; i < n; ++i) {
+    float a = toF32(x[i]), b = toF32(z[i]);
+    float r;
+    if constexpr (Op == Opcode::Add)
+      r = a + b;
+    else if constexpr (Op == Opcode::Sub)
+      r = a - b;
+    else if constexpr (Op == Opcode::Mul)
+      r = a * b;
+    else if constexpr (Op == Opcode::Div)
+      r = a / b;
+    else
+      r = math::swiglu(a, b);
+    y[i] = fromF32<T>(r);
+  }
+}
+template <typename T> void addK(const OpCall &c, KernelContext &k) {
+  binaryK<T, Opcode::Add>(c, k);
+}
+template <typename T> void subK(const OpCall &c, KernelContext &k) {
+  binaryK<T, Opcode::Sub>(c, k);
+}
+template <typename T> void mulK(const OpCall &c, KernelContext &k) {
+  binaryK<T, Opcode::Mul>(c, k);
+}
+template <typename T> void divK(const OpCall &c, KernelContext &k) {
+  binaryK<T, Opcode::Div>(c, k);
+}
+template <typename T> void swigluK(const OpCall &c, KernelContext &k) {
+  binaryK<T, Opcode::Swiglu>(c, k);
+}
+
+template <typename T> void scaleK(const OpCall &c, KernelContext &) {
+  const T *x = c.in[0].as<const T>();
+  T *y = c.out[0].as<T>();
+  float f = c.attrs.factor;
+  for (int64_t i = 0, n = c.out[0].numel; i < n; ++i)
+    y[i] = fromF32<T>(toF32(x[i]) * f);
+}
+
+template <typename T> void geluK(const OpCall &c, KernelContext &) {
+  const T *x = c.in[0].as<const T>();
+  T *y = c.out[0].as<T>();
+  int64_t n = c.out[0].numel;
+  if (c.attrs.geluTanh)
+    for (int64_t i = 0; i < n; ++i)
+      y[i] = fromF32<T>(math::geluTanh(toF32(x[i])));
+  else
+    for (int64_t i = 0; i < n; ++i)
+      y[i] = fromF32<T>(math::geluErf(toF32(x[i])));
+}
+
+template <typename T> void siluK(const OpCall &c, KernelContext &) {
+  const T *x = c.in[0].as<const T>();
+  T *y = c.out[0].as<T>();
+  for (int64_t i = 0, n = c.out[0].numel; i < n; ++i)
+    y[i] = fromF32<T>(math::silu(toF32(x[i])));
+}
+
+//===- rows ----------------------------------------------------------------===//
+
+template <typename T> void rmsnormK(const OpCall &c, KernelContext &) {
+  int64_t h = c.in[0].dim(-1);
+  int64_t rows = h ? c.in[0].numel / h : 0;
+  const T *x = c.in[0].as<const T>();
+  const T *w = c.in[1].as<const T>();
+  T *y = c.out[0].as<T>();
+  for (int64_t r = 0; r < rows; ++r)
+    math::rmsnormRow(x + r * h, w, y + r * h, h, c.attrs.epsilon);
+}
+
+template <typename T> void layernormK(const OpCall &c, KernelContext &) {
+  int64_t h = c.in[0].dim(-1);
+  int64_t rows = h ? c.in[0].numel / h : 0;
+  const T *x = c.in[0].as<const T>();
+  const T *w = c.in[1].as<const T>();
+  const T *b = c.in.size() > 2 ? c.in[2].as<const T>() : nullptr;
+  T *y = c.out[0].as<T>();
+  for (int64_t r = 0; r < rows; ++r)
+    math::layernormRow(x + r * h, w, b, y + r * h, h, c.attrs.epsilon);
+}
+
+template <typename T> void softmaxK(const OpCall &c, KernelContext &) {
+  const TensorRef &t = c.in[0];
+  int a = static_cast<int>(c.attrs.axis);
+  int64_t outer = 1, inner = 1, n = t.shape[a];
+  for (int i = 0; i < a; ++i)
+    outer *= t.shape[i];
+  for (int i = a + 1; i < t.rank; ++i)
+    inner *= t.shape[i];
+  if (n == 0)
+    return;
+  const T *x = t.as<const T>();
+  T *y = c.out[0].as<T>();
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t j = 0; j < inner; ++j) {
+      int64_t base = o * n * inner + j;
+      math::softmaxRow(x + base, y + base, n, inner);
+    }
+}
+
+template <typename T> void ropeK(const OpCall &c, KernelContext &) {
+  const TensorRef &t = c.in[0];
+  int64_t b = t.shape[0], s = t.shape[1], nh = t.shape[2], d = t.shape[3];
+  const T *x = t.as<const T>();
+  T *y = c.out[0].as<T>();
+  for (int64_t ib = 0; ib < b; ++ib)
+    for (int64_t is = 0; is < s; ++is)
+      for (int64_t ih = 0; ih < nh; ++ih) {
+        int64_t off = ((ib * s + is) * nh + ih) * d;
+        math::ropeHead(x + off, y + off, d, is + c.attrs.positionOffset,
+                       c.attrs.theta);
+      }
+}
+
+//===- adamw ---------------------------------------------------------------===//
+
+void adamwK(const OpCall &c, KernelContext &) {
+  int64_t step = loadIndex(c.in[4], 0);
+  if (step < 1)
+    throw KernelError("adamw step must be >= 1, got " + std::to_string(step));
+  math::AdamWParams a =
+      math::adamwParams(c.attrs.lr, c.attrs.beta1, c.attrs.beta2,
+                        c.attrs.epsilon, c.attrs.weightDecay, step);
+  int64_t n = c.in[0].numel;
+  const TensorRef &p = c.in[0], &g = c.in[1], &m = c.in[2], &v = c.in[3];
+  const TensorRef &po = c.out[0], &mo = c.out[1], &vo = c.out[2];
+  bool allF32 = p.dtype == DType::F32 && g.dtype == DType::F32 &&
+                m.dtype == DType::F32 && v.dtype == DType::F32;
+  if (allF32) {
+    const float *pi = p.as<const float>(), *gi = g.as<const float>(),
+                *mi = m.as<const float>(), *vi = v.as<const float>();
+    float *pw = po.as<float>(), *mw = mo.as<float>(), *vw = vo.as<float>();
+    for (int64_t i = 0; i < n; ++i) {
+      float pp = pi[i], mm = mi[i], vv = vi[i];
+      math::adamwUpdate(pp, gi[i], mm, vv, a);
+      pw[i] = pp;
+      mw[i] = mm;
+      vw[i] = vv;
+    }
+    return;
+  }
+  constexpr int64_t kChunk = 512;
+  float bp[kChunk], bg[kChunk], bm[kChunk], bv[kChunk];
+  for (int64_t s = 0; s < n; s += kChunk) {
+    int64_t len = std::min(kChunk, n - s);
+    auto at = [s](const TensorRef &t) {
+      return static_cast<const char *>(t.data) + s * dtypeSize(t.dtype);
+    };
+    auto atW = [s](const TensorRef &t) {
+      return static_cast<char *>(t.data) + s * dtypeSize(t.dtype);
+    };
+    toF32Buffer(at(p), p.dtype, bp, len);
+    toF32Buffer(at(g), g.dtype, bg, len);
+    toF32Buffer(at(m), m.dtype, bm, len);
+    toF32Buffer(at(v), v.dtype, bv, len);
+    for (int64_t i = 0; i < len; ++i)
+      math::adamwUpdate(bp[i], bg[i], bm[i], bv[i], a);
+    fromF32Buffer(bp, po.dtype, atW(po), len);
+    fromF32Buffer(bm, mo.dtype, atW(mo), len);
+    fromF32Buffer(bv, vo.dtype, atW(vo), len);
+  }
+}
+
+} // namespace
+
+bool selectElementwise(OpCall &c) {
+  DType t = c.out.empty() ? DType::F32 : c.out[0].dtype;
+  switch (c.op) {
+  case Opcode::Fill:
+    switch (t) {
+    case DType::I32:
+      c.kernel = &fillK<int32_t>;
+      break;
+    case DType::I64:
+      c.kernel = &fillK<int64_t>;
+      break;
+    default:
+      c.kernel = LOOM_PICK_FLOAT(fillK, t);
+    }
+    return true;
+  case Opcode::Copy:
+    c.kernel = c.in[0].dtype == t ? &memcpyK : pickConvert(c.in[0].dtype, t);
+    return true;
+  case Opcode::Add:
+    c.kernel = LOOM_PICK_FLOAT(addK, t);
+    return true;
+  case Opcode::Sub:
+    c.kernel = LOOM_PICK_FLOAT(subK, t);
+    return true;
+  case Opcode::Mul:
+    c.kernel = LOOM_PICK_FLOAT(mulK, t);
+    return true;
+  case Opcode::Div:
+    c.kernel = LOOM_PICK_FLOAT(divK, t);
+    return true;
+  case Opcode::Swiglu:
+    c.kernel = LOOM_PICK_FLOAT(swigluK, t);
+    return true;
+  case Opcode::Scale:
+    c.kernel = LOOM_PICK_FLOAT(scaleK, t);
+    return true;
+  case Opcode::Gelu:
+    c.kernel = LOOM_PICK_FLOAT(geluK, t);
+    return true;
+  case Opcode::Silu:
+    c.kernel = LOOM_PICK_FLOAT(siluK, t);
+    return true;
+  case Opcode::RmsNorm:
+    c.kernel = LOOM_PICK_FLOAT(rmsnormK, t);
+    return true;
+  case Opcode::LayerNorm:
+    c.kernel = LOOM_PICK_FLOAT(layernormK, t);
+    return true;
+  case Opcode::Softmax:
+    c.kernel = LOOM_PICK_FLOAT(softmaxK, t);
+    return true;
+  case Opcode::Rope:
+    c.kernel = LOOM_PICK_FLOAT(ropeK, t);
+    return true;
+  case Opcode::AdamW:
+    c.kernel = &adamwK;
+    return true;
+  default:
+    return false;
+  }
+}
+
+} // namespace loom::runtime::cpu

@@ -1,0 +1,40 @@
+//===- CpuKernels.h - CPU kernel selection ----------------------*- C++ -*-===//
+//
+// Each select* function picks the kernel for a decoded instruction of its
+// family (by opcode and dtypes) and sizes its scratch; they return false for
+// opcodes outside their family.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef LOOM_RUNTIME_SRC_BACKENDS_CPU_CPUKERNELS_H
+#define LOOM_RUNTIME_SRC_BACKENDS_CPU_CPUKERNELS_H
+
+#include "loom/runtime/Backend.h"
+
+namespace loom::runtime::cpu {
+
+bool selectElementwise(OpCall &call); // fill, copy, add..swiglu, norms, softmax, rope, adamw
+bool selectLinalg(OpCall &call);      // matmul, grouped_matmul, attention
+bool selectShape(OpCall &call);       // reshape, transpose, slice, concat, broadcast, reduce
+bool selectModel(OpCall &call);       // embedding, cross_entropy, router, dispatch, combine
+
+/// Picks FN<float>, FN<bf16_t> or FN<f16_t> by a floating dtype.
+#define LOOM_PICK_FLOAT(FN, DT)                                                \
+  ((DT) == DType::F32    ? static_cast<KernelFn>(&FN<float>)                   \
+   : (DT) == DType::BF16 ? static_cast<KernelFn>(&FN<bf16_t>)                  \
+                         : static_cast<KernelFn>(&FN<f16_t>))
+
+/// Reads element i of an integer tensor (i32 or i64) as int64.
+inline int64_t loadIndex(const TensorRef &t, int64_t i) {
+  return t.dtype == DType::I32 ? static_cast<const int32_t *>(t.data)[i]
+                               : static_cast<const int64_t *>(t.data)[i];
+}
+
+/// Converts n elements of any float type to f32 (dst may not alias src).
+void toF32Buffer(const void *src, DType t, float *dst, int64_t n);
+/// Converts n f32 values to a float type.
+void fromF32Buffer(const float *src, DType t, void *dst, int64_t n);
+
+} // namespace loom::runtime::cpu
+
+#endif // LOOM_RUNTIME_SRC_BACKENDS_CPU_CPUKERNELS_H

@@ -1,0 +1,641 @@
+//===- KernelTest.cpp - CPU kernels against independent references -------===//
+//
+// Each kernel runs as a one-instruction program through the executor; the
+// expected values are hand-computed or come from reference loops written here
+// in double precision from docs/OpSemantics.md (never from KernelMath.h).
+//
+//===----------------------------------------------------------------------===//
+
+#include "TestUtil.h"
+
+#include <algorithm>
+#include <numeric>
+
+using namespace loom::runtime;
+using namespace loom::test;
+
+namespace {
+
+std::vector<double> toD(const std::vector<float> &v) {
+  return std::vector<double>(v.begin(), v.end());
+}
+
+//===- DType conversions ---------------------------------------------------===//
+
+TEST(DType, Bf16RoundsToNearestEven) {
+  EXPECT_EQ(f32ToBf16(1.0f), 0x3f80);
+  EXPECT_EQ(bf16ToF32(0x3f80), 1.0f);
+  // 1 + 2^-8 is halfway between 1 and 1 + 2^-7: ties to even (1.0).
+  EXPECT_EQ(f32ToBf16(1.00390625f), 0x3f80);
+  // 1 + 3 * 2^-8 is halfway between 1 + 2^-7 and 1 + 2^-6: ties to even.
+  EXPECT_EQ(f32ToBf16(1.01171875f), 0x3f82);
+  EXPECT_EQ(f32ToBf16(-2.0f), 0xc000);
+  EXPECT_TRUE(std::isnan(bf16ToF32(f32ToBf16(NAN))));
+  EXPECT_EQ(bf16ToF32(f32ToBf16(INFINITY)), INFINITY);
+  EXPECT_EQ(dtypeSize(DType::BF16), 2u);
+  EXPECT_STREQ(dtypeName(DType::I64), "i64");
+}
+
+TEST(DType, F16MatchesIeeeBinary16) {
+  EXPECT_EQ(f32ToF16(1.0f), 0x3c00);
+  EXPECT_EQ(f32ToF16(-2.5f), 0xc100);
+  EXPECT_EQ(f32ToF16(65504.0f), 0x7bff);
+  EXPECT_EQ(f32ToF16(65520.0f), 0x7c00); // rounds to inf
+  EXPECT_EQ(f32ToF16(std::ldexp(1.0f, -24)), 0x0001); // smallest subnormal
+  EXPECT_EQ(f32ToF16(std::ldexp(1.0f, -25)), 0x0000); // tie to even: 0
+  EXPECT_EQ(f32ToF16(std::ldexp(3.0f, -25)), 0x0002); // 1.5 ulp -> 2
+  EXPECT_EQ(f32ToF16(std::ldexp(1.0f, -14)), 0x0400); // smallest normal
+  EXPECT_EQ(f16ToF32(0x0001), std::ldexp(1.0f, -24));
+  EXPECT_EQ(f16ToF32(0x03ff), std::ldexp(1023.0f, -24));
+  EXPECT_EQ(f16ToF32(0x7c00), INFINITY);
+  EXPECT_TRUE(std::isnan(f16ToF32(0x7e00)));
+  // Every f16 value survives f16 -> f32 -> f16.
+  for (uint32_t h = 0; h < 0x10000; ++h) {
+    if ((h & 0x7c00) == 0x7c00 && (h & 0x3ff))
+      continue; // NaNs
+    ASSERT_EQ(f32ToF16(f16ToF32(static_cast<uint16_t>(h))), h) << h;
+  }
+}
+
+//===- fill / copy ---------------------------------------------------------===//
+
+TEST(Kernels, Fill) {
+  auto r = runOp(Opcode::Fill, {}, {{DType::F32, {3}}, },
+                 {TAttr::F("value", -1.5)});
+  expectNear(r[0], {-1.5, -1.5, -1.5}, 0);
+  auto i = runOp(Opcode::Fill, {}, {{DType::I64, {2}}}, {TAttr::F("value", 7)});
+  EXPECT_EQ(i[0].as<int64_t>()[1], 7);
+}
+
+TEST(Kernels, CopyConverts) {
+  auto x = tensorF32({2, 2}, {1.0f, 1.00390625f, -3.25f, 1e-3f});
+  auto r = runOp(Opcode::Copy, {x}, {{DType::BF16, {4}}});
+  EXPECT_EQ(r[0].as<uint16_t>()[0], 0x3f80);
+  EXPECT_EQ(r[0].as<uint16_t>()[1], 0x3f80);
+  EXPECT_EQ(r[0].as<uint16_t>()[2], 0xc050);
+  auto ids = tensorInt<int64_t>(DType::I64, {3}, {-2, 0, 5});
+  auto f = runOp(Opcode::Copy, {ids}, {{DType::F32, {3}}});
+  expectNear(f[0], {-2, 0, 5}, 0);
+  auto back = runOp(Opcode::Copy, {f[0]}, {{DType::I32, {3}}});
+  EXPECT_EQ(back[0].as<int32_t>()[2], 5);
+}
+
+//===- element-wise --------------------------------------------------------===//
+
+TEST(Kernels, Binary) {
+  auto x = randomF32({3, 5}, 1), y = randomF32({3, 5}, 2, 0.5f, 2.0f);
+  auto xv = x.toF32(), yv = y.toF32();
+  struct Case {
+    Opcode op;
+    double (*f)(double, double);
+  } cases[] = {
+      {Opcode::Add, [](double a, double b) { return a + b; }},
+      {Opcode::Sub, [](double a, double b) { return a - b; }},
+      {Opcode::Mul, [](double a, double b) { return a * b; }},
+      {Opcode::Div, [](double a, double b) { return a / b; }},
+  };
+  for (const Case &c : cases) {
+    std::vector<double> want(xv.size());
+    for (size_t i = 0; i < want.size(); ++i)
+      want[i] = c.f(xv[i], yv[i]);
+    auto r = runOp(c.op, {x, y}, {{DType::F32, {3, 5}}});
+    expectNear(r[0], want, 1e-6, opcodeName(c.op));
+  }
+}
+
+TEST(Kernels, BinaryBf16RoundsOnStore) {
+  // 1 + 1/256 in bf16 is a tie and rounds to 1 (even).
+  auto x = tensorF32({2}, {1.0f, 2.0f}).convert(DType::BF16);
+  auto y = tensorF32({2}, {0.00390625f, 0.5f}).convert(DType::BF16);
+  auto r = runOp(Opcode::Add, {x, y}, {{DType::BF16, {2}}});
+  expectNear(r[0], {1.0, 2.5}, 0);
+}
+
+TEST(Kernels, ScaleAndActivations) {
+  auto x = tensorF32({6}, {-3.0f, -1.0f, -0.1f, 0.0f, 0.7f, 2.5f});
+  auto xv = x.toF32();
+  std::vector<double> scale, erfG, tanhG, silu;
+  for (double v : xv) {
+    scale.push_back(v * 0.25);
+    erfG.push_back(0.5 * v * (1 + std::erf(v / std::sqrt(2.0))));
+    tanhG.push_back(0.5 * v *
+                    (1 + std::tanh(std::sqrt(2 / M_PI) *
+                                   (v + 0.044715 * v * v * v))));
+    silu.push_back(v / (1 + std::exp(-v)));
+  }
+  expectNear(runOp(Opcode::Scale, {x}, {{DType::F32, {6}}},
+                   {TAttr::F("factor", 0.25)})[0],
+             scale, 1e-7);
+  expectNear(runOp(Opcode::Gelu, {x}, {{DType::F32, {6}}})[0], erfG, 1e-6);
+  expectNear(runOp(Opcode::Gelu, {x}, {{DType::F32, {6}}},
+                   {TAttr::S("approximate", "tanh")})[0],
+             tanhG, 1e-6);
+  expectNear(runOp(Opcode::Silu, {x}, {{DType::F32, {6}}})[0], silu, 1e-6);
+  // Hand-computed: gelu(1) = 0.8413447460685429, silu(1) = 0.7310585786300049.
+  auto one = tensorF32({1}, {1.0f});
+  expectNear(runOp(Opcode::Gelu, {one}, {{DType::F32, {1}}})[0],
+             {0.8413447460685429}, 1e-6);
+  expectNear(runOp(Opcode::Silu, {one}, {{DType::F32, {1}}})[0],
+             {0.7310585786300049}, 1e-6);
+}
+
+TEST(Kernels, Swiglu) {
+  auto g = randomF32({4, 3}, 3), u = randomF32({4, 3}, 4);
+  auto gv = g.toF32(), uv = u.toF32();
+  std::vector<double> want;
+  for (size_t i = 0; i < gv.size(); ++i)
+    want.push_back(gv[i] / (1 + std::exp(-double(gv[i]))) * uv[i]);
+  expectNear(runOp(Opcode::Swiglu, {g, u}, {{DType::F32, {4, 3}}})[0], want,
+             1e-6);
+}
+
+//===- normalization, softmax, rope ----------------------------------------===//
+
+TEST(Kernels, RmsNorm) {
+  auto x = randomF32({2, 3, 8}, 5), w = randomF32({8}, 6);
+  auto xv = x.toF32(), wv = w.toF32();
+  std::vector<double> want;
+  for (int r = 0; r < 6; ++r) {
+    double ss = 0;
+    for (int i = 0; i < 8; ++i)
+      ss += double(xv[r * 8 + i]) * xv[r * 8 + i];
+    double inv = 1 / std::sqrt(ss / 8 + 1e-5);
+    for (int i = 0; i < 8; ++i)
+      want.push_back(xv[r * 8 + i] * inv * wv[i]);
+  }
+  expectNear(runOp(Opcode::RmsNorm, {x, w}, {{DType::F32, {2, 3, 8}}},
+                   {TAttr::F("epsilon", 1e-5)})[0],
+             want, 1e-5);
+  // Hand-computed: x = [3, 4], w = 1, eps = 0: rms = sqrt(12.5).
+  auto h = runOp(Opcode::RmsNorm,
+                 {tensorF32({2}, {3, 4}), tensorF32({2}, {1, 1})},
+                 {{DType::F32, {2}}}, {TAttr::F("epsilon", 0)});
+  expectNear(h[0], {3 / std::sqrt(12.5), 4 / std::sqrt(12.5)}, 1e-6);
+}
+
+TEST(Kernels, LayerNorm) {
+  auto x = randomF32({4, 6}, 7), w = randomF32({6}, 8), b = randomF32({6}, 9);
+  auto xv = x.toF32(), wv = w.toF32(), bv = b.toF32();
+  std::vector<double> want, wantNoBias;
+  for (int r = 0; r < 4; ++r) {
+    double mean = 0, var = 0;
+    for (int i = 0; i < 6; ++i)
+      mean += xv[r * 6 + i];
+    mean /= 6;
+    for (int i = 0; i < 6; ++i)
+      var += (xv[r * 6 + i] - mean) * (xv[r * 6 + i] - mean);
+    var /= 6;
+    for (int i = 0; i < 6; ++i) {
+      double n = (xv[r * 6 + i] - mean) / std::sqrt(var + 1e-5) * wv[i];
+      wantNoBias.push_back(n);
+      want.push_back(n + bv[i]);
+    }
+  }
+  expectNear(runOp(Opcode::LayerNorm, {x, w, b}, {{DType::F32, {4, 6}}},
+                   {TAttr::F("epsilon", 1e-5)})[0],
+             want, 1e-5);
+  expectNear(runOp(Opcode::LayerNorm, {x, w}, {{DType::F32, {4, 6}}},
+                   {TAttr::F("epsilon", 1e-5)})[0],
+             wantNoBias, 1e-5);
+}
+
+TEST(Kernels, Softmax) {
+  // Hand-computed: softmax([1, 2, 3]).
+  auto s = runOp(Opcode::Softmax, {tensorF32({3}, {1, 2, 3})},
+                 {{DType::F32, {3}}});
+  expectNear(s[0], {0.09003057317038046, 0.24472847105479767,
+                    0.6652409557748219},
+             1e-6);
+  // Along axis 1 of [2, 3, 4]; large values check max subtraction.
+  auto x = randomF32({2, 3, 4}, 10, 50, 60);
+  auto xv = x.toF32();
+  std::vector<double> want(xv.size());
+  for (int a = 0; a < 2; ++a)
+    for (int c = 0; c < 4; ++c) {
+      double mx = -1e30, sum = 0;
+      for (int b = 0; b < 3; ++b)
+        mx = std::max(mx, double(xv[(a * 3 + b) * 4 + c]));
+      for (int b = 0; b < 3; ++b)
+        sum += std::exp(xv[(a * 3 + b) * 4 + c] - mx);
+      for (int b = 0; b < 3; ++b)
+        want[(a * 3 + b) * 4 + c] = std::exp(xv[(a * 3 + b) * 4 + c] - mx) / sum;
+    }
+  expectNear(runOp(Opcode::Softmax, {x}, {{DType::F32, {2, 3, 4}}},
+                   {TAttr::I("axis", 1)})[0],
+             want, 1e-5);
+}
+
+TEST(Kernels, Rope) {
+  const int B = 1, S = 3, N = 2, D = 4;
+  auto x = randomF32({B, S, N, D}, 11);
+  auto xv = x.toF32();
+  double theta = 10000;
+  int offset = 5;
+  std::vector<double> want(xv.size());
+  for (int s = 0; s < S; ++s)
+    for (int n = 0; n < N; ++n)
+      for (int i = 0; i < D / 2; ++i) {
+        double f = std::pow(theta, -2.0 * i / D);
+        double a = (s + offset) * f;
+        int base = (s * N + n) * D;
+        double x1 = xv[base + i], x2 = xv[base + i + D / 2];
+        want[base + i] = x1 * std::cos(a) - x2 * std::sin(a);
+        want[base + i + D / 2] = x2 * std::cos(a) + x1 * std::sin(a);
+      }
+  expectNear(runOp(Opcode::Rope, {x}, {{DType::F32, {B, S, N, D}}},
+                   {TAttr::F("theta", theta),
+                    TAttr::I("position_offset", offset)})[0],
+             want, 1e-5);
+  // Position 0 is the identity.
+  auto y = runOp(Opcode::Rope, {x}, {{DType::F32, {B, S, N, D}}},
+                 {TAttr::F("theta", theta)})[0];
+  for (int i = 0; i < N * D; ++i)
+    EXPECT_FLOAT_EQ(y.as<float>()[i], xv[i]);
+}
+
+//===- attention, loss, embedding ------------------------------------------===//
+
+std::vector<double> refAttention(const std::vector<float> &q,
+                                 const std::vector<float> &k,
+                                 const std::vector<float> &v, int B, int S,
+                                 int Hq, int Hkv, int D, bool causal,
+                                 double scale) {
+  std::vector<double> out(B * S * Hq * D, 0.0);
+  for (int b = 0; b < B; ++b)
+    for (int h = 0; h < Hq; ++h) {
+      int kh = h / (Hq / Hkv);
+      for (int i = 0; i < S; ++i) {
+        std::vector<double> sc(S);
+        double mx = -1e300;
+        int valid = causal ? i + 1 : S;
+        for (int j = 0; j < valid; ++j) {
+          double dot = 0;
+          for (int d = 0; d < D; ++d)
+            dot += double(q[((b * S + i) * Hq + h) * D + d]) *
+                   k[((b * S + j) * Hkv + kh) * D + d];
+          sc[j] = dot * scale;
+          mx = std::max(mx, sc[j]);
+        }
+        double sum = 0;
+        for (int j = 0; j < valid; ++j)
+          sum += (sc[j] = std::exp(sc[j] - mx));
+        for (int j = 0; j < valid; ++j)
+          for (int d = 0; d < D; ++d)
+            out[((b * S + i) * Hq + h) * D + d] +=
+                sc[j] / sum * v[((b * S + j) * Hkv + kh) * D + d];
+      }
+    }
+  return out;
+}
+
+TEST(Kernels, Attention) {
+  const int B = 2, S = 5, Hq = 4, Hkv = 2, D = 3;
+  auto q = randomF32({B, S, Hq, D}, 12), k = randomF32({B, S, Hkv, D}, 13),
+       v = randomF32({B, S, Hkv, D}, 14);
+  for (bool causal : {false, true}) {
+    auto want = refAttention(q.toF32(), k.toF32(), v.toF32(), B, S, Hq, Hkv,
+                             D, causal, 1 / std::sqrt(3.0));
+    auto r = runOp(Opcode::Attention, {q, k, v}, {{DType::F32, {B, S, Hq, D}}},
+                   {TAttr::B("causal", causal)});
+    expectNear(r[0], want, 1e-5, causal ? "causal" : "full");
+  }
+  auto want = refAttention(q.toF32(), k.toF32(), v.toF32(), B, S, Hq, Hkv, D,
+                           true, 0.5);
+  auto r = runOp(Opcode::Attention, {q, k, v}, {{DType::F32, {B, S, Hq, D}}},
+                 {TAttr::B("causal", true), TAttr::F("scale", 0.5)});
+  expectNear(r[0], want, 1e-5, "scale");
+}
+
+TEST(Kernels, AttentionBf16) {
+  const int B = 1, S = 4, H = 2, D = 8;
+  auto q = randomF32({B, S, H, D}, 15).convert(DType::BF16);
+  auto k = randomF32({B, S, H, D}, 16).convert(DType::BF16);
+  auto v = randomF32({B, S, H, D}, 17).convert(DType::BF16);
+  auto want = refAttention(q.toF32(), k.toF32(), v.toF32(), B, S, H, H, D,
+                           true, 1 / std::sqrt(8.0));
+  auto r = runOp(Opcode::Attention, {q, k, v}, {{DType::BF16, {B, S, H, D}}},
+                 {TAttr::B("causal", true)});
+  expectNear(r[0], want, 1e-2);
+}
+
+TEST(Kernels, CrossEntropy) {
+  // Hand-computed: logits [[0, 0], [1, 2]], targets [0, 1]:
+  // (log 2 + (log(e + e^2) - 2)) / 2.
+  auto l = tensorF32({2, 2}, {0, 0, 1, 2});
+  auto t = tensorInt<int>(DType::I32, {2}, {0, 1});
+  double want = (std::log(2.0) + std::log(std::exp(1.0) + std::exp(2.0)) - 2) / 2;
+  expectNear(runOp(Opcode::CrossEntropy, {l, t}, {{DType::F32, {}}})[0],
+             {want}, 1e-6);
+  // Random [2, 3, 7] with i64 targets.
+  auto x = randomF32({2, 3, 7}, 18, -5, 5);
+  auto xv = x.toF32();
+  std::vector<int64_t> tv = {0, 6, 3, 2, 2, 5};
+  double sum = 0;
+  for (int p = 0; p < 6; ++p) {
+    double mx = -1e300, s = 0;
+    for (int i = 0; i < 7; ++i)
+      mx = std::max(mx, double(xv[p * 7 + i]));
+    for (int i = 0; i < 7; ++i)
+      s += std::exp(xv[p * 7 + i] - mx);
+    sum += std::log(s) + mx - xv[p * 7 + tv[p]];
+  }
+  expectNear(runOp(Opcode::CrossEntropy,
+                   {x, tensorInt<int64_t>(DType::I64, {2, 3}, tv)},
+                   {{DType::F32, {}}})[0],
+             {sum / 6}, 1e-5);
+}
+
+TEST(Kernels, CrossEntropyTargetOutOfRangeNamesInstruction) {
+  auto l = tensorF32({2, 3}, {0, 0, 0, 0, 0, 0});
+  auto t = tensorInt<int>(DType::I32, {2}, {1, 3});
+  try {
+    runOp(Opcode::CrossEntropy, {l, t}, {{DType::F32, {}}}, {},
+          "loss.mlir:9:2");
+    FAIL() << "expected an error";
+  } catch (const ExecutionError &e) {
+    EXPECT_STREQ(e.what(), "instruction 0 (cross_entropy) at loss.mlir:9:2: "
+                           "cross_entropy target 3 at position 1 is outside "
+                           "[0, 3)");
+  }
+}
+
+TEST(Kernels, Embedding) {
+  auto table = tensorF32({3, 2}, {0, 1, 10, 11, 20, 21});
+  auto ids = tensorInt<int>(DType::I32, {2, 2}, {2, 0, 1, 2});
+  expectNear(runOp(Opcode::Embedding, {table, ids}, {{DType::F32, {2, 2, 2}}})[0],
+             {20, 21, 0, 1, 10, 11, 20, 21}, 0);
+  auto bad = tensorInt<int64_t>(DType::I64, {2}, {0, -1});
+  try {
+    runOp(Opcode::Embedding, {table, bad}, {{DType::F32, {2, 2}}}, {},
+          "embed.mlir:3:7");
+    FAIL() << "expected an error";
+  } catch (const ExecutionError &e) {
+    EXPECT_STREQ(e.what(), "instruction 0 (embedding) at embed.mlir:3:7: "
+                           "embedding id -1 at position 1 is outside [0, 3)");
+  }
+}
+
+//===- matmul --------------------------------------------------------------===//
+
+/// c[b] = op(a[b]) · op(b[b or shared]); a is [batch, M, K] (or [.., K, M]).
+std::vector<double> refMatmul(const std::vector<float> &a,
+                              const std::vector<float> &b, int batch, int M,
+                              int N, int K, bool ta, bool tb, bool sharedB) {
+  std::vector<double> c(batch * M * N);
+  for (int p = 0; p < batch; ++p)
+    for (int i = 0; i < M; ++i)
+      for (int j = 0; j < N; ++j) {
+        double s = 0;
+        for (int k = 0; k < K; ++k) {
+          double av = ta ? a[p * M * K + k * M + i] : a[p * M * K + i * K + k];
+          int bo = sharedB ? 0 : p * K * N;
+          double bv = tb ? b[bo + j * K + k] : b[bo + k * N + j];
+          s += av * bv;
+        }
+        c[p * M * N + i * N + j] = s;
+      }
+  return c;
+}
+
+TEST(Kernels, MatmulHandComputed) {
+  auto a = tensorF32({2, 2}, {1, 2, 3, 4});
+  auto b = tensorF32({2, 2}, {5, 6, 7, 8});
+  expectNear(runOp(Opcode::Matmul, {a, b}, {{DType::F32, {2, 2}}})[0],
+             {19, 22, 43, 50}, 0);
+  expectNear(runOp(Opcode::Matmul, {a, b}, {{DType::F32, {2, 2}}},
+                   {TAttr::B("transpose_a", true), TAttr::B("transpose_b", true)})[0],
+             {23, 31, 34, 46}, 0);
+}
+
+TEST(Kernels, MatmulVariants) {
+  const int M = 3, N = 5, K = 4;
+  for (bool ta : {false, true})
+    for (bool tb : {false, true})
+      for (bool shared : {false, true}) {
+        std::vector<int64_t> as = ta ? std::vector<int64_t>{2, 3, K, M}
+                                     : std::vector<int64_t>{2, 3, M, K};
+        std::vector<int64_t> bs = tb ? std::vector<int64_t>{N, K}
+                                     : std::vector<int64_t>{K, N};
+        if (!shared)
+          bs.insert(bs.begin(), {2, 3});
+        auto a = randomF32(as, 20), b = randomF32(bs, 21);
+        auto want = refMatmul(a.toF32(), b.toF32(), 6, M, N, K, ta, tb, shared);
+        auto r = runOp(Opcode::Matmul, {a, b}, {{DType::F32, {2, 3, M, N}}},
+                       {TAttr::B("transpose_a", ta), TAttr::B("transpose_b", tb)});
+        std::string what = std::string("ta=") + (ta ? "1" : "0") +
+                           " tb=" + (tb ? "1" : "0") +
+                           " shared=" + (shared ? "1" : "0");
+        expectNear(r[0], want, 1e-5, what.c_str());
+      }
+}
+
+TEST(Kernels, MatmulHalfPrecision) {
+  for (DType t : {DType::BF16, DType::F16}) {
+    auto a = randomF32({4, 8}, 22).convert(t), b = randomF32({8, 3}, 23).convert(t);
+    auto want = refMatmul(a.toF32(), b.toF32(), 1, 4, 3, 8, false, false, true);
+    auto r = runOp(Opcode::Matmul, {a, b}, {{t, {4, 3}}});
+    expectNear(r[0], want, t == DType::BF16 ? 1e-2 : 2e-3, dtypeName(t));
+  }
+}
+
+TEST(Kernels, GroupedMatmul) {
+  const int E = 3, C = 2, K = 4, N = 5;
+  for (bool tw : {false, true}) {
+    auto x = randomF32({E, C, K}, 24);
+    auto w = randomF32(tw ? std::vector<int64_t>{E, N, K}
+                          : std::vector<int64_t>{E, K, N},
+                       25);
+    auto want = refMatmul(x.toF32(), w.toF32(), E, C, N, K, false, tw, false);
+    auto r = runOp(Opcode::GroupedMatmul, {x, w}, {{DType::F32, {E, C, N}}},
+                   {TAttr::B("transpose_w", tw)});
+    expectNear(r[0], want, 1e-5);
+  }
+}
+
+//===- shape ops -----------------------------------------------------------===//
+
+TEST(Kernels, ReshapeCopies) {
+  auto x = randomF32({2, 6}, 26);
+  auto r = runOp(Opcode::Reshape, {x}, {{DType::F32, {3, 4}}});
+  expectNear(r[0], toD(x.toF32()), 0);
+}
+
+TEST(Kernels, Transpose) {
+  auto x = randomF32({2, 3, 4}, 27);
+  auto xv = x.toF32();
+  std::vector<double> want;
+  // permutation [2, 0, 1]: y[k][i][j] = x[i][j][k]
+  for (int k = 0; k < 4; ++k)
+    for (int i = 0; i < 2; ++i)
+      for (int j = 0; j < 3; ++j)
+        want.push_back(xv[(i * 3 + j) * 4 + k]);
+  expectNear(runOp(Opcode::Transpose, {x}, {{DType::F32, {4, 2, 3}}},
+                   {TAttr::Is("permutation", {2, 0, 1})})[0],
+             want, 0);
+  // bf16 (2-byte elements) and i64 (8-byte) move the same way.
+  auto h = runOp(Opcode::Transpose, {tensorF32({2, 2}, {1, 2, 3, 4}).convert(DType::BF16)},
+                 {{DType::BF16, {2, 2}}}, {TAttr::Is("permutation", {1, 0})});
+  expectNear(h[0], {1, 3, 2, 4}, 0);
+  auto l = runOp(Opcode::Transpose, {tensorInt<int64_t>(DType::I64, {2, 2}, {1, 2, 3, 4})},
+                 {{DType::I64, {2, 2}}}, {TAttr::Is("permutation", {1, 0})});
+  EXPECT_EQ(l[0].as<int64_t>()[1], 3);
+}
+
+TEST(Kernels, Slice) {
+  auto x = tensorF32({3, 4}, {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11});
+  expectNear(runOp(Opcode::Slice, {x}, {{DType::F32, {2, 2}}},
+                   {TAttr::Is("offsets", {1, 1}), TAttr::Is("sizes", {2, 2})})[0],
+             {5, 6, 9, 10}, 0);
+}
+
+TEST(Kernels, Concat) {
+  auto a = tensorF32({2, 1}, {1, 2}), b = tensorF32({2, 2}, {3, 4, 5, 6});
+  expectNear(runOp(Opcode::Concat, {a, b}, {{DType::F32, {2, 3}}},
+                   {TAttr::I("dim", 1)})[0],
+             {1, 3, 4, 2, 5, 6}, 0);
+  expectNear(runOp(Opcode::Concat, {b, b}, {{DType::F32, {4, 2}}},
+                   {TAttr::I("dim", -2)})[0],
+             {3, 4, 5, 6, 3, 4, 5, 6}, 0);
+}
+
+TEST(Kernels, Broadcast) {
+  auto x = tensorF32({3}, {1, 2, 3});
+  expectNear(runOp(Opcode::Broadcast, {x}, {{DType::F32, {2, 3}}},
+                   {TAttr::Is("dims", {1})})[0],
+             {1, 2, 3, 1, 2, 3}, 0);
+  auto c = tensorF32({2, 1}, {7, 8});
+  expectNear(runOp(Opcode::Broadcast, {c}, {{DType::F32, {2, 2, 3}}},
+                   {TAttr::Is("dims", {0, 2})})[0],
+             {7, 7, 7, 7, 7, 7, 8, 8, 8, 8, 8, 8}, 0);
+}
+
+TEST(Kernels, Reduce) {
+  auto x = tensorF32({2, 3}, {1, 5, 3, -4, 2, 0});
+  expectNear(runOp(Opcode::Reduce, {x}, {{DType::F32, {2}}},
+                   {TAttr::S("kind", "sum"), TAttr::Is("dims", {1})})[0],
+             {9, -2}, 0);
+  expectNear(runOp(Opcode::Reduce, {x}, {{DType::F32, {1, 3}}},
+                   {TAttr::S("kind", "max"), TAttr::Is("dims", {0}),
+                    TAttr::B("keep_dims", true)})[0],
+             {1, 5, 3}, 0);
+  expectNear(runOp(Opcode::Reduce, {x}, {{DType::F32, {}}},
+                   {TAttr::S("kind", "mean"), TAttr::Is("dims", {0, 1})})[0],
+             {7.0 / 6}, 1e-6);
+  auto y = randomF32({2, 3, 4}, 28);
+  auto yv = y.toF32();
+  std::vector<double> want(3, 0);
+  for (int a = 0; a < 2; ++a)
+    for (int b = 0; b < 3; ++b)
+      for (int c = 0; c < 4; ++c)
+        want[b] += yv[(a * 3 + b) * 4 + c];
+  expectNear(runOp(Opcode::Reduce, {y}, {{DType::F32, {3}}},
+                   {TAttr::S("kind", "sum"), TAttr::Is("dims", {0, 2})})[0],
+             want, 1e-5);
+}
+
+//===- mixture of experts --------------------------------------------------===//
+
+TEST(Kernels, RouterSoftmaxThenTopK) {
+  // Token 0 has a tie between experts 1 and 3: the lower index comes first.
+  auto l = tensorF32({2, 4}, {0, 2, 1, 2, 3, 0, 0, 1});
+  auto r = runOp(Opcode::Router, {l}, {{DType::F32, {2, 2}}, {DType::I32, {2, 2}}},
+                 {TAttr::I("top_k", 2), TAttr::B("softmax_before_topk", true)});
+  double z0 = 1 + 2 * std::exp(2.0) + std::exp(1.0);
+  double z1 = std::exp(3.0) + 2 + std::exp(1.0);
+  expectNear(r[0], {std::exp(2.0) / z0, std::exp(2.0) / z0, std::exp(3.0) / z1,
+                    std::exp(1.0) / z1},
+             1e-6);
+  const int32_t *idx = r[1].as<int32_t>();
+  EXPECT_EQ(std::vector<int>(idx, idx + 4), (std::vector<int>{1, 3, 0, 3}));
+  auto n = runOp(Opcode::Router, {l}, {{DType::F32, {2, 2}}, {DType::I32, {2, 2}}},
+                 {TAttr::I("top_k", 2), TAttr::B("softmax_before_topk", true),
+                  TAttr::B("normalize", true)});
+  double e3 = std::exp(3.0), e1 = std::exp(1.0);
+  expectNear(n[0], {0.5, 0.5, e3 / (e3 + e1), e1 / (e3 + e1)}, 1e-6);
+}
+
+TEST(Kernels, RouterTopKThenSoftmax) {
+  auto l = tensorF32({1, 4}, {0.5f, -1.0f, 2.0f, 1.0f});
+  auto r = runOp(Opcode::Router, {l}, {{DType::F32, {1, 2}}, {DType::I32, {1, 2}}},
+                 {TAttr::I("top_k", 2)});
+  double z = std::exp(2.0) + std::exp(1.0);
+  expectNear(r[0], {std::exp(2.0) / z, std::exp(1.0) / z}, 1e-6);
+  EXPECT_EQ(r[1].as<int32_t>()[0], 2);
+  EXPECT_EQ(r[1].as<int32_t>()[1], 3);
+}
+
+TEST(Kernels, DispatchAndCombine) {
+  // T = 3 tokens, k = 2, E = 2 experts, capacity 2: expert 0 gets tokens
+  // 0, 1 and drops token 2's slot.
+  auto x = tensorF32({3, 2}, {1, 2, 3, 4, 5, 6});
+  auto ids = tensorInt<int>(DType::I32, {3, 2}, {0, 1, 0, 1, 0, 1});
+  auto d = runOp(Opcode::Dispatch, {x, ids}, {{DType::F32, {2, 2, 2}}},
+                 {TAttr::I("num_experts", 2), TAttr::I("capacity", 2)});
+  expectNear(d[0], {1, 2, 3, 4, 1, 2, 3, 4}, 0);
+  auto ids2 = tensorInt<int>(DType::I32, {3, 2}, {1, 0, 1, 1, 0, 1});
+  auto d2 = runOp(Opcode::Dispatch, {x, ids2}, {{DType::F32, {2, 3, 2}}},
+                  {TAttr::I("num_experts", 2), TAttr::I("capacity", 3)});
+  // expert 0: token 0 (slot 0), token 2 (slot 1), slot 2 empty;
+  // expert 1: token 0, token 1, token 1 (capacity 3), token 2 dropped.
+  expectNear(d2[0], {1, 2, 5, 6, 0, 0, 1, 2, 3, 4, 3, 4}, 0);
+
+  auto y = tensorF32({2, 3, 2}, {1, 1, 2, 2, 3, 3, 10, 10, 20, 20, 30, 30});
+  auto w = tensorF32({3, 2}, {0.5f, 0.25f, 1, 2, 4, 8});
+  auto c = runOp(Opcode::Combine, {y, w, ids2}, {{DType::F32, {3, 2}}},
+                 {TAttr::I("capacity", 3)});
+  // token 0: 0.5 * y[1,0] + 0.25 * y[0,0] = 5.25
+  // token 1: 1 * y[1,1] + 2 * y[1,2] = 80; token 2: 4 * y[0,1] + (dropped)
+  expectNear(c[0], {5.25, 5.25, 80, 80, 8, 8}, 1e-6);
+}
+
+TEST(Kernels, DispatchExpertOutOfRange) {
+  auto x = tensorF32({1, 2}, {1, 2});
+  auto ids = tensorInt<int>(DType::I32, {1, 1}, {2});
+  EXPECT_THROW(runOp(Opcode::Dispatch, {x, ids}, {{DType::F32, {2, 1, 2}}},
+                     {TAttr::I("num_experts", 2), TAttr::I("capacity", 1)}),
+               ExecutionError);
+}
+
+//===- optimizer -----------------------------------------------------------===//
+
+TEST(Kernels, AdamW) {
+  const double lr = 1e-2, b1 = 0.9, b2 = 0.999, eps = 1e-8, wd = 0.1;
+  auto p = randomF32({5}, 29), g = randomF32({5}, 30), m = randomF32({5}, 31),
+       v = randomF32({5}, 32, 0.0f, 1.0f);
+  auto pv = p.toF32(), gv = g.toF32(), mv = m.toF32(), vv = v.toF32();
+  const int t = 3;
+  std::vector<double> wp, wm, wv;
+  for (int i = 0; i < 5; ++i) {
+    double pp = pv[i] * (1 - lr * wd);
+    double mm = b1 * mv[i] + (1 - b1) * gv[i];
+    double v2 = b2 * vv[i] + (1 - b2) * gv[i] * gv[i];
+    pp -= lr * (mm / (1 - std::pow(b1, t))) /
+          (std::sqrt(v2 / (1 - std::pow(b2, t))) + eps);
+    wp.push_back(pp);
+    wm.push_back(mm);
+    wv.push_back(v2);
+  }
+  auto step = tensorInt<int64_t>(DType::I64, {}, {t});
+  std::vector<TAttr> attrs = {TAttr::F("lr", lr), TAttr::F("beta1", b1),
+                              TAttr::F("beta2", b2), TAttr::F("epsilon", eps),
+                              TAttr::F("weight_decay", wd)};
+  auto r = runOp(Opcode::AdamW, {p, g, m, v, step},
+                 {{DType::F32, {5}}, {DType::F32, {5}}, {DType::F32, {5}}},
+                 attrs);
+  expectNear(r[0], wp, 1e-6, "param");
+  expectNear(r[1], wm, 1e-6, "m");
+  expectNear(r[2], wv, 1e-6, "v");
+  // bf16 parameters with f32 moments.
+  auto pb = p.convert(DType::BF16);
+  auto rb = runOp(Opcode::AdamW, {pb, g.convert(DType::BF16), m, v, step},
+                  {{DType::BF16, {5}}, {DType::F32, {5}}, {DType::F32, {5}}},
+                  attrs);
+  expectNear(rb[0], wp, 1e-2, "bf16 param");
+  auto zero = tensorInt<int>(DType::I32, {1}, {0});
+  EXPECT_THROW(runOp(Opcode::AdamW, {p, g, m, v, zero},
+                     {{DType::F32, {5}}, {DType::F32, {5}}, {DType::F32, {5}}},
+                     attrs),
+               ExecutionError);
+}
+
+} // namespace
