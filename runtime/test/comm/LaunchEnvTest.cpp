@@ -1,0 +1,93 @@
+//===- LaunchEnvTest.cpp - Rank detection from launcher variables ---------===//
+
+#include "loom/runtime/comm/LaunchEnv.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <stdexcept>
+
+using namespace loom::runtime;
+
+namespace {
+
+LaunchInfo detectFrom(const std::map<std::string, std::string> &env) {
+  return detectLaunch([&](const char *name) -> const char * {
+    auto it = env.find(name);
+    return it == env.end() ? nullptr : it->second.c_str();
+  });
+}
+
+} // namespace
+
+TEST(LaunchEnv, Torchrun) {
+  LaunchInfo l = detectFrom({{"RANK", "3"},
+                             {"WORLD_SIZE", "8"},
+                             {"LOCAL_RANK", "1"},
+                             {"LOCAL_WORLD_SIZE", "2"},
+                             {"MASTER_ADDR", "node0"},
+                             {"MASTER_PORT", "29500"},
+                             // Lower-priority launchers are ignored.
+                             {"OMPI_COMM_WORLD_RANK", "0"},
+                             {"OMPI_COMM_WORLD_SIZE", "1"},
+                             {"SLURM_PROCID", "5"},
+                             {"SLURM_NTASKS", "6"}});
+  EXPECT_EQ(l.launcher, "torchrun");
+  EXPECT_EQ(l.rank, 3);
+  EXPECT_EQ(l.worldSize, 8);
+  EXPECT_EQ(l.localRank, 1);
+  EXPECT_EQ(l.localWorldSize, 2);
+  EXPECT_EQ(l.masterAddr, "node0");
+  EXPECT_EQ(l.masterPort, 29500);
+}
+
+TEST(LaunchEnv, Priority) {
+  LaunchInfo ompi = detectFrom({{"OMPI_COMM_WORLD_RANK", "1"},
+                                {"OMPI_COMM_WORLD_SIZE", "4"},
+                                {"OMPI_COMM_WORLD_LOCAL_RANK", "1"},
+                                {"PMI_RANK", "2"},
+                                {"PMI_SIZE", "4"},
+                                {"SLURM_PROCID", "3"},
+                                {"SLURM_NTASKS", "4"}});
+  EXPECT_EQ(ompi.launcher, "Open MPI");
+  EXPECT_EQ(ompi.rank, 1);
+  EXPECT_EQ(ompi.localRank, 1);
+  EXPECT_EQ(ompi.masterPort, -1);
+
+  LaunchInfo pmi = detectFrom({{"PMI_RANK", "2"},
+                               {"PMI_SIZE", "4"},
+                               {"SLURM_PROCID", "3"},
+                               {"SLURM_NTASKS", "4"}});
+  EXPECT_EQ(pmi.launcher, "PMI");
+  EXPECT_EQ(pmi.rank, 2);
+
+  LaunchInfo slurm = detectFrom({{"SLURM_PROCID", "3"},
+                                 {"SLURM_NTASKS", "4"},
+                                 {"SLURM_LOCALID", "0"},
+                                 {"SLURM_NTASKS_PER_NODE", "2(x2)"}});
+  EXPECT_EQ(slurm.launcher, "Slurm");
+  EXPECT_EQ(slurm.rank, 3);
+  EXPECT_EQ(slurm.worldSize, 4);
+  EXPECT_EQ(slurm.localRank, 0);
+  EXPECT_EQ(slurm.localWorldSize, -1); // not a single number
+}
+
+TEST(LaunchEnv, Errors) {
+  auto expectError = [](const std::map<std::string, std::string> &env,
+                        const std::string &needle) {
+    try {
+      detectFrom(env);
+      ADD_FAILURE() << "no error for " << needle;
+    } catch (const std::runtime_error &e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos)
+          << e.what();
+    }
+  };
+  expectError({}, "RANK and WORLD_SIZE");
+  expectError({{"RANK", "1"}}, "RANK is set but WORLD_SIZE is not");
+  expectError({{"RANK", "x"}, {"WORLD_SIZE", "2"}}, "RANK='x'");
+  expectError({{"RANK", "2"}, {"WORLD_SIZE", "2"}}, "outside a world");
+  expectError({{"RANK", "0"}, {"WORLD_SIZE", "2"}, {"MASTER_PORT", "99999"}},
+              "MASTER_PORT=99999");
+  expectError({{"SLURM_NTASKS", "2"}}, "SLURM_NTASKS is set but SLURM_PROCID");
+}
