@@ -188,6 +188,7 @@ OwningOpRef<ModuleOp> TransformerBuilder::build() {
   func::ReturnOp::create(b, loc, loss);
 
   func.setType(b.getFunctionType(body->getArgumentTypes(), {loss.getType()}));
+  func.setResultAttr(0, LoomDialect::kOutputAttrName, b.getStringAttr("loss"));
   func.setArgAttr(0, LoomDialect::kInputAttrName, b.getStringAttr("tokens"));
   func.setArgAttr(1, LoomDialect::kInputAttrName, b.getStringAttr("targets"));
   for (auto [i, name] : llvm::enumerate(paramNames))

@@ -59,6 +59,13 @@ LogicalResult LoomDialect::verifyRegionArgAttribute(Operation *op,
                          << "' must be a non-empty string naming the value";
     return success();
   }
+  if (attr.getName() == kOffsetAttrName) {
+    auto offset = dyn_cast<IntegerAttr>(attr.getValue());
+    if (!offset || offset.getInt() < 0)
+      return emitError() << "'" << kOffsetAttrName
+                         << "' must be a non-negative integer";
+    return success();
+  }
   if (attr.getName() == kShardingAttrName) {
     auto sharding = dyn_cast<ShardingAttr>(attr.getValue());
     if (!sharding)
@@ -87,6 +94,23 @@ LogicalResult LoomDialect::verifyOperationAttribute(Operation *op,
              << "'" << kMeshAttrName << "' must be a #loom.mesh";
     return success();
   }
+  if (attr.getName() == kOffsetsAttrName) {
+    auto offsets = dyn_cast<DenseI64ArrayAttr>(attr.getValue());
+    if (!offsets ||
+        offsets.size() != static_cast<int64_t>(op->getNumResults()) ||
+        llvm::any_of(offsets.asArrayRef(), [](int64_t o) { return o < 0; }))
+      return op->emitOpError()
+             << "'" << kOffsetsAttrName
+             << "' must hold one non-negative offset per result";
+    return success();
+  }
+  if (attr.getName() == kArenaSizeAttrName) {
+    auto size = dyn_cast<IntegerAttr>(attr.getValue());
+    if (!size || size.getInt() < 0)
+      return op->emitOpError()
+             << "'" << kArenaSizeAttrName << "' must be a non-negative integer";
+    return success();
+  }
   if (attr.getName() == kModelAttrName) {
     if (!isa<StringAttr>(attr.getValue()))
       return op->emitOpError()
@@ -94,5 +118,22 @@ LogicalResult LoomDialect::verifyOperationAttribute(Operation *op,
     return success();
   }
   return op->emitOpError() << "has unknown loom attribute '"
+                           << attr.getName().getValue() << "'";
+}
+
+LogicalResult LoomDialect::verifyRegionResultAttribute(Operation *op,
+                                                       unsigned regionIndex,
+                                                       unsigned resultIndex,
+                                                       NamedAttribute attr) {
+  if (attr.getName() == kOutputAttrName) {
+    auto name = dyn_cast<StringAttr>(attr.getValue());
+    if (!name || name.getValue().empty())
+      return op->emitOpError()
+             << "result #" << resultIndex << " '" << kOutputAttrName
+             << "' must be a non-empty string naming the output";
+    return success();
+  }
+  return op->emitOpError() << "result #" << resultIndex
+                           << " has unknown loom attribute '"
                            << attr.getName().getValue() << "'";
 }

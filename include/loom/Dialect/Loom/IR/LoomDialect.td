@@ -23,6 +23,7 @@ def Loom_Dialect : Dialect {
   }];
   let useDefaultAttributePrinterParser = 1;
   let hasRegionArgAttrVerify = 1;
+  let hasRegionResultAttrVerify = 1;
   let hasOperationAttrVerify = 1;
   let extraClassDeclaration = [{
     /// Function argument attribute naming a model parameter.
@@ -33,6 +34,13 @@ def Loom_Dialect : Dialect {
     static constexpr llvm::StringLiteral kMeshAttrName = "loom.mesh";
     /// Function argument attribute naming a data input (tokens, targets).
     static constexpr llvm::StringLiteral kInputAttrName = "loom.input";
+    /// Function result attribute naming a program output (e.g. "loss").
+    static constexpr llvm::StringLiteral kOutputAttrName = "loom.output";
+    /// Memory plan: arena offset of an argument, of each result of an op,
+    /// and the arena size of a function (set by loom-lower-to-program).
+    static constexpr llvm::StringLiteral kOffsetAttrName = "loom.offset";
+    static constexpr llvm::StringLiteral kOffsetsAttrName = "loom.offsets";
+    static constexpr llvm::StringLiteral kArenaSizeAttrName = "loom.arena_size";
     /// Module attribute naming the zoo model a module was built from.
     static constexpr llvm::StringLiteral kModelAttrName = "loom.model";
 

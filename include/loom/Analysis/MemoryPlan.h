@@ -1,0 +1,43 @@
+//===- MemoryPlan.h - Static arena plan of a loom function ------*- C++ -*-===//
+//
+// Every tensor of a loom function gets a byte range in one arena per rank.
+// Values whose lifetimes do not overlap share bytes; an element-wise result
+// reuses the bytes of an operand that dies at that op (in place), and a
+// reshape is a view of its operand. Parameters are persistent and never
+// share bytes with anything else.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef LOOM_ANALYSIS_MEMORYPLAN_H
+#define LOOM_ANALYSIS_MEMORYPLAN_H
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "llvm/ADT/DenseMap.h"
+
+namespace loom {
+
+/// Offsets are multiples of this many bytes.
+constexpr int64_t kArenaAlignment = 64;
+
+struct MemoryPlan {
+  /// Arena offset of every block argument and op result.
+  llvm::DenseMap<mlir::Value, int64_t> offsets;
+  /// Bytes the arena needs: the end of the highest placed range.
+  int64_t arenaSize = 0;
+  /// The most bytes live at one instruction: no plan can use fewer.
+  int64_t liveLowerBound = 0;
+  /// Storage ranges after aliasing (in-place and views).
+  int64_t numStorages = 0;
+  int64_t numValues = 0;
+};
+
+/// Byte size of a statically shaped tensor type.
+int64_t getTensorBytes(mlir::Type type);
+
+/// Plans `func`'s single block; fails with a diagnostic on values that are
+/// not statically shaped tensors or on control flow.
+mlir::FailureOr<MemoryPlan> planMemory(mlir::func::FuncOp func);
+
+} // namespace loom
+
+#endif // LOOM_ANALYSIS_MEMORYPLAN_H

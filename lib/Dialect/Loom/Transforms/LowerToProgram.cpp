@@ -1,0 +1,58 @@
+//===- LowerToProgram.cpp - Assign every tensor its arena bytes -----------===//
+
+#include "loom/Analysis/MemoryPlan.h"
+#include "loom/Dialect/Loom/IR/LoomOps.h"
+#include "loom/Dialect/Loom/Transforms/Passes.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/Builders.h"
+
+namespace loom {
+#define GEN_PASS_DEF_LOOMLOWERTOPROGRAMPASS
+#include "loom/Dialect/Loom/Transforms/Passes.h.inc"
+} // namespace loom
+
+using namespace mlir;
+using namespace loom;
+
+namespace {
+struct LoomLowerToProgramPass
+    : public loom::impl::LoomLowerToProgramPassBase<LoomLowerToProgramPass> {
+  using LoomLowerToProgramPassBase::LoomLowerToProgramPassBase;
+
+  void runOnOperation() override {
+    for (auto func : getOperation().getOps<func::FuncOp>()) {
+      if (func.isExternal())
+        continue;
+      FailureOr<MemoryPlan> plan = planMemory(func);
+      if (failed(plan))
+        return signalPassFailure();
+      annotate(func, *plan);
+      if (report)
+        emitRemark(func.getLoc()) << "memory plan: arena " << plan->arenaSize
+                          << " bytes, live lower bound "
+                          << plan->liveLowerBound << " bytes, "
+                          << plan->numValues << " tensors in "
+                          << plan->numStorages << " storages";
+    }
+  }
+
+  static void annotate(func::FuncOp func, const MemoryPlan &plan) {
+    Builder b(func.getContext());
+    for (BlockArgument arg : func.getArguments())
+      func.setArgAttr(arg.getArgNumber(), LoomDialect::kOffsetAttrName,
+                      b.getI64IntegerAttr(plan.offsets.lookup(arg)));
+    func.walk([&](Operation *op) {
+      if (op->getNumResults() == 0 || isa<func::FuncOp>(op))
+        return;
+      SmallVector<int64_t> offsets;
+      for (Value result : op->getResults())
+        offsets.push_back(plan.offsets.lookup(result));
+      op->setAttr(LoomDialect::kOffsetsAttrName,
+                  b.getDenseI64ArrayAttr(offsets));
+    });
+    func->setAttr(LoomDialect::kArenaSizeAttrName,
+                  b.getI64IntegerAttr(plan.arenaSize));
+  }
+};
+} // namespace
