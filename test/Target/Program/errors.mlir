@@ -1,0 +1,25 @@
+// RUN: loom-translate --loom-to-program %s -split-input-file -verify-diagnostics
+
+// A function must be planned before it is emitted.
+// expected-error @+1 {{function @f has no memory plan; run loom-opt -loom-lower-to-program first}}
+func.func @f(%x: tensor<4xf32>) -> tensor<4xf32> {
+  %0 = loom.silu %x : tensor<4xf32>
+  return %0 : tensor<4xf32>
+}
+
+// -----
+
+// One program holds one function.
+// expected-error @+1 {{a program is emitted from a module with exactly one function body, found 2}}
+module {
+  func.func @a() attributes {loom.arena_size = 0 : i64} { return }
+  func.func @b() attributes {loom.arena_size = 0 : i64} { return }
+}
+
+// -----
+
+// Program outputs are computed values.
+func.func @passthrough(%x: tensor<4xf32> {loom.offset = 0 : i64}) -> tensor<4xf32> attributes {loom.arena_size = 64 : i64} {
+  // expected-error @+1 {{returns argument #0 directly; a program output must be computed}}
+  return %x : tensor<4xf32>
+}
