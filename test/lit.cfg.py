@@ -28,6 +28,6 @@ llvm_config.add_tool_substitutions(
     [ToolSubst(t, unresolved="ignore") for t in tools], tool_dirs)
 
 # Tools that exist only in some builds gate their tests.
-for tool in ["loom-translate", "loom-run"]:
+for tool in ["loom-translate", "loom-run", "loom-dump"]:
     if os.path.exists(os.path.join(config.loom_tools_dir, tool)):
         config.available_features.add(tool)

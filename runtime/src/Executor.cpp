@@ -13,6 +13,7 @@
 #include "Verifier.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 
@@ -605,6 +606,23 @@ void Executor::runCollective(Step &s) {
   }
 }
 
+void Executor::recordTrace(size_t index,
+                           std::chrono::steady_clock::time_point start) {
+  // The CPU backend runs in order, so the kernel is done when it returns;
+  // steady_clock is system-wide, so ranks in other processes line up.
+  auto end = std::chrono::steady_clock::now();
+  auto us = [](std::chrono::steady_clock::time_point t) {
+    return std::chrono::duration<double, std::micro>(t.time_since_epoch())
+        .count();
+  };
+  TraceEvent event;
+  event.instruction = static_cast<uint32_t>(index);
+  event.stream = program_->instructions()[index].stream;
+  event.startUs = us(start);
+  event.durationUs = us(end) - event.startUs;
+  traceEvents_.push_back(event);
+}
+
 void Executor::run() {
   const Program &P = *program_;
   for (size_t i = 0; i < inputSet_.size(); ++i)
@@ -622,6 +640,9 @@ void Executor::run() {
       Step &s = steps_[i];
       if (s.touchEnd > peak)
         peak = s.touchEnd;
+      std::chrono::steady_clock::time_point traceStart;
+      if (options_.trace)
+        traceStart = std::chrono::steady_clock::now();
       switch (s.kind) {
       case Step::Kernel:
         s.call.kernel(s.call, ctx);
@@ -666,6 +687,8 @@ void Executor::run() {
         runCollective(s);
         break;
       }
+      if (options_.trace)
+        recordTrace(i, traceStart);
     }
     backend_->synchronize();
   } catch (const KernelError &e) {

@@ -27,6 +27,7 @@
 #include "loom/runtime/Npy.h"
 #include "loom/runtime/Program.h"
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <stdexcept>
@@ -64,6 +65,15 @@ struct CommGroup {
 using CommunicatorFactory =
     std::function<std::shared_ptr<Communicator>(const CommGroup &group)>;
 
+/// One executed instruction, for traces (ExecutorOptions::trace).
+struct TraceEvent {
+  uint32_t instruction = 0;
+  StreamKind stream = StreamKind::Compute;
+  /// Microseconds on the system-wide steady clock.
+  double startUs = 0;
+  double durationUs = 0;
+};
+
 struct ExecutorOptions {
   /// Global rank; mesh coordinates follow Mesh::coords().
   int64_t rank = 0;
@@ -74,6 +84,8 @@ struct ExecutorOptions {
   /// unless `backendInstance` is given.
   std::string backend = "cpu";
   std::shared_ptr<Backend> backendInstance;
+  /// Record a TraceEvent per executed instruction (see traceEvents()).
+  bool trace = false;
 };
 
 class Executor {
@@ -114,9 +126,13 @@ public:
   /// (outside the arena).
   size_t scratchBytes() const { return scratchBytes_; }
 
+  /// Instructions executed so far, when ExecutorOptions::trace is set.
+  const std::vector<TraceEvent> &traceEvents() const { return traceEvents_; }
+
   struct Step;
 
 private:
+  void recordTrace(size_t index, std::chrono::steady_clock::time_point start);
   void prepare();
   void runCollective(Step &s);
   [[noreturn]] void failAt(size_t index, const std::string &msg) const;
@@ -136,6 +152,7 @@ private:
   std::vector<Step> steps_;
   std::vector<bool> inputSet_;
   uint64_t executedPeak_ = 0;
+  std::vector<TraceEvent> traceEvents_;
 };
 
 } // namespace loom::runtime

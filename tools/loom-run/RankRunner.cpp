@@ -1,0 +1,317 @@
+//===- RankRunner.cpp - One rank of a loom-run job ------------------------===//
+
+#include "RankRunner.h"
+
+#include "loom/runtime/Npy.h"
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <sstream>
+#include <sys/stat.h>
+
+using namespace loom;
+using namespace loom::runtime;
+
+namespace {
+
+bool fileExists(const std::string &path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+void makeDirectory(const std::string &path) {
+  if (::mkdir(path.c_str(), 0755) != 0 && errno != EEXIST)
+    throw std::runtime_error("cannot create directory '" + path + "'");
+}
+
+/// SplitMix64: a seed per (seed, name), so a tensor's values do not depend
+/// on which other tensors the program has.
+uint64_t splitMix(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+class Generator {
+public:
+  Generator(uint64_t seed, const std::string &name) : state(seed) {
+    for (char c : name)
+      state = splitMix(state ^ static_cast<uint8_t>(c));
+  }
+  uint64_t next() { return state = splitMix(state); }
+  /// Uniform in [0, 1).
+  double uniform() { return (next() >> 11) * (1.0 / 9007199254740992.0); }
+  /// Standard normal (Box-Muller), the same on every platform.
+  double normal() {
+    double u1 = uniform(), u2 = uniform();
+    return std::sqrt(-2.0 * std::log(1.0 - u1)) * std::cos(2.0 * M_PI * u2);
+  }
+
+private:
+  uint64_t state;
+};
+
+bool endsWith(const std::string &s, const std::string &suffix) {
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+/// Integer inputs index something: the bound is the embedding table's rows
+/// or the logits' vocabulary that the program uses them with.
+int64_t integerBound(const Program &program, uint32_t buffer) {
+  int64_t bound = 0;
+  for (const InstrInfo &instr : program.instructions()) {
+    if (instr.operands.size() < 2 || instr.operands[1] != buffer)
+      continue;
+    const BufferInfo &first = program.buffers()[instr.operands[0]];
+    if (instr.op == Opcode::Embedding)
+      bound = first.shape[0];
+    else if (instr.op == Opcode::CrossEntropy)
+      bound = first.shape.back();
+  }
+  return bound > 0 ? bound : 2;
+}
+
+/// Seeded values: normalization weights 1, biases 0, other floats N(0, 0.02)
+/// (GPT-2/Megatron initialization), integers uniform in their range.
+HostTensor generateInput(const Program &program, const BufferInfo &buffer,
+                         uint64_t seed) {
+  HostTensor tensor(buffer.dtype, buffer.shape);
+  Generator gen(seed, buffer.name);
+  int64_t n = tensor.numel();
+  if (isInteger(buffer.dtype)) {
+    int64_t bound = integerBound(program, buffer.id);
+    for (int64_t i = 0; i < n; ++i) {
+      int64_t v = static_cast<int64_t>(gen.next() % static_cast<uint64_t>(bound));
+      if (buffer.dtype == DType::I32)
+        tensor.as<int32_t>()[i] = static_cast<int32_t>(v);
+      else
+        tensor.as<int64_t>()[i] = v;
+    }
+    return tensor;
+  }
+  bool isNorm = buffer.shape.size() == 1 &&
+                buffer.name.find("norm") != std::string::npos &&
+                endsWith(buffer.name, ".weight");
+  bool isBias = endsWith(buffer.name, ".bias");
+  for (int64_t i = 0; i < n; ++i) {
+    float v = isNorm ? 1.0f : isBias ? 0.0f : static_cast<float>(0.02 * gen.normal());
+    switch (buffer.dtype) {
+    case DType::F32:
+      tensor.as<float>()[i] = v;
+      break;
+    case DType::BF16:
+      tensor.as<uint16_t>()[i] = f32ToBf16(v);
+      break;
+    case DType::F16:
+      tensor.as<uint16_t>()[i] = f32ToF16(v);
+      break;
+    default:
+      break;
+    }
+  }
+  return tensor;
+}
+
+void bindInputs(Executor &exec, const RunOptions &options, int rank) {
+  const Program &program = exec.program();
+  for (const Binding &binding : program.inputs()) {
+    const BufferInfo &buffer = program.buffers()[binding.buffer];
+    std::string file;
+    if (!options.inputsDir.empty()) {
+      std::string own = options.inputsDir + "/rank" + std::to_string(rank) +
+                        "/" + binding.name + ".npy";
+      std::string shared = options.inputsDir + "/" + binding.name + ".npy";
+      file = fileExists(own) ? own : fileExists(shared) ? shared : "";
+    }
+    if (file.empty()) {
+      exec.setInput(binding.name, generateInput(program, buffer, options.seed));
+      continue;
+    }
+    HostTensor tensor = readNpy(file);
+    if (tensor.dtype != buffer.dtype || tensor.shape != buffer.shape) {
+      std::ostringstream shape;
+      shape << dtypeName(tensor.dtype) << "[";
+      for (size_t i = 0; i < tensor.shape.size(); ++i)
+        shape << (i ? "," : "") << tensor.shape[i];
+      shape << "]";
+      throw std::runtime_error("input '" + binding.name + "' from " + file +
+                               " is " + shape.str() + " but the program needs " +
+                               buffer.typeStr());
+    }
+    exec.setInput(binding.name, tensor);
+  }
+}
+
+void writeOutputs(Executor &exec, const RunOptions &options, int rank) {
+  if (options.outputsDir.empty())
+    return;
+  std::string dir = options.outputsDir;
+  makeDirectory(dir);
+  if (rank != 0) {
+    dir += "/rank" + std::to_string(rank);
+    makeDirectory(dir);
+  }
+  for (const Binding &binding : exec.program().outputs())
+    writeNpy(dir + "/" + binding.name + ".npy", exec.getOutput(binding.name));
+}
+
+/// "loss = 4.85203" for scalar outputs.
+void printScalars(const Executor &exec) {
+  for (const Binding &binding : exec.program().outputs()) {
+    HostTensor t = exec.getOutput(binding.name);
+    if (t.numel() != 1 || t.dtype != DType::F32)
+      continue;
+    std::cout << binding.name << " = " << std::setprecision(9)
+              << t.as<float>()[0] << "\n";
+  }
+}
+
+} // namespace
+
+RankResult loom::runRank(const RunOptions &options,
+                         std::shared_ptr<const Program> program, int rank,
+                         int worldSize, CommunicatorFactory communicators) {
+  int64_t meshRanks = program->mesh().size();
+  // A program without a mesh runs whole on every rank (replicas).
+  bool replicated = meshRanks == 1;
+  if (!replicated && meshRanks != worldSize)
+    throw std::runtime_error("the program's mesh " + program->mesh().str() +
+                             " has " + std::to_string(meshRanks) +
+                             " ranks but the job has " +
+                             std::to_string(worldSize));
+  ExecutorOptions execOptions;
+  execOptions.rank = replicated ? 0 : rank;
+  execOptions.communicators = std::move(communicators);
+  execOptions.trace = !options.tracePath.empty();
+  Executor exec(program, execOptions);
+  bindInputs(exec, options, rank);
+
+  auto start = std::chrono::steady_clock::now();
+  for (int step = 0; step < options.steps; ++step)
+    exec.run();
+  double ms = std::chrono::duration<double, std::milli>(
+                  std::chrono::steady_clock::now() - start)
+                  .count();
+  writeOutputs(exec, options, rank);
+
+  if (rank == 0 && !options.quiet) {
+    printScalars(exec);
+    std::cout << "ran " << program->instructions().size() << " instructions x "
+              << options.steps << " step(s) on " << worldSize
+              << " rank(s) in " << std::fixed << std::setprecision(3) << ms
+              << " ms; arena planned " << exec.plannedPeakBytes()
+              << " bytes, executed peak " << exec.executedPeakBytes()
+              << " bytes\n";
+  }
+  RankResult result;
+  result.rank = rank;
+  result.events = exec.traceEvents();
+  result.program = program;
+  return result;
+}
+
+//===----------------------------------------------------------------------===//
+// Chrome trace
+//===----------------------------------------------------------------------===//
+
+namespace {
+std::string jsonEscape(const std::string &s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '"' || c == '\\')
+      out += '\\';
+    if (static_cast<unsigned char>(c) < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof(buf), "\\u%04x", c);
+      out += buf;
+      continue;
+    }
+    out += c;
+  }
+  return out;
+}
+
+/// One JSON event per line: a rank is a process, a stream a thread.
+void appendEvents(std::ostream &os, const RankResult &result, bool &first) {
+  auto sep = [&] {
+    os << (first ? "" : ",\n");
+    first = false;
+  };
+  sep();
+  os << "{\"ph\":\"M\",\"name\":\"process_name\",\"pid\":" << result.rank
+     << ",\"args\":{\"name\":\"rank " << result.rank << "\"}}";
+  for (int stream = 0; stream < 2; ++stream) {
+    sep();
+    os << "{\"ph\":\"M\",\"name\":\"thread_name\",\"pid\":" << result.rank
+       << ",\"tid\":" << stream << ",\"args\":{\"name\":\""
+       << (stream == 0 ? "compute" : "comm") << "\"}}";
+  }
+  const Program &program = *result.program;
+  for (const TraceEvent &e : result.events) {
+    const InstrInfo &instr = program.instructions()[e.instruction];
+    sep();
+    os << std::fixed << std::setprecision(3) << "{\"ph\":\"X\",\"name\":\""
+       << opcodeName(instr.op) << "\",\"pid\":" << result.rank
+       << ",\"tid\":" << static_cast<int>(e.stream) << ",\"ts\":" << e.startUs
+       << ",\"dur\":" << e.durationUs << ",\"args\":{\"instruction\":"
+       << e.instruction << ",\"loc\":\"" << jsonEscape(instr.loc) << "\"}}";
+  }
+}
+
+/// Writes through a temporary file and a rename: never half-written.
+void writeAtomically(const std::string &path, const std::string &text) {
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary);
+    out << text;
+    if (!out)
+      throw std::runtime_error("cannot write '" + tmp + "'");
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0)
+    throw std::runtime_error("cannot rename '" + tmp + "' to '" + path + "'");
+}
+} // namespace
+
+void loom::writeTraceEvents(const std::string &path,
+                            const std::vector<RankResult> &results,
+                            bool complete) {
+  std::ostringstream os;
+  bool first = true;
+  if (complete)
+    os << "{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n";
+  for (const RankResult &result : results)
+    appendEvents(os, result, first);
+  if (complete)
+    os << "\n]}\n";
+  writeAtomically(path, os.str());
+}
+
+void loom::writeTraceIfAsked(const RunOptions &options,
+                             const std::vector<RankResult> &results) {
+  if (!options.tracePath.empty())
+    writeTraceEvents(options.tracePath, results, /*complete=*/true);
+}
+
+void loom::mergeRankTraces(const std::string &path, int nproc) {
+  std::ostringstream os;
+  os << "{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n";
+  for (int rank = 0; rank < nproc; ++rank) {
+    std::string part = path + ".rank" + std::to_string(rank);
+    std::ifstream in(part, std::ios::binary);
+    if (!in)
+      throw std::runtime_error("rank " + std::to_string(rank) +
+                               " wrote no trace part '" + part + "'");
+    std::stringstream text;
+    text << in.rdbuf();
+    os << (rank ? ",\n" : "") << text.str();
+    std::remove(part.c_str());
+  }
+  os << "\n]}\n";
+  writeAtomically(path, os.str());
+}
