@@ -142,6 +142,15 @@ std::string str(const flatbuffers::String *s) {
 /// products <= 2^50 are checked before multiplying further.
 constexpr int64_t kMaxDim = int64_t(1) << 40;
 constexpr int64_t kMaxElems = int64_t(1) << 50;
+/// Bounds of rank-dependent terms: |value| stays below 2^40 + 8 * 2^54.
+constexpr int64_t kMaxCoeff = int64_t(1) << 30;
+
+/// flatbuffers::Verifier checks a vector's length field but not that 8-byte
+/// elements are 8-byte aligned; the builder always aligns non-empty ones.
+template <typename T> bool elementsAligned(const flatbuffers::Vector<T> *v) {
+  return !v || v->size() == 0 ||
+         reinterpret_cast<uintptr_t>(v->data()) % alignof(T) == 0;
+}
 
 void *alignedAlloc(size_t bytes) {
   size_t rounded = (std::max<size_t>(bytes, 1) + 63) / 64 * 64;
@@ -252,6 +261,8 @@ std::shared_ptr<const Program> ProgramLoader::load(const void *data,
       if (static_cast<unsigned>(b->kind()) > 4)
         fail(what + ": unknown kind " + std::to_string(int(b->kind())));
       B.kind = static_cast<BufferKind>(b->kind());
+      if (!elementsAligned(b->shape()))
+        fail(what + ": shape vector is misaligned");
       if (b->shape()) {
         if (b->shape()->size() > kMaxRank)
           fail(what + ": rank " + std::to_string(b->shape()->size()) +
@@ -261,9 +272,9 @@ std::shared_ptr<const Program> ProgramLoader::load(const void *data,
             fail(what + ": dimension " + std::to_string(d) +
                  " is negative or too large");
           B.shape.push_back(d);
-          B.numel *= d;
-          if (B.numel > kMaxElems)
+          if (d && B.numel > kMaxElems / d)
             fail(what + ": more than 2^50 elements");
+          B.numel *= d;
         }
       }
       B.offset = b->offset();
@@ -400,6 +411,8 @@ std::shared_ptr<const Program> ProgramLoader::load(const void *data,
             fail(what + ": attribute '" + A.name + "' has unknown kind " +
                  std::to_string(int(a->kind())));
           A.kind = static_cast<AttrKind>(a->kind());
+          if (!elementsAligned(a->ints()))
+            fail(what + ": attribute '" + A.name + "' has a misaligned vector");
           A.i = a->i();
           A.f = a->f();
           if (a->ints())
@@ -408,6 +421,9 @@ std::shared_ptr<const Program> ProgramLoader::load(const void *data,
           if (a->terms()) {
             for (const fb::AffineTerm *t : *a->terms()) {
               AffineTerm T;
+              if (!elementsAligned(t->coeffs()))
+                fail(what + ": attribute '" + A.name +
+                     "' has a misaligned vector");
               T.axis = P.mesh_.axisIndex(t->axis()->str());
               if (T.axis < 0)
                 fail(what + ": attribute '" + A.name + "' depends on axis '" +
@@ -421,14 +437,24 @@ std::shared_ptr<const Program> ProgramLoader::load(const void *data,
                      std::to_string(T.coeffs.size()) +
                      " coefficients, expected " + std::to_string(want));
               for (int64_t c : T.coeffs)
-                if (c < -kMaxDim || c > kMaxDim)
+                if (c < -kMaxCoeff || c > kMaxCoeff)
                   fail(what + ": attribute '" + A.name +
-                       "' has a coefficient out of range");
-              if (T.shift < -kMaxDim || T.shift > kMaxDim)
+                       "' has a coefficient outside [-2^30, 2^30]");
+              if (T.shift < -kMaxCoeff || T.shift > kMaxCoeff)
                 fail(what + ": attribute '" + A.name +
-                     "' has a shift out of range");
+                     "' has a shift outside [-2^30, 2^30]");
               A.terms.push_back(std::move(T));
             }
+            if (A.terms.size() > 8)
+              fail(what + ": attribute '" + A.name +
+                   "' has more than 8 rank-dependent terms");
+            std::vector<int64_t> base =
+                A.kind == AttrKind::Ints ? A.ints : std::vector<int64_t>{A.i};
+            for (int64_t v : base)
+              if (v < -kMaxDim || v > kMaxDim)
+                fail(what + ": attribute '" + A.name +
+                     "' has rank-dependent terms and a base value outside "
+                     "[-2^40, 2^40]");
           }
           I.attrs.push_back(std::move(A));
         }

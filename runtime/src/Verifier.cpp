@@ -385,6 +385,8 @@ void InstrChecker::checkCollective() {
     sameDType(*x, inName(0), *y, outName(0));
     int d = dimAttr("gather_dim", x->shape.size());
     std::vector<int64_t> s = x->shape;
+    if (s[d] > (int64_t(1) << 40) / n)
+      fail(inName(0) + ": gathered dim is too large");
     s[d] *= n;
     expectShape(*y, outName(0) + " (gather_dim " + std::to_string(d) +
                         " times group size " + std::to_string(n) + ")",
@@ -413,6 +415,8 @@ void InstrChecker::checkCollective() {
            " is not divisible by the group size " + std::to_string(n));
     std::vector<int64_t> s = x->shape;
     s[sd] /= n;
+    if (s[cd] > (int64_t(1) << 40) / n)
+      fail(inName(0) + ": concatenated dim is too large");
     s[cd] *= n;
     expectShape(*y, outName(0), s);
     break;

@@ -337,3 +337,27 @@ TEST(Loader, LoadFileReportsMissingFile) {
 }
 
 } // namespace
+
+namespace {
+
+/// Inputs the fuzzer once crashed on (runtime/test/fuzz-regressions).
+TEST(Loader, RejectsFuzzerRegressions) {
+  struct Case {
+    const char *file, *message;
+  } cases[] = {
+      {"misaligned-vector.loom", "shape vector is misaligned"},
+      {"shape-overflow.loom", "more than 2^50 elements"},
+  };
+  for (const Case &c : cases) {
+    std::string path = std::string(LOOM_TEST_DATA_DIR) + "/fuzz-regressions/" + c.file;
+    try {
+      Program::loadFile(path);
+      ADD_FAILURE() << path << " loaded";
+    } catch (const ProgramError &e) {
+      EXPECT_NE(std::string(e.what()).find(c.message), std::string::npos)
+          << e.what();
+    }
+  }
+}
+
+} // namespace
