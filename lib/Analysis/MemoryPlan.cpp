@@ -44,7 +44,7 @@ struct Storage {
 };
 } // namespace
 
-FailureOr<MemoryPlan> loom::planMemory(func::FuncOp func) {
+FailureOr<MemoryPlan> loom::planMemory(func::FuncOp func, bool reuse) {
   if (!func.getBody().hasOneBlock())
     return func.emitError("memory planning needs a function with one block");
   Block &block = func.getBody().front();
@@ -113,6 +113,8 @@ FailureOr<MemoryPlan> loom::planMemory(func::FuncOp func) {
     classEnd[leader] = end;
   };
   for (auto [index, op] : llvm::enumerate(ops)) {
+    if (!reuse)
+      break;
     if (auto reshape = dyn_cast<ReshapeOp>(op)) {
       join(reshape.getResult(), reshape.getInput());
       continue;
@@ -159,8 +161,9 @@ FailureOr<MemoryPlan> loom::planMemory(func::FuncOp func) {
   for (unsigned i = 0; i < order.size(); ++i)
     order[i] = i;
   auto lifetime = [&](const Storage &s) {
-    return s.pinned ? std::pair<int64_t, int64_t>{-1, endOfProgram + 1}
-                    : std::pair<int64_t, int64_t>{s.start, s.end};
+    return s.pinned || !reuse
+               ? std::pair<int64_t, int64_t>{-1, endOfProgram + 1}
+               : std::pair<int64_t, int64_t>{s.start, s.end};
   };
   llvm::stable_sort(order, [&](unsigned a, unsigned b) {
     if (storages[a].pinned != storages[b].pinned)
@@ -189,7 +192,6 @@ FailureOr<MemoryPlan> loom::planMemory(func::FuncOp func) {
     placed.push_back(i);
     plan.arenaSize = std::max(plan.arenaSize, offset + s.bytes);
   }
-  plan.arenaSize = static_cast<int64_t>(llvm::alignTo(plan.arenaSize, kArenaAlignment));
 
   // The lower bound: the most bytes live at once.
   for (int64_t t = -1; t <= endOfProgram; ++t) {
@@ -207,4 +209,53 @@ FailureOr<MemoryPlan> loom::planMemory(func::FuncOp func) {
   plan.numStorages = storages.size();
   plan.numValues = values.size();
   return plan;
+}
+
+LogicalResult loom::checkMemoryPlan(func::FuncOp func, const MemoryPlan &plan) {
+  Block &block = func.getBody().front();
+  // The value whose data a value's bytes hold: reshapes are views.
+  auto origin = [](Value v) {
+    while (auto reshape = v.getDefiningOp<ReshapeOp>())
+      v = reshape.getInput();
+    return v;
+  };
+  struct Write {
+    int64_t begin, end;
+  };
+  SmallVector<SmallVector<Write, 2>> writes; // per instruction
+  DenseMap<Operation *, int64_t> indexOf;
+  auto range = [&](Value v) {
+    int64_t begin = plan.offsets.lookup(v);
+    return Write{begin, begin + getTensorBytes(v.getType())};
+  };
+  auto check = [&](Operation *reader, Value v, int64_t now) -> LogicalResult {
+    Value source = origin(v);
+    int64_t from = 0;
+    if (Operation *def = source.getDefiningOp())
+      from = indexOf[def] + 1;
+    Write bytes = range(v);
+    for (int64_t t = from; t < now; ++t)
+      for (const Write &w : writes[t])
+        if (w.begin < bytes.end && bytes.begin < w.end)
+          return reader->emitError("memory plan error: an operand's bytes [")
+                 << bytes.begin << ", " << bytes.end
+                 << ") were overwritten by instruction " << t
+                 << " before this read";
+    return success();
+  };
+  int64_t index = 0;
+  for (Operation &op : block) {
+    for (Value operand : op.getOperands())
+      if (failed(check(&op, operand, index)))
+        return failure();
+    if (isa<func::ReturnOp>(op))
+      break;
+    indexOf[&op] = index++;
+    writes.emplace_back();
+    if (isa<ReshapeOp>(op))
+      continue;
+    for (Value result : op.getResults())
+      writes.back().push_back(range(result));
+  }
+  return success();
 }

@@ -22,7 +22,8 @@ constexpr int64_t kArenaAlignment = 64;
 struct MemoryPlan {
   /// Arena offset of every block argument and op result.
   llvm::DenseMap<mlir::Value, int64_t> offsets;
-  /// Bytes the arena needs: the end of the highest placed range.
+  /// Bytes the arena needs: the end of the highest placed range (the
+  /// planned peak; the runtime may round its allocation up).
   int64_t arenaSize = 0;
   /// The most bytes live at one instruction: no plan can use fewer.
   int64_t liveLowerBound = 0;
@@ -35,8 +36,17 @@ struct MemoryPlan {
 int64_t getTensorBytes(mlir::Type type);
 
 /// Plans `func`'s single block; fails with a diagnostic on values that are
-/// not statically shaped tensors or on control flow.
-mlir::FailureOr<MemoryPlan> planMemory(mlir::func::FuncOp func);
+/// not statically shaped tensors or on control flow. With `reuse` false,
+/// every storage gets bytes of its own (a reference plan for testing).
+mlir::FailureOr<MemoryPlan> planMemory(mlir::func::FuncOp func,
+                                       bool reuse = true);
+
+/// Replays `func` against `plan` and checks that every value an op reads
+/// (and every returned value) still holds its bytes: no op in between wrote
+/// over them, reshapes being views of their operand. Fails with a
+/// diagnostic on the first clobbered read.
+mlir::LogicalResult checkMemoryPlan(mlir::func::FuncOp func,
+                                    const MemoryPlan &plan);
 
 } // namespace loom
 

@@ -24,8 +24,8 @@ struct LoomLowerToProgramPass
     for (auto func : getOperation().getOps<func::FuncOp>()) {
       if (func.isExternal())
         continue;
-      FailureOr<MemoryPlan> plan = planMemory(func);
-      if (failed(plan))
+      FailureOr<MemoryPlan> plan = planMemory(func, reuse);
+      if (failed(plan) || failed(checkMemoryPlan(func, *plan)))
         return signalPassFailure();
       annotate(func, *plan);
       if (report)

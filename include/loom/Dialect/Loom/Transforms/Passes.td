@@ -16,12 +16,18 @@ def LoomLowerToProgramPass : Pass<"loom-lower-to-program", "mlir::ModuleOp"> {
     bytes for the whole program. `loom-translate --loom-to-program` then
     writes the binary program.
 
+    The plan is checked by replaying the function: no op may overwrite bytes
+    that a later op still reads.
+
     With `report`, a remark on each function gives the planned arena, the
     lower bound (the most bytes live at one instruction) and the counts.
   }];
   let options = [
     Option<"report", "report", "bool", /*default=*/"false",
            "Emit a remark with the planned peak bytes of each function">,
+    Option<"reuse", "reuse", "bool", /*default=*/"true",
+           "Share bytes between tensors whose lifetimes do not overlap "
+           "(false: every tensor has its own bytes, for reference runs)">,
   ];
   let dependentDialects = ["::loom::LoomDialect"];
 }
