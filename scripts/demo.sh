@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Sets Loom up, builds it and runs the main demo: a zoo model is printed as
-# loom IR, verified and round-tripped by loom-opt, and summarized.
+# Sets Loom up, builds it and runs the main demo: a zoo model goes from the
+# model zoo through the compiler (verify, memory plan, program) to loom-run
+# on CPU ranks; then a tensor-parallel example runs on two Gloo processes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh >/dev/null
@@ -9,20 +10,29 @@ out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
 model=${1:-tiny-llama}
-echo "== loom-models $model: the forward graph (first lines)"
-loom-models "$model" -o "$out/$model.mlir"
-head -c 1200 "$out/$model.mlir"; echo " ..."
-echo
-echo "== loom-opt: parse, verify and print it again"
-loom-opt --verify-roundtrip "$out/$model.mlir" -o "$out/$model.roundtrip.mlir"
-if cmp -s "$out/$model.mlir" "$out/$model.roundtrip.mlir"; then
-  echo "round trip: identical ($(wc -c < "$out/$model.mlir") bytes, $(grep -c ' = loom\.' "$out/$model.mlir") loom ops)"
-else
-  echo "round trip: texts differ" >&2; exit 1
-fi
-echo
-echo "== loom-models $model --stats"
+step() { printf '\n== %s\n' "$*"; }
+
+step "loom-models $model --stats"
 loom-models "$model" --stats
-echo
-echo "== llama3-405b at full size"
-loom-models llama3-405b --stats
+
+step "loom-models $model: the forward graph in the loom dialect (first lines)"
+loom-models "$model" -o "$out/$model.mlir"
+sed -n '3,9p' "$out/$model.mlir" | cut -c1-150
+
+step "loom-opt: parse, verify, print; the round trip is identical"
+loom-opt "$out/$model.mlir" -o "$out/roundtrip.mlir"
+cmp "$out/$model.mlir" "$out/roundtrip.mlir" && echo "identical ($(grep -c ' = loom\.' "$out/$model.mlir") loom ops)"
+
+step "loom-lower-to-program: one arena per rank"
+loom-opt "$out/$model.mlir" -loom-lower-to-program=report -mlir-print-debuginfo -o "$out/planned.mlir" 2>&1 | grep remark
+
+step "loom-translate: the per-rank program (text dump, first instructions)"
+loom-translate --loom-to-program "$out/planned.mlir" -o "$out/$model.loom"
+loom-dump "$out/$model.loom" | grep -E '^[0-9]+: ' | head -8
+
+step "loom-run: one rank"
+loom-run "$out/$model.loom" --outputs "$out/run" --trace "$out/trace.json"
+echo "outputs: $(ls "$out/run" | wc -l) .npy files; trace: $(grep -c '"ph":"X"' "$out/trace.json") events"
+
+step "loom-run: a tensor-parallel MLP on 2 processes over Gloo"
+loom-run examples/tensor-parallel-mlp.mlir --nproc 2 --comm gloo
