@@ -239,16 +239,26 @@ Executor::Executor(std::shared_ptr<const Program> program,
   else
     backend_ = createBackend(options_.backend);
 
-  arena_ = backend_->allocate(P.arenaSize());
-  if (backend_->hostMemory()) {
-    constants_ = const_cast<uint8_t *>(P.constants());
-  } else if (P.constantsSize()) {
-    constants_ = backend_->allocate(P.constantsSize());
-    ownConstants_ = true;
-    backend_->copyToDevice(constants_, P.constants(), P.constantsSize());
-  }
   inputSet_.assign(P.inputs().size(), false);
+  arena_ = backend_->allocate(P.arenaSize());
+  try {
+    if (backend_->hostMemory()) {
+      constants_ = const_cast<uint8_t *>(P.constants());
+    } else if (P.constantsSize()) {
+      constants_ = backend_->allocate(P.constantsSize());
+      ownConstants_ = true;
+      backend_->copyToDevice(constants_, P.constants(), P.constantsSize());
+    }
+    createCommunicators();
+    prepare();
+  } catch (...) {
+    releaseResources();
+    throw;
+  }
+}
 
+void Executor::createCommunicators() {
+  const Program &P = *program_;
   // Communicators for groups of more than one rank.
   comms_.resize(P.communicators().size());
   for (const CommInfo &ci : P.communicators()) {
@@ -282,21 +292,25 @@ Executor::Executor(std::shared_ptr<const Program> program,
           std::to_string(ci.size));
     comms_[ci.id] = std::move(c);
   }
-  prepare();
 }
 
-Executor::~Executor() {
+Executor::~Executor() { releaseResources(); }
+
+void Executor::releaseResources() {
   for (Step &s : steps_) {
     backend_->release(s.call);
     backend_->release(s.pack);
     backend_->release(s.unpack);
   }
+  steps_.clear();
   if (scratch_)
     backend_->deallocate(scratch_);
   if (ownConstants_)
     backend_->deallocate(constants_);
   if (arena_)
     backend_->deallocate(arena_);
+  scratch_ = constants_ = arena_ = nullptr;
+  ownConstants_ = false;
 }
 
 void *Executor::bufferData(uint32_t id) const {

@@ -133,7 +133,9 @@ public:
 
 private:
   void recordTrace(size_t index, std::chrono::steady_clock::time_point start);
+  void createCommunicators();
   void prepare();
+  void releaseResources();
   void runCollective(Step &s);
   [[noreturn]] void failAt(size_t index, const std::string &msg) const;
   void *bufferData(uint32_t id) const;
