@@ -2,6 +2,7 @@
 
 #include "loom/runtime/comm/GlooCommunicator.h"
 
+#include "CommCommon.h"
 #include "Reduce.h"
 
 #include <gloo/allgather.h>
@@ -12,11 +13,12 @@
 #include <gloo/common/error.h>
 #include <gloo/common/logging.h>
 #include <gloo/rendezvous/context.h>
-#include <gloo/rendezvous/hash_store.h>
 #include <gloo/rendezvous/prefix_store.h>
 #include <gloo/transport/tcp/device.h>
 #include <gloo/transport/unbound_buffer.h>
 #include <gloo/types.h>
+
+#include <signal.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -27,6 +29,7 @@
 #include <thread>
 
 using namespace loom::runtime;
+using namespace loom::runtime::comm;
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
@@ -40,38 +43,6 @@ bool overlaps(const void *a, size_t na, const void *b, size_t nb) {
   auto pa = reinterpret_cast<uintptr_t>(a);
   auto pb = reinterpret_cast<uintptr_t>(b);
   return na && nb && pa < pb + nb && pb < pa + na;
-}
-
-/// Gloo messages start with "[file:line] "; keep the words.
-std::string cleanGlooMessage(std::string msg) {
-  for (;;) {
-    size_t close = msg.find("] ");
-    if (msg.empty() || msg[0] != '[' || close == std::string::npos)
-      break;
-    msg = msg.substr(close + 2);
-  }
-  while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' '))
-    msg.pop_back();
-  return msg;
-}
-
-std::string joinRanks(const std::vector<int> &members) {
-  std::string s = "[";
-  for (size_t i = 0; i < members.size(); ++i)
-    s += (i ? "," : "") + std::to_string(members[i]);
-  return s + "]";
-}
-
-/// A short, stable name for a member list (the store keys of a group).
-std::string groupKey(const std::vector<int> &members, int instance) {
-  uint64_t h = 1469598103934665603ull;
-  for (int m : members)
-    h = (h ^ static_cast<uint64_t>(m)) * 1099511628211ull;
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), "%016llx",
-                static_cast<unsigned long long>(h));
-  return "g" + std::to_string(members.size()) + "-" + buf + "." +
-         std::to_string(instance);
 }
 
 class GlooCommunicator final : public Communicator {
@@ -391,7 +362,7 @@ private:
   [[noreturn]] void fail(const std::string &what, uint64_t k, int peer,
                          const std::string &glooMessage) {
     std::string head = prefix(what + " #" + std::to_string(k));
-    std::string cause = cleanGlooMessage(glooMessage);
+    std::string cause = cleanMessage(glooMessage);
     if (peer >= 0 && what != "broadcast")
       cause = "peer " + rankName(peer) + ": " + cause;
     failure_ = what + " #" + std::to_string(k) + ": " + cause;
@@ -402,53 +373,11 @@ private:
       }
     }
 
-    std::ostringstream msg;
-    msg << head << ": " << cause;
-    if (store_ && n_ > 1) {
-      auto key = [&](int q) {
-        return keyPrefix_ + "/fail/" + std::to_string(q);
-      };
-      try {
-        std::string mine = what + " #" + std::to_string(k);
-        store_->set(key(r_), std::vector<char>(mine.begin(), mine.end()));
-        auto until = Clock::now() + grace_;
-        std::vector<bool> reported(n_, false);
-        reported[r_] = true;
-        for (;;) {
-          bool all = true;
-          for (int q = 0; q < n_; ++q) {
-            if (!reported[q])
-              reported[q] = storeHasKeys(*store_, {key(q)});
-            all &= reported[q];
-          }
-          if (all || Clock::now() >= until)
-            break;
-          std::this_thread::sleep_for(milliseconds(10));
-        }
-        std::string failedPeers, silentPeers;
-        for (int q = 0; q < n_; ++q) {
-          if (q == r_)
-            continue;
-          if (reported[q]) {
-            std::vector<char> v = store_->get(key(q));
-            failedPeers += " " + rankName(q) + " [in " +
-                           std::string(v.begin(), v.end()) + "]";
-          } else {
-            silentPeers += " " + rankName(q);
-          }
-        }
-        if (!failedPeers.empty())
-          msg << "; peers that failed too:" << failedPeers;
-        if (!silentPeers.empty())
-          msg << "; peers that never arrived, exited or hung (no failure "
-                 "report):"
-              << silentPeers;
-      } catch (const std::exception &e) {
-        msg << "; (no failure reports: the rendezvous store failed: "
-            << cleanGlooMessage(e.what()) << ")";
-      }
-    }
-    throw CommError(msg.str());
+    std::string msg = head + ": " + cause;
+    if (store_)
+      msg += exchangeFailureReports(*store_, keyPrefix_, members_, r_,
+                                    what + " #" + std::to_string(k), grace_);
+    throw CommError(msg);
   }
 
   std::shared_ptr<gloo::Context> ctx_;
@@ -466,6 +395,16 @@ private:
   std::string failure_;
 };
 
+/// Gloo writes to sockets without MSG_NOSIGNAL: a peer that died would
+/// kill this process with SIGPIPE instead of failing the collective. Ignore
+/// SIGPIPE unless the program installed its own handler.
+void ignoreSigpipe() {
+  struct sigaction current {};
+  if (::sigaction(SIGPIPE, nullptr, &current) == 0 &&
+      current.sa_handler == SIG_DFL)
+    ::signal(SIGPIPE, SIG_IGN);
+}
+
 class GlooProvider final : public CommunicatorProvider {
 public:
   explicit GlooProvider(const GlooOptions &options) : options_(options) {
@@ -480,6 +419,7 @@ public:
       throw CommError("GlooCommunicator: deadline must be positive");
     if (options_.size == 1)
       return; // no transport needed
+    ignoreSigpipe();
     gloo::transport::tcp::attr attr;
     if (!options_.iface.empty())
       attr.iface = options_.iface;
@@ -492,7 +432,7 @@ public:
                       (options_.iface.empty()
                            ? "host '" + options_.hostname + "'"
                            : "interface " + options_.iface) +
-                      ": " + cleanGlooMessage(e.what()));
+                      ": " + cleanMessage(e.what()));
     }
   }
 
@@ -502,23 +442,11 @@ public:
   std::unique_ptr<Communicator>
   group(const std::vector<int> &members) override {
     std::string list = joinRanks(members);
-    std::vector<int> sorted = members;
-    std::sort(sorted.begin(), sorted.end());
-    if (members.empty() ||
-        std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end() ||
-        sorted.front() < 0 || sorted.back() >= options_.size)
-      throw std::invalid_argument("GlooCommunicator: invalid group " + list +
-                                  " in a world of " +
-                                  std::to_string(options_.size));
-    auto it = std::find(members.begin(), members.end(), options_.rank);
-    if (it == members.end())
-      throw std::invalid_argument(
-          "GlooCommunicator: rank " + std::to_string(options_.rank) +
-          " is not a member of group " + list);
-    int groupRank = static_cast<int>(it - members.begin());
+    int groupRank = groupRankOf(members, options_.size, options_.rank,
+                                "GlooCommunicator");
     int n = static_cast<int>(members.size());
     std::string key =
-        options_.prefix + "/" + groupKey(members, instances_[members]++);
+        options_.prefix + "/" + groupStoreKey(members, instances_[members]++);
 
     std::shared_ptr<gloo::Context> ctx;
     if (n > 1) {
@@ -537,7 +465,7 @@ public:
         throw CommError(
             "GlooCommunicator: connecting rank " + std::to_string(groupRank) +
             " (world " + std::to_string(options_.rank) + ") of group " + list +
-            " failed: " + cleanGlooMessage(e.what()) +
+            " failed: " + cleanMessage(e.what()) +
             (missing.empty() ? ""
                              : "; peers that never arrived within the "
                                "deadline:" +
@@ -574,22 +502,9 @@ GlooOptions loom::runtime::glooOptionsFromLaunch(const LaunchInfo &launch,
   o.deadline = deadline;
   if (const char *iface = std::getenv("GLOO_SOCKET_IFNAME"))
     o.iface = iface;
-  if (launch.worldSize == 1) {
-    o.store = std::make_shared<gloo::rendezvous::HashStore>();
-    return o;
-  }
-  if (launch.masterAddr.empty() || launch.masterPort <= 0)
-    throw std::runtime_error(
-        "launch environment: MASTER_ADDR and MASTER_PORT must name the "
-        "rendezvous server (rank 0's host and a free port) for a world of " +
-        std::to_string(launch.worldSize) + " ranks under " + launch.launcher);
   if (o.iface.empty() && isLoopback(launch.masterAddr))
     o.hostname = "127.0.0.1";
-  std::unique_ptr<TcpStoreServer> server;
-  if (launch.rank == 0)
-    server = std::make_unique<TcpStoreServer>(launch.masterPort);
-  o.store = makeTcpStore(launch.masterAddr, launch.masterPort, deadline,
-                         std::move(server));
+  o.store = makeLaunchStore(launch, deadline);
   return o;
 }
 

@@ -19,9 +19,11 @@
 #include "loom/runtime/comm/Rendezvous.h"
 
 #include "loom/runtime/Communicator.h"
+#include "loom/runtime/comm/LaunchEnv.h"
 
 #include <gloo/common/error.h>
 #include <gloo/rendezvous/file_store.h>
+#include <gloo/rendezvous/hash_store.h>
 #include <gloo/rendezvous/store.h>
 
 #include <arpa/inet.h>
@@ -561,6 +563,22 @@ loom::runtime::makeTcpStore(const std::string &host, int port,
                             milliseconds timeout,
                             std::unique_ptr<TcpStoreServer> server) {
   return std::make_shared<TcpStore>(host, port, timeout, std::move(server));
+}
+
+std::shared_ptr<RendezvousStore>
+loom::runtime::makeLaunchStore(const LaunchInfo &launch, milliseconds timeout) {
+  if (launch.worldSize == 1)
+    return std::make_shared<gloo::rendezvous::HashStore>();
+  if (launch.masterAddr.empty() || launch.masterPort <= 0)
+    throw std::runtime_error(
+        "launch environment: MASTER_ADDR and MASTER_PORT must name the "
+        "rendezvous server (rank 0's host and a free port) for a world of " +
+        std::to_string(launch.worldSize) + " ranks under " + launch.launcher);
+  std::unique_ptr<TcpStoreServer> server;
+  if (launch.rank == 0)
+    server = std::make_unique<TcpStoreServer>(launch.masterPort);
+  return makeTcpStore(launch.masterAddr, launch.masterPort, timeout,
+                      std::move(server));
 }
 
 bool loom::runtime::storeHasKeys(RendezvousStore &store,

@@ -137,8 +137,11 @@ TEST(GlooCommunicator, EarlyExitFailsPeersPromptly) {
   expectAllOk(runProcesses(3, [&](int r, Report &rep) {
     auto comms = createGlooCommunicators(fileOptions(dir.path(), r, 3, 20s));
     auto comm = comms->world();
+    // Everyone is connected and through one collective; then rank 2 leaves
+    // without a word.
+    comm->barrier();
     if (r == 2)
-      ::_exit(0); // leaves without a word
+      ::_exit(0);
     std::vector<float> x(64, 1.0f);
     expectCommError(
         rep, r,

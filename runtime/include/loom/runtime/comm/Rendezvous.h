@@ -64,6 +64,16 @@ makeTcpStore(const std::string &host, int port,
              std::chrono::milliseconds timeout,
              std::unique_ptr<TcpStoreServer> server = nullptr);
 
+struct LaunchInfo;
+
+/// The store of a launched job (LaunchEnv.h): a TCP store at
+/// MASTER_ADDR:MASTER_PORT served by rank 0, or an in-process store for a
+/// single rank. Throws std::runtime_error if MASTER_ADDR/MASTER_PORT are
+/// missing with more than one rank, CommError if the server cannot be
+/// reached within `timeout`.
+std::shared_ptr<RendezvousStore> makeLaunchStore(const LaunchInfo &launch,
+                                                 std::chrono::milliseconds timeout);
+
 /// True if every key is present right now (a store from this header checks
 /// without waiting; other stores get a 1 ms wait).
 bool storeHasKeys(RendezvousStore &store, const std::vector<std::string> &keys);

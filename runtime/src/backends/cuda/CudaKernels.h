@@ -1,0 +1,125 @@
+//===- CudaKernels.h - Launchers of the CUDA plugin's kernels ---*- C++ -*-===//
+//
+// Host-side launchers of the kernels in CudaKernels.cu, called by the plugin
+// (CudaPlugin.cpp) with the operands of one LoomKernelCall. Every launcher
+// enqueues on `stream` and returns the launch status. Kernels that can meet
+// a data error (an id out of range) record it in `err` (device memory, see
+// DeviceError), which the plugin reads back after the launch.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef LOOM_RUNTIME_SRC_BACKENDS_CUDA_CUDAKERNELS_H
+#define LOOM_RUNTIME_SRC_BACKENDS_CUDA_CUDAKERNELS_H
+
+#include "loom/runtime/BackendPlugin.h"
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+namespace loom::runtime::cuda {
+
+/// A data error found by a kernel: the first one wins (code 0 = none).
+struct DeviceError {
+  int32_t code;  ///< which check failed (kernel specific, 1-based)
+  int32_t pad;
+  int64_t position;
+  int64_t value;
+  int64_t limit;
+};
+
+constexpr int kErrEmbeddingId = 1;
+constexpr int kErrCrossEntropyTarget = 2;
+constexpr int kErrExpertIndex = 3;
+constexpr int kErrAdamWStep = 4;
+
+/// Strided gather: out[i] = in[base + sum_d idx_d(i) * srcStride[d]] over
+/// the row-major multi-index of i in `shape` (rank <= 8); `elemBytes` is
+/// 1, 2, 4 or 8. Transpose, slice and broadcast are instances.
+struct GatherPlan {
+  int32_t rank;
+  int64_t shape[LOOM_PLUGIN_MAX_RANK];
+  int64_t srcStride[LOOM_PLUGIN_MAX_RANK];
+  int64_t base;
+  int64_t count;
+};
+cudaError_t launchGather(const void *in, void *out, const GatherPlan &plan,
+                         int elemBytes, cudaStream_t s);
+
+cudaError_t launchFill(void *out, int dtype, int64_t n, float value,
+                       cudaStream_t s);
+/// Element type conversion (any dtype to any dtype).
+cudaError_t launchConvert(const void *in, int inType, void *out, int outType,
+                          int64_t n, cudaStream_t s);
+
+/// add, sub, mul, div, swiglu (opcode values) on float types.
+cudaError_t launchBinary(int opcode, const void *x, const void *y, void *out,
+                         int dtype, int64_t n, cudaStream_t s);
+/// scale (factor), gelu (tanh flag), silu.
+cudaError_t launchUnary(int opcode, const void *x, void *out, int dtype,
+                        int64_t n, float factor, bool geluTanh,
+                        cudaStream_t s);
+
+cudaError_t launchRmsNorm(const void *x, const void *w, void *y, int dtype,
+                          int64_t rows, int64_t h, float eps, cudaStream_t s);
+cudaError_t launchLayerNorm(const void *x, const void *w, const void *b,
+                            void *y, int dtype, int64_t rows, int64_t h,
+                            float eps, cudaStream_t s);
+/// Softmax over n elements `inner` apart, for outer * inner rows.
+cudaError_t launchSoftmax(const void *x, void *y, int dtype, int64_t outer,
+                          int64_t n, int64_t inner, cudaStream_t s);
+/// x[B, S, N, D] -> rotated, positions s + offset.
+cudaError_t launchRope(const void *x, void *y, int dtype, int64_t b,
+                       int64_t sq, int64_t heads, int64_t d,
+                       int64_t positionOffset, double theta, cudaStream_t s);
+/// Causal-masked softmax of f32 score rows [rows, sk] where row r is query
+/// (r % sq) (valid keys: min(q + 1, sk)); unmasked when !causal.
+cudaError_t launchMaskedSoftmax(float *scores, int64_t rows, int64_t sq,
+                                int64_t sk, bool causal, cudaStream_t s);
+
+/// AdamW over n elements; every tensor has its own dtype; the step is read
+/// from device memory (i32 or i64).
+struct AdamWArgs {
+  const void *p, *g, *m, *v;
+  void *po, *mo, *vo;
+  int pt, gt, mt, vt, pot, mot, vot;
+  const void *step;
+  int stepType;
+  float lr, beta1, beta2, eps, weightDecay;
+  int64_t n;
+};
+cudaError_t launchAdamW(const AdamWArgs &a, DeviceError *err, cudaStream_t s);
+
+cudaError_t launchEmbedding(const void *table, int64_t vocab,
+                            int64_t rowBytes, const void *ids, int idType,
+                            int64_t n, void *out, DeviceError *err,
+                            cudaStream_t s);
+/// Mean over rows of logsumexp - logit[target] into *out (f32).
+/// `scratch`: rows floats.
+cudaError_t launchCrossEntropy(const void *logits, int dtype, int64_t rows,
+                               int64_t v, const void *targets, int tgtType,
+                               float *out, float *scratch, DeviceError *err,
+                               cudaStream_t s);
+/// Reduce sum/max/mean (LoomReduce) over the dims flagged in `reduced`.
+cudaError_t launchReduce(const void *x, void *y, int dtype, int rank,
+                         const int64_t *shape, const bool *reduced,
+                         int kind, cudaStream_t s);
+
+/// Mixture of experts. `scratch` layouts are documented in CudaKernels.cu.
+cudaError_t launchRouter(const void *logits, int dtype, int64_t tokens,
+                         int64_t e, int64_t k, bool softmaxBeforeTopk,
+                         bool normalize, void *weights, int32_t *indices,
+                         float *scratch, cudaStream_t s);
+cudaError_t launchDispatch(const void *x, int64_t tokens, int64_t rowBytes,
+                           const void *ids, int idType, int64_t k, int64_t e,
+                           int64_t capacity, void *out, int64_t *scratch,
+                           DeviceError *err, cudaStream_t s);
+cudaError_t launchCombine(const void *y, const void *w, int dtype,
+                          const void *ids, int idType, int64_t tokens,
+                          int64_t k, int64_t e, int64_t capacity, int64_t h,
+                          void *out, int64_t *scratch, DeviceError *err,
+                          cudaStream_t s);
+
+} // namespace loom::runtime::cuda
+
+#endif // LOOM_RUNTIME_SRC_BACKENDS_CUDA_CUDAKERNELS_H

@@ -1,0 +1,429 @@
+//===- CudaLinalg.cpp - cuBLAS / cuBLASLt matmul and attention ------------===//
+//
+// Row-major C[m, n] = op(A) op(B) is the column-major C^T = op(B)^T op(A)^T,
+// so every call swaps the operands and passes (n, m, k). f32 uses cuBLAS
+// sgemm (strided batched), with exact f32 math (no TF32). bf16 and f16 use
+// cuBLASLt with f32 compute when its heuristic finds an algorithm, else
+// cublasGemmStridedBatchedEx with f32 compute. Operands of mixed types are
+// converted to f32 in scratch first, as the CPU backend does. Attention is
+// two batched GEMMs per (batch, key/value head) around a masked softmax,
+// in f32.
+//
+//===----------------------------------------------------------------------===//
+
+#include "CudaPlugin.h"
+
+#include <algorithm>
+#include <vector>
+
+using namespace loom::runtime::cuda;
+
+#define TRY(expr)                                                              \
+  do {                                                                         \
+    int rc_ = (expr);                                                          \
+    if (rc_ != LOOM_OK)                                                        \
+      return rc_;                                                              \
+  } while (0)
+
+namespace {
+
+struct Gemm {
+  bool ta = false, tb = false;
+  int64_t m = 0, n = 0, k = 0;
+  const void *a = nullptr;
+  int64_t lda = 0, strideA = 0;
+  const void *b = nullptr;
+  int64_t ldb = 0, strideB = 0;
+  void *c = nullptr;
+  int64_t ldc = 0, strideC = 0;
+  int64_t batch = 1;
+  float alpha = 1.0f;
+  int dtype = LOOM_F32; ///< of a, b and c
+};
+
+/// Releases cuBLASLt descriptors on scope exit.
+struct LtObjects {
+  cublasLtMatmulDesc_t op = nullptr;
+  cublasLtMatrixLayout_t la = nullptr, lb = nullptr, lc = nullptr;
+  cublasLtMatmulPreference_t pref = nullptr;
+  ~LtObjects() {
+    if (pref)
+      cublasLtMatmulPreferenceDestroy(pref);
+    if (lc)
+      cublasLtMatrixLayoutDestroy(lc);
+    if (lb)
+      cublasLtMatrixLayoutDestroy(lb);
+    if (la)
+      cublasLtMatrixLayoutDestroy(la);
+    if (op)
+      cublasLtMatmulDescDestroy(op);
+  }
+};
+
+/// cuBLASLt for 16-bit operands; *done = false when no algorithm fits.
+int ltGemm(PluginState &st, const Gemm &g, cudaStream_t s, bool *done) {
+  *done = false;
+  cudaDataType_t t = g.dtype == LOOM_BF16 ? CUDA_R_16BF : CUDA_R_16F;
+  LtObjects o;
+  TRY(checkCublas(cublasLtMatmulDescCreate(&o.op, CUBLAS_COMPUTE_32F,
+                                           CUDA_R_32F),
+                  "cublasLtMatmulDescCreate"));
+  cublasOperation_t opA = g.tb ? CUBLAS_OP_T : CUBLAS_OP_N;
+  cublasOperation_t opB = g.ta ? CUBLAS_OP_T : CUBLAS_OP_N;
+  TRY(checkCublas(cublasLtMatmulDescSetAttribute(
+                      o.op, CUBLASLT_MATMUL_DESC_TRANSA, &opA, sizeof(opA)),
+                  "cublasLtMatmulDescSetAttribute"));
+  TRY(checkCublas(cublasLtMatmulDescSetAttribute(
+                      o.op, CUBLASLT_MATMUL_DESC_TRANSB, &opB, sizeof(opB)),
+                  "cublasLtMatmulDescSetAttribute"));
+  // Column-major views of the operands as stored (see the file comment).
+  TRY(checkCublas(cublasLtMatrixLayoutCreate(&o.la, t, g.tb ? g.k : g.n,
+                                             g.tb ? g.n : g.k, g.ldb),
+                  "cublasLtMatrixLayoutCreate"));
+  TRY(checkCublas(cublasLtMatrixLayoutCreate(&o.lb, t, g.ta ? g.m : g.k,
+                                             g.ta ? g.k : g.m, g.lda),
+                  "cublasLtMatrixLayoutCreate"));
+  TRY(checkCublas(cublasLtMatrixLayoutCreate(&o.lc, t, g.n, g.m, g.ldc),
+                  "cublasLtMatrixLayoutCreate"));
+  if (g.batch > 1) {
+    int32_t count = static_cast<int32_t>(g.batch);
+    struct {
+      cublasLtMatrixLayout_t layout;
+      int64_t stride;
+    } views[] = {{o.la, g.strideB}, {o.lb, g.strideA}, {o.lc, g.strideC}};
+    for (auto &v : views) {
+      TRY(checkCublas(cublasLtMatrixLayoutSetAttribute(
+                          v.layout, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count,
+                          sizeof(count)),
+                      "cublasLtMatrixLayoutSetAttribute"));
+      TRY(checkCublas(cublasLtMatrixLayoutSetAttribute(
+                          v.layout, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET,
+                          &v.stride, sizeof(v.stride)),
+                      "cublasLtMatrixLayoutSetAttribute"));
+    }
+  }
+  TRY(checkCublas(cublasLtMatmulPreferenceCreate(&o.pref),
+                  "cublasLtMatmulPreferenceCreate"));
+  uint64_t ws = st.ltWorkspaceBytes;
+  TRY(checkCublas(cublasLtMatmulPreferenceSetAttribute(
+                      o.pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws,
+                      sizeof(ws)),
+                  "cublasLtMatmulPreferenceSetAttribute"));
+  cublasLtMatmulHeuristicResult_t result{};
+  int found = 0;
+  cublasStatus_t hs = cublasLtMatmulAlgoGetHeuristic(
+      st.lt, o.op, o.la, o.lb, o.lc, o.lc, o.pref, 1, &result, &found);
+  if (hs != CUBLAS_STATUS_SUCCESS || found == 0)
+    return LOOM_OK; // let cublasGemmEx try
+  float alpha = g.alpha, beta = 0.0f;
+  TRY(checkCublas(cublasLtMatmul(st.lt, o.op, &alpha, g.b, o.la, g.a, o.lb,
+                                 &beta, g.c, o.lc, g.c, o.lc, &result.algo,
+                                 st.ltWorkspace, st.ltWorkspaceBytes, s),
+                  "cublasLtMatmul"));
+  *done = true;
+  return LOOM_OK;
+}
+
+int gemm(PluginState &st, const Gemm &g, cudaStream_t s) {
+  if (g.m == 0 || g.n == 0 || g.batch == 0)
+    return LOOM_OK;
+  if (g.dtype != LOOM_F32) {
+    bool done = false;
+    TRY(ltGemm(st, g, s, &done));
+    if (done)
+      return LOOM_OK;
+  }
+  std::lock_guard<std::mutex> lock(st.blasMutex);
+  TRY(checkCublas(cublasSetStream(st.blas, s), "cublasSetStream"));
+  cublasOperation_t opA = g.tb ? CUBLAS_OP_T : CUBLAS_OP_N;
+  cublasOperation_t opB = g.ta ? CUBLAS_OP_T : CUBLAS_OP_N;
+  float alpha = g.alpha, beta = 0.0f;
+  if (g.dtype == LOOM_F32)
+    return checkCublas(
+        cublasSgemmStridedBatched_64(
+            st.blas, opA, opB, g.n, g.m, g.k, &alpha,
+            static_cast<const float *>(g.b), g.ldb, g.strideB,
+            static_cast<const float *>(g.a), g.lda, g.strideA, &beta,
+            static_cast<float *>(g.c), g.ldc, g.strideC, g.batch),
+        "cublasSgemmStridedBatched");
+  cudaDataType_t t = g.dtype == LOOM_BF16 ? CUDA_R_16BF : CUDA_R_16F;
+  return checkCublas(cublasGemmStridedBatchedEx_64(
+                         st.blas, opA, opB, g.n, g.m, g.k, &alpha, g.b, t,
+                         g.ldb, g.strideB, g.a, t, g.lda, g.strideA, &beta,
+                         g.c, t, g.ldc, g.strideC, g.batch,
+                         CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                     "cublasGemmStridedBatchedEx");
+}
+
+/// Operands as one element type: the tensors themselves when all share
+/// f32, bf16 or f16; otherwise f32 copies carved from scratch.
+struct Operands {
+  int dtype = LOOM_F32;
+  std::vector<const void *> in;
+  std::vector<void *> out;
+  bool converted = false;
+};
+
+size_t conversionBytes(const LoomKernelCall &c, bool allowSame16) {
+  int t = c.in[0].dtype;
+  bool same = true;
+  for (int i = 0; i < c.numIn; ++i)
+    same &= c.in[i].dtype == t;
+  for (int i = 0; i < c.numOut; ++i)
+    same &= c.out[i].dtype == t;
+  if (same && (t == LOOM_F32 || allowSame16))
+    return 0;
+  size_t n = 0;
+  for (int i = 0; i < c.numIn; ++i)
+    if (c.in[i].dtype != LOOM_F32)
+      n += align256(numel(c.in[i]) * sizeof(float));
+  for (int i = 0; i < c.numOut; ++i)
+    if (c.out[i].dtype != LOOM_F32)
+      n += align256(numel(c.out[i]) * sizeof(float));
+  return n;
+}
+
+int resolve(const LoomKernelCall &c, bool allowSame16, char *&scratch,
+            Operands &ops, cudaStream_t s) {
+  ops.in.clear();
+  ops.out.clear();
+  if (conversionBytes(c, allowSame16) == 0) {
+    ops.dtype = c.in[0].dtype;
+    for (int i = 0; i < c.numIn; ++i)
+      ops.in.push_back(c.in[i].data);
+    for (int i = 0; i < c.numOut; ++i)
+      ops.out.push_back(c.out[i].data);
+    return LOOM_OK;
+  }
+  ops.dtype = LOOM_F32;
+  ops.converted = true;
+  for (int i = 0; i < c.numIn; ++i) {
+    const LoomTensor &t = c.in[i];
+    if (t.dtype == LOOM_F32) {
+      ops.in.push_back(t.data);
+      continue;
+    }
+    TRY(checkCuda(launchConvert(t.data, t.dtype, scratch, LOOM_F32, numel(t),
+                                s),
+                  "convert to f32"));
+    ops.in.push_back(scratch);
+    scratch += align256(numel(t) * sizeof(float));
+  }
+  for (int i = 0; i < c.numOut; ++i) {
+    const LoomTensor &t = c.out[i];
+    if (t.dtype == LOOM_F32) {
+      ops.out.push_back(t.data);
+      continue;
+    }
+    ops.out.push_back(scratch);
+    scratch += align256(numel(t) * sizeof(float));
+  }
+  return LOOM_OK;
+}
+
+/// Rounds f32 results computed in scratch back to their tensors.
+int storeResults(const LoomKernelCall &c, const Operands &ops,
+                 cudaStream_t s) {
+  for (int i = 0; i < c.numOut; ++i)
+    if (ops.out[i] != c.out[i].data)
+      TRY(checkCuda(launchConvert(ops.out[i], LOOM_F32, c.out[i].data,
+                                  c.out[i].dtype, numel(c.out[i]), s),
+                    "convert from f32"));
+  return LOOM_OK;
+}
+
+bool floatType(int t) {
+  return t == LOOM_F32 || t == LOOM_BF16 || t == LOOM_F16;
+}
+
+int unsupportedLinalg(const LoomKernelCall &c, const char *name,
+                      const std::string &why) {
+  return fail(LOOM_UNSUPPORTED,
+              std::string("cuda backend has no kernel for ") + name + ": " +
+                  why);
+}
+
+int runMatmul(PluginState &st, const LoomKernelCall &c, cudaStream_t s) {
+  const LoomTensor &A = c.in[0], &B = c.in[1], &C = c.out[0];
+  bool ta = c.attrs.transposeA, tb = c.attrs.transposeB;
+  int ra = A.rank, rb = B.rank;
+  int64_t m = ta ? A.shape[ra - 1] : A.shape[ra - 2];
+  int64_t k = ta ? A.shape[ra - 2] : A.shape[ra - 1];
+  int64_t n = tb ? B.shape[rb - 2] : B.shape[rb - 1];
+  int64_t batch = 1;
+  for (int i = 0; i < ra - 2; ++i)
+    batch *= A.shape[i];
+  if (m == 0 || n == 0 || batch == 0)
+    return LOOM_OK;
+  if (k == 0)
+    return checkCuda(cudaMemsetAsync(C.data, 0, numel(C) * dtypeBytes(C.dtype),
+                                     s),
+                     "matmul");
+  char *scratch = static_cast<char *>(c.scratch);
+  Operands ops;
+  TRY(resolve(c, true, scratch, ops, s));
+  Gemm g;
+  g.dtype = ops.dtype;
+  g.a = ops.in[0];
+  g.b = ops.in[1];
+  g.c = ops.out[0];
+  g.k = k;
+  g.n = n;
+  g.lda = ta ? m : k;
+  g.ldb = tb ? k : n;
+  g.ldc = n;
+  if (rb == 2 && !ta) {
+    // A weight shared by the batch: fold the batch into the rows.
+    g.tb = tb;
+    g.m = batch * m;
+  } else {
+    g.ta = ta;
+    g.tb = tb;
+    g.m = m;
+    g.batch = batch;
+    g.strideA = m * k;
+    g.strideB = rb == 2 ? 0 : k * n;
+    g.strideC = m * n;
+  }
+  TRY(gemm(st, g, s));
+  return storeResults(c, ops, s);
+}
+
+int runGroupedMatmul(PluginState &st, const LoomKernelCall &c,
+                     cudaStream_t s) {
+  const LoomTensor &X = c.in[0], &Y = c.out[0];
+  bool tw = c.attrs.transposeB;
+  int64_t e = X.shape[0], rows = X.shape[1], k = X.shape[2], n = Y.shape[2];
+  if (e == 0 || rows == 0 || n == 0)
+    return LOOM_OK;
+  if (k == 0)
+    return checkCuda(cudaMemsetAsync(Y.data, 0, numel(Y) * dtypeBytes(Y.dtype),
+                                     s),
+                     "grouped_matmul");
+  char *scratch = static_cast<char *>(c.scratch);
+  Operands ops;
+  TRY(resolve(c, true, scratch, ops, s));
+  Gemm g;
+  g.dtype = ops.dtype;
+  g.tb = tw;
+  g.m = rows;
+  g.n = n;
+  g.k = k;
+  g.a = ops.in[0];
+  g.lda = k;
+  g.strideA = rows * k;
+  g.b = ops.in[1];
+  g.ldb = tw ? k : n;
+  g.strideB = k * n;
+  g.c = ops.out[0];
+  g.ldc = n;
+  g.strideC = rows * n;
+  g.batch = e;
+  TRY(gemm(st, g, s));
+  return storeResults(c, ops, s);
+}
+
+int runAttention(PluginState &st, const LoomKernelCall &c, cudaStream_t s) {
+  const LoomTensor &Q = c.in[0], &K = c.in[1], &O = c.out[0];
+  int64_t nb = Q.shape[0], sq = Q.shape[1], hq = Q.shape[2], d = Q.shape[3];
+  int64_t sk = K.shape[1], hkv = K.shape[2];
+  if (numel(O) == 0)
+    return LOOM_OK;
+  if (sk == 0 || d == 0)
+    return checkCuda(cudaMemsetAsync(O.data, 0, numel(O) * dtypeBytes(O.dtype),
+                                     s),
+                     "attention");
+  char *scratch = static_cast<char *>(c.scratch);
+  Operands ops;
+  TRY(resolve(c, false, scratch, ops, s));
+  float *scores = reinterpret_cast<float *>(scratch);
+  const float *q = static_cast<const float *>(ops.in[0]);
+  const float *k = static_cast<const float *>(ops.in[1]);
+  const float *v = static_cast<const float *>(ops.in[2]);
+  float *o = static_cast<float *>(ops.out[0]);
+  int64_t group = hq / hkv;
+  for (int64_t b = 0; b < nb; ++b)
+    for (int64_t kh = 0; kh < hkv; ++kh) {
+      // scores[g] = scale * Q[b, :, kh*group + g, :] K[b, :, kh, :]^T
+      Gemm s1;
+      s1.tb = true;
+      s1.m = sq;
+      s1.n = sk;
+      s1.k = d;
+      s1.alpha = c.attrs.scale;
+      s1.a = q + (b * sq * hq + kh * group) * d;
+      s1.lda = hq * d;
+      s1.strideA = d;
+      s1.b = k + (b * sk * hkv + kh) * d;
+      s1.ldb = hkv * d;
+      s1.strideB = 0;
+      s1.c = scores;
+      s1.ldc = sk;
+      s1.strideC = sq * sk;
+      s1.batch = group;
+      TRY(gemm(st, s1, s));
+      TRY(checkCuda(launchMaskedSoftmax(scores, group * sq, sq, sk,
+                                        c.attrs.causal, s),
+                    "attention softmax"));
+      // O[b, :, kh*group + g, :] = P[g] V[b, :, kh, :]
+      Gemm s2;
+      s2.m = sq;
+      s2.n = d;
+      s2.k = sk;
+      s2.a = scores;
+      s2.lda = sk;
+      s2.strideA = sq * sk;
+      s2.b = v + (b * sk * hkv + kh) * d;
+      s2.ldb = hkv * d;
+      s2.strideB = 0;
+      s2.c = o + (b * sq * hq + kh * group) * d;
+      s2.ldc = hq * d;
+      s2.strideC = d;
+      s2.batch = group;
+      TRY(gemm(st, s2, s));
+    }
+  return storeResults(c, ops, s);
+}
+
+} // namespace
+
+bool loom::runtime::cuda::isLinalg(uint16_t op) {
+  return op == kMatmul || op == kGroupedMatmul || op == kAttention;
+}
+
+int loom::runtime::cuda::prepareLinalg(PluginState &, const LoomKernelCall &c,
+                                       size_t *scratch) {
+  const char *name = c.opcode == kMatmul          ? "matmul"
+                     : c.opcode == kGroupedMatmul ? "grouped_matmul"
+                                                  : "attention";
+  for (int i = 0; i < c.numIn; ++i)
+    if (!floatType(c.in[i].dtype))
+      return unsupportedLinalg(c, name, "operands must be f32, bf16 or f16");
+  if (!floatType(c.out[0].dtype))
+    return unsupportedLinalg(c, name, "result must be f32, bf16 or f16");
+  if (c.opcode == kAttention) {
+    int64_t sq = c.in[0].shape[1], hq = c.in[0].shape[2];
+    int64_t sk = c.in[1].shape[1], hkv = c.in[1].shape[2];
+    if (hkv == 0 || hq % hkv != 0)
+      return unsupportedLinalg(c, name,
+                               "query heads must be a multiple of kv heads");
+    *scratch = conversionBytes(c, false) +
+               align256(std::max<int64_t>(hq / hkv * sq * sk, 1) *
+                        sizeof(float));
+    return LOOM_OK;
+  }
+  *scratch = conversionBytes(c, true);
+  return LOOM_OK;
+}
+
+int loom::runtime::cuda::runLinalg(PluginState &st, const LoomKernelCall &c,
+                                   cudaStream_t s) {
+  switch (c.opcode) {
+  case kMatmul:
+    return runMatmul(st, c, s);
+  case kGroupedMatmul:
+    return runGroupedMatmul(st, c, s);
+  default:
+    return runAttention(st, c, s);
+  }
+}

@@ -1,0 +1,92 @@
+//===- CudaPlugin.h - Internals of the CUDA backend plugin ------*- C++ -*-===//
+//
+// State shared by the pieces of libloom_cuda.so: the plugin entry and
+// generic kernels (CudaPlugin.cpp), cuBLAS/cuBLASLt linear algebra
+// (CudaLinalg.cpp) and NCCL communicators (CudaNccl.cpp).
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef LOOM_RUNTIME_SRC_BACKENDS_CUDA_CUDAPLUGIN_H
+#define LOOM_RUNTIME_SRC_BACKENDS_CUDA_CUDAPLUGIN_H
+
+#include "CudaKernels.h"
+
+#include "loom/runtime/BackendPlugin.h"
+
+#include <cublasLt.h>
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+
+#include <mutex>
+#include <string>
+
+namespace loom::runtime::cuda {
+
+struct PluginState {
+  int device = 0;
+  std::string deviceName;
+  cublasHandle_t blas = nullptr;
+  cublasLtHandle_t lt = nullptr;
+  void *ltWorkspace = nullptr;
+  size_t ltWorkspaceBytes = 0;
+  DeviceError *err = nullptr;     ///< device memory
+  DeviceError *errHost = nullptr; ///< pinned host memory
+  /// cuBLAS handles are bound to one stream at a time.
+  std::mutex blasMutex;
+};
+
+/// Records `msg` as this thread's last error and returns `code`.
+int fail(int code, const std::string &msg);
+const char *lastErrorMessage();
+
+int checkCuda(cudaError_t e, const char *what);
+int checkCublas(cublasStatus_t s, const char *what);
+
+/// Opcode values (loom::runtime::Opcode) the plugin dispatches on.
+enum Op : uint16_t {
+  kFill = 1,
+  kCopy = 2,
+  kAdd = 10,
+  kSub = 11,
+  kMul = 12,
+  kDiv = 13,
+  kScale = 14,
+  kGelu = 15,
+  kSilu = 16,
+  kSwiglu = 17,
+  kRmsNorm = 20,
+  kLayerNorm = 21,
+  kSoftmax = 22,
+  kRope = 23,
+  kAttention = 30,
+  kCrossEntropy = 31,
+  kEmbedding = 32,
+  kMatmul = 40,
+  kGroupedMatmul = 41,
+  kReshape = 50,
+  kTranspose = 51,
+  kSlice = 52,
+  kConcat = 53,
+  kBroadcast = 54,
+  kReduce = 55,
+  kRouter = 60,
+  kDispatch = 61,
+  kCombine = 62,
+  kAdamW = 70,
+};
+
+int64_t numel(const LoomTensor &t);
+size_t dtypeBytes(int dtype);
+inline size_t align256(size_t n) { return (n + 255) / 256 * 256; }
+
+/// matmul, grouped_matmul, attention.
+bool isLinalg(uint16_t opcode);
+int prepareLinalg(PluginState &st, const LoomKernelCall &c, size_t *scratch);
+int runLinalg(PluginState &st, const LoomKernelCall &c, cudaStream_t s);
+
+/// Fills the comm* entries of the table (null when built without NCCL).
+void fillCommTable(LoomBackendPlugin &table);
+
+} // namespace loom::runtime::cuda
+
+#endif // LOOM_RUNTIME_SRC_BACKENDS_CUDA_CUDAPLUGIN_H
