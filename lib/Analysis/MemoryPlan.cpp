@@ -4,7 +4,7 @@
 //    operand's class (a view), and an in-place capable op joins the class of
 //    an operand of equal size whose class dies at that op.
 // 2. Lifetimes: a class lives from its first definition to its last use (to
-//    the end for returned values); arguments live from the start, parameters
+//    the end for returned values); arguments (parameters and inputs) live
 //    for the whole program.
 // 3. Placement: classes in order of decreasing size (ties by first
 //    definition) take the lowest aligned offset that overlaps no placed class
@@ -39,7 +39,7 @@ struct Storage {
   int64_t bytes = 0;
   int64_t start = 0; // index of the defining instruction (-1: before all)
   int64_t end = 0;   // index of the last use
-  bool pinned = false; // a parameter: alone for the whole program
+  bool pinned = false; // an argument: alone for the whole program
   int64_t offset = -1;
 };
 } // namespace
@@ -148,11 +148,11 @@ FailureOr<MemoryPlan> loom::planMemory(func::FuncOp func, bool reuse) {
     Storage &s = storages[it->second];
     s.bytes = std::max(s.bytes, getTensorBytes(v.getType()));
     s.start = std::min(s.start, position[v]);
-    if (auto arg = dyn_cast<BlockArgument>(v)) {
-      if (func.getArgAttr(arg.getArgNumber(), LoomDialect::kParamAttrName)) {
-        s.pinned = true;
-        s.end = endOfProgram;
-      }
+    // Arguments (parameters and inputs) keep their bytes for the whole
+    // program, so a program runs again without its inputs being set again.
+    if (isa<BlockArgument>(v)) {
+      s.pinned = true;
+      s.end = endOfProgram;
     }
   }
 

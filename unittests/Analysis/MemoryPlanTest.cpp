@@ -45,7 +45,7 @@ protected:
     EXPECT_TRUE(succeeded(checkMemoryPlan(func, *separate)));
     EXPECT_GE(plan->arenaSize, plan->liveLowerBound);
     EXPECT_LE(plan->arenaSize, separate->arenaSize);
-    // Parameters overlap nothing else.
+    // Arguments (parameters and inputs) overlap nothing else.
     for (BlockArgument param : func.getArguments()) {
       if (!func.getArgAttr(param.getArgNumber(), LoomDialect::kParamAttrName))
         continue;

@@ -3,8 +3,8 @@
 // Every tensor of a loom function gets a byte range in one arena per rank.
 // Values whose lifetimes do not overlap share bytes; an element-wise result
 // reuses the bytes of an operand that dies at that op (in place), and a
-// reshape is a view of its operand. Parameters are persistent and never
-// share bytes with anything else.
+// reshape is a view of its operand. Arguments (parameters and inputs) are
+// persistent and never share bytes with anything else.
 //
 //===----------------------------------------------------------------------===//
 

@@ -12,7 +12,7 @@ def LoomLowerToProgramPass : Pass<"loom-lower-to-program", "mlir::ModuleOp"> {
     gets a byte offset in one arena (`loom.offset` on arguments, `loom.offsets`
     on ops, `loom.arena_size` on the function). Tensors whose lifetimes do not
     overlap share bytes, element-wise results are written in place over an
-    operand that dies there, and reshapes are views. Parameters keep their
+    operand that dies there, and reshapes are views. Arguments keep their
     bytes for the whole program. `loom-translate --loom-to-program` then
     writes the binary program.
 
