@@ -117,7 +117,7 @@ TEST(GlooCommunicator, DeadlineNamesMissingRank) {
     auto comms = createGlooCommunicators(fileOptions(dir.path(), r, 3, 1000ms));
     auto comm = comms->world();
     if (r == 2) {
-      std::this_thread::sleep_for(3000ms);
+      std::this_thread::sleep_for(3500ms);
       return;
     }
     std::vector<float> x(64, 1.0f);
@@ -128,7 +128,7 @@ TEST(GlooCommunicator, DeadlineNamesMissingRank) {
         },
         {"allReduce", "on rank " + std::to_string(r),
          "no failure report): rank 2"},
-        0.0, 2.9);
+        0.0, 3.4);
   }, 30s));
 }
 
@@ -159,13 +159,13 @@ TEST(GlooCommunicator, SendToDeadPeerNamesPeer) {
     auto comms = createGlooCommunicators(fileOptions(dir.path(), r, 2, 1000ms));
     auto comm = comms->world();
     if (r == 1) {
-      std::this_thread::sleep_for(2500ms);
+      std::this_thread::sleep_for(3000ms);
       return;
     }
     int32_t v = 1;
     expectCommError(
         rep, r, [&] { comm->send(&v, 4, 1); },
-        {"send", "peer rank 1 (world 1)"}, 0.5, 2.4);
+        {"send", "peer rank 1 (world 1)"}, 0.5, 2.9);
   }, 30s));
 }
 
@@ -174,12 +174,12 @@ TEST(GlooCommunicator, ConnectDeadlineNamesMissingRank) {
   expectAllOk(runProcesses(3, [&](int r, Report &rep) {
     auto comms = createGlooCommunicators(fileOptions(dir.path(), r, 3, 1000ms));
     if (r == 2) {
-      std::this_thread::sleep_for(2500ms);
+      std::this_thread::sleep_for(3000ms);
       return;
     }
     expectCommError(
         rep, r, [&] { comms->world(); },
-        {"connecting", "never arrived", "rank 2 (world 2)"}, 0.5, 2.4);
+        {"connecting", "never arrived", "rank 2 (world 2)"}, 0.5, 2.9);
   }, 30s));
 }
 
