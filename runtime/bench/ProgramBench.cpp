@@ -11,6 +11,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "loom/runtime/Runtime.h"
+#include "loom/runtime/SeededInputs.h"
 
 #include <algorithm>
 #include <cblas.h>
@@ -89,29 +90,6 @@ void runGemm(Gemm &g) {
                 0.0f, g.c.data() + size_t(i) * g.m * g.n, g.n);
 }
 
-/// Seeded inputs: small floats, integer ids within the table they index.
-HostTensor seeded(const Program &program, const BufferInfo &buffer) {
-  HostTensor t(buffer.dtype, buffer.shape);
-  std::mt19937 rng(buffer.id);
-  if (buffer.dtype == DType::I32) {
-    int64_t bound = 1 << 30;
-    for (const InstrInfo &instr : program.instructions())
-      if (instr.operands.size() > 1 && instr.operands[1] == buffer.id) {
-        const BufferInfo &first = program.buffers()[instr.operands[0]];
-        bound = std::min(bound, instr.op == Opcode::Embedding
-                                    ? first.shape[0]
-                                    : first.shape.back());
-      }
-    for (int64_t i = 0; i < t.numel(); ++i)
-      t.as<int32_t>()[i] = static_cast<int32_t>(rng() % bound);
-  } else if (buffer.dtype == DType::F32) {
-    std::normal_distribution<float> dist(0, 0.02f);
-    for (int64_t i = 0; i < t.numel(); ++i)
-      t.as<float>()[i] = dist(rng);
-  }
-  return t;
-}
-
 } // namespace
 
 int main(int argc, char **argv) {
@@ -125,7 +103,8 @@ int main(int argc, char **argv) {
     Executor exec(program, ExecutorOptions{});
     for (const Binding &binding : program->inputs())
       exec.setInput(binding.name,
-                    seeded(*program, program->buffers()[binding.buffer]));
+                    seededInput(*program, program->buffers()[binding.buffer],
+                                /*seed=*/0));
     exec.run(); // warm up
     double programTime = bestOf(runs, [&] { exec.run(); });
 

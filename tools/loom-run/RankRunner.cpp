@@ -3,9 +3,9 @@
 #include "RankRunner.h"
 
 #include "loom/runtime/Npy.h"
+#include "loom/runtime/SeededInputs.h"
 
 #include <chrono>
-#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <iomanip>
@@ -28,96 +28,6 @@ void makeDirectory(const std::string &path) {
     throw std::runtime_error("cannot create directory '" + path + "'");
 }
 
-/// SplitMix64: a seed per (seed, name), so a tensor's values do not depend
-/// on which other tensors the program has.
-uint64_t splitMix(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
-
-class Generator {
-public:
-  Generator(uint64_t seed, const std::string &name) : state(seed) {
-    for (char c : name)
-      state = splitMix(state ^ static_cast<uint8_t>(c));
-  }
-  uint64_t next() { return state = splitMix(state); }
-  /// Uniform in [0, 1).
-  double uniform() { return (next() >> 11) * (1.0 / 9007199254740992.0); }
-  /// Standard normal (Box-Muller), the same on every platform.
-  double normal() {
-    double u1 = uniform(), u2 = uniform();
-    return std::sqrt(-2.0 * std::log(1.0 - u1)) * std::cos(2.0 * M_PI * u2);
-  }
-
-private:
-  uint64_t state;
-};
-
-bool endsWith(const std::string &s, const std::string &suffix) {
-  return s.size() >= suffix.size() &&
-         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
-/// Integer inputs index something: the bound is the embedding table's rows
-/// or the logits' vocabulary that the program uses them with.
-int64_t integerBound(const Program &program, uint32_t buffer) {
-  int64_t bound = 0;
-  for (const InstrInfo &instr : program.instructions()) {
-    if (instr.operands.size() < 2 || instr.operands[1] != buffer)
-      continue;
-    const BufferInfo &first = program.buffers()[instr.operands[0]];
-    if (instr.op == Opcode::Embedding)
-      bound = first.shape[0];
-    else if (instr.op == Opcode::CrossEntropy)
-      bound = first.shape.back();
-  }
-  return bound > 0 ? bound : 2;
-}
-
-/// Seeded values: normalization weights 1, biases 0, other floats N(0, 0.02)
-/// (GPT-2/Megatron initialization), integers uniform in their range.
-HostTensor generateInput(const Program &program, const BufferInfo &buffer,
-                         uint64_t seed) {
-  HostTensor tensor(buffer.dtype, buffer.shape);
-  Generator gen(seed, buffer.name);
-  int64_t n = tensor.numel();
-  if (isInteger(buffer.dtype)) {
-    int64_t bound = integerBound(program, buffer.id);
-    for (int64_t i = 0; i < n; ++i) {
-      int64_t v = static_cast<int64_t>(gen.next() % static_cast<uint64_t>(bound));
-      if (buffer.dtype == DType::I32)
-        tensor.as<int32_t>()[i] = static_cast<int32_t>(v);
-      else
-        tensor.as<int64_t>()[i] = v;
-    }
-    return tensor;
-  }
-  bool isNorm = buffer.shape.size() == 1 &&
-                buffer.name.find("norm") != std::string::npos &&
-                endsWith(buffer.name, ".weight");
-  bool isBias = endsWith(buffer.name, ".bias");
-  for (int64_t i = 0; i < n; ++i) {
-    float v = isNorm ? 1.0f : isBias ? 0.0f : static_cast<float>(0.02 * gen.normal());
-    switch (buffer.dtype) {
-    case DType::F32:
-      tensor.as<float>()[i] = v;
-      break;
-    case DType::BF16:
-      tensor.as<uint16_t>()[i] = f32ToBf16(v);
-      break;
-    case DType::F16:
-      tensor.as<uint16_t>()[i] = f32ToF16(v);
-      break;
-    default:
-      break;
-    }
-  }
-  return tensor;
-}
-
 void bindInputs(Executor &exec, const RunOptions &options, int rank) {
   const Program &program = exec.program();
   for (const Binding &binding : program.inputs()) {
@@ -130,7 +40,7 @@ void bindInputs(Executor &exec, const RunOptions &options, int rank) {
       file = fileExists(own) ? own : fileExists(shared) ? shared : "";
     }
     if (file.empty()) {
-      exec.setInput(binding.name, generateInput(program, buffer, options.seed));
+      exec.setInput(binding.name, seededInput(program, buffer, options.seed));
       continue;
     }
     HostTensor tensor = readNpy(file);
