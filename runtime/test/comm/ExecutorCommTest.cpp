@@ -9,6 +9,7 @@
 
 #include "loom/runtime/comm/ExecutorComms.h"
 #include "loom/runtime/comm/LocalCommunicator.h"
+#include "loom/runtime/comm/MeshGroups.h"
 #ifdef LOOM_HAVE_GLOO
 #include "loom/runtime/comm/GlooCommunicator.h"
 #endif
@@ -173,6 +174,36 @@ std::vector<double> pipelineExpect(int r) {
 }
 
 } // namespace
+
+TEST(MeshGroups, MatchTheRuntimesMesh) {
+  // MeshGroups.h (communicators) and Mesh (executor) must agree on group
+  // members, their order and each rank's index.
+  for (std::vector<int> sizes : {std::vector<int>{2, 3}, {2, 2, 2}, {3, 1, 4},
+                                 {2, 3, 2, 2}}) {
+    Mesh mesh;
+    for (size_t i = 0; i < sizes.size(); ++i) {
+      mesh.axisNames.push_back("a" + std::to_string(i));
+      mesh.axisSizes.push_back(sizes[i]);
+    }
+    int n = meshSize(sizes);
+    std::vector<std::vector<int>> axisLists = {{}};
+    for (int a = 0; a < static_cast<int>(sizes.size()); ++a) {
+      axisLists.push_back({a});
+      for (int b = 0; b < static_cast<int>(sizes.size()); ++b)
+        if (b != a)
+          axisLists.push_back({a, b});
+    }
+    for (const auto &axes : axisLists)
+      for (int r = 0; r < n; ++r) {
+        MeshGroup g = meshGroup(sizes, r, axes);
+        std::vector<int64_t> ranks = mesh.groupRanks(r, axes);
+        ASSERT_EQ(std::vector<int64_t>(g.members.begin(), g.members.end()),
+                  ranks)
+            << mesh.str() << " rank " << r;
+        EXPECT_EQ(g.index, mesh.groupRank(r, axes));
+      }
+  }
+}
 
 TEST(ExecutorOnLocalComm, AllReduceOverEachAxis) {
   for (const char *axis : {"tp", "dp"})

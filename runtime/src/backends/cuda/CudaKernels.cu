@@ -1,8 +1,9 @@
 //===- CudaKernels.cu - CUDA kernels of the Loom backend plugin -----------===//
 //
 // Element-wise, row (norms, softmax, RoPE, loss), shape and mixture-of-experts
-// kernels. The math is KernelMath.h's (shared with the CPU backend); row
-// reductions are split across a block. Storage types are DType.h's (float,
+// kernels. The math is KernelMath.h's (shared with the CPU backend: its
+// activations, fastExp, RoPE angles, AdamW, router); row reductions are split
+// across a block, so their summation order differs from the CPU's. Storage types are DType.h's (float,
 // bf16_t, f16_t), computed in f32 and rounded on store.
 //
 // Grid-stride loops everywhere, so grids can be capped.
@@ -271,10 +272,10 @@ __global__ void softmaxRowsK(const T *x, T *y, int64_t rows, int64_t n) {
     mx = blockReduce<true>(mx, sh);
     float s = 0.0f;
     for (int64_t i = threadIdx.x; i < n; i += blockDim.x)
-      s += expf(toF32(xr[i]) - mx);
+      s += math::fastExp(toF32(xr[i]) - mx);
     float inv = 1.0f / blockReduce<false>(s, sh);
     for (int64_t i = threadIdx.x; i < n; i += blockDim.x)
-      yr[i] = fromF32<T>(expf(toF32(xr[i]) - mx) * inv);
+      yr[i] = fromF32<T>(math::fastExp(toF32(xr[i]) - mx) * inv);
   }
 }
 
@@ -320,7 +321,7 @@ __global__ void maskedSoftmaxK(float *scores, int64_t rows, int64_t sq,
     mx = blockReduce<true>(mx, sh);
     float s = 0.0f;
     for (int64_t i = threadIdx.x; i < valid; i += blockDim.x) {
-      float e = expf(row[i] - mx);
+      float e = math::fastExp(row[i] - mx);
       row[i] = e;
       s += e;
     }
@@ -383,7 +384,7 @@ __global__ void crossEntropyRowsK(const T *logits, int64_t rows, int64_t v,
     mx = blockReduce<true>(mx, sh);
     float s = 0.0f;
     for (int64_t i = threadIdx.x; i < v; i += blockDim.x)
-      s += expf(toF32(row[i]) - mx);
+      s += math::fastExp(toF32(row[i]) - mx);
     s = blockReduce<false>(s, sh);
     if (threadIdx.x == 0) {
       if (t < 0 || t >= v) {
