@@ -60,8 +60,19 @@ struct LtObjects {
   }
 };
 
-/// cuBLASLt for 16-bit operands; *done = false when no algorithm fits.
-int ltGemm(PluginState &st, const Gemm &g, cudaStream_t s, bool *done) {
+/// Largest power of two (up to 256) that divides the address.
+uint32_t alignmentOf(const void *p) {
+  uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  uint32_t align = 256;
+  while (align > 1 && a % align)
+    align /= 2;
+  return align;
+}
+
+/// cuBLASLt for 16-bit operands; *done = false when no algorithm fits (the
+/// caller then uses cublasGemmStridedBatchedEx).
+int ltGemm(PluginState &st, const Gemm &g, cudaStream_t s, void *workspace,
+           bool *done) {
   *done = false;
   cudaDataType_t t = g.dtype == LOOM_BF16 ? CUDA_R_16BF : CUDA_R_16F;
   LtObjects o;
@@ -104,11 +115,26 @@ int ltGemm(PluginState &st, const Gemm &g, cudaStream_t s, bool *done) {
   }
   TRY(checkCublas(cublasLtMatmulPreferenceCreate(&o.pref),
                   "cublasLtMatmulPreferenceCreate"));
-  uint64_t ws = st.ltWorkspaceBytes;
+  uint64_t ws = st.workspaceBytes;
   TRY(checkCublas(cublasLtMatmulPreferenceSetAttribute(
                       o.pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws,
                       sizeof(ws)),
                   "cublasLtMatmulPreferenceSetAttribute"));
+  // Tell the heuristic how the operands are aligned (arena offsets need
+  // not be 16-byte multiples). A' is g.b, B' is g.a (see the file comment).
+  struct {
+    cublasLtMatmulPreferenceAttributes_t attr;
+    const void *ptr;
+  } aligns[] = {{CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, g.b},
+                {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, g.a},
+                {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, g.c},
+                {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, g.c}};
+  for (auto &al : aligns) {
+    uint32_t bytes = alignmentOf(al.ptr);
+    TRY(checkCublas(cublasLtMatmulPreferenceSetAttribute(
+                        o.pref, al.attr, &bytes, sizeof(bytes)),
+                    "cublasLtMatmulPreferenceSetAttribute"));
+  }
   cublasLtMatmulHeuristicResult_t result{};
   int found = 0;
   cublasStatus_t hs = cublasLtMatmulAlgoGetHeuristic(
@@ -116,10 +142,13 @@ int ltGemm(PluginState &st, const Gemm &g, cudaStream_t s, bool *done) {
   if (hs != CUBLAS_STATUS_SUCCESS || found == 0)
     return LOOM_OK; // let cublasGemmEx try
   float alpha = g.alpha, beta = 0.0f;
-  TRY(checkCublas(cublasLtMatmul(st.lt, o.op, &alpha, g.b, o.la, g.a, o.lb,
-                                 &beta, g.c, o.lc, g.c, o.lc, &result.algo,
-                                 st.ltWorkspace, st.ltWorkspaceBytes, s),
-                  "cublasLtMatmul"));
+  cublasStatus_t ms =
+      cublasLtMatmul(st.lt, o.op, &alpha, g.b, o.la, g.a, o.lb, &beta, g.c,
+                     o.lc, g.c, o.lc, &result.algo, workspace,
+                     st.workspaceBytes, s);
+  if (ms == CUBLAS_STATUS_NOT_SUPPORTED)
+    return LOOM_OK; // let cublasGemmEx try
+  TRY(checkCublas(ms, "cublasLtMatmul"));
   *done = true;
   return LOOM_OK;
 }
@@ -127,28 +156,28 @@ int ltGemm(PluginState &st, const Gemm &g, cudaStream_t s, bool *done) {
 int gemm(PluginState &st, const Gemm &g, cudaStream_t s) {
   if (g.m == 0 || g.n == 0 || g.batch == 0)
     return LOOM_OK;
+  StreamBlas *sb = nullptr;
+  TRY(streamBlas(st, s, &sb));
   if (g.dtype != LOOM_F32) {
     bool done = false;
-    TRY(ltGemm(st, g, s, &done));
+    TRY(ltGemm(st, g, s, sb->workspace, &done));
     if (done)
       return LOOM_OK;
   }
-  std::lock_guard<std::mutex> lock(st.blasMutex);
-  TRY(checkCublas(cublasSetStream(st.blas, s), "cublasSetStream"));
   cublasOperation_t opA = g.tb ? CUBLAS_OP_T : CUBLAS_OP_N;
   cublasOperation_t opB = g.ta ? CUBLAS_OP_T : CUBLAS_OP_N;
   float alpha = g.alpha, beta = 0.0f;
   if (g.dtype == LOOM_F32)
     return checkCublas(
         cublasSgemmStridedBatched_64(
-            st.blas, opA, opB, g.n, g.m, g.k, &alpha,
+            sb->blas, opA, opB, g.n, g.m, g.k, &alpha,
             static_cast<const float *>(g.b), g.ldb, g.strideB,
             static_cast<const float *>(g.a), g.lda, g.strideA, &beta,
             static_cast<float *>(g.c), g.ldc, g.strideC, g.batch),
         "cublasSgemmStridedBatched");
   cudaDataType_t t = g.dtype == LOOM_BF16 ? CUDA_R_16BF : CUDA_R_16F;
   return checkCublas(cublasGemmStridedBatchedEx_64(
-                         st.blas, opA, opB, g.n, g.m, g.k, &alpha, g.b, t,
+                         sb->blas, opA, opB, g.n, g.m, g.k, &alpha, g.b, t,
                          g.ldb, g.strideB, g.a, t, g.lda, g.strideA, &beta,
                          g.c, t, g.ldc, g.strideC, g.batch,
                          CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
@@ -236,8 +265,7 @@ bool floatType(int t) {
   return t == LOOM_F32 || t == LOOM_BF16 || t == LOOM_F16;
 }
 
-int unsupportedLinalg(const LoomKernelCall &c, const char *name,
-                      const std::string &why) {
+int unsupportedLinalg(const char *name, const std::string &why) {
   return fail(LOOM_UNSUPPORTED,
               std::string("cuda backend has no kernel for ") + name + ": " +
                   why);
@@ -398,14 +426,14 @@ int loom::runtime::cuda::prepareLinalg(PluginState &, const LoomKernelCall &c,
                                                   : "attention";
   for (int i = 0; i < c.numIn; ++i)
     if (!floatType(c.in[i].dtype))
-      return unsupportedLinalg(c, name, "operands must be f32, bf16 or f16");
+      return unsupportedLinalg(name, "operands must be f32, bf16 or f16");
   if (!floatType(c.out[0].dtype))
-    return unsupportedLinalg(c, name, "result must be f32, bf16 or f16");
+    return unsupportedLinalg(name, "result must be f32, bf16 or f16");
   if (c.opcode == kAttention) {
     int64_t sq = c.in[0].shape[1], hq = c.in[0].shape[2];
     int64_t sk = c.in[1].shape[1], hkv = c.in[1].shape[2];
     if (hkv == 0 || hq % hkv != 0)
-      return unsupportedLinalg(c, name,
+      return unsupportedLinalg(name,
                                "query heads must be a multiple of kv heads");
     *scratch = conversionBytes(c, false) +
                align256(std::max<int64_t>(hq / hkv * sq * sk, 1) *

@@ -44,6 +44,37 @@ int loom::runtime::cuda::checkCublas(cublasStatus_t s, const char *what) {
                               cublasGetStatusString(s) + ")");
 }
 
+int loom::runtime::cuda::streamBlas(PluginState &st, cudaStream_t s,
+                                    StreamBlas **out) {
+  std::lock_guard<std::mutex> lock(st.blasMutex);
+  StreamBlas &b = st.blas[s];
+  if (!b.blas) {
+    int rc = checkCublas(cublasCreate(&b.blas), "cublasCreate");
+    if (rc != LOOM_OK)
+      return rc;
+    // Exact f32 (no TF32): results comparable with the CPU backend.
+    cublasSetMathMode(b.blas, CUBLAS_DEFAULT_MATH);
+    rc = checkCuda(cudaMalloc(&b.workspace, st.workspaceBytes), "cudaMalloc");
+    if (rc != LOOM_OK)
+      return rc;
+    // The same workspace serves cuBLAS and cuBLASLt on this stream.
+    rc = checkCublas(cublasSetWorkspace(b.blas, b.workspace, st.workspaceBytes),
+                     "cublasSetWorkspace");
+    if (rc != LOOM_OK)
+      return rc;
+  }
+  int rc = checkCublas(cublasSetStream(b.blas, s), "cublasSetStream");
+  if (rc != LOOM_OK)
+    return rc;
+  // cublasSetStream resets the workspace to the default pool.
+  rc = checkCublas(cublasSetWorkspace(b.blas, b.workspace, st.workspaceBytes),
+                   "cublasSetWorkspace");
+  if (rc != LOOM_OK)
+    return rc;
+  *out = &b;
+  return LOOM_OK;
+}
+
 int64_t loom::runtime::cuda::numel(const LoomTensor &t) {
   int64_t n = 1;
   for (int i = 0; i < t.rank; ++i)
@@ -174,12 +205,15 @@ const char *deviceName(void *self) { return state(self).deviceName.c_str(); }
 void destroy(void *self) {
   PluginState *st = static_cast<PluginState *>(self);
   cudaSetDevice(st->device);
+  cudaDeviceSynchronize();
   if (st->lt)
     cublasLtDestroy(st->lt);
-  if (st->blas)
-    cublasDestroy(st->blas);
-  if (st->ltWorkspace)
-    cudaFree(st->ltWorkspace);
+  for (auto &entry : st->blas) {
+    if (entry.second.blas)
+      cublasDestroy(entry.second.blas);
+    if (entry.second.workspace)
+      cudaFree(entry.second.workspace);
+  }
   if (st->err)
     cudaFree(st->err);
   if (st->errHost)
@@ -298,7 +332,7 @@ int prepare(void *self, const LoomKernelCall *cp, size_t *scratch) {
   *scratch = 0;
   if (isLinalg(c.opcode))
     return prepareLinalg(state(self), c, scratch);
-  int dt = c.numOut > 0 ? c.out[0].dtype : LOOM_F32;
+  int dt = c.numOut > 0 ? static_cast<int>(c.out[0].dtype) : LOOM_F32;
   auto needFloat = [&]() -> int {
     if (!isFloat(dt))
       return unsupported(c, "element type must be f32, bf16 or f16");
@@ -668,15 +702,9 @@ loomCreateCudaBackend(const char *options, LoomBackendPlugin *out,
   st->deviceName = std::string(prop.name) + ", sm_" +
                    std::to_string(prop.major) + std::to_string(prop.minor) +
                    ", " + std::to_string(prop.totalGlobalMem >> 30) + " GiB";
-  if (checkCublas(cublasCreate(&st->blas), "cublasCreate") != LOOM_OK ||
-      checkCublas(cublasLtCreate(&st->lt), "cublasLtCreate") != LOOM_OK)
+  if (checkCublas(cublasLtCreate(&st->lt), "cublasLtCreate") != LOOM_OK)
     return bail(lastErrorMessage());
-  // Exact f32 (no TF32): results comparable with the CPU backend.
-  cublasSetMathMode(st->blas, CUBLAS_DEFAULT_MATH);
-  st->ltWorkspaceBytes = 32u << 20;
-  if (checkCuda(cudaMalloc(&st->ltWorkspace, st->ltWorkspaceBytes),
-                "cudaMalloc") != LOOM_OK ||
-      checkCuda(cudaMalloc(reinterpret_cast<void **>(&st->err),
+  if (checkCuda(cudaMalloc(reinterpret_cast<void **>(&st->err),
                            sizeof(DeviceError)),
                 "cudaMalloc") != LOOM_OK ||
       checkCuda(cudaMallocHost(reinterpret_cast<void **>(&st->errHost),

@@ -17,23 +17,33 @@
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
 
+#include <map>
 #include <mutex>
 #include <string>
 
 namespace loom::runtime::cuda {
 
+/// cuBLAS state of one stream: kernels of different streams may run at the
+/// same time, so each stream has its own handle and cuBLASLt workspace.
+struct StreamBlas {
+  cublasHandle_t blas = nullptr;
+  void *workspace = nullptr;
+};
+
 struct PluginState {
   int device = 0;
   std::string deviceName;
-  cublasHandle_t blas = nullptr;
   cublasLtHandle_t lt = nullptr;
-  void *ltWorkspace = nullptr;
-  size_t ltWorkspaceBytes = 0;
+  size_t workspaceBytes = 32u << 20;
+  std::mutex blasMutex; ///< guards `blas`
+  std::map<cudaStream_t, StreamBlas> blas;
   DeviceError *err = nullptr;     ///< device memory
   DeviceError *errHost = nullptr; ///< pinned host memory
-  /// cuBLAS handles are bound to one stream at a time.
-  std::mutex blasMutex;
 };
+
+/// The cuBLAS handle (bound to `s`) and workspace of a stream, created on
+/// first use. Returns LOOM_OK or an error.
+int streamBlas(PluginState &st, cudaStream_t s, StreamBlas **out);
 
 /// Records `msg` as this thread's last error and returns `code`.
 int fail(int code, const std::string &msg);
