@@ -142,13 +142,12 @@ static StringRef reductionName(CollectiveReduction reduction) {
 FailureOr<fb::Opcode> ProgramEmitter::lowerOp(Operation *op, AttrList &attrs,
                                               int32_t &comm) {
   using fb::Opcode;
-  auto collective = [&](Operation *op) -> LogicalResult {
-    FailureOr<int32_t> id = communicatorFor(cast<CollectiveOpInterface>(op));
+  if (auto collective = dyn_cast<CollectiveOpInterface>(op)) {
+    FailureOr<int32_t> id = communicatorFor(collective);
     if (failed(id))
       return failure();
     comm = *id;
-    return success();
-  };
+  }
   return llvm::TypeSwitch<Operation *, FailureOr<Opcode>>(op)
       .Case([](AddOp) { return Opcode::Add; })
       .Case([](SubOp) { return Opcode::Sub; })
@@ -247,47 +246,33 @@ FailureOr<fb::Opcode> ProgramEmitter::lowerOp(Operation *op, AttrList &attrs,
         addFloat(attrs, "weight_decay", a.getWeightDecay().convertToDouble());
         return Opcode::AdamW;
       })
-      .Case([&](AllReduceOp c) -> FailureOr<Opcode> {
-        if (failed(collective(c)))
-          return failure();
+      .Case([&](AllReduceOp c) {
         addString(attrs, "reduction", reductionName(c.getReduction()));
         return Opcode::AllReduce;
       })
-      .Case([&](AllGatherOp c) -> FailureOr<Opcode> {
-        if (failed(collective(c)))
-          return failure();
+      .Case([&](AllGatherOp c) {
         addInt(attrs, "gather_dim", static_cast<int64_t>(c.getGatherDim()));
         return Opcode::AllGather;
       })
-      .Case([&](ReduceScatterOp c) -> FailureOr<Opcode> {
-        if (failed(collective(c)))
-          return failure();
+      .Case([&](ReduceScatterOp c) {
         addInt(attrs, "scatter_dim", static_cast<int64_t>(c.getScatterDim()));
         addString(attrs, "reduction", reductionName(c.getReduction()));
         return Opcode::ReduceScatter;
       })
-      .Case([&](AllToAllOp c) -> FailureOr<Opcode> {
-        if (failed(collective(c)))
-          return failure();
+      .Case([&](AllToAllOp c) {
         addInt(attrs, "split_dim", static_cast<int64_t>(c.getSplitDim()));
         addInt(attrs, "concat_dim", static_cast<int64_t>(c.getConcatDim()));
         return Opcode::AllToAll;
       })
-      .Case([&](CollectivePermuteOp c) -> FailureOr<Opcode> {
-        if (failed(collective(c)))
-          return failure();
+      .Case([&](CollectivePermuteOp c) {
         addInt(attrs, "shift", static_cast<int64_t>(c.getShift()));
         return Opcode::CollectivePermute;
       })
-      .Case([&](SendOp c) -> FailureOr<Opcode> {
-        if (failed(collective(c)))
-          return failure();
+      .Case([&](SendOp c) {
         addInt(attrs, "peer_shift", static_cast<int64_t>(c.getPeerShift()));
         return Opcode::Send;
       })
-      .Case([&](RecvOp c) -> FailureOr<Opcode> {
-        if (failed(collective(c)))
-          return failure();
+      .Case([&](RecvOp c) {
         addInt(attrs, "peer_shift", static_cast<int64_t>(c.getPeerShift()));
         return Opcode::Recv;
       })

@@ -23,3 +23,13 @@ func.func @passthrough(%x: tensor<4xf32> {loom.offset = 0 : i64}) -> tensor<4xf3
   // expected-error @+1 {{returns argument #0 directly; a program output must be computed}}
   return %x : tensor<4xf32>
 }
+
+// -----
+
+// One program runs on one mesh.
+func.func @two_meshes(%x: tensor<4xf32> {loom.input = "x", loom.offset = 0 : i64}) -> (tensor<4xf32> {loom.output = "y"}) attributes {loom.arena_size = 192 : i64} {
+  %0 = loom.all_reduce sum %x {mesh = #loom.mesh<tp = 2>, axes = ["tp"], loom.offsets = array<i64: 64>} : tensor<4xf32>
+  // expected-error @+1 {{'loom.all_reduce' op uses mesh #loom.mesh<dp = 2> but the program's mesh is #loom.mesh<tp = 2>; one program runs on one mesh}}
+  %1 = loom.all_reduce sum %0 {mesh = #loom.mesh<dp = 2>, axes = ["dp"], loom.offsets = array<i64: 128>} : tensor<4xf32>
+  return %1 : tensor<4xf32>
+}
