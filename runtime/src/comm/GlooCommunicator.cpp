@@ -47,11 +47,11 @@ bool overlaps(const void *a, size_t na, const void *b, size_t nb) {
 
 class GlooCommunicator final : public Communicator {
 public:
-  GlooCommunicator(std::shared_ptr<gloo::Context> ctx,
+  GlooCommunicator(std::shared_ptr<gloo::transport::Device> device,
                    std::vector<int> members, int rank,
                    std::shared_ptr<RendezvousStore> store,
                    std::string keyPrefix, const GlooOptions &options)
-      : ctx_(std::move(ctx)), members_(std::move(members)), r_(rank),
+      : device_(std::move(device)), members_(std::move(members)), r_(rank),
         n_(static_cast<int>(members_.size())), store_(std::move(store)),
         keyPrefix_(std::move(keyPrefix)), deadline_(options.deadline),
         grace_(std::min(options.reportGrace, options.deadline)),
@@ -339,10 +339,39 @@ private:
     return "";
   }
 
+  /// Connects the group (the first call of any collective or send/recv):
+  /// connecting on first use keeps communicator creation from blocking, so
+  /// ranks may create their groups in any order.
+  void connect() {
+    if (ctx_ || n_ == 1)
+      return;
+    auto rctx = std::make_shared<gloo::rendezvous::Context>(r_, n_);
+    rctx->setTimeout(deadline_);
+    try {
+      gloo::rendezvous::PrefixStore store(keyPrefix_, *store_);
+      rctx->connectFullMesh(store, device_);
+    } catch (const std::exception &e) {
+      std::string missing;
+      for (int q = 0; q < n_; ++q)
+        if (q != r_ &&
+            !storeHasKeys(*store_, {keyPrefix_ + "/" + std::to_string(q)}))
+          missing += " " + rankName(q);
+      failure_ = "connecting: " + cleanMessage(e.what());
+      throw CommError(
+          "GlooCommunicator: connecting " + rankName(r_) + " of group " +
+          joinRanks(members_) + " failed: " + cleanMessage(e.what()) +
+          (missing.empty()
+               ? ""
+               : "; peers that never arrived within the deadline:" + missing));
+    }
+    ctx_ = rctx;
+  }
+
   template <typename Fn> void run(const std::string &what, int peer, Fn fn) {
     if (!failure_.empty())
       throw CommError(prefix(what) +
                       ": the communicator failed earlier: " + failure_);
+    connect();
     uint64_t k = ++opSeq_;
     try {
       fn();
@@ -380,7 +409,8 @@ private:
     throw CommError(msg);
   }
 
-  std::shared_ptr<gloo::Context> ctx_;
+  std::shared_ptr<gloo::transport::Device> device_;
+  std::shared_ptr<gloo::Context> ctx_; ///< null until connect()
   const std::vector<int> members_;
   const int r_, n_;
   std::shared_ptr<RendezvousStore> store_;
@@ -441,39 +471,12 @@ public:
 
   std::unique_ptr<Communicator>
   group(const std::vector<int> &members) override {
-    std::string list = joinRanks(members);
     int groupRank = groupRankOf(members, options_.size, options_.rank,
                                 "GlooCommunicator");
-    int n = static_cast<int>(members.size());
     std::string key =
         options_.prefix + "/" + groupStoreKey(members, instances_[members]++);
 
-    std::shared_ptr<gloo::Context> ctx;
-    if (n > 1) {
-      auto rctx = std::make_shared<gloo::rendezvous::Context>(groupRank, n);
-      rctx->setTimeout(options_.deadline);
-      try {
-        gloo::rendezvous::PrefixStore store(key, *options_.store);
-        rctx->connectFullMesh(store, device_);
-      } catch (const std::exception &e) {
-        std::string missing;
-        for (int q = 0; q < n; ++q)
-          if (q != groupRank &&
-              !storeHasKeys(*options_.store, {key + "/" + std::to_string(q)}))
-            missing += " rank " + std::to_string(q) + " (world " +
-                       std::to_string(members[q]) + ")";
-        throw CommError(
-            "GlooCommunicator: connecting rank " + std::to_string(groupRank) +
-            " (world " + std::to_string(options_.rank) + ") of group " + list +
-            " failed: " + cleanMessage(e.what()) +
-            (missing.empty() ? ""
-                             : "; peers that never arrived within the "
-                               "deadline:" +
-                                   missing));
-      }
-      ctx = rctx;
-    }
-    return std::make_unique<GlooCommunicator>(ctx, members, groupRank,
+    return std::make_unique<GlooCommunicator>(device_, members, groupRank,
                                               options_.store, key, options_);
   }
 

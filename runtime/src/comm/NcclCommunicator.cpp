@@ -38,12 +38,11 @@ int loomReduce(ReduceOp op) {
 class NcclCommunicator final : public Communicator {
 public:
   NcclCommunicator(std::shared_ptr<Backend> backend,
-                   const LoomBackendPlugin *table, LoomComm comm,
-                   LoomStream stream, std::vector<int> members, int rank,
-                   std::shared_ptr<RendezvousStore> store,
+                   const LoomBackendPlugin *table, std::vector<int> members,
+                   int rank, std::shared_ptr<RendezvousStore> store,
                    std::string keyPrefix, const NcclOptions &options)
-      : backend_(std::move(backend)), t_(table), comm_(comm), stream_(stream),
-        members_(std::move(members)), r_(rank),
+      : backend_(std::move(backend)), t_(table), members_(std::move(members)),
+        r_(rank),
         n_(static_cast<int>(members_.size())), store_(std::move(store)),
         keyPrefix_(std::move(keyPrefix)), deadline_(options.deadline),
         grace_(std::min(options.reportGrace, options.deadline)) {}
@@ -202,6 +201,55 @@ private:
     if (!failure_.empty())
       throw CommError(prefix(what) +
                       ": the communicator failed earlier: " + failure_);
+    init();
+  }
+
+  /// Creates the NCCL communicator on first use (so that creating groups
+  /// never blocks): group rank 0 publishes an ncclUniqueId in the store,
+  /// the others wait for it, then everyone joins within the deadline.
+  void init() {
+    if (comm_)
+      return;
+    std::string where = prefix("connecting");
+    auto failInit = [&](const std::string &cause) {
+      failure_ = "connecting: " + cause;
+      if (stream_) {
+        t_->destroyStream(t_->self, stream_);
+        stream_ = nullptr;
+      }
+      throw CommError(where + ": " + cause);
+    };
+    char id[LOOM_NCCL_UNIQUE_ID_BYTES] = {};
+    if (r_ == 0) {
+      if (t_->commUniqueId(t_->self, id) != LOOM_OK)
+        failInit(t_->lastError(t_->self));
+      if (n_ > 1)
+        store_->set(keyPrefix_ + "/id", std::vector<char>(id, id + sizeof(id)));
+    } else {
+      try {
+        store_->wait({keyPrefix_ + "/id"}, deadline_);
+      } catch (const std::exception &e) {
+        failInit("group rank 0 (world " + std::to_string(members_[0]) +
+                 ") never published the NCCL id within the deadline (" +
+                 cleanMessage(e.what()) + ")");
+      }
+      std::vector<char> v = store_->get(keyPrefix_ + "/id");
+      if (v.size() != sizeof(id))
+        failInit("malformed NCCL id in the store");
+      std::memcpy(id, v.data(), sizeof(id));
+    }
+    if (t_->createStream(t_->self, LOOM_STREAM_COMM, &stream_) != LOOM_OK)
+      failInit(t_->lastError(t_->self));
+    LoomComm comm = nullptr;
+    if (t_->commInit(t_->self, id, n_, r_, deadline_.count(), &comm) !=
+        LOOM_OK) {
+      std::string cause = t_->lastError(t_->self);
+      if (store_)
+        cause += exchangeFailureReports(*store_, keyPrefix_, members_, r_,
+                                        "connecting", grace_);
+      failInit(cause);
+    }
+    comm_ = comm;
   }
 
   void p2p(bool isSend, void *data, size_t bytes, int peer) {
@@ -287,8 +335,8 @@ private:
 
   std::shared_ptr<Backend> backend_;
   const LoomBackendPlugin *t_;
-  LoomComm comm_;
-  LoomStream stream_;
+  LoomComm comm_ = nullptr;     ///< null until init(), or after a failure
+  LoomStream stream_ = nullptr;
   const std::vector<int> members_;
   const int r_, n_;
   std::shared_ptr<RendezvousStore> store_;
@@ -327,53 +375,11 @@ public:
   group(const std::vector<int> &members) override {
     int groupRank =
         groupRankOf(members, options_.size, options_.rank, "NcclCommunicator");
-    int n = static_cast<int>(members.size());
     std::string key =
         options_.prefix + "/" + groupStoreKey(members, instances_[members]++);
-    std::string where = "NcclCommunicator: creating the communicator of rank " +
-                        std::to_string(groupRank) + " (world " +
-                        std::to_string(options_.rank) + ") of group " +
-                        joinRanks(members);
-
-    char id[LOOM_NCCL_UNIQUE_ID_BYTES] = {};
-    if (groupRank == 0) {
-      if (t_->commUniqueId(t_->self, id) != LOOM_OK)
-        throw CommError(where + ": " + t_->lastError(t_->self));
-      if (n > 1)
-        options_.store->set(key + "/id", std::vector<char>(id, id + sizeof(id)));
-    } else {
-      try {
-        options_.store->wait({key + "/id"}, options_.deadline);
-      } catch (const std::exception &e) {
-        throw CommError(where + ": group rank 0 (world " +
-                        std::to_string(members[0]) +
-                        ") never published the NCCL id within the deadline (" +
-                        cleanMessage(e.what()) + ")");
-      }
-      std::vector<char> v = options_.store->get(key + "/id");
-      if (v.size() != sizeof(id))
-        throw CommError(where + ": malformed NCCL id in the store");
-      std::memcpy(id, v.data(), sizeof(id));
-    }
-
-    LoomStream stream = nullptr;
-    if (t_->createStream(t_->self, LOOM_STREAM_COMM, &stream) != LOOM_OK)
-      throw CommError(where + ": " + t_->lastError(t_->self));
-    LoomComm comm = nullptr;
-    if (t_->commInit(t_->self, id, n, groupRank, options_.deadline.count(),
-                     &comm) != LOOM_OK) {
-      std::string cause = t_->lastError(t_->self);
-      t_->destroyStream(t_->self, stream);
-      std::string reports;
-      if (options_.store)
-        reports = exchangeFailureReports(
-            *options_.store, key, members, groupRank, "ncclCommInit",
-            std::min(options_.reportGrace, options_.deadline));
-      throw CommError(where + ": " + cause + reports);
-    }
-    return std::make_unique<NcclCommunicator>(backend_, t_, comm, stream,
-                                              members, groupRank,
-                                              options_.store, key, options_);
+    return std::make_unique<NcclCommunicator>(backend_, t_, members,
+                                              groupRank, options_.store, key,
+                                              options_);
   }
 
 private:

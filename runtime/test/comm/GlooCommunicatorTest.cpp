@@ -15,6 +15,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <map>
 #include <thread>
 
 using namespace loom::runtime;
@@ -109,6 +110,25 @@ TEST(GlooCommunicator, MeshGroups) {
   }));
 }
 
+TEST(GlooCommunicator, GroupsMayBeCreatedInAnyOrder) {
+  // Created in a cyclic order (eager connection would deadlock: 0 waits for
+  // 1 on A, 1 for 2 on C, 2 for 0 on B), used in a consistent one.
+  const std::vector<int> A = {0, 1}, B = {0, 2}, C = {1, 2};
+  TempDir dir;
+  expectAllOk(runProcesses(3, [&](int r, Report &rep) {
+    auto comms = createGlooCommunicators(fileOptions(dir.path(), r, 3, 10s));
+    std::map<std::string, std::unique_ptr<Communicator>> g;
+    const char *order[3][2] = {{"A", "B"}, {"C", "A"}, {"B", "C"}};
+    const std::map<std::string, std::vector<int>> members = {
+        {"A", A}, {"B", B}, {"C", C}};
+    for (const char *name : order[r])
+      g[name] = comms->group(members.at(name));
+    const char *use[3][2] = {{"A", "B"}, {"A", "C"}, {"B", "C"}};
+    for (const char *name : use[r])
+      checkGroupSum(*g[name], members.at(name), r, rep);
+  }, 30s));
+}
+
 TEST(GlooCommunicator, DeadlineNamesMissingRank) {
   // Rank 2 is connected but never calls; the others fail after about the
   // deadline and name it.
@@ -116,6 +136,7 @@ TEST(GlooCommunicator, DeadlineNamesMissingRank) {
   expectAllOk(runProcesses(3, [&](int r, Report &rep) {
     auto comms = createGlooCommunicators(fileOptions(dir.path(), r, 3, 1000ms));
     auto comm = comms->world();
+    comm->barrier(); // connected
     if (r == 2) {
       std::this_thread::sleep_for(3500ms);
       return;
@@ -158,6 +179,7 @@ TEST(GlooCommunicator, SendToDeadPeerNamesPeer) {
   expectAllOk(runProcesses(2, [&](int r, Report &rep) {
     auto comms = createGlooCommunicators(fileOptions(dir.path(), r, 2, 1000ms));
     auto comm = comms->world();
+    comm->barrier(); // connected
     if (r == 1) {
       std::this_thread::sleep_for(3000ms);
       return;
@@ -177,9 +199,14 @@ TEST(GlooCommunicator, ConnectDeadlineNamesMissingRank) {
       std::this_thread::sleep_for(3000ms);
       return;
     }
+    // Creating the communicator does not block; its first use connects.
+    auto world = comms->world();
     expectCommError(
-        rep, r, [&] { comms->world(); },
+        rep, r, [&] { world->barrier(); },
         {"connecting", "never arrived", "rank 2 (world 2)"}, 0.5, 2.9);
+    // The communicator stays failed.
+    expectCommError(
+        rep, r, [&] { world->barrier(); }, {"failed earlier"}, 0.0, 0.5);
   }, 30s));
 }
 

@@ -28,12 +28,10 @@ public:
   virtual int worldSize() const = 0;
 
   /// A communicator over the world ranks `members`, in group order; this
-  /// rank must be one of them. Creating a communicator is itself collective
-  /// over the members: every member must ask for the same group, and ranks
-  /// must create their groups in the same relative order (e.g. in the order
-  /// of the program's communicator table), or creation may deadlock until
-  /// the deadline. Asking twice for the same members gives two independent
-  /// communicators.
+  /// rank must be one of them, and every member must ask for the same group.
+  /// Creation does not block: multi-process communicators connect on their
+  /// first call. Asking twice for the same members gives two independent
+  /// communicators, matched across ranks by the order of the requests.
   virtual std::unique_ptr<Communicator>
   group(const std::vector<int> &members) = 0;
 

@@ -53,10 +53,11 @@ struct GlooOptions {
   std::chrono::milliseconds reportGrace = std::chrono::milliseconds(1000);
 };
 
-/// Connects to the transport and returns this rank's provider. Communicators
-/// are created (and connected) on demand by group(); see
-/// CommunicatorProvider for the ordering contract. Throws CommError if the
-/// transport cannot be set up.
+/// Sets up the transport and returns this rank's provider. group() does
+/// not block: a communicator connects to its peers (through the store) on
+/// its first call, so ranks may create their groups in any order; a peer
+/// that never comes makes that first call fail at the deadline. Throws
+/// CommError if the transport cannot be set up.
 std::unique_ptr<CommunicatorProvider>
 createGlooCommunicators(const GlooOptions &options);
 

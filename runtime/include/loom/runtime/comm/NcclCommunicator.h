@@ -9,10 +9,10 @@
 //   auto comms = createNcclCommunicators(backend,
 //                                        ncclOptionsFromEnvironment());
 //
-// Bootstrap: for each group, group rank 0 makes an ncclUniqueId and
-// publishes it in the rendezvous store (the same stores as Gloo's); the
-// others wait for it, then all call ncclCommInitRankConfig (non-blocking,
-// bounded by the deadline). Buffers are device memory of that backend.
+// Bootstrap, on a communicator's first call (creating one never blocks):
+// group rank 0 makes an ncclUniqueId and publishes it in the rendezvous
+// store (the same stores as Gloo's); the others wait for it, then all call
+// ncclCommInitRankConfig (non-blocking, bounded by the deadline). Buffers are device memory of that backend.
 // Every call is synchronous: it enqueues on the communicator's own stream
 // and waits, polling ncclCommGetAsyncError, until the work is done or the
 // deadline passes, in which case the NCCL communicator is aborted and a
