@@ -31,3 +31,7 @@ llvm_config.add_tool_substitutions(
 for tool in ["loom-translate", "loom-run", "loom-dump"]:
     if os.path.exists(os.path.join(config.loom_tools_dir, tool)):
         config.available_features.add(tool)
+
+# A GPU is visible: the CUDA backend can run instead of explaining why not.
+if os.path.exists("/dev/nvidia0"):
+    config.available_features.add("gpu")

@@ -2,9 +2,11 @@
 
 #include "loom/runtime/Backend.h"
 
+#include <climits>
 #include <cstdlib>
 #include <dlfcn.h>
 #include <stdexcept>
+#include <unistd.h>
 
 namespace loom::runtime {
 
@@ -33,6 +35,17 @@ std::unique_ptr<Backend> loadPlugin(const std::string &path,
   }
   return std::unique_ptr<Backend>(b);
 }
+/// `<dir of the running program>/../lib`, where a build or an install
+/// puts the plugins next to `bin/`; "" if unknown.
+std::string besideExecutable() {
+  char path[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 1);
+  if (n <= 0)
+    return "";
+  std::string exe(path, static_cast<size_t>(n));
+  size_t slash = exe.rfind('/');
+  return slash == std::string::npos ? "" : exe.substr(0, slash) + "/../lib";
+}
 } // namespace
 
 std::unique_ptr<Backend> createBackend(const std::string &name,
@@ -46,6 +59,9 @@ std::unique_ptr<Backend> createBackend(const std::string &name,
     std::string lib = "libloom_backend_" + name + ".so";
     if (const char *dir = std::getenv("LOOM_BACKEND_PATH"))
       candidates.push_back(std::string(dir) + "/" + lib);
+    std::string beside = besideExecutable();
+    if (!beside.empty())
+      candidates.push_back(beside + "/" + lib);
     candidates.push_back(lib);
   }
   std::string error;

@@ -99,6 +99,7 @@ RankResult loom::runRank(const RunOptions &options,
   execOptions.rank = replicated ? 0 : rank;
   execOptions.communicators = std::move(communicators);
   execOptions.trace = !options.tracePath.empty();
+  execOptions.backend = options.backend;
   Executor exec(program, execOptions);
   bindInputs(exec, options, rank);
 

@@ -26,6 +26,8 @@ options:
                       (default 0)
   --steps K           run the program K times (default 1)
   --trace FILE        write a Chrome trace (one track per rank and stream)
+  --backend NAME      cpu (default), cuda (the CUDA plugin, needs a GPU), or
+                      the path of a backend plugin
   --deadline SECONDS  how long a collective waits for its peers (default 60)
   --timeout SECONDS   end the whole job after this long (default 600)
   --quiet             print nothing but errors
@@ -99,6 +101,8 @@ RunOptions loom::parseRunOptions(int argc, char **argv) {
       options.steps = static_cast<int>(parseInteger(flag, value, 1));
     else if (flag == "--trace")
       options.tracePath = value;
+    else if (flag == "--backend")
+      options.backend = value;
     else if (flag == "--timeout")
       options.timeout = std::chrono::seconds(parseInteger(flag, value, 1));
     else if (flag == "--deadline")

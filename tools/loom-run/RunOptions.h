@@ -19,6 +19,8 @@ struct RunOptions {
   uint64_t seed = 0;
   int steps = 1;
   std::string tracePath;
+  /// "cpu", "cuda", or the path of a backend plugin.
+  std::string backend = "cpu";
   /// Whole-job limit for spawned processes.
   std::chrono::seconds timeout{600};
   /// How long a collective waits for its peers.
