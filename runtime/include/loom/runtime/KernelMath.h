@@ -62,11 +62,20 @@ LOOM_HD inline float rowMax(const T *x, int64_t n, int64_t stride) {
   for (int j = 0; j < kReduceLanes; ++j)
     lanes[j] = -INFINITY;
   int64_t i = 0;
-  for (; i + kReduceLanes <= n; i += kReduceLanes)
-    for (int j = 0; j < kReduceLanes; ++j) {
-      float v = toF32(x[(i + j) * stride]);
-      lanes[j] = v > lanes[j] ? v : lanes[j];
-    }
+  // The contiguous case is its own loop: a strided index does not vectorize.
+  if (stride == 1) {
+    for (; i + kReduceLanes <= n; i += kReduceLanes)
+      for (int j = 0; j < kReduceLanes; ++j) {
+        float v = toF32(x[i + j]);
+        lanes[j] = v > lanes[j] ? v : lanes[j];
+      }
+  } else {
+    for (; i + kReduceLanes <= n; i += kReduceLanes)
+      for (int j = 0; j < kReduceLanes; ++j) {
+        float v = toF32(x[(i + j) * stride]);
+        lanes[j] = v > lanes[j] ? v : lanes[j];
+      }
+  }
   float mx = -INFINITY;
   for (; i < n; ++i)
     mx = fmaxf(mx, toF32(x[i * stride]));
@@ -96,9 +105,15 @@ LOOM_HD inline float rowSumExp(const T *x, int64_t n, int64_t stride,
                                float shift) {
   float lanes[kReduceLanes] = {};
   int64_t i = 0;
-  for (; i + kReduceLanes <= n; i += kReduceLanes)
-    for (int j = 0; j < kReduceLanes; ++j)
-      lanes[j] += fastExp(toF32(x[(i + j) * stride]) - shift);
+  if (stride == 1) {
+    for (; i + kReduceLanes <= n; i += kReduceLanes)
+      for (int j = 0; j < kReduceLanes; ++j)
+        lanes[j] += fastExp(toF32(x[i + j]) - shift);
+  } else {
+    for (; i + kReduceLanes <= n; i += kReduceLanes)
+      for (int j = 0; j < kReduceLanes; ++j)
+        lanes[j] += fastExp(toF32(x[(i + j) * stride]) - shift);
+  }
   float sum = 0.0f;
   for (; i < n; ++i)
     sum += fastExp(toF32(x[i * stride]) - shift);
