@@ -113,6 +113,10 @@ void groupedMatmulK(const OpCall &c, KernelContext &ctx) {
   F32View::store(Y, y);
 }
 
+/// Query rows per block of causal attention: large enough for BLAS to run
+/// near its peak, small enough that little of the masked triangle is computed.
+constexpr int64_t kCausalBlock = 64;
+
 void attentionK(const OpCall &c, KernelContext &ctx) {
   const TensorRef &Q = c.in[0], &K = c.in[1], &V = c.in[2], &O = c.out[0];
   int64_t nb = Q.shape[0], sq = Q.shape[1], hq = Q.shape[2], d = Q.shape[3];
@@ -132,13 +136,22 @@ void attentionK(const OpCall &c, KernelContext &ctx) {
         const float *kb = k + (b * sk * hkv + kh) * d;
         const float *vb = val + (b * sk * hkv + kh) * d;
         float *ob = o + (b * sq * hq + h) * d;
-        gemm(false, true, sq, sk, d, c.attrs.scale, qb, hq * d, kb, hkv * d,
-             scores, sk);
-        for (int64_t i = 0; i < sq; ++i)
-          math::softmaxRowMasked(scores + i * sk, sk,
-                                 c.attrs.causal ? std::min(i + 1, sk) : sk);
-        gemm(false, false, sq, d, sk, 1.0f, scores, sk, vb, hkv * d, ob,
-             hq * d);
+        // Causal attention works in blocks of query rows, each against the
+        // keys it may see: the masked upper triangle is never computed.
+        int64_t block = c.attrs.causal ? kCausalBlock : sq;
+        for (int64_t q0 = 0; q0 < sq; q0 += block) {
+          int64_t rows = std::min(block, sq - q0);
+          int64_t keys = c.attrs.causal ? std::min(q0 + rows, sk) : sk;
+          gemm(false, true, rows, keys, d, c.attrs.scale, qb + q0 * hq * d,
+               hq * d, kb, hkv * d, scores, keys);
+          for (int64_t i = 0; i < rows; ++i)
+            math::softmaxRowMasked(scores + i * keys, keys,
+                                   c.attrs.causal
+                                       ? std::min(q0 + i + 1, keys)
+                                       : keys);
+          gemm(false, false, rows, d, keys, 1.0f, scores, keys, vb, hkv * d,
+               ob + q0 * hq * d, hq * d);
+        }
       }
   }
   F32View::store(O, o);
