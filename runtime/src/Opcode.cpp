@@ -128,22 +128,6 @@ const char *bufferKindName(BufferKind kind) {
   return "?";
 }
 
-const char *dtypeName(DType t) {
-  switch (t) {
-  case DType::F32:
-    return "f32";
-  case DType::BF16:
-    return "bf16";
-  case DType::F16:
-    return "f16";
-  case DType::I32:
-    return "i32";
-  case DType::I64:
-    return "i64";
-  }
-  return "?";
-}
-
 bool parseDType(const char *name, DType &out) {
   for (unsigned i = 0; i < kNumDTypes; ++i)
     if (std::strcmp(dtypeName(static_cast<DType>(i)), name) == 0) {

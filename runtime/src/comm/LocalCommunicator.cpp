@@ -78,9 +78,9 @@ std::string describe(const Post &p) {
   os << collName(p.kind);
   if (p.kind == Coll::Barrier)
     return os.str();
-  os << "(count " << p.count << ", " << comm::dtypeStr(p.dtype);
+  os << "(count " << p.count << ", " << dtypeName(p.dtype);
   if (p.kind == Coll::AllReduce || p.kind == Coll::ReduceScatter)
-    os << ", " << comm::reduceOpName(p.op);
+    os << ", " << reduceOpName(p.op);
   if (p.kind == Coll::Broadcast)
     os << ", root " << p.root;
   os << ")";

@@ -7,7 +7,7 @@
 
 using namespace loom::runtime;
 
-const char *comm::reduceOpName(ReduceOp op) {
+const char *loom::runtime::reduceOpName(ReduceOp op) {
   switch (op) {
   case ReduceOp::Sum:
     return "sum";
@@ -17,22 +17,6 @@ const char *comm::reduceOpName(ReduceOp op) {
     return "min";
   case ReduceOp::Avg:
     return "avg";
-  }
-  return "?";
-}
-
-const char *comm::dtypeStr(DType dtype) {
-  switch (dtype) {
-  case DType::F32:
-    return "f32";
-  case DType::BF16:
-    return "bf16";
-  case DType::F16:
-    return "f16";
-  case DType::I32:
-    return "i32";
-  case DType::I64:
-    return "i64";
   }
   return "?";
 }

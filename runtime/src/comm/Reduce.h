@@ -19,10 +19,6 @@
 
 namespace loom::runtime::comm {
 
-const char *reduceOpName(ReduceOp op);
-/// "f32", "bf16", ... (kept here so that the communicators need no symbol of
-/// the runtime core library).
-const char *dtypeStr(DType dtype);
 
 template <typename T> inline T combine(ReduceOp op, T a, T b) {
   switch (op) {

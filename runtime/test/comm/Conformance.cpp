@@ -13,35 +13,6 @@ using namespace loom::runtime::test;
 
 namespace {
 
-const char *dtName(DType t) {
-  switch (t) {
-  case DType::F32:
-    return "f32";
-  case DType::BF16:
-    return "bf16";
-  case DType::F16:
-    return "f16";
-  case DType::I32:
-    return "i32";
-  case DType::I64:
-    return "i64";
-  }
-  return "?";
-}
-
-const char *opName(ReduceOp op) {
-  switch (op) {
-  case ReduceOp::Sum:
-    return "sum";
-  case ReduceOp::Max:
-    return "max";
-  case ReduceOp::Min:
-    return "min";
-  case ReduceOp::Avg:
-    return "avg";
-  }
-  return "?";
-}
 
 /// A typed buffer that stores/loads doubles in any DType.
 struct Buf {
@@ -177,7 +148,7 @@ struct Ctx {
 void testAllReduce(Ctx &x, DType dt, ReduceOp op, size_t count) {
   int c = ++x.caseId;
   std::ostringstream name;
-  name << "allReduce(" << dtName(dt) << ", " << opName(op) << ", count "
+  name << "allReduce(" << dtypeName(dt) << ", " << reduceOpName(op) << ", count "
        << count << ")";
   Buf b(dt, count);
   for (size_t i = 0; i < count; ++i)
@@ -194,7 +165,7 @@ void testAllReduce(Ctx &x, DType dt, ReduceOp op, size_t count) {
 void testAllGather(Ctx &x, DType dt, size_t count, bool inPlace) {
   int c = ++x.caseId;
   std::ostringstream name;
-  name << "allGather(" << dtName(dt) << ", count " << count
+  name << "allGather(" << dtypeName(dt) << ", count " << count
        << (inPlace ? ", in place" : "") << ")";
   Buf send(dt, count), recv(dt, count * x.n);
   for (size_t i = 0; i < recv.size(); ++i)
@@ -216,7 +187,7 @@ void testAllGather(Ctx &x, DType dt, size_t count, bool inPlace) {
 void testReduceScatter(Ctx &x, DType dt, ReduceOp op, size_t count) {
   int c = ++x.caseId;
   std::ostringstream name;
-  name << "reduceScatter(" << dtName(dt) << ", " << opName(op) << ", count "
+  name << "reduceScatter(" << dtypeName(dt) << ", " << reduceOpName(op) << ", count "
        << count << ")";
   Buf send(dt, count * x.n), recv(dt, count);
   for (size_t i = 0; i < send.size(); ++i)
@@ -233,7 +204,7 @@ void testReduceScatter(Ctx &x, DType dt, ReduceOp op, size_t count) {
 void testAllToAll(Ctx &x, DType dt, size_t count) {
   int c = ++x.caseId;
   std::ostringstream name;
-  name << "allToAll(" << dtName(dt) << ", count " << count << ")";
+  name << "allToAll(" << dtypeName(dt) << ", count " << count << ")";
   Buf send(dt, count * x.n), recv(dt, count * x.n);
   for (size_t i = 0; i < send.size(); ++i)
     send.set(i, input(x.r, c, i));
@@ -250,7 +221,7 @@ void testAllToAll(Ctx &x, DType dt, size_t count) {
 void testBroadcast(Ctx &x, DType dt, size_t count, int root) {
   int c = ++x.caseId;
   std::ostringstream name;
-  name << "broadcast(" << dtName(dt) << ", count " << count << ", root "
+  name << "broadcast(" << dtypeName(dt) << ", count " << count << ", root "
        << root << ")";
   Buf b(dt, count);
   for (size_t i = 0; i < count; ++i)

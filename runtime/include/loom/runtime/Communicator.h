@@ -24,6 +24,9 @@ namespace loom::runtime {
 
 enum class ReduceOp { Sum, Max, Min, Avg };
 
+/// "sum", "max", "min" or "avg".
+const char *reduceOpName(ReduceOp op);
+
 /// Raised by a communicator when a peer dies, a deadline expires or the
 /// transport fails. The message names the collective and the peer/group.
 class CommError : public std::runtime_error {

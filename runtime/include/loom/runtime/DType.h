@@ -43,8 +43,23 @@ LOOM_HD constexpr size_t dtypeSize(DType t) {
 }
 
 /// Lower-case name as in MLIR ("f32", "bf16", "f16", "i32", "i64"), or "?"
-/// for a value outside the enum.
-const char *dtypeName(DType t);
+/// for a value outside the enum. Inline, so that libraries that use no
+/// other symbol of the runtime (the communicators) can name types.
+inline const char *dtypeName(DType t) {
+  switch (t) {
+  case DType::F32:
+    return "f32";
+  case DType::BF16:
+    return "bf16";
+  case DType::F16:
+    return "f16";
+  case DType::I32:
+    return "i32";
+  case DType::I64:
+    return "i64";
+  }
+  return "?";
+}
 
 /// Parses a name produced by dtypeName(); returns false if unknown.
 bool parseDType(const char *name, DType &out);
