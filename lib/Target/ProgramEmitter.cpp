@@ -421,34 +421,43 @@ std::string loom::dumpProgramText(const std::vector<uint8_t> &bytes) {
   return runtime::Program::load(bytes.data(), bytes.size())->dump();
 }
 
+/// Emits the module's program and writes it with `write`.
+static LogicalResult
+translateToProgram(Operation *op, raw_ostream &os,
+                   function_ref<void(const std::vector<uint8_t> &,
+                                     raw_ostream &)>
+                       write) {
+  auto module = dyn_cast<ModuleOp>(op);
+  if (!module)
+    return op->emitError("expected a module");
+  FailureOr<std::vector<uint8_t>> bytes = emitProgram(module);
+  if (failed(bytes))
+    return failure();
+  write(*bytes, os);
+  return success();
+}
+
 void loom::registerToProgramTranslations() {
   auto registerDialects = [](DialectRegistry &registry) {
     registry.insert<LoomDialect, func::FuncDialect>();
   };
   static TranslateFromMLIRRegistration toBinary(
       "loom-to-program", "write the per-rank program (binary)",
-      [](Operation *op, raw_ostream &os) -> LogicalResult {
-        auto module = dyn_cast<ModuleOp>(op);
-        if (!module)
-          return op->emitError("expected a module");
-        FailureOr<std::vector<uint8_t>> bytes = emitProgram(module);
-        if (failed(bytes))
-          return failure();
-        os.write(reinterpret_cast<const char *>(bytes->data()), bytes->size());
-        return success();
+      [](Operation *op, raw_ostream &os) {
+        return translateToProgram(
+            op, os, [](const std::vector<uint8_t> &bytes, raw_ostream &os) {
+              os.write(reinterpret_cast<const char *>(bytes.data()),
+                       bytes.size());
+            });
       },
       registerDialects);
   static TranslateFromMLIRRegistration toText(
       "loom-to-program-text", "write the per-rank program's text dump",
-      [](Operation *op, raw_ostream &os) -> LogicalResult {
-        auto module = dyn_cast<ModuleOp>(op);
-        if (!module)
-          return op->emitError("expected a module");
-        FailureOr<std::vector<uint8_t>> bytes = emitProgram(module);
-        if (failed(bytes))
-          return failure();
-        os << dumpProgramText(*bytes);
-        return success();
+      [](Operation *op, raw_ostream &os) {
+        return translateToProgram(
+            op, os, [](const std::vector<uint8_t> &bytes, raw_ostream &os) {
+              os << dumpProgramText(bytes);
+            });
       },
       registerDialects);
 }

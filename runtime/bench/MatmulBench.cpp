@@ -9,6 +9,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "ProgramBuilder.h"
+#include "BenchUtil.h"
 #include "loom/runtime/Runtime.h"
 
 #include <algorithm>
@@ -19,19 +20,9 @@
 #include <random>
 
 using namespace loom::runtime;
+using loom::bench::bestOf;
 using namespace loom::test;
 
-template <typename F> double bestOf(int runs, F &&f) {
-  double best = 1e30;
-  for (int r = 0; r < runs; ++r) {
-    auto t = std::chrono::steady_clock::now();
-    f();
-    best = std::min(best, std::chrono::duration<double>(
-                              std::chrono::steady_clock::now() - t)
-                              .count());
-  }
-  return best;
-}
 
 int main(int argc, char **argv) {
   int m = argc > 1 ? std::atoi(argv[1]) : 512;

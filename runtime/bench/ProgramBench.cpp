@@ -10,6 +10,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "BenchUtil.h"
 #include "loom/runtime/Runtime.h"
 #include "loom/runtime/SeededInputs.h"
 
@@ -21,20 +22,10 @@
 #include <random>
 
 using namespace loom::runtime;
+using loom::bench::bestOf;
 
 namespace {
 
-template <typename F> double bestOf(int runs, F &&f) {
-  double best = 1e30;
-  for (int r = 0; r < runs; ++r) {
-    auto t = std::chrono::steady_clock::now();
-    f();
-    best = std::min(best, std::chrono::duration<double>(
-                              std::chrono::steady_clock::now() - t)
-                              .count());
-  }
-  return best;
-}
 
 /// One sgemm of the replay: C[m, n] = op(A)[m, k] · op(B)[k, n], `batch` times.
 struct Gemm {
