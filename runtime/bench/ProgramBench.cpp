@@ -26,7 +26,6 @@ using loom::bench::bestOf;
 
 namespace {
 
-
 /// One sgemm of the replay: C[m, n] = op(A)[m, k] · op(B)[k, n], `batch` times.
 struct Gemm {
   int batch, m, n, k;
