@@ -11,6 +11,7 @@
 #include "llvm/ADT/STLExtras.h"
 
 #include <cmath>
+#include <tuple>
 
 using namespace loom;
 
@@ -23,124 +24,93 @@ int64_t ModelConfig::getExpertCapacity() const {
   return std::max<int64_t>(1, std::min(capacity, tokens));
 }
 
-static ModelConfig llama3(llvm::StringRef name, int64_t layers, int64_t hidden,
-                          int64_t heads, int64_t ffn) {
+/// The dimensions every preset sets; the rest keeps ModelConfig's defaults
+/// (a Llama-style block: RMSNorm, SwiGLU, RoPE, untied output layer).
+static ModelConfig dims(llvm::StringRef name, int64_t layers, int64_t hidden,
+                        int64_t heads, int64_t kvHeads, int64_t ffn,
+                        int64_t vocab, int64_t seq, int64_t batch,
+                        llvm::StringRef dtype) {
   ModelConfig c;
   c.name = name.str();
   c.layers = layers;
   c.hidden = hidden;
   c.heads = heads;
-  c.kvHeads = 8;
+  c.kvHeads = kvHeads;
   c.ffn = ffn;
-  c.vocab = 128256;
-  c.seq = 8192;
-  c.batch = 1;
-  c.dtype = "bf16";
-  c.ropeTheta = 500000.0;
+  c.vocab = vocab;
+  c.seq = seq;
+  c.batch = batch;
+  c.dtype = dtype.str();
   return c;
 }
 
-static ModelConfig mixtral(llvm::StringRef name, int64_t layers, int64_t hidden,
-                           int64_t heads, int64_t ffn, int64_t vocab) {
-  ModelConfig c;
-  c.name = name.str();
-  c.layers = layers;
-  c.hidden = hidden;
-  c.heads = heads;
-  c.kvHeads = 8;
-  c.ffn = ffn;
-  c.vocab = vocab;
-  c.seq = 4096;
-  c.batch = 1;
-  c.experts = 8;
-  c.topK = 2;
-  c.dtype = "bf16";
-  c.ropeTheta = 1000000.0;
+/// GPT-2/3 blocks: LayerNorm with bias, GELU (tanh), learned positions,
+/// biases on every linear layer, output layer tied to the embedding.
+static ModelConfig gptStyle(ModelConfig c) {
+  c.norm = NormKind::LayerNorm;
+  c.mlp = MlpKind::Gelu;
+  c.learnedPositions = true;
+  c.linearBias = true;
+  c.tiedEmbeddings = true;
+  return c;
+}
+
+/// Routing of `experts` experts, `topK` per token.
+static ModelConfig withExperts(ModelConfig c, int64_t experts, int64_t topK) {
+  c.experts = experts;
+  c.topK = topK;
+  return c;
+}
+
+static ModelConfig withRopeTheta(ModelConfig c, double theta) {
+  c.ropeTheta = theta;
   return c;
 }
 
 static std::vector<ModelConfig> buildPresets() {
   std::vector<ModelConfig> presets;
-  presets.push_back(llama3("llama3-8b", 32, 4096, 32, 14336));
-  presets.push_back(llama3("llama3-70b", 80, 8192, 64, 28672));
-  presets.push_back(llama3("llama3-405b", 126, 16384, 128, 53248));
-
-  ModelConfig gpt3;
-  gpt3.name = "gpt3-175b";
-  gpt3.layers = 96;
-  gpt3.hidden = 12288;
-  gpt3.heads = 96;
-  gpt3.kvHeads = 96;
-  gpt3.ffn = 4 * 12288;
-  gpt3.vocab = 50257;
-  gpt3.seq = 2048;
-  gpt3.batch = 1;
-  gpt3.dtype = "bf16";
-  gpt3.norm = NormKind::LayerNorm;
-  gpt3.mlp = MlpKind::Gelu;
-  gpt3.learnedPositions = true;
-  gpt3.linearBias = true;
-  gpt3.tiedEmbeddings = true;
-  presets.push_back(gpt3);
-
-  presets.push_back(mixtral("mixtral-8x7b", 32, 4096, 32, 14336, 32000));
-  presets.push_back(mixtral("mixtral-8x22b", 56, 6144, 48, 16384, 32768));
-
-  ModelConfig qwen;
-  qwen.name = "qwen3-30b-a3b";
-  qwen.layers = 48;
-  qwen.hidden = 2048;
-  qwen.heads = 32;
-  qwen.kvHeads = 4;
+  // Llama 3: grouped-query attention with 8 key/value heads, 128K vocabulary.
+  for (auto [name, layers, hidden, heads, ffn] :
+       {std::tuple{"llama3-8b", 32, 4096, 32, 14336},
+        {"llama3-70b", 80, 8192, 64, 28672},
+        {"llama3-405b", 126, 16384, 128, 53248}})
+    presets.push_back(withRopeTheta(
+        dims(name, layers, hidden, heads, 8, ffn, 128256, 8192, 1, "bf16"),
+        500000.0));
+  presets.push_back(gptStyle(
+      dims("gpt3-175b", 96, 12288, 96, 96, 4 * 12288, 50257, 2048, 1, "bf16")));
+  // Mixtral: 8 experts, 2 per token, softmax over the chosen two.
+  presets.push_back(withRopeTheta(
+      withExperts(dims("mixtral-8x7b", 32, 4096, 32, 8, 14336, 32000, 4096, 1,
+                       "bf16"),
+                  8, 2),
+      1000000.0));
+  presets.push_back(withRopeTheta(
+      withExperts(dims("mixtral-8x22b", 56, 6144, 48, 8, 16384, 32768, 4096, 1,
+                       "bf16"),
+                  8, 2),
+      1000000.0));
+  // Qwen3-30B-A3B: 128 experts, 8 per token, softmax before top-k and
+  // renormalized; 128-wide heads (wider than hidden / heads); q/k RMSNorm.
+  ModelConfig qwen = withRopeTheta(
+      withExperts(dims("qwen3-30b-a3b", 48, 2048, 32, 4, 768, 151936, 4096, 1,
+                       "bf16"),
+                  128, 8),
+      1000000.0);
   qwen.headDim = 128;
-  qwen.ffn = 768;
-  qwen.vocab = 151936;
-  qwen.seq = 4096;
-  qwen.batch = 1;
-  qwen.experts = 128;
-  qwen.topK = 8;
   qwen.softmaxBeforeTopK = true;
   qwen.normalizeTopK = true;
   qwen.qkNorm = true;
-  qwen.dtype = "bf16";
-  qwen.ropeTheta = 1000000.0;
   qwen.normEpsilon = 1e-6;
   presets.push_back(qwen);
 
-  ModelConfig tinyGpt;
-  tinyGpt.name = "tiny-gpt";
-  tinyGpt.layers = 2;
-  tinyGpt.hidden = 32;
-  tinyGpt.heads = 4;
-  tinyGpt.kvHeads = 4;
-  tinyGpt.ffn = 128;
-  tinyGpt.vocab = 97;
-  tinyGpt.seq = 16;
-  tinyGpt.batch = 2;
-  tinyGpt.norm = NormKind::LayerNorm;
-  tinyGpt.mlp = MlpKind::Gelu;
-  tinyGpt.learnedPositions = true;
-  tinyGpt.linearBias = true;
-  tinyGpt.tiedEmbeddings = true;
-  presets.push_back(tinyGpt);
-
-  ModelConfig tinyLlama;
-  tinyLlama.name = "tiny-llama";
-  tinyLlama.layers = 2;
-  tinyLlama.hidden = 32;
-  tinyLlama.heads = 4;
-  tinyLlama.kvHeads = 2;
-  tinyLlama.ffn = 96;
-  tinyLlama.vocab = 128;
-  tinyLlama.seq = 16;
-  tinyLlama.batch = 2;
+  // Test models a CPU runs in well under a second.
+  presets.push_back(gptStyle(dims("tiny-gpt", 2, 32, 4, 4, 128, 97, 16, 2, "f32")));
+  ModelConfig tinyLlama = dims("tiny-llama", 2, 32, 4, 2, 96, 128, 16, 2, "f32");
   presets.push_back(tinyLlama);
-
-  ModelConfig tinyMoe = tinyLlama;
+  ModelConfig tinyMoe = withExperts(tinyLlama, 4, 2);
   tinyMoe.name = "tiny-moe";
   tinyMoe.ffn = 48;
-  tinyMoe.experts = 4;
-  tinyMoe.topK = 2;
   presets.push_back(tinyMoe);
   return presets;
 }
