@@ -1,6 +1,7 @@
 //===- Mesh.cpp - Device mesh arithmetic ----------------------------------===//
 
 #include "loom/runtime/Mesh.h"
+#include "loom/runtime/comm/MeshGroups.h"
 
 namespace loom::runtime {
 
@@ -18,20 +19,21 @@ int Mesh::axisIndex(const std::string &name) const {
   return -1;
 }
 
+// The row-major arithmetic lives in comm/MeshGroups.h (header-only, shared
+// with the communicators); the verifier bounds meshes to 2^31 ranks, so the
+// int it works in holds every rank.
+
+std::vector<int> Mesh::intSizes() const {
+  return std::vector<int>(axisSizes.begin(), axisSizes.end());
+}
+
 std::vector<int64_t> Mesh::coords(int64_t rank) const {
-  std::vector<int64_t> c(axisSizes.size());
-  for (size_t i = axisSizes.size(); i-- > 0;) {
-    c[i] = rank % axisSizes[i];
-    rank /= axisSizes[i];
-  }
-  return c;
+  std::vector<int> c = meshCoords(intSizes(), static_cast<int>(rank));
+  return std::vector<int64_t>(c.begin(), c.end());
 }
 
 int64_t Mesh::rankOf(const std::vector<int64_t> &c) const {
-  int64_t r = 0;
-  for (size_t i = 0; i < axisSizes.size(); ++i)
-    r = r * axisSizes[i] + c[i];
-  return r;
+  return meshRank(intSizes(), std::vector<int>(c.begin(), c.end()));
 }
 
 int64_t Mesh::groupSize(const std::vector<int> &axes) const {
@@ -43,28 +45,13 @@ int64_t Mesh::groupSize(const std::vector<int> &axes) const {
 
 std::vector<int64_t> Mesh::groupRanks(int64_t rank,
                                       const std::vector<int> &axes) const {
-  std::vector<int64_t> base = coords(rank);
-  int64_t n = groupSize(axes);
-  std::vector<int64_t> ranks;
-  ranks.reserve(n);
-  for (int64_t g = 0; g < n; ++g) {
-    std::vector<int64_t> c = base;
-    int64_t rest = g;
-    for (size_t i = axes.size(); i-- > 0;) {
-      c[axes[i]] = rest % axisSizes[axes[i]];
-      rest /= axisSizes[axes[i]];
-    }
-    ranks.push_back(rankOf(c));
-  }
-  return ranks;
+  std::vector<int> members =
+      meshGroup(intSizes(), static_cast<int>(rank), axes).members;
+  return std::vector<int64_t>(members.begin(), members.end());
 }
 
 int64_t Mesh::groupRank(int64_t rank, const std::vector<int> &axes) const {
-  std::vector<int64_t> c = coords(rank);
-  int64_t g = 0;
-  for (int a : axes)
-    g = g * axisSizes[a] + c[a];
-  return g;
+  return meshGroup(intSizes(), static_cast<int>(rank), axes).index;
 }
 
 std::string Mesh::str() const {

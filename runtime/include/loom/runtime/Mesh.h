@@ -42,6 +42,9 @@ struct Mesh {
   int64_t groupRank(int64_t rank, const std::vector<int> &axes) const;
   /// "[pp=1, dp=2, tp=2]".
   std::string str() const;
+
+private:
+  std::vector<int> intSizes() const;
 };
 
 } // namespace loom::runtime
