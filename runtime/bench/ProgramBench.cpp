@@ -11,6 +11,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "BenchUtil.h"
+#include "loom/runtime/KernelMath.h"
 #include "loom/runtime/Runtime.h"
 #include "loom/runtime/SeededInputs.h"
 
@@ -38,20 +39,23 @@ Gemm gemmFor(const Program &program, const InstrInfo &instr) {
   const BufferInfo &b = program.buffers()[instr.operands[1]];
   const BufferInfo &c = program.buffers()[instr.results[0]];
   Gemm g;
-  size_t r = c.shape.size();
-  g.m = static_cast<int>(c.shape[r - 2]);
-  g.n = static_cast<int>(c.shape[r - 1]);
   if (instr.op == Opcode::GroupedMatmul) {
     g.transA = false;
     g.transB = instr.getBool("transpose_w");
-    g.k = static_cast<int>(a.shape[2]);
     g.batch = static_cast<int>(a.shape[0]);
+    g.m = static_cast<int>(a.shape[1]);
+    g.k = static_cast<int>(a.shape[2]);
+    g.n = static_cast<int>(c.shape[2]);
   } else {
     g.transA = instr.getBool("transpose_a");
     g.transB = instr.getBool("transpose_b");
-    size_t ra = a.shape.size();
-    g.k = static_cast<int>(g.transA ? a.shape[ra - 2] : a.shape[ra - 1]);
-    g.batch = static_cast<int>(c.numel / (int64_t(g.m) * g.n));
+    math::MatmulDims d = math::matmulDims(
+        a.shape.data(), static_cast<int>(a.shape.size()), b.shape.data(),
+        static_cast<int>(b.shape.size()), g.transA, g.transB);
+    g.batch = static_cast<int>(d.batch);
+    g.m = static_cast<int>(d.m);
+    g.n = static_cast<int>(d.n);
+    g.k = static_cast<int>(d.k);
     // A weight shared by the batch is one big [batch·m, k] x [k, n] product,
     // as the CPU backend computes it.
     if (b.shape.size() == 2 && !g.transA) {

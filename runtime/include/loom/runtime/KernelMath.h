@@ -123,6 +123,29 @@ LOOM_HD inline float rowSumExp(const T *x, int64_t n, int64_t stride,
 }
 
 //===----------------------------------------------------------------------===//
+// Matmul dimensions
+//===----------------------------------------------------------------------===//
+
+/// C[batch][m, n] = op(A)[m, k] · op(B)[k, n] for a loom matmul of A (rank
+/// ra) and B (rank rb); B of rank 2 is one weight shared by the batch.
+struct MatmulDims {
+  int64_t batch, m, n, k;
+};
+
+LOOM_HD inline MatmulDims matmulDims(const int64_t *aShape, int ra,
+                                     const int64_t *bShape, int rb,
+                                     bool transposeA, bool transposeB) {
+  MatmulDims d;
+  d.m = transposeA ? aShape[ra - 1] : aShape[ra - 2];
+  d.k = transposeA ? aShape[ra - 2] : aShape[ra - 1];
+  d.n = transposeB ? bShape[rb - 2] : bShape[rb - 1];
+  d.batch = 1;
+  for (int i = 0; i < ra - 2; ++i)
+    d.batch *= aShape[i];
+  return d;
+}
+
+//===----------------------------------------------------------------------===//
 // Activations
 //===----------------------------------------------------------------------===//
 

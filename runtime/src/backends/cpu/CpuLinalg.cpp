@@ -76,13 +76,8 @@ void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
 void matmulK(const OpCall &c, KernelContext &ctx) {
   const TensorRef &A = c.in[0], &B = c.in[1], &C = c.out[0];
   bool ta = c.attrs.transposeA, tb = c.attrs.transposeB;
-  int ra = A.rank, rb = B.rank;
-  int64_t m = ta ? A.shape[ra - 1] : A.shape[ra - 2];
-  int64_t k = ta ? A.shape[ra - 2] : A.shape[ra - 1];
-  int64_t n = tb ? B.shape[rb - 2] : B.shape[rb - 1];
-  int64_t batch = 1;
-  for (int i = 0; i < ra - 2; ++i)
-    batch *= A.shape[i];
+  int rb = B.rank;
+  auto [batch, m, n, k] = math::matmulDims(A.shape, A.rank, B.shape, rb, ta, tb);
   F32View v{static_cast<char *>(ctx.scratch)};
   const float *a = v.load(A), *b = v.load(B);
   float *out = v.result(C);

@@ -12,6 +12,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "CudaPlugin.h"
+#include "loom/runtime/KernelMath.h"
 
 #include <algorithm>
 #include <vector>
@@ -274,13 +275,8 @@ int unsupportedLinalg(const char *name, const std::string &why) {
 int runMatmul(PluginState &st, const LoomKernelCall &c, cudaStream_t s) {
   const LoomTensor &A = c.in[0], &B = c.in[1], &C = c.out[0];
   bool ta = c.attrs.transposeA, tb = c.attrs.transposeB;
-  int ra = A.rank, rb = B.rank;
-  int64_t m = ta ? A.shape[ra - 1] : A.shape[ra - 2];
-  int64_t k = ta ? A.shape[ra - 2] : A.shape[ra - 1];
-  int64_t n = tb ? B.shape[rb - 2] : B.shape[rb - 1];
-  int64_t batch = 1;
-  for (int i = 0; i < ra - 2; ++i)
-    batch *= A.shape[i];
+  int rb = B.rank;
+  auto [batch, m, n, k] = loom::runtime::math::matmulDims(A.shape, A.rank, B.shape, rb, ta, tb);
   if (m == 0 || n == 0 || batch == 0)
     return LOOM_OK;
   if (k == 0)
