@@ -75,14 +75,6 @@ int pickFreePort() {
   return port;
 }
 
-bool launcherEnvironmentSet() {
-  for (const char *var : {"RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK",
-                          "SLURM_PROCID"})
-    if (std::getenv(var))
-      return true;
-  return false;
-}
-
 /// --nproc N --comm local: every rank is a thread of this process.
 int runLocalThreads(const RunOptions &options,
                     std::shared_ptr<const Program> program) {
@@ -251,7 +243,7 @@ int main(int argc, char **argv) {
     std::shared_ptr<const Program> program = loadOrCompile(options.modelPath);
     if (options.nproc > 0 && options.comm == "local")
       return runLocalThreads(options, program);
-    if (isChild || launcherEnvironmentSet())
+    if (isChild || launchEnvironmentPresent())
       return runGlooRank(options, program);
     RankResult result = runRank(options, program, 0, 1, nullptr);
     writeTraceIfAsked(options, {result});

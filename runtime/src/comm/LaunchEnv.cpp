@@ -43,14 +43,26 @@ int parseInt(const char *var, const char *value, bool optional) {
   return static_cast<int>(v);
 }
 
+/// A variable's non-empty value, or null.
+const char *lookup(const std::function<const char *(const char *)> &getenvFn,
+                   const char *var) {
+  const char *v = getenvFn ? getenvFn(var) : std::getenv(var);
+  return v && *v ? v : nullptr;
+}
+
 } // namespace
+
+bool loom::runtime::launchEnvironmentPresent(
+    const std::function<const char *(const char *)> &getenvFn) {
+  for (const Launcher &l : kLaunchers)
+    if (lookup(getenvFn, l.rank) || lookup(getenvFn, l.size))
+      return true;
+  return false;
+}
 
 LaunchInfo loom::runtime::detectLaunch(
     const std::function<const char *(const char *)> &getenvFn) {
-  auto get = [&](const char *var) -> const char * {
-    const char *v = getenvFn ? getenvFn(var) : std::getenv(var);
-    return v && *v ? v : nullptr;
-  };
+  auto get = [&](const char *var) { return lookup(getenvFn, var); };
 
   for (const Launcher &l : kLaunchers) {
     const char *rank = get(l.rank);

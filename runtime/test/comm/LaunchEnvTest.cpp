@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <map>
 #include <stdexcept>
 
@@ -11,11 +12,16 @@ using namespace loom::runtime;
 
 namespace {
 
-LaunchInfo detectFrom(const std::map<std::string, std::string> &env) {
-  return detectLaunch([&](const char *name) -> const char * {
+std::function<const char *(const char *)>
+lookupIn(const std::map<std::string, std::string> &env) {
+  return [&env](const char *name) -> const char * {
     auto it = env.find(name);
     return it == env.end() ? nullptr : it->second.c_str();
-  });
+  };
+}
+
+LaunchInfo detectFrom(const std::map<std::string, std::string> &env) {
+  return detectLaunch(lookupIn(env));
 }
 
 } // namespace
@@ -90,4 +96,13 @@ TEST(LaunchEnv, Errors) {
   expectError({{"RANK", "0"}, {"WORLD_SIZE", "2"}, {"MASTER_PORT", "99999"}},
               "MASTER_PORT=99999");
   expectError({{"SLURM_NTASKS", "2"}}, "SLURM_NTASKS is set but SLURM_PROCID");
+}
+
+TEST(LaunchEnv, PresentWhenAnyRankOrSizeIsSet) {
+  EXPECT_FALSE(launchEnvironmentPresent(lookupIn({})));
+  EXPECT_FALSE(launchEnvironmentPresent(lookupIn({{"MASTER_ADDR", "h"}})));
+  EXPECT_FALSE(launchEnvironmentPresent(lookupIn({{"RANK", ""}})));
+  EXPECT_TRUE(launchEnvironmentPresent(lookupIn({{"SLURM_PROCID", "0"}})));
+  // A half-set launch is present, so that detectLaunch can report it.
+  EXPECT_TRUE(launchEnvironmentPresent(lookupIn({{"WORLD_SIZE", "2"}})));
 }

@@ -44,6 +44,12 @@ struct LaunchInfo {
 LaunchInfo detectLaunch(
     const std::function<const char *(const char *)> &getenv = nullptr);
 
+/// Whether any launcher's rank or world-size variable is set, i.e. whether
+/// detectLaunch() has a launch to describe (or an inconsistent one to
+/// report) rather than a lone process.
+bool launchEnvironmentPresent(
+    const std::function<const char *(const char *)> &getenv = nullptr);
+
 } // namespace loom::runtime
 
 #endif // LOOM_RUNTIME_COMM_LAUNCHENV_H
