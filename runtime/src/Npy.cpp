@@ -1,6 +1,7 @@
 //===- Npy.cpp - NumPy .npy reading and atomic writing --------------------===//
 
 #include "loom/runtime/Npy.h"
+#include "loom/runtime/AtomicFile.h"
 
 #include <cerrno>
 #include <cstdio>
@@ -205,41 +206,10 @@ std::string serializeNpy(const HostTensor &t) {
 }
 
 void writeNpy(const std::string &path, const HostTensor &t) {
-  std::string bytes = serializeNpy(t);
-  std::string tmpl = path + ".tmp.XXXXXX";
-  std::vector<char> name(tmpl.begin(), tmpl.end());
-  name.push_back('\0');
-  int fd = mkstemp(name.data());
-  if (fd < 0)
-    fail(path, std::string("cannot create a temporary file: ") +
-                   std::strerror(errno));
-  const char *p = bytes.data();
-  size_t left = bytes.size();
-  while (left) {
-    ssize_t w = ::write(fd, p, left);
-    if (w < 0 && errno == EINTR)
-      continue;
-    if (w <= 0) {
-      int e = errno;
-      ::close(fd);
-      ::unlink(name.data());
-      fail(path, std::string("write failed: ") + std::strerror(e));
-    }
-    p += w;
-    left -= static_cast<size_t>(w);
-  }
-  // Default permissions (mkstemp creates 0600).
-  mode_t mask = umask(0);
-  umask(mask);
-  fchmod(fd, 0666 & ~mask);
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
-    ::unlink(name.data());
-    fail(path, std::string("cannot flush: ") + std::strerror(errno));
-  }
-  if (std::rename(name.data(), path.c_str()) != 0) {
-    int e = errno;
-    ::unlink(name.data());
-    fail(path, std::string("cannot rename into place: ") + std::strerror(e));
+  try {
+    writeFileAtomically(path, serializeNpy(t));
+  } catch (const std::runtime_error &e) {
+    throw NpyError(e.what());
   }
 }
 

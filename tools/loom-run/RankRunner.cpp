@@ -2,6 +2,7 @@
 
 #include "RankRunner.h"
 
+#include "loom/runtime/AtomicFile.h"
 #include "loom/runtime/Npy.h"
 #include "loom/runtime/SeededInputs.h"
 
@@ -175,18 +176,6 @@ void appendEvents(std::ostream &os, const RankResult &result, bool &first) {
   }
 }
 
-/// Writes through a temporary file and a rename: never half-written.
-void writeAtomically(const std::string &path, const std::string &text) {
-  std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary);
-    out << text;
-    if (!out)
-      throw std::runtime_error("cannot write '" + tmp + "'");
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0)
-    throw std::runtime_error("cannot rename '" + tmp + "' to '" + path + "'");
-}
 } // namespace
 
 void loom::writeTraceEvents(const std::string &path,
@@ -200,7 +189,7 @@ void loom::writeTraceEvents(const std::string &path,
     appendEvents(os, result, first);
   if (complete)
     os << "\n]}\n";
-  writeAtomically(path, os.str());
+  writeFileAtomically(path, os.str());
 }
 
 void loom::writeTraceIfAsked(const RunOptions &options,
@@ -224,5 +213,5 @@ void loom::mergeRankTraces(const std::string &path, int nproc) {
     std::remove(part.c_str());
   }
   os << "\n]}\n";
-  writeAtomically(path, os.str());
+  writeFileAtomically(path, os.str());
 }
