@@ -26,7 +26,8 @@ static MLIRContext &getContext() {
     auto *ctx = new MLIRContext(registry, MLIRContext::Threading::DISABLED);
     ctx->loadAllAvailableDialects();
     ctx->printOpOnDiagnostic(false);
-    ctx->getDiagEngine().registerHandler([](Diagnostic &) { return success(); });
+    ctx->getDiagEngine().registerHandler(
+        [](Diagnostic &) { return success(); });
     return ctx;
   }();
   return *context;

@@ -37,8 +37,8 @@ static bool runsInPlace(Operation *op) {
 namespace {
 struct Storage {
   int64_t bytes = 0;
-  int64_t start = 0; // index of the defining instruction (-1: before all)
-  int64_t end = 0;   // index of the last use
+  int64_t start = 0;   // index of the defining instruction (-1: before all)
+  int64_t end = 0;     // index of the last use
   bool pinned = false; // an argument: alone for the whole program
   int64_t offset = -1;
 };
@@ -93,7 +93,8 @@ FailureOr<MemoryPlan> loom::planMemory(func::FuncOp func, bool reuse) {
   auto isArgument = [](Value v) { return isa<BlockArgument>(v); };
   auto endOf = [&](Value v) {
     auto it = lastUse.find(v);
-    return it == lastUse.end() ? position[v] : std::min(it->second, endOfProgram);
+    return it == lastUse.end() ? position[v]
+                               : std::min(it->second, endOfProgram);
   };
   auto classHasArgument = [&](Value leader) {
     for (auto it = classes.findLeader(leader); it != classes.member_end(); ++it)
@@ -124,7 +125,8 @@ FailureOr<MemoryPlan> loom::planMemory(func::FuncOp func, bool reuse) {
     Value result = op->getResult(0);
     for (Value operand : op->getOperands()) {
       Value leader = classes.getLeaderValue(operand);
-      if (getTensorBytes(operand.getType()) != getTensorBytes(result.getType()) ||
+      if (getTensorBytes(operand.getType()) !=
+              getTensorBytes(result.getType()) ||
           classEnd[leader] != static_cast<int64_t>(index) ||
           classHasArgument(leader))
         continue;
@@ -178,15 +180,16 @@ FailureOr<MemoryPlan> loom::planMemory(func::FuncOp func, bool reuse) {
     for (unsigned j : placed) {
       auto [otherStart, otherEnd] = lifetime(storages[j]);
       if (otherStart <= end && start <= otherEnd)
-        busy.push_back({storages[j].offset,
-                        storages[j].offset + storages[j].bytes});
+        busy.push_back(
+            {storages[j].offset, storages[j].offset + storages[j].bytes});
     }
     llvm::sort(busy);
     int64_t offset = 0;
     for (auto [busyStart, busyEnd] : busy) {
       if (offset + s.bytes <= busyStart)
         break;
-      offset = std::max<int64_t>(offset, llvm::alignTo(busyEnd, kArenaAlignment));
+      offset =
+          std::max<int64_t>(offset, llvm::alignTo(busyEnd, kArenaAlignment));
     }
     s.offset = offset;
     placed.push_back(i);

@@ -70,8 +70,8 @@ FailureOr<ModelStats> loom::computeModelStats(func::FuncOp func) {
   double active = 0;
   for (BlockArgument arg : func.getArguments()) {
     unsigned i = arg.getArgNumber();
-    if (auto input = func.getArgAttrOfType<StringAttr>(
-            i, LoomDialect::kInputAttrName);
+    if (auto input =
+            func.getArgAttrOfType<StringAttr>(i, LoomDialect::kInputAttrName);
         input && input.getValue() == "tokens")
       stats.tokens = numElements(arg);
     if (!func.getArgAttr(i, LoomDialect::kParamAttrName))

@@ -20,7 +20,8 @@ int64_t ModelConfig::getExpertCapacity() const {
   if (capacityFactor <= 0.0)
     return tokens;
   double perExpert = static_cast<double>(tokens * topK) / experts;
-  int64_t capacity = static_cast<int64_t>(std::ceil(perExpert * capacityFactor));
+  int64_t capacity =
+      static_cast<int64_t>(std::ceil(perExpert * capacityFactor));
   return std::max<int64_t>(1, std::min(capacity, tokens));
 }
 
@@ -80,23 +81,23 @@ static std::vector<ModelConfig> buildPresets() {
   presets.push_back(gptStyle(
       dims("gpt3-175b", 96, 12288, 96, 96, 4 * 12288, 50257, 2048, 1, "bf16")));
   // Mixtral: 8 experts, 2 per token, softmax over the chosen two.
-  presets.push_back(withRopeTheta(
-      withExperts(dims("mixtral-8x7b", 32, 4096, 32, 8, 14336, 32000, 4096, 1,
-                       "bf16"),
-                  8, 2),
-      1000000.0));
-  presets.push_back(withRopeTheta(
-      withExperts(dims("mixtral-8x22b", 56, 6144, 48, 8, 16384, 32768, 4096, 1,
-                       "bf16"),
-                  8, 2),
-      1000000.0));
+  presets.push_back(
+      withRopeTheta(withExperts(dims("mixtral-8x7b", 32, 4096, 32, 8, 14336,
+                                     32000, 4096, 1, "bf16"),
+                                8, 2),
+                    1000000.0));
+  presets.push_back(
+      withRopeTheta(withExperts(dims("mixtral-8x22b", 56, 6144, 48, 8, 16384,
+                                     32768, 4096, 1, "bf16"),
+                                8, 2),
+                    1000000.0));
   // Qwen3-30B-A3B: 128 experts, 8 per token, softmax before top-k and
   // renormalized; 128-wide heads (wider than hidden / heads); q/k RMSNorm.
-  ModelConfig qwen = withRopeTheta(
-      withExperts(dims("qwen3-30b-a3b", 48, 2048, 32, 4, 768, 151936, 4096, 1,
-                       "bf16"),
-                  128, 8),
-      1000000.0);
+  ModelConfig qwen =
+      withRopeTheta(withExperts(dims("qwen3-30b-a3b", 48, 2048, 32, 4, 768,
+                                     151936, 4096, 1, "bf16"),
+                                128, 8),
+                    1000000.0);
   qwen.headDim = 128;
   qwen.softmaxBeforeTopK = true;
   qwen.normalizeTopK = true;
@@ -105,8 +106,10 @@ static std::vector<ModelConfig> buildPresets() {
   presets.push_back(qwen);
 
   // Test models a CPU runs in well under a second.
-  presets.push_back(gptStyle(dims("tiny-gpt", 2, 32, 4, 4, 128, 97, 16, 2, "f32")));
-  ModelConfig tinyLlama = dims("tiny-llama", 2, 32, 4, 2, 96, 128, 16, 2, "f32");
+  presets.push_back(
+      gptStyle(dims("tiny-gpt", 2, 32, 4, 4, 128, 97, 16, 2, "f32")));
+  ModelConfig tinyLlama =
+      dims("tiny-llama", 2, 32, 4, 2, 96, 128, 16, 2, "f32");
   presets.push_back(tinyLlama);
   ModelConfig tinyMoe = withExperts(tinyLlama, 4, 2);
   tinyMoe.name = "tiny-moe";
@@ -137,16 +140,19 @@ std::optional<ModelConfig> loom::lookupModel(llvm::StringRef name) {
   return std::nullopt;
 }
 
-std::optional<std::string>
-loom::validateModelConfig(const ModelConfig &c) {
+std::optional<std::string> loom::validateModelConfig(const ModelConfig &c) {
   auto positive = [](int64_t v) { return v > 0; };
   struct Setting {
     const char *flag;
     int64_t value;
   };
-  for (Setting s : {Setting{"--layers", c.layers}, {"--hidden", c.hidden},
-                    {"--heads", c.heads}, {"--kv-heads", c.kvHeads},
-                    {"--ffn", c.ffn}, {"--vocab", c.vocab}, {"--seq", c.seq},
+  for (Setting s : {Setting{"--layers", c.layers},
+                    {"--hidden", c.hidden},
+                    {"--heads", c.heads},
+                    {"--kv-heads", c.kvHeads},
+                    {"--ffn", c.ffn},
+                    {"--vocab", c.vocab},
+                    {"--seq", c.seq},
                     {"--batch", c.batch}})
     if (!positive(s.value))
       return std::string(s.flag) + " must be positive, got " +
@@ -164,8 +170,8 @@ loom::validateModelConfig(const ModelConfig &c) {
   if (c.experts < 0)
     return "--experts must be >= 0, got " + std::to_string(c.experts);
   if (c.isMoE() && (c.topK < 1 || c.topK > c.experts))
-    return "--topk (" + std::to_string(c.topK) + ") must be in [1, --experts (" +
-           std::to_string(c.experts) + ")]";
+    return "--topk (" + std::to_string(c.topK) +
+           ") must be in [1, --experts (" + std::to_string(c.experts) + ")]";
   if (c.dtype != "f32" && c.dtype != "bf16" && c.dtype != "f16")
     return "--dtype must be f32, bf16 or f16, got '" + c.dtype + "'";
   return std::nullopt;

@@ -69,8 +69,8 @@ Value TransformerBuilder::linear(Value x, const Twine &name, int64_t in,
     return y;
   Value bias = param(name + ".bias", {out});
   auto yType = cast<RankedTensorType>(y.getType());
-  Value wide = BroadcastOp::create(b, loc, yType, bias,
-                                   b.getDenseI64ArrayAttr({yType.getRank() - 1}));
+  Value wide = BroadcastOp::create(
+      b, loc, yType, bias, b.getDenseI64ArrayAttr({yType.getRank() - 1}));
   return AddOp::create(b, loc, y, wide);
 }
 
@@ -129,29 +129,31 @@ Value TransformerBuilder::moeMlp(Value x, const Twine &prefix) {
   int64_t E = config.experts;
   Value flat = ReshapeOp::create(b, loc, tensor({T, H}), x);
   Value logits = linear(flat, prefix + ".router", H, E);
-  auto router = RouterOp::create(b, loc, logits, config.topK,
-                                 config.softmaxBeforeTopK,
-                                 config.normalizeTopK);
+  auto router =
+      RouterOp::create(b, loc, logits, config.topK, config.softmaxBeforeTopK,
+                       config.normalizeTopK);
   Value slots = DispatchOp::create(b, loc, flat, router.getIndices(), E,
                                    config.getExpertCapacity());
   auto expertLinear = [&](Value in, const Twine &name, int64_t inSize,
                           int64_t outSize) -> Value {
-    Value w = param(prefix + ".experts." + name + ".weight", {E, outSize, inSize});
+    Value w =
+        param(prefix + ".experts." + name + ".weight", {E, outSize, inSize});
     return GroupedMatmulOp::create(b, loc, in, w, /*transpose_weight=*/true);
   };
   Value gate = expertLinear(slots, "gate_proj", H, F);
   Value up = expertLinear(slots, "up_proj", H, F);
   Value h = SwigluOp::create(b, loc, gate, up);
   Value y = expertLinear(h, "down_proj", F, H);
-  Value out = CombineOp::create(b, loc, y, router.getWeights(),
-                                router.getIndices());
+  Value out =
+      CombineOp::create(b, loc, y, router.getWeights(), router.getIndices());
   return ReshapeOp::create(b, loc, x.getType(), out);
 }
 
 OwningOpRef<ModuleOp> TransformerBuilder::build() {
   OwningOpRef<ModuleOp> module = ModuleOp::create(loc);
   b.setInsertionPointToEnd(module->getBody());
-  auto func = func::FuncOp::create(b, loc, "forward", b.getFunctionType({}, {}));
+  auto func =
+      func::FuncOp::create(b, loc, "forward", b.getFunctionType({}, {}));
   body = func.addEntryBlock();
   b.setInsertionPointToStart(body);
 
@@ -164,8 +166,8 @@ OwningOpRef<ModuleOp> TransformerBuilder::build() {
   Value h = EmbeddingOp::create(b, loc, embedTable, tokens);
   if (config.learnedPositions) {
     Value table = param("embed_positions.weight", {S, H});
-    Value positions = BroadcastOp::create(
-        b, loc, tensor({B, S, H}), table, b.getDenseI64ArrayAttr({1, 2}));
+    Value positions = BroadcastOp::create(b, loc, tensor({B, S, H}), table,
+                                          b.getDenseI64ArrayAttr({1, 2}));
     h = AddOp::create(b, loc, h, positions);
   }
   for (int64_t i = 0; i < config.layers; ++i) {
@@ -193,7 +195,8 @@ OwningOpRef<ModuleOp> TransformerBuilder::build() {
   func.setArgAttr(1, LoomDialect::kInputAttrName, b.getStringAttr("targets"));
   for (auto [i, name] : llvm::enumerate(paramNames))
     func.setArgAttr(i + 2, LoomDialect::kParamAttrName, b.getStringAttr(name));
-  module->getOperation()->setAttr(LoomDialect::kModelAttrName, b.getStringAttr(config.name));
+  module->getOperation()->setAttr(LoomDialect::kModelAttrName,
+                                  b.getStringAttr(config.name));
   return module;
 }
 

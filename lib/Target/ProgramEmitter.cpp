@@ -109,8 +109,8 @@ LogicalResult ProgramEmitter::addBuffer(Value v, fb::BufferKind kind,
 
 std::string ProgramEmitter::locationOf(Operation *op) {
   if (auto fileLoc = dyn_cast<FileLineColLoc>(op->getLoc()))
-    return (fileLoc.getFilename().getValue() + ":" +
-            Twine(fileLoc.getLine()) + ":" + Twine(fileLoc.getColumn()))
+    return (fileLoc.getFilename().getValue() + ":" + Twine(fileLoc.getLine()) +
+            ":" + Twine(fileLoc.getColumn()))
         .str();
   std::string text;
   llvm::raw_string_ostream os(text);
@@ -301,11 +301,10 @@ LogicalResult ProgramEmitter::emitOp(Operation *op, ArrayRef<int64_t> offsets) {
       return failure();
     resultIds.push_back(bufferIds[result]);
   }
-  fb::Stream stream =
-      comm >= 0 ? fb::Stream::Comm : fb::Stream::Compute;
-  instructions.push_back(fb::CreateInstructionDirect(
-      b, *opcode, &operandIds, &resultIds, &attrs, comm, stream,
-      locationOf(op).c_str()));
+  fb::Stream stream = comm >= 0 ? fb::Stream::Comm : fb::Stream::Compute;
+  instructions.push_back(
+      fb::CreateInstructionDirect(b, *opcode, &operandIds, &resultIds, &attrs,
+                                  comm, stream, locationOf(op).c_str()));
   return success();
 }
 
@@ -361,8 +360,8 @@ FailureOr<std::vector<uint8_t>> ProgramEmitter::emit() {
       return terminator->emitOpError("returns argument #")
              << cast<BlockArgument>(value).getArgNumber()
              << " directly; a program output must be computed";
-    auto name = func.getResultAttrOfType<StringAttr>(
-        i, LoomDialect::kOutputAttrName);
+    auto name =
+        func.getResultAttrOfType<StringAttr>(i, LoomDialect::kOutputAttrName);
     std::string outName = name ? name.str() : ("output" + Twine(i)).str();
     outputs.push_back(
         fb::CreateBindingDirect(b, outName.c_str(), bufferIds[value]));
@@ -382,8 +381,8 @@ FailureOr<std::vector<uint8_t>> ProgramEmitter::emit() {
     communicators.push_back(fb::CreateCommunicatorDirect(b, id, &names));
   }
   std::vector<flatbuffers::Offset<fb::KeyValue>> metadata;
-  metadata.push_back(fb::CreateKeyValueDirect(b, "function",
-                                              func.getSymName().str().c_str()));
+  metadata.push_back(
+      fb::CreateKeyValueDirect(b, "function", func.getSymName().str().c_str()));
   if (auto model = func->getParentOfType<ModuleOp>()->getAttrOfType<StringAttr>(
           LoomDialect::kModelAttrName))
     metadata.push_back(
@@ -422,11 +421,9 @@ std::string loom::dumpProgramText(const std::vector<uint8_t> &bytes) {
 }
 
 /// Emits the module's program and writes it with `write`.
-static LogicalResult
-translateToProgram(Operation *op, raw_ostream &os,
-                   function_ref<void(const std::vector<uint8_t> &,
-                                     raw_ostream &)>
-                       write) {
+static LogicalResult translateToProgram(
+    Operation *op, raw_ostream &os,
+    function_ref<void(const std::vector<uint8_t> &, raw_ostream &)> write) {
   auto module = dyn_cast<ModuleOp>(op);
   if (!module)
     return op->emitError("expected a module");

@@ -8,8 +8,8 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "ProgramBuilder.h"
 #include "BenchUtil.h"
+#include "ProgramBuilder.h"
 #include "loom/runtime/Runtime.h"
 
 #include <algorithm>
@@ -22,7 +22,6 @@
 using namespace loom::runtime;
 using loom::bench::bestOf;
 using namespace loom::test;
-
 
 int main(int argc, char **argv) {
   int m = argc > 1 ? std::atoi(argv[1]) : 512;

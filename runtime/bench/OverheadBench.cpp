@@ -58,15 +58,17 @@ int main(int argc, char **argv) {
   for (int r = 0; r < runs; ++r) {
     auto t = std::chrono::steady_clock::now();
     exec.run();
-    double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t)
-                   .count();
+    double s =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t)
+            .count();
     best = std::min(best, s);
     total += s;
   }
   size_t n = prog->instructions().size();
-  std::printf("tiny-op program: %zu instructions (add/scale/mul/silu on f32[4]), "
-              "%d runs\n",
-              n, runs);
+  std::printf(
+      "tiny-op program: %zu instructions (add/scale/mul/silu on f32[4]), "
+      "%d runs\n",
+      n, runs);
   std::printf("per instruction: best %.3f us, mean %.3f us\n", best / n * 1e6,
               total / runs / n * 1e6);
   return 0;

@@ -1,4 +1,5 @@
-//===- ProgramBench.cpp - A program vs. its matmuls alone through OpenBLAS -===//
+//===- ProgramBench.cpp - A program vs. its matmuls alone through OpenBLAS
+//-===//
 //
 // Loads a compiled program, binds seeded inputs, and times run() (best of
 // RUNS). Then it replays only the program's matmul and grouped-matmul
@@ -80,8 +81,8 @@ void runGemm(Gemm &g) {
     cblas_sgemm(CblasRowMajor, g.transA ? CblasTrans : CblasNoTrans,
                 g.transB ? CblasTrans : CblasNoTrans, g.m, g.n, g.k, 1.0f,
                 g.a.data() + size_t(i) * g.m * g.k, g.transA ? g.m : g.k,
-                g.b.data() + size_t(i) * g.k * g.n, g.transB ? g.k : g.n,
-                0.0f, g.c.data() + size_t(i) * g.m * g.n, g.n);
+                g.b.data() + size_t(i) * g.k * g.n, g.transB ? g.k : g.n, 0.0f,
+                g.c.data() + size_t(i) * g.m * g.n, g.n);
 }
 
 } // namespace

@@ -55,7 +55,8 @@ int main(int argc, char **argv) {
          {TAttr::Is("offsets", {0, 0, 0, 0}).term("cp", {0, 2, 0, 0}),
           TAttr::Is("sizes", {2, 2, 2, 4})});
     b.op(Opcode::Rope, {s}, {r},
-         {TAttr::F("theta", 1e4), TAttr::I("position_offset", 0).term("cp", {2}, 1)});
+         {TAttr::F("theta", 1e4),
+          TAttr::I("position_offset", 0).term("cp", {2}, 1)});
     b.op(Opcode::Transpose, {r}, {t}, {TAttr::Is("permutation", {3, 0, 1, 2})});
     b.op(Opcode::Reshape, {t}, {y});
     write(dir, "shapes", b);
@@ -73,8 +74,8 @@ int main(int argc, char **argv) {
     uint32_t g = b.parameter("g", DType::F32, {2, 8, 8});
     uint32_t e = b.buffer("e", DType::F32, {2, 4, 8});
     uint32_t y = b.output("y", DType::F32, {4, 8});
-    b.op(Opcode::Router, {l}, {w, i}, {TAttr::I("top_k", 1),
-                                       TAttr::B("softmax_before_topk", true)});
+    b.op(Opcode::Router, {l}, {w, i},
+         {TAttr::I("top_k", 1), TAttr::B("softmax_before_topk", true)});
     b.op(Opcode::Dispatch, {x, i}, {d},
          {TAttr::I("num_experts", 2), TAttr::I("capacity", 4)});
     b.op(Opcode::AllToAll, {d}, {a},

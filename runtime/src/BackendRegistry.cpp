@@ -68,7 +68,8 @@ std::unique_ptr<Backend> createBackend(const std::string &name,
   for (const std::string &c : candidates)
     if (auto b = loadPlugin(c, options, error))
       return b;
-  throw std::runtime_error("cannot create Loom backend '" + name + "':" + error);
+  throw std::runtime_error("cannot create Loom backend '" + name +
+                           "':" + error);
 }
 
 } // namespace loom::runtime

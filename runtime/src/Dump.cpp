@@ -93,8 +93,8 @@ std::string Program::dump() const {
   os << "constants " << constantsSize_ << "\n";
   for (const BufferInfo &b : buffers_) {
     os << "buffer %" << b.id << " " << quote(b.name) << " "
-       << bufferKindName(b.kind) << " " << b.typeStr() << " offset "
-       << b.offset << " size " << b.size << "\n";
+       << bufferKindName(b.kind) << " " << b.typeStr() << " offset " << b.offset
+       << " size " << b.size << "\n";
   }
   for (const CommInfo &c : comms_) {
     os << "comm #" << c.id << " [";

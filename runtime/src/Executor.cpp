@@ -47,7 +47,7 @@ struct Executor::Step {
   int64_t peerFrom = -1; ///< recv / permute source; -1 = skip
   size_t count = 0;      ///< elements per rank chunk
   bool hasPack = false, hasUnpack = false;
-  OpCall pack, unpack;   ///< transposes into / out of scratch
+  OpCall pack, unpack; ///< transposes into / out of scratch
   size_t packOffset = 0, recvOffset = 0;
   bool sendFromScratch = false, recvToScratch = false;
   const void *sendPtr = nullptr;
@@ -283,13 +283,14 @@ void Executor::createCommunicators() {
     std::shared_ptr<Communicator> c = options_.communicators(g);
     if (!c)
       throw ExecutionError("the communicator factory returned no "
-                           "communicator for group " + g.key);
+                           "communicator for group " +
+                           g.key);
     if (c->size() != ci.size || c->rank() != g.groupRank)
-      throw ExecutionError(
-          "the communicator for group " + g.key + " has rank " +
-          std::to_string(c->rank()) + " of " + std::to_string(c->size()) +
-          ", expected rank " + std::to_string(g.groupRank) + " of " +
-          std::to_string(ci.size));
+      throw ExecutionError("the communicator for group " + g.key +
+                           " has rank " + std::to_string(c->rank()) + " of " +
+                           std::to_string(c->size()) + ", expected rank " +
+                           std::to_string(g.groupRank) + " of " +
+                           std::to_string(ci.size));
     comms_[ci.id] = std::move(c);
   }
 }
@@ -442,8 +443,8 @@ void Executor::prepare() {
         s.sendFromScratch = true;
         s.packOffset = 0;
         packBytes = x.bytes;
-        s.pack = swap01(x.data, nullptr, x.dtype, outer, n,
-                        x.numel / (outer * n));
+        s.pack =
+            swap01(x.data, nullptr, x.dtype, outer, n, x.numel / (outer * n));
       }
       break;
     }
@@ -528,8 +529,8 @@ void Executor::setInput(const std::string &name, const HostTensor &t) {
   if (id >= 0) {
     const BufferInfo &b = program_->buffers()[id];
     if (b.dtype != t.dtype || b.shape != t.shape)
-      throw ExecutionError("input '" + name + "' is " + b.typeStr() +
-                           ", got " + t.typeStr());
+      throw ExecutionError("input '" + name + "' is " + b.typeStr() + ", got " +
+                           t.typeStr());
   }
   setInput(name, t.data(), t.byteSize());
 }
@@ -641,9 +642,8 @@ void Executor::run() {
   const Program &P = *program_;
   for (size_t i = 0; i < inputSet_.size(); ++i)
     if (!inputSet_[i])
-      throw ExecutionError("input '" + P.inputs()[i].name +
-                           "' of program '" + P.name() +
-                           "' was never set before run()");
+      throw ExecutionError("input '" + P.inputs()[i].name + "' of program '" +
+                           P.name() + "' was never set before run()");
   std::vector<Communicator *> grouped; // communicators in the open group
   bool inGroup = false;
   KernelContext ctx{scratch_, scratchBytes_, backend_.get()};
@@ -677,8 +677,8 @@ void Executor::run() {
         int64_t peer = s.kind == Step::Send ? s.peer : s.peerFrom;
         if (peer < 0)
           break;
-        if (inGroup &&
-            std::find(grouped.begin(), grouped.end(), s.comm) == grouped.end()) {
+        if (inGroup && std::find(grouped.begin(), grouped.end(), s.comm) ==
+                           grouped.end()) {
           backend_->synchronize();
           s.comm->groupStart();
           grouped.push_back(s.comm);

@@ -7,8 +7,8 @@
 #include <cstdio>
 #include <cstring>
 #include <fcntl.h>
-#include <sys/stat.h>
 #include <fstream>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace loom::runtime {
@@ -77,8 +77,8 @@ HostTensor parseNpy(const void *data, size_t size, const std::string &what) {
   } else if (major == 2 || major == 3) {
     if (size < 12)
       fail(what, "truncated header");
-    headerLen = p[8] | (p[9] << 8) | (size_t(p[10]) << 16) |
-                (size_t(p[11]) << 24);
+    headerLen =
+        p[8] | (p[9] << 8) | (size_t(p[10]) << 16) | (size_t(p[11]) << 24);
     pos = 12;
   } else {
     fail(what, "unsupported .npy version " + std::to_string(major));
@@ -131,8 +131,8 @@ HostTensor parseNpy(const void *data, size_t size, const std::string &what) {
     srcSize = dtypeSize(dtype);
   size_t need = static_cast<size_t>(numel) * srcSize;
   if (size - pos < need)
-    fail(what, "truncated data: " + std::to_string(size - pos) +
-                   " bytes for " + std::to_string(need));
+    fail(what, "truncated data: " + std::to_string(size - pos) + " bytes for " +
+                   std::to_string(need));
 
   if (convert.empty()) {
     HostTensor t(dtype, shape);
@@ -151,9 +151,8 @@ HostTensor parseNpy(const void *data, size_t size, const std::string &what) {
   }
   HostTensor t(DType::I32, shape);
   for (int64_t k = 0; k < numel; ++k)
-    t.as<int32_t>()[k] = convert == "'|i1'"
-                             ? static_cast<int8_t>(p[pos + k])
-                             : static_cast<int32_t>(p[pos + k]);
+    t.as<int32_t>()[k] = convert == "'|i1'" ? static_cast<int8_t>(p[pos + k])
+                                            : static_cast<int32_t>(p[pos + k]);
   return t;
 }
 
@@ -187,7 +186,9 @@ std::string serializeNpy(const HostTensor &t) {
   }
   std::string shape = "(";
   for (size_t i = 0; i < t.shape.size(); ++i)
-    shape += std::to_string(t.shape[i]) + (t.shape.size() == 1 ? "," : i + 1 < t.shape.size() ? ", " : "");
+    shape += std::to_string(t.shape[i]) + (t.shape.size() == 1      ? ","
+                                           : i + 1 < t.shape.size() ? ", "
+                                                                    : "");
   shape += ")";
   std::string header = std::string("{'descr': '") + descr +
                        "', 'fortran_order': False, 'shape': " + shape + ", }";

@@ -9,7 +9,8 @@
 namespace loom::runtime {
 
 #define LOOM_CHECK_OPCODE(X)                                                   \
-  static_assert(static_cast<int>(Opcode::X) == static_cast<int>(fb::Opcode::X), \
+  static_assert(static_cast<int>(Opcode::X) ==                                 \
+                    static_cast<int>(fb::Opcode::X),                           \
                 "Opcode::" #X " must match the schema");
 LOOM_CHECK_OPCODE(Fill)
 LOOM_CHECK_OPCODE(Copy)

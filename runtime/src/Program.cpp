@@ -20,8 +20,10 @@
 
 namespace loom::runtime {
 
-static_assert(static_cast<int>(fb::DType::BF16) == static_cast<int>(DType::BF16) &&
-                  static_cast<int>(fb::DType::I64) == static_cast<int>(DType::I64),
+static_assert(static_cast<int>(fb::DType::BF16) ==
+                      static_cast<int>(DType::BF16) &&
+                  static_cast<int>(fb::DType::I64) ==
+                      static_cast<int>(DType::I64),
               "DType must match the schema");
 static_assert(static_cast<int>(fb::BufferKind::Parameter) ==
                   static_cast<int>(BufferKind::Parameter),
@@ -45,9 +47,10 @@ std::string BufferInfo::typeStr() const {
   return s + "]";
 }
 
-std::vector<int64_t> AttrValue::resolve(const Mesh &mesh,
-                                        const std::vector<int64_t> &coords) const {
-  std::vector<int64_t> v = kind == AttrKind::Ints ? ints : std::vector<int64_t>{i};
+std::vector<int64_t>
+AttrValue::resolve(const Mesh &mesh, const std::vector<int64_t> &coords) const {
+  std::vector<int64_t> v =
+      kind == AttrKind::Ints ? ints : std::vector<int64_t>{i};
   for (const AffineTerm &t : terms) {
     int64_t n = mesh.axisSizes[t.axis];
     int64_t c = ((coords[t.axis] + t.shift) % n + n) % n;
@@ -281,8 +284,9 @@ std::shared_ptr<const Program> ProgramLoader::load(const void *data,
       B.size = b->size();
       uint64_t expect = static_cast<uint64_t>(B.numel) * dtypeSize(B.dtype);
       if (B.size != expect)
-        fail(what + ": byte size " + std::to_string(B.size) + " does not match " +
-             B.typeStr() + " (" + std::to_string(expect) + " bytes)");
+        fail(what + ": byte size " + std::to_string(B.size) +
+             " does not match " + B.typeStr() + " (" + std::to_string(expect) +
+             " bytes)");
       if (B.offset % dtypeSize(B.dtype) != 0)
         fail(what + ": offset " + std::to_string(B.offset) +
              " is not aligned to its element size " +
@@ -354,33 +358,35 @@ std::shared_ptr<const Program> ProgramLoader::load(const void *data,
   }
 
   // Bindings.
-  auto readBindings = [&](const flatbuffers::Vector<
-                              flatbuffers::Offset<fb::Binding>> *v,
-                          std::vector<Binding> &out, bool isInput) {
-    if (!v)
-      return;
-    const char *which = isInput ? "input" : "output";
-    for (const fb::Binding *b : *v) {
-      Binding B{b->name()->str(), b->buffer()};
-      if (B.name.empty())
-        fail(std::string(which) + " binding with an empty name");
-      for (const Binding &o : out)
-        if (o.name == B.name)
-          fail(std::string(which) + " '" + B.name + "' is bound twice");
-      if (B.buffer >= P.buffers_.size())
-        fail(std::string(which) + " '" + B.name + "' binds buffer " +
-             std::to_string(B.buffer) + ", but there are only " +
-             std::to_string(P.buffers_.size()) + " buffers");
-      BufferKind k = P.buffers_[B.buffer].kind;
-      bool ok = k == BufferKind::Parameter ||
-                (isInput ? k == BufferKind::Input : k == BufferKind::Output);
-      if (!ok)
-        fail(std::string(which) + " '" + B.name + "' binds buffer " +
-             std::to_string(B.buffer) + " of kind " + bufferKindName(k) +
-             " (must be " + (isInput ? "input" : "output") + " or parameter)");
-      out.push_back(std::move(B));
-    }
-  };
+  auto readBindings =
+      [&](const flatbuffers::Vector<flatbuffers::Offset<fb::Binding>> *v,
+          std::vector<Binding> &out, bool isInput) {
+        if (!v)
+          return;
+        const char *which = isInput ? "input" : "output";
+        for (const fb::Binding *b : *v) {
+          Binding B{b->name()->str(), b->buffer()};
+          if (B.name.empty())
+            fail(std::string(which) + " binding with an empty name");
+          for (const Binding &o : out)
+            if (o.name == B.name)
+              fail(std::string(which) + " '" + B.name + "' is bound twice");
+          if (B.buffer >= P.buffers_.size())
+            fail(std::string(which) + " '" + B.name + "' binds buffer " +
+                 std::to_string(B.buffer) + ", but there are only " +
+                 std::to_string(P.buffers_.size()) + " buffers");
+          BufferKind k = P.buffers_[B.buffer].kind;
+          bool ok =
+              k == BufferKind::Parameter ||
+              (isInput ? k == BufferKind::Input : k == BufferKind::Output);
+          if (!ok)
+            fail(std::string(which) + " '" + B.name + "' binds buffer " +
+                 std::to_string(B.buffer) + " of kind " + bufferKindName(k) +
+                 " (must be " + (isInput ? "input" : "output") +
+                 " or parameter)");
+          out.push_back(std::move(B));
+        }
+      };
   readBindings(p->inputs(), P.inputs_, true);
   readBindings(p->outputs(), P.outputs_, false);
   for (const BufferInfo &b : P.buffers_)

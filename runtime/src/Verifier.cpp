@@ -233,14 +233,12 @@ private:
   int dimAttr(const char *attrName, size_t rank) const {
     int d = normalizeDim(I.getInt(attrName), rank);
     if (d < 0)
-      fail("attribute '" + std::string(attrName) + "' = " +
-           std::to_string(I.getInt(attrName)) + " is not a dimension of a rank " +
-           std::to_string(rank) + " tensor");
+      fail("attribute '" + std::string(attrName) +
+           "' = " + std::to_string(I.getInt(attrName)) +
+           " is not a dimension of a rank " + std::to_string(rank) + " tensor");
     return d;
   }
-  int64_t commSize() const {
-    return P.communicators()[I.communicator].size;
-  }
+  int64_t commSize() const { return P.communicators()[I.communicator].size; }
   void elementwise(size_t nIn);
   void checkCollective();
 
@@ -318,8 +316,8 @@ void InstrChecker::checkStructure() {
   if (isCollective(I.op)) {
     if (I.communicator < 0 ||
         static_cast<size_t>(I.communicator) >= P.communicators().size())
-      fail(op + " needs a communicator; id " +
-           std::to_string(I.communicator) + " is not in the table of " +
+      fail(op + " needs a communicator; id " + std::to_string(I.communicator) +
+           " is not in the table of " +
            std::to_string(P.communicators().size()));
   } else if (I.communicator != -1 &&
              (I.op != Opcode::GroupStart && I.op != Opcode::GroupEnd)) {
@@ -388,8 +386,9 @@ void InstrChecker::checkCollective() {
     if (s[d] > (int64_t(1) << 40) / n)
       fail(inName(0) + ": gathered dim is too large");
     s[d] *= n;
-    expectShape(*y, outName(0) + " (gather_dim " + std::to_string(d) +
-                        " times group size " + std::to_string(n) + ")",
+    expectShape(*y,
+                outName(0) + " (gather_dim " + std::to_string(d) +
+                    " times group size " + std::to_string(n) + ")",
                 s);
     break;
   }
@@ -398,8 +397,8 @@ void InstrChecker::checkCollective() {
     int d = dimAttr("scatter_dim", x->shape.size());
     if (x->shape[d] % n)
       fail(inName(0) + ": scatter_dim " + std::to_string(d) + " of size " +
-           std::to_string(x->shape[d]) + " is not divisible by the group size " +
-           std::to_string(n));
+           std::to_string(x->shape[d]) +
+           " is not divisible by the group size " + std::to_string(n));
     std::vector<int64_t> s = x->shape;
     s[d] /= n;
     expectShape(*y, outName(0), s);
@@ -558,8 +557,8 @@ void InstrChecker::checkShapes() {
     sameDType(a, inName(0), out(0), outName(0));
     size_t ra = a.shape.size(), rb = b.shape.size();
     std::vector<int64_t> batch(a.shape.begin(), a.shape.end() - 2);
-    if (rb != 2 && std::vector<int64_t>(b.shape.begin(), b.shape.end() - 2) !=
-                       batch)
+    if (rb != 2 &&
+        std::vector<int64_t>(b.shape.begin(), b.shape.end() - 2) != batch)
       fail("batch dims of " + inName(1) + " must equal those of " + inName(0) +
            " or be absent");
     bool ta = I.getBool("transpose_a"), tb = I.getBool("transpose_b");
@@ -568,9 +567,9 @@ void InstrChecker::checkShapes() {
     int64_t kb = tb ? b.shape[rb - 1] : b.shape[rb - 2];
     int64_t n = tb ? b.shape[rb - 2] : b.shape[rb - 1];
     if (ka != kb)
-      fail("contraction dims differ: " + inName(0) + " has K = " +
-           std::to_string(ka) + ", " + inName(1) + " has K = " +
-           std::to_string(kb));
+      fail("contraction dims differ: " + inName(0) +
+           " has K = " + std::to_string(ka) + ", " + inName(1) +
+           " has K = " + std::to_string(kb));
     batch.push_back(m);
     batch.push_back(n);
     expectShape(out(0), outName(0), batch);
@@ -589,9 +588,9 @@ void InstrChecker::checkShapes() {
     if (w.shape[0] != x.shape[0])
       fail("expert counts differ between " + inName(0) + " and " + inName(1));
     if (kw != x.shape[2])
-      fail("contraction dims differ: " + inName(0) + " has K = " +
-           std::to_string(x.shape[2]) + ", " + inName(1) + " has K = " +
-           std::to_string(kw));
+      fail("contraction dims differ: " + inName(0) +
+           " has K = " + std::to_string(x.shape[2]) + ", " + inName(1) +
+           " has K = " + std::to_string(kw));
     expectShape(out(0), outName(0), {x.shape[0], x.shape[1], n});
     return;
   }
@@ -820,9 +819,9 @@ void verifyInstructions(const Program &P) {
              ", which no earlier event_record records");
   }
   if (openGroup >= 0)
-    throw ProgramError("invalid Loom program: " +
-                       P.describe(static_cast<size_t>(openGroup)) +
-                       ": group_start has no matching group_end");
+    throw ProgramError(
+        "invalid Loom program: " + P.describe(static_cast<size_t>(openGroup)) +
+        ": group_start has no matching group_end");
 }
 
 } // namespace loom::runtime

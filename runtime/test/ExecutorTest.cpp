@@ -17,7 +17,8 @@ std::shared_ptr<const Program> load(const ProgramBuilder &b) {
   return Program::load(bytes.data(), bytes.size());
 }
 
-//===- mesh ----------------------------------------------------------------===//
+//===- mesh
+//----------------------------------------------------------------===//
 
 TEST(Mesh, RowMajorCoordinatesAndGroups) {
   Mesh m{{"pp", "dp", "tp"}, {2, 3, 2}};
@@ -33,7 +34,8 @@ TEST(Mesh, RowMajorCoordinatesAndGroups) {
   EXPECT_EQ(m.groupRank(3, {2, 1}), 4);
 }
 
-//===- arena and bindings --------------------------------------------------===//
+//===- arena and bindings
+//--------------------------------------------------===//
 
 /// x -> matmul -> gelu -> rmsnorm -> y with a reused temporary.
 ProgramBuilder chainProgram() {
@@ -92,7 +94,8 @@ TEST(Executor, ComputesAChain) {
   }
   expectNear(exec.getOutput("y"), want, 1e-5);
   // Parameters are also outputs.
-  expectNear(exec.getOutput("norm_w"), std::vector<double>(nv.begin(), nv.end()), 0);
+  expectNear(exec.getOutput("norm_w"),
+             std::vector<double>(nv.begin(), nv.end()), 0);
 }
 
 TEST(Executor, ReportsBindingErrors) {
@@ -182,8 +185,9 @@ TEST(Executor, RankDependentSliceAndRope) {
   b.op(Opcode::Slice, {x}, {s},
        {TAttr::Is("offsets", {0, 0, 0, 0}).term("cp", {0, 2, 0, 0}),
         TAttr::Is("sizes", {1, 2, 1, 2})});
-  b.op(Opcode::Rope, {s}, {y},
-       {TAttr::F("theta", 100), TAttr::I("position_offset", 0).term("cp", {2})});
+  b.op(
+      Opcode::Rope, {s}, {y},
+      {TAttr::F("theta", 100), TAttr::I("position_offset", 0).term("cp", {2})});
   auto prog = load(b);
   auto xin = tensorF32({1, 4, 1, 2}, {1, 0, 1, 0, 1, 0, 1, 0});
   for (int r = 0; r < 2; ++r) {
@@ -230,14 +234,14 @@ TEST(Executor, MissingFactoryIsAnError) {
   }
 }
 
-//===- collectives over threads --------------------------------------------===//
+//===- collectives over threads
+//--------------------------------------------===//
 
 /// Runs `prog` on every rank of its mesh; inputs come from `input(rank)`,
 /// the output "y" of every rank is returned.
-std::vector<HostTensor>
-runAllRanks(const std::shared_ptr<const Program> &prog,
-            const std::function<HostTensor(int)> &input,
-            TestCommFactory *fac = nullptr) {
+std::vector<HostTensor> runAllRanks(const std::shared_ptr<const Program> &prog,
+                                    const std::function<HostTensor(int)> &input,
+                                    TestCommFactory *fac = nullptr) {
   int n = static_cast<int>(prog->mesh().size());
   TestCommFactory local;
   TestCommFactory &f = fac ? *fac : local;
@@ -278,9 +282,9 @@ ProgramBuilder oneCollective(std::vector<std::pair<std::string, int64_t>> mesh,
 TEST(Collectives, AllReduceOverEachAxisOfA2DMesh) {
   // Mesh [dp=2, tp=2]: rank = 2 dp + tp.
   for (const char *axis : {"tp", "dp"}) {
-    auto prog = load(oneCollective({{"dp", 2}, {"tp", 2}}, {axis},
-                                   Opcode::AllReduce, {3}, {3},
-                                   {TAttr::S("reduction", "mean")}));
+    auto prog =
+        load(oneCollective({{"dp", 2}, {"tp", 2}}, {axis}, Opcode::AllReduce,
+                           {3}, {3}, {TAttr::S("reduction", "mean")}));
     auto out = runAllRanks(prog, [](int r) { return rankTensor({3}, r); });
     for (int r = 0; r < 4; ++r) {
       int peer = std::string(axis) == "tp" ? r ^ 1 : r ^ 2;
@@ -326,10 +330,9 @@ TEST(Collectives, ReduceScatterAlongAnInnerDim) {
 
 TEST(Collectives, AllToAllSplitAndConcatDims) {
   // split_dim 1, concat_dim 0: y_r = [x_0[:, 2r:2r+2]; x_1[:, 2r:2r+2]].
-  auto prog = load(oneCollective({{"ep", 2}}, {"ep"}, Opcode::AllToAll, {2, 4},
-                                 {4, 2},
-                                 {TAttr::I("split_dim", 1),
-                                  TAttr::I("concat_dim", 0)}));
+  auto prog = load(
+      oneCollective({{"ep", 2}}, {"ep"}, Opcode::AllToAll, {2, 4}, {4, 2},
+                    {TAttr::I("split_dim", 1), TAttr::I("concat_dim", 0)}));
   auto out = runAllRanks(prog, [](int r) { return rankTensor({2, 4}, r); });
   for (int r = 0; r < 2; ++r) {
     std::vector<double> want;
@@ -340,10 +343,9 @@ TEST(Collectives, AllToAllSplitAndConcatDims) {
     expectNear(out[r], want, 0, "split 1 concat 0");
   }
   // split_dim 0, concat_dim 1: y_r[i, 2q + j] = x_q[2r + i, j].
-  auto prog2 = load(oneCollective({{"ep", 2}}, {"ep"}, Opcode::AllToAll,
-                                  {4, 2}, {2, 4},
-                                  {TAttr::I("split_dim", 0),
-                                   TAttr::I("concat_dim", 1)}));
+  auto prog2 = load(
+      oneCollective({{"ep", 2}}, {"ep"}, Opcode::AllToAll, {4, 2}, {2, 4},
+                    {TAttr::I("split_dim", 0), TAttr::I("concat_dim", 1)}));
   auto out2 = runAllRanks(prog2, [](int r) { return rankTensor({4, 2}, r); });
   for (int r = 0; r < 2; ++r) {
     std::vector<double> want;
@@ -356,9 +358,8 @@ TEST(Collectives, AllToAllSplitAndConcatDims) {
 }
 
 TEST(Collectives, CollectivePermute) {
-  auto prog = load(oneCollective({{"cp", 3}}, {"cp"},
-                                 Opcode::CollectivePermute, {2}, {2},
-                                 {TAttr::I("shift", 1)}));
+  auto prog = load(oneCollective({{"cp", 3}}, {"cp"}, Opcode::CollectivePermute,
+                                 {2}, {2}, {TAttr::I("shift", 1)}));
   auto out = runAllRanks(prog, [](int r) { return rankTensor({2}, r); });
   for (int r = 0; r < 3; ++r) {
     int from = (r + 2) % 3;
@@ -401,12 +402,14 @@ TEST(Collectives, FactorySeesGroupsAndKeys) {
   EXPECT_EQ(keys, (std::set<std::string>{"dp:0,2", "dp:1,3"}));
 }
 
-//===- npy -----------------------------------------------------------------===//
+//===- npy
+//-----------------------------------------------------------------===//
 
 TEST(Npy, RoundTripsEveryDType) {
   char dir[] = "/tmp/loom-npy-XXXXXX";
   ASSERT_NE(mkdtemp(dir), nullptr);
-  for (DType t : {DType::F32, DType::BF16, DType::F16, DType::I32, DType::I64}) {
+  for (DType t :
+       {DType::F32, DType::BF16, DType::F16, DType::I32, DType::I64}) {
     HostTensor x = randomF32({2, 3}, 7, -10, 10).convert(t);
     std::string path = std::string(dir) + "/x.npy";
     writeNpy(path, x);
@@ -427,8 +430,9 @@ TEST(Npy, HeaderIsNumpyCompatible) {
   std::string bytes = serializeNpy(tensorF32({3}, {1, 2, 3}));
   EXPECT_EQ(bytes.substr(0, 8), std::string("\x93NUMPY\x01\x00", 8));
   EXPECT_EQ((bytes.size() - 12) % 64, 0u);
-  EXPECT_NE(bytes.find("{'descr': '<f4', 'fortran_order': False, 'shape': (3,), }"),
-            std::string::npos);
+  EXPECT_NE(
+      bytes.find("{'descr': '<f4', 'fortran_order': False, 'shape': (3,), }"),
+      std::string::npos);
   EXPECT_THROW(parseNpy(bytes.data(), bytes.size() - 1), NpyError);
   EXPECT_THROW(readNpy("/nonexistent.npy"), NpyError);
 }

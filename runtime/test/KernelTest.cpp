@@ -20,7 +20,8 @@ std::vector<double> toD(const std::vector<float> &v) {
   return std::vector<double>(v.begin(), v.end());
 }
 
-//===- DType conversions ---------------------------------------------------===//
+//===- DType conversions
+//---------------------------------------------------===//
 
 TEST(DType, Bf16RoundsToNearestEven) {
   EXPECT_EQ(f32ToBf16(1.0f), 0x3f80);
@@ -40,7 +41,7 @@ TEST(DType, F16MatchesIeeeBinary16) {
   EXPECT_EQ(f32ToF16(1.0f), 0x3c00);
   EXPECT_EQ(f32ToF16(-2.5f), 0xc100);
   EXPECT_EQ(f32ToF16(65504.0f), 0x7bff);
-  EXPECT_EQ(f32ToF16(65520.0f), 0x7c00); // rounds to inf
+  EXPECT_EQ(f32ToF16(65520.0f), 0x7c00);              // rounds to inf
   EXPECT_EQ(f32ToF16(std::ldexp(1.0f, -24)), 0x0001); // smallest subnormal
   EXPECT_EQ(f32ToF16(std::ldexp(1.0f, -25)), 0x0000); // tie to even: 0
   EXPECT_EQ(f32ToF16(std::ldexp(3.0f, -25)), 0x0002); // 1.5 ulp -> 2
@@ -57,10 +58,14 @@ TEST(DType, F16MatchesIeeeBinary16) {
   }
 }
 
-//===- fill / copy ---------------------------------------------------------===//
+//===- fill / copy
+//---------------------------------------------------------===//
 
 TEST(Kernels, Fill) {
-  auto r = runOp(Opcode::Fill, {}, {{DType::F32, {3}}, },
+  auto r = runOp(Opcode::Fill, {},
+                 {
+                     {DType::F32, {3}},
+                 },
                  {TAttr::F("value", -1.5)});
   expectNear(r[0], {-1.5, -1.5, -1.5}, 0);
   auto i = runOp(Opcode::Fill, {}, {{DType::I64, {2}}}, {TAttr::F("value", 7)});
@@ -80,7 +85,8 @@ TEST(Kernels, CopyConverts) {
   EXPECT_EQ(back[0].as<int32_t>()[2], 5);
 }
 
-//===- element-wise --------------------------------------------------------===//
+//===- element-wise
+//--------------------------------------------------------===//
 
 TEST(Kernels, Binary) {
   auto x = randomF32({3, 5}, 1), y = randomF32({3, 5}, 2, 0.5f, 2.0f);
@@ -118,9 +124,9 @@ TEST(Kernels, ScaleAndActivations) {
   for (double v : xv) {
     scale.push_back(v * 0.25);
     erfG.push_back(0.5 * v * (1 + std::erf(v / std::sqrt(2.0))));
-    tanhG.push_back(0.5 * v *
-                    (1 + std::tanh(std::sqrt(2 / M_PI) *
-                                   (v + 0.044715 * v * v * v))));
+    tanhG.push_back(
+        0.5 * v *
+        (1 + std::tanh(std::sqrt(2 / M_PI) * (v + 0.044715 * v * v * v))));
     silu.push_back(v / (1 + std::exp(-v)));
   }
   expectNear(runOp(Opcode::Scale, {x}, {{DType::F32, {6}}},
@@ -149,7 +155,8 @@ TEST(Kernels, Swiglu) {
              1e-6);
 }
 
-//===- normalization, softmax, rope ----------------------------------------===//
+//===- normalization, softmax, rope
+//----------------------------------------===//
 
 TEST(Kernels, RmsNorm) {
   auto x = randomF32({2, 3, 8}, 5), w = randomF32({8}, 6);
@@ -167,9 +174,9 @@ TEST(Kernels, RmsNorm) {
                    {TAttr::F("epsilon", 1e-5)})[0],
              want, 1e-5);
   // Hand-computed: x = [3, 4], w = 1, eps = 0: rms = sqrt(12.5).
-  auto h = runOp(Opcode::RmsNorm,
-                 {tensorF32({2}, {3, 4}), tensorF32({2}, {1, 1})},
-                 {{DType::F32, {2}}}, {TAttr::F("epsilon", 0)});
+  auto h =
+      runOp(Opcode::RmsNorm, {tensorF32({2}, {3, 4}), tensorF32({2}, {1, 1})},
+            {{DType::F32, {2}}}, {TAttr::F("epsilon", 0)});
   expectNear(h[0], {3 / std::sqrt(12.5), 4 / std::sqrt(12.5)}, 1e-6);
 }
 
@@ -201,10 +208,10 @@ TEST(Kernels, LayerNorm) {
 
 TEST(Kernels, Softmax) {
   // Hand-computed: softmax([1, 2, 3]).
-  auto s = runOp(Opcode::Softmax, {tensorF32({3}, {1, 2, 3})},
-                 {{DType::F32, {3}}});
-  expectNear(s[0], {0.09003057317038046, 0.24472847105479767,
-                    0.6652409557748219},
+  auto s =
+      runOp(Opcode::Softmax, {tensorF32({3}, {1, 2, 3})}, {{DType::F32, {3}}});
+  expectNear(s[0],
+             {0.09003057317038046, 0.24472847105479767, 0.6652409557748219},
              1e-6);
   // Along axis 1 of [2, 3, 4]; large values check max subtraction.
   auto x = randomF32({2, 3, 4}, 10, 50, 60);
@@ -218,7 +225,8 @@ TEST(Kernels, Softmax) {
       for (int b = 0; b < 3; ++b)
         sum += std::exp(xv[(a * 3 + b) * 4 + c] - mx);
       for (int b = 0; b < 3; ++b)
-        want[(a * 3 + b) * 4 + c] = std::exp(xv[(a * 3 + b) * 4 + c] - mx) / sum;
+        want[(a * 3 + b) * 4 + c] =
+            std::exp(xv[(a * 3 + b) * 4 + c] - mx) / sum;
     }
   expectNear(runOp(Opcode::Softmax, {x}, {{DType::F32, {2, 3, 4}}},
                    {TAttr::I("axis", 1)})[0],
@@ -242,10 +250,10 @@ TEST(Kernels, Rope) {
         want[base + i] = x1 * std::cos(a) - x2 * std::sin(a);
         want[base + i + D / 2] = x2 * std::cos(a) + x1 * std::sin(a);
       }
-  expectNear(runOp(Opcode::Rope, {x}, {{DType::F32, {B, S, N, D}}},
-                   {TAttr::F("theta", theta),
-                    TAttr::I("position_offset", offset)})[0],
-             want, 1e-5);
+  expectNear(
+      runOp(Opcode::Rope, {x}, {{DType::F32, {B, S, N, D}}},
+            {TAttr::F("theta", theta), TAttr::I("position_offset", offset)})[0],
+      want, 1e-5);
   // Position 0 is the identity.
   auto y = runOp(Opcode::Rope, {x}, {{DType::F32, {B, S, N, D}}},
                  {TAttr::F("theta", theta)})[0];
@@ -253,7 +261,8 @@ TEST(Kernels, Rope) {
     EXPECT_FLOAT_EQ(y.as<float>()[i], xv[i]);
 }
 
-//===- attention, loss, embedding ------------------------------------------===//
+//===- attention, loss, embedding
+//------------------------------------------===//
 
 std::vector<double> refAttention(const std::vector<float> &q,
                                  const std::vector<float> &k,
@@ -293,8 +302,8 @@ TEST(Kernels, Attention) {
   auto q = randomF32({B, S, Hq, D}, 12), k = randomF32({B, S, Hkv, D}, 13),
        v = randomF32({B, S, Hkv, D}, 14);
   for (bool causal : {false, true}) {
-    auto want = refAttention(q.toF32(), k.toF32(), v.toF32(), B, S, Hq, Hkv,
-                             D, causal, 1 / std::sqrt(3.0));
+    auto want = refAttention(q.toF32(), k.toF32(), v.toF32(), B, S, Hq, Hkv, D,
+                             causal, 1 / std::sqrt(3.0));
     auto r = runOp(Opcode::Attention, {q, k, v}, {{DType::F32, {B, S, Hq, D}}},
                    {TAttr::B("causal", causal)});
     expectNear(r[0], want, 1e-5, causal ? "causal" : "full");
@@ -311,8 +320,8 @@ TEST(Kernels, AttentionBf16) {
   auto q = randomF32({B, S, H, D}, 15).convert(DType::BF16);
   auto k = randomF32({B, S, H, D}, 16).convert(DType::BF16);
   auto v = randomF32({B, S, H, D}, 17).convert(DType::BF16);
-  auto want = refAttention(q.toF32(), k.toF32(), v.toF32(), B, S, H, H, D,
-                           true, 1 / std::sqrt(8.0));
+  auto want = refAttention(q.toF32(), k.toF32(), v.toF32(), B, S, H, H, D, true,
+                           1 / std::sqrt(8.0));
   auto r = runOp(Opcode::Attention, {q, k, v}, {{DType::BF16, {B, S, H, D}}},
                  {TAttr::B("causal", true)});
   expectNear(r[0], want, 1e-2);
@@ -323,9 +332,10 @@ TEST(Kernels, CrossEntropy) {
   // (log 2 + (log(e + e^2) - 2)) / 2.
   auto l = tensorF32({2, 2}, {0, 0, 1, 2});
   auto t = tensorInt<int>(DType::I32, {2}, {0, 1});
-  double want = (std::log(2.0) + std::log(std::exp(1.0) + std::exp(2.0)) - 2) / 2;
-  expectNear(runOp(Opcode::CrossEntropy, {l, t}, {{DType::F32, {}}})[0],
-             {want}, 1e-6);
+  double want =
+      (std::log(2.0) + std::log(std::exp(1.0) + std::exp(2.0)) - 2) / 2;
+  expectNear(runOp(Opcode::CrossEntropy, {l, t}, {{DType::F32, {}}})[0], {want},
+             1e-6);
   // Random [2, 3, 7] with i64 targets.
   auto x = randomF32({2, 3, 7}, 18, -5, 5);
   auto xv = x.toF32();
@@ -362,8 +372,9 @@ TEST(Kernels, CrossEntropyTargetOutOfRangeNamesInstruction) {
 TEST(Kernels, Embedding) {
   auto table = tensorF32({3, 2}, {0, 1, 10, 11, 20, 21});
   auto ids = tensorInt<int>(DType::I32, {2, 2}, {2, 0, 1, 2});
-  expectNear(runOp(Opcode::Embedding, {table, ids}, {{DType::F32, {2, 2, 2}}})[0],
-             {20, 21, 0, 1, 10, 11, 20, 21}, 0);
+  expectNear(
+      runOp(Opcode::Embedding, {table, ids}, {{DType::F32, {2, 2, 2}}})[0],
+      {20, 21, 0, 1, 10, 11, 20, 21}, 0);
   auto bad = tensorInt<int64_t>(DType::I64, {2}, {0, -1});
   try {
     runOp(Opcode::Embedding, {table, bad}, {{DType::F32, {2, 2}}}, {},
@@ -375,7 +386,8 @@ TEST(Kernels, Embedding) {
   }
 }
 
-//===- matmul --------------------------------------------------------------===//
+//===- matmul
+//--------------------------------------------------------------===//
 
 /// c[b] = op(a[b]) · op(b[b or shared]); a is [batch, M, K] (or [.., K, M]).
 std::vector<double> refMatmul(const std::vector<float> &a,
@@ -402,9 +414,10 @@ TEST(Kernels, MatmulHandComputed) {
   auto b = tensorF32({2, 2}, {5, 6, 7, 8});
   expectNear(runOp(Opcode::Matmul, {a, b}, {{DType::F32, {2, 2}}})[0],
              {19, 22, 43, 50}, 0);
-  expectNear(runOp(Opcode::Matmul, {a, b}, {{DType::F32, {2, 2}}},
-                   {TAttr::B("transpose_a", true), TAttr::B("transpose_b", true)})[0],
-             {23, 31, 34, 46}, 0);
+  expectNear(
+      runOp(Opcode::Matmul, {a, b}, {{DType::F32, {2, 2}}},
+            {TAttr::B("transpose_a", true), TAttr::B("transpose_b", true)})[0],
+      {23, 31, 34, 46}, 0);
 }
 
 TEST(Kernels, MatmulVariants) {
@@ -414,14 +427,15 @@ TEST(Kernels, MatmulVariants) {
       for (bool shared : {false, true}) {
         std::vector<int64_t> as = ta ? std::vector<int64_t>{2, 3, K, M}
                                      : std::vector<int64_t>{2, 3, M, K};
-        std::vector<int64_t> bs = tb ? std::vector<int64_t>{N, K}
-                                     : std::vector<int64_t>{K, N};
+        std::vector<int64_t> bs =
+            tb ? std::vector<int64_t>{N, K} : std::vector<int64_t>{K, N};
         if (!shared)
           bs.insert(bs.begin(), {2, 3});
         auto a = randomF32(as, 20), b = randomF32(bs, 21);
         auto want = refMatmul(a.toF32(), b.toF32(), 6, M, N, K, ta, tb, shared);
-        auto r = runOp(Opcode::Matmul, {a, b}, {{DType::F32, {2, 3, M, N}}},
-                       {TAttr::B("transpose_a", ta), TAttr::B("transpose_b", tb)});
+        auto r =
+            runOp(Opcode::Matmul, {a, b}, {{DType::F32, {2, 3, M, N}}},
+                  {TAttr::B("transpose_a", ta), TAttr::B("transpose_b", tb)});
         std::string what = std::string("ta=") + (ta ? "1" : "0") +
                            " tb=" + (tb ? "1" : "0") +
                            " shared=" + (shared ? "1" : "0");
@@ -431,7 +445,8 @@ TEST(Kernels, MatmulVariants) {
 
 TEST(Kernels, MatmulHalfPrecision) {
   for (DType t : {DType::BF16, DType::F16}) {
-    auto a = randomF32({4, 8}, 22).convert(t), b = randomF32({8, 3}, 23).convert(t);
+    auto a = randomF32({4, 8}, 22).convert(t),
+         b = randomF32({8, 3}, 23).convert(t);
     auto want = refMatmul(a.toF32(), b.toF32(), 1, 4, 3, 8, false, false, true);
     auto r = runOp(Opcode::Matmul, {a, b}, {{t, {4, 3}}});
     expectNear(r[0], want, t == DType::BF16 ? 1e-2 : 2e-3, dtypeName(t));
@@ -442,9 +457,8 @@ TEST(Kernels, GroupedMatmul) {
   const int E = 3, C = 2, K = 4, N = 5;
   for (bool tw : {false, true}) {
     auto x = randomF32({E, C, K}, 24);
-    auto w = randomF32(tw ? std::vector<int64_t>{E, N, K}
-                          : std::vector<int64_t>{E, K, N},
-                       25);
+    auto w = randomF32(
+        tw ? std::vector<int64_t>{E, N, K} : std::vector<int64_t>{E, K, N}, 25);
     auto want = refMatmul(x.toF32(), w.toF32(), E, C, N, K, false, tw, false);
     auto r = runOp(Opcode::GroupedMatmul, {x, w}, {{DType::F32, {E, C, N}}},
                    {TAttr::B("transpose_w", tw)});
@@ -452,7 +466,8 @@ TEST(Kernels, GroupedMatmul) {
   }
 }
 
-//===- shape ops -----------------------------------------------------------===//
+//===- shape ops
+//-----------------------------------------------------------===//
 
 TEST(Kernels, ReshapeCopies) {
   auto x = randomF32({2, 6}, 26);
@@ -473,19 +488,22 @@ TEST(Kernels, Transpose) {
                    {TAttr::Is("permutation", {2, 0, 1})})[0],
              want, 0);
   // bf16 (2-byte elements) and i64 (8-byte) move the same way.
-  auto h = runOp(Opcode::Transpose, {tensorF32({2, 2}, {1, 2, 3, 4}).convert(DType::BF16)},
+  auto h = runOp(Opcode::Transpose,
+                 {tensorF32({2, 2}, {1, 2, 3, 4}).convert(DType::BF16)},
                  {{DType::BF16, {2, 2}}}, {TAttr::Is("permutation", {1, 0})});
   expectNear(h[0], {1, 3, 2, 4}, 0);
-  auto l = runOp(Opcode::Transpose, {tensorInt<int64_t>(DType::I64, {2, 2}, {1, 2, 3, 4})},
+  auto l = runOp(Opcode::Transpose,
+                 {tensorInt<int64_t>(DType::I64, {2, 2}, {1, 2, 3, 4})},
                  {{DType::I64, {2, 2}}}, {TAttr::Is("permutation", {1, 0})});
   EXPECT_EQ(l[0].as<int64_t>()[1], 3);
 }
 
 TEST(Kernels, Slice) {
   auto x = tensorF32({3, 4}, {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11});
-  expectNear(runOp(Opcode::Slice, {x}, {{DType::F32, {2, 2}}},
-                   {TAttr::Is("offsets", {1, 1}), TAttr::Is("sizes", {2, 2})})[0],
-             {5, 6, 9, 10}, 0);
+  expectNear(
+      runOp(Opcode::Slice, {x}, {{DType::F32, {2, 2}}},
+            {TAttr::Is("offsets", {1, 1}), TAttr::Is("sizes", {2, 2})})[0],
+      {5, 6, 9, 10}, 0);
 }
 
 TEST(Kernels, Concat) {
@@ -533,31 +551,36 @@ TEST(Kernels, Reduce) {
              want, 1e-5);
 }
 
-//===- mixture of experts --------------------------------------------------===//
+//===- mixture of experts
+//--------------------------------------------------===//
 
 TEST(Kernels, RouterSoftmaxThenTopK) {
   // Token 0 has a tie between experts 1 and 3: the lower index comes first.
   auto l = tensorF32({2, 4}, {0, 2, 1, 2, 3, 0, 0, 1});
-  auto r = runOp(Opcode::Router, {l}, {{DType::F32, {2, 2}}, {DType::I32, {2, 2}}},
-                 {TAttr::I("top_k", 2), TAttr::B("softmax_before_topk", true)});
+  auto r =
+      runOp(Opcode::Router, {l}, {{DType::F32, {2, 2}}, {DType::I32, {2, 2}}},
+            {TAttr::I("top_k", 2), TAttr::B("softmax_before_topk", true)});
   double z0 = 1 + 2 * std::exp(2.0) + std::exp(1.0);
   double z1 = std::exp(3.0) + 2 + std::exp(1.0);
-  expectNear(r[0], {std::exp(2.0) / z0, std::exp(2.0) / z0, std::exp(3.0) / z1,
-                    std::exp(1.0) / z1},
+  expectNear(r[0],
+             {std::exp(2.0) / z0, std::exp(2.0) / z0, std::exp(3.0) / z1,
+              std::exp(1.0) / z1},
              1e-6);
   const int32_t *idx = r[1].as<int32_t>();
   EXPECT_EQ(std::vector<int>(idx, idx + 4), (std::vector<int>{1, 3, 0, 3}));
-  auto n = runOp(Opcode::Router, {l}, {{DType::F32, {2, 2}}, {DType::I32, {2, 2}}},
-                 {TAttr::I("top_k", 2), TAttr::B("softmax_before_topk", true),
-                  TAttr::B("normalize", true)});
+  auto n =
+      runOp(Opcode::Router, {l}, {{DType::F32, {2, 2}}, {DType::I32, {2, 2}}},
+            {TAttr::I("top_k", 2), TAttr::B("softmax_before_topk", true),
+             TAttr::B("normalize", true)});
   double e3 = std::exp(3.0), e1 = std::exp(1.0);
   expectNear(n[0], {0.5, 0.5, e3 / (e3 + e1), e1 / (e3 + e1)}, 1e-6);
 }
 
 TEST(Kernels, RouterTopKThenSoftmax) {
   auto l = tensorF32({1, 4}, {0.5f, -1.0f, 2.0f, 1.0f});
-  auto r = runOp(Opcode::Router, {l}, {{DType::F32, {1, 2}}, {DType::I32, {1, 2}}},
-                 {TAttr::I("top_k", 2)});
+  auto r =
+      runOp(Opcode::Router, {l}, {{DType::F32, {1, 2}}, {DType::I32, {1, 2}}},
+            {TAttr::I("top_k", 2)});
   double z = std::exp(2.0) + std::exp(1.0);
   expectNear(r[0], {std::exp(2.0) / z, std::exp(1.0) / z}, 1e-6);
   EXPECT_EQ(r[1].as<int32_t>()[0], 2);
@@ -596,7 +619,8 @@ TEST(Kernels, DispatchExpertOutOfRange) {
                ExecutionError);
 }
 
-//===- optimizer -----------------------------------------------------------===//
+//===- optimizer
+//-----------------------------------------------------------===//
 
 TEST(Kernels, AdamW) {
   const double lr = 1e-2, b1 = 0.9, b2 = 0.999, eps = 1e-8, wd = 0.1;
@@ -619,17 +643,17 @@ TEST(Kernels, AdamW) {
   std::vector<TAttr> attrs = {TAttr::F("lr", lr), TAttr::F("beta1", b1),
                               TAttr::F("beta2", b2), TAttr::F("epsilon", eps),
                               TAttr::F("weight_decay", wd)};
-  auto r = runOp(Opcode::AdamW, {p, g, m, v, step},
-                 {{DType::F32, {5}}, {DType::F32, {5}}, {DType::F32, {5}}},
-                 attrs);
+  auto r =
+      runOp(Opcode::AdamW, {p, g, m, v, step},
+            {{DType::F32, {5}}, {DType::F32, {5}}, {DType::F32, {5}}}, attrs);
   expectNear(r[0], wp, 1e-6, "param");
   expectNear(r[1], wm, 1e-6, "m");
   expectNear(r[2], wv, 1e-6, "v");
   // bf16 parameters with f32 moments.
   auto pb = p.convert(DType::BF16);
-  auto rb = runOp(Opcode::AdamW, {pb, g.convert(DType::BF16), m, v, step},
-                  {{DType::BF16, {5}}, {DType::F32, {5}}, {DType::F32, {5}}},
-                  attrs);
+  auto rb =
+      runOp(Opcode::AdamW, {pb, g.convert(DType::BF16), m, v, step},
+            {{DType::BF16, {5}}, {DType::F32, {5}}, {DType::F32, {5}}}, attrs);
   expectNear(rb[0], wp, 1e-2, "bf16 param");
   auto zero = tensorInt<int>(DType::I32, {1}, {0});
   EXPECT_THROW(runOp(Opcode::AdamW, {p, g, m, v, zero},

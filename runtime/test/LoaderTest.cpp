@@ -82,8 +82,7 @@ TEST(Loader, DumpShowsRankDependentAttributes) {
         TAttr::Is("sizes", {4, 2})});
   auto bytes = b.finish();
   auto p = Program::load(bytes.data(), bytes.size());
-  EXPECT_NE(p->dump().find("offsets = [0, 0] + [4, 0] * cp"),
-            std::string::npos)
+  EXPECT_NE(p->dump().find("offsets = [0, 0] + [4, 0] * cp"), std::string::npos)
       << p->dump();
 }
 
@@ -153,8 +152,9 @@ TEST(Loader, RejectsConstantOutsideBlob) {
 TEST(Loader, RejectsSizeInconsistentWithShape) {
   auto b = smallProgram();
   b.buffers[2].size = 31;
-  EXPECT_NE(loadError(b).find("byte size 31 does not match f32[2,4] (32 bytes)"),
-            std::string::npos);
+  EXPECT_NE(
+      loadError(b).find("byte size 31 does not match f32[2,4] (32 bytes)"),
+      std::string::npos);
 }
 
 TEST(Loader, RejectsMisalignedOffset) {
@@ -349,7 +349,8 @@ TEST(Loader, RejectsFuzzerRegressions) {
       {"shape-overflow.loom", "more than 2^50 elements"},
   };
   for (const Case &c : cases) {
-    std::string path = std::string(LOOM_TEST_DATA_DIR) + "/fuzz-regressions/" + c.file;
+    std::string path =
+        std::string(LOOM_TEST_DATA_DIR) + "/fuzz-regressions/" + c.file;
     try {
       Program::loadFile(path);
       ADD_FAILURE() << path << " loaded";

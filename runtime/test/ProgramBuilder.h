@@ -203,15 +203,16 @@ public:
       std::vector<flatbuffers::Offset<flatbuffers::String>> names;
       for (auto &a : comms[i])
         names.push_back(b.CreateString(a));
-      cs.push_back(fb::CreateCommunicatorDirect(b, static_cast<uint32_t>(i),
-                                                &names));
+      cs.push_back(
+          fb::CreateCommunicatorDirect(b, static_cast<uint32_t>(i), &names));
     }
-    auto bindings = [&](const std::vector<std::pair<std::string, uint32_t>> &v) {
-      std::vector<flatbuffers::Offset<fb::Binding>> r;
-      for (auto &p : v)
-        r.push_back(fb::CreateBindingDirect(b, p.first.c_str(), p.second));
-      return r;
-    };
+    auto bindings =
+        [&](const std::vector<std::pair<std::string, uint32_t>> &v) {
+          std::vector<flatbuffers::Offset<fb::Binding>> r;
+          for (auto &p : v)
+            r.push_back(fb::CreateBindingDirect(b, p.first.c_str(), p.second));
+          return r;
+        };
     auto ins = bindings(inputs), outs = bindings(outputs);
     std::vector<flatbuffers::Offset<fb::Instruction>> is;
     for (const TInstr &t : instrs) {

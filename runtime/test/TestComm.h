@@ -96,7 +96,8 @@ public:
   std::vector<float> reduce(size_t chunk, size_t count, ReduceOp op) {
     std::vector<float> acc(count);
     for (int q = 0; q < hub->n; ++q) {
-      const float *p = static_cast<const float *>(hub->slots[q]) + chunk * count;
+      const float *p =
+          static_cast<const float *>(hub->slots[q]) + chunk * count;
       for (size_t i = 0; i < count; ++i)
         acc[i] = q ? combine(acc[i], p[i], op) : p[i];
     }

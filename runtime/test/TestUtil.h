@@ -56,7 +56,8 @@ struct OutSpec {
 };
 
 /// Builds and runs a one-instruction program: inputs in0.., outputs out0...
-inline std::vector<HostTensor> runOp(Opcode op, const std::vector<HostTensor> &ins,
+inline std::vector<HostTensor> runOp(Opcode op,
+                                     const std::vector<HostTensor> &ins,
                                      const std::vector<OutSpec> &outs,
                                      std::vector<TAttr> attrs = {},
                                      std::string loc = "op.mlir:1:1") {

@@ -13,9 +13,11 @@
 #include <exception>
 
 int main(int argc, char **argv) {
-  if (argc != 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
-    std::fprintf(stderr, "usage: %s PROGRAM\n"
-                         "Verifies a Loom program and prints its text form.\n",
+  if (argc != 2 || !std::strcmp(argv[1], "--help") ||
+      !std::strcmp(argv[1], "-h")) {
+    std::fprintf(stderr,
+                 "usage: %s PROGRAM\n"
+                 "Verifies a Loom program and prints its text form.\n",
                  argv[0]);
     return argc == 2 ? 0 : 2;
   }

@@ -80,7 +80,8 @@ static std::optional<std::string> parseArgs(int argc, char **argv,
     if (!arg.starts_with("-")) {
       if (!options.model.empty())
         return ("more than one model given: '" + options.model + "' and '" +
-                arg + "'").str();
+                arg + "'")
+            .str();
       options.model = arg.str();
       continue;
     }
@@ -114,18 +115,17 @@ static std::optional<std::string> parseArgs(int argc, char **argv,
       StringRef name;
       int64_t ModelConfig::*field;
     };
-    static const DimFlag dimFlags[] = {
-        {"--layers", &ModelConfig::layers},
-        {"--hidden", &ModelConfig::hidden},
-        {"--heads", &ModelConfig::heads},
-        {"--kv-heads", &ModelConfig::kvHeads},
-        {"--head-dim", &ModelConfig::headDim},
-        {"--ffn", &ModelConfig::ffn},
-        {"--vocab", &ModelConfig::vocab},
-        {"--seq", &ModelConfig::seq},
-        {"--batch", &ModelConfig::batch},
-        {"--experts", &ModelConfig::experts},
-        {"--topk", &ModelConfig::topK}};
+    static const DimFlag dimFlags[] = {{"--layers", &ModelConfig::layers},
+                                       {"--hidden", &ModelConfig::hidden},
+                                       {"--heads", &ModelConfig::heads},
+                                       {"--kv-heads", &ModelConfig::kvHeads},
+                                       {"--head-dim", &ModelConfig::headDim},
+                                       {"--ffn", &ModelConfig::ffn},
+                                       {"--vocab", &ModelConfig::vocab},
+                                       {"--seq", &ModelConfig::seq},
+                                       {"--batch", &ModelConfig::batch},
+                                       {"--experts", &ModelConfig::experts},
+                                       {"--topk", &ModelConfig::topK}};
     const DimFlag *dim = llvm::find_if(
         dimFlags, [&](const DimFlag &d) { return d.name == flag; });
     if (dim == std::end(dimFlags))
@@ -143,19 +143,32 @@ static std::optional<std::string> parseArgs(int argc, char **argv,
 static void applyOverrides(const ModelConfig &overrides,
                            ArrayRef<StringRef> given, ModelConfig &config) {
   for (StringRef name : given) {
-    if (name == "layers") config.layers = overrides.layers;
-    else if (name == "hidden") config.hidden = overrides.hidden;
-    else if (name == "heads") config.heads = overrides.heads;
-    else if (name == "kv-heads") config.kvHeads = overrides.kvHeads;
-    else if (name == "head-dim") config.headDim = overrides.headDim;
-    else if (name == "ffn") config.ffn = overrides.ffn;
-    else if (name == "vocab") config.vocab = overrides.vocab;
-    else if (name == "seq") config.seq = overrides.seq;
-    else if (name == "batch") config.batch = overrides.batch;
-    else if (name == "experts") config.experts = overrides.experts;
-    else if (name == "topk") config.topK = overrides.topK;
-    else if (name == "capacity-factor") config.capacityFactor = overrides.capacityFactor;
-    else if (name == "dtype") config.dtype = overrides.dtype;
+    if (name == "layers")
+      config.layers = overrides.layers;
+    else if (name == "hidden")
+      config.hidden = overrides.hidden;
+    else if (name == "heads")
+      config.heads = overrides.heads;
+    else if (name == "kv-heads")
+      config.kvHeads = overrides.kvHeads;
+    else if (name == "head-dim")
+      config.headDim = overrides.headDim;
+    else if (name == "ffn")
+      config.ffn = overrides.ffn;
+    else if (name == "vocab")
+      config.vocab = overrides.vocab;
+    else if (name == "seq")
+      config.seq = overrides.seq;
+    else if (name == "batch")
+      config.batch = overrides.batch;
+    else if (name == "experts")
+      config.experts = overrides.experts;
+    else if (name == "topk")
+      config.topK = overrides.topK;
+    else if (name == "capacity-factor")
+      config.capacityFactor = overrides.capacityFactor;
+    else if (name == "dtype")
+      config.dtype = overrides.dtype;
   }
   // A dense preset made MoE by flags routes to two experts unless told.
   if (config.experts > 0 && config.topK == 0)
@@ -189,7 +202,8 @@ int main(int argc, char **argv) {
     return fail(options.model + ": " + *error);
 
   mlir::MLIRContext context;
-  mlir::OwningOpRef<mlir::ModuleOp> module = buildForwardModule(context, *config);
+  mlir::OwningOpRef<mlir::ModuleOp> module =
+      buildForwardModule(context, *config);
   if (failed(mlir::verify(*module)))
     return fail("the graph of '" + options.model + "' does not verify");
 

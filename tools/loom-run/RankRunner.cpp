@@ -52,8 +52,8 @@ void bindInputs(Executor &exec, const RunOptions &options, int rank) {
         shape << (i ? "," : "") << tensor.shape[i];
       shape << "]";
       throw std::runtime_error("input '" + binding.name + "' from " + file +
-                               " is " + shape.str() + " but the program needs " +
-                               buffer.typeStr());
+                               " is " + shape.str() +
+                               " but the program needs " + buffer.typeStr());
     }
     exec.setInput(binding.name, tensor);
   }
@@ -115,8 +115,8 @@ RankResult loom::runRank(const RunOptions &options,
   if (rank == 0 && !options.quiet) {
     printScalars(exec);
     std::cout << "ran " << program->instructions().size() << " instructions x "
-              << options.steps << " step(s) on " << worldSize
-              << " rank(s) in " << std::fixed << std::setprecision(3) << ms
+              << options.steps << " step(s) on " << worldSize << " rank(s) in "
+              << std::fixed << std::setprecision(3) << ms
               << " ms; arena planned " << exec.plannedPeakBytes()
               << " bytes, executed peak " << exec.executedPeakBytes()
               << " bytes\n";
@@ -171,8 +171,9 @@ void appendEvents(std::ostream &os, const RankResult &result, bool &first) {
     os << std::fixed << std::setprecision(3) << "{\"ph\":\"X\",\"name\":\""
        << opcodeName(instr.op) << "\",\"pid\":" << result.rank
        << ",\"tid\":" << static_cast<int>(e.stream) << ",\"ts\":" << e.startUs
-       << ",\"dur\":" << e.durationUs << ",\"args\":{\"instruction\":"
-       << e.instruction << ",\"loc\":\"" << jsonEscape(instr.loc) << "\"}}";
+       << ",\"dur\":" << e.durationUs
+       << ",\"args\":{\"instruction\":" << e.instruction << ",\"loc\":\""
+       << jsonEscape(instr.loc) << "\"}}";
   }
 }
 

@@ -48,7 +48,8 @@ static long parseInteger(const std::string &flag, const std::string &value,
     used = 0;
   }
   if (used != value.size() || value.empty())
-    throw std::invalid_argument(flag + " needs an integer, got '" + value + "'");
+    throw std::invalid_argument(flag + " needs an integer, got '" + value +
+                                "'");
   if (number < min)
     throw std::invalid_argument(flag + " must be >= " + std::to_string(min) +
                                 ", got " + value);
@@ -109,8 +110,7 @@ RunOptions loom::parseRunOptions(int argc, char **argv) {
       options.deadline =
           std::chrono::milliseconds(1000 * parseInteger(flag, value, 1));
     else
-      throw std::invalid_argument("unknown option '" + flag +
-                                  "' (see --help)");
+      throw std::invalid_argument("unknown option '" + flag + "' (see --help)");
   }
   if (options.modelPath.empty())
     throw std::invalid_argument("no model or program given (see --help)");

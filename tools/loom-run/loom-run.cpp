@@ -13,8 +13,8 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "RunOptions.h"
 #include "RankRunner.h"
+#include "RunOptions.h"
 
 #include "loom/Driver/CompileProgram.h"
 #include "loom/runtime/Program.h"
@@ -45,7 +45,8 @@ namespace {
 
 /// Reads the program: compiles MLIR, or loads a program file.
 std::shared_ptr<const Program> loadOrCompile(const std::string &path) {
-  bool isMlir = path.size() >= 5 && path.compare(path.size() - 5, 5, ".mlir") == 0;
+  bool isMlir =
+      path.size() >= 5 && path.compare(path.size() - 5, 5, ".mlir") == 0;
   if (!isMlir)
     return Program::loadFile(path);
   std::vector<uint8_t> bytes;
@@ -92,8 +93,8 @@ int runLocalThreads(const RunOptions &options,
                                 executorCommunicators(provider));
       } catch (const std::exception &e) {
         errors[rank] = e.what();
-        world->abort(rank, "rank " + std::to_string(rank) + " failed: " +
-                               e.what());
+        world->abort(rank,
+                     "rank " + std::to_string(rank) + " failed: " + e.what());
       }
     });
   }
@@ -126,7 +127,8 @@ int runGlooRank(const RunOptions &options,
   provider->world()->barrier();
   if (!options.tracePath.empty()) {
     // Each process writes its own track; the spawner merges them.
-    std::string path = options.tracePath + ".rank" + std::to_string(launch.rank);
+    std::string path =
+        options.tracePath + ".rank" + std::to_string(launch.rank);
     writeTraceEvents(path, {result}, /*complete=*/false);
   }
   return 0;
@@ -187,7 +189,8 @@ int spawnProcesses(const RunOptions &options, char **argv) {
     }
     auto now = std::chrono::steady_clock::now();
     bool timedOut = now - start > options.timeout;
-    bool graceOver = firstFailed >= 0 && now - failedAt > std::chrono::seconds(5);
+    bool graceOver =
+        firstFailed >= 0 && now - failedAt > std::chrono::seconds(5);
     if ((timedOut || graceOver) && !terminated) {
       if (timedOut)
         std::cerr << "loom-run: error: the job exceeded --timeout ("

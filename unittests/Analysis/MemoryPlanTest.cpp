@@ -89,7 +89,8 @@ std::string randomGraph(std::mt19937 &rng, int numOps) {
     std::string v = "%v" + std::to_string(i);
     switch (rng() % 6) {
     case 0:
-      os << "  " << v << " = loom.add " << pick() << ", " << pick() << " : " << t << "\n";
+      os << "  " << v << " = loom.add " << pick() << ", " << pick() << " : "
+         << t << "\n";
       break;
     case 1:
       os << "  " << v << " = loom.gelu " << pick() << " : " << t << "\n";
@@ -102,7 +103,8 @@ std::string randomGraph(std::mt19937 &rng, int numOps) {
       std::string r = v + "r";
       os << "  " << r << " = loom.reshape " << pick() << " : " << t
          << " -> tensor<128xf32>\n";
-      os << "  " << v << " = loom.reshape " << r << " : tensor<128xf32> -> " << t << "\n";
+      os << "  " << v << " = loom.reshape " << r << " : tensor<128xf32> -> "
+         << t << "\n";
       break;
     }
     case 4:
@@ -110,12 +112,14 @@ std::string randomGraph(std::mt19937 &rng, int numOps) {
          << ", tensor<16xf32>\n";
       break;
     default:
-      os << "  " << v << " = loom.swiglu " << pick() << ", " << pick() << " : " << t << "\n";
+      os << "  " << v << " = loom.swiglu " << pick() << ", " << pick() << " : "
+         << t << "\n";
       break;
     }
     values.push_back(v);
   }
-  os << "  %sum = loom.add " << values.back() << ", " << pick() << " : " << t << "\n";
+  os << "  %sum = loom.add " << values.back() << ", " << pick() << " : " << t
+     << "\n";
   os << "  return %sum : " << t << "\n}\n";
   return os.str();
 }
@@ -178,7 +182,8 @@ TEST_F(MemoryPlanTest, ReplayCatchesClobberedReads) {
   Value a = block.getOperations().front().getResult(0);
   Value b = std::next(block.begin())->getResult(0);
   plan.offsets[b] = plan.offsets[a];
-  context.getDiagEngine().registerHandler([](Diagnostic &) { return success(); });
+  context.getDiagEngine().registerHandler(
+      [](Diagnostic &) { return success(); });
   EXPECT_TRUE(failed(checkMemoryPlan(func, plan)));
 }
 

@@ -1,7 +1,7 @@
 //===- ModelZooTest.cpp - Model configurations ----------------------------===//
 
-#include "loom/Analysis/ModelStats.h"
 #include "loom/Models/ModelZoo.h"
+#include "loom/Analysis/ModelStats.h"
 
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/IR/Verifier.h"

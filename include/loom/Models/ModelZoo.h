@@ -1,4 +1,5 @@
-//===- ModelZoo.h - Transformer configurations and graph builder -*- C++ -*-===//
+//===- ModelZoo.h - Transformer configurations and graph builder -*- C++
+//-*-===//
 //
 // The model zoo: published decoder-only transformers (dense and
 // mixture-of-experts) and small configurations for tests, each emitted as a

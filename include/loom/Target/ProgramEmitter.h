@@ -1,4 +1,5 @@
-//===- ProgramEmitter.h - Write a planned loom function as a program -*- C++ -*-===//
+//===- ProgramEmitter.h - Write a planned loom function as a program -*- C++
+//-*-===//
 //
 // Serializes a function that `loom-lower-to-program` has planned into the
 // versioned binary program the runtime executes (runtime/schema/program.fbs),

@@ -37,8 +37,7 @@ int comm::groupRankOf(const std::vector<int> &members, int worldSize, int rank,
   return static_cast<int>(it - members.begin());
 }
 
-std::string comm::groupStoreKey(const std::vector<int> &members,
-                                int instance) {
+std::string comm::groupStoreKey(const std::vector<int> &members, int instance) {
   uint64_t h = 1469598103934665603ull;
   for (int m : members)
     h = (h ^ static_cast<uint64_t>(m)) * 1099511628211ull;
@@ -96,8 +95,8 @@ std::string comm::exchangeFailureReports(RendezvousStore &store,
         continue;
       if (reported[q]) {
         std::vector<char> v = store.get(key(q));
-        failed += " " + name(q) + " [in " + std::string(v.begin(), v.end()) +
-                  "]";
+        failed +=
+            " " + name(q) + " [in " + std::string(v.begin(), v.end()) + "]";
       } else {
         silent += " " + name(q);
       }

@@ -60,8 +60,7 @@ public:
   int rank() const override { return r_; }
   int size() const override { return n_; }
 
-  void allReduce(void *data, size_t count, DType dtype,
-                 ReduceOp op) override {
+  void allReduce(void *data, size_t count, DType dtype, ReduceOp op) override {
     run("allReduce", -1, [&] {
       if (count == 0 || n_ == 1)
         return;
@@ -238,8 +237,8 @@ private:
            std::to_string(members_[q]) + ")";
   }
   std::string prefix(const std::string &what) const {
-    return "GlooCommunicator: " + what + " on " + rankName(r_) +
-           " of group " + joinRanks(members_);
+    return "GlooCommunicator: " + what + " on " + rankName(r_) + " of group " +
+           joinRanks(members_);
   }
 
   void checkPeer(int peer, const char *what) const {
@@ -296,8 +295,8 @@ private:
   }
 
   void complete(Pending &p, Clock::time_point deadline) {
-    auto left = std::chrono::duration_cast<milliseconds>(deadline -
-                                                         Clock::now());
+    auto left =
+        std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
     left = std::max(left, milliseconds(1));
     bool ok = p.isSend ? p.buf->waitSend(left) : p.buf->waitRecv(left);
     if (!ok)
@@ -429,7 +428,7 @@ private:
 /// kill this process with SIGPIPE instead of failing the collective. Ignore
 /// SIGPIPE unless the program installed its own handler.
 void ignoreSigpipe() {
-  struct sigaction current {};
+  struct sigaction current{};
   if (::sigaction(SIGPIPE, nullptr, &current) == 0 &&
       current.sa_handler == SIG_DFL)
     ::signal(SIGPIPE, SIG_IGN);
@@ -471,8 +470,8 @@ public:
 
   std::unique_ptr<Communicator>
   group(const std::vector<int> &members) override {
-    int groupRank = groupRankOf(members, options_.size, options_.rank,
-                                "GlooCommunicator");
+    int groupRank =
+        groupRankOf(members, options_.size, options_.rank, "GlooCommunicator");
     std::string key =
         options_.prefix + "/" + groupStoreKey(members, instances_[members]++);
 

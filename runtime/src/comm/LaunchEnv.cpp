@@ -33,12 +33,11 @@ int parseInt(const char *var, const char *value, bool optional) {
   errno = 0;
   char *end = nullptr;
   long v = std::strtol(value, &end, 10);
-  if (errno || end == value || *end != '\0' || v < INT32_MIN ||
-      v > INT32_MAX) {
+  if (errno || end == value || *end != '\0' || v < INT32_MIN || v > INT32_MAX) {
     if (optional)
       return -1;
-    throw std::runtime_error(std::string("launch environment: ") + var +
-                             "='" + value + "' is not an integer");
+    throw std::runtime_error(std::string("launch environment: ") + var + "='" +
+                             value + "' is not an integer");
   }
   return static_cast<int>(v);
 }
@@ -72,16 +71,16 @@ LaunchInfo loom::runtime::detectLaunch(
     if (!rank || !size)
       throw std::runtime_error(std::string("launch environment: ") +
                                (rank ? l.rank : l.size) + " is set but " +
-                               (rank ? l.size : l.rank) + " is not (" +
-                               l.name + ")");
+                               (rank ? l.size : l.rank) + " is not (" + l.name +
+                               ")");
     LaunchInfo info;
     info.launcher = l.name;
     info.rank = parseInt(l.rank, rank, false);
     info.worldSize = parseInt(l.size, size, false);
     if (info.worldSize <= 0 || info.rank < 0 || info.rank >= info.worldSize)
       throw std::runtime_error(std::string("launch environment: ") + l.rank +
-                               "=" + rank + " is outside a world of " +
-                               l.size + "=" + size);
+                               "=" + rank + " is outside a world of " + l.size +
+                               "=" + size);
     if (const char *v = get(l.localRank))
       info.localRank = parseInt(l.localRank, v, true);
     if (const char *v = get(l.localSize))

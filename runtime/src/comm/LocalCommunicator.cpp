@@ -206,9 +206,9 @@ public:
   ~LocalCommunicator() override {
     // Abort first, so that peers see the reason rather than the departure.
     if (std::uncaught_exceptions() > 0)
-      world_->abort(g_->members[r_],
-                    g_->rankName(r_) + " of group " + g_->name() +
-                        " exited with an exception");
+      world_->abort(g_->members[r_], g_->rankName(r_) + " of group " +
+                                         g_->name() +
+                                         " exited with an exception");
     std::lock_guard<std::mutex> lk(g_->mu);
     g_->departed[r_] = true;
     for (auto &op : groupOps_)
@@ -220,8 +220,7 @@ public:
   int rank() const override { return r_; }
   int size() const override { return g_->n; }
 
-  void allReduce(void *data, size_t count, DType dtype,
-                 ReduceOp op) override {
+  void allReduce(void *data, size_t count, DType dtype, ReduceOp op) override {
     Post p{Coll::AllReduce, data, data, count, dtype, op, -1};
     size_t es = dtypeSize(dtype);
     auto chunk = [&](int q, size_t &begin, size_t &len) {
@@ -314,8 +313,7 @@ public:
           for (int q = 0; q < g_->n; ++q)
             if (bytes)
               std::memcpy(out + q * bytes,
-                          static_cast<const char *>(posts[q].send) +
-                              r_ * bytes,
+                          static_cast<const char *>(posts[q].send) + r_ * bytes,
                           bytes);
         },
         [&](const std::vector<Post> &) {
@@ -594,8 +592,7 @@ private:
           os << "the peer left the group (its communicator was destroyed)";
         else
           os << "deadline of " << deadline_.count() << " ms expired, the peer "
-             << (op->isSend ? "never posted a matching recv"
-                            : "never sent");
+             << (op->isSend ? "never posted a matching recv" : "never sent");
       }
       if (!os.str().empty())
         err = prefix(what) + ": " + os.str().substr(2);
@@ -649,9 +646,7 @@ std::shared_ptr<LocalWorld> LocalWorld::create(int size,
 
 int LocalWorld::size() const { return impl_->size; }
 
-const LocalWorldOptions &LocalWorld::options() const {
-  return impl_->options;
-}
+const LocalWorldOptions &LocalWorld::options() const { return impl_->options; }
 
 std::unique_ptr<CommunicatorProvider> LocalWorld::provider(int rank) {
   if (rank < 0 || rank >= impl_->size)
@@ -717,8 +712,8 @@ void LocalWorld::abort(int rank, const std::string &reason) {
     if (impl_->aborted)
       return;
     impl_->aborted = true;
-    impl_->abortReason = "world rank " + std::to_string(rank) + " failed: " +
-                         reason;
+    impl_->abortReason =
+        "world rank " + std::to_string(rank) + " failed: " + reason;
     why = impl_->abortReason;
     for (auto &entry : impl_->groups)
       groups.push_back(entry.second);

@@ -42,9 +42,9 @@ public:
                    int rank, std::shared_ptr<RendezvousStore> store,
                    std::string keyPrefix, const NcclOptions &options)
       : backend_(std::move(backend)), t_(table), members_(std::move(members)),
-        r_(rank),
-        n_(static_cast<int>(members_.size())), store_(std::move(store)),
-        keyPrefix_(std::move(keyPrefix)), deadline_(options.deadline),
+        r_(rank), n_(static_cast<int>(members_.size())),
+        store_(std::move(store)), keyPrefix_(std::move(keyPrefix)),
+        deadline_(options.deadline),
         grace_(std::min(options.reportGrace, options.deadline)) {}
 
   ~NcclCommunicator() override {
@@ -59,8 +59,7 @@ public:
   int rank() const override { return r_; }
   int size() const override { return n_; }
 
-  void allReduce(void *data, size_t count, DType dtype,
-                 ReduceOp op) override {
+  void allReduce(void *data, size_t count, DType dtype, ReduceOp op) override {
     const char *what = "allReduce";
     begin(what);
     if (count == 0)
@@ -318,8 +317,7 @@ private:
     fail(what, peer, t_->lastError(t_->self));
   }
 
-  [[noreturn]] void fail(const char *what, int peer,
-                         const std::string &cause) {
+  [[noreturn]] void fail(const char *what, int peer, const std::string &cause) {
     std::string op = std::string(what) + " #" + std::to_string(seq_);
     std::string msg = prefix(op) + ": ";
     if (peer >= 0)
@@ -328,14 +326,14 @@ private:
     msg += cause;
     failure_ = op + ": " + cause;
     if (store_)
-      msg += exchangeFailureReports(*store_, keyPrefix_, members_, r_, op,
-                                    grace_);
+      msg +=
+          exchangeFailureReports(*store_, keyPrefix_, members_, r_, op, grace_);
     throw CommError(msg);
   }
 
   std::shared_ptr<Backend> backend_;
   const LoomBackendPlugin *t_;
-  LoomComm comm_ = nullptr;     ///< null until init(), or after a failure
+  LoomComm comm_ = nullptr; ///< null until init(), or after a failure
   LoomStream stream_ = nullptr;
   const std::vector<int> members_;
   const int r_, n_;
@@ -377,9 +375,8 @@ public:
         groupRankOf(members, options_.size, options_.rank, "NcclCommunicator");
     std::string key =
         options_.prefix + "/" + groupStoreKey(members, instances_[members]++);
-    return std::make_unique<NcclCommunicator>(backend_, t_, members,
-                                              groupRank, options_.store, key,
-                                              options_);
+    return std::make_unique<NcclCommunicator>(backend_, t_, members, groupRank,
+                                              options_.store, key, options_);
   }
 
 private:

@@ -19,7 +19,6 @@
 
 namespace loom::runtime::comm {
 
-
 template <typename T> inline T combine(ReduceOp op, T a, T b) {
   switch (op) {
   case ReduceOp::Sum:

@@ -88,8 +88,8 @@ public:
 
 private:
   struct Impl : gloo::rendezvous::FileStore {
-    using gloo::rendezvous::FileStore::FileStore;
     using gloo::rendezvous::FileStore::check;
+    using gloo::rendezvous::FileStore::FileStore;
   } impl_;
 };
 
@@ -230,9 +230,9 @@ struct TcpStoreServer::Impl {
       int timeout = -1;
       auto now = Clock::now();
       for (auto &p : parked) {
-        auto ms = std::chrono::duration_cast<milliseconds>(p.deadline - now)
-                      .count() +
-                  1;
+        auto ms =
+            std::chrono::duration_cast<milliseconds>(p.deadline - now).count() +
+            1;
         ms = std::max<long>(ms, 0);
         if (timeout < 0 || ms < timeout)
           timeout = static_cast<int>(std::min<long>(ms, 1 << 30));
@@ -317,8 +317,8 @@ struct TcpStoreServer::Impl {
         if (has(req.keys)) {
           reply.push_back(1);
         } else {
-          parked.push_back({c.fd, req.keys,
-                            Clock::now() + milliseconds(req.timeoutMs)});
+          parked.push_back(
+              {c.fd, req.keys, Clock::now() + milliseconds(req.timeoutMs)});
           continue;
         }
         break;
@@ -458,9 +458,7 @@ public:
   }
 
 private:
-  std::string where() const {
-    return host_ + ":" + std::to_string(port_);
-  }
+  std::string where() const { return host_ + ":" + std::to_string(port_); }
 
   void connect() {
     auto deadline = Clock::now() + timeout_;
@@ -494,8 +492,7 @@ private:
       if (Clock::now() >= deadline)
         throw CommError("TcpStore: cannot reach the rendezvous server at " +
                         where() + " within " +
-                        std::to_string(timeout_.count()) + " ms (" +
-                        lastError +
+                        std::to_string(timeout_.count()) + " ms (" + lastError +
                         "); is rank 0 running and MASTER_ADDR/MASTER_PORT "
                         "right?");
       std::this_thread::sleep_for(milliseconds(50));
@@ -508,14 +505,14 @@ private:
     size_t got = 0;
     auto deadline = Clock::now() + timeout;
     while (got < n) {
-      auto left = std::chrono::duration_cast<milliseconds>(deadline -
-                                                           Clock::now());
+      auto left =
+          std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
       if (left.count() <= 0)
         GLOO_THROW_IO_EXCEPTION("TcpStore ", where(), ": ", what,
                                 ": no answer from the server");
       pollfd p{fd_, POLLIN, 0};
-      int rv = ::poll(&p, 1, static_cast<int>(std::min<long>(
-                                 left.count(), 1 << 30)));
+      int rv = ::poll(&p, 1,
+                      static_cast<int>(std::min<long>(left.count(), 1 << 30)));
       if (rv < 0 && errno == EINTR)
         continue;
       if (rv <= 0)

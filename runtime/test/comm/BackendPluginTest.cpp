@@ -6,8 +6,8 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "loom/runtime/Backend.h"
 #include "loom/runtime/BackendPlugin.h"
+#include "loom/runtime/Backend.h"
 #include "loom/runtime/comm/NcclCommunicator.h"
 
 #include <gtest/gtest.h>
@@ -86,8 +86,8 @@ int fPrepare(void *self, const LoomKernelCall *c, size_t *scratch) {
     *scratch = 128;
     return LOOM_OK;
   }
-  fake(self)->error = "fake has no kernel for opcode " +
-                      std::to_string(c->opcode);
+  fake(self)->error =
+      "fake has no kernel for opcode " + std::to_string(c->opcode);
   return LOOM_UNSUPPORTED;
 }
 int fRun(void *self, const LoomKernelCall *c, LoomStream s) {

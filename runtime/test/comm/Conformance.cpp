@@ -13,7 +13,6 @@ using namespace loom::runtime::test;
 
 namespace {
 
-
 /// A typed buffer that stores/loads doubles in any DType.
 struct Buf {
   DType dt;
@@ -148,8 +147,8 @@ struct Ctx {
 void testAllReduce(Ctx &x, DType dt, ReduceOp op, size_t count) {
   int c = ++x.caseId;
   std::ostringstream name;
-  name << "allReduce(" << dtypeName(dt) << ", " << reduceOpName(op) << ", count "
-       << count << ")";
+  name << "allReduce(" << dtypeName(dt) << ", " << reduceOpName(op)
+       << ", count " << count << ")";
   Buf b(dt, count);
   for (size_t i = 0; i < count; ++i)
     b.set(i, input(x.r, c, i));
@@ -187,8 +186,8 @@ void testAllGather(Ctx &x, DType dt, size_t count, bool inPlace) {
 void testReduceScatter(Ctx &x, DType dt, ReduceOp op, size_t count) {
   int c = ++x.caseId;
   std::ostringstream name;
-  name << "reduceScatter(" << dtypeName(dt) << ", " << reduceOpName(op) << ", count "
-       << count << ")";
+  name << "reduceScatter(" << dtypeName(dt) << ", " << reduceOpName(op)
+       << ", count " << count << ")";
   Buf send(dt, count * x.n), recv(dt, count);
   for (size_t i = 0; i < send.size(); ++i)
     send.set(i, input(x.r, c, i));
@@ -324,8 +323,8 @@ void loom::runtime::test::runSendRecv(Communicator &comm, Report &report) {
     for (size_t i = 0; i < v.size(); ++i)
       if (v[i] != from * 100000 + tag * 1000 + static_cast<int>(i)) {
         report.fail("rank " + std::to_string(r) + "/" + std::to_string(n) +
-                    " " + what + ": element " + std::to_string(i) +
-                    " is " + std::to_string(v[i]));
+                    " " + what + ": element " + std::to_string(i) + " is " +
+                    std::to_string(v[i]));
         return;
       }
   };

@@ -178,8 +178,8 @@ std::vector<double> pipelineExpect(int r) {
 TEST(MeshGroups, MatchTheRuntimesMesh) {
   // MeshGroups.h (communicators) and Mesh (executor) must agree on group
   // members, their order and each rank's index.
-  for (std::vector<int> sizes : {std::vector<int>{2, 3}, {2, 2, 2}, {3, 1, 4},
-                                 {2, 3, 2, 2}}) {
+  for (std::vector<int> sizes :
+       {std::vector<int>{2, 3}, {2, 2, 2}, {3, 1, 4}, {2, 3, 2, 2}}) {
     Mesh mesh;
     for (size_t i = 0; i < sizes.size(); ++i) {
       mesh.axisNames.push_back("a" + std::to_string(i));
@@ -221,17 +221,17 @@ TEST(ExecutorOnLocalComm, AllGatherInGroupOrder) {
 
 TEST(ExecutorOnLocalComm, AllToAll) {
   // split_dim 1, concat_dim 0: y_r = [x_0[:, 2r:2r+2]; x_1[:, 2r:2r+2]].
-  onThreads(oneCollective({{"ep", 2}}, {"ep"}, Opcode::AllToAll, {2, 4},
-                          {4, 2},
-                          {TAttr::I("split_dim", 1), TAttr::I("concat_dim", 0)}),
-            {2, 4}, [](int r) {
-              std::vector<double> want;
-              for (int q = 0; q < 2; ++q)
-                for (int i = 0; i < 2; ++i)
-                  for (int j = 0; j < 2; ++j)
-                    want.push_back(100.0 * q + i * 4 + 2 * r + j);
-              return want;
-            });
+  onThreads(
+      oneCollective({{"ep", 2}}, {"ep"}, Opcode::AllToAll, {2, 4}, {4, 2},
+                    {TAttr::I("split_dim", 1), TAttr::I("concat_dim", 0)}),
+      {2, 4}, [](int r) {
+        std::vector<double> want;
+        for (int q = 0; q < 2; ++q)
+          for (int i = 0; i < 2; ++i)
+            for (int j = 0; j < 2; ++j)
+              want.push_back(100.0 * q + i * 4 + 2 * r + j);
+        return want;
+      });
 }
 
 TEST(ExecutorOnLocalComm, CollectivePermuteAndPipelineSendRecv) {

@@ -48,8 +48,8 @@ void expectAllOk(const std::vector<ProcessResult> &results) {
 /// one of `needles` within [minSeconds, maxSeconds].
 template <typename Fn>
 void expectCommError(Report &rep, int rank, Fn fn,
-                     const std::vector<std::string> &needles,
-                     double minSeconds, double maxSeconds) {
+                     const std::vector<std::string> &needles, double minSeconds,
+                     double maxSeconds) {
   auto start = Clock::now();
   std::string what;
   try {
@@ -115,99 +115,119 @@ TEST(GlooCommunicator, GroupsMayBeCreatedInAnyOrder) {
   // 1 on A, 1 for 2 on C, 2 for 0 on B), used in a consistent one.
   const std::vector<int> A = {0, 1}, B = {0, 2}, C = {1, 2};
   TempDir dir;
-  expectAllOk(runProcesses(3, [&](int r, Report &rep) {
-    auto comms = createGlooCommunicators(fileOptions(dir.path(), r, 3, 10s));
-    std::map<std::string, std::unique_ptr<Communicator>> g;
-    const char *order[3][2] = {{"A", "B"}, {"C", "A"}, {"B", "C"}};
-    const std::map<std::string, std::vector<int>> members = {
-        {"A", A}, {"B", B}, {"C", C}};
-    for (const char *name : order[r])
-      g[name] = comms->group(members.at(name));
-    const char *use[3][2] = {{"A", "B"}, {"A", "C"}, {"B", "C"}};
-    for (const char *name : use[r])
-      checkGroupSum(*g[name], members.at(name), r, rep);
-  }, 30s));
+  expectAllOk(runProcesses(
+      3,
+      [&](int r, Report &rep) {
+        auto comms =
+            createGlooCommunicators(fileOptions(dir.path(), r, 3, 10s));
+        std::map<std::string, std::unique_ptr<Communicator>> g;
+        const char *order[3][2] = {{"A", "B"}, {"C", "A"}, {"B", "C"}};
+        const std::map<std::string, std::vector<int>> members = {
+            {"A", A}, {"B", B}, {"C", C}};
+        for (const char *name : order[r])
+          g[name] = comms->group(members.at(name));
+        const char *use[3][2] = {{"A", "B"}, {"A", "C"}, {"B", "C"}};
+        for (const char *name : use[r])
+          checkGroupSum(*g[name], members.at(name), r, rep);
+      },
+      30s));
 }
 
 TEST(GlooCommunicator, DeadlineNamesMissingRank) {
   // Rank 2 is connected but never calls; the others fail after about the
   // deadline and name it.
   TempDir dir;
-  expectAllOk(runProcesses(3, [&](int r, Report &rep) {
-    auto comms = createGlooCommunicators(fileOptions(dir.path(), r, 3, 1000ms));
-    auto comm = comms->world();
-    comm->barrier(); // connected
-    if (r == 2) {
-      std::this_thread::sleep_for(3500ms);
-      return;
-    }
-    std::vector<float> x(64, 1.0f);
-    expectCommError(
-        rep, r,
-        [&] {
-          comm->allReduce(x.data(), x.size(), DType::F32, ReduceOp::Sum);
-        },
-        {"allReduce", "on rank " + std::to_string(r),
-         "no failure report): rank 2"},
-        0.0, 3.4);
-  }, 30s));
+  expectAllOk(runProcesses(
+      3,
+      [&](int r, Report &rep) {
+        auto comms =
+            createGlooCommunicators(fileOptions(dir.path(), r, 3, 1000ms));
+        auto comm = comms->world();
+        comm->barrier(); // connected
+        if (r == 2) {
+          std::this_thread::sleep_for(3500ms);
+          return;
+        }
+        std::vector<float> x(64, 1.0f);
+        expectCommError(
+            rep, r,
+            [&] {
+              comm->allReduce(x.data(), x.size(), DType::F32, ReduceOp::Sum);
+            },
+            {"allReduce", "on rank " + std::to_string(r),
+             "no failure report): rank 2"},
+            0.0, 3.4);
+      },
+      30s));
 }
 
 TEST(GlooCommunicator, EarlyExitFailsPeersPromptly) {
   TempDir dir;
-  expectAllOk(runProcesses(3, [&](int r, Report &rep) {
-    auto comms = createGlooCommunicators(fileOptions(dir.path(), r, 3, 20s));
-    auto comm = comms->world();
-    // Everyone is connected and through one collective; then rank 2 leaves
-    // without a word.
-    comm->barrier();
-    if (r == 2)
-      ::_exit(0);
-    std::vector<float> x(64, 1.0f);
-    expectCommError(
-        rep, r,
-        [&] {
-          comm->allReduce(x.data(), x.size(), DType::F32, ReduceOp::Sum);
-          comm->allReduce(x.data(), x.size(), DType::F32, ReduceOp::Sum);
-        },
-        {"allReduce", "rank 2"}, 0.0, 5.0);
-  }, 30s));
+  expectAllOk(runProcesses(
+      3,
+      [&](int r, Report &rep) {
+        auto comms =
+            createGlooCommunicators(fileOptions(dir.path(), r, 3, 20s));
+        auto comm = comms->world();
+        // Everyone is connected and through one collective; then rank 2 leaves
+        // without a word.
+        comm->barrier();
+        if (r == 2)
+          ::_exit(0);
+        std::vector<float> x(64, 1.0f);
+        expectCommError(
+            rep, r,
+            [&] {
+              comm->allReduce(x.data(), x.size(), DType::F32, ReduceOp::Sum);
+              comm->allReduce(x.data(), x.size(), DType::F32, ReduceOp::Sum);
+            },
+            {"allReduce", "rank 2"}, 0.0, 5.0);
+      },
+      30s));
 }
 
 TEST(GlooCommunicator, SendToDeadPeerNamesPeer) {
   TempDir dir;
-  expectAllOk(runProcesses(2, [&](int r, Report &rep) {
-    auto comms = createGlooCommunicators(fileOptions(dir.path(), r, 2, 1000ms));
-    auto comm = comms->world();
-    comm->barrier(); // connected
-    if (r == 1) {
-      std::this_thread::sleep_for(3000ms);
-      return;
-    }
-    int32_t v = 1;
-    expectCommError(
-        rep, r, [&] { comm->send(&v, 4, 1); },
-        {"send", "peer rank 1 (world 1)"}, 0.5, 2.9);
-  }, 30s));
+  expectAllOk(runProcesses(
+      2,
+      [&](int r, Report &rep) {
+        auto comms =
+            createGlooCommunicators(fileOptions(dir.path(), r, 2, 1000ms));
+        auto comm = comms->world();
+        comm->barrier(); // connected
+        if (r == 1) {
+          std::this_thread::sleep_for(3000ms);
+          return;
+        }
+        int32_t v = 1;
+        expectCommError(
+            rep, r, [&] { comm->send(&v, 4, 1); },
+            {"send", "peer rank 1 (world 1)"}, 0.5, 2.9);
+      },
+      30s));
 }
 
 TEST(GlooCommunicator, ConnectDeadlineNamesMissingRank) {
   TempDir dir;
-  expectAllOk(runProcesses(3, [&](int r, Report &rep) {
-    auto comms = createGlooCommunicators(fileOptions(dir.path(), r, 3, 1000ms));
-    if (r == 2) {
-      std::this_thread::sleep_for(3000ms);
-      return;
-    }
-    // Creating the communicator does not block; its first use connects.
-    auto world = comms->world();
-    expectCommError(
-        rep, r, [&] { world->barrier(); },
-        {"connecting", "never arrived", "rank 2 (world 2)"}, 0.5, 2.9);
-    // The communicator stays failed.
-    expectCommError(
-        rep, r, [&] { world->barrier(); }, {"failed earlier"}, 0.0, 0.5);
-  }, 30s));
+  expectAllOk(runProcesses(
+      3,
+      [&](int r, Report &rep) {
+        auto comms =
+            createGlooCommunicators(fileOptions(dir.path(), r, 3, 1000ms));
+        if (r == 2) {
+          std::this_thread::sleep_for(3000ms);
+          return;
+        }
+        // Creating the communicator does not block; its first use connects.
+        auto world = comms->world();
+        expectCommError(
+            rep, r, [&] { world->barrier(); },
+            {"connecting", "never arrived", "rank 2 (world 2)"}, 0.5, 2.9);
+        // The communicator stays failed.
+        expectCommError(
+            rep, r, [&] { world->barrier(); }, {"failed earlier"}, 0.0, 0.5);
+      },
+      30s));
 }
 
 TEST(GlooCommunicator, TorchrunStyleLaunch) {
@@ -223,8 +243,8 @@ TEST(GlooCommunicator, TorchrunStyleLaunch) {
       rep.fail("wrong rank/size from the environment");
     auto world = comms->world();
     checkGroupSum(*world, {0, 1, 2}, r, rep);
-    auto pair = comms->group(r < 2 ? std::vector<int>{1, 0}
-                                   : std::vector<int>{2});
+    auto pair =
+        comms->group(r < 2 ? std::vector<int>{1, 0} : std::vector<int>{2});
     checkGroupSum(*pair, r < 2 ? std::vector<int>{1, 0} : std::vector<int>{2},
                   r, rep);
     world->barrier(); // rank 0 keeps serving until everyone is done

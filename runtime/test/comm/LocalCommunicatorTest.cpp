@@ -30,8 +30,7 @@ runRanks(int n, std::chrono::milliseconds deadline,
       try {
         body(*world, r, reports[r]);
       } catch (const std::exception &e) {
-        reports[r].fail("rank " + std::to_string(r) +
-                        " threw: " + e.what());
+        reports[r].fail("rank " + std::to_string(r) + " threw: " + e.what());
       }
     });
   for (auto &t : threads)
@@ -96,8 +95,8 @@ TEST(LocalCommunicator, MeshGroups) {
   std::vector<int> sizes = {2, 3};
   expectAllOk(runRanks(6, 20s, [&](LocalWorld &w, int r, Report &rep) {
     auto comms = w.provider(r);
-    for (std::vector<int> axes : {std::vector<int>{0}, {1}, {0, 1}, {1, 0},
-                                  {}}) {
+    for (std::vector<int> axes :
+         {std::vector<int>{0}, {1}, {0, 1}, {1, 0}, {}}) {
       auto comm = comms->meshGroup(sizes, axes);
       checkGroupSum(*comm, meshGroup(sizes, r, axes).members, r, rep);
     }
@@ -230,8 +229,7 @@ TEST(LocalCommunicator, UnmatchedSendTimesOut) {
       std::this_thread::sleep_for(600ms);
   });
   ASSERT_TRUE(caught[0].caught);
-  EXPECT_NE(caught[0].what.find("send of 4 bytes to rank 1"),
-            std::string::npos)
+  EXPECT_NE(caught[0].what.find("send of 4 bytes to rank 1"), std::string::npos)
       << caught[0].what;
   EXPECT_NE(caught[0].what.find("never posted a matching recv"),
             std::string::npos)

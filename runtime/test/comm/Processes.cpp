@@ -21,8 +21,8 @@ using Clock = std::chrono::steady_clock;
 
 TempDir::TempDir() {
   const char *base = std::getenv("TMPDIR");
-  std::string tmpl = std::string(base && *base ? base : "/tmp") +
-                     "/loom-comm-test-XXXXXX";
+  std::string tmpl =
+      std::string(base && *base ? base : "/tmp") + "/loom-comm-test-XXXXXX";
   std::vector<char> buf(tmpl.begin(), tmpl.end());
   buf.push_back('\0');
   if (!::mkdtemp(buf.data()))
@@ -35,10 +35,9 @@ TempDir::~TempDir() {
   (void)!std::system(cmd.c_str());
 }
 
-std::vector<ProcessResult>
-loom::runtime::test::runProcesses(int n,
-                                  const std::function<void(int, Report &)> &body,
-                                  std::chrono::milliseconds timeout) {
+std::vector<ProcessResult> loom::runtime::test::runProcesses(
+    int n, const std::function<void(int, Report &)> &body,
+    std::chrono::milliseconds timeout) {
   TempDir reports;
   std::fflush(stdout);
   std::fflush(stderr);
@@ -80,8 +79,8 @@ loom::runtime::test::runProcesses(int n,
         if (pids[r] == pid && !done[r]) {
           done[r] = true;
           --left;
-          results[r].status = WIFEXITED(status) ? WEXITSTATUS(status)
-                                                : -WTERMSIG(status);
+          results[r].status =
+              WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
         }
       continue;
     }

@@ -38,12 +38,11 @@ Attribute MeshAttr::parse(AsmParser &parser, Type) {
 
 void MeshAttr::print(AsmPrinter &printer) const {
   printer << "<";
-  llvm::interleaveComma(llvm::zip(getAxisNames(), getAxisSizes()), printer,
-                        [&](auto axis) {
-                          printer.printKeywordOrString(
-                              std::get<0>(axis).getValue());
-                          printer << " = " << std::get<1>(axis);
-                        });
+  llvm::interleaveComma(
+      llvm::zip(getAxisNames(), getAxisSizes()), printer, [&](auto axis) {
+        printer.printKeywordOrString(std::get<0>(axis).getValue());
+        printer << " = " << std::get<1>(axis);
+      });
   printer << ">";
 }
 
@@ -63,8 +62,8 @@ LogicalResult MeshAttr::verify(function_ref<InFlightDiagnostic()> emitError,
       return emitError() << "mesh axis '" << name.getValue()
                          << "' appears twice";
     if (size < 1)
-      return emitError() << "mesh axis '" << name.getValue()
-                         << "' has size " << size << "; sizes must be >= 1";
+      return emitError() << "mesh axis '" << name.getValue() << "' has size "
+                         << size << "; sizes must be >= 1";
   }
   return success();
 }
@@ -118,14 +117,14 @@ static void printAxisSet(AsmPrinter &printer, ArrayAttr axes) {
 Attribute ShardingAttr::parse(AsmParser &parser, Type) {
   SmallVector<Attribute> dims;
   if (parser.parseLess() ||
-      parser.parseCommaSeparatedList(
-          AsmParser::Delimiter::Square, [&]() -> ParseResult {
-            ArrayAttr axes;
-            if (parseAxisSet(parser, axes))
-              return failure();
-            dims.push_back(axes);
-            return success();
-          }))
+      parser.parseCommaSeparatedList(AsmParser::Delimiter::Square,
+                                     [&]() -> ParseResult {
+                                       ArrayAttr axes;
+                                       if (parseAxisSet(parser, axes))
+                                         return failure();
+                                       dims.push_back(axes);
+                                       return success();
+                                     }))
     return {};
   ArrayAttr unreduced = parser.getBuilder().getArrayAttr({});
   if (succeeded(parser.parseOptionalComma())) {
@@ -152,9 +151,8 @@ void ShardingAttr::print(AsmPrinter &printer) const {
   printer << ">";
 }
 
-LogicalResult
-ShardingAttr::verify(function_ref<InFlightDiagnostic()> emitError,
-                     ArrayAttr dimAxes, ArrayAttr unreducedAxes) {
+LogicalResult ShardingAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                                   ArrayAttr dimAxes, ArrayAttr unreducedAxes) {
   llvm::SmallSet<StringRef, 8> seen;
   auto checkAxes = [&](ArrayAttr axes) -> LogicalResult {
     for (Attribute axis : axes) {
@@ -193,8 +191,8 @@ ShardingAttr::verifyFor(MeshAttr mesh, ShapedType type,
                        << type.getRank();
   auto checkKnown = [&](StringRef axis) -> LogicalResult {
     if (!mesh.getAxisIndex(axis))
-      return emitError() << "sharding names axis '" << axis
-                         << "', which mesh " << mesh << " does not have";
+      return emitError() << "sharding names axis '" << axis << "', which mesh "
+                         << mesh << " does not have";
     return success();
   };
   for (unsigned dim = 0, e = getDimAxes().size(); dim < e; ++dim) {
@@ -216,8 +214,8 @@ ShardingAttr::verifyFor(MeshAttr mesh, ShapedType type,
   return success();
 }
 
-SmallVector<int64_t> ShardingAttr::getLocalShape(MeshAttr mesh,
-                                                 ArrayRef<int64_t> shape) const {
+SmallVector<int64_t>
+ShardingAttr::getLocalShape(MeshAttr mesh, ArrayRef<int64_t> shape) const {
   SmallVector<int64_t> local(shape);
   for (unsigned dim = 0, e = local.size(); dim < e; ++dim)
     for (StringRef axis : getAxesOfDim(dim))

@@ -68,8 +68,8 @@ static LogicalResult verifyKeptDims(Operation *op, RankedTensorType in,
 static LogicalResult verifyDimIndex(Operation *op, StringRef what, int64_t dim,
                                     int64_t rank) {
   if (dim < 0 || dim >= rank)
-    return op->emitOpError() << what << " " << dim
-                             << " is out of range for rank " << rank;
+    return op->emitOpError()
+           << what << " " << dim << " is out of range for rank " << rank;
   return success();
 }
 

@@ -78,12 +78,12 @@ LogicalResult LoomDialect::verifyRegionArgAttribute(Operation *op,
     MeshAttr mesh = findEnclosingMesh(op);
     if (!type || !mesh)
       return emitError() << "'" << kShardingAttrName
-                         << "' needs a tensor argument and a '"
-                         << kMeshAttrName << "' on the function or module";
+                         << "' needs a tensor argument and a '" << kMeshAttrName
+                         << "' on the function or module";
     return sharding.verifyFor(mesh, type, emitError);
   }
-  return emitError() << "has unknown loom attribute '" << attr.getName().getValue()
-                     << "'";
+  return emitError() << "has unknown loom attribute '"
+                     << attr.getName().getValue() << "'";
 }
 
 LogicalResult LoomDialect::verifyOperationAttribute(Operation *op,
@@ -113,8 +113,7 @@ LogicalResult LoomDialect::verifyOperationAttribute(Operation *op,
   }
   if (attr.getName() == kModelAttrName) {
     if (!isa<StringAttr>(attr.getValue()))
-      return op->emitOpError()
-             << "'" << kModelAttrName << "' must be a string";
+      return op->emitOpError() << "'" << kModelAttrName << "' must be a string";
     return success();
   }
   return op->emitOpError() << "has unknown loom attribute '"

@@ -28,8 +28,7 @@ struct ShapeErrors {
   /// Prefixes messages as op verifiers do: "'loom.matmul' op ...".
   StringRef opName;
 
-  template <typename... Args>
-  LogicalResult fail(Args &&...args) const {
+  template <typename... Args> LogicalResult fail(Args &&...args) const {
     return emitOptionalError(loc, "'", opName, "' op ",
                              std::forward<Args>(args)...);
   }
@@ -72,7 +71,8 @@ static FailureOr<int64_t> normalizeDim(int64_t dim, int64_t rank,
 // Attention, embedding, loss
 //===----------------------------------------------------------------------===//
 
-LogicalResult AttentionOp::inferReturnTypes(MLIRContext *, std::optional<Location> loc,
+LogicalResult AttentionOp::inferReturnTypes(MLIRContext *,
+                                            std::optional<Location> loc,
                                             Adaptor adaptor,
                                             SmallVectorImpl<Type> &results) {
   ShapeErrors err{loc, AttentionOp::getOperationName()};
@@ -112,7 +112,8 @@ double AttentionOp::getEffectiveScale() {
   return 1.0 / std::sqrt(static_cast<double>(headDim));
 }
 
-LogicalResult EmbeddingOp::inferReturnTypes(MLIRContext *, std::optional<Location> loc,
+LogicalResult EmbeddingOp::inferReturnTypes(MLIRContext *,
+                                            std::optional<Location> loc,
                                             Adaptor adaptor,
                                             SmallVectorImpl<Type> &results) {
   ShapeErrors err{loc, EmbeddingOp::getOperationName()};
@@ -129,9 +130,10 @@ LogicalResult EmbeddingOp::inferReturnTypes(MLIRContext *, std::optional<Locatio
   return success();
 }
 
-LogicalResult CrossEntropyOp::inferReturnTypes(
-    MLIRContext *context, std::optional<Location> loc, Adaptor adaptor,
-    SmallVectorImpl<Type> &results) {
+LogicalResult CrossEntropyOp::inferReturnTypes(MLIRContext *context,
+                                               std::optional<Location> loc,
+                                               Adaptor adaptor,
+                                               SmallVectorImpl<Type> &results) {
   ShapeErrors err{loc, CrossEntropyOp::getOperationName()};
   auto logits = staticTensor(adaptor.getLogits(), "logits", err);
   auto targets = staticTensor(adaptor.getTargets(), "targets", err);
@@ -153,7 +155,8 @@ LogicalResult CrossEntropyOp::inferReturnTypes(
 // Matmul
 //===----------------------------------------------------------------------===//
 
-LogicalResult MatmulOp::inferReturnTypes(MLIRContext *, std::optional<Location> loc,
+LogicalResult MatmulOp::inferReturnTypes(MLIRContext *,
+                                         std::optional<Location> loc,
                                          Adaptor adaptor,
                                          SmallVectorImpl<Type> &results) {
   ShapeErrors err{loc, MatmulOp::getOperationName()};
@@ -165,14 +168,13 @@ LogicalResult MatmulOp::inferReturnTypes(MLIRContext *, std::optional<Location> 
   if (lr < 2 || rr < 2)
     return err.fail("lhs and rhs must have rank >= 2, got ", lr, " and ", rr);
   if (lhs->getElementType() != rhs->getElementType())
-    return err.fail("lhs and rhs element types differ: ",
-                    lhs->getElementType(), " vs ", rhs->getElementType());
+    return err.fail("lhs and rhs element types differ: ", lhs->getElementType(),
+                    " vs ", rhs->getElementType());
   ArrayRef<int64_t> lBatch = lhs->getShape().drop_back(2);
   ArrayRef<int64_t> rBatch = rhs->getShape().drop_back(2);
   if (rr != 2 && lBatch != rBatch)
     return err.fail("batch dimensions differ: lhs ", shapeString(lBatch),
-                    ", rhs ", shapeString(rBatch),
-                    " (rhs may also have none)");
+                    ", rhs ", shapeString(rBatch), " (rhs may also have none)");
   bool tl = adaptor.getTransposeLhs(), tr = adaptor.getTransposeRhs();
   int64_t lhsKDim = tl ? lr - 2 : lr - 1, lhsMDim = tl ? lr - 1 : lr - 2;
   int64_t rhsKDim = tr ? rr - 1 : rr - 2, rhsNDim = tr ? rr - 2 : rr - 1;
@@ -187,9 +189,10 @@ LogicalResult MatmulOp::inferReturnTypes(MLIRContext *, std::optional<Location> 
   return success();
 }
 
-LogicalResult GroupedMatmulOp::inferReturnTypes(
-    MLIRContext *, std::optional<Location> loc, Adaptor adaptor,
-    SmallVectorImpl<Type> &results) {
+LogicalResult
+GroupedMatmulOp::inferReturnTypes(MLIRContext *, std::optional<Location> loc,
+                                  Adaptor adaptor,
+                                  SmallVectorImpl<Type> &results) {
   ShapeErrors err{loc, GroupedMatmulOp::getOperationName()};
   auto x = staticTensor(adaptor.getInput(), "input", err);
   auto w = staticTensor(adaptor.getWeight(), "weight", err);
@@ -225,8 +228,8 @@ static LogicalResult verifyNormWeight(Operation *op, RankedTensorType input,
   if (input.getRank() < 1)
     return op->emitOpError("input must have rank >= 1");
   if (type.getRank() != 1)
-    return op->emitOpError() << what << " must be a vector, got rank "
-                             << type.getRank();
+    return op->emitOpError()
+           << what << " must be a vector, got rank " << type.getRank();
   int64_t hidden = input.getShape().back();
   if (type.getDimSize(0) != hidden)
     return op->emitOpError() << what << " has size " << type.getDimSize(0)
@@ -234,10 +237,9 @@ static LogicalResult verifyNormWeight(Operation *op, RankedTensorType input,
                                 "input has size "
                              << hidden;
   if (type.getElementType() != input.getElementType())
-    return op->emitOpError() << what << " element type "
-                             << type.getElementType()
-                             << " differs from the input's "
-                             << input.getElementType();
+    return op->emitOpError()
+           << what << " element type " << type.getElementType()
+           << " differs from the input's " << input.getElementType();
   return success();
 }
 
@@ -255,8 +257,8 @@ LogicalResult RmsNormOp::verify() {
 
 LogicalResult LayerNormOp::verify() {
   if (failed(verifyEpsilon(*this, getEpsilon().convertToDouble())) ||
-      failed(verifyNormWeight(*this, getInput().getType(), getWeight(),
-                              "weight")))
+      failed(
+          verifyNormWeight(*this, getInput().getType(), getWeight(), "weight")))
     return failure();
   if (Value bias = getBias())
     return verifyNormWeight(*this, getInput().getType(), bias, "bias");
@@ -285,7 +287,8 @@ LogicalResult RopeOp::verify() {
     return emitOpError("position_offset must be >= 0, got ")
            << static_cast<int64_t>(getPositionOffset());
   if (!(getTheta().convertToDouble() > 0.0))
-    return emitOpError("theta must be positive, got ") << getTheta().convertToDouble();
+    return emitOpError("theta must be positive, got ")
+           << getTheta().convertToDouble();
   return success();
 }
 
@@ -307,7 +310,8 @@ LogicalResult ReshapeOp::verify() {
   return success();
 }
 
-LogicalResult TransposeOp::inferReturnTypes(MLIRContext *, std::optional<Location> loc,
+LogicalResult TransposeOp::inferReturnTypes(MLIRContext *,
+                                            std::optional<Location> loc,
                                             Adaptor adaptor,
                                             SmallVectorImpl<Type> &results) {
   ShapeErrors err{loc, TransposeOp::getOperationName()};
@@ -331,7 +335,8 @@ LogicalResult TransposeOp::inferReturnTypes(MLIRContext *, std::optional<Locatio
   return success();
 }
 
-LogicalResult SliceOp::inferReturnTypes(MLIRContext *, std::optional<Location> loc,
+LogicalResult SliceOp::inferReturnTypes(MLIRContext *,
+                                        std::optional<Location> loc,
                                         Adaptor adaptor,
                                         SmallVectorImpl<Type> &results) {
   ShapeErrors err{loc, SliceOp::getOperationName()};
@@ -354,7 +359,8 @@ LogicalResult SliceOp::inferReturnTypes(MLIRContext *, std::optional<Location> l
   return success();
 }
 
-LogicalResult ConcatOp::inferReturnTypes(MLIRContext *, std::optional<Location> loc,
+LogicalResult ConcatOp::inferReturnTypes(MLIRContext *,
+                                         std::optional<Location> loc,
                                          Adaptor adaptor,
                                          SmallVectorImpl<Type> &results) {
   ShapeErrors err{loc, ConcatOp::getOperationName()};
@@ -374,8 +380,9 @@ LogicalResult ConcatOp::inferReturnTypes(MLIRContext *, std::optional<Location> 
       return failure();
     if (type->getRank() != first->getRank() ||
         type->getElementType() != first->getElementType())
-      return err.fail("input #", i, " has type ", *type,
-                      ", which does not match input #0's rank and element type");
+      return err.fail(
+          "input #", i, " has type ", *type,
+          ", which does not match input #0's rank and element type");
     for (int64_t d = 0, e = type->getRank(); d < e; ++d)
       if (d != *dim && type->getDimSize(d) != first->getDimSize(d))
         return err.fail("input #", i, " has size ", type->getDimSize(d),
@@ -396,13 +403,12 @@ LogicalResult BroadcastOp::verify() {
            << in.getElementType() << " to " << out.getElementType();
   if (static_cast<int64_t>(dims.size()) != in.getRank())
     return emitOpError("dims has ")
-           << dims.size() << " entries but the input has rank "
-           << in.getRank();
+           << dims.size() << " entries but the input has rank " << in.getRank();
   for (auto [i, d] : llvm::enumerate(dims)) {
     if (d < 0 || d >= out.getRank())
-      return emitOpError("dims[") << i << "] = " << d
-                                  << " is out of range for result rank "
-                                  << out.getRank();
+      return emitOpError("dims[")
+             << i << "] = " << d << " is out of range for result rank "
+             << out.getRank();
     if (i > 0 && d <= dims[i - 1])
       return emitOpError("dims must be strictly increasing");
     int64_t size = in.getDimSize(i);
@@ -414,7 +420,8 @@ LogicalResult BroadcastOp::verify() {
   return success();
 }
 
-LogicalResult ReduceOp::inferReturnTypes(MLIRContext *, std::optional<Location> loc,
+LogicalResult ReduceOp::inferReturnTypes(MLIRContext *,
+                                         std::optional<Location> loc,
                                          Adaptor adaptor,
                                          SmallVectorImpl<Type> &results) {
   ShapeErrors err{loc, ReduceOp::getOperationName()};
@@ -479,7 +486,8 @@ static LogicalResult checkRouting(RankedTensorType routing, StringRef what,
   return success();
 }
 
-LogicalResult DispatchOp::inferReturnTypes(MLIRContext *, std::optional<Location> loc,
+LogicalResult DispatchOp::inferReturnTypes(MLIRContext *,
+                                           std::optional<Location> loc,
                                            Adaptor adaptor,
                                            SmallVectorImpl<Type> &results) {
   ShapeErrors err{loc, DispatchOp::getOperationName()};
@@ -496,13 +504,13 @@ LogicalResult DispatchOp::inferReturnTypes(MLIRContext *, std::optional<Location
   if (experts < 1 || capacity < 1)
     return err.fail("num_experts (", experts, ") and capacity (", capacity,
                     ") must be >= 1");
-  results.push_back(RankedTensorType::get(
-      {experts, capacity, x->getDimSize(1)},
-      x->getElementType()));
+  results.push_back(RankedTensorType::get({experts, capacity, x->getDimSize(1)},
+                                          x->getElementType()));
   return success();
 }
 
-LogicalResult CombineOp::inferReturnTypes(MLIRContext *, std::optional<Location> loc,
+LogicalResult CombineOp::inferReturnTypes(MLIRContext *,
+                                          std::optional<Location> loc,
                                           Adaptor adaptor,
                                           SmallVectorImpl<Type> &results) {
   ShapeErrors err{loc, CombineOp::getOperationName()};
@@ -518,8 +526,8 @@ LogicalResult CombineOp::inferReturnTypes(MLIRContext *, std::optional<Location>
     return err.fail("weights ", shapeString(w->getShape()), " and indices ",
                     shapeString(idx->getShape()),
                     " must both be [tokens, top_k]");
-  results.push_back(RankedTensorType::get(
-      {w->getDimSize(0), y->getDimSize(2)}, y->getElementType()));
+  results.push_back(RankedTensorType::get({w->getDimSize(0), y->getDimSize(2)},
+                                          y->getElementType()));
   return success();
 }
 
@@ -527,7 +535,8 @@ LogicalResult CombineOp::inferReturnTypes(MLIRContext *, std::optional<Location>
 // Optimizer
 //===----------------------------------------------------------------------===//
 
-LogicalResult AdamWOp::inferReturnTypes(MLIRContext *, std::optional<Location> loc,
+LogicalResult AdamWOp::inferReturnTypes(MLIRContext *,
+                                        std::optional<Location> loc,
                                         Adaptor adaptor,
                                         SmallVectorImpl<Type> &results) {
   results.push_back(adaptor.getParam().getType());
@@ -549,13 +558,16 @@ LogicalResult AdamWOp::verify() {
   }
   if (getLr().convertToDouble() < 0.0)
     return emitOpError("lr must be >= 0, got ") << getLr().convertToDouble();
-  for (auto [name, beta] : {std::pair{"beta1", getBeta1().convertToDouble()}, {"beta2", getBeta2().convertToDouble()}})
+  for (auto [name, beta] : {std::pair{"beta1", getBeta1().convertToDouble()},
+                            {"beta2", getBeta2().convertToDouble()}})
     if (beta < 0.0 || beta >= 1.0)
       return emitOpError() << name << " must be in [0, 1), got " << beta;
   if (!(getEpsilon().convertToDouble() > 0.0))
-    return emitOpError("epsilon must be positive, got ") << getEpsilon().convertToDouble();
+    return emitOpError("epsilon must be positive, got ")
+           << getEpsilon().convertToDouble();
   if (getWeightDecay().convertToDouble() < 0.0)
-    return emitOpError("weight_decay must be >= 0, got ") << getWeightDecay().convertToDouble();
+    return emitOpError("weight_decay must be >= 0, got ")
+           << getWeightDecay().convertToDouble();
   return success();
 }
 

@@ -29,11 +29,11 @@ struct LoomLowerToProgramPass
         return signalPassFailure();
       annotate(func, *plan);
       if (report)
-        emitRemark(func.getLoc()) << "memory plan: arena " << plan->arenaSize
-                          << " bytes, live lower bound "
-                          << plan->liveLowerBound << " bytes, "
-                          << plan->numValues << " tensors in "
-                          << plan->numStorages << " storages";
+        emitRemark(func.getLoc())
+            << "memory plan: arena " << plan->arenaSize
+            << " bytes, live lower bound " << plan->liveLowerBound << " bytes, "
+            << plan->numValues << " tensors in " << plan->numStorages
+            << " storages";
     }
   }
 

@@ -10,7 +10,8 @@
 // The CPU backend is built in ("cpu"). Other backends are plugins: a shared
 // library exporting
 //
-//     extern "C" loom::runtime::Backend *loomCreateBackend(const char *options);
+//     extern "C" loom::runtime::Backend *loomCreateBackend(const char
+//     *options);
 //
 // loaded by createBackend("cuda") from libloom_backend_cuda.so (found on the
 // dynamic loader's path or through $LOOM_BACKEND_PATH), or by path with
@@ -77,7 +78,8 @@ struct OpAttrs {
   int64_t shift = 0;          ///< collective_permute, send, recv
   int64_t event = 0;          ///< event_record, event_wait
   // Flags.
-  bool transposeA = false, transposeB = false; ///< matmul; transposeB = grouped transpose_w
+  bool transposeA = false,
+       transposeB = false; ///< matmul; transposeB = grouped transpose_w
   bool causal = false;
   bool keepDims = false;
   bool softmaxBeforeTopk = false, normalize = false;

@@ -124,10 +124,10 @@ typedef struct LoomBackendPlugin {
   /* Memory. Copies are synchronous when `stream` is null, else enqueued. */
   int (*allocate)(void *self, size_t bytes, void **ptr);
   int (*deallocate)(void *self, void *ptr);
-  int (*copyHostToDevice)(void *self, void *dst, const void *src,
-                          size_t bytes, LoomStream stream);
-  int (*copyDeviceToHost)(void *self, void *dst, const void *src,
-                          size_t bytes, LoomStream stream);
+  int (*copyHostToDevice)(void *self, void *dst, const void *src, size_t bytes,
+                          LoomStream stream);
+  int (*copyDeviceToHost)(void *self, void *dst, const void *src, size_t bytes,
+                          LoomStream stream);
   int (*copyDeviceToDevice)(void *self, void *dst, const void *src,
                             size_t bytes, LoomStream stream);
 
@@ -158,12 +158,10 @@ typedef struct LoomBackendPlugin {
   int (*commInit)(void *self, const char id[LOOM_NCCL_UNIQUE_ID_BYTES],
                   int nranks, int rank, int64_t timeoutMs, LoomComm *out);
   int (*commDestroy)(void *self, LoomComm comm, int abort);
-  int (*commAllReduce)(void *self, LoomComm comm, const void *send,
-                       void *recv, size_t count, int dtype, int op,
-                       LoomStream stream);
-  int (*commAllGather)(void *self, LoomComm comm, const void *send,
-                       void *recv, size_t count, int dtype,
-                       LoomStream stream);
+  int (*commAllReduce)(void *self, LoomComm comm, const void *send, void *recv,
+                       size_t count, int dtype, int op, LoomStream stream);
+  int (*commAllGather)(void *self, LoomComm comm, const void *send, void *recv,
+                       size_t count, int dtype, LoomStream stream);
   int (*commReduceScatter)(void *self, LoomComm comm, const void *send,
                            void *recv, size_t count, int dtype, int op,
                            LoomStream stream);
@@ -171,8 +169,8 @@ typedef struct LoomBackendPlugin {
                        int dtype, int root, LoomStream stream);
   int (*commSend)(void *self, LoomComm comm, const void *data, size_t bytes,
                   int peer, LoomStream stream);
-  int (*commRecv)(void *self, LoomComm comm, void *data, size_t bytes,
-                  int peer, LoomStream stream);
+  int (*commRecv)(void *self, LoomComm comm, void *data, size_t bytes, int peer,
+                  LoomStream stream);
   int (*commGroupStart)(void *self);
   int (*commGroupEnd)(void *self);
   int (*commWait)(void *self, LoomComm comm, LoomStream stream,

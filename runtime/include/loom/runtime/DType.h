@@ -153,9 +153,9 @@ LOOM_HD inline uint16_t f32ToF16(float f) {
   if (a < 0x33000000u) // < 2^-25 rounds to zero (2^-25 itself ties to 0)
     return sign;
   // Subnormal half: value = m * 2^-24 with m in [1, 1023].
-  uint32_t exp = a >> 23;           // biased f32 exponent, 102..112
+  uint32_t exp = a >> 23; // biased f32 exponent, 102..112
   uint32_t mant = (a & 0x7fffffu) | 0x800000u;
-  uint32_t shift = 126u - exp;      // 14..24
+  uint32_t shift = 126u - exp; // 14..24
   uint32_t m = mant >> shift;
   uint32_t rem = mant & ((1u << shift) - 1u);
   uint32_t half = 1u << (shift - 1u);

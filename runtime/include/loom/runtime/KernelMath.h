@@ -40,8 +40,8 @@ LOOM_HD inline float fastExp(float x) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   p = p * r * r + r + 1.0f;
-  float scale = bitsToFloat(static_cast<uint32_t>(static_cast<int32_t>(n) + 127)
-                            << 23);
+  float scale =
+      bitsToFloat(static_cast<uint32_t>(static_cast<int32_t>(n) + 127) << 23);
   float y = p * scale;
   return x != x ? x : y;
 }
@@ -282,10 +282,10 @@ LOOM_HD inline AdamWParams adamwParams(float lr, float beta1, float beta2,
                                        float eps, float weightDecay,
                                        int64_t step) {
   AdamWParams p{lr, beta1, beta2, eps, weightDecay, 0, 0};
-  p.bc1 = static_cast<float>(1.0 - pow(static_cast<double>(beta1),
-                                       static_cast<double>(step)));
-  p.bc2 = static_cast<float>(1.0 - pow(static_cast<double>(beta2),
-                                       static_cast<double>(step)));
+  p.bc1 = static_cast<float>(
+      1.0 - pow(static_cast<double>(beta1), static_cast<double>(step)));
+  p.bc2 = static_cast<float>(
+      1.0 - pow(static_cast<double>(beta2), static_cast<double>(step)));
   return p;
 }
 

@@ -53,7 +53,13 @@ struct BufferInfo {
   std::string typeStr() const;
 };
 
-enum class AttrKind : uint8_t { Int = 0, Float = 1, Bool = 2, Ints = 3, String = 4 };
+enum class AttrKind : uint8_t {
+  Int = 0,
+  Float = 1,
+  Bool = 2,
+  Ints = 3,
+  String = 4
+};
 
 /// term value = coeffs[i] * ((coord(axis) + shift) mod size(axis)).
 struct AffineTerm {

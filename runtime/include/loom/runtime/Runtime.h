@@ -6,10 +6,9 @@
 //   ExecutorOptions opts;
 //   opts.rank = rank;                                       // global rank
 //   opts.communicators = myFactory;                         // see CommGroup
-//   Executor exec(program, opts);                           // arena, comms, decode
-//   exec.setInput("tokens", readNpy("tokens.npy"));
-//   exec.run();                                             // one step
-//   writeNpy("loss.npy", exec.getOutput("loss"));
+//   Executor exec(program, opts);                           // arena, comms,
+//   decode exec.setInput("tokens", readNpy("tokens.npy")); exec.run(); // one
+//   step writeNpy("loss.npy", exec.getOutput("loss"));
 //
 // An Executor is one rank's instance of a program: it owns the arena (one
 // allocation of the planned size; buffers are views at their offsets), the

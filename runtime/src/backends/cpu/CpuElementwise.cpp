@@ -61,7 +61,8 @@ void fromF32Buffer(const float *src, DType t, void *dst, int64_t n) {
 
 namespace {
 
-//===- fill / copy ---------------------------------------------------------===//
+//===- fill / copy
+//---------------------------------------------------------===//
 
 template <typename T> void fillK(const OpCall &c, KernelContext &) {
   T v;
@@ -90,7 +91,8 @@ template <typename B, typename A> B convertElem(A a) {
     return fromF32<B>(toF32(a));
 }
 
-template <typename A, typename B> void convertK(const OpCall &c, KernelContext &) {
+template <typename A, typename B>
+void convertK(const OpCall &c, KernelContext &) {
   const A *x = c.in[0].as<const A>();
   B *y = c.out[0].as<B>();
   for (int64_t i = 0, n = c.out[0].numel; i < n; ++i)
@@ -129,9 +131,11 @@ KernelFn pickConvert(DType a, DType b) {
   return nullptr;
 }
 
-//===- element-wise math ---------------------------------------------------===//
+//===- element-wise math
+//---------------------------------------------------===//
 
-template <typename T, Opcode Op> void binaryK(const OpCall &c, KernelContext &) {
+template <typename T, Opcode Op>
+void binaryK(const OpCall &c, KernelContext &) {
   const T *x = c.in[0].as<const T>();
   const T *z = c.in[1].as<const T>();
   T *y = c.out[0].as<T>();
@@ -195,7 +199,8 @@ template <typename T> void siluK(const OpCall &c, KernelContext &) {
     y[i] = fromF32<T>(math::silu(toF32(x[i])));
 }
 
-//===- rows ----------------------------------------------------------------===//
+//===- rows
+//----------------------------------------------------------------===//
 
 template <typename T> void rmsnormK(const OpCall &c, KernelContext &) {
   int64_t h = c.in[0].dim(-1);
@@ -251,7 +256,8 @@ template <typename T> void ropeK(const OpCall &c, KernelContext &) {
       }
 }
 
-//===- adamw ---------------------------------------------------------------===//
+//===- adamw
+//---------------------------------------------------------------===//
 
 void adamwK(const OpCall &c, KernelContext &) {
   int64_t step = loadIndex(c.in[4], 0);

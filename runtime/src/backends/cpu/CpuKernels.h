@@ -13,10 +13,13 @@
 
 namespace loom::runtime::cpu {
 
-bool selectElementwise(OpCall &call); // fill, copy, add..swiglu, norms, softmax, rope, adamw
-bool selectLinalg(OpCall &call);      // matmul, grouped_matmul, attention
-bool selectShape(OpCall &call);       // reshape, transpose, slice, concat, broadcast, reduce
-bool selectModel(OpCall &call);       // embedding, cross_entropy, router, dispatch, combine
+bool selectElementwise(
+    OpCall &call); // fill, copy, add..swiglu, norms, softmax, rope, adamw
+bool selectLinalg(OpCall &call); // matmul, grouped_matmul, attention
+bool selectShape(
+    OpCall &call); // reshape, transpose, slice, concat, broadcast, reduce
+bool selectModel(
+    OpCall &call); // embedding, cross_entropy, router, dispatch, combine
 
 /// Picks FN<float>, FN<bf16_t> or FN<f16_t> by a floating dtype.
 #define LOOM_PICK_FLOAT(FN, DT)                                                \

@@ -77,7 +77,8 @@ void matmulK(const OpCall &c, KernelContext &ctx) {
   const TensorRef &A = c.in[0], &B = c.in[1], &C = c.out[0];
   bool ta = c.attrs.transposeA, tb = c.attrs.transposeB;
   int rb = B.rank;
-  auto [batch, m, n, k] = math::matmulDims(A.shape, A.rank, B.shape, rb, ta, tb);
+  auto [batch, m, n, k] =
+      math::matmulDims(A.shape, A.rank, B.shape, rb, ta, tb);
   F32View v{static_cast<char *>(ctx.scratch)};
   const float *a = v.load(A), *b = v.load(B);
   float *out = v.result(C);
@@ -141,9 +142,8 @@ void attentionK(const OpCall &c, KernelContext &ctx) {
                hq * d, kb, hkv * d, scores, keys);
           for (int64_t i = 0; i < rows; ++i)
             math::softmaxRowMasked(scores + i * keys, keys,
-                                   c.attrs.causal
-                                       ? std::min(q0 + i + 1, keys)
-                                       : keys);
+                                   c.attrs.causal ? std::min(q0 + i + 1, keys)
+                                                  : keys);
           gemm(false, false, rows, d, keys, 1.0f, scores, keys, vb, hkv * d,
                ob + q0 * hq * d, hq * d);
         }
@@ -166,8 +166,9 @@ bool selectLinalg(OpCall &c) {
     return true;
   case Opcode::Attention:
     c.kernel = &attentionK;
-    c.scratchBytes = f32ScratchBytes(c) +
-                     align64(c.in[0].shape[1] * c.in[1].shape[1] * sizeof(float));
+    c.scratchBytes =
+        f32ScratchBytes(c) +
+        align64(c.in[0].shape[1] * c.in[1].shape[1] * sizeof(float));
     return true;
   default:
     return false;

@@ -17,8 +17,8 @@ namespace {
 [[noreturn]] void outOfRange(const char *what, int64_t v, int64_t pos,
                              int64_t limit) {
   throw KernelError(std::string(what) + " " + std::to_string(v) +
-                    " at position " + std::to_string(pos) +
-                    " is outside [0, " + std::to_string(limit) + ")");
+                    " at position " + std::to_string(pos) + " is outside [0, " +
+                    std::to_string(limit) + ")");
 }
 
 void embeddingK(const OpCall &c, KernelContext &) {
@@ -130,8 +130,8 @@ bool selectModel(OpCall &c) {
     return true;
   case Opcode::Combine:
     c.kernel = LOOM_PICK_FLOAT(combineK, c.in[0].dtype);
-    c.scratchBytes = c.in[0].shape[0] * sizeof(int64_t) +
-                     c.in[0].shape[2] * sizeof(float);
+    c.scratchBytes =
+        c.in[0].shape[0] * sizeof(int64_t) + c.in[0].shape[2] * sizeof(float);
     return true;
   default:
     return false;

@@ -135,8 +135,8 @@ template <typename T> void reduceK(const OpCall &c, KernelContext &ctx) {
   const TensorRef &x = c.in[0], &y = c.out[0];
   float *acc = static_cast<float *>(ctx.scratch);
   ReduceKind kind = c.attrs.reduce;
-  float init = kind == ReduceKind::Max ? -std::numeric_limits<float>::infinity()
-                                       : 0.0f;
+  float init =
+      kind == ReduceKind::Max ? -std::numeric_limits<float>::infinity() : 0.0f;
   std::fill(acc, acc + y.numel, init);
   bool reduced[kMaxRank] = {};
   for (int64_t d : c.attrs.dims)
@@ -194,9 +194,8 @@ KernelFn pickWidth(DType t, KernelFn k2, KernelFn k4, KernelFn k8) {
 bool selectShape(OpCall &c) {
   switch (c.op) {
   case Opcode::Reshape:
-    c.kernel = c.in[0].data == c.out[0].data || c.out[0].bytes == 0
-                   ? nullptr
-                   : &memcpyK;
+    c.kernel = c.in[0].data == c.out[0].data || c.out[0].bytes == 0 ? nullptr
+                                                                    : &memcpyK;
     return true;
   case Opcode::Transpose:
     c.kernel = pickWidth(c.in[0].dtype, &transposeK<uint16_t>,

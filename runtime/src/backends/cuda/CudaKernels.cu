@@ -3,8 +3,9 @@
 // Element-wise, row (norms, softmax, RoPE, loss), shape and mixture-of-experts
 // kernels. The math is KernelMath.h's (shared with the CPU backend: its
 // activations, fastExp, RoPE angles, AdamW, router); row reductions are split
-// across a block, so their summation order differs from the CPU's. Storage types are DType.h's (float,
-// bf16_t, f16_t), computed in f32 and rounded on store.
+// across a block, so their summation order differs from the CPU's. Storage
+// types are DType.h's (float, bf16_t, f16_t), computed in f32 and rounded on
+// store.
 //
 // Grid-stride loops everywhere, so grids can be capped.
 //
@@ -27,7 +28,8 @@ constexpr int kRowThreads = 256;
 
 unsigned blocksFor(int64_t n) {
   int64_t b = (n + kThreads - 1) / kThreads;
-  return static_cast<unsigned>(std::max<int64_t>(1, std::min<int64_t>(b, 65535)));
+  return static_cast<unsigned>(
+      std::max<int64_t>(1, std::min<int64_t>(b, 65535)));
 }
 unsigned rowBlocks(int64_t rows) {
   return static_cast<unsigned>(
@@ -35,11 +37,12 @@ unsigned rowBlocks(int64_t rows) {
 }
 
 #define GRID_STRIDE(i, n)                                                      \
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x +            \
-                   threadIdx.x;                                                \
+  for (int64_t i =                                                             \
+           static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;        \
        i < (n); i += static_cast<int64_t>(gridDim.x) * blockDim.x)
 
-//===- Loads and stores by run-time dtype ----------------------------------===//
+//===- Loads and stores by run-time dtype
+//----------------------------------===//
 
 __device__ inline float loadF(const void *p, int dt, int64_t i) {
   switch (dt) {
@@ -89,7 +92,8 @@ __device__ inline void recordError(DeviceError *e, int code, int64_t pos,
   }
 }
 
-//===- Block reductions ----------------------------------------------------===//
+//===- Block reductions
+//----------------------------------------------------===//
 
 __device__ inline float warpSum(float v) {
   for (int o = 16; o > 0; o >>= 1)
@@ -123,7 +127,8 @@ template <bool Max> __device__ float blockReduce(float v, float *sh) {
   return total;
 }
 
-//===- Fill, convert, gather -----------------------------------------------===//
+//===- Fill, convert, gather
+//-----------------------------------------------===//
 
 __global__ void fillK(void *out, int dt, int64_t n, float value) {
   GRID_STRIDE(i, n) {
@@ -136,8 +141,7 @@ __global__ void fillK(void *out, int dt, int64_t n, float value) {
   }
 }
 
-__global__ void convertK(const void *in, int it, void *out, int ot,
-                         int64_t n) {
+__global__ void convertK(const void *in, int it, void *out, int ot, int64_t n) {
   bool inInt = it == LOOM_I32 || it == LOOM_I64;
   bool outInt = ot == LOOM_I32 || ot == LOOM_I64;
   GRID_STRIDE(i, n) {
@@ -166,7 +170,8 @@ __global__ void gatherK(const E *in, E *out, GatherPlan p) {
   }
 }
 
-//===- Element-wise math ---------------------------------------------------===//
+//===- Element-wise math
+//---------------------------------------------------===//
 
 template <typename T>
 __global__ void binaryK(int op, const T *x, const T *y, T *out, int64_t n) {
@@ -211,11 +216,12 @@ __global__ void unaryK(int op, const T *x, T *out, int64_t n, float factor,
   }
 }
 
-//===- Rows ----------------------------------------------------------------===//
+//===- Rows
+//----------------------------------------------------------------===//
 
 template <typename T>
-__global__ void rmsnormK(const T *x, const T *w, T *y, int64_t rows,
-                         int64_t h, float eps) {
+__global__ void rmsnormK(const T *x, const T *w, T *y, int64_t rows, int64_t h,
+                         float eps) {
   __shared__ float sh[32];
   for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
     const T *xr = x + r * h;
@@ -331,7 +337,8 @@ __global__ void maskedSoftmaxK(float *scores, int64_t rows, int64_t sq,
   }
 }
 
-//===- AdamW ---------------------------------------------------------------===//
+//===- AdamW
+//---------------------------------------------------------------===//
 
 __global__ void adamwK(AdamWArgs a, DeviceError *err) {
   int64_t step = loadIndex(a.step, a.stepType, 0);
@@ -340,8 +347,8 @@ __global__ void adamwK(AdamWArgs a, DeviceError *err) {
       recordError(err, kErrAdamWStep, 0, step, 1);
     return;
   }
-  math::AdamWParams prm = math::adamwParams(a.lr, a.beta1, a.beta2, a.eps,
-                                            a.weightDecay, step);
+  math::AdamWParams prm =
+      math::adamwParams(a.lr, a.beta1, a.beta2, a.eps, a.weightDecay, step);
   GRID_STRIDE(i, a.n) {
     float p = loadF(a.p, a.pt, i), g = loadF(a.g, a.gt, i);
     float m = loadF(a.m, a.mt, i), v = loadF(a.v, a.vt, i);
@@ -352,7 +359,8 @@ __global__ void adamwK(AdamWArgs a, DeviceError *err) {
   }
 }
 
-//===- Embedding, loss, reduce ---------------------------------------------===//
+//===- Embedding, loss, reduce
+//---------------------------------------------===//
 
 template <typename E>
 __global__ void embeddingK(const E *table, int64_t vocab, int64_t rowElems,
@@ -372,8 +380,8 @@ __global__ void embeddingK(const E *table, int64_t vocab, int64_t rowElems,
 
 template <typename T>
 __global__ void crossEntropyRowsK(const T *logits, int64_t rows, int64_t v,
-                                  const void *targets, int tgtType,
-                                  float *loss, DeviceError *err) {
+                                  const void *targets, int tgtType, float *loss,
+                                  DeviceError *err) {
   __shared__ float sh[32];
   for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
     const T *row = logits + r * v;
@@ -453,15 +461,16 @@ __global__ void reduceK(const T *x, T *y, ReducePlan p, int kind) {
   }
 }
 
-//===- Mixture of experts --------------------------------------------------===//
+//===- Mixture of experts
+//--------------------------------------------------===//
 
 template <typename T>
-__global__ void routerK(const T *logits, int64_t tokens, int64_t e,
-                        int64_t k, bool sbt, bool norm, T *w, int32_t *idx,
+__global__ void routerK(const T *logits, int64_t tokens, int64_t e, int64_t k,
+                        bool sbt, bool norm, T *w, int32_t *idx,
                         float *scratch) {
   GRID_STRIDE(t, tokens) {
-    math::routerRow(logits + t * e, e, k, sbt, norm, scratch + t * e,
-                    w + t * k, idx + t * k);
+    math::routerRow(logits + t * e, e, k, sbt, norm, scratch + t * e, w + t * k,
+                    idx + t * k);
   }
 }
 
@@ -502,8 +511,8 @@ __global__ void dispatchCopyK(const E *x, int64_t rowElems, const void *ids,
 
 template <typename T>
 __global__ void combineK(const T *y, const T *w, const void *ids, int idType,
-                         int64_t tokens, int64_t k, int64_t capacity,
-                         int64_t h, const int64_t *slot, T *out) {
+                         int64_t tokens, int64_t k, int64_t capacity, int64_t h,
+                         const int64_t *slot, T *out) {
   GRID_STRIDE(idx, tokens * h) {
     int64_t t = idx / h, i = idx % h;
     float acc = 0.0f;
@@ -533,7 +542,8 @@ int moveWidth(int64_t rowBytes, const void *a, const void *b) {
 
 } // namespace
 
-//===- Launchers -----------------------------------------------------------===//
+//===- Launchers
+//-----------------------------------------------------------===//
 
 #define LOOM_FLOAT_DISPATCH(DT, T, ...)                                        \
   switch (DT) {                                                                \
@@ -583,10 +593,10 @@ cudaError_t launchGather(const void *in, void *out, const GatherPlan &plan,
                          int elemBytes, cudaStream_t s) {
   if (plan.count == 0)
     return cudaSuccess;
-  LOOM_WIDTH_DISPATCH(elemBytes, E,
-                      gatherK<E><<<blocksFor(plan.count), kThreads, 0, s>>>(
-                          static_cast<const E *>(in), static_cast<E *>(out),
-                          plan));
+  LOOM_WIDTH_DISPATCH(
+      elemBytes, E,
+      gatherK<E><<<blocksFor(plan.count), kThreads, 0, s>>>(
+          static_cast<const E *>(in), static_cast<E *>(out), plan));
   return cudaGetLastError();
 }
 
@@ -658,23 +668,22 @@ cudaError_t launchSoftmax(const void *x, void *y, int dtype, int64_t outer,
   if (outer == 0 || n == 0 || inner == 0)
     return cudaSuccess;
   if (inner == 1) {
-    LOOM_FLOAT_DISPATCH(dtype, T,
-                        softmaxRowsK<T><<<rowBlocks(outer), kRowThreads, 0, s>>>(
-                            static_cast<const T *>(x), static_cast<T *>(y),
-                            outer, n));
+    LOOM_FLOAT_DISPATCH(
+        dtype, T,
+        softmaxRowsK<T><<<rowBlocks(outer), kRowThreads, 0, s>>>(
+            static_cast<const T *>(x), static_cast<T *>(y), outer, n));
   } else {
-    LOOM_FLOAT_DISPATCH(dtype, T,
-                        softmaxStridedK<T><<<blocksFor(outer * inner), kThreads,
-                                             0, s>>>(
-                            static_cast<const T *>(x), static_cast<T *>(y),
-                            outer, n, inner));
+    LOOM_FLOAT_DISPATCH(
+        dtype, T,
+        softmaxStridedK<T><<<blocksFor(outer * inner), kThreads, 0, s>>>(
+            static_cast<const T *>(x), static_cast<T *>(y), outer, n, inner));
   }
   return cudaGetLastError();
 }
 
-cudaError_t launchRope(const void *x, void *y, int dtype, int64_t b,
-                       int64_t sq, int64_t heads, int64_t d,
-                       int64_t positionOffset, double theta, cudaStream_t s) {
+cudaError_t launchRope(const void *x, void *y, int dtype, int64_t b, int64_t sq,
+                       int64_t heads, int64_t d, int64_t positionOffset,
+                       double theta, cudaStream_t s) {
   int64_t n = b * sq * heads * (d / 2);
   if (n == 0)
     return cudaSuccess;
@@ -694,22 +703,21 @@ cudaError_t launchMaskedSoftmax(float *scores, int64_t rows, int64_t sq,
   return cudaGetLastError();
 }
 
-cudaError_t launchAdamW(const AdamWArgs &a, DeviceError *err,
-                        cudaStream_t s) {
+cudaError_t launchAdamW(const AdamWArgs &a, DeviceError *err, cudaStream_t s) {
   adamwK<<<blocksFor(std::max<int64_t>(a.n, 1)), kThreads, 0, s>>>(a, err);
   return cudaGetLastError();
 }
 
-cudaError_t launchEmbedding(const void *table, int64_t vocab,
-                            int64_t rowBytes, const void *ids, int idType,
-                            int64_t n, void *out, DeviceError *err,
-                            cudaStream_t s) {
+cudaError_t launchEmbedding(const void *table, int64_t vocab, int64_t rowBytes,
+                            const void *ids, int idType, int64_t n, void *out,
+                            DeviceError *err, cudaStream_t s) {
   if (n == 0 || rowBytes == 0)
     return cudaSuccess;
   int w = moveWidth(rowBytes, table, out);
   int64_t rowElems = rowBytes / w;
   LOOM_WIDTH_DISPATCH(w, E,
-                      embeddingK<E><<<blocksFor(n * rowElems), kThreads, 0, s>>>(
+                      embeddingK<E>
+                      <<<blocksFor(n * rowElems), kThreads, 0, s>>>(
                           static_cast<const E *>(table), vocab, rowElems, ids,
                           idType, n, static_cast<E *>(out), err));
   return cudaGetLastError();
@@ -721,8 +729,8 @@ cudaError_t launchCrossEntropy(const void *logits, int dtype, int64_t rows,
                                cudaStream_t s) {
   if (rows > 0) {
     LOOM_FLOAT_DISPATCH(dtype, T,
-                        crossEntropyRowsK<T><<<rowBlocks(rows), kRowThreads, 0,
-                                               s>>>(
+                        crossEntropyRowsK<T>
+                        <<<rowBlocks(rows), kRowThreads, 0, s>>>(
                             static_cast<const T *>(logits), rows, v, targets,
                             tgtType, scratch, err));
   }
@@ -747,10 +755,10 @@ cudaError_t launchReduce(const void *x, void *y, int dtype, int rank,
   }
   if (p.outCount == 0)
     return cudaSuccess;
-  LOOM_FLOAT_DISPATCH(dtype, T,
-                      reduceK<T><<<blocksFor(p.outCount), kThreads, 0, s>>>(
-                          static_cast<const T *>(x), static_cast<T *>(y), p,
-                          kind));
+  LOOM_FLOAT_DISPATCH(
+      dtype, T,
+      reduceK<T><<<blocksFor(p.outCount), kThreads, 0, s>>>(
+          static_cast<const T *>(x), static_cast<T *>(y), p, kind));
   return cudaGetLastError();
 }
 
@@ -763,8 +771,8 @@ cudaError_t launchRouter(const void *logits, int dtype, int64_t tokens,
   LOOM_FLOAT_DISPATCH(dtype, T,
                       routerK<T><<<blocksFor(tokens), kThreads, 0, s>>>(
                           static_cast<const T *>(logits), tokens, e, k,
-                          softmaxBeforeTopk, normalize, static_cast<T *>(weights),
-                          indices, scratch));
+                          softmaxBeforeTopk, normalize,
+                          static_cast<T *>(weights), indices, scratch));
   return cudaGetLastError();
 }
 
@@ -778,12 +786,11 @@ cudaError_t launchDispatch(const void *x, int64_t tokens, int64_t rowBytes,
   assignSlotsK<<<1, 1, 0, s>>>(ids, idType, tokens, k, e, scratch, err);
   int w = moveWidth(rowBytes, x, out);
   int64_t rowElems = rowBytes / w;
-  LOOM_WIDTH_DISPATCH(w, E,
-                      dispatchCopyK<E><<<blocksFor(tokens * k * rowElems),
-                                         kThreads, 0, s>>>(
-                          static_cast<const E *>(x), rowElems, ids, idType,
-                          tokens, k, capacity, scratch + e,
-                          static_cast<E *>(out)));
+  LOOM_WIDTH_DISPATCH(
+      w, E,
+      dispatchCopyK<E><<<blocksFor(tokens * k * rowElems), kThreads, 0, s>>>(
+          static_cast<const E *>(x), rowElems, ids, idType, tokens, k, capacity,
+          scratch + e, static_cast<E *>(out)));
   return cudaGetLastError();
 }
 

@@ -21,7 +21,7 @@ namespace loom::runtime::cuda {
 
 /// A data error found by a kernel: the first one wins (code 0 = none).
 struct DeviceError {
-  int32_t code;  ///< which check failed (kernel specific, 1-based)
+  int32_t code; ///< which check failed (kernel specific, 1-based)
   int32_t pad;
   int64_t position;
   int64_t value;
@@ -57,8 +57,7 @@ cudaError_t launchBinary(int opcode, const void *x, const void *y, void *out,
                          int dtype, int64_t n, cudaStream_t s);
 /// scale (factor), gelu (tanh flag), silu.
 cudaError_t launchUnary(int opcode, const void *x, void *out, int dtype,
-                        int64_t n, float factor, bool geluTanh,
-                        cudaStream_t s);
+                        int64_t n, float factor, bool geluTanh, cudaStream_t s);
 
 cudaError_t launchRmsNorm(const void *x, const void *w, void *y, int dtype,
                           int64_t rows, int64_t h, float eps, cudaStream_t s);
@@ -69,9 +68,9 @@ cudaError_t launchLayerNorm(const void *x, const void *w, const void *b,
 cudaError_t launchSoftmax(const void *x, void *y, int dtype, int64_t outer,
                           int64_t n, int64_t inner, cudaStream_t s);
 /// x[B, S, N, D] -> rotated, positions s + offset.
-cudaError_t launchRope(const void *x, void *y, int dtype, int64_t b,
-                       int64_t sq, int64_t heads, int64_t d,
-                       int64_t positionOffset, double theta, cudaStream_t s);
+cudaError_t launchRope(const void *x, void *y, int dtype, int64_t b, int64_t sq,
+                       int64_t heads, int64_t d, int64_t positionOffset,
+                       double theta, cudaStream_t s);
 /// Causal-masked softmax of f32 score rows [rows, sk] where row r is query
 /// (r % sq) (valid keys: min(q + 1, sk)); unmasked when !causal.
 cudaError_t launchMaskedSoftmax(float *scores, int64_t rows, int64_t sq,
@@ -90,10 +89,9 @@ struct AdamWArgs {
 };
 cudaError_t launchAdamW(const AdamWArgs &a, DeviceError *err, cudaStream_t s);
 
-cudaError_t launchEmbedding(const void *table, int64_t vocab,
-                            int64_t rowBytes, const void *ids, int idType,
-                            int64_t n, void *out, DeviceError *err,
-                            cudaStream_t s);
+cudaError_t launchEmbedding(const void *table, int64_t vocab, int64_t rowBytes,
+                            const void *ids, int idType, int64_t n, void *out,
+                            DeviceError *err, cudaStream_t s);
 /// Mean over rows of logsumexp - logit[target] into *out (f32).
 /// `scratch`: rows floats.
 cudaError_t launchCrossEntropy(const void *logits, int dtype, int64_t rows,
@@ -102,8 +100,8 @@ cudaError_t launchCrossEntropy(const void *logits, int dtype, int64_t rows,
                                cudaStream_t s);
 /// Reduce sum/max/mean (LoomReduce) over the dims flagged in `reduced`.
 cudaError_t launchReduce(const void *x, void *y, int dtype, int rank,
-                         const int64_t *shape, const bool *reduced,
-                         int kind, cudaStream_t s);
+                         const int64_t *shape, const bool *reduced, int kind,
+                         cudaStream_t s);
 
 /// Mixture of experts. `scratch` layouts are documented in CudaKernels.cu.
 cudaError_t launchRouter(const void *logits, int dtype, int64_t tokens,

@@ -77,9 +77,9 @@ int ltGemm(PluginState &st, const Gemm &g, cudaStream_t s, void *workspace,
   *done = false;
   cudaDataType_t t = g.dtype == LOOM_BF16 ? CUDA_R_16BF : CUDA_R_16F;
   LtObjects o;
-  TRY(checkCublas(cublasLtMatmulDescCreate(&o.op, CUBLAS_COMPUTE_32F,
-                                           CUDA_R_32F),
-                  "cublasLtMatmulDescCreate"));
+  TRY(checkCublas(
+      cublasLtMatmulDescCreate(&o.op, CUBLAS_COMPUTE_32F, CUDA_R_32F),
+      "cublasLtMatmulDescCreate"));
   cublasOperation_t opA = g.tb ? CUBLAS_OP_T : CUBLAS_OP_N;
   cublasOperation_t opB = g.ta ? CUBLAS_OP_T : CUBLAS_OP_N;
   TRY(checkCublas(cublasLtMatmulDescSetAttribute(
@@ -117,10 +117,10 @@ int ltGemm(PluginState &st, const Gemm &g, cudaStream_t s, void *workspace,
   TRY(checkCublas(cublasLtMatmulPreferenceCreate(&o.pref),
                   "cublasLtMatmulPreferenceCreate"));
   uint64_t ws = st.workspaceBytes;
-  TRY(checkCublas(cublasLtMatmulPreferenceSetAttribute(
-                      o.pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws,
-                      sizeof(ws)),
-                  "cublasLtMatmulPreferenceSetAttribute"));
+  TRY(checkCublas(
+      cublasLtMatmulPreferenceSetAttribute(
+          o.pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws)),
+      "cublasLtMatmulPreferenceSetAttribute"));
   // Tell the heuristic how the operands are aligned (arena offsets need
   // not be 16-byte multiples). A' is g.b, B' is g.a (see the file comment).
   struct {
@@ -132,8 +132,8 @@ int ltGemm(PluginState &st, const Gemm &g, cudaStream_t s, void *workspace,
                 {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, g.c}};
   for (auto &al : aligns) {
     uint32_t bytes = alignmentOf(al.ptr);
-    TRY(checkCublas(cublasLtMatmulPreferenceSetAttribute(
-                        o.pref, al.attr, &bytes, sizeof(bytes)),
+    TRY(checkCublas(cublasLtMatmulPreferenceSetAttribute(o.pref, al.attr,
+                                                         &bytes, sizeof(bytes)),
                     "cublasLtMatmulPreferenceSetAttribute"));
   }
   cublasLtMatmulHeuristicResult_t result{};
@@ -143,10 +143,9 @@ int ltGemm(PluginState &st, const Gemm &g, cudaStream_t s, void *workspace,
   if (hs != CUBLAS_STATUS_SUCCESS || found == 0)
     return LOOM_OK; // let cublasGemmEx try
   float alpha = g.alpha, beta = 0.0f;
-  cublasStatus_t ms =
-      cublasLtMatmul(st.lt, o.op, &alpha, g.b, o.la, g.a, o.lb, &beta, g.c,
-                     o.lc, g.c, o.lc, &result.algo, workspace,
-                     st.workspaceBytes, s);
+  cublasStatus_t ms = cublasLtMatmul(st.lt, o.op, &alpha, g.b, o.la, g.a, o.lb,
+                                     &beta, g.c, o.lc, g.c, o.lc, &result.algo,
+                                     workspace, st.workspaceBytes, s);
   if (ms == CUBLAS_STATUS_NOT_SUPPORTED)
     return LOOM_OK; // let cublasGemmEx try
   TRY(checkCublas(ms, "cublasLtMatmul"));
@@ -169,19 +168,19 @@ int gemm(PluginState &st, const Gemm &g, cudaStream_t s) {
   cublasOperation_t opB = g.ta ? CUBLAS_OP_T : CUBLAS_OP_N;
   float alpha = g.alpha, beta = 0.0f;
   if (g.dtype == LOOM_F32)
-    return checkCublas(
-        cublasSgemmStridedBatched_64(
-            sb->blas, opA, opB, g.n, g.m, g.k, &alpha,
-            static_cast<const float *>(g.b), g.ldb, g.strideB,
-            static_cast<const float *>(g.a), g.lda, g.strideA, &beta,
-            static_cast<float *>(g.c), g.ldc, g.strideC, g.batch),
-        "cublasSgemmStridedBatched");
+    return checkCublas(cublasSgemmStridedBatched_64(
+                           sb->blas, opA, opB, g.n, g.m, g.k, &alpha,
+                           static_cast<const float *>(g.b), g.ldb, g.strideB,
+                           static_cast<const float *>(g.a), g.lda, g.strideA,
+                           &beta, static_cast<float *>(g.c), g.ldc, g.strideC,
+                           g.batch),
+                       "cublasSgemmStridedBatched");
   cudaDataType_t t = g.dtype == LOOM_BF16 ? CUDA_R_16BF : CUDA_R_16F;
   return checkCublas(cublasGemmStridedBatchedEx_64(
                          sb->blas, opA, opB, g.n, g.m, g.k, &alpha, g.b, t,
-                         g.ldb, g.strideB, g.a, t, g.lda, g.strideA, &beta,
-                         g.c, t, g.ldc, g.strideC, g.batch,
-                         CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                         g.ldb, g.strideB, g.a, t, g.lda, g.strideA, &beta, g.c,
+                         t, g.ldc, g.strideC, g.batch, CUBLAS_COMPUTE_32F,
+                         CUBLAS_GEMM_DEFAULT),
                      "cublasGemmStridedBatchedEx");
 }
 
@@ -233,9 +232,9 @@ int resolve(const LoomKernelCall &c, bool allowSame16, char *&scratch,
       ops.in.push_back(t.data);
       continue;
     }
-    TRY(checkCuda(launchConvert(t.data, t.dtype, scratch, LOOM_F32, numel(t),
-                                s),
-                  "convert to f32"));
+    TRY(checkCuda(
+        launchConvert(t.data, t.dtype, scratch, LOOM_F32, numel(t), s),
+        "convert to f32"));
     ops.in.push_back(scratch);
     scratch += align256(numel(t) * sizeof(float));
   }
@@ -252,8 +251,7 @@ int resolve(const LoomKernelCall &c, bool allowSame16, char *&scratch,
 }
 
 /// Rounds f32 results computed in scratch back to their tensors.
-int storeResults(const LoomKernelCall &c, const Operands &ops,
-                 cudaStream_t s) {
+int storeResults(const LoomKernelCall &c, const Operands &ops, cudaStream_t s) {
   for (int i = 0; i < c.numOut; ++i)
     if (ops.out[i] != c.out[i].data)
       TRY(checkCuda(launchConvert(ops.out[i], LOOM_F32, c.out[i].data,
@@ -267,22 +265,22 @@ bool floatType(int t) {
 }
 
 int unsupportedLinalg(const char *name, const std::string &why) {
-  return fail(LOOM_UNSUPPORTED,
-              std::string("cuda backend has no kernel for ") + name + ": " +
-                  why);
+  return fail(LOOM_UNSUPPORTED, std::string("cuda backend has no kernel for ") +
+                                    name + ": " + why);
 }
 
 int runMatmul(PluginState &st, const LoomKernelCall &c, cudaStream_t s) {
   const LoomTensor &A = c.in[0], &B = c.in[1], &C = c.out[0];
   bool ta = c.attrs.transposeA, tb = c.attrs.transposeB;
   int rb = B.rank;
-  auto [batch, m, n, k] = loom::runtime::math::matmulDims(A.shape, A.rank, B.shape, rb, ta, tb);
+  auto [batch, m, n, k] =
+      loom::runtime::math::matmulDims(A.shape, A.rank, B.shape, rb, ta, tb);
   if (m == 0 || n == 0 || batch == 0)
     return LOOM_OK;
   if (k == 0)
-    return checkCuda(cudaMemsetAsync(C.data, 0, numel(C) * dtypeBytes(C.dtype),
-                                     s),
-                     "matmul");
+    return checkCuda(
+        cudaMemsetAsync(C.data, 0, numel(C) * dtypeBytes(C.dtype), s),
+        "matmul");
   char *scratch = static_cast<char *>(c.scratch);
   Operands ops;
   TRY(resolve(c, true, scratch, ops, s));
@@ -313,17 +311,16 @@ int runMatmul(PluginState &st, const LoomKernelCall &c, cudaStream_t s) {
   return storeResults(c, ops, s);
 }
 
-int runGroupedMatmul(PluginState &st, const LoomKernelCall &c,
-                     cudaStream_t s) {
+int runGroupedMatmul(PluginState &st, const LoomKernelCall &c, cudaStream_t s) {
   const LoomTensor &X = c.in[0], &Y = c.out[0];
   bool tw = c.attrs.transposeB;
   int64_t e = X.shape[0], rows = X.shape[1], k = X.shape[2], n = Y.shape[2];
   if (e == 0 || rows == 0 || n == 0)
     return LOOM_OK;
   if (k == 0)
-    return checkCuda(cudaMemsetAsync(Y.data, 0, numel(Y) * dtypeBytes(Y.dtype),
-                                     s),
-                     "grouped_matmul");
+    return checkCuda(
+        cudaMemsetAsync(Y.data, 0, numel(Y) * dtypeBytes(Y.dtype), s),
+        "grouped_matmul");
   char *scratch = static_cast<char *>(c.scratch);
   Operands ops;
   TRY(resolve(c, true, scratch, ops, s));
@@ -354,9 +351,9 @@ int runAttention(PluginState &st, const LoomKernelCall &c, cudaStream_t s) {
   if (numel(O) == 0)
     return LOOM_OK;
   if (sk == 0 || d == 0)
-    return checkCuda(cudaMemsetAsync(O.data, 0, numel(O) * dtypeBytes(O.dtype),
-                                     s),
-                     "attention");
+    return checkCuda(
+        cudaMemsetAsync(O.data, 0, numel(O) * dtypeBytes(O.dtype), s),
+        "attention");
   char *scratch = static_cast<char *>(c.scratch);
   Operands ops;
   TRY(resolve(c, false, scratch, ops, s));
@@ -386,9 +383,9 @@ int runAttention(PluginState &st, const LoomKernelCall &c, cudaStream_t s) {
       s1.strideC = sq * sk;
       s1.batch = group;
       TRY(gemm(st, s1, s));
-      TRY(checkCuda(launchMaskedSoftmax(scores, group * sq, sq, sk,
-                                        c.attrs.causal, s),
-                    "attention softmax"));
+      TRY(checkCuda(
+          launchMaskedSoftmax(scores, group * sq, sq, sk, c.attrs.causal, s),
+          "attention softmax"));
       // O[b, :, kh*group + g, :] = P[g] V[b, :, kh, :]
       Gemm s2;
       s2.m = sq;
@@ -431,9 +428,9 @@ int loom::runtime::cuda::prepareLinalg(PluginState &, const LoomKernelCall &c,
     if (hkv == 0 || hq % hkv != 0)
       return unsupportedLinalg(name,
                                "query heads must be a multiple of kv heads");
-    *scratch = conversionBytes(c, false) +
-               align256(std::max<int64_t>(hq / hkv * sq * sk, 1) *
-                        sizeof(float));
+    *scratch =
+        conversionBytes(c, false) +
+        align256(std::max<int64_t>(hq / hkv * sq * sk, 1) * sizeof(float));
     return LOOM_OK;
   }
   *scratch = conversionBytes(c, true);

@@ -30,8 +30,7 @@ ncclComm_t comm(LoomComm c) { return static_cast<ncclComm_t>(c); }
 int checkNccl(ncclResult_t r, const char *what, ncclComm_t c = nullptr) {
   if (r == ncclSuccess || r == ncclInProgress)
     return LOOM_OK;
-  std::string msg = std::string("nccl: ") + what + ": " +
-                    ncclGetErrorString(r);
+  std::string msg = std::string("nccl: ") + what + ": " + ncclGetErrorString(r);
   if (c) {
     const char *last = ncclGetLastError(c);
     if (last && *last)

@@ -196,7 +196,8 @@ void rowMajorStrides(const LoomTensor &t, int64_t *s) {
   }
 }
 
-//===- Table functions -----------------------------------------------------===//
+//===- Table functions
+//-----------------------------------------------------===//
 
 const char *lastError(void *) { return lastErrorMessage(); }
 
@@ -248,9 +249,9 @@ int copy(void *self, void *dst, const void *src, size_t bytes,
     return LOOM_OK;
   if (!stream)
     return checkCuda(cudaMemcpy(dst, src, bytes, kind), what);
-  return checkCuda(cudaMemcpyAsync(dst, src, bytes, kind,
-                                   static_cast<cudaStream_t>(stream)),
-                   what);
+  return checkCuda(
+      cudaMemcpyAsync(dst, src, bytes, kind, static_cast<cudaStream_t>(stream)),
+      what);
 }
 
 int copyH2D(void *self, void *dst, const void *src, size_t bytes,
@@ -260,8 +261,7 @@ int copyH2D(void *self, void *dst, const void *src, size_t bytes,
 }
 int copyD2H(void *self, void *dst, const void *src, size_t bytes,
             LoomStream s) {
-  return copy(self, dst, src, bytes, s, cudaMemcpyDeviceToHost,
-              "copy to host");
+  return copy(self, dst, src, bytes, s, cudaMemcpyDeviceToHost, "copy to host");
 }
 int copyD2D(void *self, void *dst, const void *src, size_t bytes,
             LoomStream s) {
@@ -276,10 +276,10 @@ int createStream(void *self, int kind, LoomStream *out) {
   cudaStream_t s = nullptr;
   // Communication gets the higher priority so that it is not starved by
   // compute kernels it overlaps with.
-  TRY(checkCuda(cudaStreamCreateWithPriority(
-                    &s, cudaStreamNonBlocking,
-                    kind == LOOM_STREAM_COMM ? greatest : least),
-                "cudaStreamCreate"));
+  TRY(checkCuda(
+      cudaStreamCreateWithPriority(&s, cudaStreamNonBlocking,
+                                   kind == LOOM_STREAM_COMM ? greatest : least),
+      "cudaStreamCreate"));
   *out = s;
   return LOOM_OK;
 }
@@ -325,7 +325,8 @@ int streamWaitEvent(void *self, LoomStream s, LoomEvent e) {
                    "cudaStreamWaitEvent");
 }
 
-//===- Kernels -------------------------------------------------------------===//
+//===- Kernels
+//-------------------------------------------------------------===//
 
 int prepare(void *self, const LoomKernelCall *cp, size_t *scratch) {
   const LoomKernelCall &c = *cp;
@@ -422,11 +423,10 @@ int checkedLaunch(PluginState &st, cudaStream_t s, const char *what,
   if (e.code == kErrAdamWStep)
     return fail(LOOM_DATA_ERROR,
                 "adamw step must be >= 1, got " + std::to_string(e.value));
-  return fail(LOOM_DATA_ERROR, std::string(name) + " " +
-                                   std::to_string(e.value) + " at position " +
-                                   std::to_string(e.position) +
-                                   " is outside [0, " +
-                                   std::to_string(e.limit) + ")");
+  return fail(LOOM_DATA_ERROR,
+              std::string(name) + " " + std::to_string(e.value) +
+                  " at position " + std::to_string(e.position) +
+                  " is outside [0, " + std::to_string(e.limit) + ")");
 }
 
 int run(void *self, const LoomKernelCall *cp, LoomStream stream) {
@@ -468,25 +468,24 @@ int run(void *self, const LoomKernelCall *cp, LoomStream stream) {
   case kDiv:
   case kSwiglu:
     return checkCuda(
-        launchBinary(c.opcode, in[0].data, in[1].data, y.data, dt, n, s),
-        what);
+        launchBinary(c.opcode, in[0].data, in[1].data, y.data, dt, n, s), what);
   case kScale:
   case kGelu:
   case kSilu:
-    return checkCuda(launchUnary(c.opcode, in[0].data, y.data, dt, n,
-                                 a.factor, a.geluTanh, s),
+    return checkCuda(launchUnary(c.opcode, in[0].data, y.data, dt, n, a.factor,
+                                 a.geluTanh, s),
                      what);
   case kRmsNorm:
   case kLayerNorm: {
     int64_t h = in[0].rank ? in[0].shape[in[0].rank - 1] : 1;
     int64_t rows = h ? numel(in[0]) / h : 0;
     if (c.opcode == kRmsNorm)
-      return checkCuda(launchRmsNorm(in[0].data, in[1].data, y.data, dt,
-                                     rows, h, a.epsilon, s),
+      return checkCuda(launchRmsNorm(in[0].data, in[1].data, y.data, dt, rows,
+                                     h, a.epsilon, s),
                        what);
     return checkCuda(launchLayerNorm(in[0].data, in[1].data,
-                                     c.numIn > 2 ? in[2].data : nullptr,
-                                     y.data, dt, rows, h, a.epsilon, s),
+                                     c.numIn > 2 ? in[2].data : nullptr, y.data,
+                                     dt, rows, h, a.epsilon, s),
                      what);
   }
   case kSoftmax: {
@@ -496,14 +495,14 @@ int run(void *self, const LoomKernelCall *cp, LoomStream stream) {
       outer *= in[0].shape[i];
     for (int i = ax + 1; i < in[0].rank; ++i)
       inner *= in[0].shape[i];
-    return checkCuda(launchSoftmax(in[0].data, y.data, dt, outer,
-                                   in[0].shape[ax], inner, s),
-                     what);
+    return checkCuda(
+        launchSoftmax(in[0].data, y.data, dt, outer, in[0].shape[ax], inner, s),
+        what);
   }
   case kRope:
     return checkCuda(launchRope(in[0].data, y.data, dt, in[0].shape[0],
-                                in[0].shape[1], in[0].shape[2],
-                                in[0].shape[3], a.positionOffset, a.theta, s),
+                                in[0].shape[1], in[0].shape[2], in[0].shape[3],
+                                a.positionOffset, a.theta, s),
                      what);
   case kAdamW: {
     AdamWArgs w{};
@@ -587,8 +586,8 @@ int run(void *self, const LoomKernelCall *cp, LoomStream stream) {
     for (int k = 0; k < c.numIn; ++k) {
       size_t chunk = in[k].shape[d] * inner * es;
       if (chunk && outer)
-        TRY(checkCuda(cudaMemcpy2DAsync(static_cast<char *>(y.data) + acc,
-                                        yRow, in[k].data, chunk, chunk, outer,
+        TRY(checkCuda(cudaMemcpy2DAsync(static_cast<char *>(y.data) + acc, yRow,
+                                        in[k].data, chunk, chunk, outer,
                                         cudaMemcpyDeviceToDevice, s),
                       what));
       acc += chunk;
@@ -604,28 +603,27 @@ int run(void *self, const LoomKernelCall *cp, LoomStream stream) {
                      what);
   }
   case kRouter:
-    return checkCuda(
-        launchRouter(in[0].data, in[0].dtype, in[0].shape[0], in[0].shape[1],
-                     a.topK, a.softmaxBeforeTopk, a.normalize, c.out[0].data,
-                     static_cast<int32_t *>(c.out[1].data),
-                     static_cast<float *>(c.scratch), s),
-        what);
+    return checkCuda(launchRouter(in[0].data, in[0].dtype, in[0].shape[0],
+                                  in[0].shape[1], a.topK, a.softmaxBeforeTopk,
+                                  a.normalize, c.out[0].data,
+                                  static_cast<int32_t *>(c.out[1].data),
+                                  static_cast<float *>(c.scratch), s),
+                     what);
   case kDispatch: {
     int64_t rowBytes = in[0].shape[1] * dtypeBytes(in[0].dtype);
     return checkedLaunch(st, s, what, [&] {
       return launchDispatch(in[0].data, in[0].shape[0], rowBytes, in[1].data,
-                            in[1].dtype, in[1].shape[1], y.shape[0],
-                            y.shape[1], y.data,
-                            static_cast<int64_t *>(c.scratch), st.err, s);
+                            in[1].dtype, in[1].shape[1], y.shape[0], y.shape[1],
+                            y.data, static_cast<int64_t *>(c.scratch), st.err,
+                            s);
     });
   }
   case kCombine:
     return checkedLaunch(st, s, what, [&] {
-      return launchCombine(in[0].data, in[1].data, in[0].dtype, in[2].data,
-                           in[2].dtype, in[1].shape[0], in[1].shape[1],
-                           in[0].shape[0], in[0].shape[1], in[0].shape[2],
-                           y.data, static_cast<int64_t *>(c.scratch), st.err,
-                           s);
+      return launchCombine(
+          in[0].data, in[1].data, in[0].dtype, in[2].data, in[2].dtype,
+          in[1].shape[0], in[1].shape[1], in[0].shape[0], in[0].shape[1],
+          in[0].shape[2], y.data, static_cast<int64_t *>(c.scratch), st.err, s);
     });
   default:
     return unsupported(c, "");
@@ -641,8 +639,8 @@ void copyError(char *error, size_t size, const std::string &msg) {
 } // namespace
 
 extern "C" __attribute__((visibility("default"))) int
-loomCreateCudaBackend(const char *options, LoomBackendPlugin *out,
-                      char *error, size_t errorSize) {
+loomCreateCudaBackend(const char *options, LoomBackendPlugin *out, char *error,
+                      size_t errorSize) {
   if (!out)
     return LOOM_INVALID_ARGUMENT;
   std::memset(out, 0, sizeof(*out));
@@ -657,7 +655,8 @@ loomCreateCudaBackend(const char *options, LoomBackendPlugin *out,
       device = std::atoi(kv.c_str() + 7);
     } else if (!kv.empty()) {
       copyError(error, errorSize,
-                "cuda backend: unknown option '" + kv + "' (expected device=N)");
+                "cuda backend: unknown option '" + kv +
+                    "' (expected device=N)");
       return LOOM_INVALID_ARGUMENT;
     }
   }
@@ -681,8 +680,7 @@ loomCreateCudaBackend(const char *options, LoomBackendPlugin *out,
   if (device >= count) {
     copyError(error, errorSize,
               "cuda backend: device " + std::to_string(device) +
-                  " requested but only " + std::to_string(count) +
-                  " visible");
+                  " requested but only " + std::to_string(count) + " visible");
     return LOOM_INVALID_ARGUMENT;
   }
 
@@ -704,9 +702,9 @@ loomCreateCudaBackend(const char *options, LoomBackendPlugin *out,
                    ", " + std::to_string(prop.totalGlobalMem >> 30) + " GiB";
   if (checkCublas(cublasLtCreate(&st->lt), "cublasLtCreate") != LOOM_OK)
     return bail(lastErrorMessage());
-  if (checkCuda(cudaMalloc(reinterpret_cast<void **>(&st->err),
-                           sizeof(DeviceError)),
-                "cudaMalloc") != LOOM_OK ||
+  if (checkCuda(
+          cudaMalloc(reinterpret_cast<void **>(&st->err), sizeof(DeviceError)),
+          "cudaMalloc") != LOOM_OK ||
       checkCuda(cudaMallocHost(reinterpret_cast<void **>(&st->errHost),
                                sizeof(DeviceError)),
                 "cudaMallocHost") != LOOM_OK)

@@ -39,9 +39,9 @@ std::vector<std::string> searchDirs() {
     size_t start = 0;
     while (start <= list.size()) {
       size_t colon = list.find(':', start);
-      std::string d = list.substr(start, colon == std::string::npos
-                                             ? std::string::npos
-                                             : colon - start);
+      std::string d =
+          list.substr(start, colon == std::string::npos ? std::string::npos
+                                                        : colon - start);
       if (!d.empty())
         dirs.push_back(d);
       if (colon == std::string::npos)

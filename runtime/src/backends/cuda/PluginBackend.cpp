@@ -188,8 +188,9 @@ void PluginBackend::runKernel(const OpCall &call, KernelContext &ctx) {
   LoomKernelCall c = static_cast<const Prepared *>(call.backendData)->call;
   c.scratch = ctx.scratch;
   c.scratchBytes = ctx.scratchBytes;
-  self->check(self->table_.run(self->table_.self, &c, self->stream(call.stream)),
-              "instruction " + std::to_string(call.index));
+  self->check(
+      self->table_.run(self->table_.self, &c, self->stream(call.stream)),
+      "instruction " + std::to_string(call.index));
 }
 
 LoomEvent PluginBackend::event(int64_t id) {

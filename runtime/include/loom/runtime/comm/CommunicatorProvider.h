@@ -55,9 +55,9 @@ public:
     int meshRank = worldRank();
     if (meshToWorld.empty()) {
       if (n != worldSize())
-        throw std::invalid_argument(
-            "mesh of " + std::to_string(n) +
-            " ranks does not match a world of " + std::to_string(worldSize()));
+        throw std::invalid_argument("mesh of " + std::to_string(n) +
+                                    " ranks does not match a world of " +
+                                    std::to_string(worldSize()));
     } else {
       if (static_cast<int>(meshToWorld.size()) != n)
         throw std::invalid_argument(

@@ -1,4 +1,5 @@
-//===- ExecutorComms.h - Communicator providers for the executor -*- C++ -*-===//
+//===- ExecutorComms.h - Communicator providers for the executor -*- C++
+//-*-===//
 //
 // Adapts a CommunicatorProvider to the executor's CommunicatorFactory:
 //

@@ -41,8 +41,8 @@ struct LaunchInfo {
 /// Throws std::runtime_error naming the variables when none of the
 /// launchers' variables is set, when a value is not an integer, or when the
 /// rank is outside [0, world size).
-LaunchInfo detectLaunch(
-    const std::function<const char *(const char *)> &getenv = nullptr);
+LaunchInfo
+detectLaunch(const std::function<const char *(const char *)> &getenv = nullptr);
 
 /// Whether any launcher's rank or world-size variable is set, i.e. whether
 /// detectLaunch() has a launch to describe (or an inconsistent one to

@@ -62,9 +62,9 @@ inline int meshSize(const std::vector<int> &axisSizes) {
 inline std::vector<int> meshCoords(const std::vector<int> &axisSizes,
                                    int rank) {
   int n = meshSize(axisSizes);
-  detail::meshCheck(rank >= 0 && rank < n,
-                    "rank " + std::to_string(rank) + " outside a mesh of " +
-                        std::to_string(n) + " ranks");
+  detail::meshCheck(rank >= 0 && rank < n, "rank " + std::to_string(rank) +
+                                               " outside a mesh of " +
+                                               std::to_string(n) + " ranks");
   std::vector<int> coords(axisSizes.size());
   for (size_t i = axisSizes.size(); i-- > 0;) {
     coords[i] = rank % axisSizes[i];

@@ -12,12 +12,12 @@
 // Bootstrap, on a communicator's first call (creating one never blocks):
 // group rank 0 makes an ncclUniqueId and publishes it in the rendezvous
 // store (the same stores as Gloo's); the others wait for it, then all call
-// ncclCommInitRankConfig (non-blocking, bounded by the deadline). Buffers are device memory of that backend.
-// Every call is synchronous: it enqueues on the communicator's own stream
-// and waits, polling ncclCommGetAsyncError, until the work is done or the
-// deadline passes, in which case the NCCL communicator is aborted and a
-// CommError names the collective, the rank and (through the store's
-// failure reports) the peers that failed or never reported. bf16/f16
+// ncclCommInitRankConfig (non-blocking, bounded by the deadline). Buffers are
+// device memory of that backend. Every call is synchronous: it enqueues on the
+// communicator's own stream and waits, polling ncclCommGetAsyncError, until the
+// work is done or the deadline passes, in which case the NCCL communicator is
+// aborted and a CommError names the collective, the rank and (through the
+// store's failure reports) the peers that failed or never reported. bf16/f16
 // all-reduce and reduce-scatter are widened to f32 on the device first, so
 // the reduction runs in f32 as Communicator.h promises. All-to-all is
 // grouped send/recv; barrier is a one-element all-reduce.

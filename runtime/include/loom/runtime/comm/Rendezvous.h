@@ -71,8 +71,8 @@ struct LaunchInfo;
 /// single rank. Throws std::runtime_error if MASTER_ADDR/MASTER_PORT are
 /// missing with more than one rank, CommError if the server cannot be
 /// reached within `timeout`.
-std::shared_ptr<RendezvousStore> makeLaunchStore(const LaunchInfo &launch,
-                                                 std::chrono::milliseconds timeout);
+std::shared_ptr<RendezvousStore>
+makeLaunchStore(const LaunchInfo &launch, std::chrono::milliseconds timeout);
 
 /// True if every key is present right now (a store from this header checks
 /// without waiting; other stores get a 1 ms wait).
