@@ -353,7 +353,7 @@ public:
       : backend_(std::move(backend)), options_(options) {
     if (!backend_ || !(t_ = backendPlugin(*backend_)))
       throw CommError("NcclCommunicator: the backend is not a device plugin "
-                      "backend (use loadCudaBackend())");
+                      "backend (use createBackend(\"cuda\"))");
     if (!t_->commInit)
       throw CommError(std::string("NcclCommunicator: the ") + t_->name +
                       " plugin was built without NCCL");

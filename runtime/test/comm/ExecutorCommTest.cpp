@@ -7,9 +7,9 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "loom/runtime/Mesh.h"
 #include "loom/runtime/comm/ExecutorComms.h"
 #include "loom/runtime/comm/LocalCommunicator.h"
-#include "loom/runtime/comm/MeshGroups.h"
 #ifdef LOOM_HAVE_GLOO
 #include "loom/runtime/comm/GlooCommunicator.h"
 #endif

@@ -7,15 +7,9 @@
 // `call.kernel(call, ctx)` while running. Collectives are not the backend's
 // business: the executor hands backend pointers to a Communicator.
 //
-// The CPU backend is built in ("cpu"). Other backends are plugins: a shared
-// library exporting
-//
-//     extern "C" loom::runtime::Backend *loomCreateBackend(const char
-//     *options);
-//
-// loaded by createBackend("cuda") from libloom_backend_cuda.so (found on the
-// dynamic loader's path or through $LOOM_BACKEND_PATH), or by path with
-// createBackend("/path/libfoo.so").
+// The CPU backend is built in ("cpu"). Other backends are plugins behind the
+// C table of BackendPlugin.h: createBackend("cuda") loads libloom_cuda.so,
+// createBackend("/path/libfoo.so") a plugin file (loadBackendPlugin()).
 //
 //===----------------------------------------------------------------------===//
 
@@ -151,7 +145,7 @@ public:
   virtual void synchronize() {}
 };
 
-/// "cpu", "cuda" (plugin libloom_backend_cuda.so) or a path to a plugin.
+/// "cpu", a plugin name ("cuda": libloom_cuda.so) or a path to a plugin.
 /// Throws std::runtime_error if it cannot be created.
 std::unique_ptr<Backend> createBackend(const std::string &name,
                                        const std::string &options = "");

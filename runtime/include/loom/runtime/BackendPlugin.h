@@ -2,10 +2,11 @@
  *
  * A device backend (the CUDA one: libloom_cuda.so) is a shared library that
  * the runtime loads with dlopen, so that one runtime build runs with or
- * without the device's libraries. The plugin exports one C function,
+ * without the device's libraries. This C table is the only interface
+ * between the runtime and a plugin. The plugin exports one C function,
  *
- *   int loomCreateCudaBackend(const char *options, LoomBackendPlugin *out,
- *                             char *error, size_t errorSize);
+ *   int loomCreateBackendPlugin(const char *options, LoomBackendPlugin *out,
+ *                               char *error, size_t errorSize);
  *
  * which fills a table of C function pointers: memory, copies, streams and
  * events, kernels by opcode, and (when built with NCCL) communicators. Only
@@ -17,9 +18,10 @@
  * `prepare` checks that the plugin can run a call and sizes its scratch;
  * `run` enqueues it on a stream (asynchronously).
  *
- * Host side (C++, no device headers): loadCudaBackend() finds and loads the
- * plugin and wraps the table as a loom::runtime::Backend;
- * createNcclCommunicators() builds NCCL communicators on top of it.
+ * Host side (C++, no device headers): loadBackendPlugin() finds and loads a
+ * plugin and wraps the table as a loom::runtime::Backend (createBackend()
+ * calls it for every backend but "cpu"); createNcclCommunicators() builds
+ * NCCL communicators on top of it.
  *
  *===----------------------------------------------------------------------===*/
 
@@ -177,10 +179,14 @@ typedef struct LoomBackendPlugin {
                   int64_t timeoutMs);
 } LoomBackendPlugin;
 
-/** The plugin's entry point (options: "device=N"). */
-typedef int (*LoomCreateCudaBackendFn)(const char *options,
-                                       LoomBackendPlugin *out, char *error,
-                                       size_t errorSize);
+/** The name of the entry point every plugin exports. */
+#define LOOM_BACKEND_PLUGIN_ENTRY "loomCreateBackendPlugin"
+
+/** The plugin's entry point (options, for CUDA: "device=N"). Fills `out`,
+ * or returns a nonzero LoomStatus with a message in `error`. */
+typedef int (*LoomCreateBackendPluginFn)(const char *options,
+                                         LoomBackendPlugin *out, char *error,
+                                         size_t errorSize);
 
 #ifdef __cplusplus
 } /* extern "C" */
@@ -192,19 +198,22 @@ namespace loom::runtime {
 
 class Backend;
 
-/// Loads the CUDA plugin and returns it as a Backend. Looks for
-/// libloom_cuda.so in $LOOM_BACKEND_PATH, next to the running executable,
-/// then on the dynamic loader's path. Throws std::runtime_error saying
-/// which of these failed: the plugin is missing (the runtime was built
-/// without CUDA), a CUDA library is missing, or there is no usable GPU.
-/// `options`: "device=N" (default: LOCAL_RANK modulo the device count).
-std::unique_ptr<Backend> loadCudaBackend(const std::string &options = "");
+/// Loads the backend plugin `name` ("cuda": libloom_cuda.so) or the plugin
+/// file at a path (any name containing '/') and returns it as a Backend.
+/// A name is looked up in $LOOM_BACKEND_PATH (a ':'-separated list), next
+/// to the runtime's own library, next to the running executable and in its
+/// ../lib, then on the dynamic loader's path. Throws std::runtime_error
+/// saying which of these failed: the plugin is missing (the runtime was
+/// built without it), a library it needs is missing, or it found no device.
+/// CUDA `options`: "device=N" (default: LOCAL_RANK modulo the device count).
+std::unique_ptr<Backend> loadBackendPlugin(const std::string &nameOrPath,
+                                           const std::string &options = "");
 
 /// Wraps an already filled plugin table (e.g. a test double) as a Backend;
 /// the Backend owns the table and calls its destroy().
 std::unique_ptr<Backend> wrapBackendPlugin(const LoomBackendPlugin &plugin);
 
-/// The plugin table behind a Backend made by loadCudaBackend() or
+/// The plugin table behind a Backend made by loadBackendPlugin() or
 /// wrapBackendPlugin(), or null for any other backend.
 const LoomBackendPlugin *backendPlugin(const Backend &backend);
 

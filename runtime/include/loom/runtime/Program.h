@@ -167,6 +167,15 @@ private:
   uint64_t constantsSize_ = 0;
 };
 
+/// Normalizes a possibly negative dimension index against `rank`; returns -1
+/// when out of range.
+inline int normalizeDim(int64_t d, size_t rank) {
+  int64_t r = static_cast<int64_t>(rank);
+  if (d < -r || d >= r)
+    return -1;
+  return static_cast<int>(d < 0 ? d + r : d);
+}
+
 /// Verifies a program without keeping it: "" if valid, else the error.
 /// Never throws (usable from code built without exceptions).
 std::string verifyProgram(const void *data, size_t size) noexcept;

@@ -1,6 +1,6 @@
 //===- CudaPlugin.cpp - Entry point of the CUDA backend plugin ------------===//
 //
-// libloom_cuda.so: loomCreateCudaBackend() picks a device, creates the cuBLAS
+// libloom_cuda.so: loomCreateBackendPlugin() picks a device, creates the cuBLAS
 // handles and fills the LoomBackendPlugin table (BackendPlugin.h). Memory,
 // copies, streams and events map to the CUDA runtime one to one; kernels are
 // dispatched by opcode to CudaKernels.cu and CudaLinalg.cpp.
@@ -639,8 +639,8 @@ void copyError(char *error, size_t size, const std::string &msg) {
 } // namespace
 
 extern "C" __attribute__((visibility("default"))) int
-loomCreateCudaBackend(const char *options, LoomBackendPlugin *out, char *error,
-                      size_t errorSize) {
+loomCreateBackendPlugin(const char *options, LoomBackendPlugin *out,
+                        char *error, size_t errorSize) {
   if (!out)
     return LOOM_INVALID_ARGUMENT;
   std::memset(out, 0, sizeof(*out));

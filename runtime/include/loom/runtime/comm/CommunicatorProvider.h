@@ -12,7 +12,7 @@
 #define LOOM_RUNTIME_COMM_COMMUNICATORPROVIDER_H
 
 #include "loom/runtime/Communicator.h"
-#include "loom/runtime/comm/MeshGroups.h"
+#include "loom/runtime/Mesh.h"
 
 #include <memory>
 #include <vector>
@@ -44,7 +44,7 @@ public:
   }
 
   /// The communicator of this rank's group over mesh axes `axes` of a mesh
-  /// with `axisSizes` (see MeshGroups.h). By default the mesh spans the
+  /// with `axisSizes` (see Mesh.h). By default the mesh spans the
   /// world, mesh rank = world rank; otherwise `meshToWorld[i]` is the world
   /// rank at mesh rank i (e.g. the ranks of one pipeline stage for an MoE
   /// mesh folded over that stage) and must contain this rank.

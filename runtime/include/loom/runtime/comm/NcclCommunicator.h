@@ -5,7 +5,7 @@
 // has no CUDA headers and drives it through the plugin's C table, so a
 // runtime without CUDA still builds and links it.
 //
-//   auto backend = std::shared_ptr<Backend>(loadCudaBackend());
+//   auto backend = std::shared_ptr<Backend>(createBackend("cuda"));
 //   auto comms = createNcclCommunicators(backend,
 //                                        ncclOptionsFromEnvironment());
 //
@@ -48,7 +48,7 @@ struct NcclOptions {
 };
 
 /// This rank's NCCL communicators on `cudaBackend` (made by
-/// loadCudaBackend()). Throws CommError if the backend is not a plugin
+/// createBackend("cuda")). Throws CommError if the backend is not a plugin
 /// backend or its plugin was built without NCCL.
 std::unique_ptr<CommunicatorProvider>
 createNcclCommunicators(std::shared_ptr<Backend> cudaBackend,

@@ -10,8 +10,6 @@
 
 #include "loom/runtime/Runtime.h"
 
-#include "Verifier.h"
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 
 comm, workdir = sys.argv[1], sys.argv[2]
-model = os.path.join(os.path.dirname(__file__), "..", "..", "examples",
+model = os.path.join(os.path.dirname(__file__), "..", "..", "..", "examples",
                      "tensor-parallel-mlp.mlir")
 rng = np.random.default_rng(7)
 x = rng.standard_normal((8, 16)).astype(np.float32)

@@ -1,6 +1,6 @@
-//===- MeshGroupsTest.cpp - Mesh group arithmetic -------------------------===//
+//===- MeshTest.cpp - Mesh arithmetic -------------------------------------===//
 
-#include "loom/runtime/comm/MeshGroups.h"
+#include "loom/runtime/Mesh.h"
 
 #include <gtest/gtest.h>
 
@@ -9,7 +9,7 @@
 
 using namespace loom::runtime;
 
-TEST(MeshGroups, CoordsRoundTrip) {
+TEST(Mesh, CoordsRoundTrip) {
   std::vector<int> sizes = {2, 3, 4};
   EXPECT_EQ(meshSize(sizes), 24);
   EXPECT_EQ(meshCoords(sizes, 0), (std::vector<int>{0, 0, 0}));
@@ -22,7 +22,7 @@ TEST(MeshGroups, CoordsRoundTrip) {
   EXPECT_EQ(meshCoords({}, 0), std::vector<int>{});
 }
 
-TEST(MeshGroups, MegatronOrder) {
+TEST(Mesh, MegatronOrder) {
   // [pp, dp, tp] = [2, 2, 2]: tp fastest. Rank 5 = (pp 1, dp 0, tp 1).
   std::vector<int> sizes = {2, 2, 2};
   MeshGroup tp = meshGroup(sizes, 5, {2});
@@ -41,7 +41,7 @@ TEST(MeshGroups, MegatronOrder) {
   EXPECT_EQ(dptp.color, 1);
 }
 
-TEST(MeshGroups, AxisOrderDefinesGroupOrder) {
+TEST(Mesh, AxisOrderDefinesGroupOrder) {
   std::vector<int> sizes = {2, 3};
   MeshGroup a = meshGroup(sizes, 4, {0, 1});
   EXPECT_EQ(a.members, (std::vector<int>{0, 1, 2, 3, 4, 5}));
@@ -52,14 +52,14 @@ TEST(MeshGroups, AxisOrderDefinesGroupOrder) {
   EXPECT_EQ(b.members[b.index], 4);
 }
 
-TEST(MeshGroups, EmptyAxesGiveSingleton) {
+TEST(Mesh, EmptyAxesGiveSingleton) {
   MeshGroup g = meshGroup({2, 3}, 4, {});
   EXPECT_EQ(g.members, std::vector<int>{4});
   EXPECT_EQ(g.index, 0);
   EXPECT_EQ(g.color, 4);
 }
 
-TEST(MeshGroups, GroupsPartitionTheMesh) {
+TEST(Mesh, GroupsPartitionTheMesh) {
   std::vector<int> sizes = {3, 2, 5};
   for (std::vector<int> axes :
        {std::vector<int>{0}, {1}, {2}, {0, 2}, {2, 0}, {0, 1, 2}, {}}) {
@@ -84,7 +84,7 @@ TEST(MeshGroups, GroupsPartitionTheMesh) {
   }
 }
 
-TEST(MeshGroups, Errors) {
+TEST(Mesh, Errors) {
   EXPECT_THROW(meshCoords({2, 3}, 6), std::invalid_argument);
   EXPECT_THROW(meshCoords({2, 3}, -1), std::invalid_argument);
   EXPECT_THROW(meshSize({2, 0}), std::invalid_argument);

@@ -1,14 +1,14 @@
-//===- CudaPluginLoader.cpp - Finding and loading libloom_cuda.so ---------===//
+//===- PluginLoader.cpp - Finding and loading backend plugins -------------===//
 //
-// Built into every runtime, with no CUDA headers: finds the plugin, loads it
-// with dlopen and says precisely what is missing when it cannot (the plugin
-// itself, a CUDA library it needs, or a GPU).
+// Built into every runtime, with no device headers: finds a plugin, loads it
+// with dlopen, calls its one C entry point (BackendPlugin.h) and says
+// precisely what is missing when it cannot (the plugin itself, a library it
+// needs, or a device).
 //
 //===----------------------------------------------------------------------===//
 
-#include "loom/runtime/BackendPlugin.h"
-
 #include "loom/runtime/Backend.h"
+#include "loom/runtime/BackendPlugin.h"
 
 #include <dlfcn.h>
 #include <unistd.h>
@@ -23,8 +23,6 @@
 using namespace loom::runtime;
 
 namespace {
-
-constexpr const char *kPluginFile = "libloom_cuda.so";
 
 std::string dirName(const std::string &path) {
   size_t slash = path.rfind('/');
@@ -49,8 +47,8 @@ std::vector<std::string> searchDirs() {
       start = colon + 1;
     }
   }
-  // Next to this code's own library (e.g. libloom_backend_cuda.so), then
-  // next to the executable and in its ../lib.
+  // Next to this code's own library, then next to the executable and in its
+  // ../lib (a build or an install puts plugins in lib/ beside bin/).
   Dl_info info{};
   if (dladdr(reinterpret_cast<void *>(&searchDirs), &info) && info.dli_fname)
     dirs.push_back(dirName(info.dli_fname));
@@ -79,11 +77,20 @@ std::vector<std::string> searchDirs() {
 } // namespace
 
 std::unique_ptr<Backend>
-loom::runtime::loadCudaBackend(const std::string &options) {
+loom::runtime::loadBackendPlugin(const std::string &nameOrPath,
+                                 const std::string &options) {
+  bool byPath = nameOrPath.find('/') != std::string::npos;
+  std::string file = byPath ? nameOrPath : "libloom_" + nameOrPath + ".so";
   std::vector<std::string> candidates;
-  for (const std::string &d : searchDirs())
-    candidates.push_back(d + "/" + kPluginFile);
-  candidates.push_back(kPluginFile); // the dynamic loader's own path
+  if (byPath) {
+    candidates.push_back(file);
+  } else {
+    for (const std::string &d : searchDirs())
+      candidates.push_back(d + "/" + file);
+    candidates.push_back(file); // the dynamic loader's own path
+  }
+  std::string what =
+      byPath ? "the backend plugin " + file : "the " + nameOrPath + " backend";
 
   std::string tried;
   for (const std::string &path : candidates) {
@@ -99,32 +106,33 @@ loom::runtime::loadCudaBackend(const std::string &options) {
       if (isPath)
         // The file exists: a library it depends on is missing.
         throw std::runtime_error(
-            "cannot load the CUDA backend " + path + ": " + why +
-            " (are the CUDA runtime, cuBLAS and NCCL libraries on the "
-            "loader path?)");
+            "cannot load " + what + " " + path + ": " + why +
+            " (are the libraries it needs, e.g. the CUDA runtime, cuBLAS "
+            "and NCCL, on the loader path?)");
       tried += "\n  " + path + ": " + why;
       continue;
     }
     // The plugin stays loaded for the life of the process.
-    auto create = reinterpret_cast<LoomCreateCudaBackendFn>(
-        ::dlsym(handle, "loomCreateCudaBackend"));
+    auto create = reinterpret_cast<LoomCreateBackendPluginFn>(
+        ::dlsym(handle, LOOM_BACKEND_PLUGIN_ENTRY));
     if (!create)
-      throw std::runtime_error("cannot load the CUDA backend " + path +
-                               ": it does not export loomCreateCudaBackend");
+      throw std::runtime_error("cannot load " + what + " " + path +
+                               ": it does not export " +
+                               LOOM_BACKEND_PLUGIN_ENTRY);
     LoomBackendPlugin table{};
     char error[1024] = {};
     int st = create(options.c_str(), &table, error, sizeof(error));
     if (st != LOOM_OK)
-      throw std::runtime_error(std::string(error[0] ? error
-                                                    : "cuda backend: "
-                                                      "initialization "
-                                                      "failed") +
-                               " [" + path + "]");
+      throw std::runtime_error(
+          std::string(error[0] ? error
+                               : "backend plugin: initialization "
+                                 "failed") +
+          " [" + path + "]");
     return wrapBackendPlugin(table);
   }
   throw std::runtime_error(
-      "cannot load the CUDA backend: " + std::string(kPluginFile) +
-      " was not found; this Loom runtime was built without CUDA, or set "
+      "cannot load " + what + ": " + file +
+      " was not found; this Loom runtime was built without it, or set "
       "LOOM_BACKEND_PATH to the directory that holds it. Looked in:" +
       tried);
 }

@@ -279,7 +279,7 @@ TEST(BackendPlugin, NcclNeedsAPluginWithNccl) {
 TEST(BackendPlugin, MissingPluginIsExplained) {
   withBackendPath("/nonexistent-loom-dir", [] {
     try {
-      loadCudaBackend();
+      loadBackendPlugin("cuda");
       // Possible only where libloom_cuda.so is on the loader's path.
       GTEST_SKIP() << "libloom_cuda.so is on the default loader path";
     } catch (const std::runtime_error &e) {
@@ -304,7 +304,7 @@ TEST(BackendPlugin, CudaPluginLoadsAndReportsTheDevice) {
   withBackendPath(LOOM_TEST_CUDA_PLUGIN_DIR, [] {
     std::unique_ptr<Backend> backend;
     try {
-      backend = loadCudaBackend();
+      backend = createBackend("cuda");
     } catch (const std::runtime_error &e) {
       // The expected outcome on a machine without a GPU: the plugin and its
       // CUDA libraries loaded, and it found no device.
@@ -333,25 +333,4 @@ TEST(BackendPlugin, CudaPluginLoadsAndReportsTheDevice) {
   });
 }
 
-TEST(BackendPlugin, ShimForwardsToThePlugin) {
-  // What createBackend("cuda") does: dlopen libloom_backend_cuda.so and call
-  // loomCreateBackend.
-  std::string shim =
-      std::string(LOOM_TEST_CUDA_PLUGIN_DIR) + "/libloom_backend_cuda.so";
-  void *h = ::dlopen(shim.c_str(), RTLD_NOW | RTLD_LOCAL);
-  ASSERT_NE(h, nullptr) << ::dlerror();
-  using CreateFn = Backend *(*)(const char *);
-  auto create = reinterpret_cast<CreateFn>(::dlsym(h, "loomCreateBackend"));
-  ASSERT_NE(create, nullptr);
-  withBackendPath(nullptr, [&] {
-    try {
-      std::unique_ptr<Backend> b(create(""));
-      EXPECT_STREQ(b->name(), "cuda");
-    } catch (const std::runtime_error &e) {
-      EXPECT_NE(std::string(e.what()).find("no usable CUDA device"),
-                std::string::npos)
-          << e.what();
-    }
-  });
-}
 #endif
