@@ -9,6 +9,7 @@ PACKAGES=(
   build-essential cmake ninja-build ccache git pkg-config
   llvm-22-dev libmlir-22-dev mlir-22-tools llvm-22-tools
   clang-22 libclang-rt-22-dev clang-format-22 clang-tidy-22
+  libzstd-dev zlib1g-dev
   libflatbuffers-dev flatbuffers-compiler
   libopenblas-dev libgloo-dev
   libgtest-dev libgmock-dev

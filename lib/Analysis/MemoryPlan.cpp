@@ -28,10 +28,15 @@ int64_t loom::getTensorBytes(Type type) {
 }
 
 /// Ops whose kernels may write their result over an operand of equal size
-/// (runtime/README.md, "in place").
+/// (the `Loom_InPlace` trait, which the runtime's op table mirrors).
 static bool runsInPlace(Operation *op) {
-  return isa<AddOp, SubOp, MulOp, DivOp, ScaleOp, GeluOp, SiluOp, SwigluOp,
-             RmsNormOp, LayerNormOp, SoftmaxOp, RopeOp, AllReduceOp>(op);
+  return op->hasTrait<loom::OpTrait::InPlace>();
+}
+
+/// Values that live outside the arena: constants sit in the program's
+/// read-only constants blob.
+static bool inConstants(Value v) {
+  return static_cast<bool>(v.getDefiningOp<ConstantOp>());
 }
 
 namespace {
@@ -82,7 +87,7 @@ FailureOr<MemoryPlan> loom::planMemory(func::FuncOp func, bool reuse) {
     }
     ops.push_back(&op);
     for (Value result : op.getResults())
-      if (failed(addValue(result, index)))
+      if (!inConstants(result) && failed(addValue(result, index)))
         return failure();
   }
   int64_t endOfProgram = ops.size();
@@ -117,13 +122,17 @@ FailureOr<MemoryPlan> loom::planMemory(func::FuncOp func, bool reuse) {
     if (!reuse)
       break;
     if (auto reshape = dyn_cast<ReshapeOp>(op)) {
-      join(reshape.getResult(), reshape.getInput());
+      // A view, unless of a constant: that reshape copies into the arena.
+      if (!inConstants(reshape.getInput()))
+        join(reshape.getResult(), reshape.getInput());
       continue;
     }
     if (!runsInPlace(op) || op->getNumResults() != 1)
       continue;
     Value result = op->getResult(0);
     for (Value operand : op->getOperands()) {
+      if (inConstants(operand))
+        continue;
       Value leader = classes.getLeaderValue(operand);
       if (getTensorBytes(operand.getType()) !=
               getTensorBytes(result.getType()) ||
@@ -218,8 +227,11 @@ LogicalResult loom::checkMemoryPlan(func::FuncOp func, const MemoryPlan &plan) {
   Block &block = func.getBody().front();
   // The value whose data a value's bytes hold: reshapes are views.
   auto origin = [](Value v) {
-    while (auto reshape = v.getDefiningOp<ReshapeOp>())
+    while (auto reshape = v.getDefiningOp<ReshapeOp>()) {
+      if (inConstants(reshape.getInput()))
+        break;
       v = reshape.getInput();
+    }
     return v;
   };
   struct Write {
@@ -232,6 +244,8 @@ LogicalResult loom::checkMemoryPlan(func::FuncOp func, const MemoryPlan &plan) {
     return Write{begin, begin + getTensorBytes(v.getType())};
   };
   auto check = [&](Operation *reader, Value v, int64_t now) -> LogicalResult {
+    if (inConstants(v))
+      return success();
     Value source = origin(v);
     int64_t from = 0;
     if (Operation *def = source.getDefiningOp())
@@ -255,7 +269,8 @@ LogicalResult loom::checkMemoryPlan(func::FuncOp func, const MemoryPlan &plan) {
       break;
     indexOf[&op] = index++;
     writes.emplace_back();
-    if (isa<ReshapeOp>(op))
+    if ((isa<ReshapeOp>(op) && origin(op.getResult(0)) != op.getResult(0)) ||
+        isa<ConstantOp>(op))
       continue;
     for (Value result : op.getResults())
       writes.back().push_back(range(result));

@@ -9,13 +9,13 @@
 #include "loom/Target/ProgramEmitter.h"
 #include "loom/Dialect/Loom/IR/LoomOps.h"
 
+#include "loom/runtime/OpTable.h"
 #include "loom/runtime/Program.h"
 #include "loom/runtime/program_generated.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Tools/mlir-translate/Translation.h"
 #include "llvm/ADT/SmallPtrSet.h"
-#include "llvm/ADT/TypeSwitch.h"
 
 using namespace mlir;
 using namespace loom;
@@ -36,6 +36,9 @@ private:
   LogicalResult emitOp(Operation *op, ArrayRef<int64_t> offsets);
   /// The opcode of `op` and its attributes, or failure for ops without one.
   FailureOr<fb::Opcode> lowerOp(Operation *op, AttrList &attrs, int32_t &comm);
+  LogicalResult addConstant(ConstantOp op);
+  LogicalResult addAttr(Operation *op, const runtime::AttrSpec &spec,
+                        AttrList &attrs);
   FailureOr<int32_t> communicatorFor(CollectiveOpInterface op);
   std::string locationOf(Operation *op);
 
@@ -65,6 +68,8 @@ private:
   std::vector<flatbuffers::Offset<fb::Buffer>> buffers;
   std::vector<flatbuffers::Offset<fb::Binding>> inputs, outputs;
   std::vector<flatbuffers::Offset<fb::Instruction>> instructions;
+  /// The read-only constants blob (loom.constant values).
+  std::vector<uint8_t> constants;
   /// Communicators' axes; a communicator's id is its index.
   std::vector<std::vector<std::string>> comms;
   /// Values the function returns: output buffers.
@@ -135,150 +140,92 @@ FailureOr<int32_t> ProgramEmitter::communicatorFor(CollectiveOpInterface op) {
   return static_cast<int32_t>(comms.size() - 1);
 }
 
-static StringRef reductionName(CollectiveReduction reduction) {
-  return stringifyCollectiveReduction(reduction);
+/// Places a loom.constant's bytes in the constants blob: a Constant buffer
+/// that no instruction writes.
+LogicalResult ProgramEmitter::addConstant(ConstantOp op) {
+  auto dense = dyn_cast<DenseElementsAttr>(op.getValue());
+  if (!dense)
+    return op.emitOpError("only dense constants can be placed in a program");
+  int64_t elementBytes = dense.getElementType().getIntOrFloatBitWidth() / 8;
+  ArrayRef<char> raw = dense.getRawData();
+  size_t offset = llvm::alignTo(constants.size(), 64);
+  constants.resize(offset);
+  for (int64_t i = 0, n = dense.getNumElements(); i < n; ++i) {
+    // A splat stores its one element once.
+    const char *element = raw.data() + (dense.isSplat() ? 0 : i * elementBytes);
+    constants.insert(constants.end(), element, element + elementBytes);
+  }
+  std::string name = ("constant." + Twine(instructions.size())).str();
+  return addBuffer(op.getResult(), fb::BufferKind::Constant, name, offset);
+}
+
+/// Appends the instruction attribute `spec` of `op`, read from the op's
+/// attribute of the same name (or its default, so that programs say every
+/// value they use). Optional attributes without a default stay absent.
+LogicalResult ProgramEmitter::addAttr(Operation *op,
+                                      const runtime::AttrSpec &spec,
+                                      AttrList &attrs) {
+  Attribute value = op->getAttr(spec.name);
+  using runtime::AttrKind;
+  switch (spec.kind) {
+  case AttrKind::Bool:
+    addBool(attrs, spec.name, static_cast<bool>(value));
+    return success();
+  case AttrKind::Int:
+    if (auto i = dyn_cast_or_null<IntegerAttr>(value))
+      addInt(attrs, spec.name, i.getValue().getSExtValue());
+    else if (spec.hasDefault)
+      addInt(attrs, spec.name, spec.defaultInt);
+    break;
+  case AttrKind::Float:
+    if (auto f = dyn_cast_or_null<FloatAttr>(value))
+      addFloat(attrs, spec.name, f.getValueAsDouble());
+    else if (spec.hasDefault)
+      addFloat(attrs, spec.name, spec.defaultFloat);
+    break;
+  case AttrKind::Ints:
+    if (auto ints = dyn_cast_or_null<DenseI64ArrayAttr>(value))
+      addInts(attrs, spec.name, ints.asArrayRef());
+    break;
+  case AttrKind::String: {
+    // Enum attributes hold the index of their value (loom-tblgen checked
+    // that case values are 0, 1, ...).
+    int64_t index = spec.defaultInt;
+    if (auto e = dyn_cast_or_null<IntegerAttr>(value))
+      index = e.getValue().getSExtValue();
+    else if (value || !spec.hasDefault)
+      break;
+    if (index < 0 || index >= static_cast<int64_t>(spec.values.size()))
+      return op->emitOpError("attribute '")
+             << spec.name << "' has no program value for " << index;
+    addString(attrs, spec.name, spec.values[index]);
+    return success();
+  }
+  }
+  return success();
 }
 
 FailureOr<fb::Opcode> ProgramEmitter::lowerOp(Operation *op, AttrList &attrs,
                                               int32_t &comm) {
-  using fb::Opcode;
+  auto lowered = dyn_cast<ProgramOpInterface>(op);
+  if (!lowered)
+    return op->emitOpError("has no program instruction");
+  auto opcode = static_cast<runtime::Opcode>(lowered.getProgramOpcode());
+  const runtime::OpSpec *spec = runtime::findOpSpec(opcode);
+  if (!spec)
+    return op->emitOpError("lowers to opcode ")
+           << static_cast<int>(opcode)
+           << ", which the runtime's op table does not have";
   if (auto collective = dyn_cast<CollectiveOpInterface>(op)) {
     FailureOr<int32_t> id = communicatorFor(collective);
     if (failed(id))
       return failure();
     comm = *id;
   }
-  return llvm::TypeSwitch<Operation *, FailureOr<Opcode>>(op)
-      .Case([](AddOp) { return Opcode::Add; })
-      .Case([](SubOp) { return Opcode::Sub; })
-      .Case([](MulOp) { return Opcode::Mul; })
-      .Case([](DivOp) { return Opcode::Div; })
-      .Case([&](ScaleOp s) {
-        addFloat(attrs, "factor", s.getFactor().convertToDouble());
-        return Opcode::Scale;
-      })
-      .Case([&](GeluOp g) {
-        addString(attrs, "approximate",
-                  stringifyGeluApproximation(g.getApproximate()));
-        return Opcode::Gelu;
-      })
-      .Case([](SiluOp) { return Opcode::Silu; })
-      .Case([](SwigluOp) { return Opcode::Swiglu; })
-      .Case([&](RmsNormOp n) {
-        addFloat(attrs, "epsilon", n.getEpsilon().convertToDouble());
-        return Opcode::RmsNorm;
-      })
-      .Case([&](LayerNormOp n) {
-        addFloat(attrs, "epsilon", n.getEpsilon().convertToDouble());
-        return Opcode::LayerNorm;
-      })
-      .Case([&](SoftmaxOp s) {
-        addInt(attrs, "axis", static_cast<int64_t>(s.getAxis()));
-        return Opcode::Softmax;
-      })
-      .Case([&](RopeOp r) {
-        addFloat(attrs, "theta", r.getTheta().convertToDouble());
-        addInt(attrs, "position_offset",
-               static_cast<int64_t>(r.getPositionOffset()));
-        return Opcode::Rope;
-      })
-      .Case([&](AttentionOp a) {
-        addBool(attrs, "causal", a.getCausal());
-        addFloat(attrs, "scale", a.getEffectiveScale());
-        return Opcode::Attention;
-      })
-      .Case([](CrossEntropyOp) { return Opcode::CrossEntropy; })
-      .Case([](EmbeddingOp) { return Opcode::Embedding; })
-      .Case([&](MatmulOp m) {
-        addBool(attrs, "transpose_a", m.getTransposeLhs());
-        addBool(attrs, "transpose_b", m.getTransposeRhs());
-        return Opcode::Matmul;
-      })
-      .Case([&](GroupedMatmulOp m) {
-        addBool(attrs, "transpose_w", m.getTransposeWeight());
-        return Opcode::GroupedMatmul;
-      })
-      .Case([](ReshapeOp) { return Opcode::Reshape; })
-      .Case([&](TransposeOp t) {
-        addInts(attrs, "permutation", t.getPermutation());
-        return Opcode::Transpose;
-      })
-      .Case([&](SliceOp s) {
-        addInts(attrs, "offsets", s.getOffsets());
-        addInts(attrs, "sizes", s.getSizes());
-        return Opcode::Slice;
-      })
-      .Case([&](ConcatOp c) {
-        addInt(attrs, "dim", static_cast<int64_t>(c.getDim()));
-        return Opcode::Concat;
-      })
-      .Case([&](BroadcastOp bc) {
-        addInts(attrs, "dims", bc.getDims());
-        return Opcode::Broadcast;
-      })
-      .Case([&](ReduceOp r) {
-        addString(attrs, "kind", stringifyReduceKind(r.getKind()));
-        addInts(attrs, "dims", r.getDims());
-        addBool(attrs, "keep_dims", r.getKeepDims());
-        return Opcode::Reduce;
-      })
-      .Case([&](RouterOp r) {
-        addInt(attrs, "top_k", static_cast<int64_t>(r.getTopK()));
-        addBool(attrs, "softmax_before_topk", r.getSoftmaxBeforeTopk());
-        addBool(attrs, "normalize", r.getNormalize());
-        return Opcode::Router;
-      })
-      .Case([&](DispatchOp d) {
-        addInt(attrs, "num_experts", static_cast<int64_t>(d.getNumExperts()));
-        addInt(attrs, "capacity", static_cast<int64_t>(d.getCapacity()));
-        return Opcode::Dispatch;
-      })
-      .Case([&](CombineOp c) {
-        addInt(attrs, "capacity",
-               cast<ShapedType>(c.getInput().getType()).getDimSize(1));
-        return Opcode::Combine;
-      })
-      .Case([&](AdamWOp a) {
-        addFloat(attrs, "lr", a.getLr().convertToDouble());
-        addFloat(attrs, "beta1", a.getBeta1().convertToDouble());
-        addFloat(attrs, "beta2", a.getBeta2().convertToDouble());
-        addFloat(attrs, "epsilon", a.getEpsilon().convertToDouble());
-        addFloat(attrs, "weight_decay", a.getWeightDecay().convertToDouble());
-        return Opcode::AdamW;
-      })
-      .Case([&](AllReduceOp c) {
-        addString(attrs, "reduction", reductionName(c.getReduction()));
-        return Opcode::AllReduce;
-      })
-      .Case([&](AllGatherOp c) {
-        addInt(attrs, "gather_dim", static_cast<int64_t>(c.getGatherDim()));
-        return Opcode::AllGather;
-      })
-      .Case([&](ReduceScatterOp c) {
-        addInt(attrs, "scatter_dim", static_cast<int64_t>(c.getScatterDim()));
-        addString(attrs, "reduction", reductionName(c.getReduction()));
-        return Opcode::ReduceScatter;
-      })
-      .Case([&](AllToAllOp c) {
-        addInt(attrs, "split_dim", static_cast<int64_t>(c.getSplitDim()));
-        addInt(attrs, "concat_dim", static_cast<int64_t>(c.getConcatDim()));
-        return Opcode::AllToAll;
-      })
-      .Case([&](CollectivePermuteOp c) {
-        addInt(attrs, "shift", static_cast<int64_t>(c.getShift()));
-        return Opcode::CollectivePermute;
-      })
-      .Case([&](SendOp c) {
-        addInt(attrs, "peer_shift", static_cast<int64_t>(c.getPeerShift()));
-        return Opcode::Send;
-      })
-      .Case([&](RecvOp c) {
-        addInt(attrs, "peer_shift", static_cast<int64_t>(c.getPeerShift()));
-        return Opcode::Recv;
-      })
-      .Default([](Operation *op) -> FailureOr<Opcode> {
-        return op->emitOpError("has no program instruction");
-      });
+  for (const runtime::AttrSpec &attr : spec->attrs)
+    if (failed(addAttr(op, attr, attrs)))
+      return failure();
+  return static_cast<fb::Opcode>(opcode);
 }
 
 LogicalResult ProgramEmitter::emitOp(Operation *op, ArrayRef<int64_t> offsets) {
@@ -345,6 +292,11 @@ FailureOr<std::vector<uint8_t>> ProgramEmitter::emit() {
   for (Value value : terminator->getOperands())
     returned.insert(value);
   for (Operation &op : func.getBody().front().without_terminator()) {
+    if (auto constant = dyn_cast<ConstantOp>(op)) {
+      if (failed(addConstant(constant)))
+        return failure();
+      continue;
+    }
     auto offsets =
         op.getAttrOfType<DenseI64ArrayAttr>(LoomDialect::kOffsetsAttrName);
     if (!offsets)
@@ -360,6 +312,9 @@ FailureOr<std::vector<uint8_t>> ProgramEmitter::emit() {
       return terminator->emitOpError("returns argument #")
              << cast<BlockArgument>(value).getArgNumber()
              << " directly; a program output must be computed";
+    if (value.getDefiningOp<ConstantOp>())
+      return terminator->emitOpError("returns constant #")
+             << i << " directly; a program output must be computed";
     auto name =
         func.getResultAttrOfType<StringAttr>(i, LoomDialect::kOutputAttrName);
     std::string outName = name ? name.str() : ("output" + Twine(i)).str();
@@ -388,8 +343,7 @@ FailureOr<std::vector<uint8_t>> ProgramEmitter::emit() {
     metadata.push_back(
         fb::CreateKeyValueDirect(b, "model", model.str().c_str()));
 
-  fb::Version version(1, 0);
-  std::vector<uint8_t> constants;
+  fb::Version version(runtime::kFormatMajor, runtime::kFormatMinor);
   auto root = fb::CreateProgramDirect(
       b, &version, func.getSymName().str().c_str(), &meshAxes, arenaSize,
       &buffers, &communicators, &constants, &inputs, &outputs, &instructions,

@@ -1,5 +1,4 @@
-//===- ProgramBench.cpp - A program vs. its matmuls alone through OpenBLAS
-//-===//
+//===- ProgramBench.cpp - A program vs. its matmuls alone through OpenBLAS ===//
 //
 // Loads a compiled program, binds seeded inputs, and times run() (best of
 // RUNS). Then it replays only the program's matmul and grouped-matmul
@@ -42,14 +41,14 @@ Gemm gemmFor(const Program &program, const InstrInfo &instr) {
   Gemm g;
   if (instr.op == Opcode::GroupedMatmul) {
     g.transA = false;
-    g.transB = instr.getBool("transpose_w");
+    g.transB = instr.getBool("transpose_weight");
     g.batch = static_cast<int>(a.shape[0]);
     g.m = static_cast<int>(a.shape[1]);
     g.k = static_cast<int>(a.shape[2]);
     g.n = static_cast<int>(c.shape[2]);
   } else {
-    g.transA = instr.getBool("transpose_a");
-    g.transB = instr.getBool("transpose_b");
+    g.transA = instr.getBool("transpose_lhs");
+    g.transB = instr.getBool("transpose_rhs");
     math::MatmulDims d = math::matmulDims(
         a.shape.data(), static_cast<int>(a.shape.size()), b.shape.data(),
         static_cast<int>(b.shape.size()), g.transA, g.transB);

@@ -37,7 +37,7 @@ int main(int argc, char **argv) {
     uint32_t t = b.buffer("t", DType::F32, {4, 8});
     uint32_t n = b.parameter("n", DType::F32, {8});
     uint32_t y = b.output("y", DType::F32, {4, 8});
-    b.op(Opcode::Matmul, {x, w}, {t}, {TAttr::B("transpose_b", true)});
+    b.op(Opcode::Matmul, {x, w}, {t}, {TAttr::B("transpose_rhs", true)});
     b.op(Opcode::Gelu, {t}, {t}, {TAttr::S("approximate", "tanh")});
     b.op(Opcode::RmsNorm, {t, n}, {t}, {TAttr::F("epsilon", 1e-5)});
     b.op(Opcode::AllReduce, {t}, {y}, {TAttr::S("reduction", "sum")}, tp);
@@ -81,7 +81,7 @@ int main(int argc, char **argv) {
     b.op(Opcode::AllToAll, {d}, {a},
          {TAttr::I("split_dim", 0), TAttr::I("concat_dim", 0)}, ep);
     b.op(Opcode::GroupedMatmul, {a, g}, {e});
-    b.op(Opcode::Combine, {e, w, i}, {y}, {TAttr::I("capacity", 4)});
+    b.op(Opcode::Combine, {e, w, i}, {y});
     write(dir, "moe", b);
   }
   {

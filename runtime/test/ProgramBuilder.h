@@ -11,6 +11,7 @@
 
 #include "loom/runtime/DType.h"
 #include "loom/runtime/Opcode.h"
+#include "loom/runtime/Program.h"
 #include "loom/runtime/program_generated.h"
 
 #include <cstring>
@@ -103,7 +104,7 @@ public:
   explicit ProgramBuilder(std::string name = "test") : name(std::move(name)) {}
 
   std::string name;
-  uint16_t major = 1, minor = 0;
+  uint16_t major = runtime::kFormatMajor, minor = runtime::kFormatMinor;
   std::vector<std::pair<std::string, int64_t>> mesh;
   std::vector<TBuffer> buffers;
   std::vector<std::vector<std::string>> comms;

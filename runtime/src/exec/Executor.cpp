@@ -68,137 +68,68 @@ TensorRef makeRef(void *data, DType dtype, const std::vector<int64_t> &shape) {
   return t;
 }
 
-ReduceKind parseReduce(const std::string &s) {
-  if (s == "max")
-    return ReduceKind::Max;
-  if (s == "min")
-    return ReduceKind::Min;
-  if (s == "mean")
-    return ReduceKind::Mean;
-  return ReduceKind::Sum;
-}
-
-ReduceOp toReduceOp(ReduceKind k) {
-  switch (k) {
-  case ReduceKind::Max:
+ReduceOp toReduceOp(int64_t reduction) {
+  switch (static_cast<attr::CollectiveReduction>(reduction)) {
+  case attr::CollectiveReduction::max:
     return ReduceOp::Max;
-  case ReduceKind::Min:
+  case attr::CollectiveReduction::min:
     return ReduceOp::Min;
-  case ReduceKind::Mean:
+  case attr::CollectiveReduction::mean:
     return ReduceOp::Avg;
   default:
     return ReduceOp::Sum;
   }
 }
 
-/// Resolves the attributes of one instruction for a rank.
-void resolveAttrs(const InstrInfo &I, const Program &P,
-                  const std::vector<int64_t> &coords, OpCall &c) {
-  OpAttrs &a = c.attrs;
+/// Decodes one instruction's attributes for a rank by the op table: each at
+/// its slot, rank-dependent terms resolved, defaults filled in, dimensions
+/// normalized, string values as their index. The verifier has checked
+/// every value.
+void decodeAttrs(const InstrInfo &I, const Program &P,
+                 const std::vector<int64_t> &coords, OpCall &c) {
+  const OpSpec &spec = *findOpSpec(I.op);
   size_t rank0 = c.in.empty() ? 0 : static_cast<size_t>(c.in[0].rank);
-  auto dimOf = [&](const char *name, int64_t dflt) {
-    return static_cast<int64_t>(normalizeDim(I.getInt(name, dflt), rank0));
-  };
-  switch (I.op) {
-  case Opcode::Fill:
-    a.value = static_cast<float>(I.getFloat("value"));
-    break;
-  case Opcode::Scale:
-    a.factor = static_cast<float>(I.getFloat("factor"));
-    break;
-  case Opcode::Gelu:
-    a.geluTanh = I.getString("approximate", "none") == "tanh";
-    break;
-  case Opcode::RmsNorm:
-  case Opcode::LayerNorm:
-    a.epsilon = static_cast<float>(I.getFloat("epsilon"));
-    break;
-  case Opcode::Softmax:
-    a.axis = dimOf("axis", -1);
-    break;
-  case Opcode::Rope:
-    a.theta = I.getFloat("theta");
-    if (const AttrValue *v = I.attr("position_offset"))
-      a.positionOffset = v->resolve(P.mesh(), coords)[0];
-    break;
-  case Opcode::Attention:
-    a.causal = I.getBool("causal");
-    a.scale = static_cast<float>(I.getFloat(
-        "scale", 1.0 / std::sqrt(static_cast<double>(c.in[0].shape[3]))));
-    break;
-  case Opcode::Matmul:
-    a.transposeA = I.getBool("transpose_a");
-    a.transposeB = I.getBool("transpose_b");
-    break;
-  case Opcode::GroupedMatmul:
-    a.transposeB = I.getBool("transpose_w");
-    break;
-  case Opcode::Transpose:
-    a.permutation = I.getInts("permutation");
-    break;
-  case Opcode::Slice:
-    a.offsets = I.attr("offsets")->resolve(P.mesh(), coords);
-    a.sizes = I.getInts("sizes");
-    break;
-  case Opcode::Concat:
-    a.dim = dimOf("dim", 0);
-    break;
-  case Opcode::Broadcast:
-    a.dims = I.getInts("dims");
-    break;
-  case Opcode::Reduce:
-    a.reduce = parseReduce(I.getString("kind"));
-    a.keepDims = I.getBool("keep_dims");
-    for (int64_t d : I.getInts("dims"))
-      a.dims.push_back(normalizeDim(d, rank0));
-    std::sort(a.dims.begin(), a.dims.end());
-    break;
-  case Opcode::Router:
-    a.topK = I.getInt("top_k");
-    a.softmaxBeforeTopk = I.getBool("softmax_before_topk");
-    a.normalize = I.getBool("normalize");
-    break;
-  case Opcode::Dispatch:
-    a.numExperts = I.getInt("num_experts");
-    a.capacity = I.getInt("capacity");
-    break;
-  case Opcode::Combine:
-    a.capacity = I.getInt("capacity");
-    break;
-  case Opcode::AdamW:
-    a.lr = static_cast<float>(I.getFloat("lr"));
-    a.beta1 = static_cast<float>(I.getFloat("beta1"));
-    a.beta2 = static_cast<float>(I.getFloat("beta2"));
-    a.epsilon = static_cast<float>(I.getFloat("epsilon"));
-    a.weightDecay = static_cast<float>(I.getFloat("weight_decay"));
-    break;
-  case Opcode::AllReduce:
-    a.reduce = parseReduce(I.getString("reduction", "sum"));
-    break;
-  case Opcode::AllGather:
-    a.dim = dimOf("gather_dim", 0);
-    break;
-  case Opcode::ReduceScatter:
-    a.dim = dimOf("scatter_dim", 0);
-    a.reduce = parseReduce(I.getString("reduction", "sum"));
-    break;
-  case Opcode::AllToAll:
-    a.dim = dimOf("split_dim", 0);
-    a.dim2 = dimOf("concat_dim", 0);
-    break;
-  case Opcode::CollectivePermute:
-    a.shift = I.getInt("shift");
-    break;
-  case Opcode::Send:
-  case Opcode::Recv:
-    a.shift = I.getInt("peer_shift");
-    break;
-  case Opcode::EventRecord:
-  case Opcode::EventWait:
-    a.event = I.getInt("event");
-    break;
-  default:
-    break;
+  for (const AttrSpec &s : spec.attrs) {
+    LoomAttrValue &v = c.attrs.values[s.slot];
+    const AttrValue *a = I.attr(s.name);
+    if (!a) {
+      if (!s.hasDefault)
+        continue;
+      v.present = 1;
+      v.i = s.defaultInt;
+      v.f = s.defaultFloat;
+    } else {
+      v.present = 1;
+      switch (s.kind) {
+      case AttrKind::Int:
+        v.i = a->resolve(P.mesh(), coords)[0];
+        break;
+      case AttrKind::Float:
+        v.f = a->f;
+        break;
+      case AttrKind::Bool:
+        v.i = a->i;
+        break;
+      case AttrKind::Ints: {
+        std::vector<int64_t> ints = a->resolve(P.mesh(), coords);
+        v.numInts = static_cast<int32_t>(ints.size());
+        std::copy(ints.begin(), ints.end(), v.ints);
+        break;
+      }
+      case AttrKind::String:
+        v.i = std::find_if(s.values.begin(), s.values.end(),
+                           [&](const char *x) { return a->s == x; }) -
+              s.values.begin();
+        break;
+      }
+    }
+    if (s.isDim) {
+      if (s.kind == AttrKind::Ints)
+        for (int32_t k = 0; k < v.numInts; ++k)
+          v.ints[k] = normalizeDim(v.ints[k], rank0);
+      else
+        v.i = normalizeDim(v.i, rank0);
+    }
   }
 }
 
@@ -209,7 +140,12 @@ OpCall swap01(void *src, void *dst, DType dtype, int64_t d0, int64_t d1,
   c.op = Opcode::Transpose;
   c.in.push_back(makeRef(src, dtype, {d0, d1, d2}));
   c.out.push_back(makeRef(dst, dtype, {d1, d0, d2}));
-  c.attrs.permutation = {1, 0, 2};
+  LoomAttrValue &perm = c.attrs.values[attr::Transpose::permutation];
+  perm.present = 1;
+  perm.numInts = 3;
+  perm.ints[0] = 1;
+  perm.ints[1] = 0;
+  perm.ints[2] = 2;
   return c;
 }
 
@@ -344,7 +280,7 @@ void Executor::prepare() {
       addRef(id, c.in);
     for (uint32_t id : I.results)
       addRef(id, c.out);
-    resolveAttrs(I, P, coords_, c);
+    decodeAttrs(I, P, coords_, c);
 
     if (!isCollective(I.op)) {
       switch (I.op) {
@@ -377,9 +313,13 @@ void Executor::prepare() {
     int64_t n = ci.size;
     int64_t r = P.mesh().groupRank(rank_, ci.axes);
     s.comm = comms_[ci.id].get();
-    s.reduceOp = toReduceOp(c.attrs.reduce);
+    if (I.op == Opcode::AllReduce)
+      s.reduceOp = toReduceOp(attrOf(c, attr::AllReduce::reduction).i);
+    if (I.op == Opcode::ReduceScatter)
+      s.reduceOp = toReduceOp(attrOf(c, attr::ReduceScatter::reduction).i);
     if (I.op == Opcode::Send || I.op == Opcode::Recv) {
-      int64_t peer = r + c.attrs.shift;
+      static_assert(attr::Send::peer_shift == attr::Recv::peer_shift);
+      int64_t peer = r + attrOf(c, attr::Send::peer_shift).i;
       bool valid = peer >= 0 && peer < n && peer != r;
       s.kind = I.op == Opcode::Send ? Step::Send : Step::Recv;
       (I.op == Opcode::Send ? s.peer : s.peerFrom) = valid ? peer : -1;
@@ -405,7 +345,8 @@ void Executor::prepare() {
       s.count = y.numel;
       break;
     case Opcode::CollectivePermute: {
-      int64_t sh = ((c.attrs.shift % n) + n) % n;
+      int64_t shift = attrOf(c, attr::CollectivePermute::shift).i;
+      int64_t sh = ((shift % n) + n) % n;
       if (sh == 0) {
         s.kind = Step::LocalCopy;
         break;
@@ -418,7 +359,7 @@ void Executor::prepare() {
     case Opcode::AllGather: {
       s.kind = Step::AllGather;
       s.count = x.numel;
-      int64_t outer = prod(xs, 0, c.attrs.dim);
+      int64_t outer = prod(xs, 0, attrOf(c, attr::AllGather::gather_dim).i);
       s.sendPtr = x.data;
       s.recvPtr = y.data;
       if (outer > 1) {
@@ -433,7 +374,8 @@ void Executor::prepare() {
     case Opcode::ReduceScatter: {
       s.kind = Step::ReduceScatter;
       s.count = y.numel;
-      int64_t outer = prod(xs, 0, c.attrs.dim);
+      int64_t outer =
+          prod(xs, 0, attrOf(c, attr::ReduceScatter::scatter_dim).i);
       s.sendPtr = x.data;
       s.recvPtr = y.data;
       if (outer > 1) {
@@ -449,10 +391,12 @@ void Executor::prepare() {
     case Opcode::AllToAll: {
       s.kind = Step::AllToAll;
       s.count = x.numel / n;
-      int64_t a = prod(xs, 0, c.attrs.dim);
+      int64_t split = attrOf(c, attr::AllToAll::split_dim).i;
+      int64_t concat = attrOf(c, attr::AllToAll::concat_dim).i;
+      int64_t a = prod(xs, 0, split);
       std::vector<int64_t> piece = xs;
-      piece[c.attrs.dim] /= n;
-      int64_t a2 = prod(piece, 0, c.attrs.dim2);
+      piece[split] /= n;
+      int64_t a2 = prod(piece, 0, concat);
       s.sendPtr = x.data;
       s.recvPtr = y.data;
       size_t off = 0;
@@ -690,10 +634,12 @@ void Executor::run() {
         break;
       }
       case Step::EventRecord:
-        backend_->recordEvent(s.call.attrs.event, s.call.stream);
+        backend_->recordEvent(attrOf(s.call, attr::EventRecord::event).i,
+                              s.call.stream);
         break;
       case Step::EventWait:
-        backend_->waitEvent(s.call.attrs.event, s.call.stream);
+        backend_->waitEvent(attrOf(s.call, attr::EventWait::event).i,
+                            s.call.stream);
         break;
       default:
         runCollective(s);

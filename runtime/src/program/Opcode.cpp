@@ -1,98 +1,89 @@
-//===- Opcode.cpp - Opcode and DType names --------------------------------===//
+//===- Opcode.cpp - The op table as data ----------------------------------===//
+//
+// Builds the OpSpec of every opcode from OpTable.inc, and checks at compile
+// time that every opcode of the table is the same value in the FlatBuffers
+// schema (runtime/schema/opcodes.fbs).
+//
+//===----------------------------------------------------------------------===//
 
-#include "loom/runtime/Opcode.h"
 #include "loom/runtime/DType.h"
+#include "loom/runtime/OpTable.h"
 #include "loom/runtime/program_generated.h"
 
+#include <algorithm>
 #include <cstring>
 
 namespace loom::runtime {
 
-#define LOOM_CHECK_OPCODE(X)                                                   \
-  static_assert(static_cast<int>(Opcode::X) ==                                 \
-                    static_cast<int>(fb::Opcode::X),                           \
-                "Opcode::" #X " must match the schema");
-LOOM_CHECK_OPCODE(Fill)
-LOOM_CHECK_OPCODE(Copy)
-LOOM_CHECK_OPCODE(Add)
-LOOM_CHECK_OPCODE(Swiglu)
-LOOM_CHECK_OPCODE(RmsNorm)
-LOOM_CHECK_OPCODE(Rope)
-LOOM_CHECK_OPCODE(Attention)
-LOOM_CHECK_OPCODE(Embedding)
-LOOM_CHECK_OPCODE(Matmul)
-LOOM_CHECK_OPCODE(GroupedMatmul)
-LOOM_CHECK_OPCODE(Reshape)
-LOOM_CHECK_OPCODE(Reduce)
-LOOM_CHECK_OPCODE(Router)
-LOOM_CHECK_OPCODE(Combine)
-LOOM_CHECK_OPCODE(AdamW)
-LOOM_CHECK_OPCODE(AllReduce)
-LOOM_CHECK_OPCODE(GroupEnd)
-LOOM_CHECK_OPCODE(EventRecord)
-LOOM_CHECK_OPCODE(EventWait)
-#undef LOOM_CHECK_OPCODE
+#define LOOM_OPCODE(NAME, VALUE, ...)                                          \
+  static_assert(static_cast<int>(Opcode::NAME) ==                              \
+                    static_cast<int>(fb::Opcode::NAME),                        \
+                "Opcode::" #NAME " must have its schema value");
+#include "loom/runtime/OpTable.inc"
 
 namespace {
-struct OpName {
-  Opcode op;
-  const char *name;
-};
-constexpr OpName kOpNames[] = {
-    {Opcode::Fill, "fill"},
-    {Opcode::Copy, "copy"},
-    {Opcode::Add, "add"},
-    {Opcode::Sub, "sub"},
-    {Opcode::Mul, "mul"},
-    {Opcode::Div, "div"},
-    {Opcode::Scale, "scale"},
-    {Opcode::Gelu, "gelu"},
-    {Opcode::Silu, "silu"},
-    {Opcode::Swiglu, "swiglu"},
-    {Opcode::RmsNorm, "rmsnorm"},
-    {Opcode::LayerNorm, "layernorm"},
-    {Opcode::Softmax, "softmax"},
-    {Opcode::Rope, "rope"},
-    {Opcode::Attention, "attention"},
-    {Opcode::CrossEntropy, "cross_entropy"},
-    {Opcode::Embedding, "embedding"},
-    {Opcode::Matmul, "matmul"},
-    {Opcode::GroupedMatmul, "grouped_matmul"},
-    {Opcode::Reshape, "reshape"},
-    {Opcode::Transpose, "transpose"},
-    {Opcode::Slice, "slice"},
-    {Opcode::Concat, "concat"},
-    {Opcode::Broadcast, "broadcast"},
-    {Opcode::Reduce, "reduce"},
-    {Opcode::Router, "router"},
-    {Opcode::Dispatch, "dispatch"},
-    {Opcode::Combine, "combine"},
-    {Opcode::AdamW, "adamw"},
-    {Opcode::AllReduce, "all_reduce"},
-    {Opcode::AllGather, "all_gather"},
-    {Opcode::ReduceScatter, "reduce_scatter"},
-    {Opcode::AllToAll, "all_to_all"},
-    {Opcode::CollectivePermute, "collective_permute"},
-    {Opcode::Send, "send"},
-    {Opcode::Recv, "recv"},
-    {Opcode::GroupStart, "group_start"},
-    {Opcode::GroupEnd, "group_end"},
-    {Opcode::EventRecord, "event_record"},
-    {Opcode::EventWait, "event_wait"},
-};
+
+std::vector<OpSpec> buildOpSpecs() {
+  std::vector<OpSpec> specs;
+#define LOOM_OPCODE(NAME, VALUE, STR, MIN, MAX, RESULTS, IN_PLACE, COLLECTIVE, \
+                    RULE)                                                      \
+  specs.push_back(OpSpec{                                                      \
+      Opcode::NAME, STR, MIN, MAX, RESULTS, IN_PLACE, ShapeRule::RULE, {}});
+#include "loom/runtime/OpTable.inc"
+  auto spec = [&](Opcode op) -> OpSpec & {
+    return *std::find_if(specs.begin(), specs.end(),
+                         [&](const OpSpec &s) { return s.op == op; });
+  };
+#define LOOM_OP_ATTR(OP, ATTR, STR, SLOT, KIND, REQUIRED, RANK_DEPENDENT,      \
+                     IS_DIM, HAS_DEFAULT, DEFAULT)                             \
+  spec(Opcode::OP)                                                             \
+      .attrs.push_back(AttrSpec{STR,                                           \
+                                SLOT,                                          \
+                                AttrKind::KIND,                                \
+                                REQUIRED,                                      \
+                                RANK_DEPENDENT,                                \
+                                IS_DIM,                                        \
+                                HAS_DEFAULT,                                   \
+                                static_cast<int64_t>(DEFAULT),                 \
+                                static_cast<double>(DEFAULT),                  \
+                                {}});
+#include "loom/runtime/OpTable.inc"
+#define LOOM_OP_ATTR_VALUES(OP, ATTR, ...)                                     \
+  spec(Opcode::OP).attrs[attr::OP::ATTR].values = {__VA_ARGS__};
+#include "loom/runtime/OpTable.inc"
+  return specs;
+}
+
 } // namespace
 
-const char *opcodeName(Opcode op) {
-  for (const OpName &n : kOpNames)
-    if (n.op == op)
-      return n.name;
+const std::vector<OpSpec> &allOpSpecs() {
+  static const std::vector<OpSpec> specs = buildOpSpecs();
+  return specs;
+}
+
+const OpSpec *findOpSpec(Opcode op) {
+  for (const OpSpec &s : allOpSpecs())
+    if (s.op == op)
+      return &s;
   return nullptr;
 }
 
+const AttrSpec *OpSpec::findAttr(const std::string &attrName) const {
+  for (const AttrSpec &a : attrs)
+    if (attrName == a.name)
+      return &a;
+  return nullptr;
+}
+
+const char *opcodeName(Opcode op) {
+  const OpSpec *spec = findOpSpec(op);
+  return spec ? spec->name : nullptr;
+}
+
 bool parseOpcode(const char *name, Opcode &out) {
-  for (const OpName &n : kOpNames)
-    if (std::strcmp(n.name, name) == 0) {
-      out = n.op;
+  for (const OpSpec &s : allOpSpecs())
+    if (std::strcmp(s.name, name) == 0) {
+      out = s.op;
       return true;
     }
   return false;
@@ -100,17 +91,30 @@ bool parseOpcode(const char *name, Opcode &out) {
 
 bool isCollective(Opcode op) {
   switch (op) {
-  case Opcode::AllReduce:
-  case Opcode::AllGather:
-  case Opcode::ReduceScatter:
-  case Opcode::AllToAll:
-  case Opcode::CollectivePermute:
-  case Opcode::Send:
-  case Opcode::Recv:
-    return true;
+#define LOOM_OPCODE(NAME, VALUE, STR, MIN, MAX, RESULTS, IN_PLACE, COLLECTIVE, \
+                    RULE)                                                      \
+  case Opcode::NAME:                                                           \
+    return COLLECTIVE;
+#include "loom/runtime/OpTable.inc"
   default:
     return false;
   }
+}
+
+const char *attrKindName(AttrKind k) {
+  switch (k) {
+  case AttrKind::Int:
+    return "int";
+  case AttrKind::Float:
+    return "float";
+  case AttrKind::Bool:
+    return "bool";
+  case AttrKind::Ints:
+    return "ints";
+  case AttrKind::String:
+    return "string";
+  }
+  return "?";
 }
 
 const char *bufferKindName(BufferKind kind) {

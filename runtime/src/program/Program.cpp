@@ -9,6 +9,7 @@
 #include "loom/runtime/Program.h"
 #include "loom/runtime/program_generated.h"
 
+#include "ProgramLoader.h"
 #include "Verifier.h"
 
 #include <algorithm>
@@ -160,11 +161,6 @@ void *alignedAlloc(size_t bytes) {
   return std::aligned_alloc(64, rounded);
 }
 } // namespace
-
-class ProgramLoader {
-public:
-  static std::shared_ptr<const Program> load(const void *data, size_t size);
-};
 
 std::shared_ptr<const Program> ProgramLoader::load(const void *data,
                                                    size_t size) {
@@ -468,6 +464,8 @@ std::shared_ptr<const Program> ProgramLoader::load(const void *data,
       P.instrs_.push_back(std::move(I));
     }
   }
+  if (P.minor_ < kFormatMinor)
+    upgrade(P);
   verifyInstructions(P);
   return prog;
 }

@@ -1,9 +1,10 @@
 //===- Verifier.cpp - Semantic rules of Loom program instructions ---------===//
 //
-// One table (kOpSpecs) gives each opcode's operand and result counts and its
-// attributes; checkShapes() holds the dtype and shape rule of each opcode
-// (docs/OpSemantics.md). Every failure names the instruction, its source
-// location and the rule broken.
+// The op table (OpTable.h, generated from the loom ops' TableGen) gives each
+// opcode's operand and result counts, in-place capability and attributes,
+// and marks the element-wise opcodes; checkShapes() holds the dtype and
+// shape rule of every other opcode (docs/OpSemantics.md). Every failure
+// names the instruction, its source location and the rule broken.
 //
 //===----------------------------------------------------------------------===//
 
@@ -15,157 +16,6 @@
 
 namespace loom::runtime {
 namespace {
-
-struct AttrSpec {
-  const char *name;
-  AttrKind kind;
-  bool required;
-  bool rankDependent;
-};
-
-struct OpSpec {
-  Opcode op;
-  int minOperands, maxOperands;
-  int numResults;
-  bool inPlace; ///< a result may be exactly an operand's bytes
-  std::vector<AttrSpec> attrs;
-};
-
-constexpr AttrKind I = AttrKind::Int, F = AttrKind::Float, B = AttrKind::Bool,
-                   Is = AttrKind::Ints, S = AttrKind::String;
-constexpr int kMany = 1 << 20;
-
-const std::vector<OpSpec> &opSpecs() {
-  static const std::vector<OpSpec> specs = {
-      {Opcode::Fill, 0, 0, 1, true, {{"value", F, true, false}}},
-      {Opcode::Copy, 1, 1, 1, true, {}},
-      {Opcode::Add, 2, 2, 1, true, {}},
-      {Opcode::Sub, 2, 2, 1, true, {}},
-      {Opcode::Mul, 2, 2, 1, true, {}},
-      {Opcode::Div, 2, 2, 1, true, {}},
-      {Opcode::Scale, 1, 1, 1, true, {{"factor", F, true, false}}},
-      {Opcode::Gelu, 1, 1, 1, true, {{"approximate", S, false, false}}},
-      {Opcode::Silu, 1, 1, 1, true, {}},
-      {Opcode::Swiglu, 2, 2, 1, true, {}},
-      {Opcode::RmsNorm, 2, 2, 1, true, {{"epsilon", F, true, false}}},
-      {Opcode::LayerNorm, 2, 3, 1, true, {{"epsilon", F, true, false}}},
-      {Opcode::Softmax, 1, 1, 1, true, {{"axis", I, false, false}}},
-      {Opcode::Rope,
-       1,
-       1,
-       1,
-       true,
-       {{"theta", F, true, false}, {"position_offset", I, false, true}}},
-      {Opcode::Attention,
-       3,
-       3,
-       1,
-       false,
-       {{"causal", B, false, false}, {"scale", F, false, false}}},
-      {Opcode::CrossEntropy, 2, 2, 1, false, {}},
-      {Opcode::Embedding, 2, 2, 1, false, {}},
-      {Opcode::Matmul,
-       2,
-       2,
-       1,
-       false,
-       {{"transpose_a", B, false, false}, {"transpose_b", B, false, false}}},
-      {Opcode::GroupedMatmul,
-       2,
-       2,
-       1,
-       false,
-       {{"transpose_w", B, false, false}}},
-      {Opcode::Reshape, 1, 1, 1, true, {}},
-      {Opcode::Transpose, 1, 1, 1, false, {{"permutation", Is, true, false}}},
-      {Opcode::Slice,
-       1,
-       1,
-       1,
-       false,
-       {{"offsets", Is, true, true}, {"sizes", Is, true, false}}},
-      {Opcode::Concat, 1, kMany, 1, false, {{"dim", I, true, false}}},
-      {Opcode::Broadcast, 1, 1, 1, false, {{"dims", Is, true, false}}},
-      {Opcode::Reduce,
-       1,
-       1,
-       1,
-       false,
-       {{"kind", S, true, false},
-        {"dims", Is, true, false},
-        {"keep_dims", B, false, false}}},
-      {Opcode::Router,
-       1,
-       1,
-       2,
-       false,
-       {{"top_k", I, true, false},
-        {"softmax_before_topk", B, false, false},
-        {"normalize", B, false, false}}},
-      {Opcode::Dispatch,
-       2,
-       2,
-       1,
-       false,
-       {{"num_experts", I, true, false}, {"capacity", I, true, false}}},
-      {Opcode::Combine, 3, 3, 1, false, {{"capacity", I, true, false}}},
-      {Opcode::AdamW,
-       5,
-       5,
-       3,
-       true,
-       {{"lr", F, true, false},
-        {"beta1", F, true, false},
-        {"beta2", F, true, false},
-        {"epsilon", F, true, false},
-        {"weight_decay", F, true, false}}},
-      {Opcode::AllReduce, 1, 1, 1, true, {{"reduction", S, false, false}}},
-      {Opcode::AllGather, 1, 1, 1, false, {{"gather_dim", I, true, false}}},
-      {Opcode::ReduceScatter,
-       1,
-       1,
-       1,
-       false,
-       {{"scatter_dim", I, true, false}, {"reduction", S, false, false}}},
-      {Opcode::AllToAll,
-       1,
-       1,
-       1,
-       false,
-       {{"split_dim", I, true, false}, {"concat_dim", I, true, false}}},
-      {Opcode::CollectivePermute, 1, 1, 1, false, {{"shift", I, true, false}}},
-      {Opcode::Send, 1, 1, 0, false, {{"peer_shift", I, true, false}}},
-      {Opcode::Recv, 0, 0, 1, false, {{"peer_shift", I, true, false}}},
-      {Opcode::GroupStart, 0, 0, 0, false, {}},
-      {Opcode::GroupEnd, 0, 0, 0, false, {}},
-      {Opcode::EventRecord, 0, 0, 0, false, {{"event", I, true, false}}},
-      {Opcode::EventWait, 0, 0, 0, false, {{"event", I, true, false}}},
-  };
-  return specs;
-}
-
-const OpSpec *findSpec(Opcode op) {
-  for (const OpSpec &s : opSpecs())
-    if (s.op == op)
-      return &s;
-  return nullptr;
-}
-
-const char *kindName(AttrKind k) {
-  switch (k) {
-  case AttrKind::Int:
-    return "int";
-  case AttrKind::Float:
-    return "float";
-  case AttrKind::Bool:
-    return "bool";
-  case AttrKind::Ints:
-    return "ints";
-  case AttrKind::String:
-    return "string";
-  }
-  return "?";
-}
 
 std::string shapeStr(const std::vector<int64_t> &s) {
   std::string r = "[";
@@ -230,6 +80,11 @@ private:
       fail(bn + " must have rank " + (atLeast ? ">= " : "") +
            std::to_string(rank));
   }
+  /// A Float attribute, or its default when the instruction omits it.
+  double floatAttr(const char *attrName) const {
+    const AttrSpec *s = findOpSpec(I.op)->findAttr(attrName);
+    return I.getFloat(attrName, s ? s->defaultFloat : 0);
+  }
   int dimAttr(const char *attrName, size_t rank) const {
     int d = normalizeDim(I.getInt(attrName), rank);
     if (d < 0)
@@ -248,17 +103,17 @@ private:
 };
 
 void InstrChecker::checkStructure() {
-  const char *opName = opcodeName(I.op);
-  const OpSpec *spec = findSpec(I.op);
-  if (!opName || !spec)
+  const OpSpec *spec = findOpSpec(I.op);
+  if (!spec)
     fail("unknown opcode " + std::to_string(static_cast<int>(I.op)) +
          " (written by a newer compiler?)");
-  std::string op = opName;
+  std::string op = spec->name;
   int nIn = static_cast<int>(I.operands.size());
   int nOut = static_cast<int>(I.results.size());
-  if (nIn < spec->minOperands || nIn > spec->maxOperands) {
+  if (nIn < spec->minOperands ||
+      (spec->maxOperands != OpSpec::kAnyNumber && nIn > spec->maxOperands)) {
     std::string want = std::to_string(spec->minOperands);
-    if (spec->maxOperands == kMany)
+    if (spec->maxOperands == OpSpec::kAnyNumber)
       want = "at least " + want;
     else if (spec->maxOperands != spec->minOperands)
       want += " to " + std::to_string(spec->maxOperands);
@@ -287,30 +142,48 @@ void InstrChecker::checkStructure() {
   for (const AttrValue &a : I.attrs) {
     if (!seen.insert(a.name).second)
       fail("attribute '" + a.name + "' appears twice");
-    const AttrSpec *as = nullptr;
-    for (const AttrSpec &s : spec->attrs)
-      if (a.name == s.name)
-        as = &s;
+    const AttrSpec *as = spec->findAttr(a.name);
     if (!as)
       fail(op + " has no attribute '" + a.name + "'");
     if (a.kind != as->kind)
-      fail("attribute '" + a.name + "' must be of kind " + kindName(as->kind) +
-           ", got " + kindName(a.kind));
+      fail("attribute '" + a.name + "' must be of kind " +
+           attrKindName(as->kind) + ", got " + attrKindName(a.kind));
     if (!a.terms.empty() && !as->rankDependent)
       fail("attribute '" + a.name + "' of " + op +
            " cannot depend on the rank's mesh coordinates");
+    // A fill may write infinities (masks); every other float is a factor
+    // or a hyperparameter.
     if (a.kind == AttrKind::Float && !std::isfinite(a.f) &&
         I.op != Opcode::Fill)
       fail("attribute '" + a.name + "' must be finite");
     if (a.kind == AttrKind::Bool && a.i != 0 && a.i != 1)
       fail("bool attribute '" + a.name + "' must be 0 or 1");
-    if (a.kind == AttrKind::Ints && a.ints.size() > 64)
-      fail("attribute '" + a.name + "' has more than 64 values");
+    if (a.kind == AttrKind::Ints && a.ints.size() > size_t(kMaxRank))
+      fail("attribute '" + a.name + "' has more than " +
+           std::to_string(kMaxRank) + " values");
+    if (a.kind == AttrKind::String &&
+        std::none_of(as->values.begin(), as->values.end(),
+                     [&](const char *v) { return a.s == v; })) {
+      std::string allowed;
+      for (const char *v : as->values)
+        allowed += std::string(allowed.empty() ? "" : ", ") + v;
+      fail(a.name + " must be one of " + allowed + "; got '" + a.s + "'");
+    }
+    if (as->isDim) {
+      size_t rank = I.operands.empty() ? 0 : in(0).shape.size();
+      std::vector<int64_t> dims =
+          a.kind == AttrKind::Ints ? a.ints : std::vector<int64_t>{a.i};
+      for (int64_t d : dims)
+        if (normalizeDim(d, rank) < 0)
+          fail("attribute '" + a.name + "' = " + std::to_string(d) +
+               " is not a dimension of a rank " + std::to_string(rank) +
+               " tensor");
+    }
   }
   for (const AttrSpec &s : spec->attrs)
     if (s.required && !seen.count(s.name))
-      fail(op + " requires attribute '" + s.name + "' (" + kindName(s.kind) +
-           ")");
+      fail(op + " requires attribute '" + s.name + "' (" +
+           attrKindName(s.kind) + ")");
 
   // Communicator and stream.
   if (isCollective(I.op)) {
@@ -346,12 +219,6 @@ void InstrChecker::checkStructure() {
         continue;
       bool same = out(r).offset == in(k).offset && out(r).size == in(k).size;
       bool allowed = spec->inPlace && same;
-      if (allowed && I.op == Opcode::AdamW) {
-        static const int kPair[3] = {0, 2, 3};
-        allowed = k == kPair[r];
-      }
-      if (allowed && I.op == Opcode::Copy)
-        allowed = out(r).dtype == in(k).dtype;
       if (!allowed)
         fail(outName(r) + " overlaps " + inName(k) +
              (spec->inPlace ? " (only an exact in-place alias is allowed)"
@@ -423,14 +290,17 @@ void InstrChecker::checkCollective() {
   default:
     break;
   }
-  std::string red = I.getString("reduction", "sum");
-  if (red != "sum" && red != "max" && red != "min" && red != "mean")
-    fail("reduction must be one of sum, max, min, mean; got '" + red + "'");
-  if (red == "mean" && x && !isFloat(x->dtype))
+  // The table checked the value; a mean divides.
+  if (I.getString("reduction", "sum") == "mean" && x && !isFloat(x->dtype))
     fail("reduction 'mean' needs a floating element type");
 }
 
 void InstrChecker::checkShapes() {
+  const OpSpec &spec = *findOpSpec(I.op);
+  if (spec.shapeRule == ShapeRule::Elementwise) {
+    elementwise(I.operands.size());
+    return;
+  }
   switch (I.op) {
   case Opcode::Fill:
   case Opcode::GroupStart:
@@ -450,29 +320,14 @@ void InstrChecker::checkShapes() {
     if (in(0).numel != out(0).numel)
       fail(outName(0) + " must have as many elements as " + inName(0));
     return;
+  case Opcode::Convert:
+    sameShape(in(0), inName(0), out(0), outName(0));
+    return;
   case Opcode::Reshape:
     if (in(0).numel != out(0).numel)
       fail(outName(0) + " must have as many elements as " + inName(0));
     sameDType(in(0), inName(0), out(0), outName(0));
     return;
-  case Opcode::Add:
-  case Opcode::Sub:
-  case Opcode::Mul:
-  case Opcode::Div:
-  case Opcode::Swiglu:
-    elementwise(2);
-    return;
-  case Opcode::Scale:
-  case Opcode::Silu:
-    elementwise(1);
-    return;
-  case Opcode::Gelu: {
-    elementwise(1);
-    std::string a = I.getString("approximate", "none");
-    if (a != "none" && a != "tanh")
-      fail("approximate must be 'none' or 'tanh', got '" + a + "'");
-    return;
-  }
   case Opcode::RmsNorm:
   case Opcode::LayerNorm: {
     const BufferInfo &x = in(0);
@@ -484,7 +339,7 @@ void InstrChecker::checkShapes() {
       expectShape(in(k), inName(k), {x.shape.back()});
       sameDType(x, inName(0), in(k), inName(k));
     }
-    if (I.getFloat("epsilon") < 0)
+    if (floatAttr("epsilon") < 0)
       fail("epsilon must be >= 0");
     return;
   }
@@ -499,7 +354,7 @@ void InstrChecker::checkShapes() {
     requireRank(in(0), inName(0) + " ([B, S, N, D])", 4);
     if (in(0).shape[3] % 2)
       fail(inName(0) + ": head dim D must be even");
-    if (I.getFloat("theta") <= 0)
+    if (floatAttr("theta") <= 0)
       fail("theta must be > 0");
     return;
   case Opcode::Attention: {
@@ -561,7 +416,7 @@ void InstrChecker::checkShapes() {
         std::vector<int64_t>(b.shape.begin(), b.shape.end() - 2) != batch)
       fail("batch dims of " + inName(1) + " must equal those of " + inName(0) +
            " or be absent");
-    bool ta = I.getBool("transpose_a"), tb = I.getBool("transpose_b");
+    bool ta = I.getBool("transpose_lhs"), tb = I.getBool("transpose_rhs");
     int64_t m = ta ? a.shape[ra - 1] : a.shape[ra - 2];
     int64_t ka = ta ? a.shape[ra - 2] : a.shape[ra - 1];
     int64_t kb = tb ? b.shape[rb - 1] : b.shape[rb - 2];
@@ -582,7 +437,7 @@ void InstrChecker::checkShapes() {
     requireFloat(x, inName(0));
     sameDType(x, inName(0), w, inName(1));
     sameDType(x, inName(0), out(0), outName(0));
-    bool tw = I.getBool("transpose_w");
+    bool tw = I.getBool("transpose_weight");
     int64_t kw = tw ? w.shape[2] : w.shape[1];
     int64_t n = tw ? w.shape[1] : w.shape[2];
     if (w.shape[0] != x.shape[0])
@@ -673,8 +528,6 @@ void InstrChecker::checkShapes() {
     requireFloat(x, inName(0));
     sameDType(x, inName(0), out(0), outName(0));
     std::string kind = I.getString("kind");
-    if (kind != "sum" && kind != "max" && kind != "mean")
-      fail("kind must be one of sum, max, mean; got '" + kind + "'");
     std::vector<bool> red(x.shape.size());
     for (int64_t d : I.getInts("dims")) {
       int n = normalizeDim(d, x.shape.size());
@@ -735,9 +588,6 @@ void InstrChecker::checkShapes() {
     sameDType(y, inName(0), w, inName(1));
     requireInt(ids, inName(2));
     sameShape(w, inName(1), ids, inName(2));
-    if (I.getInt("capacity") != y.shape[1])
-      fail("capacity " + std::to_string(I.getInt("capacity")) +
-           " must equal dim 1 of " + inName(0));
     expectShape(out(0), outName(0), {w.shape[0], y.shape[2]});
     sameDType(y, inName(0), out(0), outName(0));
     return;
@@ -751,12 +601,14 @@ void InstrChecker::checkShapes() {
     requireInt(in(4), inName(4));
     if (in(4).numel != 1)
       fail(inName(4) + " (the step) must hold one element");
+    if (in(5).dtype != DType::F32 || in(5).numel != 1)
+      fail(inName(5) + " (the learning rate) must be one f32");
     static const size_t kFrom[3] = {0, 2, 3};
     for (size_t r = 0; r < 3; ++r) {
       sameShape(in(kFrom[r]), inName(kFrom[r]), out(r), outName(r));
       sameDType(in(kFrom[r]), inName(kFrom[r]), out(r), outName(r));
     }
-    double b1 = I.getFloat("beta1"), b2 = I.getFloat("beta2");
+    double b1 = floatAttr("beta1"), b2 = floatAttr("beta2");
     if (b1 < 0 || b1 >= 1 || b2 < 0 || b2 >= 1)
       fail("beta1 and beta2 must be in [0, 1)");
     return;

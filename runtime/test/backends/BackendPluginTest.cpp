@@ -319,7 +319,7 @@ TEST(BackendPlugin, CudaPluginLoadsAndReportsTheDevice) {
     float *d = static_cast<float *>(backend->allocate(16));
     OpCall fill;
     fill.op = Opcode::Fill;
-    fill.attrs.value = 2.5f;
+    fill.attrs.values[attr::Fill::value] = {2.5, 0, {}, 0, 1};
     fill.out = {tensor(d, {4})};
     backend->prepare(fill);
     KernelContext ctx{nullptr, 0, backend.get()};

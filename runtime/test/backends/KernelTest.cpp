@@ -1,4 +1,4 @@
-//===- KernelTest.cpp - CPU kernels against independent references -------===//
+//===- KernelTest.cpp - CPU kernels against independent references --------===//
 //
 // Each kernel runs as a one-instruction program through the executor; the
 // expected values are hand-computed or come from reference loops written here
@@ -20,8 +20,7 @@ std::vector<double> toD(const std::vector<float> &v) {
   return std::vector<double>(v.begin(), v.end());
 }
 
-//===- DType conversions
-//---------------------------------------------------===//
+//===- DType conversions --------------------------------------------------===//
 
 TEST(DType, Bf16RoundsToNearestEven) {
   EXPECT_EQ(f32ToBf16(1.0f), 0x3f80);
@@ -58,8 +57,7 @@ TEST(DType, F16MatchesIeeeBinary16) {
   }
 }
 
-//===- fill / copy
-//---------------------------------------------------------===//
+//===- fill / copy --------------------------------------------------------===//
 
 TEST(Kernels, Fill) {
   auto r = runOp(Opcode::Fill, {},
@@ -85,8 +83,7 @@ TEST(Kernels, CopyConverts) {
   EXPECT_EQ(back[0].as<int32_t>()[2], 5);
 }
 
-//===- element-wise
-//--------------------------------------------------------===//
+//===- element-wise -------------------------------------------------------===//
 
 TEST(Kernels, Binary) {
   auto x = randomF32({3, 5}, 1), y = randomF32({3, 5}, 2, 0.5f, 2.0f);
@@ -155,8 +152,7 @@ TEST(Kernels, Swiglu) {
              1e-6);
 }
 
-//===- normalization, softmax, rope
-//----------------------------------------===//
+//===- normalization, softmax, rope ---------------------------------------===//
 
 TEST(Kernels, RmsNorm) {
   auto x = randomF32({2, 3, 8}, 5), w = randomF32({8}, 6);
@@ -261,8 +257,7 @@ TEST(Kernels, Rope) {
     EXPECT_FLOAT_EQ(y.as<float>()[i], xv[i]);
 }
 
-//===- attention, loss, embedding
-//------------------------------------------===//
+//===- attention, loss, embedding -----------------------------------------===//
 
 std::vector<double> refAttention(const std::vector<float> &q,
                                  const std::vector<float> &k,
@@ -386,8 +381,7 @@ TEST(Kernels, Embedding) {
   }
 }
 
-//===- matmul
-//--------------------------------------------------------------===//
+//===- matmul -------------------------------------------------------------===//
 
 /// c[b] = op(a[b]) · op(b[b or shared]); a is [batch, M, K] (or [.., K, M]).
 std::vector<double> refMatmul(const std::vector<float> &a,
@@ -414,10 +408,10 @@ TEST(Kernels, MatmulHandComputed) {
   auto b = tensorF32({2, 2}, {5, 6, 7, 8});
   expectNear(runOp(Opcode::Matmul, {a, b}, {{DType::F32, {2, 2}}})[0],
              {19, 22, 43, 50}, 0);
-  expectNear(
-      runOp(Opcode::Matmul, {a, b}, {{DType::F32, {2, 2}}},
-            {TAttr::B("transpose_a", true), TAttr::B("transpose_b", true)})[0],
-      {23, 31, 34, 46}, 0);
+  expectNear(runOp(Opcode::Matmul, {a, b}, {{DType::F32, {2, 2}}},
+                   {TAttr::B("transpose_lhs", true),
+                    TAttr::B("transpose_rhs", true)})[0],
+             {23, 31, 34, 46}, 0);
 }
 
 TEST(Kernels, MatmulVariants) {
@@ -433,9 +427,9 @@ TEST(Kernels, MatmulVariants) {
           bs.insert(bs.begin(), {2, 3});
         auto a = randomF32(as, 20), b = randomF32(bs, 21);
         auto want = refMatmul(a.toF32(), b.toF32(), 6, M, N, K, ta, tb, shared);
-        auto r =
-            runOp(Opcode::Matmul, {a, b}, {{DType::F32, {2, 3, M, N}}},
-                  {TAttr::B("transpose_a", ta), TAttr::B("transpose_b", tb)});
+        auto r = runOp(
+            Opcode::Matmul, {a, b}, {{DType::F32, {2, 3, M, N}}},
+            {TAttr::B("transpose_lhs", ta), TAttr::B("transpose_rhs", tb)});
         std::string what = std::string("ta=") + (ta ? "1" : "0") +
                            " tb=" + (tb ? "1" : "0") +
                            " shared=" + (shared ? "1" : "0");
@@ -461,13 +455,12 @@ TEST(Kernels, GroupedMatmul) {
         tw ? std::vector<int64_t>{E, N, K} : std::vector<int64_t>{E, K, N}, 25);
     auto want = refMatmul(x.toF32(), w.toF32(), E, C, N, K, false, tw, false);
     auto r = runOp(Opcode::GroupedMatmul, {x, w}, {{DType::F32, {E, C, N}}},
-                   {TAttr::B("transpose_w", tw)});
+                   {TAttr::B("transpose_weight", tw)});
     expectNear(r[0], want, 1e-5);
   }
 }
 
-//===- shape ops
-//-----------------------------------------------------------===//
+//===- shape ops ----------------------------------------------------------===//
 
 TEST(Kernels, ReshapeCopies) {
   auto x = randomF32({2, 6}, 26);
@@ -551,8 +544,7 @@ TEST(Kernels, Reduce) {
              want, 1e-5);
 }
 
-//===- mixture of experts
-//--------------------------------------------------===//
+//===- mixture of experts -------------------------------------------------===//
 
 TEST(Kernels, RouterSoftmaxThenTopK) {
   // Token 0 has a tie between experts 1 and 3: the lower index comes first.
@@ -604,8 +596,7 @@ TEST(Kernels, DispatchAndCombine) {
 
   auto y = tensorF32({2, 3, 2}, {1, 1, 2, 2, 3, 3, 10, 10, 20, 20, 30, 30});
   auto w = tensorF32({3, 2}, {0.5f, 0.25f, 1, 2, 4, 8});
-  auto c = runOp(Opcode::Combine, {y, w, ids2}, {{DType::F32, {3, 2}}},
-                 {TAttr::I("capacity", 3)});
+  auto c = runOp(Opcode::Combine, {y, w, ids2}, {{DType::F32, {3, 2}}});
   // token 0: 0.5 * y[1,0] + 0.25 * y[0,0] = 5.25
   // token 1: 1 * y[1,1] + 2 * y[1,2] = 80; token 2: 4 * y[0,1] + (dropped)
   expectNear(c[0], {5.25, 5.25, 80, 80, 8, 8}, 1e-6);
@@ -619,8 +610,7 @@ TEST(Kernels, DispatchExpertOutOfRange) {
                ExecutionError);
 }
 
-//===- optimizer
-//-----------------------------------------------------------===//
+//===- optimizer ----------------------------------------------------------===//
 
 TEST(Kernels, AdamW) {
   const double lr = 1e-2, b1 = 0.9, b2 = 0.999, eps = 1e-8, wd = 0.1;
@@ -640,11 +630,12 @@ TEST(Kernels, AdamW) {
     wv.push_back(v2);
   }
   auto step = tensorInt<int64_t>(DType::I64, {}, {t});
-  std::vector<TAttr> attrs = {TAttr::F("lr", lr), TAttr::F("beta1", b1),
-                              TAttr::F("beta2", b2), TAttr::F("epsilon", eps),
+  auto rate = tensorF32({}, {static_cast<float>(lr)});
+  std::vector<TAttr> attrs = {TAttr::F("beta1", b1), TAttr::F("beta2", b2),
+                              TAttr::F("epsilon", eps),
                               TAttr::F("weight_decay", wd)};
   auto r =
-      runOp(Opcode::AdamW, {p, g, m, v, step},
+      runOp(Opcode::AdamW, {p, g, m, v, step, rate},
             {{DType::F32, {5}}, {DType::F32, {5}}, {DType::F32, {5}}}, attrs);
   expectNear(r[0], wp, 1e-6, "param");
   expectNear(r[1], wm, 1e-6, "m");
@@ -652,11 +643,11 @@ TEST(Kernels, AdamW) {
   // bf16 parameters with f32 moments.
   auto pb = p.convert(DType::BF16);
   auto rb =
-      runOp(Opcode::AdamW, {pb, g.convert(DType::BF16), m, v, step},
+      runOp(Opcode::AdamW, {pb, g.convert(DType::BF16), m, v, step, rate},
             {{DType::BF16, {5}}, {DType::F32, {5}}, {DType::F32, {5}}}, attrs);
   expectNear(rb[0], wp, 1e-2, "bf16 param");
   auto zero = tensorInt<int>(DType::I32, {1}, {0});
-  EXPECT_THROW(runOp(Opcode::AdamW, {p, g, m, v, zero},
+  EXPECT_THROW(runOp(Opcode::AdamW, {p, g, m, v, zero, rate},
                      {{DType::F32, {5}}, {DType::F32, {5}}, {DType::F32, {5}}},
                      attrs),
                ExecutionError);

@@ -249,7 +249,8 @@ TEST(ExecutorOnLocalComm, AFailingRankFailsItsPeersPromptly) {
   // executor (and communicators) go away, and ranks 0, 2, 3 get a CommError
   // instead of waiting out the deadline.
   std::vector<uint8_t> bytes =
-      oneCollective({{"dp", 4}}, {"dp"}, Opcode::AllReduce, {3}, {3}, {})
+      oneCollective({{"dp", 4}}, {"dp"}, Opcode::AllReduce, {3}, {3},
+                    {TAttr::S("reduction", "sum")})
           .finish();
   auto world = LocalWorld::create(4, {60s});
   std::vector<std::string> errors(4);

@@ -17,8 +17,7 @@ std::shared_ptr<const Program> load(const ProgramBuilder &b) {
   return Program::load(bytes.data(), bytes.size());
 }
 
-//===- mesh
-//----------------------------------------------------------------===//
+//===- mesh ---------------------------------------------------------------===//
 
 TEST(Mesh, RowMajorCoordinatesAndGroups) {
   Mesh m{{"pp", "dp", "tp"}, {2, 3, 2}};
@@ -34,8 +33,7 @@ TEST(Mesh, RowMajorCoordinatesAndGroups) {
   EXPECT_EQ(m.groupRank(3, {2, 1}), 4);
 }
 
-//===- arena and bindings
-//--------------------------------------------------===//
+//===- arena and bindings -------------------------------------------------===//
 
 /// x -> matmul -> gelu -> rmsnorm -> y with a reused temporary.
 ProgramBuilder chainProgram() {
@@ -133,14 +131,16 @@ TEST(Executor, ParametersPersistAcrossRuns) {
   uint32_t v = b.parameter("v", DType::F32, {3});
   uint32_t g = b.input("g", DType::F32, {3});
   uint32_t step = b.input("step", DType::I32, {});
-  b.op(Opcode::AdamW, {p, g, m, v, step}, {p, m, v},
-       {TAttr::F("lr", 0.1), TAttr::F("beta1", 0.9), TAttr::F("beta2", 0.99),
+  uint32_t lr = b.input("lr", DType::F32, {});
+  b.op(Opcode::AdamW, {p, g, m, v, step, lr}, {p, m, v},
+       {TAttr::F("beta1", 0.9), TAttr::F("beta2", 0.99),
         TAttr::F("epsilon", 1e-8), TAttr::F("weight_decay", 0)});
   Executor exec(load(b), {});
   exec.setInput("p", tensorF32({3}, {1, 2, 3}));
   exec.setInput("m", tensorF32({3}, {0, 0, 0}));
   exec.setInput("v", tensorF32({3}, {0, 0, 0}));
   exec.setInput("g", tensorF32({3}, {1, -1, 0.5f}));
+  exec.setInput("lr", tensorF32({}, {0.1f}));
   double pw[3] = {1, 2, 3}, mw[3] = {0, 0, 0}, vw[3] = {0, 0, 0};
   double gw[3] = {1, -1, 0.5};
   for (int t = 1; t <= 2; ++t) {
@@ -224,7 +224,7 @@ TEST(Executor, MissingFactoryIsAnError) {
   int32_t tp = b.comm({"tp"});
   uint32_t x = b.input("x", DType::F32, {2});
   uint32_t y = b.output("y", DType::F32, {2});
-  b.op(Opcode::AllReduce, {x}, {y}, {}, tp);
+  b.op(Opcode::AllReduce, {x}, {y}, {TAttr::S("reduction", "sum")}, tp);
   try {
     Executor exec(load(b), {});
     FAIL();
@@ -234,8 +234,7 @@ TEST(Executor, MissingFactoryIsAnError) {
   }
 }
 
-//===- collectives over threads
-//--------------------------------------------===//
+//===- collectives over threads -------------------------------------------===//
 
 /// Runs `prog` on every rank of its mesh; inputs come from `input(rank)`,
 /// the output "y" of every rank is returned.
@@ -314,8 +313,9 @@ TEST(Collectives, AllGatherAlongAnInnerDimInGroupOrder) {
 }
 
 TEST(Collectives, ReduceScatterAlongAnInnerDim) {
-  auto prog = load(oneCollective({{"tp", 2}}, {"tp"}, Opcode::ReduceScatter,
-                                 {2, 4}, {2, 2}, {TAttr::I("scatter_dim", 1)}));
+  auto prog = load(oneCollective(
+      {{"tp", 2}}, {"tp"}, Opcode::ReduceScatter, {2, 4}, {2, 2},
+      {TAttr::I("scatter_dim", 1), TAttr::S("reduction", "sum")}));
   auto out = runAllRanks(prog, [](int r) { return rankTensor({2, 4}, r); });
   for (int r = 0; r < 2; ++r) {
     std::vector<double> want;
@@ -388,8 +388,9 @@ TEST(Collectives, SendRecvInAGroupSkipsMissingPeers) {
 }
 
 TEST(Collectives, FactorySeesGroupsAndKeys) {
-  auto prog = load(oneCollective({{"dp", 2}, {"tp", 2}}, {"dp"},
-                                 Opcode::AllReduce, {1}, {1}, {}));
+  auto prog =
+      load(oneCollective({{"dp", 2}, {"tp", 2}}, {"dp"}, Opcode::AllReduce, {1},
+                         {1}, {TAttr::S("reduction", "sum")}));
   TestCommFactory f;
   runAllRanks(prog, [](int r) { return rankTensor({1}, r); }, &f);
   ASSERT_EQ(f.groups.size(), 4u);
@@ -402,8 +403,7 @@ TEST(Collectives, FactorySeesGroupsAndKeys) {
   EXPECT_EQ(keys, (std::set<std::string>{"dp:0,2", "dp:1,3"}));
 }
 
-//===- npy
-//-----------------------------------------------------------------===//
+//===- npy ----------------------------------------------------------------===//
 
 TEST(Npy, RoundTripsEveryDType) {
   char dir[] = "/tmp/loom-npy-XXXXXX";

@@ -21,7 +21,7 @@ ProgramBuilder smallProgram() {
   uint32_t t = b.buffer("t", DType::F32, {2, 4});
   uint32_t y = b.output("y", DType::F32, {2, 4});
   int32_t tp = b.comm({"tp"});
-  b.op(Opcode::Matmul, {x, w}, {t}, {TAttr::B("transpose_b", false)});
+  b.op(Opcode::Matmul, {x, w}, {t}, {TAttr::B("transpose_rhs", false)});
   b.op(Opcode::Gelu, {t}, {t}, {TAttr::S("approximate", "tanh")});
   b.op(Opcode::AllReduce, {t}, {y}, {TAttr::S("reduction", "sum")}, tp);
   return b;
@@ -54,7 +54,7 @@ TEST(Loader, LoadsValidProgram) {
 TEST(Loader, StableDump) {
   auto bytes = smallProgram().finish();
   auto p = Program::load(bytes.data(), bytes.size());
-  const char *golden = R"(loom.program "small" version 1.0
+  const char *golden = R"(loom.program "small" version 1.1
 mesh [dp=1, tp=1]
 arena 160
 constants 48
@@ -65,7 +65,7 @@ buffer %3 "y" output f32[2,4] offset 128 size 32
 comm #0 [tp] size 1
 input "x" = %0
 output "y" = %3
-0: %2 = matmul(%0, %1) {transpose_b = false} loc("test.mlir:1:1")
+0: %2 = matmul(%0, %1) {transpose_rhs = false} loc("test.mlir:1:1")
 1: %2 = gelu(%2) {approximate = "tanh"} loc("test.mlir:2:1")
 2: %3 = all_reduce(%2) comm #0 {reduction = "sum"} loc("test.mlir:3:1")
 )";
@@ -120,6 +120,7 @@ TEST(Loader, RejectsWrongIdentifier) {
 TEST(Loader, RejectsOtherMajorVersion) {
   auto b = smallProgram();
   b.major = 2;
+  b.minor = 0;
   EXPECT_NE(loadError(b).find("format version 2.0 is not supported"),
             std::string::npos);
   b.major = 1;
@@ -198,7 +199,7 @@ TEST(Loader, RejectsMatmulDimMismatch) {
                      "3, operand 1 (buffer 1 'w', f32[4,5]) has K = 4"),
             std::string::npos)
       << err;
-  b.instrs[0].attrs = {TAttr::B("transpose_b", true)};
+  b.instrs[0].attrs = {TAttr::B("transpose_rhs", true)};
   b.buffers[1].shape = {5, 3};
   b.buffers[1].size = 60;
   EXPECT_EQ(loadError(b), "");
@@ -207,7 +208,8 @@ TEST(Loader, RejectsMatmulDimMismatch) {
 TEST(Loader, RejectsAttributeProblems) {
   auto b = smallProgram();
   b.instrs[1].attrs = {TAttr::S("approximate", "fast")};
-  EXPECT_NE(loadError(b).find("approximate must be 'none' or 'tanh'"),
+  EXPECT_NE(loadError(b).find("approximate must be one of none, tanh; got "
+                              "'fast'"),
             std::string::npos);
   b.instrs[1].attrs = {TAttr::I("approximate", 1)};
   EXPECT_NE(loadError(b).find("must be of kind string, got int"),

@@ -551,54 +551,45 @@ func.func @combine_routing(%y: tensor<4x16x8xf32>, %w: tensor<32x1xf32>, %i: ten
 // -----
 
 // AdamW state has the parameter's shape.
-func.func @adamw_shape(%p: tensor<8xf32>, %g: tensor<4xf32>, %m: tensor<8xf32>, %t: tensor<i32>) {
+func.func @adamw_shape(%p: tensor<8xf32>, %g: tensor<4xf32>, %m: tensor<8xf32>, %t: tensor<i32>, %lr: tensor<f32>) {
   // expected-error @+1 {{grad shape [4] differs from param shape [8]}}
-  %a, %b, %c = loom.adamw %p, %g, %m, %m, %t {lr = 1.0e-3 : f64} : tensor<8xf32>, tensor<4xf32>, tensor<8xf32>, tensor<8xf32>, tensor<i32>
-  return
-}
-
-// -----
-
-// AdamW learning rate is not negative.
-func.func @adamw_lr(%p: tensor<8xf32>, %t: tensor<i32>) {
-  // expected-error @+1 {{lr must be >= 0, got -1}}
-  %a, %b, %c = loom.adamw %p, %p, %p, %p, %t {lr = -1.0 : f64} : tensor<8xf32>, tensor<8xf32>, tensor<8xf32>, tensor<8xf32>, tensor<i32>
+  %a, %b, %c = loom.adamw %p, %g, %m, %m, %t, %lr : tensor<8xf32>, tensor<4xf32>, tensor<8xf32>, tensor<8xf32>, tensor<i32>, tensor<f32>
   return
 }
 
 // -----
 
 // AdamW betas are in [0, 1).
-func.func @adamw_beta(%p: tensor<8xf32>, %t: tensor<i32>) {
+func.func @adamw_beta(%p: tensor<8xf32>, %t: tensor<i32>, %lr: tensor<f32>) {
   // expected-error @+1 {{beta2 must be in [0, 1), got 1}}
-  %a, %b, %c = loom.adamw %p, %p, %p, %p, %t {lr = 1.0e-3 : f64, beta2 = 1.0 : f64} : tensor<8xf32>, tensor<8xf32>, tensor<8xf32>, tensor<8xf32>, tensor<i32>
+  %a, %b, %c = loom.adamw %p, %p, %p, %p, %t, %lr {beta2 = 1.0 : f64} : tensor<8xf32>, tensor<8xf32>, tensor<8xf32>, tensor<8xf32>, tensor<i32>, tensor<f32>
   return
 }
 
 // -----
 
 // AdamW epsilon is positive.
-func.func @adamw_eps(%p: tensor<8xf32>, %t: tensor<i32>) {
+func.func @adamw_eps(%p: tensor<8xf32>, %t: tensor<i32>, %lr: tensor<f32>) {
   // expected-error @+1 {{epsilon must be positive, got 0}}
-  %a, %b, %c = loom.adamw %p, %p, %p, %p, %t {lr = 1.0e-3 : f64, epsilon = 0.0 : f64} : tensor<8xf32>, tensor<8xf32>, tensor<8xf32>, tensor<8xf32>, tensor<i32>
+  %a, %b, %c = loom.adamw %p, %p, %p, %p, %t, %lr {epsilon = 0.0 : f64} : tensor<8xf32>, tensor<8xf32>, tensor<8xf32>, tensor<8xf32>, tensor<i32>, tensor<f32>
   return
 }
 
 // -----
 
 // AdamW weight decay is not negative.
-func.func @adamw_wd(%p: tensor<8xf32>, %t: tensor<i32>) {
+func.func @adamw_wd(%p: tensor<8xf32>, %t: tensor<i32>, %lr: tensor<f32>) {
   // expected-error @+1 {{weight_decay must be >= 0, got -1.000000e-01}}
-  %a, %b, %c = loom.adamw %p, %p, %p, %p, %t {lr = 1.0e-3 : f64, weight_decay = -0.1 : f64} : tensor<8xf32>, tensor<8xf32>, tensor<8xf32>, tensor<8xf32>, tensor<i32>
+  %a, %b, %c = loom.adamw %p, %p, %p, %p, %t, %lr {weight_decay = -0.1 : f64} : tensor<8xf32>, tensor<8xf32>, tensor<8xf32>, tensor<8xf32>, tensor<i32>, tensor<f32>
   return
 }
 
 // -----
 
 // The AdamW step is a scalar integer.
-func.func @adamw_step(%p: tensor<8xf32>, %t: tensor<1xi32>) {
+func.func @adamw_step(%p: tensor<8xf32>, %t: tensor<1xi32>, %lr: tensor<f32>) {
   // expected-error @+1 {{operand #4 must be 0D tensor of 32-bit signless integer or 64-bit signless integer values}}
-  %a, %b, %c = loom.adamw %p, %p, %p, %p, %t {lr = 1.0e-3 : f64} : tensor<8xf32>, tensor<8xf32>, tensor<8xf32>, tensor<8xf32>, tensor<1xi32>
+  %a, %b, %c = loom.adamw %p, %p, %p, %p, %t, %lr : tensor<8xf32>, tensor<8xf32>, tensor<8xf32>, tensor<8xf32>, tensor<1xi32>, tensor<f32>
   return
 }
 
@@ -863,5 +854,32 @@ module attributes {loom.model = 2 : i64} {
 // Unknown loom operation attributes are rejected.
 // expected-error @+1 {{has unknown loom attribute 'loom.weird'}}
 func.func @unknown_op_attr() attributes {loom.weird} {
+  return
+}
+
+// -----
+
+// The AdamW learning rate is a scalar f32 tensor.
+func.func @adamw_lr_type(%p: tensor<8xf32>, %t: tensor<i32>, %lr: tensor<1xf32>) {
+  // expected-error @+1 {{operand #5 must be 0D tensor of 32-bit float values}}
+  %a, %b, %c = loom.adamw %p, %p, %p, %p, %t, %lr : tensor<8xf32>, tensor<8xf32>, tensor<8xf32>, tensor<8xf32>, tensor<i32>, tensor<1xf32>
+  return
+}
+
+// -----
+
+// A conversion keeps the shape.
+func.func @convert_shape(%x: tensor<2x3xf32>) {
+  // expected-error @+1 {{result shape [3, 2] differs from input shape [2, 3]}}
+  %y = loom.convert %x : tensor<2x3xf32> -> tensor<3x2xbf16>
+  return
+}
+
+// -----
+
+// A constant's value has the result's type.
+func.func @constant_type() {
+  // expected-error @+1 {{failed to verify that all of {value, result} have same type}}
+  %c = "loom.constant"() {value = dense<1.0> : tensor<2xf32>} : () -> tensor<3xf32>
   return
 }

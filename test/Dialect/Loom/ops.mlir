@@ -112,9 +112,9 @@ func.func @moe(%x: tensor<32x64xf32>, %wr: tensor<8x64xf32>, %w1: tensor<8x64x12
 }
 
 // CHECK-LABEL: func @optimizer
-func.func @optimizer(%p: tensor<64xbf16> {loom.param = "w"}, %g: tensor<64xbf16>, %m: tensor<64xf32>, %v: tensor<64xf32>, %t: tensor<i32>) -> (tensor<64xbf16>, tensor<64xf32>, tensor<64xf32>) {
-  // CHECK: loom.adamw %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} {beta2 = 0.94999999999999996 : f64, lr = 1.000000e-03 : f64, weight_decay = 1.000000e-01 : f64} : tensor<64xbf16>, tensor<64xbf16>, tensor<64xf32>, tensor<64xf32>, tensor<i32>
-  %p2, %m2, %v2 = loom.adamw %p, %g, %m, %v, %t {lr = 1.0e-3 : f64, beta2 = 0.95 : f64, weight_decay = 0.1 : f64} : tensor<64xbf16>, tensor<64xbf16>, tensor<64xf32>, tensor<64xf32>, tensor<i32>
+func.func @optimizer(%p: tensor<64xbf16> {loom.param = "w"}, %g: tensor<64xbf16>, %m: tensor<64xf32>, %v: tensor<64xf32>, %t: tensor<i32>, %lr: tensor<f32>) -> (tensor<64xbf16>, tensor<64xf32>, tensor<64xf32>) {
+  // CHECK: loom.adamw %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} {beta2 = 0.94999999999999996 : f64, weight_decay = 1.000000e-01 : f64} : tensor<64xbf16>, tensor<64xbf16>, tensor<64xf32>, tensor<64xf32>, tensor<i32>, tensor<f32>
+  %p2, %m2, %v2 = loom.adamw %p, %g, %m, %v, %t, %lr {beta2 = 0.95 : f64, weight_decay = 0.1 : f64} : tensor<64xbf16>, tensor<64xbf16>, tensor<64xf32>, tensor<64xf32>, tensor<i32>, tensor<f32>
   return %p2, %m2, %v2 : tensor<64xbf16>, tensor<64xf32>, tensor<64xf32>
 }
 
@@ -138,4 +138,18 @@ func.func @collectives(%x: tensor<2x16x64xf32> {loom.sharding = #loom.sharding<[
   // CHECK: loom.all_reduce max
   %6 = loom.all_reduce max %5 {mesh = #mesh, axes = ["dp", "tp"]} : tensor<2x16x64xf32>
   return %6 : tensor<2x16x64xf32>
+}
+
+// Constants, fills and element type conversions.
+// CHECK-LABEL: func @constants_and_types
+func.func @constants_and_types(%x: tensor<2x3xf32>) -> (tensor<2xf32>, tensor<4x8xbf16>, tensor<2x3xbf16>, tensor<3xi32>) {
+  // CHECK: loom.constant dense<[1.000000e+00, 2.000000e+00]> : tensor<2xf32>
+  %c = loom.constant dense<[1.0, 2.0]> : tensor<2xf32>
+  // CHECK: loom.fill 0.000000e+00 : tensor<4x8xbf16>
+  %z = loom.fill 0.0 : tensor<4x8xbf16>
+  // CHECK: loom.convert %{{.*}} : tensor<2x3xf32> -> tensor<2x3xbf16>
+  %y = loom.convert %x : tensor<2x3xf32> -> tensor<2x3xbf16>
+  // CHECK: loom.fill -1.000000e+00 : tensor<3xi32>
+  %i = loom.fill -1.0 : tensor<3xi32>
+  return %c, %z, %y, %i : tensor<2xf32>, tensor<4x8xbf16>, tensor<2x3xbf16>, tensor<3xi32>
 }

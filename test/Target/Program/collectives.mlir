@@ -7,7 +7,7 @@
 // CHECK: comm #1 [dp, tp] size 4
 // CHECK: = all_reduce(%{{[0-9]+}}) comm #0 stream comm {reduction = "sum"}
 // CHECK: = all_gather(%{{[0-9]+}}) comm #1 stream comm {gather_dim = 0}
-// CHECK: = reduce_scatter(%{{[0-9]+}}) comm #1 stream comm {scatter_dim = 0, reduction = "max"}
+// CHECK: = reduce_scatter(%{{[0-9]+}}) comm #1 stream comm {reduction = "max", scatter_dim = 0}
 // CHECK: = all_to_all(%{{[0-9]+}}) comm #0 stream comm {split_dim = 1, concat_dim = 0}
 // CHECK: = collective_permute(%{{[0-9]+}}) comm #0 stream comm {shift = 1}
 #mesh = #loom.mesh<dp = 2, tp = 2>

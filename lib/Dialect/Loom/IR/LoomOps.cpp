@@ -17,6 +17,9 @@
 using namespace mlir;
 using namespace loom;
 
+// Each op's getProgramOpcode(), from its Loom_Lowers trait (loom-tblgen).
+#include "loom/Dialect/Loom/IR/LoomProgramOps.cpp.inc"
+
 //===----------------------------------------------------------------------===//
 // Helpers
 //===----------------------------------------------------------------------===//
@@ -65,6 +68,29 @@ static FailureOr<int64_t> normalizeDim(int64_t dim, int64_t rank,
     return failure();
   }
   return d;
+}
+
+//===----------------------------------------------------------------------===//
+// Constants and element types
+//===----------------------------------------------------------------------===//
+
+OpFoldResult ConstantOp::fold(FoldAdaptor) { return getValue(); }
+
+LogicalResult ConvertOp::verify() {
+  auto in = cast<RankedTensorType>(getInput().getType());
+  auto out = cast<RankedTensorType>(getResult().getType());
+  if (in.getShape() != out.getShape())
+    return emitOpError("result shape ")
+           << shapeString(out.getShape()) << " differs from input shape "
+           << shapeString(in.getShape());
+  return success();
+}
+
+OpFoldResult ConvertOp::fold(FoldAdaptor) {
+  // Converting to the same element type changes nothing.
+  if (getInput().getType() == getResult().getType())
+    return getInput();
+  return {};
 }
 
 //===----------------------------------------------------------------------===//
@@ -556,8 +582,6 @@ LogicalResult AdamWOp::verify() {
                            << " differs from param shape "
                            << shapeString(shape);
   }
-  if (getLr().convertToDouble() < 0.0)
-    return emitOpError("lr must be >= 0, got ") << getLr().convertToDouble();
   for (auto [name, beta] : {std::pair{"beta1", getBeta1().convertToDouble()},
                             {"beta2", getBeta2().convertToDouble()}})
     if (beta < 0.0 || beta >= 1.0)

@@ -43,7 +43,8 @@ struct LoomLowerToProgramPass
       func.setArgAttr(arg.getArgNumber(), LoomDialect::kOffsetAttrName,
                       b.getI64IntegerAttr(plan.offsets.lookup(arg)));
     func.walk([&](Operation *op) {
-      if (op->getNumResults() == 0 || isa<func::FuncOp>(op))
+      // Constants live in the program's constants blob, not the arena.
+      if (op->getNumResults() == 0 || isa<func::FuncOp, ConstantOp>(op))
         return;
       SmallVector<int64_t> offsets;
       for (Value result : op->getResults())

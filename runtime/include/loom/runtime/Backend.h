@@ -16,6 +16,7 @@
 #ifndef LOOM_RUNTIME_BACKEND_H
 #define LOOM_RUNTIME_BACKEND_H
 
+#include "loom/runtime/BackendPlugin.h"
 #include "loom/runtime/DType.h"
 #include "loom/runtime/Opcode.h"
 #include "loom/runtime/Program.h"
@@ -48,43 +49,10 @@ struct TensorRef {
   template <typename T> T *as() const { return static_cast<T *>(data); }
 };
 
-enum class ReduceKind : uint8_t { Sum, Max, Min, Mean };
-
-/// Attributes resolved for one rank. Only the fields of the instruction's
-/// opcode are meaningful (runtime/README.md lists them); dimension indices
-/// are normalized to be non-negative.
-struct OpAttrs {
-  // Floats.
-  float value = 0;   ///< fill
-  float factor = 1;  ///< scale
-  float epsilon = 0; ///< rmsnorm, layernorm, adamw
-  double theta = 0;  ///< rope
-  float scale = 0;   ///< attention (default 1/sqrt(D) already applied)
-  float lr = 0, beta1 = 0, beta2 = 0, weightDecay = 0; ///< adamw
-  // Integers.
-  int64_t axis = -1;          ///< softmax
-  int64_t positionOffset = 0; ///< rope
-  int64_t topK = 0;           ///< router
-  int64_t numExperts = 0;     ///< dispatch
-  int64_t capacity = 0;       ///< dispatch, combine
-  int64_t dim = 0;            ///< concat; gather/scatter dim of collectives
-  int64_t dim2 = 0;           ///< all_to_all concat_dim (dim = split_dim)
-  int64_t shift = 0;          ///< collective_permute, send, recv
-  int64_t event = 0;          ///< event_record, event_wait
-  // Flags.
-  bool transposeA = false,
-       transposeB = false; ///< matmul; transposeB = grouped transpose_w
-  bool causal = false;
-  bool keepDims = false;
-  bool softmaxBeforeTopk = false, normalize = false;
-  bool geluTanh = false;
-  ReduceKind reduce = ReduceKind::Sum; ///< reduce kind, collective reduction
-  // Lists.
-  std::vector<int64_t> permutation; ///< transpose
-  std::vector<int64_t> offsets;     ///< slice (resolved for the rank)
-  std::vector<int64_t> sizes;       ///< slice
-  std::vector<int64_t> dims;        ///< broadcast, reduce
-};
+/// Attributes resolved for one rank, at the slots of the op table
+/// (attr::Softmax::axis, ...): the plugin ABI's struct, so that calls cross
+/// into plugins unchanged.
+using OpAttrs = LoomKernelAttrs;
 
 struct OpCall;
 struct KernelContext;
@@ -96,7 +64,7 @@ struct OpCall {
   uint32_t index = 0; ///< instruction index in the program
   StreamKind stream = StreamKind::Compute;
   std::vector<TensorRef> in, out;
-  OpAttrs attrs;
+  OpAttrs attrs = {};
   /// Set by Backend::prepare; null means "nothing to do" (an alias reshape).
   KernelFn kernel = nullptr;
   /// Bytes of scratch the kernel needs (set by Backend::prepare).
@@ -104,6 +72,11 @@ struct OpCall {
   /// Backend-private data (e.g. a cached plan); owned by the backend.
   void *backendData = nullptr;
 };
+
+/// Attribute `slot` of a call: attrOf(c, attr::Scale::factor).f.
+inline const LoomAttrValue &attrOf(const OpCall &call, int slot) {
+  return call.attrs.values[slot];
+}
 
 struct KernelContext {
   void *scratch = nullptr; ///< at least call.scratchBytes, 64-byte aligned

@@ -36,7 +36,7 @@ extern "C" {
 #endif
 
 /** Bumped on any incompatible change of the structs below. */
-#define LOOM_BACKEND_PLUGIN_ABI 1
+#define LOOM_BACKEND_PLUGIN_ABI 2
 
 #define LOOM_PLUGIN_MAX_RANK 8
 #define LOOM_NCCL_UNIQUE_ID_BYTES 128
@@ -75,19 +75,25 @@ typedef struct LoomTensor {
   int64_t shape[LOOM_PLUGIN_MAX_RANK];
 } LoomTensor;
 
-/** The attributes of loom::runtime::OpAttrs, as plain data. */
+/** Most attributes an instruction has (the op table's limit). */
+#define LOOM_MAX_ATTRS 8
+
+/** One decoded attribute, resolved for the rank. */
+typedef struct LoomAttrValue {
+  double f;  /* Float */
+  int64_t i; /* Int; Bool (0 or 1); String: the index of its value */
+  int64_t ints[LOOM_PLUGIN_MAX_RANK]; /* Ints */
+  int32_t numInts;
+  /* 0 when the instruction omits an optional attribute without a default. */
+  int32_t present;
+} LoomAttrValue;
+
+/** An instruction's attributes, each at its slot in the op table
+ * (loom/runtime/Opcode.h: attr::Scale::factor, ...). Dimension attributes
+ * are normalized to be non-negative; string values are indices
+ * (attr::GeluApproximation::tanh, ...). */
 typedef struct LoomKernelAttrs {
-  float value, factor, epsilon, scale;
-  double theta;
-  float lr, beta1, beta2, weightDecay;
-  int64_t axis, positionOffset, topK, numExperts, capacity, dim, dim2, shift;
-  uint8_t transposeA, transposeB, causal, keepDims, softmaxBeforeTopk,
-      normalize, geluTanh, reduce; /* reduce: LoomReduce */
-  int32_t numPermutation, numOffsets, numSizes, numDims;
-  int64_t permutation[LOOM_PLUGIN_MAX_RANK];
-  int64_t offsets[LOOM_PLUGIN_MAX_RANK];
-  int64_t sizes[LOOM_PLUGIN_MAX_RANK];
-  int64_t dims[LOOM_PLUGIN_MAX_RANK];
+  LoomAttrValue values[LOOM_MAX_ATTRS];
 } LoomKernelAttrs;
 
 typedef struct LoomKernelCall {

@@ -11,7 +11,9 @@
 #ifndef LOOM_RUNTIME_KERNELMATH_H
 #define LOOM_RUNTIME_KERNELMATH_H
 
+#include "loom/runtime/BackendPlugin.h"
 #include "loom/runtime/DType.h"
+#include "loom/runtime/Opcode.h"
 
 #include <cmath>
 #include <cstdint>
@@ -146,6 +148,19 @@ LOOM_HD inline MatmulDims matmulDims(const int64_t *aShape, int ra,
 }
 
 //===----------------------------------------------------------------------===//
+// Attention
+//===----------------------------------------------------------------------===//
+
+/// The softmax scale of an attention instruction: its `scale`, or
+/// 1/sqrt(head dim) when it has none.
+LOOM_HD inline float attentionScale(const LoomKernelAttrs &a, int64_t headDim) {
+  const LoomAttrValue &scale = a.values[attr::Attention::scale];
+  return scale.present
+             ? static_cast<float>(scale.f)
+             : static_cast<float>(1.0 / sqrt(static_cast<double>(headDim)));
+}
+
+//===----------------------------------------------------------------------===//
 // Activations
 //===----------------------------------------------------------------------===//
 
@@ -167,6 +182,42 @@ LOOM_HD inline float silu(float x) { return x / (1.0f + fastExp(-x)); }
 
 /// silu(gate) * up.
 LOOM_HD inline float swiglu(float gate, float up) { return silu(gate) * up; }
+
+//===----------------------------------------------------------------------===//
+// Element-wise ops
+//
+// One function per element-wise op of the op table (its TableGen's
+// `Loom_LowersElementwise<opcode, "name">`), computing one element from f32
+// inputs and the instruction's attributes. The CPU and CUDA backends build
+// their kernels from these and nothing else.
+//===----------------------------------------------------------------------===//
+
+using KernelAttrs = LoomKernelAttrs;
+
+LOOM_HD inline float add(float x, float y, const KernelAttrs &) {
+  return x + y;
+}
+LOOM_HD inline float sub(float x, float y, const KernelAttrs &) {
+  return x - y;
+}
+LOOM_HD inline float mul(float x, float y, const KernelAttrs &) {
+  return x * y;
+}
+LOOM_HD inline float div(float x, float y, const KernelAttrs &) {
+  return x / y;
+}
+LOOM_HD inline float swiglu(float gate, float up, const KernelAttrs &) {
+  return swiglu(gate, up);
+}
+LOOM_HD inline float scale(float x, const KernelAttrs &a) {
+  return x * static_cast<float>(a.values[attr::Scale::factor].f);
+}
+LOOM_HD inline float gelu(float x, const KernelAttrs &a) {
+  bool tanhForm = a.values[attr::Gelu::approximate].i ==
+                  static_cast<int64_t>(attr::GeluApproximation::tanh);
+  return tanhForm ? geluTanh(x) : geluErf(x);
+}
+LOOM_HD inline float silu(float x, const KernelAttrs &) { return silu(x); }
 
 //===----------------------------------------------------------------------===//
 // Rows: normalization, softmax, loss

@@ -1,8 +1,10 @@
 //===- Opcode.h - Loom program opcodes --------------------------*- C++ -*-===//
 //
-// The instruction opcodes of a Loom program. Values match the `Opcode` enum of
-// runtime/schema/program.fbs (checked at compile time in Opcode.cpp), so the
-// runtime's public headers need no generated code.
+// The instruction opcodes of a Loom program, the slots of their decoded
+// attributes and the values of their string attributes, all from the op
+// table (OpTable.inc, generated from the loom ops' TableGen). Plain data
+// only, so that device code (the CUDA plugin) can include it; the table's
+// descriptions are in OpTable.h.
 //
 //===----------------------------------------------------------------------===//
 
@@ -15,47 +17,21 @@ namespace loom::runtime {
 
 enum class Opcode : uint16_t {
   Invalid = 0,
-  Fill = 1,
-  Copy = 2,
-  Add = 10,
-  Sub = 11,
-  Mul = 12,
-  Div = 13,
-  Scale = 14,
-  Gelu = 15,
-  Silu = 16,
-  Swiglu = 17,
-  RmsNorm = 20,
-  LayerNorm = 21,
-  Softmax = 22,
-  Rope = 23,
-  Attention = 30,
-  CrossEntropy = 31,
-  Embedding = 32,
-  Matmul = 40,
-  GroupedMatmul = 41,
-  Reshape = 50,
-  Transpose = 51,
-  Slice = 52,
-  Concat = 53,
-  Broadcast = 54,
-  Reduce = 55,
-  Router = 60,
-  Dispatch = 61,
-  Combine = 62,
-  AdamW = 70,
-  AllReduce = 100,
-  AllGather = 101,
-  ReduceScatter = 102,
-  AllToAll = 103,
-  CollectivePermute = 104,
-  Send = 105,
-  Recv = 106,
-  GroupStart = 107,
-  GroupEnd = 108,
-  EventRecord = 120,
-  EventWait = 121,
+#define LOOM_OPCODE(NAME, VALUE, ...) NAME = VALUE,
+#include "loom/runtime/OpTable.inc"
 };
+
+/// Where each opcode's decoded attributes sit in OpAttrs::values:
+/// attr::Scale::factor, attr::Matmul::transpose_lhs, ...
+namespace attr {
+#define LOOM_OP_ATTR_SLOTS
+#include "loom/runtime/OpTable.inc"
+
+/// The values of string attributes, as their decoded index:
+/// attr::GeluApproximation::tanh, attr::CollectiveReduction::mean, ...
+#define LOOM_OP_ATTR_ENUMS
+#include "loom/runtime/OpTable.inc"
+} // namespace attr
 
 /// The loom op name in snake case ("all_reduce", "rmsnorm"), or nullptr for
 /// a value that is not an opcode.

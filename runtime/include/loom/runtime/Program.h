@@ -13,7 +13,7 @@
 
 #include "loom/runtime/DType.h"
 #include "loom/runtime/Mesh.h"
-#include "loom/runtime/Opcode.h"
+#include "loom/runtime/OpTable.h"
 
 #include <cstdint>
 #include <memory>
@@ -26,7 +26,7 @@ namespace loom::runtime {
 /// The format version this runtime reads and writes. Programs with another
 /// major version are rejected; any minor version of the same major loads.
 constexpr uint16_t kFormatMajor = 1;
-constexpr uint16_t kFormatMinor = 0;
+constexpr uint16_t kFormatMinor = 1;
 
 /// Maximum tensor rank.
 constexpr int kMaxRank = 8;
@@ -51,14 +51,6 @@ struct BufferInfo {
   bool inArena() const { return kind != BufferKind::Constant; }
   /// "f32[2,3]".
   std::string typeStr() const;
-};
-
-enum class AttrKind : uint8_t {
-  Int = 0,
-  Float = 1,
-  Bool = 2,
-  Ints = 3,
-  String = 4
 };
 
 /// term value = coeffs[i] * ((coord(axis) + shift) mod size(axis)).

@@ -1,7 +1,8 @@
 //===- CpuElementwise.cpp - CPU element-wise and row kernels --------------===//
 //
-// fill, copy, add/sub/mul/div, scale, gelu, silu, swiglu, rmsnorm, layernorm,
-// softmax, rope and adamw. Loops over the storage type compute in f32 through
+// fill, copy/convert, the element-wise ops of the op table (one kernel
+// template over their KernelMath.h function), rmsnorm, layernorm, softmax,
+// rope and adamw. Loops over the storage type compute in f32 through
 // KernelMath.h; for f32 storage they vectorize.
 //
 //===----------------------------------------------------------------------===//
@@ -61,15 +62,15 @@ void fromF32Buffer(const float *src, DType t, void *dst, int64_t n) {
 
 namespace {
 
-//===- fill / copy
-//---------------------------------------------------------===//
+//===- fill / copy --------------------------------------------------------===//
 
 template <typename T> void fillK(const OpCall &c, KernelContext &) {
+  double value = attrOf(c, attr::Fill::value).f;
   T v;
   if constexpr (std::is_integral_v<T>)
-    v = static_cast<T>(c.attrs.value);
+    v = static_cast<T>(value);
   else
-    v = fromF32<T>(c.attrs.value);
+    v = fromF32<T>(static_cast<float>(value));
   T *y = c.out[0].as<T>();
   std::fill(y, y + c.out[0].numel, v);
 }
@@ -131,76 +132,39 @@ KernelFn pickConvert(DType a, DType b) {
   return nullptr;
 }
 
-//===- element-wise math
-//---------------------------------------------------===//
+//===- element-wise ops ---------------------------------------------------===//
 
-template <typename T, Opcode Op>
-void binaryK(const OpCall &c, KernelContext &) {
+/// y = Math(x[, z], attrs) over every element. The attributes are copied so
+/// that the compiler sees they cannot change while y is written.
+template <typename T, typename Math, int Arity>
+void elementwiseK(const OpCall &c, KernelContext &) {
+  const LoomKernelAttrs attrs = c.attrs;
   const T *x = c.in[0].as<const T>();
-  const T *z = c.in[1].as<const T>();
   T *y = c.out[0].as<T>();
   int64_t n = c.out[0].numel;
-  for (int64_t i = 0; i < n; ++i) {
-    float a = toF32(x[i]), b = toF32(z[i]);
-    float r;
-    if constexpr (Op == Opcode::Add)
-      r = a + b;
-    else if constexpr (Op == Opcode::Sub)
-      r = a - b;
-    else if constexpr (Op == Opcode::Mul)
-      r = a * b;
-    else if constexpr (Op == Opcode::Div)
-      r = a / b;
-    else
-      r = math::swiglu(a, b);
-    y[i] = fromF32<T>(r);
+  if constexpr (Arity == 1) {
+    for (int64_t i = 0; i < n; ++i)
+      y[i] = fromF32<T>(Math::apply(toF32(x[i]), attrs));
+  } else {
+    const T *z = c.in[1].as<const T>();
+    for (int64_t i = 0; i < n; ++i)
+      y[i] = fromF32<T>(Math::apply(toF32(x[i]), toF32(z[i]), attrs));
   }
 }
-template <typename T> void addK(const OpCall &c, KernelContext &k) {
-  binaryK<T, Opcode::Add>(c, k);
-}
-template <typename T> void subK(const OpCall &c, KernelContext &k) {
-  binaryK<T, Opcode::Sub>(c, k);
-}
-template <typename T> void mulK(const OpCall &c, KernelContext &k) {
-  binaryK<T, Opcode::Mul>(c, k);
-}
-template <typename T> void divK(const OpCall &c, KernelContext &k) {
-  binaryK<T, Opcode::Div>(c, k);
-}
-template <typename T> void swigluK(const OpCall &c, KernelContext &k) {
-  binaryK<T, Opcode::Swiglu>(c, k);
-}
 
-template <typename T> void scaleK(const OpCall &c, KernelContext &) {
-  const T *x = c.in[0].as<const T>();
-  T *y = c.out[0].as<T>();
-  float f = c.attrs.factor;
-  for (int64_t i = 0, n = c.out[0].numel; i < n; ++i)
-    y[i] = fromF32<T>(toF32(x[i]) * f);
-}
+// One functor per element-wise op of the table, calling its math.
+#define LOOM_ELEMENTWISE_OP(NAME, ARITY, FN)                                   \
+  struct NAME##Math {                                                          \
+    template <typename... Args> static float apply(Args... args) {             \
+      return math::FN(args...);                                                \
+    }                                                                          \
+  };                                                                           \
+  template <typename T> void NAME##K(const OpCall &c, KernelContext &k) {      \
+    elementwiseK<T, NAME##Math, ARITY>(c, k);                                  \
+  }
+#include "loom/runtime/OpTable.inc"
 
-template <typename T> void geluK(const OpCall &c, KernelContext &) {
-  const T *x = c.in[0].as<const T>();
-  T *y = c.out[0].as<T>();
-  int64_t n = c.out[0].numel;
-  if (c.attrs.geluTanh)
-    for (int64_t i = 0; i < n; ++i)
-      y[i] = fromF32<T>(math::geluTanh(toF32(x[i])));
-  else
-    for (int64_t i = 0; i < n; ++i)
-      y[i] = fromF32<T>(math::geluErf(toF32(x[i])));
-}
-
-template <typename T> void siluK(const OpCall &c, KernelContext &) {
-  const T *x = c.in[0].as<const T>();
-  T *y = c.out[0].as<T>();
-  for (int64_t i = 0, n = c.out[0].numel; i < n; ++i)
-    y[i] = fromF32<T>(math::silu(toF32(x[i])));
-}
-
-//===- rows
-//----------------------------------------------------------------===//
+//===- rows ---------------------------------------------------------------===//
 
 template <typename T> void rmsnormK(const OpCall &c, KernelContext &) {
   int64_t h = c.in[0].dim(-1);
@@ -208,8 +172,9 @@ template <typename T> void rmsnormK(const OpCall &c, KernelContext &) {
   const T *x = c.in[0].as<const T>();
   const T *w = c.in[1].as<const T>();
   T *y = c.out[0].as<T>();
+  float eps = static_cast<float>(attrOf(c, attr::RmsNorm::epsilon).f);
   for (int64_t r = 0; r < rows; ++r)
-    math::rmsnormRow(x + r * h, w, y + r * h, h, c.attrs.epsilon);
+    math::rmsnormRow(x + r * h, w, y + r * h, h, eps);
 }
 
 template <typename T> void layernormK(const OpCall &c, KernelContext &) {
@@ -219,13 +184,14 @@ template <typename T> void layernormK(const OpCall &c, KernelContext &) {
   const T *w = c.in[1].as<const T>();
   const T *b = c.in.size() > 2 ? c.in[2].as<const T>() : nullptr;
   T *y = c.out[0].as<T>();
+  float eps = static_cast<float>(attrOf(c, attr::LayerNorm::epsilon).f);
   for (int64_t r = 0; r < rows; ++r)
-    math::layernormRow(x + r * h, w, b, y + r * h, h, c.attrs.epsilon);
+    math::layernormRow(x + r * h, w, b, y + r * h, h, eps);
 }
 
 template <typename T> void softmaxK(const OpCall &c, KernelContext &) {
   const TensorRef &t = c.in[0];
-  int a = static_cast<int>(c.attrs.axis);
+  int a = static_cast<int>(attrOf(c, attr::Softmax::axis).i);
   int64_t outer = 1, inner = 1, n = t.shape[a];
   for (int i = 0; i < a; ++i)
     outer *= t.shape[i];
@@ -247,25 +213,28 @@ template <typename T> void ropeK(const OpCall &c, KernelContext &) {
   int64_t b = t.shape[0], s = t.shape[1], nh = t.shape[2], d = t.shape[3];
   const T *x = t.as<const T>();
   T *y = c.out[0].as<T>();
+  int64_t offset = attrOf(c, attr::Rope::position_offset).i;
+  double theta = attrOf(c, attr::Rope::theta).f;
   for (int64_t ib = 0; ib < b; ++ib)
     for (int64_t is = 0; is < s; ++is)
       for (int64_t ih = 0; ih < nh; ++ih) {
         int64_t off = ((ib * s + is) * nh + ih) * d;
-        math::ropeHead(x + off, y + off, d, is + c.attrs.positionOffset,
-                       c.attrs.theta);
+        math::ropeHead(x + off, y + off, d, is + offset, theta);
       }
 }
 
-//===- adamw
-//---------------------------------------------------------------===//
+//===- adamw --------------------------------------------------------------===//
 
 void adamwK(const OpCall &c, KernelContext &) {
   int64_t step = loadIndex(c.in[4], 0);
   if (step < 1)
     throw KernelError("adamw step must be >= 1, got " + std::to_string(step));
-  math::AdamWParams a =
-      math::adamwParams(c.attrs.lr, c.attrs.beta1, c.attrs.beta2,
-                        c.attrs.epsilon, c.attrs.weightDecay, step);
+  math::AdamWParams a = math::adamwParams(
+      *c.in[5].as<const float>(),
+      static_cast<float>(attrOf(c, attr::AdamW::beta1).f),
+      static_cast<float>(attrOf(c, attr::AdamW::beta2).f),
+      static_cast<float>(attrOf(c, attr::AdamW::epsilon).f),
+      static_cast<float>(attrOf(c, attr::AdamW::weight_decay).f), step);
   int64_t n = c.in[0].numel;
   const TensorRef &p = c.in[0], &g = c.in[1], &m = c.in[2], &v = c.in[3];
   const TensorRef &po = c.out[0], &mo = c.out[1], &vo = c.out[2];
@@ -324,32 +293,14 @@ bool selectElementwise(OpCall &c) {
     }
     return true;
   case Opcode::Copy:
+  case Opcode::Convert:
     c.kernel = c.in[0].dtype == t ? &memcpyK : pickConvert(c.in[0].dtype, t);
     return true;
-  case Opcode::Add:
-    c.kernel = LOOM_PICK_FLOAT(addK, t);
+#define LOOM_ELEMENTWISE_OP(NAME, ARITY, FN)                                   \
+  case Opcode::NAME:                                                           \
+    c.kernel = LOOM_PICK_FLOAT(NAME##K, t);                                    \
     return true;
-  case Opcode::Sub:
-    c.kernel = LOOM_PICK_FLOAT(subK, t);
-    return true;
-  case Opcode::Mul:
-    c.kernel = LOOM_PICK_FLOAT(mulK, t);
-    return true;
-  case Opcode::Div:
-    c.kernel = LOOM_PICK_FLOAT(divK, t);
-    return true;
-  case Opcode::Swiglu:
-    c.kernel = LOOM_PICK_FLOAT(swigluK, t);
-    return true;
-  case Opcode::Scale:
-    c.kernel = LOOM_PICK_FLOAT(scaleK, t);
-    return true;
-  case Opcode::Gelu:
-    c.kernel = LOOM_PICK_FLOAT(geluK, t);
-    return true;
-  case Opcode::Silu:
-    c.kernel = LOOM_PICK_FLOAT(siluK, t);
-    return true;
+#include "loom/runtime/OpTable.inc"
   case Opcode::RmsNorm:
     c.kernel = LOOM_PICK_FLOAT(rmsnormK, t);
     return true;

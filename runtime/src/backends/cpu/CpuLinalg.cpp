@@ -75,7 +75,8 @@ void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
 
 void matmulK(const OpCall &c, KernelContext &ctx) {
   const TensorRef &A = c.in[0], &B = c.in[1], &C = c.out[0];
-  bool ta = c.attrs.transposeA, tb = c.attrs.transposeB;
+  bool ta = attrOf(c, attr::Matmul::transpose_lhs).i;
+  bool tb = attrOf(c, attr::Matmul::transpose_rhs).i;
   int rb = B.rank;
   auto [batch, m, n, k] =
       math::matmulDims(A.shape, A.rank, B.shape, rb, ta, tb);
@@ -97,7 +98,7 @@ void matmulK(const OpCall &c, KernelContext &ctx) {
 
 void groupedMatmulK(const OpCall &c, KernelContext &ctx) {
   const TensorRef &X = c.in[0], &W = c.in[1], &Y = c.out[0];
-  bool tw = c.attrs.transposeB;
+  bool tw = attrOf(c, attr::GroupedMatmul::transpose_weight).i;
   int64_t e = X.shape[0], rows = X.shape[1], k = X.shape[2];
   int64_t n = Y.shape[2];
   F32View v{static_cast<char *>(ctx.scratch)};
@@ -121,6 +122,8 @@ void attentionK(const OpCall &c, KernelContext &ctx) {
   const float *q = v.load(Q), *k = v.load(K), *val = v.load(V);
   float *o = v.result(O);
   float *scores = reinterpret_cast<float *>(v.next);
+  bool causal = attrOf(c, attr::Attention::causal).i;
+  float scale = math::attentionScale(c.attrs, d);
   if (sk == 0) {
     std::fill(o, o + O.numel, 0.0f);
   } else if (sq && d) {
@@ -134,16 +137,15 @@ void attentionK(const OpCall &c, KernelContext &ctx) {
         float *ob = o + (b * sq * hq + h) * d;
         // Causal attention works in blocks of query rows, each against the
         // keys it may see: the masked upper triangle is never computed.
-        int64_t block = c.attrs.causal ? kCausalBlock : sq;
+        int64_t block = causal ? kCausalBlock : sq;
         for (int64_t q0 = 0; q0 < sq; q0 += block) {
           int64_t rows = std::min(block, sq - q0);
-          int64_t keys = c.attrs.causal ? std::min(q0 + rows, sk) : sk;
-          gemm(false, true, rows, keys, d, c.attrs.scale, qb + q0 * hq * d,
-               hq * d, kb, hkv * d, scores, keys);
+          int64_t keys = causal ? std::min(q0 + rows, sk) : sk;
+          gemm(false, true, rows, keys, d, scale, qb + q0 * hq * d, hq * d, kb,
+               hkv * d, scores, keys);
           for (int64_t i = 0; i < rows; ++i)
             math::softmaxRowMasked(scores + i * keys, keys,
-                                   c.attrs.causal ? std::min(q0 + i + 1, keys)
-                                                  : keys);
+                                   causal ? std::min(q0 + i + 1, keys) : keys);
           gemm(false, false, rows, d, keys, 1.0f, scores, keys, vb, hkv * d,
                ob + q0 * hq * d, hq * d);
         }

@@ -51,14 +51,17 @@ template <typename T> void crossEntropyK(const OpCall &c, KernelContext &) {
 
 template <typename T> void routerK(const OpCall &c, KernelContext &ctx) {
   const TensorRef &logits = c.in[0];
-  int64_t tokens = logits.shape[0], e = logits.shape[1], k = c.attrs.topK;
+  int64_t tokens = logits.shape[0], e = logits.shape[1];
+  int64_t k = attrOf(c, attr::Router::top_k).i;
+  bool softmaxFirst = attrOf(c, attr::Router::softmax_before_topk).i;
+  bool normalize = attrOf(c, attr::Router::normalize).i;
   const T *l = logits.as<const T>();
   T *w = c.out[0].as<T>();
   int32_t *idx = c.out[1].as<int32_t>();
   float *scratch = static_cast<float *>(ctx.scratch);
   for (int64_t t = 0; t < tokens; ++t)
-    math::routerRow(l + t * e, e, k, c.attrs.softmaxBeforeTopk,
-                    c.attrs.normalize, scratch, w + t * k, idx + t * k);
+    math::routerRow(l + t * e, e, k, softmaxFirst, normalize, scratch,
+                    w + t * k, idx + t * k);
 }
 
 void dispatchK(const OpCall &c, KernelContext &ctx) {

@@ -62,7 +62,7 @@ template <typename E> void transposeK(const OpCall &c, KernelContext &) {
   int64_t xs[kMaxRank] = {}, ps[kMaxRank] = {};
   stridesOf(x, xs);
   for (int i = 0; i < y.rank; ++i)
-    ps[i] = xs[c.attrs.permutation[i]];
+    ps[i] = xs[attrOf(c, attr::Transpose::permutation).ints[i]];
   int64_t inner = ps[y.rank - 1], len = y.shape[y.rank - 1];
   walkRows(y.rank, y.shape, ps, 0, [&](int64_t o, int64_t s) {
     for (int64_t j = 0; j < len; ++j)
@@ -83,7 +83,7 @@ void sliceK(const OpCall &c, KernelContext &) {
   stridesOf(x, xs);
   int64_t base = 0;
   for (int i = 0; i < x.rank; ++i)
-    base += c.attrs.offsets[i] * xs[i];
+    base += attrOf(c, attr::Slice::offsets).ints[i] * xs[i];
   size_t rowBytes = y.shape[y.rank - 1] * es;
   walkRows(y.rank, y.shape, xs, base, [&](int64_t o, int64_t s) {
     std::memcpy(dst + o * es, src + s * es, rowBytes);
@@ -92,7 +92,7 @@ void sliceK(const OpCall &c, KernelContext &) {
 
 void concatK(const OpCall &c, KernelContext &) {
   const TensorRef &y = c.out[0];
-  int d = static_cast<int>(c.attrs.dim);
+  int d = static_cast<int>(attrOf(c, attr::Concat::dim).i);
   size_t es = dtypeSize(y.dtype);
   int64_t outer = 1, inner = 1;
   for (int i = 0; i < d; ++i)
@@ -123,7 +123,7 @@ template <typename E> void broadcastK(const OpCall &c, KernelContext &) {
   stridesOf(x, xs);
   for (int i = 0; i < x.rank; ++i)
     if (x.shape[i] != 1)
-      bs[c.attrs.dims[i]] = xs[i];
+      bs[attrOf(c, attr::Broadcast::dims).ints[i]] = xs[i];
   int64_t inner = bs[y.rank - 1], len = y.shape[y.rank - 1];
   walkRows(y.rank, y.shape, bs, 0, [&](int64_t o, int64_t s) {
     for (int64_t j = 0; j < len; ++j)
@@ -134,13 +134,15 @@ template <typename E> void broadcastK(const OpCall &c, KernelContext &) {
 template <typename T> void reduceK(const OpCall &c, KernelContext &ctx) {
   const TensorRef &x = c.in[0], &y = c.out[0];
   float *acc = static_cast<float *>(ctx.scratch);
-  ReduceKind kind = c.attrs.reduce;
+  using Kind = attr::ReduceKind;
+  auto kind = static_cast<Kind>(attrOf(c, attr::Reduce::kind).i);
   float init =
-      kind == ReduceKind::Max ? -std::numeric_limits<float>::infinity() : 0.0f;
+      kind == Kind::max ? -std::numeric_limits<float>::infinity() : 0.0f;
   std::fill(acc, acc + y.numel, init);
   bool reduced[kMaxRank] = {};
-  for (int64_t d : c.attrs.dims)
-    reduced[d] = true;
+  const LoomAttrValue &dims = attrOf(c, attr::Reduce::dims);
+  for (int32_t k = 0; k < dims.numInts; ++k)
+    reduced[dims.ints[k]] = true;
   int64_t count = 1;
   for (int i = 0; i < x.rank; ++i)
     if (reduced[i])
@@ -159,7 +161,7 @@ template <typename T> void reduceK(const OpCall &c, KernelContext &ctx) {
     }
     int64_t inner = ys[x.rank - 1], len = x.shape[x.rank - 1];
     walkRows(x.rank, x.shape, ys, 0, [&](int64_t o, int64_t yo) {
-      if (kind == ReduceKind::Max)
+      if (kind == Kind::max)
         for (int64_t j = 0; j < len; ++j)
           acc[yo + j * inner] =
               std::fmax(acc[yo + j * inner], toF32(src[o + j]));
@@ -169,9 +171,9 @@ template <typename T> void reduceK(const OpCall &c, KernelContext &ctx) {
     });
   }
   T *dst = y.as<T>();
-  float div = kind == ReduceKind::Mean ? static_cast<float>(count) : 1.0f;
+  float div = kind == Kind::mean ? static_cast<float>(count) : 1.0f;
   for (int64_t i = 0; i < y.numel; ++i)
-    dst[i] = fromF32<T>(kind == ReduceKind::Mean ? acc[i] / div : acc[i]);
+    dst[i] = fromF32<T>(kind == Kind::mean ? acc[i] / div : acc[i]);
 }
 
 void memcpyK(const OpCall &c, KernelContext &) {

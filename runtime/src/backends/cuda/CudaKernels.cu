@@ -41,8 +41,7 @@ unsigned rowBlocks(int64_t rows) {
            static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;        \
        i < (n); i += static_cast<int64_t>(gridDim.x) * blockDim.x)
 
-//===- Loads and stores by run-time dtype
-//----------------------------------===//
+//===- Loads and stores by run-time dtype ---------------------------------===//
 
 __device__ inline float loadF(const void *p, int dt, int64_t i) {
   switch (dt) {
@@ -92,8 +91,7 @@ __device__ inline void recordError(DeviceError *e, int code, int64_t pos,
   }
 }
 
-//===- Block reductions
-//----------------------------------------------------===//
+//===- Block reductions ---------------------------------------------------===//
 
 __device__ inline float warpSum(float v) {
   for (int o = 16; o > 0; o >>= 1)
@@ -127,8 +125,7 @@ template <bool Max> __device__ float blockReduce(float v, float *sh) {
   return total;
 }
 
-//===- Fill, convert, gather
-//-----------------------------------------------===//
+//===- Fill, convert, gather ----------------------------------------------===//
 
 __global__ void fillK(void *out, int dt, int64_t n, float value) {
   GRID_STRIDE(i, n) {
@@ -170,54 +167,32 @@ __global__ void gatherK(const E *in, E *out, GatherPlan p) {
   }
 }
 
-//===- Element-wise math
-//---------------------------------------------------===//
+//===- Element-wise ops ---------------------------------------------------===//
 
-template <typename T>
-__global__ void binaryK(int op, const T *x, const T *y, T *out, int64_t n) {
+// One functor per element-wise op of the op table, calling its KernelMath.h
+// function (the CPU backend calls the same one).
+#define LOOM_ELEMENTWISE_OP(NAME, ARITY, FN)                                   \
+  struct NAME##Math {                                                          \
+    template <typename... Args> __device__ static float apply(Args... args) {  \
+      return math::FN(args...);                                                \
+    }                                                                          \
+  };
+#include "loom/runtime/OpTable.inc"
+
+template <typename T, typename Math>
+__global__ void unaryK(const T *x, T *out, int64_t n, LoomKernelAttrs a) {
+  GRID_STRIDE(i, n) { out[i] = fromF32<T>(Math::apply(toF32(x[i]), a)); }
+}
+
+template <typename T, typename Math>
+__global__ void binaryK(const T *x, const T *y, T *out, int64_t n,
+                        LoomKernelAttrs a) {
   GRID_STRIDE(i, n) {
-    float a = toF32(x[i]), b = toF32(y[i]), r;
-    switch (op) {
-    case 10: // add
-      r = a + b;
-      break;
-    case 11: // sub
-      r = a - b;
-      break;
-    case 12: // mul
-      r = a * b;
-      break;
-    case 13: // div
-      r = a / b;
-      break;
-    default: // swiglu
-      r = math::swiglu(a, b);
-    }
-    out[i] = fromF32<T>(r);
+    out[i] = fromF32<T>(Math::apply(toF32(x[i]), toF32(y[i]), a));
   }
 }
 
-template <typename T>
-__global__ void unaryK(int op, const T *x, T *out, int64_t n, float factor,
-                       bool geluTanh) {
-  GRID_STRIDE(i, n) {
-    float a = toF32(x[i]), r;
-    switch (op) {
-    case 14: // scale
-      r = a * factor;
-      break;
-    case 15: // gelu
-      r = geluTanh ? math::geluTanh(a) : math::geluErf(a);
-      break;
-    default: // silu
-      r = math::silu(a);
-    }
-    out[i] = fromF32<T>(r);
-  }
-}
-
-//===- Rows
-//----------------------------------------------------------------===//
+//===- Rows ---------------------------------------------------------------===//
 
 template <typename T>
 __global__ void rmsnormK(const T *x, const T *w, T *y, int64_t rows, int64_t h,
@@ -337,8 +312,7 @@ __global__ void maskedSoftmaxK(float *scores, int64_t rows, int64_t sq,
   }
 }
 
-//===- AdamW
-//---------------------------------------------------------------===//
+//===- AdamW --------------------------------------------------------------===//
 
 __global__ void adamwK(AdamWArgs a, DeviceError *err) {
   int64_t step = loadIndex(a.step, a.stepType, 0);
@@ -348,7 +322,7 @@ __global__ void adamwK(AdamWArgs a, DeviceError *err) {
     return;
   }
   math::AdamWParams prm =
-      math::adamwParams(a.lr, a.beta1, a.beta2, a.eps, a.weightDecay, step);
+      math::adamwParams(*a.lr, a.beta1, a.beta2, a.eps, a.weightDecay, step);
   GRID_STRIDE(i, a.n) {
     float p = loadF(a.p, a.pt, i), g = loadF(a.g, a.gt, i);
     float m = loadF(a.m, a.mt, i), v = loadF(a.v, a.vt, i);
@@ -359,8 +333,7 @@ __global__ void adamwK(AdamWArgs a, DeviceError *err) {
   }
 }
 
-//===- Embedding, loss, reduce
-//---------------------------------------------===//
+//===- Embedding, loss, reduce --------------------------------------------===//
 
 template <typename E>
 __global__ void embeddingK(const E *table, int64_t vocab, int64_t rowElems,
@@ -461,8 +434,7 @@ __global__ void reduceK(const T *x, T *y, ReducePlan p, int kind) {
   }
 }
 
-//===- Mixture of experts
-//--------------------------------------------------===//
+//===- Mixture of experts -------------------------------------------------===//
 
 template <typename T>
 __global__ void routerK(const T *logits, int64_t tokens, int64_t e, int64_t k,
@@ -542,8 +514,7 @@ int moveWidth(int64_t rowBytes, const void *a, const void *b) {
 
 } // namespace
 
-//===- Launchers
-//-----------------------------------------------------------===//
+//===- Launchers ----------------------------------------------------------===//
 
 #define LOOM_FLOAT_DISPATCH(DT, T, ...)                                        \
   switch (DT) {                                                                \
@@ -616,27 +587,49 @@ cudaError_t launchConvert(const void *in, int inType, void *out, int outType,
   return cudaGetLastError();
 }
 
-cudaError_t launchBinary(int opcode, const void *x, const void *y, void *out,
-                         int dtype, int64_t n, cudaStream_t s) {
-  if (n == 0)
-    return cudaSuccess;
-  LOOM_FLOAT_DISPATCH(dtype, T,
-                      binaryK<T><<<blocksFor(n), kThreads, 0, s>>>(
-                          opcode, static_cast<const T *>(x),
-                          static_cast<const T *>(y), static_cast<T *>(out), n));
+template <typename Math, int Arity>
+cudaError_t launchElementwiseOf(const void *x, const void *y, void *out,
+                                int dtype, int64_t n, const LoomKernelAttrs &a,
+                                cudaStream_t s) {
+  if constexpr (Arity == 1) {
+    LOOM_FLOAT_DISPATCH(
+        dtype, T,
+        unaryK<T, Math><<<blocksFor(n), kThreads, 0, s>>>(
+            static_cast<const T *>(x), static_cast<T *>(out), n, a));
+  } else {
+    LOOM_FLOAT_DISPATCH(dtype, T,
+                        binaryK<T, Math><<<blocksFor(n), kThreads, 0, s>>>(
+                            static_cast<const T *>(x),
+                            static_cast<const T *>(y), static_cast<T *>(out), n,
+                            a));
+  }
   return cudaGetLastError();
 }
 
-cudaError_t launchUnary(int opcode, const void *x, void *out, int dtype,
-                        int64_t n, float factor, bool geluTanh,
-                        cudaStream_t s) {
+bool isElementwise(int opcode) {
+  switch (opcode) {
+#define LOOM_ELEMENTWISE_OP(NAME, ARITY, FN)                                   \
+  case static_cast<int>(Opcode::NAME):                                         \
+    return true;
+#include "loom/runtime/OpTable.inc"
+  default:
+    return false;
+  }
+}
+
+cudaError_t launchElementwise(int opcode, const void *x, const void *y,
+                              void *out, int dtype, int64_t n,
+                              const LoomKernelAttrs &a, cudaStream_t s) {
   if (n == 0)
     return cudaSuccess;
-  LOOM_FLOAT_DISPATCH(dtype, T,
-                      unaryK<T><<<blocksFor(n), kThreads, 0, s>>>(
-                          opcode, static_cast<const T *>(x),
-                          static_cast<T *>(out), n, factor, geluTanh));
-  return cudaGetLastError();
+  switch (opcode) {
+#define LOOM_ELEMENTWISE_OP(NAME, ARITY, FN)                                   \
+  case static_cast<int>(Opcode::NAME):                                         \
+    return launchElementwiseOf<NAME##Math, ARITY>(x, y, out, dtype, n, a, s);
+#include "loom/runtime/OpTable.inc"
+  default:
+    return cudaErrorInvalidValue;
+  }
 }
 
 cudaError_t launchRmsNorm(const void *x, const void *w, void *y, int dtype,

@@ -52,12 +52,13 @@ cudaError_t launchFill(void *out, int dtype, int64_t n, float value,
 cudaError_t launchConvert(const void *in, int inType, void *out, int outType,
                           int64_t n, cudaStream_t s);
 
-/// add, sub, mul, div, swiglu (opcode values) on float types.
-cudaError_t launchBinary(int opcode, const void *x, const void *y, void *out,
-                         int dtype, int64_t n, cudaStream_t s);
-/// scale (factor), gelu (tanh flag), silu.
-cudaError_t launchUnary(int opcode, const void *x, void *out, int dtype,
-                        int64_t n, float factor, bool geluTanh, cudaStream_t s);
+/// True for the element-wise opcodes of the op table.
+bool isElementwise(int opcode);
+/// An element-wise op of the op table (its KernelMath.h function) over n
+/// elements of a float type; `y` is the second operand of binary ops.
+cudaError_t launchElementwise(int opcode, const void *x, const void *y,
+                              void *out, int dtype, int64_t n,
+                              const LoomKernelAttrs &a, cudaStream_t s);
 
 cudaError_t launchRmsNorm(const void *x, const void *w, void *y, int dtype,
                           int64_t rows, int64_t h, float eps, cudaStream_t s);
@@ -84,7 +85,8 @@ struct AdamWArgs {
   int pt, gt, mt, vt, pot, mot, vot;
   const void *step;
   int stepType;
-  float lr, beta1, beta2, eps, weightDecay;
+  const float *lr; ///< device memory: the instruction's lr operand
+  float beta1, beta2, eps, weightDecay;
   int64_t n;
 };
 cudaError_t launchAdamW(const AdamWArgs &a, DeviceError *err, cudaStream_t s);

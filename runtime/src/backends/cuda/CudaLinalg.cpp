@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <vector>
 
+using namespace loom::runtime;
 using namespace loom::runtime::cuda;
 
 #define TRY(expr)                                                              \
@@ -271,7 +272,8 @@ int unsupportedLinalg(const char *name, const std::string &why) {
 
 int runMatmul(PluginState &st, const LoomKernelCall &c, cudaStream_t s) {
   const LoomTensor &A = c.in[0], &B = c.in[1], &C = c.out[0];
-  bool ta = c.attrs.transposeA, tb = c.attrs.transposeB;
+  bool ta = c.attrs.values[attr::Matmul::transpose_lhs].i;
+  bool tb = c.attrs.values[attr::Matmul::transpose_rhs].i;
   int rb = B.rank;
   auto [batch, m, n, k] =
       loom::runtime::math::matmulDims(A.shape, A.rank, B.shape, rb, ta, tb);
@@ -313,7 +315,7 @@ int runMatmul(PluginState &st, const LoomKernelCall &c, cudaStream_t s) {
 
 int runGroupedMatmul(PluginState &st, const LoomKernelCall &c, cudaStream_t s) {
   const LoomTensor &X = c.in[0], &Y = c.out[0];
-  bool tw = c.attrs.transposeB;
+  bool tw = c.attrs.values[attr::GroupedMatmul::transpose_weight].i;
   int64_t e = X.shape[0], rows = X.shape[1], k = X.shape[2], n = Y.shape[2];
   if (e == 0 || rows == 0 || n == 0)
     return LOOM_OK;
@@ -371,7 +373,7 @@ int runAttention(PluginState &st, const LoomKernelCall &c, cudaStream_t s) {
       s1.m = sq;
       s1.n = sk;
       s1.k = d;
-      s1.alpha = c.attrs.scale;
+      s1.alpha = math::attentionScale(c.attrs, d);
       s1.a = q + (b * sq * hq + kh * group) * d;
       s1.lda = hq * d;
       s1.strideA = d;
@@ -384,7 +386,8 @@ int runAttention(PluginState &st, const LoomKernelCall &c, cudaStream_t s) {
       s1.batch = group;
       TRY(gemm(st, s1, s));
       TRY(checkCuda(
-          launchMaskedSoftmax(scores, group * sq, sq, sk, c.attrs.causal, s),
+          launchMaskedSoftmax(scores, group * sq, sq, sk,
+                              c.attrs.values[attr::Attention::causal].i, s),
           "attention softmax"));
       // O[b, :, kh*group + g, :] = P[g] V[b, :, kh, :]
       Gemm s2;

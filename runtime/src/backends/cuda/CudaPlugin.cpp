@@ -16,6 +16,7 @@
 #include <functional>
 #include <string>
 
+using namespace loom::runtime;
 using namespace loom::runtime::cuda;
 
 namespace {
@@ -117,64 +118,10 @@ bool isInt(int dt) { return dt == LOOM_I32 || dt == LOOM_I64; }
 
 const char *opName(uint16_t op) {
   switch (op) {
-  case kFill:
-    return "fill";
-  case kCopy:
-    return "copy";
-  case kAdd:
-    return "add";
-  case kSub:
-    return "sub";
-  case kMul:
-    return "mul";
-  case kDiv:
-    return "div";
-  case kScale:
-    return "scale";
-  case kGelu:
-    return "gelu";
-  case kSilu:
-    return "silu";
-  case kSwiglu:
-    return "swiglu";
-  case kRmsNorm:
-    return "rmsnorm";
-  case kLayerNorm:
-    return "layernorm";
-  case kSoftmax:
-    return "softmax";
-  case kRope:
-    return "rope";
-  case kAttention:
-    return "attention";
-  case kCrossEntropy:
-    return "cross_entropy";
-  case kEmbedding:
-    return "embedding";
-  case kMatmul:
-    return "matmul";
-  case kGroupedMatmul:
-    return "grouped_matmul";
-  case kReshape:
-    return "reshape";
-  case kTranspose:
-    return "transpose";
-  case kSlice:
-    return "slice";
-  case kConcat:
-    return "concat";
-  case kBroadcast:
-    return "broadcast";
-  case kReduce:
-    return "reduce";
-  case kRouter:
-    return "router";
-  case kDispatch:
-    return "dispatch";
-  case kCombine:
-    return "combine";
-  case kAdamW:
-    return "adamw";
+#define LOOM_OPCODE(NAME, VALUE, STR, ...)                                     \
+  case VALUE:                                                                  \
+    return STR;
+#include "loom/runtime/OpTable.inc"
   default:
     return nullptr;
   }
@@ -196,8 +143,7 @@ void rowMajorStrides(const LoomTensor &t, int64_t *s) {
   }
 }
 
-//===- Table functions
-//-----------------------------------------------------===//
+//===- Table functions ----------------------------------------------------===//
 
 const char *lastError(void *) { return lastErrorMessage(); }
 
@@ -325,8 +271,7 @@ int streamWaitEvent(void *self, LoomStream s, LoomEvent e) {
                    "cudaStreamWaitEvent");
 }
 
-//===- Kernels
-//-------------------------------------------------------------===//
+//===- Kernels ------------------------------------------------------------===//
 
 int prepare(void *self, const LoomKernelCall *cp, size_t *scratch) {
   const LoomKernelCall &c = *cp;
@@ -342,9 +287,12 @@ int prepare(void *self, const LoomKernelCall *cp, size_t *scratch) {
         return unsupported(c, "operands of different element types");
     return LOOM_OK;
   };
+  if (isElementwise(c.opcode))
+    return needFloat();
   switch (c.opcode) {
   case kFill:
   case kCopy:
+  case kConvert:
   case kReshape:
   case kTranspose:
   case kSlice:
@@ -353,14 +301,6 @@ int prepare(void *self, const LoomKernelCall *cp, size_t *scratch) {
   case kAdamW:
   case kEmbedding:
     return LOOM_OK;
-  case kAdd:
-  case kSub:
-  case kMul:
-  case kDiv:
-  case kSwiglu:
-  case kScale:
-  case kGelu:
-  case kSilu:
   case kRmsNorm:
   case kLayerNorm:
   case kSoftmax:
@@ -443,10 +383,19 @@ int run(void *self, const LoomKernelCall *cp, LoomStream stream) {
   const LoomKernelAttrs &a = c.attrs;
   const char *what = opName(c.opcode) ? opName(c.opcode) : "kernel";
 
+  if (isElementwise(c.opcode))
+    return checkCuda(launchElementwise(c.opcode, in[0].data,
+                                       c.numIn > 1 ? in[1].data : nullptr,
+                                       y.data, dt, n, a, s),
+                     what);
   switch (c.opcode) {
   case kFill:
-    return checkCuda(launchFill(y.data, dt, n, a.value, s), what);
+    return checkCuda(
+        launchFill(y.data, dt, n,
+                   static_cast<float>(a.values[attr::Fill::value].f), s),
+        what);
   case kCopy:
+  case kConvert:
     if (in[0].dtype == dt)
       return checkCuda(y.data == in[0].data
                            ? cudaSuccess
@@ -462,34 +411,23 @@ int run(void *self, const LoomKernelCall *cp, LoomStream stream) {
     return checkCuda(cudaMemcpyAsync(y.data, in[0].data, n * dtypeBytes(dt),
                                      cudaMemcpyDeviceToDevice, s),
                      what);
-  case kAdd:
-  case kSub:
-  case kMul:
-  case kDiv:
-  case kSwiglu:
-    return checkCuda(
-        launchBinary(c.opcode, in[0].data, in[1].data, y.data, dt, n, s), what);
-  case kScale:
-  case kGelu:
-  case kSilu:
-    return checkCuda(launchUnary(c.opcode, in[0].data, y.data, dt, n, a.factor,
-                                 a.geluTanh, s),
-                     what);
   case kRmsNorm:
   case kLayerNorm: {
     int64_t h = in[0].rank ? in[0].shape[in[0].rank - 1] : 1;
     int64_t rows = h ? numel(in[0]) / h : 0;
+    static_assert(attr::RmsNorm::epsilon == attr::LayerNorm::epsilon);
+    float eps = static_cast<float>(a.values[attr::RmsNorm::epsilon].f);
     if (c.opcode == kRmsNorm)
-      return checkCuda(launchRmsNorm(in[0].data, in[1].data, y.data, dt, rows,
-                                     h, a.epsilon, s),
-                       what);
+      return checkCuda(
+          launchRmsNorm(in[0].data, in[1].data, y.data, dt, rows, h, eps, s),
+          what);
     return checkCuda(launchLayerNorm(in[0].data, in[1].data,
                                      c.numIn > 2 ? in[2].data : nullptr, y.data,
-                                     dt, rows, h, a.epsilon, s),
+                                     dt, rows, h, eps, s),
                      what);
   }
   case kSoftmax: {
-    int ax = static_cast<int>(a.axis);
+    int ax = static_cast<int>(a.values[attr::Softmax::axis].i);
     int64_t outer = 1, inner = 1;
     for (int i = 0; i < ax; ++i)
       outer *= in[0].shape[i];
@@ -502,7 +440,8 @@ int run(void *self, const LoomKernelCall *cp, LoomStream stream) {
   case kRope:
     return checkCuda(launchRope(in[0].data, y.data, dt, in[0].shape[0],
                                 in[0].shape[1], in[0].shape[2], in[0].shape[3],
-                                a.positionOffset, a.theta, s),
+                                a.values[attr::Rope::position_offset].i,
+                                a.values[attr::Rope::theta].f, s),
                      what);
   case kAdamW: {
     AdamWArgs w{};
@@ -522,11 +461,11 @@ int run(void *self, const LoomKernelCall *cp, LoomStream stream) {
     w.pot = c.out[0].dtype;
     w.mot = c.out[1].dtype;
     w.vot = c.out[2].dtype;
-    w.lr = a.lr;
-    w.beta1 = a.beta1;
-    w.beta2 = a.beta2;
-    w.eps = a.epsilon;
-    w.weightDecay = a.weightDecay;
+    w.lr = static_cast<const float *>(in[5].data);
+    w.beta1 = static_cast<float>(a.values[attr::AdamW::beta1].f);
+    w.beta2 = static_cast<float>(a.values[attr::AdamW::beta2].f);
+    w.eps = static_cast<float>(a.values[attr::AdamW::epsilon].f);
+    w.weightDecay = static_cast<float>(a.values[attr::AdamW::weight_decay].f);
     w.n = numel(in[0]);
     return checkedLaunch(st, s, what,
                          [&] { return launchAdamW(w, st.err, s); });
@@ -559,23 +498,23 @@ int run(void *self, const LoomKernelCall *cp, LoomStream stream) {
     rowMajorStrides(in[0], xs);
     if (c.opcode == kTranspose) {
       for (int i = 0; i < y.rank; ++i)
-        p.srcStride[i] = xs[a.permutation[i]];
+        p.srcStride[i] = xs[a.values[attr::Transpose::permutation].ints[i]];
     } else if (c.opcode == kSlice) {
       for (int i = 0; i < in[0].rank; ++i) {
         p.srcStride[i] = xs[i];
-        p.base += a.offsets[i] * xs[i];
+        p.base += a.values[attr::Slice::offsets].ints[i] * xs[i];
       }
     } else {
       for (int i = 0; i < in[0].rank; ++i)
         if (in[0].shape[i] != 1)
-          p.srcStride[a.dims[i]] = xs[i];
+          p.srcStride[a.values[attr::Broadcast::dims].ints[i]] = xs[i];
     }
     return checkCuda(launchGather(in[0].data, y.data, p,
                                   static_cast<int>(dtypeBytes(dt)), s),
                      what);
   }
   case kConcat: {
-    int d = static_cast<int>(a.dim);
+    int d = static_cast<int>(a.values[attr::Concat::dim].i);
     size_t es = dtypeBytes(dt);
     int64_t outer = 1, inner = 1;
     for (int i = 0; i < d; ++i)
@@ -596,19 +535,26 @@ int run(void *self, const LoomKernelCall *cp, LoomStream stream) {
   }
   case kReduce: {
     bool reduced[LOOM_PLUGIN_MAX_RANK] = {};
-    for (int i = 0; i < a.numDims; ++i)
-      reduced[a.dims[i]] = true;
+    const LoomAttrValue &dims = a.values[attr::Reduce::dims];
+    for (int i = 0; i < dims.numInts; ++i)
+      reduced[dims.ints[i]] = true;
+    auto kind = static_cast<attr::ReduceKind>(a.values[attr::Reduce::kind].i);
+    int reduce = kind == attr::ReduceKind::max    ? LOOM_REDUCE_MAX
+                 : kind == attr::ReduceKind::mean ? LOOM_REDUCE_AVG
+                                                  : LOOM_REDUCE_SUM;
     return checkCuda(launchReduce(in[0].data, y.data, dt, in[0].rank,
-                                  in[0].shape, reduced, a.reduce, s),
+                                  in[0].shape, reduced, reduce, s),
                      what);
   }
   case kRouter:
-    return checkCuda(launchRouter(in[0].data, in[0].dtype, in[0].shape[0],
-                                  in[0].shape[1], a.topK, a.softmaxBeforeTopk,
-                                  a.normalize, c.out[0].data,
-                                  static_cast<int32_t *>(c.out[1].data),
-                                  static_cast<float *>(c.scratch), s),
-                     what);
+    return checkCuda(
+        launchRouter(in[0].data, in[0].dtype, in[0].shape[0], in[0].shape[1],
+                     a.values[attr::Router::top_k].i,
+                     a.values[attr::Router::softmax_before_topk].i,
+                     a.values[attr::Router::normalize].i, c.out[0].data,
+                     static_cast<int32_t *>(c.out[1].data),
+                     static_cast<float *>(c.scratch), s),
+        what);
   case kDispatch: {
     int64_t rowBytes = in[0].shape[1] * dtypeBytes(in[0].dtype);
     return checkedLaunch(st, s, what, [&] {

@@ -12,6 +12,7 @@
 #include "CudaKernels.h"
 
 #include "loom/runtime/BackendPlugin.h"
+#include "loom/runtime/Opcode.h"
 
 #include <cublasLt.h>
 #include <cublas_v2.h>
@@ -52,37 +53,11 @@ const char *lastErrorMessage();
 int checkCuda(cudaError_t e, const char *what);
 int checkCublas(cublasStatus_t s, const char *what);
 
-/// Opcode values (loom::runtime::Opcode) the plugin dispatches on.
+/// Opcode values (loom::runtime::Opcode) as integers, for `case` labels on
+/// LoomKernelCall::opcode: kFill, kAdd, ...
 enum Op : uint16_t {
-  kFill = 1,
-  kCopy = 2,
-  kAdd = 10,
-  kSub = 11,
-  kMul = 12,
-  kDiv = 13,
-  kScale = 14,
-  kGelu = 15,
-  kSilu = 16,
-  kSwiglu = 17,
-  kRmsNorm = 20,
-  kLayerNorm = 21,
-  kSoftmax = 22,
-  kRope = 23,
-  kAttention = 30,
-  kCrossEntropy = 31,
-  kEmbedding = 32,
-  kMatmul = 40,
-  kGroupedMatmul = 41,
-  kReshape = 50,
-  kTranspose = 51,
-  kSlice = 52,
-  kConcat = 53,
-  kBroadcast = 54,
-  kReduce = 55,
-  kRouter = 60,
-  kDispatch = 61,
-  kCombine = 62,
-  kAdamW = 70,
+#define LOOM_OPCODE(NAME, VALUE, ...) k##NAME = VALUE,
+#include "loom/runtime/OpTable.inc"
 };
 
 int64_t numel(const LoomTensor &t);

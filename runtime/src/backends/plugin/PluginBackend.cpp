@@ -28,51 +28,6 @@ LoomTensor toC(const TensorRef &t) {
   return c;
 }
 
-void copyList(const std::vector<int64_t> &from, int64_t *to, int32_t &n,
-              const char *what) {
-  if (from.size() > LOOM_PLUGIN_MAX_RANK)
-    throw std::runtime_error(std::string("plugin backend: ") + what +
-                             " has more than 8 entries");
-  n = static_cast<int32_t>(from.size());
-  for (size_t i = 0; i < from.size(); ++i)
-    to[i] = from[i];
-}
-
-LoomKernelAttrs toC(const OpAttrs &a) {
-  LoomKernelAttrs c{};
-  c.value = a.value;
-  c.factor = a.factor;
-  c.epsilon = a.epsilon;
-  c.scale = a.scale;
-  c.theta = a.theta;
-  c.lr = a.lr;
-  c.beta1 = a.beta1;
-  c.beta2 = a.beta2;
-  c.weightDecay = a.weightDecay;
-  c.axis = a.axis;
-  c.positionOffset = a.positionOffset;
-  c.topK = a.topK;
-  c.numExperts = a.numExperts;
-  c.capacity = a.capacity;
-  c.dim = a.dim;
-  c.dim2 = a.dim2;
-  c.shift = a.shift;
-  c.transposeA = a.transposeA;
-  c.transposeB = a.transposeB;
-  c.causal = a.causal;
-  c.keepDims = a.keepDims;
-  c.softmaxBeforeTopk = a.softmaxBeforeTopk;
-  c.normalize = a.normalize;
-  c.geluTanh = a.geluTanh;
-  // ReduceKind {Sum, Max, Min, Mean} has LoomReduce's order.
-  c.reduce = static_cast<uint8_t>(a.reduce);
-  copyList(a.permutation, c.permutation, c.numPermutation, "permutation");
-  copyList(a.offsets, c.offsets, c.numOffsets, "offsets");
-  copyList(a.sizes, c.sizes, c.numSizes, "sizes");
-  copyList(a.dims, c.dims, c.numDims, "dims");
-  return c;
-}
-
 } // namespace
 
 PluginBackend::PluginBackend(const LoomBackendPlugin &table) : table_(table) {
@@ -161,7 +116,7 @@ void PluginBackend::prepare(OpCall &call) {
   p->call.numOut = static_cast<int32_t>(p->out.size());
   p->call.in = p->in.data();
   p->call.out = p->out.data();
-  p->call.attrs = toC(call.attrs);
+  p->call.attrs = call.attrs;
   size_t scratch = 0;
   int st = table_.prepare(table_.self, &p->call, &scratch);
   if (st != LOOM_OK) {

@@ -20,4 +20,21 @@ def Loom_CollectiveOpInterface : OpInterface<"CollectiveOpInterface"> {
   }];
 }
 
+def Loom_ProgramOpInterface : OpInterface<"ProgramOpInterface"> {
+  let cppNamespace = "::loom";
+  let description = [{
+    An op that lowers to one instruction of the program format
+    (runtime/schema/program.fbs). Ops get it from their `Loom_Lowers<opcode>`
+    trait (LoomProgram.td), which loom-tblgen reads to write the op table
+    shared with the runtime (runtime/include/loom/runtime/OpTable.inc). Each
+    inherent attribute of the op becomes the instruction attribute of the
+    same name; the table says how the runtime decodes it.
+  }];
+  let methods = [
+    StaticInterfaceMethod<
+      "The opcode of the op's program instruction (an `Opcode` value).",
+      "uint16_t", "getProgramOpcode">,
+  ];
+}
+
 #endif // LOOM_DIALECT_LOOM_IR_LOOMINTERFACES_TD

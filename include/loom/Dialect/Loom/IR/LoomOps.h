@@ -14,6 +14,13 @@
 
 #include "loom/Dialect/Loom/IR/LoomInterfaces.h.inc"
 
+namespace loom::OpTrait {
+/// A result may be written over an operand of the same size
+/// (`Loom_InPlace` in LoomProgram.td): the memory plan asks this trait.
+template <typename ConcreteType>
+class InPlace : public mlir::OpTrait::TraitBase<ConcreteType, InPlace> {};
+} // namespace loom::OpTrait
+
 #define GET_OP_CLASSES
 #include "loom/Dialect/Loom/IR/LoomOps.h.inc"
 

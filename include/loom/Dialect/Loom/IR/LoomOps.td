@@ -10,6 +10,7 @@
 
 include "loom/Dialect/Loom/IR/LoomAttrs.td"
 include "loom/Dialect/Loom/IR/LoomInterfaces.td"
+include "loom/Dialect/Loom/IR/LoomProgram.td"
 include "mlir/Interfaces/InferTypeOpInterface.td"
 include "mlir/Interfaces/SideEffectInterfaces.td"
 
@@ -25,6 +26,17 @@ def Loom_IndexTensor : StaticShapeTensorOf<[I32, I64]>;
 def Loom_AnyTensor : StaticShapeTensorOf<[F32, BF16, F16, I32, I64]>;
 def Loom_ScalarF32 : 0DTensorOf<[F32]>;
 
+// Lowerings whose attributes need more than the defaults.
+def Loom_LowersSoftmax : Loom_Lowers<22> { let programDims = ["axis"]; }
+def Loom_LowersRope : Loom_Lowers<23> {
+  let programRankDependent = ["position_offset"];
+}
+def Loom_LowersSlice : Loom_Lowers<52> {
+  let programRankDependent = ["offsets"];
+}
+def Loom_LowersConcat : Loom_Lowers<53> { let programDims = ["dim"]; }
+def Loom_LowersReduce : Loom_Lowers<55> { let programDims = ["dims"]; }
+
 class Loom_PureOp<string mnemonic, list<Trait> traits = []>
     : Loom_Op<mnemonic, !listconcat(traits, [Pure])>;
 
@@ -34,11 +46,67 @@ class Loom_InferredOp<string mnemonic, list<Trait> traits = []>
     : Loom_PureOp<mnemonic, !listconcat(traits, [InferTypeOpAdaptor])>;
 
 //===----------------------------------------------------------------------===//
+// Constants and element types
+//===----------------------------------------------------------------------===//
+
+def Loom_ConstantOp : Loom_PureOp<"constant", [ConstantLike,
+    AllTypesMatch<["value", "result"]>]> {
+  let summary = "a tensor known at compile time";
+  let description = [{
+    The tensor `value`. A program keeps it in its read-only constants blob
+    (no instruction computes it).
+
+    ```mlir
+    %c = loom.constant dense<[1.0, 2.0]> : tensor<2xf32>
+    ```
+  }];
+  let arguments = (ins ElementsAttr:$value);
+  let results = (outs Loom_AnyTensor:$result);
+  let assemblyFormat = "attr-dict $value";
+  let hasFolder = 1;
+}
+
+def Loom_FillOp : Loom_PureOp<"fill", [Loom_Lowers<1>]> {
+  let summary = "a tensor of one repeated value";
+  let description = [{
+    Every element is `value`, rounded to the result's element type (for an
+    integer tensor: truncated toward zero).
+
+    ```mlir
+    %z = loom.fill 0.0 : tensor<4x8xbf16>
+    ```
+  }];
+  let arguments = (ins F64Attr:$value);
+  let results = (outs Loom_AnyTensor:$result);
+  let assemblyFormat = "$value attr-dict `:` type($result)";
+}
+
+def Loom_ConvertOp : Loom_PureOp<"convert", [Loom_Lowers<3>, Loom_InPlace]> {
+  let summary = "element type conversion";
+  let description = [{
+    The same shape with another element type: floats round to nearest even,
+    floats to integers truncate toward zero, integers convert exactly where
+    the target holds them.
+
+    ```mlir
+    %y = loom.convert %x : tensor<4x8xf32> -> tensor<4x8xbf16>
+    ```
+  }];
+  let arguments = (ins Loom_AnyTensor:$input);
+  let results = (outs Loom_AnyTensor:$result);
+  let assemblyFormat = "$input attr-dict `:` type($input) `->` type($result)";
+  let hasVerifier = 1;
+  let hasFolder = 1;
+}
+
+//===----------------------------------------------------------------------===//
 // Element-wise
 //===----------------------------------------------------------------------===//
 
-class Loom_BinaryOp<string mnemonic, string math>
-    : Loom_PureOp<mnemonic, [AllTypesMatch<["lhs", "rhs", "result"]>]> {
+class Loom_BinaryOp<string mnemonic, string math, int opcode>
+    : Loom_PureOp<mnemonic, [AllTypesMatch<["lhs", "rhs", "result"]>,
+                             Loom_LowersElementwise<opcode, mnemonic>,
+                             Loom_InPlace]> {
   let summary = "element-wise " # math;
   let description = [{
     Element-wise }] # math # [{ of two tensors of the same shape and type.
@@ -52,17 +120,18 @@ class Loom_BinaryOp<string mnemonic, string math>
   let assemblyFormat = "$lhs `,` $rhs attr-dict `:` type($result)";
 }
 
-def Loom_AddOp : Loom_BinaryOp<"add", "sum">;
-def Loom_SubOp : Loom_BinaryOp<"sub", "difference">;
-def Loom_MulOp : Loom_BinaryOp<"mul", "product">;
-def Loom_DivOp : Loom_BinaryOp<"div", "quotient">;
+def Loom_AddOp : Loom_BinaryOp<"add", "sum", 10>;
+def Loom_SubOp : Loom_BinaryOp<"sub", "difference", 11>;
+def Loom_MulOp : Loom_BinaryOp<"mul", "product", 12>;
+def Loom_DivOp : Loom_BinaryOp<"div", "quotient", 13>;
 
 class Loom_UnaryOp<string mnemonic, list<Trait> traits = []>
     : Loom_PureOp<mnemonic, !listconcat(traits, [AllTypesMatch<["input", "result"]>])> {
   let results = (outs Loom_FloatTensor:$result);
 }
 
-def Loom_ScaleOp : Loom_UnaryOp<"scale"> {
+def Loom_ScaleOp : Loom_UnaryOp<"scale", [Loom_LowersElementwise<14, "scale">,
+                                           Loom_InPlace]> {
   let summary = "multiplication by a constant";
   let description = [{
     Multiplies every element by `factor`.
@@ -75,7 +144,8 @@ def Loom_ScaleOp : Loom_UnaryOp<"scale"> {
   let assemblyFormat = "$input `,` $factor attr-dict `:` type($result)";
 }
 
-def Loom_GeluOp : Loom_UnaryOp<"gelu"> {
+def Loom_GeluOp : Loom_UnaryOp<"gelu", [Loom_LowersElementwise<15, "gelu">,
+                                         Loom_InPlace]> {
   let summary = "Gaussian error linear unit";
   let description = [{
     `approximate = none` computes 0.5·x·(1 + erf(x/√2)); `tanh` uses the tanh
@@ -90,7 +160,8 @@ def Loom_GeluOp : Loom_UnaryOp<"gelu"> {
   let assemblyFormat = "$input (`approximate` $approximate^)? attr-dict `:` type($result)";
 }
 
-def Loom_SiluOp : Loom_UnaryOp<"silu"> {
+def Loom_SiluOp : Loom_UnaryOp<"silu", [Loom_LowersElementwise<16, "silu">,
+                                         Loom_InPlace]> {
   let summary = "sigmoid linear unit";
   let description = [{
     x · sigmoid(x).
@@ -103,7 +174,9 @@ def Loom_SiluOp : Loom_UnaryOp<"silu"> {
   let assemblyFormat = "$input attr-dict `:` type($result)";
 }
 
-def Loom_SwigluOp : Loom_PureOp<"swiglu", [AllTypesMatch<["gate", "up", "result"]>]> {
+def Loom_SwigluOp : Loom_PureOp<"swiglu", [
+    AllTypesMatch<["gate", "up", "result"]>,
+    Loom_LowersElementwise<17, "swiglu">, Loom_InPlace]> {
   let summary = "gated SiLU: silu(gate) · up";
   let description = [{
     The gated feed-forward activation of Llama and Mixtral.
@@ -121,7 +194,8 @@ def Loom_SwigluOp : Loom_PureOp<"swiglu", [AllTypesMatch<["gate", "up", "result"
 // Normalization, softmax, position
 //===----------------------------------------------------------------------===//
 
-def Loom_RmsNormOp : Loom_PureOp<"rmsnorm", [AllTypesMatch<["input", "result"]>]> {
+def Loom_RmsNormOp : Loom_PureOp<"rmsnorm", [
+    AllTypesMatch<["input", "result"]>, Loom_Lowers<20>, Loom_InPlace]> {
   let summary = "root-mean-square normalization over the last dimension";
   let description = [{
     x / sqrt(mean(x²) + epsilon) · weight, where weight has the size of the
@@ -139,7 +213,8 @@ def Loom_RmsNormOp : Loom_PureOp<"rmsnorm", [AllTypesMatch<["input", "result"]>]
   let hasVerifier = 1;
 }
 
-def Loom_LayerNormOp : Loom_PureOp<"layernorm", [AllTypesMatch<["input", "result"]>]> {
+def Loom_LayerNormOp : Loom_PureOp<"layernorm", [
+    AllTypesMatch<["input", "result"]>, Loom_Lowers<21>, Loom_InPlace]> {
   let summary = "layer normalization over the last dimension";
   let description = [{
     (x − mean) / sqrt(var + epsilon) · weight (+ bias), with mean and biased
@@ -161,7 +236,7 @@ def Loom_LayerNormOp : Loom_PureOp<"layernorm", [AllTypesMatch<["input", "result
   let hasVerifier = 1;
 }
 
-def Loom_SoftmaxOp : Loom_UnaryOp<"softmax"> {
+def Loom_SoftmaxOp : Loom_UnaryOp<"softmax", [Loom_LowersSoftmax, Loom_InPlace]> {
   let summary = "softmax along one dimension";
   let description = [{
     Normalized exponentials along `axis` (negative counts from the end).
@@ -175,7 +250,7 @@ def Loom_SoftmaxOp : Loom_UnaryOp<"softmax"> {
   let hasVerifier = 1;
 }
 
-def Loom_RopeOp : Loom_UnaryOp<"rope"> {
+def Loom_RopeOp : Loom_UnaryOp<"rope", [Loom_LowersRope, Loom_InPlace]> {
   let summary = "rotary position embedding";
   let description = [{
     Rotates pairs (i, i + D/2) of the head dimension of x[batch, seq, heads, D]
@@ -196,7 +271,7 @@ def Loom_RopeOp : Loom_UnaryOp<"rope"> {
 // Attention, embedding, loss
 //===----------------------------------------------------------------------===//
 
-def Loom_AttentionOp : Loom_InferredOp<"attention"> {
+def Loom_AttentionOp : Loom_InferredOp<"attention", [Loom_Lowers<30>]> {
   let summary = "fused self-attention with grouped-query heads";
   let description = [{
     softmax(q·kᵀ·scale, masked causally when `causal`)·v for q[B, S, Hq, D] and
@@ -223,7 +298,7 @@ def Loom_AttentionOp : Loom_InferredOp<"attention"> {
   }];
 }
 
-def Loom_EmbeddingOp : Loom_InferredOp<"embedding"> {
+def Loom_EmbeddingOp : Loom_InferredOp<"embedding", [Loom_Lowers<32>]> {
   let summary = "embedding lookup";
   let description = [{
     Gathers rows of table[V, H] at the integer ids, giving ids' shape × H.
@@ -240,7 +315,7 @@ def Loom_EmbeddingOp : Loom_InferredOp<"embedding"> {
   }];
 }
 
-def Loom_CrossEntropyOp : Loom_InferredOp<"cross_entropy"> {
+def Loom_CrossEntropyOp : Loom_InferredOp<"cross_entropy", [Loom_Lowers<31>]> {
   let summary = "mean cross-entropy loss over logits and integer targets";
   let description = [{
     The mean over all positions of logsumexp(logits) − logits[target], in f32.
@@ -262,7 +337,7 @@ def Loom_CrossEntropyOp : Loom_InferredOp<"cross_entropy"> {
 // Matmul
 //===----------------------------------------------------------------------===//
 
-def Loom_MatmulOp : Loom_InferredOp<"matmul"> {
+def Loom_MatmulOp : Loom_InferredOp<"matmul", [Loom_Lowers<40>]> {
   let summary = "matrix multiplication with batch dimensions";
   let description = [{
     lhs is [..., M, K] (or [..., K, M] with `transpose_lhs`), rhs is
@@ -282,7 +357,7 @@ def Loom_MatmulOp : Loom_InferredOp<"matmul"> {
   }];
 }
 
-def Loom_GroupedMatmulOp : Loom_InferredOp<"grouped_matmul"> {
+def Loom_GroupedMatmulOp : Loom_InferredOp<"grouped_matmul", [Loom_Lowers<41>]> {
   let summary = "one matmul per expert";
   let description = [{
     Expert e multiplies its rows input[e, C, K] by weight[e, K, N] (or
@@ -306,7 +381,7 @@ def Loom_GroupedMatmulOp : Loom_InferredOp<"grouped_matmul"> {
 // Shape ops
 //===----------------------------------------------------------------------===//
 
-def Loom_ReshapeOp : Loom_PureOp<"reshape"> {
+def Loom_ReshapeOp : Loom_PureOp<"reshape", [Loom_Lowers<50>, Loom_InPlace]> {
   let summary = "reinterpret a tensor with another shape";
   let description = [{
     The same elements in the same order; the element count and type are kept.
@@ -321,7 +396,7 @@ def Loom_ReshapeOp : Loom_PureOp<"reshape"> {
   let hasVerifier = 1;
 }
 
-def Loom_TransposeOp : Loom_InferredOp<"transpose"> {
+def Loom_TransposeOp : Loom_InferredOp<"transpose", [Loom_Lowers<51>]> {
   let summary = "permute dimensions";
   let description = [{
     Result dimension i is input dimension permutation[i].
@@ -337,7 +412,7 @@ def Loom_TransposeOp : Loom_InferredOp<"transpose"> {
   }];
 }
 
-def Loom_SliceOp : Loom_InferredOp<"slice"> {
+def Loom_SliceOp : Loom_InferredOp<"slice", [Loom_LowersSlice]> {
   let summary = "extract a box with unit strides";
   let description = [{
     The elements from `offsets` to `offsets + sizes` in every dimension.
@@ -353,7 +428,7 @@ def Loom_SliceOp : Loom_InferredOp<"slice"> {
   let assemblyFormat = "$input attr-dict `:` type($input) `->` type($result)";
 }
 
-def Loom_ConcatOp : Loom_InferredOp<"concat"> {
+def Loom_ConcatOp : Loom_InferredOp<"concat", [Loom_LowersConcat]> {
   let summary = "join tensors along one dimension";
   let description = [{
     All inputs have the same type but for dimension `dim`.
@@ -368,7 +443,7 @@ def Loom_ConcatOp : Loom_InferredOp<"concat"> {
   let assemblyFormat = "$inputs attr-dict `:` type($inputs) `->` type($result)";
 }
 
-def Loom_BroadcastOp : Loom_PureOp<"broadcast"> {
+def Loom_BroadcastOp : Loom_PureOp<"broadcast", [Loom_Lowers<54>]> {
   let summary = "repeat a tensor along new or unit dimensions";
   let description = [{
     Input dimension i maps to result dimension dims[i] (strictly increasing)
@@ -384,7 +459,7 @@ def Loom_BroadcastOp : Loom_PureOp<"broadcast"> {
   let hasVerifier = 1;
 }
 
-def Loom_ReduceOp : Loom_InferredOp<"reduce"> {
+def Loom_ReduceOp : Loom_InferredOp<"reduce", [Loom_LowersReduce]> {
   let summary = "sum, max or mean over dimensions";
   let description = [{
     Reduces `dims`; with `keep_dims` they stay as size 1.
@@ -404,7 +479,7 @@ def Loom_ReduceOp : Loom_InferredOp<"reduce"> {
 // Mixture of experts
 //===----------------------------------------------------------------------===//
 
-def Loom_RouterOp : Loom_InferredOp<"router"> {
+def Loom_RouterOp : Loom_InferredOp<"router", [Loom_Lowers<60>]> {
   let summary = "top-k expert selection";
   let description = [{
     For logits[T, E], chooses k experts per token, giving weights[T, k] (the
@@ -426,7 +501,7 @@ def Loom_RouterOp : Loom_InferredOp<"router"> {
   }];
 }
 
-def Loom_DispatchOp : Loom_InferredOp<"dispatch"> {
+def Loom_DispatchOp : Loom_InferredOp<"dispatch", [Loom_Lowers<61>]> {
   let summary = "gather tokens into per-expert slots";
   let description = [{
     Places token t's row in a slot of each expert it chose, in token order, up
@@ -447,7 +522,7 @@ def Loom_DispatchOp : Loom_InferredOp<"dispatch"> {
   }];
 }
 
-def Loom_CombineOp : Loom_InferredOp<"combine"> {
+def Loom_CombineOp : Loom_InferredOp<"combine", [Loom_Lowers<62>]> {
   let summary = "weighted sum of expert outputs back per token";
   let description = [{
     Replays the slot assignment of `loom.dispatch` and sums, for each token,
@@ -473,25 +548,27 @@ def Loom_CombineOp : Loom_InferredOp<"combine"> {
 // Optimizer
 //===----------------------------------------------------------------------===//
 
-def Loom_AdamWOp : Loom_InferredOp<"adamw"> {
+def Loom_AdamWOp : Loom_InferredOp<"adamw", [Loom_Lowers<70>, Loom_InPlace]> {
   let summary = "one AdamW step for one parameter";
   let description = [{
-    PyTorch's AdamW at step t ≥ 1 (a scalar integer tensor): decoupled
-    weight decay, then the bias-corrected Adam update. Returns the new
-    parameter and moments; the moments may be kept in f32 for a bf16 param.
+    PyTorch's AdamW at step t ≥ 1 (a scalar integer tensor) with learning
+    rate `lr` (a scalar f32 tensor, so that schedules live outside the
+    graph): decoupled weight decay, then the bias-corrected Adam update.
+    Returns the new parameter and moments; the moments may be kept in f32
+    for a bf16 param.
 
     ```mlir
-    %p2, %m2, %v2 = loom.adamw %p, %g, %m, %v, %step
-        {lr = 1.0e-03 : f64, beta1 = 0.9 : f64, beta2 = 0.95 : f64,
-         epsilon = 1.0e-08 : f64, weight_decay = 0.1 : f64}
+    %p2, %m2, %v2 = loom.adamw %p, %g, %m, %v, %step, %lr
+        {beta1 = 0.9 : f64, beta2 = 0.95 : f64, epsilon = 1.0e-08 : f64,
+         weight_decay = 0.1 : f64}
         : tensor<64xbf16>, tensor<64xbf16>, tensor<64xf32>, tensor<64xf32>,
-          tensor<i32>
+          tensor<i32>, tensor<f32>
     ```
   }];
   let arguments = (ins Loom_FloatTensor:$param, Loom_FloatTensor:$grad,
                    Loom_FloatTensor:$exp_avg, Loom_FloatTensor:$exp_avg_sq,
-                   0DTensorOf<[I32, I64]>:$step,
-                   F64Attr:$lr, DefaultValuedAttr<F64Attr, "0.9">:$beta1,
+                   0DTensorOf<[I32, I64]>:$step, Loom_ScalarF32:$lr,
+                   DefaultValuedAttr<F64Attr, "0.9">:$beta1,
                    DefaultValuedAttr<F64Attr, "0.999">:$beta2,
                    DefaultValuedAttr<F64Attr, "1e-8">:$epsilon,
                    DefaultValuedAttr<F64Attr, "0.01">:$weight_decay);
@@ -499,9 +576,9 @@ def Loom_AdamWOp : Loom_InferredOp<"adamw"> {
                       Loom_FloatTensor:$new_exp_avg,
                       Loom_FloatTensor:$new_exp_avg_sq);
   let assemblyFormat = [{
-    $param `,` $grad `,` $exp_avg `,` $exp_avg_sq `,` $step attr-dict `:`
-    type($param) `,` type($grad) `,` type($exp_avg) `,` type($exp_avg_sq) `,`
-    type($step)
+    $param `,` $grad `,` $exp_avg `,` $exp_avg_sq `,` $step `,` $lr attr-dict
+    `:` type($param) `,` type($grad) `,` type($exp_avg) `,` type($exp_avg_sq)
+    `,` type($step) `,` type($lr)
   }];
   let hasVerifier = 1;
 }

@@ -1,0 +1,23 @@
+//===- ProgramLoader.h - Decoding program files -----------------*- C++ -*-===//
+
+#ifndef LOOM_RUNTIME_SRC_PROGRAM_PROGRAMLOADER_H
+#define LOOM_RUNTIME_SRC_PROGRAM_PROGRAMLOADER_H
+
+#include "loom/runtime/Program.h"
+
+namespace loom::runtime {
+
+/// Decodes and verifies programs; the one friend of Program.
+class ProgramLoader {
+public:
+  static std::shared_ptr<const Program> load(const void *data, size_t size);
+
+private:
+  /// Rewrites a program of an older minor version of the format into the
+  /// current one before it is verified (Upgrade.cpp).
+  static void upgrade(Program &program);
+};
+
+} // namespace loom::runtime
+
+#endif // LOOM_RUNTIME_SRC_PROGRAM_PROGRAMLOADER_H
