@@ -7,6 +7,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "loom/Models/ModelZoo.h"
+#include "loom/Models/ModelConfigKeys.h"
 
 #include "llvm/ADT/STLExtras.h"
 
@@ -141,38 +142,22 @@ std::optional<ModelConfig> loom::lookupModel(llvm::StringRef name) {
 }
 
 std::optional<std::string> loom::validateModelConfig(const ModelConfig &c) {
-  auto positive = [](int64_t v) { return v > 0; };
-  struct Setting {
-    const char *flag;
-    int64_t value;
-  };
-  for (Setting s : {Setting{"--layers", c.layers},
-                    {"--hidden", c.hidden},
-                    {"--heads", c.heads},
-                    {"--kv-heads", c.kvHeads},
-                    {"--ffn", c.ffn},
-                    {"--vocab", c.vocab},
-                    {"--seq", c.seq},
-                    {"--batch", c.batch}})
-    if (!positive(s.value))
-      return std::string(s.flag) + " must be positive, got " +
-             std::to_string(s.value);
+  // Each key on its own first, then the rules that relate keys.
+  for (const ModelConfigKey &key : getModelConfigKeys())
+    if (std::optional<std::string> problem = key.check(c))
+      return key.name.str() + " " + *problem;
   if (c.headDim == 0 && c.hidden % c.heads != 0)
-    return "--hidden (" + std::to_string(c.hidden) +
-           ") must be divisible by --heads (" + std::to_string(c.heads) + ")";
+    return "hidden (" + std::to_string(c.hidden) +
+           ") must be divisible by heads (" + std::to_string(c.heads) + ")";
   if (c.heads % c.kvHeads != 0)
-    return "--heads (" + std::to_string(c.heads) +
-           ") must be a multiple of --kv-heads (" + std::to_string(c.kvHeads) +
+    return "heads (" + std::to_string(c.heads) +
+           ") must be a multiple of kv_heads (" + std::to_string(c.kvHeads) +
            ")";
   if (c.getHeadDim() % 2 != 0)
     return "the head dimension (" + std::to_string(c.getHeadDim()) +
            ") must be even for rotary embeddings";
-  if (c.experts < 0)
-    return "--experts must be >= 0, got " + std::to_string(c.experts);
   if (c.isMoE() && (c.topK < 1 || c.topK > c.experts))
-    return "--topk (" + std::to_string(c.topK) +
-           ") must be in [1, --experts (" + std::to_string(c.experts) + ")]";
-  if (c.dtype != "f32" && c.dtype != "bf16" && c.dtype != "f16")
-    return "--dtype must be f32, bf16 or f16, got '" + c.dtype + "'";
+    return "topk (" + std::to_string(c.topK) + ") must be in [1, experts (" +
+           std::to_string(c.experts) + ")]";
   return std::nullopt;
 }

@@ -1,13 +1,14 @@
 //===- loom-models.cpp - Print zoo models as loom IR ----------------------===//
 //
 //   loom-models --list
-//   loom-models NAME [--layers N --hidden N ...] [-o FILE]
+//   loom-models NAME [--layers N --hidden N --kv-heads N ...] [-o FILE]
 //   loom-models NAME --stats
 //
 //===----------------------------------------------------------------------===//
 
 #include "loom/Analysis/ModelStats.h"
 #include "loom/Dialect/Loom/IR/LoomDialect.h"
+#include "loom/Models/ModelConfigKeys.h"
 #include "loom/Models/ModelZoo.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -20,28 +21,42 @@
 #include "llvm/Support/ToolOutputFile.h"
 #include "llvm/Support/raw_ostream.h"
 
+#include <algorithm>
+
 using namespace llvm;
 using namespace loom;
 
 // LLVM's own command-line library reserves `--stats`, so this small tool
 // parses its flags itself.
 
-static const char *const usage = R"(usage: loom-models --list
+/// The flag that sets configuration key `key`: kv_heads is --kv-heads.
+static std::string flagFor(StringRef key) {
+  std::string flag = "--" + key.str();
+  std::replace(flag.begin(), flag.end(), '_', '-');
+  return flag;
+}
+
+static std::string usage() {
+  std::string text = R"(usage: loom-models --list
        loom-models NAME [options] [-o FILE]
        loom-models NAME --stats
 
 Prints the forward graph of a zoo model (parameters, tokens and targets in,
 scalar loss out) as loom MLIR, or its parameter and FLOP counts as JSON.
 
-options (each overrides the preset):
-  --layers N  --hidden N  --heads N  --kv-heads N  --head-dim N  --ffn N
-  --vocab N   --seq N     --batch N  --experts N   --topk N
-  --capacity-factor F   expert capacity factor (0: dropless)
-  --dtype f32|bf16|f16
-  --stats               print {"total_params", "active_params",
+options (each overrides the preset's configuration key of that name;
+--kv-heads sets kv_heads):
+)";
+  for (const ModelConfigKey &key : getModelConfigKeys())
+    text +=
+        formatv("  {0,-22}{1}\n", flagFor(key.name) + " " + key.valueHint.str(),
+                key.description);
+  text += R"(  --stats               print {"total_params", "active_params",
                         "flops_per_token", ...} instead of the graph
   -o FILE               write to FILE instead of standard output
 )";
+  return text;
+}
 
 namespace {
 struct Options {
@@ -49,6 +64,8 @@ struct Options {
   bool list = false;
   bool stats = false;
   std::string output = "-";
+  /// (configuration key, value) in the order given.
+  std::vector<std::pair<std::string, std::string>> settings;
 };
 } // namespace
 
@@ -57,12 +74,9 @@ static int fail(const Twine &message) {
   return 1;
 }
 
-/// Parses argv into `options` and the preset overrides in `config`; returns
-/// an error message on bad input.
+/// Parses argv into `options`; returns an error message on bad input.
 static std::optional<std::string> parseArgs(int argc, char **argv,
-                                            Options &options,
-                                            ModelConfig &overrides,
-                                            SmallVectorImpl<StringRef> &given) {
+                                            Options &options) {
   for (int i = 1; i < argc; ++i) {
     StringRef arg = argv[i];
     if (arg == "--list") {
@@ -74,7 +88,7 @@ static std::optional<std::string> parseArgs(int argc, char **argv,
       continue;
     }
     if (arg == "-h" || arg == "--help") {
-      outs() << usage;
+      outs() << usage();
       exit(0);
     }
     if (!arg.starts_with("-")) {
@@ -98,90 +112,26 @@ static std::optional<std::string> parseArgs(int argc, char **argv,
       options.output = value.str();
       continue;
     }
-    if (flag == "--dtype") {
-      overrides.dtype = value.str();
-      given.push_back("dtype");
-      continue;
-    }
-    if (flag == "--capacity-factor") {
-      if (value.getAsDouble(overrides.capacityFactor) ||
-          overrides.capacityFactor < 0)
-        return ("--capacity-factor needs a number >= 0, got '" + value + "'")
-            .str();
-      given.push_back("capacity-factor");
-      continue;
-    }
-    struct DimFlag {
-      StringRef name;
-      int64_t ModelConfig::*field;
-    };
-    static const DimFlag dimFlags[] = {{"--layers", &ModelConfig::layers},
-                                       {"--hidden", &ModelConfig::hidden},
-                                       {"--heads", &ModelConfig::heads},
-                                       {"--kv-heads", &ModelConfig::kvHeads},
-                                       {"--head-dim", &ModelConfig::headDim},
-                                       {"--ffn", &ModelConfig::ffn},
-                                       {"--vocab", &ModelConfig::vocab},
-                                       {"--seq", &ModelConfig::seq},
-                                       {"--batch", &ModelConfig::batch},
-                                       {"--experts", &ModelConfig::experts},
-                                       {"--topk", &ModelConfig::topK}};
-    const DimFlag *dim = llvm::find_if(
-        dimFlags, [&](const DimFlag &d) { return d.name == flag; });
-    if (dim == std::end(dimFlags))
+    const ModelConfigKey *key =
+        llvm::find_if(getModelConfigKeys(), [&](const ModelConfigKey &k) {
+          return flagFor(k.name) == flag;
+        });
+    if (key == getModelConfigKeys().end())
       return ("unknown option '" + flag + "' (see --help)").str();
-    int64_t number;
-    if (value.getAsInteger(10, number))
-      return (flag + " needs an integer, got '" + value + "'").str();
-    overrides.*(dim->field) = number;
-    given.push_back(flag.drop_front(2));
+    // Check the value now, naming the flag as typed; the model it applies
+    // to may come later on the command line.
+    ModelConfig scratch;
+    if (std::optional<std::string> problem = key->parse(scratch, value))
+      return (flag + " " + *problem).str();
+    options.settings.emplace_back(key->name.str(), value.str());
   }
   return std::nullopt;
-}
-
-/// Copies the settings the user gave from `overrides` onto the preset.
-static void applyOverrides(const ModelConfig &overrides,
-                           ArrayRef<StringRef> given, ModelConfig &config) {
-  for (StringRef name : given) {
-    if (name == "layers")
-      config.layers = overrides.layers;
-    else if (name == "hidden")
-      config.hidden = overrides.hidden;
-    else if (name == "heads")
-      config.heads = overrides.heads;
-    else if (name == "kv-heads")
-      config.kvHeads = overrides.kvHeads;
-    else if (name == "head-dim")
-      config.headDim = overrides.headDim;
-    else if (name == "ffn")
-      config.ffn = overrides.ffn;
-    else if (name == "vocab")
-      config.vocab = overrides.vocab;
-    else if (name == "seq")
-      config.seq = overrides.seq;
-    else if (name == "batch")
-      config.batch = overrides.batch;
-    else if (name == "experts")
-      config.experts = overrides.experts;
-    else if (name == "topk")
-      config.topK = overrides.topK;
-    else if (name == "capacity-factor")
-      config.capacityFactor = overrides.capacityFactor;
-    else if (name == "dtype")
-      config.dtype = overrides.dtype;
-  }
-  // A dense preset made MoE by flags routes to two experts unless told.
-  if (config.experts > 0 && config.topK == 0)
-    config.topK = std::min<int64_t>(2, config.experts);
 }
 
 int main(int argc, char **argv) {
   InitLLVM y(argc, argv);
   Options options;
-  ModelConfig overrides;
-  SmallVector<StringRef> given;
-  if (std::optional<std::string> error =
-          parseArgs(argc, argv, options, overrides, given))
+  if (std::optional<std::string> error = parseArgs(argc, argv, options))
     return fail(*error);
   if (options.list) {
     for (StringRef name : getModelNames())
@@ -197,7 +147,9 @@ int main(int argc, char **argv) {
       known += " " + name.str();
     return fail("unknown model '" + options.model + "'; known models:" + known);
   }
-  applyOverrides(overrides, given, *config);
+  if (std::optional<std::string> error =
+          applyModelConfigSettings(*config, options.settings))
+    return fail(options.model + ": " + *error);
   if (std::optional<std::string> error = validateModelConfig(*config))
     return fail(options.model + ": " + *error);
 

@@ -2,6 +2,7 @@
 
 #include "RunOptions.h"
 
+#include <chrono>
 #include <stdexcept>
 #include <string>
 
@@ -58,6 +59,7 @@ static long parseInteger(const std::string &flag, const std::string &value,
 
 RunOptions loom::parseRunOptions(int argc, char **argv) {
   RunOptions options;
+  runtime::LaunchOptions &launch = options.launch;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "-h" || arg == "--help") {
@@ -86,28 +88,29 @@ RunOptions loom::parseRunOptions(int argc, char **argv) {
       value = argv[++i];
     }
     if (flag == "--nproc")
-      options.nproc = static_cast<int>(parseInteger(flag, value, 1));
+      launch.nproc = static_cast<int>(parseInteger(flag, value, 1));
     else if (flag == "--comm") {
       if (value != "local" && value != "gloo")
         throw std::invalid_argument("--comm must be local or gloo, got '" +
                                     value + "'");
-      options.comm = value;
+      launch.comm = value == "gloo" ? runtime::LaunchComm::Gloo
+                                    : runtime::LaunchComm::Local;
     } else if (flag == "--inputs")
-      options.inputsDir = value;
+      launch.inputsDir = value;
     else if (flag == "--outputs")
-      options.outputsDir = value;
+      launch.outputsDir = value;
     else if (flag == "--seed")
-      options.seed = static_cast<uint64_t>(parseInteger(flag, value, 0));
+      launch.seed = static_cast<uint64_t>(parseInteger(flag, value, 0));
     else if (flag == "--steps")
-      options.steps = static_cast<int>(parseInteger(flag, value, 1));
+      launch.steps = static_cast<int>(parseInteger(flag, value, 1));
     else if (flag == "--trace")
-      options.tracePath = value;
+      launch.tracePath = value;
     else if (flag == "--backend")
-      options.backend = value;
+      launch.backend = value;
     else if (flag == "--timeout")
-      options.timeout = std::chrono::seconds(parseInteger(flag, value, 1));
+      launch.timeout = std::chrono::seconds(parseInteger(flag, value, 1));
     else if (flag == "--deadline")
-      options.deadline =
+      launch.deadline =
           std::chrono::milliseconds(1000 * parseInteger(flag, value, 1));
     else
       throw std::invalid_argument("unknown option '" + flag + "' (see --help)");

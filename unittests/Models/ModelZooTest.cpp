@@ -26,22 +26,30 @@ TEST(ModelZoo, ValidationNamesTheSetting) {
   ModelConfig config = *lookupModel("tiny-llama");
   config.hidden = 30;
   EXPECT_EQ(*validateModelConfig(config),
-            "--hidden (30) must be divisible by --heads (4)");
+            "hidden (30) must be divisible by heads (4)");
   config = *lookupModel("tiny-llama");
   config.kvHeads = 3;
   EXPECT_EQ(*validateModelConfig(config),
-            "--heads (4) must be a multiple of --kv-heads (3)");
+            "heads (4) must be a multiple of kv_heads (3)");
   config = *lookupModel("tiny-moe");
   config.topK = 0;
   EXPECT_EQ(*validateModelConfig(config),
-            "--topk (0) must be in [1, --experts (4)]");
+            "topk (0) must be in [1, experts (4)]");
   config = *lookupModel("tiny-gpt");
   config.batch = -1;
-  EXPECT_EQ(*validateModelConfig(config), "--batch must be positive, got -1");
+  EXPECT_EQ(*validateModelConfig(config), "batch must be positive, got -1");
   config = *lookupModel("tiny-llama");
   config.headDim = 7;
   EXPECT_EQ(*validateModelConfig(config),
             "the head dimension (7) must be even for rotary embeddings");
+  config = *lookupModel("tiny-moe");
+  config.capacityFactor = -0.5;
+  EXPECT_EQ(*validateModelConfig(config),
+            "capacity_factor must be a number >= 0, got -0.5");
+  config = *lookupModel("tiny-gpt");
+  config.dtype = "f64";
+  EXPECT_EQ(*validateModelConfig(config),
+            "dtype must be f32, bf16 or f16, got 'f64'");
 }
 
 TEST(ModelZoo, ExpertCapacity) {

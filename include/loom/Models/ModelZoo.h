@@ -71,7 +71,8 @@ llvm::ArrayRef<llvm::StringRef> getModelNames();
 std::optional<ModelConfig> lookupModel(llvm::StringRef name);
 
 /// Checks that a configuration describes a valid graph; on failure returns a
-/// message naming the offending setting.
+/// message naming the offending configuration keys (ModelConfigKeys.h), e.g.
+/// "hidden (64) must be divisible by heads (3)".
 std::optional<std::string> validateModelConfig(const ModelConfig &config);
 
 /// Builds `func.func @forward` for a valid configuration.

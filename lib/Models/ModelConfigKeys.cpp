@@ -1,0 +1,135 @@
+//===- ModelConfigKeys.cpp - ModelConfig settings by name -----------------===//
+
+#include "loom/Models/ModelConfigKeys.h"
+
+#include "llvm/ADT/STLExtras.h"
+
+#include <cmath>
+#include <sstream>
+
+using namespace loom;
+using llvm::StringRef;
+
+namespace {
+
+using Problem = std::optional<std::string>;
+
+Problem integerProblem(int64_t value, int64_t minimum) {
+  if (value >= minimum)
+    return std::nullopt;
+  std::string rule =
+      minimum == 1 ? "positive" : ">= " + std::to_string(minimum);
+  return "must be " + rule + ", got " + std::to_string(value);
+}
+
+/// An integer key stored in `Field`, valid from `Minimum` up.
+template <int64_t ModelConfig::*Field, int64_t Minimum>
+Problem checkInteger(const ModelConfig &config) {
+  return integerProblem(config.*Field, Minimum);
+}
+
+template <int64_t ModelConfig::*Field, int64_t Minimum>
+Problem parseInteger(ModelConfig &config, StringRef text) {
+  int64_t value;
+  if (text.getAsInteger(10, value))
+    return "needs an integer, got '" + text.str() + "'";
+  if (Problem problem = integerProblem(value, Minimum))
+    return problem;
+  config.*Field = value;
+  return std::nullopt;
+}
+
+Problem checkCapacityFactor(const ModelConfig &config) {
+  // Also rejects NaN and infinity, which no capacity can be computed from.
+  if (std::isfinite(config.capacityFactor) && config.capacityFactor >= 0)
+    return std::nullopt;
+  std::ostringstream value;
+  value << config.capacityFactor;
+  return "must be a number >= 0, got " + value.str();
+}
+
+Problem parseCapacityFactor(ModelConfig &config, StringRef text) {
+  double value;
+  if (text.getAsDouble(value) || !std::isfinite(value) || value < 0)
+    return "needs a number >= 0, got '" + text.str() + "'";
+  config.capacityFactor = value;
+  return std::nullopt;
+}
+
+Problem dtypeProblem(StringRef dtype) {
+  if (dtype == "f32" || dtype == "bf16" || dtype == "f16")
+    return std::nullopt;
+  return "must be f32, bf16 or f16, got '" + dtype.str() + "'";
+}
+
+Problem checkDType(const ModelConfig &config) {
+  return dtypeProblem(config.dtype);
+}
+
+Problem parseDType(ModelConfig &config, StringRef text) {
+  if (Problem problem = dtypeProblem(text))
+    return problem;
+  config.dtype = text.str();
+  return std::nullopt;
+}
+
+template <int64_t ModelConfig::*Field, int64_t Minimum>
+ModelConfigKey integerKey(StringRef name, StringRef description) {
+  return {name, "N", description, parseInteger<Field, Minimum>,
+          checkInteger<Field, Minimum>};
+}
+
+} // namespace
+
+llvm::ArrayRef<ModelConfigKey> loom::getModelConfigKeys() {
+  using C = ModelConfig;
+  static const ModelConfigKey keys[] = {
+      integerKey<&C::layers, 1>("layers", "transformer layers"),
+      integerKey<&C::hidden, 1>("hidden", "hidden size"),
+      integerKey<&C::heads, 1>("heads", "attention (query) heads"),
+      integerKey<&C::kvHeads, 1>("kv_heads",
+                                 "key/value heads (grouped-query attention)"),
+      integerKey<&C::headDim, 0>("head_dim", "per-head size (0: hidden / "
+                                             "heads)"),
+      integerKey<&C::ffn, 1>("ffn", "feed-forward size (of each expert)"),
+      integerKey<&C::vocab, 1>("vocab", "vocabulary size"),
+      integerKey<&C::seq, 1>("seq", "sequence length"),
+      integerKey<&C::batch, 1>("batch", "sequences per step"),
+      integerKey<&C::experts, 0>("experts", "experts per MoE layer (0: dense)"),
+      integerKey<&C::topK, 0>("topk", "experts per token (0 with experts: "
+                                      "min(2, experts))"),
+      {"capacity_factor", "F", "expert capacity factor (0: dropless)",
+       parseCapacityFactor, checkCapacityFactor},
+      {"dtype", "f32|bf16|f16", "element type", parseDType, checkDType},
+  };
+  return keys;
+}
+
+const ModelConfigKey *loom::lookupModelConfigKey(StringRef name) {
+  llvm::ArrayRef<ModelConfigKey> keys = getModelConfigKeys();
+  const ModelConfigKey *key = llvm::find_if(
+      keys, [&](const ModelConfigKey &k) { return k.name == name; });
+  return key == keys.end() ? nullptr : key;
+}
+
+std::optional<std::string>
+loom::setModelConfigKey(ModelConfig &config, StringRef name, StringRef text) {
+  const ModelConfigKey *key = lookupModelConfigKey(name);
+  if (!key)
+    return "unknown model configuration key '" + name.str() + "'";
+  if (Problem problem = key->parse(config, text))
+    return name.str() + " " + *problem;
+  return std::nullopt;
+}
+
+std::optional<std::string> loom::applyModelConfigSettings(
+    ModelConfig &config,
+    llvm::ArrayRef<std::pair<std::string, std::string>> settings) {
+  for (const auto &[name, text] : settings)
+    if (std::optional<std::string> error =
+            setModelConfigKey(config, name, text))
+      return error;
+  if (config.isMoE() && config.topK == 0)
+    config.topK = std::min<int64_t>(2, config.experts);
+  return std::nullopt;
+}

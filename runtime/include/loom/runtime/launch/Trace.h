@@ -1,0 +1,42 @@
+//===- Trace.h - Chrome traces of finished ranks ----------------*- C++ -*-===//
+//
+// Writes the trace events of finished ranks in the Chrome trace format
+// (chrome://tracing, Perfetto): a process per rank, a thread per stream
+// (compute, comm), one complete event per executed instruction with its
+// source location. A multi-process job writes one part per process
+// (rankTracePartPath) and the process that spawned them merges the parts.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef LOOM_RUNTIME_LAUNCH_TRACE_H
+#define LOOM_RUNTIME_LAUNCH_TRACE_H
+
+#include "loom/runtime/launch/RankRunner.h"
+
+#include <string>
+#include <vector>
+
+namespace loom::runtime {
+
+/// `text` as the contents of a JSON string: quotes and backslashes escaped,
+/// control characters as \u00XX; other bytes (UTF-8) unchanged.
+std::string jsonEscape(const std::string &text);
+
+/// The trace of `results`: a whole JSON document, or with `complete` false
+/// only its events, comma-separated one per line (a part to merge).
+std::string renderTrace(const std::vector<RankResult> &results, bool complete);
+
+/// Writes renderTrace(results, complete) to `path` atomically.
+void writeTrace(const std::string &path, const std::vector<RankResult> &results,
+                bool complete);
+
+/// Where rank `rank` of a multi-process job writes its part of `path`.
+std::string rankTracePartPath(const std::string &path, int rank);
+
+/// Joins the parts of ranks 0..nproc-1 into one trace at `path` and removes
+/// them. Throws std::runtime_error naming the first rank without a part.
+void mergeRankTraces(const std::string &path, int nproc);
+
+} // namespace loom::runtime
+
+#endif // LOOM_RUNTIME_LAUNCH_TRACE_H

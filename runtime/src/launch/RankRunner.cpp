@@ -1,0 +1,127 @@
+//===- RankRunner.cpp - One rank of a job ---------------------------------===//
+
+#include "loom/runtime/launch/RankRunner.h"
+
+#include "loom/runtime/Npy.h"
+#include "loom/runtime/SeededInputs.h"
+
+#include <cerrno>
+#include <chrono>
+#include <sstream>
+#include <stdexcept>
+#include <sys/stat.h>
+
+using namespace loom::runtime;
+
+namespace {
+
+bool fileExists(const std::string &path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+void makeDirectory(const std::string &path) {
+  if (::mkdir(path.c_str(), 0755) != 0 && errno != EEXIST)
+    throw std::runtime_error("cannot create directory '" + path + "'");
+}
+
+/// "i32[3]", as BufferInfo::typeStr() spells a buffer's type.
+std::string typeOf(const HostTensor &tensor) {
+  std::ostringstream os;
+  os << dtypeName(tensor.dtype) << "[";
+  for (size_t i = 0; i < tensor.shape.size(); ++i)
+    os << (i ? "," : "") << tensor.shape[i];
+  os << "]";
+  return os.str();
+}
+
+} // namespace
+
+int64_t loom::runtime::meshRankFor(const Program &program, int rank,
+                                   int worldSize) {
+  int64_t meshRanks = program.mesh().size();
+  if (meshRanks == 1)
+    return 0;
+  if (meshRanks != worldSize)
+    throw std::runtime_error("the program's mesh " + program.mesh().str() +
+                             " has " + std::to_string(meshRanks) +
+                             " ranks but the job has " +
+                             std::to_string(worldSize));
+  return rank;
+}
+
+void loom::runtime::bindInputs(Executor &exec, const LaunchOptions &options,
+                               int rank) {
+  const Program &program = exec.program();
+  for (const Binding &binding : program.inputs()) {
+    const BufferInfo &buffer = program.buffers()[binding.buffer];
+    std::string file;
+    if (!options.inputsDir.empty()) {
+      std::string own = options.inputsDir + "/rank" + std::to_string(rank) +
+                        "/" + binding.name + ".npy";
+      std::string shared = options.inputsDir + "/" + binding.name + ".npy";
+      file = fileExists(own) ? own : fileExists(shared) ? shared : "";
+    }
+    if (file.empty()) {
+      exec.setInput(binding.name, seededInput(program, buffer, options.seed));
+      continue;
+    }
+    HostTensor tensor = readNpy(file);
+    if (tensor.dtype != buffer.dtype || tensor.shape != buffer.shape)
+      throw std::runtime_error("input '" + binding.name + "' from " + file +
+                               " is " + typeOf(tensor) +
+                               " but the program needs " + buffer.typeStr());
+    exec.setInput(binding.name, tensor);
+  }
+}
+
+void loom::runtime::writeOutputs(const Executor &exec,
+                                 const LaunchOptions &options, int rank) {
+  if (options.outputsDir.empty())
+    return;
+  std::string dir = options.outputsDir;
+  makeDirectory(dir);
+  if (rank != 0) {
+    dir += "/rank" + std::to_string(rank);
+    makeDirectory(dir);
+  }
+  for (const Binding &binding : exec.program().outputs())
+    writeNpy(dir + "/" + binding.name + ".npy", exec.getOutput(binding.name));
+}
+
+RankResult loom::runtime::runRank(const LaunchOptions &options,
+                                  std::shared_ptr<const Program> program,
+                                  int rank, int worldSize,
+                                  CommunicatorFactory communicators) {
+  ExecutorOptions execOptions;
+  execOptions.rank = meshRankFor(*program, rank, worldSize);
+  execOptions.communicators = std::move(communicators);
+  execOptions.trace = !options.tracePath.empty();
+  execOptions.backend = options.backend;
+  Executor exec(program, execOptions);
+  bindInputs(exec, options, rank);
+
+  auto start = std::chrono::steady_clock::now();
+  for (int step = 0; step < options.steps; ++step)
+    exec.run();
+  auto elapsed = std::chrono::steady_clock::now() - start;
+  writeOutputs(exec, options, rank);
+
+  RankResult result;
+  result.rank = rank;
+  result.worldSize = worldSize;
+  result.program = program;
+  result.steps = options.steps;
+  result.elapsedMs = std::chrono::duration<double, std::milli>(elapsed).count();
+  result.plannedPeakBytes = exec.plannedPeakBytes();
+  result.executedPeakBytes = exec.executedPeakBytes();
+  for (const Binding &binding : program->outputs()) {
+    HostTensor t = exec.getOutput(binding.name);
+    if (t.numel() == 1 && t.dtype == DType::F32)
+      result.scalars.emplace_back(binding.name, t.as<float>()[0]);
+  }
+  result.events = exec.traceEvents();
+  if (options.onRankDone)
+    options.onRankDone(result);
+  return result;
+}
