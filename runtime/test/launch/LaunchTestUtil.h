@@ -27,7 +27,7 @@ inline std::shared_ptr<const runtime::Program> allReduceSum(int ranks) {
   uint32_t x = b.input("x", DType::F32, {2});
   uint32_t y = b.output("y", DType::F32, {2});
   uint32_t loss = b.output("loss", DType::F32, {});
-  b.op(Opcode::AllReduce, {x}, {y}, {}, tp);
+  b.op(Opcode::AllReduce, {x}, {y}, {TAttr::S("reduction", "sum")}, tp);
   b.op(Opcode::Reduce, {y}, {loss},
        {TAttr::S("kind", "sum"), TAttr::Is("dims", {0})});
   std::vector<uint8_t> bytes = b.finish();
