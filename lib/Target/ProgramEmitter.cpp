@@ -70,11 +70,14 @@ private:
   std::vector<flatbuffers::Offset<fb::Instruction>> instructions;
   /// The read-only constants blob (loom.constant values).
   std::vector<uint8_t> constants;
-  /// Communicators' axes; a communicator's id is its index.
-  std::vector<std::vector<std::string>> comms;
+  /// Communicators: their mesh (index in `meshes`) and axes; a
+  /// communicator's id is its index.
+  std::vector<std::pair<unsigned, std::vector<std::string>>> comms;
+  /// The meshes the program's collectives name, in order of first use.
+  SmallVector<MeshOp> meshes;
+  SymbolTableCollection symbolTables;
   /// Values the function returns: output buffers.
   llvm::SmallPtrSet<Value, 4> returned;
-  MeshAttr mesh;
   int64_t arenaSize = 0;
 };
 } // namespace
@@ -124,19 +127,31 @@ std::string ProgramEmitter::locationOf(Operation *op) {
 }
 
 FailureOr<int32_t> ProgramEmitter::communicatorFor(CollectiveOpInterface op) {
+  MeshOp mesh = op.getMeshOp(&symbolTables);
   if (!mesh)
-    mesh = op.getMesh();
-  else if (mesh != op.getMesh())
     return op->emitOpError("uses mesh ")
-           << op.getMesh() << " but the program's mesh is " << mesh
-           << "; one program runs on one mesh";
-  std::vector<std::string> axes;
+           << op.getMeshAttr() << ", which no 'loom.mesh' declares";
+  auto it = llvm::find(meshes, mesh);
+  if (it == meshes.end()) {
+    int64_t ranks = mesh.getShape().getNumRanks();
+    if (!meshes.empty() && ranks != meshes.front().getShape().getNumRanks())
+      return op->emitOpError("uses mesh @")
+             << mesh.getSymName() << " of " << ranks
+             << " ranks, but the program's mesh @"
+             << meshes.front().getSymName() << " has "
+             << meshes.front().getShape().getNumRanks()
+             << "; the meshes of one program span the same ranks";
+    meshes.push_back(mesh);
+    it = std::prev(meshes.end());
+  }
+  std::pair<unsigned, std::vector<std::string>> comm;
+  comm.first = it - meshes.begin();
   for (Attribute axis : op.getAxes())
-    axes.push_back(cast<StringAttr>(axis).str());
-  auto it = llvm::find(comms, axes);
-  if (it != comms.end())
-    return static_cast<int32_t>(it - comms.begin());
-  comms.push_back(axes);
+    comm.second.push_back(cast<StringAttr>(axis).str());
+  auto found = llvm::find(comms, comm);
+  if (found != comms.end())
+    return static_cast<int32_t>(found - comms.begin());
+  comms.push_back(comm);
   return static_cast<int32_t>(comms.size() - 1);
 }
 
@@ -322,18 +337,24 @@ FailureOr<std::vector<uint8_t>> ProgramEmitter::emit() {
         fb::CreateBindingDirect(b, outName.c_str(), bufferIds[value]));
   }
 
-  std::vector<flatbuffers::Offset<fb::MeshAxis>> meshAxes;
-  if (mesh)
+  std::vector<flatbuffers::Offset<fb::Mesh>> meshTable;
+  for (MeshOp mesh : meshes) {
+    std::vector<flatbuffers::Offset<fb::MeshAxis>> axes;
+    MeshAttr shape = mesh.getShape();
     for (auto [name, size] :
-         llvm::zip(mesh.getAxisNames(), mesh.getAxisSizes()))
-      meshAxes.push_back(
+         llvm::zip(shape.getAxisNames(), shape.getAxisSizes()))
+      axes.push_back(
           fb::CreateMeshAxisDirect(b, name.getValue().str().c_str(), size));
+    meshTable.push_back(
+        fb::CreateMeshDirect(b, mesh.getSymName().str().c_str(), &axes));
+  }
   std::vector<flatbuffers::Offset<fb::Communicator>> communicators;
-  for (auto [id, axes] : llvm::enumerate(comms)) {
+  for (auto [id, comm] : llvm::enumerate(comms)) {
     std::vector<flatbuffers::Offset<flatbuffers::String>> names;
-    for (const std::string &axis : axes)
+    for (const std::string &axis : comm.second)
       names.push_back(b.CreateString(axis));
-    communicators.push_back(fb::CreateCommunicatorDirect(b, id, &names));
+    communicators.push_back(
+        fb::CreateCommunicatorDirect(b, id, &names, comm.first));
   }
   std::vector<flatbuffers::Offset<fb::KeyValue>> metadata;
   metadata.push_back(
@@ -345,9 +366,9 @@ FailureOr<std::vector<uint8_t>> ProgramEmitter::emit() {
 
   fb::Version version(runtime::kFormatMajor, runtime::kFormatMinor);
   auto root = fb::CreateProgramDirect(
-      b, &version, func.getSymName().str().c_str(), &meshAxes, arenaSize,
+      b, &version, func.getSymName().str().c_str(), /*mesh=*/nullptr, arenaSize,
       &buffers, &communicators, &constants, &inputs, &outputs, &instructions,
-      &metadata);
+      &metadata, &meshTable);
   fb::FinishSizePrefixedProgramBuffer(b, root);
   std::vector<uint8_t> bytes(b.GetBufferPointer(),
                              b.GetBufferPointer() + b.GetSize());

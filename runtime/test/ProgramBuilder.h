@@ -105,9 +105,15 @@ public:
 
   std::string name;
   uint16_t major = runtime::kFormatMajor, minor = runtime::kFormatMinor;
+  /// The first mesh, "world" (format 1.0: the program's one mesh).
   std::vector<std::pair<std::string, int64_t>> mesh;
+  /// Further meshes over the same ranks, by name.
+  std::vector<
+      std::pair<std::string, std::vector<std::pair<std::string, int64_t>>>>
+      moreMeshes;
   std::vector<TBuffer> buffers;
-  std::vector<std::vector<std::string>> comms;
+  /// Communicators: mesh index (0: `mesh`, k: moreMeshes[k - 1]) and axes.
+  std::vector<std::pair<uint32_t, std::vector<std::string>>> comms;
   std::vector<uint8_t> constants;
   std::vector<std::pair<std::string, uint32_t>> inputs, outputs;
   std::vector<TInstr> instrs;
@@ -175,8 +181,8 @@ public:
                        const std::vector<float> &v) {
     return constant(n, DType::F32, std::move(shape), v.data());
   }
-  int32_t comm(std::vector<std::string> axes) {
-    comms.push_back(std::move(axes));
+  int32_t comm(std::vector<std::string> axes, uint32_t meshIndex = 0) {
+    comms.push_back({meshIndex, std::move(axes)});
     return static_cast<int32_t>(comms.size() - 1);
   }
   TInstr &op(Opcode op, std::vector<uint32_t> operands,
@@ -191,9 +197,23 @@ public:
 
   std::vector<uint8_t> finish() const {
     flatbuffers::FlatBufferBuilder b;
-    std::vector<flatbuffers::Offset<fb::MeshAxis>> axes;
-    for (auto &m : mesh)
-      axes.push_back(fb::CreateMeshAxisDirect(b, m.first.c_str(), m.second));
+    auto meshAxes = [&](const std::vector<std::pair<std::string, int64_t>> &m) {
+      std::vector<flatbuffers::Offset<fb::MeshAxis>> axes;
+      for (auto &a : m)
+        axes.push_back(fb::CreateMeshAxisDirect(b, a.first.c_str(), a.second));
+      return axes;
+    };
+    // Format 1.0 has one unnamed mesh; 1.1 names its meshes.
+    bool legacy = major == 1 && minor == 0;
+    std::vector<flatbuffers::Offset<fb::MeshAxis>> axes = meshAxes(mesh);
+    std::vector<flatbuffers::Offset<fb::Mesh>> meshes;
+    if (!legacy && !mesh.empty()) {
+      meshes.push_back(fb::CreateMeshDirect(b, "world", &axes));
+      for (auto &[meshName, meshAxesList] : moreMeshes) {
+        auto more = meshAxes(meshAxesList);
+        meshes.push_back(fb::CreateMeshDirect(b, meshName.c_str(), &more));
+      }
+    }
     std::vector<flatbuffers::Offset<fb::Buffer>> bufs;
     for (const TBuffer &t : buffers)
       bufs.push_back(fb::CreateBufferDirect(
@@ -202,10 +222,10 @@ public:
     std::vector<flatbuffers::Offset<fb::Communicator>> cs;
     for (size_t i = 0; i < comms.size(); ++i) {
       std::vector<flatbuffers::Offset<flatbuffers::String>> names;
-      for (auto &a : comms[i])
+      for (auto &a : comms[i].second)
         names.push_back(b.CreateString(a));
-      cs.push_back(
-          fb::CreateCommunicatorDirect(b, static_cast<uint32_t>(i), &names));
+      cs.push_back(fb::CreateCommunicatorDirect(b, static_cast<uint32_t>(i),
+                                                &names, comms[i].first));
     }
     auto bindings =
         [&](const std::vector<std::pair<std::string, uint32_t>> &v) {
@@ -235,10 +255,11 @@ public:
     }
     fb::Version version(major, minor);
     auto root = fb::CreateProgramDirect(
-        b, &version, name.c_str(), &axes,
+        b, &version, name.c_str(), legacy ? &axes : nullptr,
         arenaSizeOverride >= 0 ? static_cast<uint64_t>(arenaSizeOverride)
                                : arenaTop,
-        &bufs, &cs, &constants, &ins, &outs, &is, nullptr);
+        &bufs, &cs, &constants, &ins, &outs, &is, nullptr,
+        legacy ? nullptr : &meshes);
     fb::FinishSizePrefixedProgramBuffer(b, root);
     return std::vector<uint8_t>(b.GetBufferPointer(),
                                 b.GetBufferPointer() + b.GetSize());

@@ -30,6 +30,7 @@ namespace {
 /// Ops that never become an instruction, and why.
 const std::map<std::string, std::string> kNotLowered = {
     {"loom.constant", "kept in the program's constants blob"},
+    {"loom.mesh", "declares a mesh: an entry of the program's mesh table"},
 };
 
 /// Instructions no op lowers to.

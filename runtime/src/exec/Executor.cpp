@@ -86,7 +86,7 @@ ReduceOp toReduceOp(int64_t reduction) {
 /// normalized, string values as their index. The verifier has checked
 /// every value.
 void decodeAttrs(const InstrInfo &I, const Program &P,
-                 const std::vector<int64_t> &coords, OpCall &c) {
+                 const std::vector<std::vector<int64_t>> &coords, OpCall &c) {
   const OpSpec &spec = *findOpSpec(I.op);
   size_t rank0 = c.in.empty() ? 0 : static_cast<size_t>(c.in[0].rank);
   for (const AttrSpec &s : spec.attrs) {
@@ -102,7 +102,7 @@ void decodeAttrs(const InstrInfo &I, const Program &P,
       v.present = 1;
       switch (s.kind) {
       case AttrKind::Int:
-        v.i = a->resolve(P.mesh(), coords)[0];
+        v.i = a->resolve(P.meshes(), coords)[0];
         break;
       case AttrKind::Float:
         v.f = a->f;
@@ -111,7 +111,7 @@ void decodeAttrs(const InstrInfo &I, const Program &P,
         v.i = a->i;
         break;
       case AttrKind::Ints: {
-        std::vector<int64_t> ints = a->resolve(P.mesh(), coords);
+        std::vector<int64_t> ints = a->resolve(P.meshes(), coords);
         v.numInts = static_cast<int32_t>(ints.size());
         std::copy(ints.begin(), ints.end(), v.ints);
         break;
@@ -168,6 +168,7 @@ Executor::Executor(std::shared_ptr<const Program> program,
                          " is outside the program's mesh " + P.mesh().str() +
                          " of " + std::to_string(P.mesh().size()) + " ranks");
   coords_ = P.mesh().coords(rank_);
+  meshCoords_ = P.coords(rank_);
   if (options_.backendInstance)
     backend_ = options_.backendInstance;
   else
@@ -201,8 +202,10 @@ void Executor::createCommunicators() {
     CommGroup g;
     g.id = ci.id;
     g.axes = ci.axisNames;
-    g.ranks = P.mesh().groupRanks(rank_, ci.axes);
-    g.groupRank = P.mesh().groupRank(rank_, ci.axes);
+    const Mesh &mesh = P.meshes()[ci.mesh];
+    g.mesh = mesh.name;
+    g.ranks = mesh.groupRanks(rank_, ci.axes);
+    g.groupRank = mesh.groupRank(rank_, ci.axes);
     g.worldRank = rank_;
     g.worldSize = P.mesh().size();
     for (size_t i = 0; i < g.axes.size(); ++i)
@@ -280,7 +283,7 @@ void Executor::prepare() {
       addRef(id, c.in);
     for (uint32_t id : I.results)
       addRef(id, c.out);
-    decodeAttrs(I, P, coords_, c);
+    decodeAttrs(I, P, meshCoords_, c);
 
     if (!isCollective(I.op)) {
       switch (I.op) {
@@ -311,7 +314,7 @@ void Executor::prepare() {
     // Collectives.
     const CommInfo &ci = P.communicators()[I.communicator];
     int64_t n = ci.size;
-    int64_t r = P.mesh().groupRank(rank_, ci.axes);
+    int64_t r = P.meshes()[ci.mesh].groupRank(rank_, ci.axes);
     s.comm = comms_[ci.id].get();
     if (I.op == Opcode::AllReduce)
       s.reduceOp = toReduceOp(attrOf(c, attr::AllReduce::reduction).i);

@@ -47,7 +47,7 @@ std::string fmtInts(const std::vector<int64_t> &v) {
   return s + "]";
 }
 
-std::string fmtAttr(const AttrValue &a, const Mesh &mesh) {
+std::string fmtAttr(const AttrValue &a, const std::vector<Mesh> &meshes) {
   std::string s = a.name + " = ";
   switch (a.kind) {
   case AttrKind::Int:
@@ -70,7 +70,10 @@ std::string fmtAttr(const AttrValue &a, const Mesh &mesh) {
     s += " + ";
     s += a.kind == AttrKind::Ints ? fmtInts(t.coeffs)
                                   : std::to_string(t.coeffs.at(0));
-    const std::string &ax = mesh.axisNames[t.axis];
+    const Mesh &mesh = meshes[t.mesh];
+    // Axes of the first mesh go by their name alone.
+    std::string ax = (t.mesh ? "@" + mesh.name + "." : std::string()) +
+                     mesh.axisNames[t.axis];
     if (t.shift == 0)
       s += " * " + ax;
     else
@@ -88,7 +91,10 @@ std::string Program::dump() const {
      << minor_ << "\n";
   for (const auto &kv : metadata_)
     os << "metadata " << quote(kv.first) << " = " << quote(kv.second) << "\n";
-  os << "mesh " << mesh_.str() << "\n";
+  if (meshes_.empty())
+    os << "mesh []\n";
+  for (const Mesh &m : meshes_)
+    os << "mesh @" << m.name << " " << m.str() << "\n";
   os << "arena " << arenaSize_ << "\n";
   os << "constants " << constantsSize_ << "\n";
   for (const BufferInfo &b : buffers_) {
@@ -97,7 +103,7 @@ std::string Program::dump() const {
        << " size " << b.size << "\n";
   }
   for (const CommInfo &c : comms_) {
-    os << "comm #" << c.id << " [";
+    os << "comm #" << c.id << " @" << meshes_[c.mesh].name << " [";
     for (size_t i = 0; i < c.axisNames.size(); ++i)
       os << (i ? ", " : "") << c.axisNames[i];
     os << "] size " << c.size << "\n";
@@ -125,7 +131,7 @@ std::string Program::dump() const {
     if (!I.attrs.empty()) {
       os << " {";
       for (size_t k = 0; k < I.attrs.size(); ++k)
-        os << (k ? ", " : "") << fmtAttr(I.attrs[k], mesh_);
+        os << (k ? ", " : "") << fmtAttr(I.attrs[k], meshes_);
       os << "}";
     }
     if (!I.loc.empty())

@@ -49,30 +49,45 @@ std::string BufferInfo::typeStr() const {
 }
 
 std::vector<int64_t>
-AttrValue::resolve(const Mesh &mesh, const std::vector<int64_t> &coords) const {
+AttrValue::resolve(const std::vector<Mesh> &meshes,
+                   const std::vector<std::vector<int64_t>> &coords) const {
   std::vector<int64_t> v =
       kind == AttrKind::Ints ? ints : std::vector<int64_t>{i};
   for (const AffineTerm &t : terms) {
-    int64_t n = mesh.axisSizes[t.axis];
-    int64_t c = ((coords[t.axis] + t.shift) % n + n) % n;
+    int64_t n = meshes[t.mesh].axisSizes[t.axis];
+    int64_t c = ((coords[t.mesh][t.axis] + t.shift) % n + n) % n;
     for (size_t k = 0; k < v.size() && k < t.coeffs.size(); ++k)
       v[k] += t.coeffs[k] * c;
   }
   return v;
 }
 
-int64_t AttrValue::minValue(const Mesh &mesh, size_t idx) const {
+int64_t AttrValue::minValue(const std::vector<Mesh> &meshes, size_t idx) const {
   int64_t v = kind == AttrKind::Ints ? ints[idx] : i;
   for (const AffineTerm &t : terms)
-    v += std::min<int64_t>(0, t.coeffs[idx] * (mesh.axisSizes[t.axis] - 1));
+    v += std::min<int64_t>(0, t.coeffs[idx] *
+                                  (meshes[t.mesh].axisSizes[t.axis] - 1));
   return v;
 }
 
-int64_t AttrValue::maxValue(const Mesh &mesh, size_t idx) const {
+int64_t AttrValue::maxValue(const std::vector<Mesh> &meshes, size_t idx) const {
   int64_t v = kind == AttrKind::Ints ? ints[idx] : i;
   for (const AffineTerm &t : terms)
-    v += std::max<int64_t>(0, t.coeffs[idx] * (mesh.axisSizes[t.axis] - 1));
+    v += std::max<int64_t>(0, t.coeffs[idx] *
+                                  (meshes[t.mesh].axisSizes[t.axis] - 1));
   return v;
+}
+
+const Mesh &Program::mesh() const {
+  static const Mesh kOneRank;
+  return meshes_.empty() ? kOneRank : meshes_.front();
+}
+
+std::vector<std::vector<int64_t>> Program::coords(int64_t rank) const {
+  std::vector<std::vector<int64_t>> coords;
+  for (const Mesh &m : meshes_)
+    coords.push_back(m.coords(rank));
+  return coords;
 }
 
 const AttrValue *InstrInfo::attr(const char *name) const {
@@ -209,25 +224,46 @@ std::shared_ptr<const Program> ProgramLoader::load(const void *data,
     for (const fb::KeyValue *kv : *p->metadata())
       P.metadata_.emplace_back(kv->key()->str(), str(kv->value()));
 
-  // Mesh.
-  if (p->mesh()) {
-    int64_t world = 1;
-    for (const fb::MeshAxis *a : *p->mesh()) {
-      std::string n = a->name()->str();
-      if (n.empty())
-        fail("mesh axis " + std::to_string(P.mesh_.axisNames.size()) +
-             " has an empty name");
-      if (P.mesh_.axisIndex(n) >= 0)
-        fail("mesh axis '" + n + "' appears twice");
-      if (a->size() < 1 || a->size() > (int64_t(1) << 24))
-        fail("mesh axis '" + n + "' has size " + std::to_string(a->size()) +
-             " (must be in [1, 2^24])");
-      world *= a->size();
-      if (world > (int64_t(1) << 31))
-        fail("mesh has more than 2^31 ranks");
-      P.mesh_.axisNames.push_back(n);
-      P.mesh_.axisSizes.push_back(a->size());
+  // Meshes: format 1.1's named meshes, or 1.0's one mesh.
+  auto readMesh =
+      [&](const std::string &name,
+          const flatbuffers::Vector<flatbuffers::Offset<fb::MeshAxis>> *axes) {
+        Mesh M;
+        M.name = name;
+        std::string what = "mesh '" + name + "'";
+        for (const fb::MeshAxis *a : *axes) {
+          std::string n = a->name()->str();
+          if (n.empty())
+            fail(what + ": axis " + std::to_string(M.axisNames.size()) +
+                 " has an empty name");
+          if (M.axisIndex(n) >= 0)
+            fail(what + ": axis '" + n + "' appears twice");
+          if (a->size() < 1 || a->size() > (int64_t(1) << 24))
+            fail(what + ": axis '" + n + "' has size " +
+                 std::to_string(a->size()) + " (must be in [1, 2^24])");
+          M.axisNames.push_back(n);
+          M.axisSizes.push_back(a->size());
+          if (checkedMeshSize(M.axisSizes.data(), M.axisSizes.size()) < 0)
+            fail(what + " has more than 2^31 ranks");
+        }
+        if (!P.meshes_.empty() && M.size() != P.meshes_[0].size())
+          fail(what + " has " + std::to_string(M.size()) + " ranks but mesh '" +
+               P.meshes_[0].name + "' has " +
+               std::to_string(P.meshes_[0].size()) +
+               "; the meshes of a program span the same ranks");
+        for (const Mesh &other : P.meshes_)
+          if (other.name == name)
+            fail(what + " is declared twice");
+        P.meshes_.push_back(std::move(M));
+      };
+  if (p->meshes() && p->meshes()->size()) {
+    for (const fb::Mesh *m : *p->meshes()) {
+      if (m->name()->str().empty())
+        fail("mesh " + std::to_string(P.meshes_.size()) + " has an empty name");
+      readMesh(m->name()->str(), m->axes());
     }
+  } else if (p->mesh() && p->mesh()->size()) {
+    readMesh("mesh", p->mesh());
   }
 
   // Constants, copied to aligned storage.
@@ -337,17 +373,23 @@ std::shared_ptr<const Program> ProgramLoader::load(const void *data,
              " does not equal its index in the communicator table");
       if (c->axes()->size() == 0)
         fail(what + ": spans no mesh axes");
+      C.mesh = c->mesh();
+      if (C.mesh >= P.meshes_.size())
+        fail(what + ": names mesh " + std::to_string(C.mesh) +
+             ", but the program has " + std::to_string(P.meshes_.size()) +
+             " meshes");
+      const Mesh &mesh = P.meshes_[C.mesh];
       for (const flatbuffers::String *a : *c->axes()) {
-        int ax = P.mesh_.axisIndex(a->str());
+        int ax = mesh.axisIndex(a->str());
         if (ax < 0)
-          fail(what + ": axis '" + a->str() + "' is not a mesh axis " +
-               P.mesh_.str());
+          fail(what + ": axis '" + a->str() + "' is not an axis of mesh '" +
+               mesh.name + "' " + mesh.str());
         if (std::find(C.axes.begin(), C.axes.end(), ax) != C.axes.end())
           fail(what + ": axis '" + a->str() + "' appears twice");
         C.axes.push_back(ax);
         C.axisNames.push_back(a->str());
       }
-      C.size = P.mesh_.groupSize(C.axes);
+      C.size = mesh.groupSize(C.axes);
       P.comms_.push_back(std::move(C));
       ++idx;
     }
@@ -426,11 +468,17 @@ std::shared_ptr<const Program> ProgramLoader::load(const void *data,
               if (!elementsAligned(t->coeffs()))
                 fail(what + ": attribute '" + A.name +
                      "' has a misaligned vector");
-              T.axis = P.mesh_.axisIndex(t->axis()->str());
+              T.mesh = static_cast<int>(t->mesh());
+              if (t->mesh() >= P.meshes_.size())
+                fail(what + ": attribute '" + A.name + "' depends on mesh " +
+                     std::to_string(t->mesh()) + ", but the program has " +
+                     std::to_string(P.meshes_.size()) + " meshes");
+              const Mesh &mesh = P.meshes_[T.mesh];
+              T.axis = mesh.axisIndex(t->axis()->str());
               if (T.axis < 0)
                 fail(what + ": attribute '" + A.name + "' depends on axis '" +
-                     t->axis()->str() + "', which is not a mesh axis " +
-                     P.mesh_.str());
+                     t->axis()->str() + "', which is not an axis of mesh '" +
+                     mesh.name + "' " + mesh.str());
               T.coeffs.assign(t->coeffs()->begin(), t->coeffs()->end());
               T.shift = t->shift();
               size_t want = A.kind == AttrKind::Ints ? A.ints.size() : 1;

@@ -475,7 +475,8 @@ void InstrChecker::checkShapes() {
     if (off->ints.size() != x.shape.size() || sizes.size() != x.shape.size())
       fail("offsets and sizes need one entry per dimension of " + inName(0));
     for (size_t d = 0; d < sizes.size(); ++d) {
-      int64_t lo = off->minValue(P.mesh(), d), hi = off->maxValue(P.mesh(), d);
+      int64_t lo = off->minValue(P.meshes(), d);
+      int64_t hi = off->maxValue(P.meshes(), d);
       if (sizes[d] < 0 || lo < 0 || hi > x.shape[d] - sizes[d])
         fail("slice [" + std::to_string(lo) +
              (lo != hi ? ".." + std::to_string(hi) : std::string()) + ", +" +

@@ -20,7 +20,7 @@ std::shared_ptr<const Program> load(const ProgramBuilder &b) {
 //===- mesh ---------------------------------------------------------------===//
 
 TEST(Mesh, RowMajorCoordinatesAndGroups) {
-  Mesh m{{"pp", "dp", "tp"}, {2, 3, 2}};
+  Mesh m{"world", {"pp", "dp", "tp"}, {2, 3, 2}};
   EXPECT_EQ(m.size(), 12);
   EXPECT_EQ(m.coords(7), (std::vector<int64_t>{1, 0, 1}));
   EXPECT_EQ(m.rankOf({1, 2, 0}), 10);
@@ -276,6 +276,37 @@ ProgramBuilder oneCollective(std::vector<std::pair<std::string, int64_t>> mesh,
   uint32_t y = b.output("y", DType::F32, ys);
   b.op(op, {x}, {y}, std::move(attrs), c);
   return b;
+}
+
+TEST(Collectives, TwoMeshesOverTheSameRanks) {
+  // world [dp=2, tp=2]: tp groups {0,1}, {2,3}. experts [etp=2, ep=2] over
+  // the same four ranks: etp groups {0,2}, {1,3}. y sums over world's tp,
+  // then over experts' etp.
+  ProgramBuilder b("folded");
+  b.mesh = {{"dp", 2}, {"tp", 2}};
+  b.moreMeshes = {{"experts", {{"etp", 2}, {"ep", 2}}}};
+  int32_t tp = b.comm({"tp"}, 0);
+  int32_t etp = b.comm({"etp"}, 1);
+  uint32_t x = b.input("x", DType::F32, {1});
+  uint32_t t = b.buffer("t", DType::F32, {1});
+  uint32_t y = b.output("y", DType::F32, {1});
+  b.op(Opcode::AllReduce, {x}, {t}, {TAttr::S("reduction", "sum")}, tp);
+  b.op(Opcode::AllReduce, {t}, {y}, {TAttr::S("reduction", "sum")}, etp);
+  auto prog = load(b);
+  ASSERT_EQ(prog->meshes().size(), 2u);
+  // x_r = 100 r.
+  auto out = runAllRanks(prog, [](int r) { return rankTensor({1}, r); });
+  // tp sums: ranks 0,1 -> 100; ranks 2,3 -> 500. etp pairs {0,2}, {1,3}
+  // add one of each: 600 everywhere.
+  for (int r = 0; r < 4; ++r)
+    expectNear(out[r], {600}, 0, "rank");
+  // Over experts' ep ({0,1}, {2,3}) instead, the tp sums double: 200 on
+  // ranks 0 and 1, 1000 on ranks 2 and 3.
+  ProgramBuilder c = b;
+  c.comms[1] = {1, {"ep"}};
+  auto byEp = runAllRanks(load(c), [](int r) { return rankTensor({1}, r); });
+  expectNear(byEp[0], {200}, 0, "rank 0 over ep");
+  expectNear(byEp[3], {1000}, 0, "rank 3 over ep");
 }
 
 TEST(Collectives, AllReduceOverEachAxisOfA2DMesh) {

@@ -55,14 +55,14 @@ TEST(Loader, StableDump) {
   auto bytes = smallProgram().finish();
   auto p = Program::load(bytes.data(), bytes.size());
   const char *golden = R"(loom.program "small" version 1.1
-mesh [dp=1, tp=1]
+mesh @world [dp=1, tp=1]
 arena 160
 constants 48
 buffer %0 "x" input f32[2,3] offset 0 size 24
 buffer %1 "w" constant f32[3,4] offset 0 size 48
 buffer %2 "t" arena f32[2,4] offset 64 size 32
 buffer %3 "y" output f32[2,4] offset 128 size 32
-comm #0 [tp] size 1
+comm #0 @world [tp] size 1
 input "x" = %0
 output "y" = %3
 0: %2 = matmul(%0, %1) {transpose_rhs = false} loc("test.mlir:1:1")
@@ -225,7 +225,9 @@ TEST(Loader, RejectsAttributeProblems) {
   EXPECT_NE(loadError(c).find("scale requires attribute 'factor' (float)"),
             std::string::npos);
   c.instrs[0].attrs = {TAttr::F("factor", 2).term("x", {1})};
-  EXPECT_NE(loadError(c).find("not a mesh axis"), std::string::npos);
+  EXPECT_NE(loadError(c).find("depends on mesh 0, but the program has 0 "
+                              "meshes"),
+            std::string::npos);
 }
 
 TEST(Loader, RejectsBadCommunicators) {
@@ -234,12 +236,45 @@ TEST(Loader, RejectsBadCommunicators) {
   EXPECT_NE(loadError(b).find("all_reduce needs a communicator; id 3"),
             std::string::npos);
   auto c = smallProgram();
-  c.comms[0] = {"pp"};
-  EXPECT_NE(loadError(c).find("axis 'pp' is not a mesh axis [dp=1, tp=1]"),
+  c.comms[0].second = {"pp"};
+  EXPECT_NE(loadError(c).find(
+                "axis 'pp' is not an axis of mesh 'world' [dp=1, tp=1]"),
+            std::string::npos);
+  auto e = smallProgram();
+  e.comms[0].first = 1;
+  EXPECT_NE(loadError(e).find("communicator 0: names mesh 1, but the program "
+                              "has 1 meshes"),
             std::string::npos);
   auto d = smallProgram();
   d.instrs[1].comm = 0;
   EXPECT_NE(loadError(d).find("gelu is not a collective"), std::string::npos);
+}
+
+TEST(Loader, MeshesSpanTheSameRanks) {
+  auto b = smallProgram();
+  b.moreMeshes = {{"experts", {{"ep", 2}}}};
+  EXPECT_NE(loadError(b).find("mesh 'experts' has 2 ranks but mesh 'world' "
+                              "has 1; the meshes of a program span the same "
+                              "ranks"),
+            std::string::npos);
+  b.moreMeshes = {{"world", {{"ep", 1}}}};
+  EXPECT_NE(loadError(b).find("mesh 'world' is declared twice"),
+            std::string::npos);
+  b.moreMeshes = {{"experts", {{"ep", 1}}}};
+  EXPECT_EQ(loadError(b), "");
+}
+
+TEST(Loader, ReadsTheOneMeshOfFormat1_0) {
+  auto b = smallProgram();
+  b.major = 1;
+  b.minor = 0;
+  b.instrs[0].attrs = {TAttr::B("transpose_b", false)};
+  std::vector<uint8_t> bytes = b.finish();
+  auto program = Program::load(bytes.data(), bytes.size());
+  ASSERT_EQ(program->meshes().size(), 1u);
+  EXPECT_EQ(program->meshes()[0].name, "mesh");
+  EXPECT_EQ(program->communicators()[0].axisNames,
+            std::vector<std::string>{"tp"});
 }
 
 TEST(Loader, RejectsCollectiveShapeMismatch) {

@@ -596,153 +596,170 @@ func.func @adamw_step(%p: tensor<8xf32>, %t: tensor<1xi32>, %lr: tensor<f32>) {
 // -----
 
 // Collective axes belong to the mesh.
+loom.mesh @m <dp = 2, tp = 4>
 func.func @collective_axis(%x: tensor<8xf32>) {
-  // expected-error @+1 {{axis 'cp' is not an axis of mesh #loom.mesh<dp = 2, tp = 4>}}
-  %0 = loom.all_reduce sum %x {mesh = #loom.mesh<dp = 2, tp = 4>, axes = ["cp"]} : tensor<8xf32>
+  // expected-error @+1 {{axis 'cp' is not an axis of mesh @m #loom.mesh<dp = 2, tp = 4>}}
+  %0 = loom.all_reduce sum %x {mesh = @m, axes = ["cp"]} : tensor<8xf32>
   return
 }
 
 // -----
 
 // A collective lists an axis once.
+loom.mesh @m <dp = 2, tp = 4>
 func.func @collective_axis_twice(%x: tensor<8xf32>) {
   // expected-error @+1 {{axis 'tp' is listed twice}}
-  %0 = loom.all_reduce sum %x {mesh = #loom.mesh<dp = 2, tp = 4>, axes = ["tp", "tp"]} : tensor<8xf32>
+  %0 = loom.all_reduce sum %x {mesh = @m, axes = ["tp", "tp"]} : tensor<8xf32>
   return
 }
 
 // -----
 
 // A collective spans at least one axis.
+loom.mesh @m <dp = 2, tp = 4>
 func.func @collective_no_axis(%x: tensor<8xf32>) {
   // expected-error @+1 {{needs at least one mesh axis}}
-  %0 = loom.all_reduce sum %x {mesh = #loom.mesh<dp = 2, tp = 4>, axes = []} : tensor<8xf32>
+  %0 = loom.all_reduce sum %x {mesh = @m, axes = []} : tensor<8xf32>
   return
 }
 
 // -----
 
 // all_gather grows gather_dim by the group size.
+loom.mesh @m <dp = 2, tp = 4>
 func.func @all_gather_size(%x: tensor<2x8xf32>) {
   // expected-error @+1 {{gather_dim 1 must grow from 8 to 32 (group size 4), got 16}}
-  %0 = loom.all_gather %x {mesh = #loom.mesh<dp = 2, tp = 4>, axes = ["tp"], gather_dim = 1 : i64} : tensor<2x8xf32> -> tensor<2x16xf32>
+  %0 = loom.all_gather %x {mesh = @m, axes = ["tp"], gather_dim = 1 : i64} : tensor<2x8xf32> -> tensor<2x16xf32>
   return
 }
 
 // -----
 
 // all_gather's gather_dim is in range.
+loom.mesh @m <tp = 4>
 func.func @all_gather_dim(%x: tensor<2x8xf32>) {
   // expected-error @+1 {{gather_dim 2 is out of range for rank 2}}
-  %0 = loom.all_gather %x {mesh = #loom.mesh<tp = 4>, axes = ["tp"], gather_dim = 2 : i64} : tensor<2x8xf32> -> tensor<2x8xf32>
+  %0 = loom.all_gather %x {mesh = @m, axes = ["tp"], gather_dim = 2 : i64} : tensor<2x8xf32> -> tensor<2x8xf32>
   return
 }
 
 // -----
 
 // all_gather keeps the other dimensions.
+loom.mesh @m <tp = 4>
 func.func @all_gather_other(%x: tensor<2x8xf32>) {
   // expected-error @+1 {{dimension 0 changes from 2 to 4}}
-  %0 = loom.all_gather %x {mesh = #loom.mesh<tp = 4>, axes = ["tp"], gather_dim = 1 : i64} : tensor<2x8xf32> -> tensor<4x32xf32>
+  %0 = loom.all_gather %x {mesh = @m, axes = ["tp"], gather_dim = 1 : i64} : tensor<2x8xf32> -> tensor<4x32xf32>
   return
 }
 
 // -----
 
 // Collectives keep the rank.
+loom.mesh @m <tp = 4>
 func.func @all_gather_rank(%x: tensor<2x8xf32>) {
   // expected-error @+1 {{rank changes from 2 to 3}}
-  %0 = loom.all_gather %x {mesh = #loom.mesh<tp = 4>, axes = ["tp"], gather_dim = 1 : i64} : tensor<2x8xf32> -> tensor<2x32x1xf32>
+  %0 = loom.all_gather %x {mesh = @m, axes = ["tp"], gather_dim = 1 : i64} : tensor<2x8xf32> -> tensor<2x32x1xf32>
   return
 }
 
 // -----
 
 // Collectives keep the element type.
+loom.mesh @m <tp = 4>
 func.func @all_gather_type(%x: tensor<2x8xf32>) {
   // expected-error @+1 {{element type changes from 'f32' to 'bf16'}}
-  %0 = loom.all_gather %x {mesh = #loom.mesh<tp = 4>, axes = ["tp"], gather_dim = 1 : i64} : tensor<2x8xf32> -> tensor<2x32xbf16>
+  %0 = loom.all_gather %x {mesh = @m, axes = ["tp"], gather_dim = 1 : i64} : tensor<2x8xf32> -> tensor<2x32xbf16>
   return
 }
 
 // -----
 
 // reduce_scatter needs a dimension that divides.
+loom.mesh @m <tp = 4>
 func.func @reduce_scatter_divide(%x: tensor<2x6xf32>) {
   // expected-error @+1 {{scatter_dim 1 of size 6 does not divide by the group size 4}}
-  %0 = loom.reduce_scatter sum %x {mesh = #loom.mesh<tp = 4>, axes = ["tp"], scatter_dim = 1 : i64} : tensor<2x6xf32> -> tensor<2x1xf32>
+  %0 = loom.reduce_scatter sum %x {mesh = @m, axes = ["tp"], scatter_dim = 1 : i64} : tensor<2x6xf32> -> tensor<2x1xf32>
   return
 }
 
 // -----
 
 // reduce_scatter shrinks scatter_dim by the group size.
+loom.mesh @m <dp = 2, tp = 4>
 func.func @reduce_scatter_size(%x: tensor<2x8xf32>) {
   // expected-error @+1 {{scatter_dim 1 must shrink from 8 to 1 (group size 8), got 2}}
-  %0 = loom.reduce_scatter sum %x {mesh = #loom.mesh<dp = 2, tp = 4>, axes = ["dp", "tp"], scatter_dim = 1 : i64} : tensor<2x8xf32> -> tensor<2x2xf32>
+  %0 = loom.reduce_scatter sum %x {mesh = @m, axes = ["dp", "tp"], scatter_dim = 1 : i64} : tensor<2x8xf32> -> tensor<2x2xf32>
   return
 }
 
 // -----
 
 // reduce_scatter's scatter_dim is in range.
+loom.mesh @m <tp = 4>
 func.func @reduce_scatter_dim(%x: tensor<2x8xf32>) {
   // expected-error @+1 {{scatter_dim -1 is out of range for rank 2}}
-  %0 = loom.reduce_scatter sum %x {mesh = #loom.mesh<tp = 4>, axes = ["tp"], scatter_dim = -1 : i64} : tensor<2x8xf32> -> tensor<2x2xf32>
+  %0 = loom.reduce_scatter sum %x {mesh = @m, axes = ["tp"], scatter_dim = -1 : i64} : tensor<2x8xf32> -> tensor<2x2xf32>
   return
 }
 
 // -----
 
 // all_to_all splits a dimension that divides.
+loom.mesh @m <ep = 4>
 func.func @all_to_all_divide(%x: tensor<6x8xf32>) {
   // expected-error @+1 {{split_dim 0 of size 6 does not divide by the group size 4}}
-  %0 = loom.all_to_all %x {mesh = #loom.mesh<ep = 4>, axes = ["ep"], split_dim = 0 : i64, concat_dim = 1 : i64} : tensor<6x8xf32> -> tensor<1x32xf32>
+  %0 = loom.all_to_all %x {mesh = @m, axes = ["ep"], split_dim = 0 : i64, concat_dim = 1 : i64} : tensor<6x8xf32> -> tensor<1x32xf32>
   return
 }
 
 // -----
 
 // all_to_all's result follows from split_dim and concat_dim.
+loom.mesh @m <ep = 4>
 func.func @all_to_all_result(%x: tensor<8x8xf32>) {
   // expected-error @+1 {{result shape must be 'tensor<2x32xf32>' for group size 4, got 'tensor<32x2xf32>'}}
-  %0 = loom.all_to_all %x {mesh = #loom.mesh<ep = 4>, axes = ["ep"], split_dim = 0 : i64, concat_dim = 1 : i64} : tensor<8x8xf32> -> tensor<32x2xf32>
+  %0 = loom.all_to_all %x {mesh = @m, axes = ["ep"], split_dim = 0 : i64, concat_dim = 1 : i64} : tensor<8x8xf32> -> tensor<32x2xf32>
   return
 }
 
 // -----
 
 // all_to_all's dims are in range.
+loom.mesh @m <ep = 4>
 func.func @all_to_all_dim(%x: tensor<8x8xf32>) {
   // expected-error @+1 {{concat_dim 2 is out of range for rank 2}}
-  %0 = loom.all_to_all %x {mesh = #loom.mesh<ep = 4>, axes = ["ep"], split_dim = 0 : i64, concat_dim = 2 : i64} : tensor<8x8xf32> -> tensor<2x32xf32>
+  %0 = loom.all_to_all %x {mesh = @m, axes = ["ep"], split_dim = 0 : i64, concat_dim = 2 : i64} : tensor<8x8xf32> -> tensor<2x32xf32>
   return
 }
 
 // -----
 
 // send needs a peer other than itself.
+loom.mesh @m <pp = 4>
 func.func @send_self(%x: tensor<8xf32>) {
   // expected-error @+1 {{peer_shift must not be 0}}
-  loom.send %x {mesh = #loom.mesh<pp = 4>, axes = ["pp"], peer_shift = 0 : i64} : tensor<8xf32>
+  loom.send %x {mesh = @m, axes = ["pp"], peer_shift = 0 : i64} : tensor<8xf32>
   return
 }
 
 // -----
 
 // recv needs a peer other than itself.
+loom.mesh @m <pp = 4>
 func.func @recv_self() {
   // expected-error @+1 {{peer_shift must not be 0}}
-  %0 = loom.recv {mesh = #loom.mesh<pp = 4>, axes = ["pp"], peer_shift = 0 : i64} : tensor<8xf32>
+  %0 = loom.recv {mesh = @m, axes = ["pp"], peer_shift = 0 : i64} : tensor<8xf32>
   return
 }
 
 // -----
 
 // collective_permute axes belong to the mesh.
+loom.mesh @m <cp = 4>
 func.func @permute_axis(%x: tensor<8xf32>) {
-  // expected-error @+1 {{axis 'tp' is not an axis of mesh #loom.mesh<cp = 4>}}
-  %0 = loom.collective_permute %x {mesh = #loom.mesh<cp = 4>, axes = ["tp"], shift = 1 : i64} : tensor<8xf32>
+  // expected-error @+1 {{axis 'tp' is not an axis of mesh @m #loom.mesh<cp = 4>}}
+  %0 = loom.collective_permute %x {mesh = @m, axes = ["tp"], shift = 1 : i64} : tensor<8xf32>
   return
 }
 
@@ -750,15 +767,43 @@ func.func @permute_axis(%x: tensor<8xf32>) {
 
 // Mesh axes are unique.
 // expected-error @+1 {{mesh axis 'tp' appears twice}}
-func.func @mesh_twice() attributes {loom.mesh = #loom.mesh<tp = 2, tp = 4>} {
-  return
-}
+loom.mesh @m <tp = 2, tp = 4>
 
 // -----
 
 // Mesh axes have positive sizes.
 // expected-error @+1 {{mesh axis 'dp' has size 0; sizes must be >= 1}}
-func.func @mesh_size() attributes {loom.mesh = #loom.mesh<dp = 0>} {
+loom.mesh @m <dp = 0>
+
+// -----
+
+// A mesh's rank count fits the runtime's (and does not overflow).
+// expected-error @+1 {{mesh has more than 2^31 ranks}}
+loom.mesh @m <a = 4294967296, b = 4294967296>
+
+// -----
+
+// A mesh is declared at the top of a module.
+func.func @mesh_in_function() {
+  // expected-error @+1 {{'loom.mesh' op expects parent op 'builtin.module'}}
+  "loom.mesh"() <{sym_name = "m", shape = #loom.mesh<tp = 2>}> : () -> ()
+  return
+}
+
+// -----
+
+// Mesh names are unique.
+loom.mesh @m <tp = 2>
+// expected-error @+2 {{redefinition of symbol named 'm'}}
+// expected-note @-2 {{see existing symbol definition here}}
+loom.mesh @m <dp = 2>
+
+// -----
+
+// A collective names a declared mesh.
+func.func @collective_unknown_mesh(%x: tensor<8xf32>) {
+  // expected-error @+1 {{uses mesh @nowhere, which no 'loom.mesh' of the module declares}}
+  %0 = loom.all_reduce sum %x {mesh = @nowhere, axes = ["tp"]} : tensor<8xf32>
   return
 }
 
@@ -766,47 +811,51 @@ func.func @mesh_size() attributes {loom.mesh = #loom.mesh<dp = 0>} {
 
 // A sharding uses each axis once.
 // expected-error @+1 {{mesh axis 'tp' is used twice in one sharding}}
-func.func @sharding_twice(%x: tensor<8x8xf32> {loom.sharding = #loom.sharding<[{"tp"}, {"tp"}]>}) attributes {loom.mesh = #loom.mesh<tp = 2>} {
+func.func @sharding_twice(%x: tensor<8x8xf32> {loom.sharding = #loom.sharding<@m, [{"tp"}, {"tp"}]>}) {
   return
 }
 
 // -----
 
 // A sharding has one entry per tensor dimension.
-// expected-error @+1 {{argument #0 sharding has 1 dimensions but the tensor has rank 2}}
-func.func @sharding_rank(%x: tensor<8x8xf32> {loom.sharding = #loom.sharding<[{"tp"}]>}) attributes {loom.mesh = #loom.mesh<tp = 2>} {
+loom.mesh @m <tp = 2>
+// expected-error @+1 {{argument #0 'loom.sharding' sharding has 1 dimensions but the tensor has rank 2}}
+func.func @sharding_rank(%x: tensor<8x8xf32> {loom.sharding = #loom.sharding<@m, [{"tp"}]>}) {
   return
 }
 
 // -----
 
-// A sharding names axes of the mesh in force.
-// expected-error @+1 {{sharding names axis 'cp', which mesh #loom.mesh<tp = 2> does not have}}
-func.func @sharding_axis(%x: tensor<8xf32> {loom.sharding = #loom.sharding<[{"cp"}]>}) attributes {loom.mesh = #loom.mesh<tp = 2>} {
+// A sharding names axes of its mesh.
+loom.mesh @m <tp = 2>
+// expected-error @+1 {{sharding names axis 'cp', which mesh @m #loom.mesh<tp = 2> does not have}}
+func.func @sharding_axis(%x: tensor<8xf32> {loom.sharding = #loom.sharding<@m, [{"cp"}]>}) {
   return
 }
 
 // -----
 
 // Unreduced axes belong to the mesh too.
-// expected-error @+1 {{sharding names axis 'dp', which mesh #loom.mesh<tp = 2> does not have}}
-func.func @sharding_unreduced(%x: tensor<8xf32> {loom.sharding = #loom.sharding<[{}], unreduced = {"dp"}>}) attributes {loom.mesh = #loom.mesh<tp = 2>} {
+loom.mesh @m <tp = 2>
+// expected-error @+1 {{sharding names axis 'dp', which mesh @m #loom.mesh<tp = 2> does not have}}
+func.func @sharding_unreduced(%x: tensor<8xf32> {loom.sharding = #loom.sharding<@m, [{}], unreduced = {"dp"}>}) {
   return
 }
 
 // -----
 
 // Sharded dimensions divide by the axes' sizes.
+loom.mesh @m <dp = 2, tp = 2>
 // expected-error @+1 {{dimension 0 of size 6 does not divide into 4 shards over the mesh axes}}
-func.func @sharding_divide(%x: tensor<6xf32> {loom.sharding = #loom.sharding<[{"dp", "tp"}]>}) attributes {loom.mesh = #loom.mesh<dp = 2, tp = 2>} {
+func.func @sharding_divide(%x: tensor<6xf32> {loom.sharding = #loom.sharding<@m, [{"dp", "tp"}]>}) {
   return
 }
 
 // -----
 
-// A sharding needs a mesh in force.
-// expected-error @+1 {{'loom.sharding' needs a tensor argument and a 'loom.mesh' on the function or module}}
-func.func @sharding_no_mesh(%x: tensor<8xf32> {loom.sharding = #loom.sharding<[{"tp"}]>}) {
+// A sharding names a declared mesh.
+// expected-error @+1 {{argument #0 'loom.sharding' names mesh @nowhere, which no 'loom.mesh' of the module declares}}
+func.func @sharding_unknown_mesh(%x: tensor<8xf32> {loom.sharding = #loom.sharding<@nowhere, [{"tp"}]>}) {
   return
 }
 
@@ -815,6 +864,61 @@ func.func @sharding_no_mesh(%x: tensor<8xf32> {loom.sharding = #loom.sharding<[{
 // loom.sharding holds a sharding.
 // expected-error @+1 {{'loom.sharding' must be a #loom.sharding}}
 func.func @sharding_kind(%x: tensor<8xf32> {loom.sharding = 3 : i64}) {
+  return
+}
+
+// -----
+
+// An op result's sharding fits the result.
+loom.mesh @m <tp = 2>
+func.func @result_sharding_rank(%x: tensor<8x4xf32>) {
+  // expected-error @+1 {{'loom.sharding' sharding has 1 dimensions but the tensor has rank 2}}
+  %0 = loom.silu %x {loom.sharding = #loom.sharding<@m, [{"tp"}]>} : tensor<8x4xf32>
+  return
+}
+
+// -----
+
+// An op with several results has one sharding per result.
+loom.mesh @m <tp = 2>
+func.func @result_sharding_count(%x: tensor<8x4xf32>) {
+  // expected-error @+1 {{'loom.sharding' must be an array of one #loom.sharding per result for an op with 2 results}}
+  %w, %i = loom.router %x {top_k = 1 : i64, loom.sharding = #loom.sharding<@m, [{"tp"}, {}]>} : tensor<8x4xf32> -> tensor<8x1xf32>, tensor<8x1xi32>
+  return
+}
+
+// -----
+
+// The layer of an op is a non-negative integer.
+func.func @layer_negative(%x: tensor<8xf32>) {
+  // expected-error @+1 {{'loom.layer' must be a non-negative integer}}
+  %0 = loom.silu %x {loom.layer = -1 : i64} : tensor<8xf32>
+  return
+}
+
+// -----
+
+// The phase of an op is one of three.
+func.func @phase_unknown(%x: tensor<8xf32>) {
+  // expected-error @+1 {{unknown phase 'bwd'; expected "fwd", "bwd-input" or "bwd-weight"}}
+  %0 = loom.silu %x {loom.phase = #loom.phase<"bwd">} : tensor<8xf32>
+  return
+}
+
+// -----
+
+// loom.phase holds a phase.
+func.func @phase_kind(%x: tensor<8xf32>) {
+  // expected-error @+1 {{'loom.phase' must be a #loom.phase ("fwd", "bwd-input" or "bwd-weight")}}
+  %0 = loom.silu %x {loom.phase = "fwd"} : tensor<8xf32>
+  return
+}
+
+// -----
+
+// Attributes of function arguments stay on arguments.
+// expected-error @+1 {{argument #0 'loom.layer' cannot appear on a function argument}}
+func.func @layer_on_argument(%x: tensor<8xf32> {loom.layer = 1 : i64}) {
   return
 }
 
@@ -831,14 +935,6 @@ func.func @param_name(%x: tensor<8xf32> {loom.param = 1 : i64}) {
 // Unknown loom argument attributes are rejected.
 // expected-error @+1 {{argument #0 has unknown loom attribute 'loom.weird'}}
 func.func @unknown_arg_attr(%x: tensor<8xf32> {loom.weird}) {
-  return
-}
-
-// -----
-
-// loom.mesh holds a mesh.
-// expected-error @+1 {{'loom.mesh' must be a #loom.mesh}}
-func.func @mesh_kind() attributes {loom.mesh = 2 : i64} {
   return
 }
 

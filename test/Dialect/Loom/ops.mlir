@@ -4,8 +4,11 @@
 
 // Every op of the loom dialect round-trips through its custom syntax.
 
-#mesh = #loom.mesh<dp = 2, tp = 4>
-// CHECK: #[[MESH:.+]] = #loom.mesh<dp = 2, tp = 4>
+// CHECK: loom.mesh @world <dp = 2, tp = 4>
+loom.mesh @world <dp = 2, tp = 4>
+// Several meshes over the same ranks (experts folded over dp x tp).
+// CHECK: loom.mesh @experts <ep = 8>
+loom.mesh @experts <ep = 8>
 
 // CHECK-LABEL: func @elementwise
 func.func @elementwise(%x: tensor<2x8xf32>, %y: tensor<2x8xf32>, %h: tensor<2x8xbf16>) -> tensor<2x8xf32> {
@@ -119,25 +122,46 @@ func.func @optimizer(%p: tensor<64xbf16> {loom.param = "w"}, %g: tensor<64xbf16>
 }
 
 // CHECK-LABEL: func @collectives
-// CHECK-SAME: loom.sharding = #loom.sharding<[{"dp"}, {}, {"tp"}]>
-func.func @collectives(%x: tensor<2x16x64xf32> {loom.sharding = #loom.sharding<[{"dp"}, {}, {"tp"}], unreduced = {}>}) -> tensor<2x16x64xf32> attributes {loom.mesh = #mesh} {
-  // CHECK: loom.all_reduce sum %{{.*}} {axes = ["tp"], mesh = #[[MESH]]} : tensor<2x16x64xf32>
-  %0 = loom.all_reduce sum %x {mesh = #mesh, axes = ["tp"]} : tensor<2x16x64xf32>
-  // CHECK: loom.all_gather %{{.*}} {axes = ["tp"], gather_dim = 1 : i64, mesh = #[[MESH]]} : tensor<2x16x64xf32> -> tensor<2x64x64xf32>
-  %1 = loom.all_gather %0 {mesh = #mesh, axes = ["tp"], gather_dim = 1 : i64} : tensor<2x16x64xf32> -> tensor<2x64x64xf32>
-  // CHECK: loom.reduce_scatter sum %{{.*}} {axes = ["tp"], mesh = #[[MESH]], scatter_dim = 1 : i64} : tensor<2x64x64xf32> -> tensor<2x16x64xf32>
-  %2 = loom.reduce_scatter sum %1 {mesh = #mesh, axes = ["tp"], scatter_dim = 1 : i64} : tensor<2x64x64xf32> -> tensor<2x16x64xf32>
-  // CHECK: loom.all_to_all %{{.*}} {axes = ["dp", "tp"], concat_dim = 2 : i64, mesh = #[[MESH]], split_dim = 1 : i64} : tensor<2x16x64xf32> -> tensor<2x2x512xf32>
-  %3 = loom.all_to_all %2 {mesh = #mesh, axes = ["dp", "tp"], split_dim = 1 : i64, concat_dim = 2 : i64} : tensor<2x16x64xf32> -> tensor<2x2x512xf32>
-  // CHECK: loom.collective_permute %{{.*}} {axes = ["dp"], mesh = #[[MESH]], shift = 1 : i64} : tensor<2x16x64xf32>
-  %4 = loom.collective_permute %2 {mesh = #mesh, axes = ["dp"], shift = 1 : i64} : tensor<2x16x64xf32>
-  // CHECK: loom.send %{{.*}} {axes = ["dp"], mesh = #[[MESH]], peer_shift = 1 : i64} : tensor<2x16x64xf32>
-  loom.send %4 {mesh = #mesh, axes = ["dp"], peer_shift = 1 : i64} : tensor<2x16x64xf32>
-  // CHECK: loom.recv {axes = ["dp"], mesh = #[[MESH]], peer_shift = -1 : i64} : tensor<2x16x64xf32>
-  %5 = loom.recv {mesh = #mesh, axes = ["dp"], peer_shift = -1 : i64} : tensor<2x16x64xf32>
+// CHECK-SAME: loom.sharding = #loom.sharding<@world, [{"dp"}, {}, {"tp"}]>
+func.func @collectives(%x: tensor<2x16x64xf32> {loom.sharding = #loom.sharding<@world, [{"dp"}, {}, {"tp"}], unreduced = {}>}) -> tensor<2x16x64xf32> {
+  // CHECK: loom.all_reduce sum %{{.*}} {axes = ["tp"], mesh = @world} : tensor<2x16x64xf32>
+  %0 = loom.all_reduce sum %x {mesh = @world, axes = ["tp"]} : tensor<2x16x64xf32>
+  // CHECK: loom.all_gather %{{.*}} {axes = ["tp"], gather_dim = 1 : i64, mesh = @world} : tensor<2x16x64xf32> -> tensor<2x64x64xf32>
+  %1 = loom.all_gather %0 {mesh = @world, axes = ["tp"], gather_dim = 1 : i64} : tensor<2x16x64xf32> -> tensor<2x64x64xf32>
+  // CHECK: loom.reduce_scatter sum %{{.*}} {axes = ["tp"], mesh = @world, scatter_dim = 1 : i64} : tensor<2x64x64xf32> -> tensor<2x16x64xf32>
+  %2 = loom.reduce_scatter sum %1 {mesh = @world, axes = ["tp"], scatter_dim = 1 : i64} : tensor<2x64x64xf32> -> tensor<2x16x64xf32>
+  // CHECK: loom.all_to_all %{{.*}} {axes = ["dp", "tp"], concat_dim = 2 : i64, mesh = @world, split_dim = 1 : i64} : tensor<2x16x64xf32> -> tensor<2x2x512xf32>
+  %3 = loom.all_to_all %2 {mesh = @world, axes = ["dp", "tp"], split_dim = 1 : i64, concat_dim = 2 : i64} : tensor<2x16x64xf32> -> tensor<2x2x512xf32>
+  // CHECK: loom.collective_permute %{{.*}} {axes = ["dp"], mesh = @world, shift = 1 : i64} : tensor<2x16x64xf32>
+  %4 = loom.collective_permute %2 {mesh = @world, axes = ["dp"], shift = 1 : i64} : tensor<2x16x64xf32>
+  // CHECK: loom.send %{{.*}} {axes = ["dp"], mesh = @world, peer_shift = 1 : i64} : tensor<2x16x64xf32>
+  loom.send %4 {mesh = @world, axes = ["dp"], peer_shift = 1 : i64} : tensor<2x16x64xf32>
+  // CHECK: loom.recv {axes = ["dp"], mesh = @world, peer_shift = -1 : i64} : tensor<2x16x64xf32>
+  %5 = loom.recv {mesh = @world, axes = ["dp"], peer_shift = -1 : i64} : tensor<2x16x64xf32>
   // CHECK: loom.all_reduce max
-  %6 = loom.all_reduce max %5 {mesh = #mesh, axes = ["dp", "tp"]} : tensor<2x16x64xf32>
+  %6 = loom.all_reduce max %5 {mesh = @world, axes = ["dp", "tp"]} : tensor<2x16x64xf32>
+  // CHECK: loom.all_to_all %{{.*}} {axes = ["ep"], concat_dim = 1 : i64, mesh = @experts, split_dim = 2 : i64}
+  %7 = loom.all_to_all %3 {mesh = @experts, axes = ["ep"], split_dim = 2 : i64, concat_dim = 1 : i64} : tensor<2x2x512xf32> -> tensor<2x16x64xf32>
   return %6 : tensor<2x16x64xf32>
+}
+
+// Shardings on op results, partial sums pending, axis names that need
+// quoting, and the layer and phase of an op.
+// CHECK-LABEL: func @result_shardings
+func.func @result_shardings(%x: tensor<8x64xf32>, %w: tensor<64x64xf32>) -> (tensor<8x64xf32> {loom.sharding = #loom.sharding<@world, [{"dp"}, {}]>}) {
+  // CHECK: loom.matmul %{{.*}}, %{{.*}} {loom.layer = 3 : i64, loom.phase = #loom.phase<"bwd-weight">, loom.sharding = #loom.sharding<@world, [{"dp"}, {}], unreduced = {"tp"}>}
+  %y = loom.matmul %x, %w {loom.sharding = #loom.sharding<@world, [{"dp"}, {}], unreduced = {"tp"}>, loom.layer = 3 : i64, loom.phase = #loom.phase<"bwd-weight">} : tensor<8x64xf32>, tensor<64x64xf32> -> tensor<8x64xf32>
+  // CHECK: loom.router %{{.*}} {loom.phase = #loom.phase<"fwd">, loom.sharding = [#loom.sharding<@world, [{"dp"}, {}]>, #loom.sharding<@world, [{"dp"}, {}]>], top_k = 1 : i64}
+  %r, %i = loom.router %y {top_k = 1 : i64, loom.phase = #loom.phase<"fwd">, loom.sharding = [#loom.sharding<@world, [{"dp"}, {}]>, #loom.sharding<@world, [{"dp"}, {}]>]} : tensor<8x64xf32> -> tensor<8x1xf32>, tensor<8x1xi32>
+  return %y : tensor<8x64xf32>
+}
+
+// CHECK: loom.mesh @"odd mesh" <"a b" = 2>
+loom.mesh @"odd mesh" <"a b" = 2>
+// CHECK-LABEL: func @quoted_axes
+// CHECK-SAME: #loom.sharding<@"odd mesh", [{"a b"}]>
+func.func @quoted_axes(%x: tensor<8xf32> {loom.sharding = #loom.sharding<@"odd mesh", [{"a b"}]>}) {
+  return
 }
 
 // Constants, fills and element type conversions.

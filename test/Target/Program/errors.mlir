@@ -26,10 +26,12 @@ func.func @passthrough(%x: tensor<4xf32> {loom.offset = 0 : i64}) -> tensor<4xf3
 
 // -----
 
-// One program runs on one mesh.
+// The meshes of one program span the same ranks.
+loom.mesh @tp <tp = 2>
+loom.mesh @dp <dp = 4>
 func.func @two_meshes(%x: tensor<4xf32> {loom.input = "x", loom.offset = 0 : i64}) -> (tensor<4xf32> {loom.output = "y"}) attributes {loom.arena_size = 192 : i64} {
-  %0 = loom.all_reduce sum %x {mesh = #loom.mesh<tp = 2>, axes = ["tp"], loom.offsets = array<i64: 64>} : tensor<4xf32>
-  // expected-error @+1 {{'loom.all_reduce' op uses mesh #loom.mesh<dp = 2> but the program's mesh is #loom.mesh<tp = 2>; one program runs on one mesh}}
-  %1 = loom.all_reduce sum %0 {mesh = #loom.mesh<dp = 2>, axes = ["dp"], loom.offsets = array<i64: 128>} : tensor<4xf32>
+  %0 = loom.all_reduce sum %x {mesh = @tp, axes = ["tp"], loom.offsets = array<i64: 64>} : tensor<4xf32>
+  // expected-error @+1 {{'loom.all_reduce' op uses mesh @dp of 4 ranks, but the program's mesh @tp has 2; the meshes of one program span the same ranks}}
+  %1 = loom.all_reduce sum %0 {mesh = @dp, axes = ["dp"], loom.offsets = array<i64: 128>} : tensor<4xf32>
   return %1 : tensor<4xf32>
 }

@@ -2,6 +2,7 @@
 
 #include "loom/Dialect/Loom/IR/LoomAttrs.h"
 #include "loom/Dialect/Loom/IR/LoomDialect.h"
+#include "loom/runtime/Mesh.h"
 
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/DialectImplementation.h"
@@ -65,6 +66,8 @@ LogicalResult MeshAttr::verify(function_ref<InFlightDiagnostic()> emitError,
       return emitError() << "mesh axis '" << name.getValue() << "' has size "
                          << size << "; sizes must be >= 1";
   }
+  if (runtime::checkedMeshSize(sizes.data(), sizes.size()) < 0)
+    return emitError() << "mesh has more than 2^31 ranks";
   return success();
 }
 
@@ -80,10 +83,8 @@ int64_t MeshAttr::getAxisSize(StringRef name) const {
 }
 
 int64_t MeshAttr::getNumRanks() const {
-  int64_t ranks = 1;
-  for (int64_t size : getAxisSizes())
-    ranks *= size;
-  return ranks;
+  ArrayRef<int64_t> sizes = getAxisSizes();
+  return runtime::checkedMeshSize(sizes.data(), sizes.size());
 }
 
 //===----------------------------------------------------------------------===//
@@ -108,15 +109,18 @@ static ParseResult parseAxisSet(AsmParser &parser, ArrayAttr &result) {
 
 static void printAxisSet(AsmPrinter &printer, ArrayAttr axes) {
   printer << "{";
+  // Quoted and escaped: any axis name prints back to itself.
   llvm::interleaveComma(axes, printer, [&](Attribute axis) {
-    printer << '"' << cast<StringAttr>(axis).getValue() << '"';
+    printer.printString(cast<StringAttr>(axis).getValue());
   });
   printer << "}";
 }
 
 Attribute ShardingAttr::parse(AsmParser &parser, Type) {
   SmallVector<Attribute> dims;
-  if (parser.parseLess() ||
+  FlatSymbolRefAttr mesh;
+  if (parser.parseLess() || parser.parseAttribute(mesh) ||
+      parser.parseComma() ||
       parser.parseCommaSeparatedList(AsmParser::Delimiter::Square,
                                      [&]() -> ParseResult {
                                        ArrayAttr axes;
@@ -134,12 +138,15 @@ Attribute ShardingAttr::parse(AsmParser &parser, Type) {
   }
   if (parser.parseGreater())
     return {};
-  return parser.getChecked<ShardingAttr>(
-      parser.getContext(), parser.getBuilder().getArrayAttr(dims), unreduced);
+  return parser.getChecked<ShardingAttr>(parser.getContext(), mesh,
+                                         parser.getBuilder().getArrayAttr(dims),
+                                         unreduced);
 }
 
 void ShardingAttr::print(AsmPrinter &printer) const {
-  printer << "<[";
+  printer << "<";
+  printer.printAttributeWithoutType(getMesh());
+  printer << ", [";
   llvm::interleaveComma(getDimAxes(), printer, [&](Attribute dim) {
     printAxisSet(printer, cast<ArrayAttr>(dim));
   });
@@ -152,7 +159,10 @@ void ShardingAttr::print(AsmPrinter &printer) const {
 }
 
 LogicalResult ShardingAttr::verify(function_ref<InFlightDiagnostic()> emitError,
-                                   ArrayAttr dimAxes, ArrayAttr unreducedAxes) {
+                                   FlatSymbolRefAttr mesh, ArrayAttr dimAxes,
+                                   ArrayAttr unreducedAxes) {
+  if (!mesh)
+    return emitError() << "sharding needs the name of its mesh";
   llvm::SmallSet<StringRef, 8> seen;
   auto checkAxes = [&](ArrayAttr axes) -> LogicalResult {
     for (Attribute axis : axes) {
@@ -192,7 +202,7 @@ ShardingAttr::verifyFor(MeshAttr mesh, ShapedType type,
   auto checkKnown = [&](StringRef axis) -> LogicalResult {
     if (!mesh.getAxisIndex(axis))
       return emitError() << "sharding names axis '" << axis << "', which mesh "
-                         << mesh << " does not have";
+                         << getMesh() << " " << mesh << " does not have";
     return success();
   };
   for (unsigned dim = 0, e = getDimAxes().size(); dim < e; ++dim) {
@@ -221,6 +231,30 @@ ShardingAttr::getLocalShape(MeshAttr mesh, ArrayRef<int64_t> shape) const {
     for (StringRef axis : getAxesOfDim(dim))
       local[dim] /= mesh.getAxisSize(axis);
   return local;
+}
+
+//===----------------------------------------------------------------------===//
+// PhaseAttr
+//===----------------------------------------------------------------------===//
+
+Attribute PhaseAttr::parse(AsmParser &parser, Type) {
+  std::string name;
+  if (parser.parseLess() || parser.parseKeywordOrString(&name) ||
+      parser.parseGreater())
+    return {};
+  std::optional<Phase> phase = symbolizePhase(name);
+  if (!phase) {
+    parser.emitError(parser.getCurrentLocation(), "unknown phase '")
+        << name << "'; expected \"fwd\", \"bwd-input\" or \"bwd-weight\"";
+    return {};
+  }
+  return PhaseAttr::get(parser.getContext(), *phase);
+}
+
+void PhaseAttr::print(AsmPrinter &printer) const {
+  printer << "<";
+  printer.printString(stringifyPhase(getValue()));
+  printer << ">";
 }
 
 #include "loom/Dialect/Loom/IR/LoomEnums.cpp.inc"

@@ -1,7 +1,9 @@
 //===- LoomCollectiveOps.cpp - Verifiers of the collectives ---------------===//
 //
-// Shapes of collectives are local; each verifier checks that the result is
-// what the collective makes of the operand for the group spanned by `axes`.
+// Shapes of collectives are local; each checks that the result is what the
+// collective makes of the operand for the group spanned by `axes`. What needs
+// the group's size is checked with the mesh, when symbol uses are verified
+// (verifySymbolUses); the rest in the op's own verifier.
 //
 //===----------------------------------------------------------------------===//
 
@@ -14,8 +16,14 @@ using namespace loom;
 
 #include "loom/Dialect/Loom/IR/LoomInterfaces.cpp.inc"
 
-int64_t CollectiveOpInterface::getGroupSize() {
-  MeshAttr mesh = getMesh();
+MeshOp CollectiveOpInterface::getMeshOp(SymbolTableCollection *tables) {
+  FlatSymbolRefAttr name = getMeshAttr();
+  if (tables)
+    return tables->lookupNearestSymbolFrom<MeshOp>(getOperation(), name);
+  return SymbolTable::lookupNearestSymbolFrom<MeshOp>(getOperation(), name);
+}
+
+int64_t CollectiveOpInterface::getGroupSize(MeshAttr mesh) {
   int64_t size = 1;
   for (Attribute axis : getAxes())
     if (auto index = mesh.getAxisIndex(cast<StringAttr>(axis).getValue()))
@@ -23,23 +31,57 @@ int64_t CollectiveOpInterface::getGroupSize() {
   return size;
 }
 
-/// Checks the axes against the mesh and returns the group size.
-static FailureOr<int64_t> verifyAxes(Operation *op) {
+/// Checks what needs no mesh: at least one axis, none twice.
+static LogicalResult verifyAxisList(Operation *op) {
   auto collective = cast<CollectiveOpInterface>(op);
-  MeshAttr mesh = collective.getMesh();
   if (collective.getAxes().empty())
     return op->emitOpError("needs at least one mesh axis");
   llvm::SmallSet<StringRef, 4> seen;
   for (Attribute axis : collective.getAxes()) {
     StringRef name = cast<StringAttr>(axis).getValue();
-    if (!mesh.getAxisIndex(name))
-      return op->emitOpError("axis '")
-             << name << "' is not an axis of mesh " << mesh;
     if (!seen.insert(name).second)
       return op->emitOpError("axis '") << name << "' is listed twice";
   }
-  return collective.getGroupSize();
+  return success();
 }
+
+/// Finds the op's mesh and checks its axes against it; returns the group
+/// size.
+static FailureOr<int64_t> verifyMeshAxes(Operation *op,
+                                         SymbolTableCollection &tables) {
+  auto collective = cast<CollectiveOpInterface>(op);
+  MeshOp meshOp = collective.getMeshOp(&tables);
+  if (!meshOp)
+    return op->emitOpError("uses mesh ")
+           << collective.getMeshAttr()
+           << ", which no 'loom.mesh' of the module declares";
+  MeshAttr mesh = meshOp.getShape();
+  for (Attribute axis : collective.getAxes()) {
+    StringRef name = cast<StringAttr>(axis).getValue();
+    if (!mesh.getAxisIndex(name))
+      return op->emitOpError("axis '")
+             << name << "' is not an axis of mesh " << collective.getMeshAttr()
+             << " " << mesh;
+  }
+  return collective.getGroupSize(mesh);
+}
+
+/// Every collective: the mesh, then its shapes for the group's size.
+#define LOOM_COLLECTIVE_SYMBOL_USES(OP)                                        \
+  LogicalResult OP::verifySymbolUses(SymbolTableCollection &tables) {          \
+    FailureOr<int64_t> n = verifyMeshAxes(*this, tables);                      \
+    if (failed(n))                                                             \
+      return failure();                                                        \
+    return verifyGroupShapes(*n);                                              \
+  }
+LOOM_COLLECTIVE_SYMBOL_USES(AllReduceOp)
+LOOM_COLLECTIVE_SYMBOL_USES(AllGatherOp)
+LOOM_COLLECTIVE_SYMBOL_USES(ReduceScatterOp)
+LOOM_COLLECTIVE_SYMBOL_USES(AllToAllOp)
+LOOM_COLLECTIVE_SYMBOL_USES(CollectivePermuteOp)
+LOOM_COLLECTIVE_SYMBOL_USES(SendOp)
+LOOM_COLLECTIVE_SYMBOL_USES(RecvOp)
+#undef LOOM_COLLECTIVE_SYMBOL_USES
 
 static RankedTensorType tensorType(Value v) {
   return cast<RankedTensorType>(v.getType());
@@ -73,71 +115,87 @@ static LogicalResult verifyDimIndex(Operation *op, StringRef what, int64_t dim,
   return success();
 }
 
-LogicalResult AllReduceOp::verify() { return verifyAxes(*this); }
+LogicalResult AllReduceOp::verify() { return verifyAxisList(*this); }
+LogicalResult AllReduceOp::verifyGroupShapes(int64_t) { return success(); }
 
 LogicalResult AllGatherOp::verify() {
-  FailureOr<int64_t> n = verifyAxes(*this);
-  if (failed(n))
-    return failure();
   auto in = tensorType(getInput()), out = tensorType(getResult());
   int64_t dim = getGatherDim();
-  if (failed(verifyDimIndex(*this, "gather_dim", dim, in.getRank())) ||
+  if (failed(verifyAxisList(*this)) ||
+      failed(verifyDimIndex(*this, "gather_dim", dim, in.getRank())) ||
       failed(verifyKeptDims(*this, in, out, {dim})))
     return failure();
-  if (out.getDimSize(dim) != in.getDimSize(dim) * *n)
+  return success();
+}
+
+LogicalResult AllGatherOp::verifyGroupShapes(int64_t n) {
+  auto in = tensorType(getInput()), out = tensorType(getResult());
+  int64_t dim = getGatherDim();
+  if (out.getDimSize(dim) != in.getDimSize(dim) * n)
     return emitOpError("gather_dim ")
            << dim << " must grow from " << in.getDimSize(dim) << " to "
-           << in.getDimSize(dim) * *n << " (group size " << *n << "), got "
+           << in.getDimSize(dim) * n << " (group size " << n << "), got "
            << out.getDimSize(dim);
   return success();
 }
 
 LogicalResult ReduceScatterOp::verify() {
-  FailureOr<int64_t> n = verifyAxes(*this);
-  if (failed(n))
-    return failure();
   auto in = tensorType(getInput()), out = tensorType(getResult());
   int64_t dim = getScatterDim();
-  if (failed(verifyDimIndex(*this, "scatter_dim", dim, in.getRank())) ||
+  if (failed(verifyAxisList(*this)) ||
+      failed(verifyDimIndex(*this, "scatter_dim", dim, in.getRank())) ||
       failed(verifyKeptDims(*this, in, out, {dim})))
     return failure();
-  if (in.getDimSize(dim) % *n != 0)
+  return success();
+}
+
+LogicalResult ReduceScatterOp::verifyGroupShapes(int64_t n) {
+  auto in = tensorType(getInput()), out = tensorType(getResult());
+  int64_t dim = getScatterDim();
+  if (in.getDimSize(dim) % n != 0)
     return emitOpError("scatter_dim ")
            << dim << " of size " << in.getDimSize(dim)
-           << " does not divide by the group size " << *n;
-  if (out.getDimSize(dim) != in.getDimSize(dim) / *n)
+           << " does not divide by the group size " << n;
+  if (out.getDimSize(dim) != in.getDimSize(dim) / n)
     return emitOpError("scatter_dim ")
            << dim << " must shrink from " << in.getDimSize(dim) << " to "
-           << in.getDimSize(dim) / *n << " (group size " << *n << "), got "
+           << in.getDimSize(dim) / n << " (group size " << n << "), got "
            << out.getDimSize(dim);
   return success();
 }
 
 LogicalResult AllToAllOp::verify() {
-  FailureOr<int64_t> n = verifyAxes(*this);
-  if (failed(n))
-    return failure();
   auto in = tensorType(getInput()), out = tensorType(getResult());
   int64_t split = getSplitDim(), concat = getConcatDim();
-  if (failed(verifyDimIndex(*this, "split_dim", split, in.getRank())) ||
+  if (failed(verifyAxisList(*this)) ||
+      failed(verifyDimIndex(*this, "split_dim", split, in.getRank())) ||
       failed(verifyDimIndex(*this, "concat_dim", concat, in.getRank())) ||
       failed(verifyKeptDims(*this, in, out, {split, concat})))
     return failure();
-  if (in.getDimSize(split) % *n != 0)
-    return emitOpError("split_dim ")
-           << split << " of size " << in.getDimSize(split)
-           << " does not divide by the group size " << *n;
-  SmallVector<int64_t> expected(in.getShape());
-  expected[split] /= *n;
-  expected[concat] *= *n;
-  if (out.getShape() != ArrayRef<int64_t>(expected))
-    return emitOpError("result shape must be ")
-           << RankedTensorType::get(expected, in.getElementType())
-           << " for group size " << *n << ", got " << out;
   return success();
 }
 
-LogicalResult CollectivePermuteOp::verify() { return verifyAxes(*this); }
+LogicalResult AllToAllOp::verifyGroupShapes(int64_t n) {
+  auto in = tensorType(getInput()), out = tensorType(getResult());
+  int64_t split = getSplitDim(), concat = getConcatDim();
+  if (in.getDimSize(split) % n != 0)
+    return emitOpError("split_dim ")
+           << split << " of size " << in.getDimSize(split)
+           << " does not divide by the group size " << n;
+  SmallVector<int64_t> expected(in.getShape());
+  expected[split] /= n;
+  expected[concat] *= n;
+  if (out.getShape() != ArrayRef<int64_t>(expected))
+    return emitOpError("result shape must be ")
+           << RankedTensorType::get(expected, in.getElementType())
+           << " for group size " << n << ", got " << out;
+  return success();
+}
+
+LogicalResult CollectivePermuteOp::verify() { return verifyAxisList(*this); }
+LogicalResult CollectivePermuteOp::verifyGroupShapes(int64_t) {
+  return success();
+}
 
 static LogicalResult verifyPeerShift(Operation *op, int64_t shift) {
   if (shift == 0)
@@ -146,13 +204,15 @@ static LogicalResult verifyPeerShift(Operation *op, int64_t shift) {
 }
 
 LogicalResult SendOp::verify() {
-  if (failed(verifyAxes(*this)))
+  if (failed(verifyAxisList(*this)))
     return failure();
   return verifyPeerShift(*this, getPeerShift());
 }
+LogicalResult SendOp::verifyGroupShapes(int64_t) { return success(); }
 
 LogicalResult RecvOp::verify() {
-  if (failed(verifyAxes(*this)))
+  if (failed(verifyAxisList(*this)))
     return failure();
   return verifyPeerShift(*this, getPeerShift());
 }
+LogicalResult RecvOp::verifyGroupShapes(int64_t) { return success(); }

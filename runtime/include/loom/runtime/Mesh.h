@@ -179,8 +179,9 @@ allMeshGroups(const std::vector<int> &axisSizes, const std::vector<int> &axes) {
   return groups;
 }
 
-/// A mesh with axis names, as a program declares it.
+/// A named mesh, as a program declares it.
 struct Mesh {
+  std::string name;
   std::vector<std::string> axisNames;
   std::vector<int64_t> axisSizes;
 

@@ -55,7 +55,8 @@ struct BufferInfo {
 
 /// term value = coeffs[i] * ((coord(axis) + shift) mod size(axis)).
 struct AffineTerm {
-  int axis = 0; ///< mesh axis index
+  int mesh = 0; ///< index in Program::meshes()
+  int axis = 0; ///< axis index in that mesh
   std::vector<int64_t> coeffs;
   int64_t shift = 0;
 };
@@ -69,12 +70,14 @@ struct AttrValue {
   std::string s;
   std::vector<AffineTerm> terms; ///< rank-dependent part of Int / Ints
 
-  /// The Int or Ints value at mesh coordinates `coords`.
-  std::vector<int64_t> resolve(const Mesh &mesh,
-                               const std::vector<int64_t> &coords) const;
+  /// The Int or Ints value of a rank whose coordinates in each mesh are
+  /// `coords[mesh]`.
+  std::vector<int64_t>
+  resolve(const std::vector<Mesh> &meshes,
+          const std::vector<std::vector<int64_t>> &coords) const;
   /// Smallest and largest value element `idx` can take over all ranks.
-  int64_t minValue(const Mesh &mesh, size_t idx) const;
-  int64_t maxValue(const Mesh &mesh, size_t idx) const;
+  int64_t minValue(const std::vector<Mesh> &meshes, size_t idx) const;
+  int64_t maxValue(const std::vector<Mesh> &meshes, size_t idx) const;
 };
 
 struct InstrInfo {
@@ -97,6 +100,7 @@ struct InstrInfo {
 
 struct CommInfo {
   uint32_t id = 0;
+  uint32_t mesh = 0; ///< index in Program::meshes()
   std::vector<std::string> axisNames;
   std::vector<int> axes; ///< mesh axis indices, major first
   int64_t size = 1;      ///< group size
@@ -118,7 +122,13 @@ public:
   uint16_t versionMajor() const { return major_; }
   uint16_t versionMinor() const { return minor_; }
   const std::string &name() const { return name_; }
-  const Mesh &mesh() const { return mesh_; }
+  /// The meshes the program's communicators and rank-dependent attributes
+  /// name; all span the same ranks (the world of the program's stage).
+  const std::vector<Mesh> &meshes() const { return meshes_; }
+  /// The first mesh, or a mesh of one rank when the program has none.
+  const Mesh &mesh() const;
+  /// Each mesh's coordinates of `rank`.
+  std::vector<std::vector<int64_t>> coords(int64_t rank) const;
   uint64_t arenaSize() const { return arenaSize_; }
   const std::vector<BufferInfo> &buffers() const { return buffers_; }
   const std::vector<CommInfo> &communicators() const { return comms_; }
@@ -148,7 +158,7 @@ private:
 
   uint16_t major_ = 0, minor_ = 0;
   std::string name_;
-  Mesh mesh_;
+  std::vector<Mesh> meshes_;
   uint64_t arenaSize_ = 0;
   std::vector<BufferInfo> buffers_;
   std::vector<CommInfo> comms_;

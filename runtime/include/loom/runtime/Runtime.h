@@ -47,6 +47,7 @@ public:
 /// communicator table, seen from this rank.
 struct CommGroup {
   uint32_t id = 0;               ///< communicator id in the program
+  std::string mesh;              ///< the mesh's name
   std::vector<std::string> axes; ///< mesh axes spanned, major first
   std::vector<int64_t> ranks;    ///< global ranks of the group, in group order
   int64_t groupRank = 0;         ///< this rank's index in `ranks`
@@ -144,6 +145,7 @@ private:
   std::shared_ptr<Backend> backend_;
   int64_t rank_ = 0;
   std::vector<int64_t> coords_;
+  std::vector<std::vector<int64_t>> meshCoords_; ///< per program mesh
   void *arena_ = nullptr;
   void *constants_ = nullptr;
   bool ownConstants_ = false;

@@ -10,10 +10,21 @@
 #ifndef LOOM_DIALECT_LOOM_IR_LOOMCOLLECTIVEOPS_TD
 #define LOOM_DIALECT_LOOM_IR_LOOMCOLLECTIVEOPS_TD
 
+include "mlir/IR/SymbolInterfaces.td"
+
+/// A collective names its mesh (`mesh = @world`, a `loom.mesh` symbol) and
+/// the axes its group spans; shapes that depend on the group size are
+/// checked against the mesh when symbol uses are verified.
 class Loom_CollectiveOp<string mnemonic, list<Trait> traits = []>
     : Loom_Op<mnemonic, !listconcat(traits,
-          [Loom_CollectiveOpInterface])> {
+          [Loom_CollectiveOpInterface,
+           DeclareOpInterfaceMethods<SymbolUserOpInterface>])> {
   let hasVerifier = 1;
+  code extraCollectiveDeclaration = [{
+    /// Checks the shapes that depend on the size `groupSize` of the group.
+    ::mlir::LogicalResult verifyGroupShapes(int64_t groupSize);
+  }];
+  let extraClassDeclaration = extraCollectiveDeclaration;
 }
 
 /// A collective's mesh and axes become its instruction's communicator, not
@@ -30,12 +41,12 @@ def Loom_AllReduceOp : Loom_CollectiveOp<"all_reduce",
   let summary = "reduce over the group; every rank gets the result";
   let description = [{
     ```mlir
-    %y = loom.all_reduce sum %x {mesh = #loom.mesh<dp = 2, tp = 4>, axes = ["tp"]}
+    %y = loom.all_reduce sum %x {mesh = @world, axes = ["tp"]}
         : tensor<2x16x64xf32>
     ```
   }];
   let arguments = (ins Loom_AnyTensor:$input, Loom_CollectiveReduction:$reduction,
-                   Loom_MeshAttr:$mesh, StrArrayAttr:$axes);
+                   FlatSymbolRefAttr:$mesh, StrArrayAttr:$axes);
   let results = (outs Loom_AnyTensor:$result);
   let assemblyFormat = "$reduction $input attr-dict `:` type($result)";
 }
@@ -48,11 +59,11 @@ def Loom_AllGatherOp : Loom_CollectiveOp<"all_gather",
     are in group order.
 
     ```mlir
-    %y = loom.all_gather %x {mesh = #loom.mesh<tp = 4>, axes = ["tp"], gather_dim = 1 : i64}
+    %y = loom.all_gather %x {mesh = @world, axes = ["tp"], gather_dim = 1 : i64}
         : tensor<2x4x64xf32> -> tensor<2x16x64xf32>
     ```
   }];
-  let arguments = (ins Loom_AnyTensor:$input, Loom_MeshAttr:$mesh,
+  let arguments = (ins Loom_AnyTensor:$input, FlatSymbolRefAttr:$mesh,
                    StrArrayAttr:$axes, I64Attr:$gather_dim);
   let results = (outs Loom_AnyTensor:$result);
   let assemblyFormat = "$input attr-dict `:` type($input) `->` type($result)";
@@ -66,12 +77,12 @@ def Loom_ReduceScatterOp : Loom_CollectiveOp<"reduce_scatter",
     reduced piece r.
 
     ```mlir
-    %y = loom.reduce_scatter sum %x {mesh = #loom.mesh<tp = 4>, axes = ["tp"], scatter_dim = 1 : i64}
+    %y = loom.reduce_scatter sum %x {mesh = @world, axes = ["tp"], scatter_dim = 1 : i64}
         : tensor<2x16x64xf32> -> tensor<2x4x64xf32>
     ```
   }];
   let arguments = (ins Loom_AnyTensor:$input, Loom_CollectiveReduction:$reduction,
-                   Loom_MeshAttr:$mesh, StrArrayAttr:$axes, I64Attr:$scatter_dim);
+                   FlatSymbolRefAttr:$mesh, StrArrayAttr:$axes, I64Attr:$scatter_dim);
   let results = (outs Loom_AnyTensor:$result);
   let assemblyFormat = "$reduction $input attr-dict `:` type($input) `->` type($result)";
 }
@@ -84,12 +95,12 @@ def Loom_AllToAllOp : Loom_CollectiveOp<"all_to_all",
     and concatenates the received pieces along `concat_dim` in group order.
 
     ```mlir
-    %y = loom.all_to_all %x {mesh = #loom.mesh<ep = 4>, axes = ["ep"],
+    %y = loom.all_to_all %x {mesh = @world, axes = ["ep"],
                              split_dim = 0 : i64, concat_dim = 1 : i64}
         : tensor<8x16x64xf32> -> tensor<2x64x64xf32>
     ```
   }];
-  let arguments = (ins Loom_AnyTensor:$input, Loom_MeshAttr:$mesh,
+  let arguments = (ins Loom_AnyTensor:$input, FlatSymbolRefAttr:$mesh,
                    StrArrayAttr:$axes, I64Attr:$split_dim, I64Attr:$concat_dim);
   let results = (outs Loom_AnyTensor:$result);
   let assemblyFormat = "$input attr-dict `:` type($input) `->` type($result)";
@@ -103,11 +114,11 @@ def Loom_CollectivePermuteOp : Loom_CollectiveOp<"collective_permute",
     rank (r − shift) mod n sent: the ring step of ring attention.
 
     ```mlir
-    %kv = loom.collective_permute %x {mesh = #loom.mesh<cp = 4>, axes = ["cp"], shift = 1 : i64}
+    %kv = loom.collective_permute %x {mesh = @world, axes = ["cp"], shift = 1 : i64}
         : tensor<2x8x2x64xf32>
     ```
   }];
-  let arguments = (ins Loom_AnyTensor:$input, Loom_MeshAttr:$mesh,
+  let arguments = (ins Loom_AnyTensor:$input, FlatSymbolRefAttr:$mesh,
                    StrArrayAttr:$axes, I64Attr:$shift);
   let results = (outs Loom_AnyTensor:$result);
   let assemblyFormat = "$input attr-dict `:` type($result)";
@@ -120,11 +131,11 @@ def Loom_SendOp : Loom_CollectiveOp<"send", [Loom_LowersCollective<105>]> {
     nothing. Pairs with a `loom.recv` of the opposite shift on the peer.
 
     ```mlir
-    loom.send %act {mesh = #loom.mesh<pp = 4>, axes = ["pp"], peer_shift = 1 : i64}
+    loom.send %act {mesh = @world, axes = ["pp"], peer_shift = 1 : i64}
         : tensor<2x16x64xf32>
     ```
   }];
-  let arguments = (ins Loom_AnyTensor:$input, Loom_MeshAttr:$mesh,
+  let arguments = (ins Loom_AnyTensor:$input, FlatSymbolRefAttr:$mesh,
                    StrArrayAttr:$axes, I64Attr:$peer_shift);
   let assemblyFormat = "$input attr-dict `:` type($input)";
 }
@@ -136,11 +147,11 @@ def Loom_RecvOp : Loom_CollectiveOp<"recv", [Loom_LowersCollective<106>]> {
     zeros.
 
     ```mlir
-    %act = loom.recv {mesh = #loom.mesh<pp = 4>, axes = ["pp"], peer_shift = -1 : i64}
+    %act = loom.recv {mesh = @world, axes = ["pp"], peer_shift = -1 : i64}
         : tensor<2x16x64xf32>
     ```
   }];
-  let arguments = (ins Loom_MeshAttr:$mesh, StrArrayAttr:$axes,
+  let arguments = (ins FlatSymbolRefAttr:$mesh, StrArrayAttr:$axes,
                    I64Attr:$peer_shift);
   let results = (outs Loom_AnyTensor:$result);
   let assemblyFormat = "attr-dict `:` type($result)";

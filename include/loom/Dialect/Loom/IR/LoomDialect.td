@@ -17,9 +17,15 @@ def Loom_Dialect : Dialect {
     types f32, bf16 or f16. Parameters are function arguments carrying a
     `loom.param` name; ops hold no hidden state.
 
-    The dialect also carries the vocabulary of parallel plans: the device mesh
-    (`#loom.mesh`), per-tensor shardings (`#loom.sharding`) and the collectives
-    that move data between the ranks of a mesh.
+    The dialect also carries the vocabulary of parallel plans: device meshes
+    declared once per module (`loom.mesh @world <dp = 2, tp = 2>`),
+    shardings that name their mesh (`#loom.sharding<@world, ...>`) on
+    arguments, results and op results, and the collectives that move data
+    between the ranks of a mesh.
+
+    Discardable attributes (`loom.param`, `loom.sharding`, `loom.layer`, ...)
+    are declared in one table, lib/Dialect/Loom/IR/LoomDiscardableAttrs.cpp,
+    which says where each may appear and checks its value.
   }];
   let useDefaultAttributePrinterParser = 1;
   let hasRegionArgAttrVerify = 1;
@@ -28,10 +34,13 @@ def Loom_Dialect : Dialect {
   let extraClassDeclaration = [{
     /// Function argument attribute naming a model parameter.
     static constexpr llvm::StringLiteral kParamAttrName = "loom.param";
-    /// Function argument / result attribute holding a #loom.sharding.
+    /// A #loom.sharding on a function argument or result, or on an op's
+    /// results (one sharding, or an array with one per result).
     static constexpr llvm::StringLiteral kShardingAttrName = "loom.sharding";
-    /// Module or function attribute holding the #loom.mesh of a plan.
-    static constexpr llvm::StringLiteral kMeshAttrName = "loom.mesh";
+    /// Op attributes: the model layer an op belongs to, and its phase
+    /// (#loom.phase<"fwd" | "bwd-input" | "bwd-weight">).
+    static constexpr llvm::StringLiteral kLayerAttrName = "loom.layer";
+    static constexpr llvm::StringLiteral kPhaseAttrName = "loom.phase";
     /// Function argument attribute naming a data input (tokens, targets).
     static constexpr llvm::StringLiteral kInputAttrName = "loom.input";
     /// Function result attribute naming a program output (e.g. "loss").

@@ -7,16 +7,24 @@ include "mlir/IR/OpBase.td"
 
 def Loom_CollectiveOpInterface : OpInterface<"CollectiveOpInterface"> {
   let cppNamespace = "::loom";
-  let description = "An op that communicates within the group of mesh axes.";
+  let description = [{
+    An op that communicates within the group of ranks spanned by some axes
+    of a mesh (a `loom.mesh` symbol).
+  }];
   let methods = [
-    InterfaceMethod<"The mesh the op runs on.", "::loom::MeshAttr", "getMesh",
-      (ins), [{}], [{ return $_op.getMesh(); }]>,
+    InterfaceMethod<"The name of the mesh the op runs on.",
+      "::mlir::FlatSymbolRefAttr", "getMeshAttr", (ins), [{}],
+      [{ return $_op.getMeshAttr(); }]>,
     InterfaceMethod<"The mesh axes its group spans.", "::mlir::ArrayAttr",
       "getAxes", (ins), [{}], [{ return $_op.getAxes(); }]>,
   ];
   let extraClassDeclaration = [{
-    /// Number of ranks in the group: the product of the axes' sizes.
-    int64_t getGroupSize();
+    /// The mesh the op names, or null if no `loom.mesh` of that name
+    /// encloses it. `tables` caches symbol tables across lookups.
+    ::loom::MeshOp getMeshOp(::mlir::SymbolTableCollection *tables = nullptr);
+    /// Number of ranks in the group: the product of the axes' sizes in
+    /// `mesh`.
+    int64_t getGroupSize(::loom::MeshAttr mesh);
   }];
 }
 

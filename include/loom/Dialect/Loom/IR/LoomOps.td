@@ -13,6 +13,7 @@ include "loom/Dialect/Loom/IR/LoomInterfaces.td"
 include "loom/Dialect/Loom/IR/LoomProgram.td"
 include "mlir/Interfaces/InferTypeOpInterface.td"
 include "mlir/Interfaces/SideEffectInterfaces.td"
+include "mlir/IR/SymbolInterfaces.td"
 
 //===----------------------------------------------------------------------===//
 // Type constraints
@@ -44,6 +45,29 @@ class Loom_PureOp<string mnemonic, list<Trait> traits = []>
 /// the verifier checks the written type against the inferred one.
 class Loom_InferredOp<string mnemonic, list<Trait> traits = []>
     : Loom_PureOp<mnemonic, !listconcat(traits, [InferTypeOpAdaptor])>;
+
+//===----------------------------------------------------------------------===//
+// Meshes
+//===----------------------------------------------------------------------===//
+
+def Loom_MeshOp : Loom_Op<"mesh", [Symbol, HasParent<"::mlir::ModuleOp">]> {
+  let summary = "a named device mesh";
+  let description = [{
+    Declares a mesh once per module: its name, and its axes with sizes
+    (outermost first, ranks row-major over them). Shardings and collectives
+    refer to it by name. A module may declare several meshes over the same
+    ranks, e.g. `tp × cp × dp` for attention and `etp × ep × edp` for the
+    experts folded over the same ranks (MoE parallel folding); the meshes of
+    one program must have the same number of ranks.
+
+    ```mlir
+    loom.mesh @world <pp = 2, dp = 2, tp = 2>
+    loom.mesh @experts <pp = 2, ep = 4>
+    ```
+  }];
+  let arguments = (ins SymbolNameAttr:$sym_name, Loom_MeshAttr:$shape);
+  let assemblyFormat = "$sym_name $shape attr-dict";
+}
 
 //===----------------------------------------------------------------------===//
 // Constants and element types
