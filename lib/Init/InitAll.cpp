@@ -3,6 +3,7 @@
 #include "loom/InitAll.h"
 #include "loom/Dialect/Loom/IR/LoomDialect.h"
 #include "loom/Dialect/Loom/Transforms/Passes.h"
+#include "loom/Pipelines/Pipelines.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/DialectRegistry.h"
@@ -17,4 +18,5 @@ void loom::registerAllPasses() {
   mlir::registerCSEPass();
   mlir::registerSymbolDCEPass();
   loom::registerLoomPasses();
+  loom::registerLoomPipelines();
 }

@@ -16,6 +16,7 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Tools/mlir-translate/Translation.h"
 #include "llvm/ADT/SmallPtrSet.h"
+#include "llvm/Support/CommandLine.h"
 
 using namespace mlir;
 using namespace loom;
@@ -378,22 +379,58 @@ FailureOr<std::vector<uint8_t>> ProgramEmitter::emit() {
   return bytes;
 }
 
-FailureOr<std::vector<uint8_t>> loom::emitProgram(ModuleOp module) {
+FailureOr<std::vector<uint8_t>> loom::emitProgram(func::FuncOp func) {
+  return ProgramEmitter(func).emit();
+}
+
+FailureOr<std::vector<uint8_t>> loom::emitProgram(ModuleOp module,
+                                                  StringRef function) {
   SmallVector<func::FuncOp> funcs;
   for (auto func : module.getOps<func::FuncOp>())
-    if (!func.isExternal())
+    if (!func.isExternal() &&
+        (function.empty() || func.getSymName() == function))
       funcs.push_back(func);
-  if (funcs.size() != 1)
-    return module.emitError("a program is emitted from a module with exactly "
-                            "one function body, found ")
-           << funcs.size();
-  return ProgramEmitter(funcs.front()).emit();
+  if (funcs.size() == 1)
+    return emitProgram(funcs.front());
+  if (!function.empty())
+    return module.emitError("the module has no function body named @")
+           << function;
+  std::string names;
+  for (auto func : module.getOps<func::FuncOp>())
+    if (!func.isExternal())
+      names += (names.empty() ? "@" : ", @") + func.getSymName().str();
+  if (funcs.empty())
+    return module.emitError("the module has no function body to emit");
+  return module.emitError("the module has ")
+         << funcs.size() << " function bodies (" << names
+         << "); name the one to emit (--loom-function)";
+}
+
+FailureOr<SmallVector<std::pair<std::string, std::vector<uint8_t>>>>
+loom::emitPrograms(ModuleOp module) {
+  SmallVector<std::pair<std::string, std::vector<uint8_t>>> programs;
+  for (auto func : module.getOps<func::FuncOp>()) {
+    if (func.isExternal())
+      continue;
+    FailureOr<std::vector<uint8_t>> bytes = emitProgram(func);
+    if (failed(bytes))
+      return failure();
+    programs.emplace_back(func.getSymName().str(), std::move(*bytes));
+  }
+  return programs;
 }
 
 std::string loom::dumpProgramText(const std::vector<uint8_t> &bytes) {
   // The bytes come from emitProgram, which verified them: load cannot throw.
   return runtime::Program::load(bytes.data(), bytes.size())->dump();
 }
+
+/// --loom-function: which function of the module to emit.
+static llvm::cl::opt<std::string> functionName(
+    "loom-function",
+    llvm::cl::desc("The function to emit as a program (default: the module's "
+                   "only function body)"),
+    llvm::cl::init(""));
 
 /// Emits the module's program and writes it with `write`.
 static LogicalResult translateToProgram(
@@ -402,7 +439,7 @@ static LogicalResult translateToProgram(
   auto module = dyn_cast<ModuleOp>(op);
   if (!module)
     return op->emitError("expected a module");
-  FailureOr<std::vector<uint8_t>> bytes = emitProgram(module);
+  FailureOr<std::vector<uint8_t>> bytes = emitProgram(module, functionName);
   if (failed(bytes))
     return failure();
   write(*bytes, os);

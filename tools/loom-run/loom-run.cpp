@@ -39,7 +39,7 @@ std::shared_ptr<const Program> loadOrCompile(const std::string &path) {
     return Program::loadFile(path);
   std::vector<uint8_t> bytes;
   std::string error;
-  if (!compileMlirFileToProgram(path, bytes, error))
+  if (!compileMlirFileToProgram(path, CompileOptions(), bytes, error))
     throw std::runtime_error("cannot compile " + path + ":\n" + error);
   return Program::load(bytes.data(), bytes.size());
 }

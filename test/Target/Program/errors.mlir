@@ -9,8 +9,8 @@ func.func @f(%x: tensor<4xf32>) -> tensor<4xf32> {
 
 // -----
 
-// One program holds one function.
-// expected-error @+1 {{a program is emitted from a module with exactly one function body, found 2}}
+// One program holds one function: with several, name the one to emit.
+// expected-error @+1 {{the module has 2 function bodies (@a, @b); name the one to emit (--loom-function)}}
 module {
   func.func @a() attributes {loom.arena_size = 0 : i64} { return }
   func.func @b() attributes {loom.arena_size = 0 : i64} { return }
@@ -34,4 +34,12 @@ func.func @two_meshes(%x: tensor<4xf32> {loom.input = "x", loom.offset = 0 : i64
   // expected-error @+1 {{'loom.all_reduce' op uses mesh @dp of 4 ranks, but the program's mesh @tp has 2; the meshes of one program span the same ranks}}
   %1 = loom.all_reduce sum %0 {mesh = @dp, axes = ["dp"], loom.offsets = array<i64: 128>} : tensor<4xf32>
   return %1 : tensor<4xf32>
+}
+
+// -----
+
+// A module without a function body has no program.
+// expected-error @+1 {{the module has no function body to emit}}
+module {
+  func.func private @declared()
 }

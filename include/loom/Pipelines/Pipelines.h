@@ -1,0 +1,45 @@
+//===- Pipelines.h - Loom's named pass pipelines ----------------*- C++ -*-===//
+//
+// Each pipeline is a C++ function over an options struct, and is registered
+// under a name so that `loom-opt -loom-forward-to-program{...}` and
+// `parsePassPipeline` build exactly what the function builds.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef LOOM_PIPELINES_PIPELINES_H
+#define LOOM_PIPELINES_PIPELINES_H
+
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Pass/PassOptions.h"
+
+namespace loom {
+
+/// A forward (or already derived) step, as loom ops on global shapes, to a
+/// module ready for the program emitter: simplified, then planned.
+struct ForwardToProgramOptions
+    : public mlir::PassPipelineOptions<ForwardToProgramOptions> {
+  Option<bool> simplify{
+      *this, "simplify",
+      llvm::cl::desc("Canonicalize and CSE the graph before planning"),
+      llvm::cl::init(true)};
+  Option<bool> reuse{
+      *this, "reuse",
+      llvm::cl::desc("Share arena bytes between tensors whose lifetimes do not "
+                     "overlap (false: a reference plan for testing)"),
+      llvm::cl::init(true)};
+  Option<bool> report{
+      *this, "report",
+      llvm::cl::desc("Remark the planned arena of every function"),
+      llvm::cl::init(false)};
+};
+
+/// The name `loom-forward-to-program` is registered for.
+void buildLoomForwardToProgramPipeline(mlir::OpPassManager &pm,
+                                       const ForwardToProgramOptions &options);
+
+/// Registers every named pipeline with the pass registry.
+void registerLoomPipelines();
+
+} // namespace loom
+
+#endif // LOOM_PIPELINES_PIPELINES_H

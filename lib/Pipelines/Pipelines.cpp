@@ -1,0 +1,29 @@
+//===- Pipelines.cpp - Loom's named pass pipelines ------------------------===//
+
+#include "loom/Pipelines/Pipelines.h"
+#include "loom/Dialect/Loom/Transforms/Passes.h"
+
+#include "mlir/Pass/PassRegistry.h"
+#include "mlir/Transforms/Passes.h"
+
+using namespace mlir;
+
+void loom::buildLoomForwardToProgramPipeline(
+    OpPassManager &pm, const ForwardToProgramOptions &options) {
+  if (options.simplify) {
+    pm.addPass(createCanonicalizerPass());
+    pm.addPass(createCSEPass());
+  }
+  LoomLowerToProgramPassOptions lower;
+  lower.reuse = options.reuse;
+  lower.report = options.report;
+  pm.addPass(createLoomLowerToProgramPass(lower));
+}
+
+void loom::registerLoomPipelines() {
+  PassPipelineRegistration<ForwardToProgramOptions>(
+      "loom-forward-to-program",
+      "Simplify a loom graph and plan its memory, ready for "
+      "loom-translate --loom-to-program",
+      buildLoomForwardToProgramPipeline);
+}
