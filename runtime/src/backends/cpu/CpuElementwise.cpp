@@ -134,11 +134,12 @@ KernelFn pickConvert(DType a, DType b) {
 
 //===- element-wise ops ---------------------------------------------------===//
 
-/// y = Math(x[, z], attrs) over every element. The attributes are copied so
-/// that the compiler sees they cannot change while y is written.
+/// y = Math(x[, z], attrs) over every element. Stores to y (float or 16-bit
+/// storage) cannot alias the attributes' doubles and integers, so the
+/// compiler hoists their reads out of the loop.
 template <typename T, typename Math, int Arity>
 void elementwiseK(const OpCall &c, KernelContext &) {
-  const LoomKernelAttrs attrs = c.attrs;
+  const LoomKernelAttrs &attrs = c.attrs;
   const T *x = c.in[0].as<const T>();
   T *y = c.out[0].as<T>();
   int64_t n = c.out[0].numel;
