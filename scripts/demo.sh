@@ -23,8 +23,8 @@ step "loom-opt: parse, verify, print; the round trip is identical"
 loom-opt "$out/$model.mlir" -o "$out/roundtrip.mlir"
 cmp "$out/$model.mlir" "$out/roundtrip.mlir" && echo "identical ($(grep -c ' = loom\.' "$out/$model.mlir") loom ops)"
 
-step "loom-lower-to-program: one arena per rank"
-loom-opt "$out/$model.mlir" -loom-lower-to-program=report -mlir-print-debuginfo -o "$out/planned.mlir" 2>&1 | grep remark
+step "loom-forward-to-program: simplify, then plan one arena per rank"
+loom-opt "$out/$model.mlir" -loom-forward-to-program="report=true" -mlir-print-debuginfo -o "$out/planned.mlir" 2>&1 | grep remark
 
 step "loom-translate: the per-rank program (text dump, first instructions)"
 loom-translate --loom-to-program "$out/planned.mlir" -o "$out/$model.loom"
