@@ -394,6 +394,7 @@ def Loom_ReshapeOp : Loom_PureOp<"reshape", [Loom_Lowers<50>, Loom_InPlace]> {
   let results = (outs Loom_AnyTensor:$result);
   let assemblyFormat = "$input attr-dict `:` type($input) `->` type($result)";
   let hasVerifier = 1;
+  let hasFolder = 1;
 }
 
 def Loom_TransposeOp : Loom_InferredOp<"transpose", [Loom_Lowers<51>]> {
@@ -410,6 +411,7 @@ def Loom_TransposeOp : Loom_InferredOp<"transpose", [Loom_Lowers<51>]> {
   let assemblyFormat = [{
     $input `,` $permutation attr-dict `:` type($input) `->` type($result)
   }];
+  let hasFolder = 1;
 }
 
 def Loom_SliceOp : Loom_InferredOp<"slice", [Loom_LowersSlice]> {
@@ -457,6 +459,7 @@ def Loom_BroadcastOp : Loom_PureOp<"broadcast", [Loom_Lowers<54>]> {
   let results = (outs Loom_AnyTensor:$result);
   let assemblyFormat = "$input `,` $dims attr-dict `:` type($input) `->` type($result)";
   let hasVerifier = 1;
+  let hasFolder = 1;
 }
 
 def Loom_ReduceOp : Loom_InferredOp<"reduce", [Loom_LowersReduce]> {
