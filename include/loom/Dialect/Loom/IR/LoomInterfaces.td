@@ -37,4 +37,79 @@ def Loom_ProgramOpInterface : OpInterface<"ProgramOpInterface"> {
   ];
 }
 
+def Loom_CostOpInterface : OpInterface<"CostOpInterface"> {
+  let cppNamespace = "::loom";
+  let description = [{
+    The work of an op on its shapes: FLOPs and the bytes it reads and writes,
+    for the cost model (the roofline time of the op's kernel) and for model
+    statistics. Every op that lowers to a kernel has it; constants (no
+    instruction) and collectives (priced by the communication model) do not.
+
+    FLOPs come in two kinds because accelerators run them on different units
+    at different peaks.
+
+    Matmul FLOPs, two per multiply-add of a contraction; what model-FLOPs
+    utilization (MFU) counts:
+    - `matmul`: 2·M·N·K per batch element.
+    - `grouped_matmul`: 2·E·C·N·K, over every slot of the expert capacity C,
+      filled or not (the kernel computes them all).
+    - `attention`: 4·B·S_q·S_k·H·D for q·kᵀ and p·v over all H query heads,
+      unmasked even when causal, as Megatron and PaLM count model FLOPs.
+
+    Vector FLOPs, everything else, per element of the result unless said;
+    exp, erf, tanh and square roots count as one FLOP each, and terms per row
+    (one division or square root per normalized row) are left out:
+    - `add`, `sub`, `mul`, `div`, `scale` and the default: 1.
+    - `silu`: 4 (negate, exp, add 1, divide); `swiglu`: 5 (silu, multiply).
+    - `gelu`: 5 in the erf form (divide, erf, add, two multiplies); 9 in the
+      tanh form (x³ as 2, multiply, add, multiply, tanh, add, 2 multiplies).
+    - `rmsnorm`: 4 (square, sum, scale by the inverse root, weight).
+    - `layernorm`: 6 (sum, subtract the mean, square, sum, scale, weight),
+      7 with a bias.
+    - `softmax`: 5 (max, subtract, exp, sum, divide).
+    - `rope`: 3 (two multiplies and an add).
+    - `attention`: 6 per score of the B·H·S_q·S_k scores (scale, softmax).
+    - `cross_entropy`: 4 per logit (max, subtract, exp, sum).
+    - `reduce`: 1 per input element, plus 1 per result element for `mean`.
+    - `router`, per token of E experts choosing k: k·E comparisons to select,
+      5 per softmaxed element (E before the selection with
+      `softmax_before_topk`, else k after it), 2·k more with `normalize`.
+    - `combine`: 2 per token, choice and hidden element (multiply, add).
+    - `adamw`: 15 per parameter element (decay 1, first moment 3, second
+      moment 4, two bias corrections, square root, epsilon, divide, learning
+      rate, update).
+    - `fill`, `convert`, `embedding`, `dispatch` and the shape ops: none;
+      they move data.
+
+    Bytes read are every operand's bytes and bytes written every result's,
+    except: `embedding` and `slice` read only the rows or box they copy, and
+    `reshape` is a view (the memory plan gives it its operand's bytes) that
+    moves nothing.
+  }];
+  let methods = [
+    InterfaceMethod<"FLOPs of contractions (two per multiply-add).",
+      "double", "getMatmulFlops", (ins), [{}], [{ return 0; }]>,
+    InterfaceMethod<"Other FLOPs; the default is one per result element.",
+      "double", "getVectorFlops", (ins), [{}], [{
+        return static_cast<double>(
+            ::loom::getNumElements($_op->getResultTypes()));
+      }]>,
+    InterfaceMethod<"Bytes the op reads; the default is all operands.",
+      "int64_t", "getBytesRead", (ins), [{}], [{
+        return ::loom::getTensorBytes($_op->getOperandTypes());
+      }]>,
+    InterfaceMethod<"Bytes the op writes; the default is all results.",
+      "int64_t", "getBytesWritten", (ins), [{}], [{
+        return ::loom::getTensorBytes($_op->getResultTypes());
+      }]>,
+  ];
+  let extraClassDeclaration = [{
+    /// All four figures.
+    ::loom::OpCost getCost() {
+      return {getMatmulFlops(), getVectorFlops(), getBytesRead(),
+              getBytesWritten()};
+    }
+  }];
+}
+
 #endif // LOOM_DIALECT_LOOM_IR_LOOMINTERFACES_TD

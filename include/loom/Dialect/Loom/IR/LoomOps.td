@@ -37,6 +37,13 @@ def Loom_LowersSlice : Loom_Lowers<52> {
 def Loom_LowersConcat : Loom_Lowers<53> { let programDims = ["dim"]; }
 def Loom_LowersReduce : Loom_Lowers<55> { let programDims = ["dims"]; }
 
+/// The cost interface with the methods an op computes itself
+/// (LoomOpCosts.cpp) rather than by the defaults.
+class Loom_Cost<list<string> methods = []>
+    : DeclareOpInterfaceMethods<Loom_CostOpInterface, methods>;
+/// An op that moves data and does no arithmetic.
+def Loom_MovesData : Loom_Cost<["getVectorFlops"]>;
+
 class Loom_PureOp<string mnemonic, list<Trait> traits = []>
     : Loom_Op<mnemonic, !listconcat(traits, [Pure])>;
 
@@ -66,7 +73,7 @@ def Loom_ConstantOp : Loom_PureOp<"constant", [ConstantLike,
   let hasFolder = 1;
 }
 
-def Loom_FillOp : Loom_PureOp<"fill", [Loom_Lowers<1>]> {
+def Loom_FillOp : Loom_PureOp<"fill", [Loom_Lowers<1>, Loom_MovesData]> {
   let summary = "a tensor of one repeated value";
   let description = [{
     Every element is `value`, rounded to the result's element type (for an
@@ -81,7 +88,8 @@ def Loom_FillOp : Loom_PureOp<"fill", [Loom_Lowers<1>]> {
   let assemblyFormat = "$value attr-dict `:` type($result)";
 }
 
-def Loom_ConvertOp : Loom_PureOp<"convert", [Loom_Lowers<3>, Loom_InPlace]> {
+def Loom_ConvertOp : Loom_PureOp<"convert", [Loom_Lowers<3>, Loom_InPlace,
+    Loom_MovesData]> {
   let summary = "element type conversion";
   let description = [{
     The same shape with another element type: floats round to nearest even,
@@ -106,7 +114,7 @@ def Loom_ConvertOp : Loom_PureOp<"convert", [Loom_Lowers<3>, Loom_InPlace]> {
 class Loom_BinaryOp<string mnemonic, string math, int opcode>
     : Loom_PureOp<mnemonic, [AllTypesMatch<["lhs", "rhs", "result"]>,
                              Loom_LowersElementwise<opcode, mnemonic>,
-                             Loom_InPlace]> {
+                             Loom_InPlace, Loom_CostOpInterface]> {
   let summary = "element-wise " # math;
   let description = [{
     Element-wise }] # math # [{ of two tensors of the same shape and type.
@@ -131,7 +139,7 @@ class Loom_UnaryOp<string mnemonic, list<Trait> traits = []>
 }
 
 def Loom_ScaleOp : Loom_UnaryOp<"scale", [Loom_LowersElementwise<14, "scale">,
-                                           Loom_InPlace]> {
+    Loom_InPlace, Loom_CostOpInterface]> {
   let summary = "multiplication by a constant";
   let description = [{
     Multiplies every element by `factor`.
@@ -145,7 +153,7 @@ def Loom_ScaleOp : Loom_UnaryOp<"scale", [Loom_LowersElementwise<14, "scale">,
 }
 
 def Loom_GeluOp : Loom_UnaryOp<"gelu", [Loom_LowersElementwise<15, "gelu">,
-                                         Loom_InPlace]> {
+    Loom_InPlace, Loom_Cost<["getVectorFlops"]>]> {
   let summary = "Gaussian error linear unit";
   let description = [{
     `approximate = none` computes 0.5·x·(1 + erf(x/√2)); `tanh` uses the tanh
@@ -161,7 +169,7 @@ def Loom_GeluOp : Loom_UnaryOp<"gelu", [Loom_LowersElementwise<15, "gelu">,
 }
 
 def Loom_SiluOp : Loom_UnaryOp<"silu", [Loom_LowersElementwise<16, "silu">,
-                                         Loom_InPlace]> {
+    Loom_InPlace, Loom_Cost<["getVectorFlops"]>]> {
   let summary = "sigmoid linear unit";
   let description = [{
     x · sigmoid(x).
@@ -176,7 +184,8 @@ def Loom_SiluOp : Loom_UnaryOp<"silu", [Loom_LowersElementwise<16, "silu">,
 
 def Loom_SwigluOp : Loom_PureOp<"swiglu", [
     AllTypesMatch<["gate", "up", "result"]>,
-    Loom_LowersElementwise<17, "swiglu">, Loom_InPlace]> {
+    Loom_LowersElementwise<17, "swiglu">, Loom_InPlace,
+    Loom_Cost<["getVectorFlops"]>]> {
   let summary = "gated SiLU: silu(gate) · up";
   let description = [{
     The gated feed-forward activation of Llama and Mixtral.
@@ -195,7 +204,8 @@ def Loom_SwigluOp : Loom_PureOp<"swiglu", [
 //===----------------------------------------------------------------------===//
 
 def Loom_RmsNormOp : Loom_PureOp<"rmsnorm", [
-    AllTypesMatch<["input", "result"]>, Loom_Lowers<20>, Loom_InPlace]> {
+    AllTypesMatch<["input", "result"]>, Loom_Lowers<20>, Loom_InPlace,
+    Loom_Cost<["getVectorFlops"]>]> {
   let summary = "root-mean-square normalization over the last dimension";
   let description = [{
     x / sqrt(mean(x²) + epsilon) · weight, where weight has the size of the
@@ -214,7 +224,8 @@ def Loom_RmsNormOp : Loom_PureOp<"rmsnorm", [
 }
 
 def Loom_LayerNormOp : Loom_PureOp<"layernorm", [
-    AllTypesMatch<["input", "result"]>, Loom_Lowers<21>, Loom_InPlace]> {
+    AllTypesMatch<["input", "result"]>, Loom_Lowers<21>, Loom_InPlace,
+    Loom_Cost<["getVectorFlops"]>]> {
   let summary = "layer normalization over the last dimension";
   let description = [{
     (x − mean) / sqrt(var + epsilon) · weight (+ bias), with mean and biased
@@ -236,7 +247,8 @@ def Loom_LayerNormOp : Loom_PureOp<"layernorm", [
   let hasVerifier = 1;
 }
 
-def Loom_SoftmaxOp : Loom_UnaryOp<"softmax", [Loom_LowersSoftmax, Loom_InPlace]> {
+def Loom_SoftmaxOp : Loom_UnaryOp<"softmax", [Loom_LowersSoftmax, Loom_InPlace,
+                                              Loom_Cost<["getVectorFlops"]>]> {
   let summary = "softmax along one dimension";
   let description = [{
     Normalized exponentials along `axis` (negative counts from the end).
@@ -250,7 +262,8 @@ def Loom_SoftmaxOp : Loom_UnaryOp<"softmax", [Loom_LowersSoftmax, Loom_InPlace]>
   let hasVerifier = 1;
 }
 
-def Loom_RopeOp : Loom_UnaryOp<"rope", [Loom_LowersRope, Loom_InPlace]> {
+def Loom_RopeOp : Loom_UnaryOp<"rope", [Loom_LowersRope, Loom_InPlace,
+                                        Loom_Cost<["getVectorFlops"]>]> {
   let summary = "rotary position embedding";
   let description = [{
     Rotates pairs (i, i + D/2) of the head dimension of x[batch, seq, heads, D]
@@ -271,7 +284,8 @@ def Loom_RopeOp : Loom_UnaryOp<"rope", [Loom_LowersRope, Loom_InPlace]> {
 // Attention, embedding, loss
 //===----------------------------------------------------------------------===//
 
-def Loom_AttentionOp : Loom_InferredOp<"attention", [Loom_Lowers<30>]> {
+def Loom_AttentionOp : Loom_InferredOp<"attention", [Loom_Lowers<30>,
+    Loom_Cost<["getMatmulFlops", "getVectorFlops"]>]> {
   let summary = "fused self-attention with grouped-query heads";
   let description = [{
     softmax(q·kᵀ·scale, masked causally when `causal`)·v for q[B, S, Hq, D] and
@@ -298,7 +312,8 @@ def Loom_AttentionOp : Loom_InferredOp<"attention", [Loom_Lowers<30>]> {
   }];
 }
 
-def Loom_EmbeddingOp : Loom_InferredOp<"embedding", [Loom_Lowers<32>]> {
+def Loom_EmbeddingOp : Loom_InferredOp<"embedding", [Loom_Lowers<32>,
+    Loom_Cost<["getVectorFlops", "getBytesRead"]>]> {
   let summary = "embedding lookup";
   let description = [{
     Gathers rows of table[V, H] at the integer ids, giving ids' shape × H.
@@ -315,7 +330,8 @@ def Loom_EmbeddingOp : Loom_InferredOp<"embedding", [Loom_Lowers<32>]> {
   }];
 }
 
-def Loom_CrossEntropyOp : Loom_InferredOp<"cross_entropy", [Loom_Lowers<31>]> {
+def Loom_CrossEntropyOp : Loom_InferredOp<"cross_entropy", [Loom_Lowers<31>,
+    Loom_Cost<["getVectorFlops"]>]> {
   let summary = "mean cross-entropy loss over logits and integer targets";
   let description = [{
     The mean over all positions of logsumexp(logits) − logits[target], in f32.
@@ -337,7 +353,8 @@ def Loom_CrossEntropyOp : Loom_InferredOp<"cross_entropy", [Loom_Lowers<31>]> {
 // Matmul
 //===----------------------------------------------------------------------===//
 
-def Loom_MatmulOp : Loom_InferredOp<"matmul", [Loom_Lowers<40>]> {
+def Loom_MatmulOp : Loom_InferredOp<"matmul", [Loom_Lowers<40>,
+    Loom_Cost<["getMatmulFlops", "getVectorFlops"]>]> {
   let summary = "matrix multiplication with batch dimensions";
   let description = [{
     lhs is [..., M, K] (or [..., K, M] with `transpose_lhs`), rhs is
@@ -357,7 +374,8 @@ def Loom_MatmulOp : Loom_InferredOp<"matmul", [Loom_Lowers<40>]> {
   }];
 }
 
-def Loom_GroupedMatmulOp : Loom_InferredOp<"grouped_matmul", [Loom_Lowers<41>]> {
+def Loom_GroupedMatmulOp : Loom_InferredOp<"grouped_matmul", [Loom_Lowers<41>,
+    Loom_Cost<["getMatmulFlops", "getVectorFlops"]>]> {
   let summary = "one matmul per expert";
   let description = [{
     Expert e multiplies its rows input[e, C, K] by weight[e, K, N] (or
@@ -381,7 +399,8 @@ def Loom_GroupedMatmulOp : Loom_InferredOp<"grouped_matmul", [Loom_Lowers<41>]> 
 // Shape ops
 //===----------------------------------------------------------------------===//
 
-def Loom_ReshapeOp : Loom_PureOp<"reshape", [Loom_Lowers<50>, Loom_InPlace]> {
+def Loom_ReshapeOp : Loom_PureOp<"reshape", [Loom_Lowers<50>, Loom_InPlace,
+    Loom_Cost<["getVectorFlops", "getBytesRead", "getBytesWritten"]>]> {
   let summary = "reinterpret a tensor with another shape";
   let description = [{
     The same elements in the same order; the element count and type are kept.
@@ -397,7 +416,8 @@ def Loom_ReshapeOp : Loom_PureOp<"reshape", [Loom_Lowers<50>, Loom_InPlace]> {
   let hasFolder = 1;
 }
 
-def Loom_TransposeOp : Loom_InferredOp<"transpose", [Loom_Lowers<51>]> {
+def Loom_TransposeOp : Loom_InferredOp<"transpose", [Loom_Lowers<51>,
+    Loom_MovesData]> {
   let summary = "permute dimensions";
   let description = [{
     Result dimension i is input dimension permutation[i].
@@ -414,7 +434,8 @@ def Loom_TransposeOp : Loom_InferredOp<"transpose", [Loom_Lowers<51>]> {
   let hasFolder = 1;
 }
 
-def Loom_SliceOp : Loom_InferredOp<"slice", [Loom_LowersSlice]> {
+def Loom_SliceOp : Loom_InferredOp<"slice", [Loom_LowersSlice,
+    Loom_Cost<["getVectorFlops", "getBytesRead"]>]> {
   let summary = "extract a box with unit strides";
   let description = [{
     The elements from `offsets` to `offsets + sizes` in every dimension.
@@ -430,7 +451,8 @@ def Loom_SliceOp : Loom_InferredOp<"slice", [Loom_LowersSlice]> {
   let assemblyFormat = "$input attr-dict `:` type($input) `->` type($result)";
 }
 
-def Loom_ConcatOp : Loom_InferredOp<"concat", [Loom_LowersConcat]> {
+def Loom_ConcatOp : Loom_InferredOp<"concat", [Loom_LowersConcat,
+                                               Loom_MovesData]> {
   let summary = "join tensors along one dimension";
   let description = [{
     All inputs have the same type but for dimension `dim`.
@@ -445,7 +467,8 @@ def Loom_ConcatOp : Loom_InferredOp<"concat", [Loom_LowersConcat]> {
   let assemblyFormat = "$inputs attr-dict `:` type($inputs) `->` type($result)";
 }
 
-def Loom_BroadcastOp : Loom_PureOp<"broadcast", [Loom_Lowers<54>]> {
+def Loom_BroadcastOp : Loom_PureOp<"broadcast", [Loom_Lowers<54>,
+                                                  Loom_MovesData]> {
   let summary = "repeat a tensor along new or unit dimensions";
   let description = [{
     Input dimension i maps to result dimension dims[i] (strictly increasing)
@@ -462,7 +485,8 @@ def Loom_BroadcastOp : Loom_PureOp<"broadcast", [Loom_Lowers<54>]> {
   let hasFolder = 1;
 }
 
-def Loom_ReduceOp : Loom_InferredOp<"reduce", [Loom_LowersReduce]> {
+def Loom_ReduceOp : Loom_InferredOp<"reduce", [Loom_LowersReduce,
+                                               Loom_Cost<["getVectorFlops"]>]> {
   let summary = "sum, max or mean over dimensions";
   let description = [{
     Reduces `dims`; with `keep_dims` they stay as size 1.
@@ -482,7 +506,8 @@ def Loom_ReduceOp : Loom_InferredOp<"reduce", [Loom_LowersReduce]> {
 // Mixture of experts
 //===----------------------------------------------------------------------===//
 
-def Loom_RouterOp : Loom_InferredOp<"router", [Loom_Lowers<60>]> {
+def Loom_RouterOp : Loom_InferredOp<"router", [Loom_Lowers<60>,
+                                               Loom_Cost<["getVectorFlops"]>]> {
   let summary = "top-k expert selection";
   let description = [{
     For logits[T, E], chooses k experts per token, giving weights[T, k] (the
@@ -504,7 +529,8 @@ def Loom_RouterOp : Loom_InferredOp<"router", [Loom_Lowers<60>]> {
   }];
 }
 
-def Loom_DispatchOp : Loom_InferredOp<"dispatch", [Loom_Lowers<61>]> {
+def Loom_DispatchOp : Loom_InferredOp<"dispatch", [Loom_Lowers<61>,
+                                                   Loom_MovesData]> {
   let summary = "gather tokens into per-expert slots";
   let description = [{
     Places token t's row in a slot of each expert it chose, in token order, up
@@ -525,7 +551,8 @@ def Loom_DispatchOp : Loom_InferredOp<"dispatch", [Loom_Lowers<61>]> {
   }];
 }
 
-def Loom_CombineOp : Loom_InferredOp<"combine", [Loom_Lowers<62>]> {
+def Loom_CombineOp : Loom_InferredOp<"combine", [Loom_Lowers<62>,
+                                                 Loom_Cost<["getVectorFlops"]>]> {
   let summary = "weighted sum of expert outputs back per token";
   let description = [{
     Replays the slot assignment of `loom.dispatch` and sums, for each token,
@@ -551,7 +578,8 @@ def Loom_CombineOp : Loom_InferredOp<"combine", [Loom_Lowers<62>]> {
 // Optimizer
 //===----------------------------------------------------------------------===//
 
-def Loom_AdamWOp : Loom_InferredOp<"adamw", [Loom_Lowers<70>, Loom_InPlace]> {
+def Loom_AdamWOp : Loom_InferredOp<"adamw", [Loom_Lowers<70>, Loom_InPlace,
+                                             Loom_Cost<["getVectorFlops"]>]> {
   let summary = "one AdamW step for one parameter";
   let description = [{
     PyTorch's AdamW at step t ≥ 1 (a scalar integer tensor) with learning
