@@ -112,4 +112,28 @@ def Loom_CostOpInterface : OpInterface<"CostOpInterface"> {
   }];
 }
 
+def Loom_ShardingRuleOpInterface : OpInterface<"ShardingRuleOpInterface"> {
+  let cppNamespace = "::loom";
+  let description = [{
+    How an op may be sharded, as a factor rule in the style of OpenXLA
+    Shardy (ShardingRule.h): the factors of the op's iteration space with
+    their sizes, the factors each dimension of each operand and result is
+    made of, and for each factor whether the op passes its sharding through,
+    reduces over it (a sharded contraction leaves its axes unreduced on the
+    results), or needs it replicated. Sharding propagation moves shardings
+    between an op's tensors through the factors they share; the partitioner
+    reads from the kinds which collectives a sharding needs.
+
+    The default is the element-wise rule: one pass-through factor per
+    dimension of the first result, shared by every operand and result of the
+    same shape. Other ops override it.
+  }];
+  let methods = [
+    InterfaceMethod<"The sharding rule of the op on its current types.",
+      "::loom::ShardingRule", "getShardingRule", (ins), [{}], [{
+        return ::loom::ShardingRule::getPointwise($_op);
+      }]>,
+  ];
+}
+
 #endif // LOOM_DIALECT_LOOM_IR_LOOMINTERFACES_TD

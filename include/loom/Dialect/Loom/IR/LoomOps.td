@@ -43,6 +43,11 @@ class Loom_Cost<list<string> methods = []>
     : DeclareOpInterfaceMethods<Loom_CostOpInterface, methods>;
 /// An op that moves data and does no arithmetic.
 def Loom_MovesData : Loom_Cost<["getVectorFlops"]>;
+/// A sharding rule of the op's own (LoomShardingRules.cpp) rather than the
+/// element-wise default.
+def Loom_OwnShardingRule
+    : DeclareOpInterfaceMethods<Loom_ShardingRuleOpInterface,
+                                ["getShardingRule"]>;
 
 class Loom_PureOp<string mnemonic, list<Trait> traits = []>
     : Loom_Op<mnemonic, !listconcat(traits, [Pure])>;
@@ -89,7 +94,7 @@ def Loom_FillOp : Loom_PureOp<"fill", [Loom_Lowers<1>, Loom_MovesData]> {
 }
 
 def Loom_ConvertOp : Loom_PureOp<"convert", [Loom_Lowers<3>, Loom_InPlace,
-    Loom_MovesData]> {
+    Loom_MovesData, Loom_ShardingRuleOpInterface]> {
   let summary = "element type conversion";
   let description = [{
     The same shape with another element type: floats round to nearest even,
@@ -114,7 +119,8 @@ def Loom_ConvertOp : Loom_PureOp<"convert", [Loom_Lowers<3>, Loom_InPlace,
 class Loom_BinaryOp<string mnemonic, string math, int opcode>
     : Loom_PureOp<mnemonic, [AllTypesMatch<["lhs", "rhs", "result"]>,
                              Loom_LowersElementwise<opcode, mnemonic>,
-                             Loom_InPlace, Loom_CostOpInterface]> {
+                             Loom_InPlace, Loom_CostOpInterface,
+                             Loom_ShardingRuleOpInterface]> {
   let summary = "element-wise " # math;
   let description = [{
     Element-wise }] # math # [{ of two tensors of the same shape and type.
@@ -139,7 +145,7 @@ class Loom_UnaryOp<string mnemonic, list<Trait> traits = []>
 }
 
 def Loom_ScaleOp : Loom_UnaryOp<"scale", [Loom_LowersElementwise<14, "scale">,
-    Loom_InPlace, Loom_CostOpInterface]> {
+    Loom_InPlace, Loom_CostOpInterface, Loom_ShardingRuleOpInterface]> {
   let summary = "multiplication by a constant";
   let description = [{
     Multiplies every element by `factor`.
@@ -153,7 +159,8 @@ def Loom_ScaleOp : Loom_UnaryOp<"scale", [Loom_LowersElementwise<14, "scale">,
 }
 
 def Loom_GeluOp : Loom_UnaryOp<"gelu", [Loom_LowersElementwise<15, "gelu">,
-    Loom_InPlace, Loom_Cost<["getVectorFlops"]>]> {
+    Loom_InPlace, Loom_Cost<["getVectorFlops"]>,
+    Loom_ShardingRuleOpInterface]> {
   let summary = "Gaussian error linear unit";
   let description = [{
     `approximate = none` computes 0.5·x·(1 + erf(x/√2)); `tanh` uses the tanh
@@ -169,7 +176,8 @@ def Loom_GeluOp : Loom_UnaryOp<"gelu", [Loom_LowersElementwise<15, "gelu">,
 }
 
 def Loom_SiluOp : Loom_UnaryOp<"silu", [Loom_LowersElementwise<16, "silu">,
-    Loom_InPlace, Loom_Cost<["getVectorFlops"]>]> {
+    Loom_InPlace, Loom_Cost<["getVectorFlops"]>,
+    Loom_ShardingRuleOpInterface]> {
   let summary = "sigmoid linear unit";
   let description = [{
     x · sigmoid(x).
@@ -185,7 +193,7 @@ def Loom_SiluOp : Loom_UnaryOp<"silu", [Loom_LowersElementwise<16, "silu">,
 def Loom_SwigluOp : Loom_PureOp<"swiglu", [
     AllTypesMatch<["gate", "up", "result"]>,
     Loom_LowersElementwise<17, "swiglu">, Loom_InPlace,
-    Loom_Cost<["getVectorFlops"]>]> {
+    Loom_Cost<["getVectorFlops"]>, Loom_ShardingRuleOpInterface]> {
   let summary = "gated SiLU: silu(gate) · up";
   let description = [{
     The gated feed-forward activation of Llama and Mixtral.
@@ -205,7 +213,7 @@ def Loom_SwigluOp : Loom_PureOp<"swiglu", [
 
 def Loom_RmsNormOp : Loom_PureOp<"rmsnorm", [
     AllTypesMatch<["input", "result"]>, Loom_Lowers<20>, Loom_InPlace,
-    Loom_Cost<["getVectorFlops"]>]> {
+    Loom_Cost<["getVectorFlops"]>, Loom_OwnShardingRule]> {
   let summary = "root-mean-square normalization over the last dimension";
   let description = [{
     x / sqrt(mean(x²) + epsilon) · weight, where weight has the size of the
@@ -225,7 +233,7 @@ def Loom_RmsNormOp : Loom_PureOp<"rmsnorm", [
 
 def Loom_LayerNormOp : Loom_PureOp<"layernorm", [
     AllTypesMatch<["input", "result"]>, Loom_Lowers<21>, Loom_InPlace,
-    Loom_Cost<["getVectorFlops"]>]> {
+    Loom_Cost<["getVectorFlops"]>, Loom_OwnShardingRule]> {
   let summary = "layer normalization over the last dimension";
   let description = [{
     (x − mean) / sqrt(var + epsilon) · weight (+ bias), with mean and biased
@@ -354,7 +362,7 @@ def Loom_CrossEntropyOp : Loom_InferredOp<"cross_entropy", [Loom_Lowers<31>,
 //===----------------------------------------------------------------------===//
 
 def Loom_MatmulOp : Loom_InferredOp<"matmul", [Loom_Lowers<40>,
-    Loom_Cost<["getMatmulFlops", "getVectorFlops"]>]> {
+    Loom_Cost<["getMatmulFlops", "getVectorFlops"]>, Loom_OwnShardingRule]> {
   let summary = "matrix multiplication with batch dimensions";
   let description = [{
     lhs is [..., M, K] (or [..., K, M] with `transpose_lhs`), rhs is
@@ -400,7 +408,8 @@ def Loom_GroupedMatmulOp : Loom_InferredOp<"grouped_matmul", [Loom_Lowers<41>,
 //===----------------------------------------------------------------------===//
 
 def Loom_ReshapeOp : Loom_PureOp<"reshape", [Loom_Lowers<50>, Loom_InPlace,
-    Loom_Cost<["getVectorFlops", "getBytesRead", "getBytesWritten"]>]> {
+    Loom_Cost<["getVectorFlops", "getBytesRead", "getBytesWritten"]>,
+    Loom_OwnShardingRule]> {
   let summary = "reinterpret a tensor with another shape";
   let description = [{
     The same elements in the same order; the element count and type are kept.
@@ -417,7 +426,7 @@ def Loom_ReshapeOp : Loom_PureOp<"reshape", [Loom_Lowers<50>, Loom_InPlace,
 }
 
 def Loom_TransposeOp : Loom_InferredOp<"transpose", [Loom_Lowers<51>,
-    Loom_MovesData]> {
+    Loom_MovesData, Loom_OwnShardingRule]> {
   let summary = "permute dimensions";
   let description = [{
     Result dimension i is input dimension permutation[i].
