@@ -136,4 +136,53 @@ def Loom_ShardingRuleOpInterface : OpInterface<"ShardingRuleOpInterface"> {
   ];
 }
 
+def Loom_DifferentiableOpInterface : OpInterface<"DifferentiableOpInterface"> {
+  let cppNamespace = "::loom";
+  let description = [{
+    The vector-Jacobian product (VJP) of an op: given the cotangents of its
+    results, the ops that compute the cotangents of its operands. Reverse-mode
+    autodiff calls it once per op, in reverse order, after summing the
+    cotangents each result receives from its uses. An op without this
+    interface is not differentiable.
+
+    Contract of `buildVjp(builder, resultCotangents, operandCotangents)`:
+
+    - `resultCotangents` has one entry per result, in order: a value of the
+      result's type, or null when no gradient reaches that result (it does
+      not feed the loss, or it is an integer tensor). The caller does not
+      call the rule when all entries are null.
+    - `operandCotangents` is empty on entry. On success it holds exactly one
+      entry per operand, in order: a value of the operand's type, or null
+      when the operand gets no gradient. Integer operands (token ids,
+      targets, expert indices, the AdamW step) never get one; a float
+      operand gets null when its cotangent is zero for the given non-null
+      result cotangents. An entry may be an existing value (`add` passes its
+      result cotangent through) and two entries may be the same value;
+      summing the contributions to an operand used more than once is the
+      caller's job.
+    - The caller sets the builder's insertion point where the backward ops
+      go, after the op and the result cotangents. The rule creates its ops
+      there, in order, at the op's location, and leaves the insertion point
+      after the last op it created. It may use the op's operands and results
+      (`mul` reads the other factor); keeping them alive until then (stash
+      or recompute) is the caller's concern. It neither changes nor erases
+      the op, and creates nothing elsewhere.
+    - The ops it creates carry no `layer` or `phase` tags: the caller tags
+      them (bwd-input or bwd-weight), e.g. through an `OpBuilder::Listener`
+      on the builder.
+    - When the op cannot be differentiated as it stands (an attribute or
+      operand the rule does not handle), the rule emits an error on the op,
+      creates nothing and returns failure.
+  }];
+  let methods = [
+    InterfaceMethod<[{
+        Builds the cotangents of the operands from those of the results
+        (see the interface description for the contract).
+      }], "::llvm::LogicalResult", "buildVjp",
+      (ins "::mlir::OpBuilder &":$builder,
+           "::mlir::ValueRange":$resultCotangents,
+           "::llvm::SmallVectorImpl<::mlir::Value> &":$operandCotangents)>,
+  ];
+}
+
 #endif // LOOM_DIALECT_LOOM_IR_LOOMINTERFACES_TD

@@ -48,6 +48,9 @@ def Loom_MovesData : Loom_Cost<["getVectorFlops"]>;
 def Loom_OwnShardingRule
     : DeclareOpInterfaceMethods<Loom_ShardingRuleOpInterface,
                                 ["getShardingRule"]>;
+/// A vector-Jacobian rule (LoomVjps.cpp).
+def Loom_Differentiable
+    : DeclareOpInterfaceMethods<Loom_DifferentiableOpInterface>;
 
 class Loom_PureOp<string mnemonic, list<Trait> traits = []>
     : Loom_Op<mnemonic, !listconcat(traits, [Pure])>;
@@ -116,11 +119,12 @@ def Loom_ConvertOp : Loom_PureOp<"convert", [Loom_Lowers<3>, Loom_InPlace,
 // Element-wise
 //===----------------------------------------------------------------------===//
 
-class Loom_BinaryOp<string mnemonic, string math, int opcode>
-    : Loom_PureOp<mnemonic, [AllTypesMatch<["lhs", "rhs", "result"]>,
-                             Loom_LowersElementwise<opcode, mnemonic>,
-                             Loom_InPlace, Loom_CostOpInterface,
-                             Loom_ShardingRuleOpInterface]> {
+class Loom_BinaryOp<string mnemonic, string math, int opcode,
+                    list<Trait> traits = []>
+    : Loom_PureOp<mnemonic, !listconcat(traits, [
+          AllTypesMatch<["lhs", "rhs", "result"]>,
+          Loom_LowersElementwise<opcode, mnemonic>, Loom_InPlace,
+          Loom_CostOpInterface, Loom_ShardingRuleOpInterface])> {
   let summary = "element-wise " # math;
   let description = [{
     Element-wise }] # math # [{ of two tensors of the same shape and type.
@@ -134,9 +138,9 @@ class Loom_BinaryOp<string mnemonic, string math, int opcode>
   let assemblyFormat = "$lhs `,` $rhs attr-dict `:` type($result)";
 }
 
-def Loom_AddOp : Loom_BinaryOp<"add", "sum", 10>;
-def Loom_SubOp : Loom_BinaryOp<"sub", "difference", 11>;
-def Loom_MulOp : Loom_BinaryOp<"mul", "product", 12>;
+def Loom_AddOp : Loom_BinaryOp<"add", "sum", 10, [Loom_Differentiable]>;
+def Loom_SubOp : Loom_BinaryOp<"sub", "difference", 11, [Loom_Differentiable]>;
+def Loom_MulOp : Loom_BinaryOp<"mul", "product", 12, [Loom_Differentiable]>;
 def Loom_DivOp : Loom_BinaryOp<"div", "quotient", 13>;
 
 class Loom_UnaryOp<string mnemonic, list<Trait> traits = []>
@@ -145,7 +149,8 @@ class Loom_UnaryOp<string mnemonic, list<Trait> traits = []>
 }
 
 def Loom_ScaleOp : Loom_UnaryOp<"scale", [Loom_LowersElementwise<14, "scale">,
-    Loom_InPlace, Loom_CostOpInterface, Loom_ShardingRuleOpInterface]> {
+    Loom_InPlace, Loom_CostOpInterface, Loom_ShardingRuleOpInterface,
+    Loom_Differentiable]> {
   let summary = "multiplication by a constant";
   let description = [{
     Multiplies every element by `factor`.
@@ -409,7 +414,7 @@ def Loom_GroupedMatmulOp : Loom_InferredOp<"grouped_matmul", [Loom_Lowers<41>,
 
 def Loom_ReshapeOp : Loom_PureOp<"reshape", [Loom_Lowers<50>, Loom_InPlace,
     Loom_Cost<["getVectorFlops", "getBytesRead", "getBytesWritten"]>,
-    Loom_OwnShardingRule]> {
+    Loom_OwnShardingRule, Loom_Differentiable]> {
   let summary = "reinterpret a tensor with another shape";
   let description = [{
     The same elements in the same order; the element count and type are kept.
@@ -426,7 +431,7 @@ def Loom_ReshapeOp : Loom_PureOp<"reshape", [Loom_Lowers<50>, Loom_InPlace,
 }
 
 def Loom_TransposeOp : Loom_InferredOp<"transpose", [Loom_Lowers<51>,
-    Loom_MovesData, Loom_OwnShardingRule]> {
+    Loom_MovesData, Loom_OwnShardingRule, Loom_Differentiable]> {
   let summary = "permute dimensions";
   let description = [{
     Result dimension i is input dimension permutation[i].
