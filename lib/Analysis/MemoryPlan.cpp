@@ -21,12 +21,6 @@
 using namespace mlir;
 using namespace loom;
 
-int64_t loom::getTensorBytes(Type type) {
-  auto tensor = cast<RankedTensorType>(type);
-  int64_t bits = tensor.getElementType().getIntOrFloatBitWidth();
-  return tensor.getNumElements() * ((bits + 7) / 8);
-}
-
 /// Ops whose kernels may write their result over an operand of equal size
 /// (the `Loom_InPlace` trait, which the runtime's op table mirrors).
 static bool runsInPlace(Operation *op) {

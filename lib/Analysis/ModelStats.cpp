@@ -43,28 +43,6 @@ static double activeFraction(BlockArgument param) {
   return 1.0;
 }
 
-static double matmulFlops(MatmulOp op) {
-  auto lhs = cast<ShapedType>(op.getLhs().getType());
-  auto result = cast<ShapedType>(op.getResult().getType());
-  int64_t k = op.getTransposeLhs() ? lhs.getDimSize(lhs.getRank() - 2)
-                                   : lhs.getDimSize(lhs.getRank() - 1);
-  return 2.0 * static_cast<double>(result.getNumElements()) * k;
-}
-
-static double groupedMatmulFlops(GroupedMatmulOp op) {
-  auto input = cast<ShapedType>(op.getInput().getType());
-  auto result = cast<ShapedType>(op.getResult().getType());
-  return 2.0 * static_cast<double>(result.getNumElements()) *
-         input.getDimSize(2);
-}
-
-static double attentionFlops(AttentionOp op) {
-  auto q = cast<ShapedType>(op.getQuery().getType());
-  double seq = q.getDimSize(1);
-  // q·kᵀ and p·v, each 2·S·D per query position and head.
-  return 4.0 * static_cast<double>(q.getNumElements()) * seq;
-}
-
 FailureOr<ModelStats> loom::computeModelStats(func::FuncOp func) {
   ModelStats stats;
   double active = 0;
@@ -83,13 +61,7 @@ FailureOr<ModelStats> loom::computeModelStats(func::FuncOp func) {
     return func.emitError("model statistics need an argument marked {")
            << LoomDialect::kInputAttrName << " = \"tokens\"}";
   stats.activeParams = static_cast<int64_t>(active + 0.5);
-  func.walk([&](Operation *op) {
-    if (auto matmul = dyn_cast<MatmulOp>(op))
-      stats.forwardFlops += matmulFlops(matmul);
-    else if (auto grouped = dyn_cast<GroupedMatmulOp>(op))
-      stats.forwardFlops += groupedMatmulFlops(grouped);
-    else if (auto attention = dyn_cast<AttentionOp>(op))
-      stats.forwardFlops += attentionFlops(attention);
-  });
+  func.walk(
+      [&](CostOpInterface op) { stats.forwardFlops += op.getMatmulFlops(); });
   return stats;
 }

@@ -11,6 +11,7 @@
 #ifndef LOOM_ANALYSIS_MEMORYPLAN_H
 #define LOOM_ANALYSIS_MEMORYPLAN_H
 
+#include "loom/Dialect/Loom/IR/OpCost.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "llvm/ADT/DenseMap.h"
 
@@ -31,9 +32,6 @@ struct MemoryPlan {
   int64_t numStorages = 0;
   int64_t numValues = 0;
 };
-
-/// Byte size of a statically shaped tensor type.
-int64_t getTensorBytes(mlir::Type type);
 
 /// Plans `func`'s single block; fails with a diagnostic on values that are
 /// not statically shaped tensors or on control flow. With `reuse` false,

@@ -17,9 +17,9 @@ struct ModelStats {
   int64_t activeParams = 0;
   /// Tokens per step: the element count of the `tokens` input.
   int64_t tokens = 0;
-  /// Forward FLOPs of matmuls (2·M·N·K), grouped matmuls over their expert
-  /// capacity, and attention (4·B·S²·H·D, unmasked as in Megatron's and
-  /// PaLM's accounting) per step.
+  /// Forward model FLOPs per step: the matmul FLOPs of every op's
+  /// CostOpInterface (matmuls, grouped matmuls over their expert capacity,
+  /// attention unmasked), as Megatron's and PaLM's accounting counts them.
   double forwardFlops = 0;
   double getFlopsPerToken() const { return forwardFlops / tokens; }
 };

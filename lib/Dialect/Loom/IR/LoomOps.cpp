@@ -71,10 +71,8 @@ static FailureOr<int64_t> normalizeDim(int64_t dim, int64_t rank,
 }
 
 //===----------------------------------------------------------------------===//
-// Constants and element types
+// Element types
 //===----------------------------------------------------------------------===//
-
-OpFoldResult ConstantOp::fold(FoldAdaptor) { return getValue(); }
 
 LogicalResult ConvertOp::verify() {
   auto in = cast<RankedTensorType>(getInput().getType());
@@ -84,13 +82,6 @@ LogicalResult ConvertOp::verify() {
            << shapeString(out.getShape()) << " differs from input shape "
            << shapeString(in.getShape());
   return success();
-}
-
-OpFoldResult ConvertOp::fold(FoldAdaptor) {
-  // Converting to the same element type changes nothing.
-  if (getInput().getType() == getResult().getType())
-    return getInput();
-  return {};
 }
 
 //===----------------------------------------------------------------------===//

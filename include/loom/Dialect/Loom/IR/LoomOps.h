@@ -5,7 +5,10 @@
 
 #include "loom/Dialect/Loom/IR/LoomAttrs.h"
 #include "loom/Dialect/Loom/IR/LoomDialect.h"
+#include "loom/Dialect/Loom/IR/OpCost.h"
+#include "loom/Dialect/Loom/IR/ShardingRule.h"
 #include "mlir/Bytecode/BytecodeOpInterface.h"
+#include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/BuiltinTypes.h"
 #include "mlir/IR/OpDefinition.h"
@@ -29,5 +32,17 @@ class InPlace : public mlir::OpTrait::TraitBase<ConcreteType, InPlace> {};
 
 #define GET_OP_CLASSES
 #include "loom/Dialect/Loom/IR/LoomOps.h.inc"
+
+namespace loom {
+/// Builds the cotangents of `op`'s operands through its
+/// DifferentiableOpInterface and checks the interface's contract: one entry
+/// per operand, each null or of the operand's type. Emits an error on `op`
+/// and fails when the op has no vector-Jacobian rule, when its rule fails,
+/// or when the rule breaks the contract.
+mlir::LogicalResult
+buildOperandCotangents(mlir::OpBuilder &builder, mlir::Operation *op,
+                       mlir::ValueRange resultCotangents,
+                       llvm::SmallVectorImpl<mlir::Value> &operandCotangents);
+} // namespace loom
 
 #endif // LOOM_DIALECT_LOOM_IR_LOOMOPS_H

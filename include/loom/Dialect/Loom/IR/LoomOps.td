@@ -38,6 +38,21 @@ def Loom_LowersSlice : Loom_Lowers<52> {
 def Loom_LowersConcat : Loom_Lowers<53> { let programDims = ["dim"]; }
 def Loom_LowersReduce : Loom_Lowers<55> { let programDims = ["dims"]; }
 
+/// The cost interface with the methods an op computes itself
+/// (LoomOpCosts.cpp) rather than by the defaults.
+class Loom_Cost<list<string> methods = []>
+    : DeclareOpInterfaceMethods<Loom_CostOpInterface, methods>;
+/// An op that moves data and does no arithmetic.
+def Loom_MovesData : Loom_Cost<["getVectorFlops"]>;
+/// A sharding rule of the op's own (LoomShardingRules.cpp) rather than the
+/// element-wise default.
+def Loom_OwnShardingRule
+    : DeclareOpInterfaceMethods<Loom_ShardingRuleOpInterface,
+                                ["getShardingRule"]>;
+/// A vector-Jacobian rule (LoomVjps.cpp).
+def Loom_Differentiable
+    : DeclareOpInterfaceMethods<Loom_DifferentiableOpInterface>;
+
 class Loom_PureOp<string mnemonic, list<Trait> traits = []>
     : Loom_Op<mnemonic, !listconcat(traits, [Pure])>;
 
@@ -90,7 +105,7 @@ def Loom_ConstantOp : Loom_PureOp<"constant", [ConstantLike,
   let hasFolder = 1;
 }
 
-def Loom_FillOp : Loom_PureOp<"fill", [Loom_Lowers<1>]> {
+def Loom_FillOp : Loom_PureOp<"fill", [Loom_Lowers<1>, Loom_MovesData]> {
   let summary = "a tensor of one repeated value";
   let description = [{
     Every element is `value`, rounded to the result's element type (for an
@@ -105,7 +120,8 @@ def Loom_FillOp : Loom_PureOp<"fill", [Loom_Lowers<1>]> {
   let assemblyFormat = "$value attr-dict `:` type($result)";
 }
 
-def Loom_ConvertOp : Loom_PureOp<"convert", [Loom_Lowers<3>, Loom_InPlace]> {
+def Loom_ConvertOp : Loom_PureOp<"convert", [Loom_Lowers<3>, Loom_InPlace,
+    Loom_MovesData, Loom_ShardingRuleOpInterface]> {
   let summary = "element type conversion";
   let description = [{
     The same shape with another element type: floats round to nearest even,
@@ -127,10 +143,12 @@ def Loom_ConvertOp : Loom_PureOp<"convert", [Loom_Lowers<3>, Loom_InPlace]> {
 // Element-wise
 //===----------------------------------------------------------------------===//
 
-class Loom_BinaryOp<string mnemonic, string math, int opcode>
-    : Loom_PureOp<mnemonic, [AllTypesMatch<["lhs", "rhs", "result"]>,
-                             Loom_LowersElementwise<opcode, mnemonic>,
-                             Loom_InPlace]> {
+class Loom_BinaryOp<string mnemonic, string math, int opcode,
+                    list<Trait> traits = []>
+    : Loom_PureOp<mnemonic, !listconcat(traits, [
+          AllTypesMatch<["lhs", "rhs", "result"]>,
+          Loom_LowersElementwise<opcode, mnemonic>, Loom_InPlace,
+          Loom_CostOpInterface, Loom_ShardingRuleOpInterface])> {
   let summary = "element-wise " # math;
   let description = [{
     Element-wise }] # math # [{ of two tensors of the same shape and type.
@@ -144,9 +162,9 @@ class Loom_BinaryOp<string mnemonic, string math, int opcode>
   let assemblyFormat = "$lhs `,` $rhs attr-dict `:` type($result)";
 }
 
-def Loom_AddOp : Loom_BinaryOp<"add", "sum", 10>;
-def Loom_SubOp : Loom_BinaryOp<"sub", "difference", 11>;
-def Loom_MulOp : Loom_BinaryOp<"mul", "product", 12>;
+def Loom_AddOp : Loom_BinaryOp<"add", "sum", 10, [Loom_Differentiable]>;
+def Loom_SubOp : Loom_BinaryOp<"sub", "difference", 11, [Loom_Differentiable]>;
+def Loom_MulOp : Loom_BinaryOp<"mul", "product", 12, [Loom_Differentiable]>;
 def Loom_DivOp : Loom_BinaryOp<"div", "quotient", 13>;
 
 class Loom_UnaryOp<string mnemonic, list<Trait> traits = []>
@@ -155,7 +173,8 @@ class Loom_UnaryOp<string mnemonic, list<Trait> traits = []>
 }
 
 def Loom_ScaleOp : Loom_UnaryOp<"scale", [Loom_LowersElementwise<14, "scale">,
-                                           Loom_InPlace]> {
+    Loom_InPlace, Loom_CostOpInterface, Loom_ShardingRuleOpInterface,
+    Loom_Differentiable]> {
   let summary = "multiplication by a constant";
   let description = [{
     Multiplies every element by `factor`.
@@ -169,7 +188,8 @@ def Loom_ScaleOp : Loom_UnaryOp<"scale", [Loom_LowersElementwise<14, "scale">,
 }
 
 def Loom_GeluOp : Loom_UnaryOp<"gelu", [Loom_LowersElementwise<15, "gelu">,
-                                         Loom_InPlace]> {
+    Loom_InPlace, Loom_Cost<["getVectorFlops"]>,
+    Loom_ShardingRuleOpInterface]> {
   let summary = "Gaussian error linear unit";
   let description = [{
     `approximate = none` computes 0.5·x·(1 + erf(x/√2)); `tanh` uses the tanh
@@ -185,7 +205,8 @@ def Loom_GeluOp : Loom_UnaryOp<"gelu", [Loom_LowersElementwise<15, "gelu">,
 }
 
 def Loom_SiluOp : Loom_UnaryOp<"silu", [Loom_LowersElementwise<16, "silu">,
-                                         Loom_InPlace]> {
+    Loom_InPlace, Loom_Cost<["getVectorFlops"]>,
+    Loom_ShardingRuleOpInterface]> {
   let summary = "sigmoid linear unit";
   let description = [{
     x · sigmoid(x).
@@ -200,7 +221,8 @@ def Loom_SiluOp : Loom_UnaryOp<"silu", [Loom_LowersElementwise<16, "silu">,
 
 def Loom_SwigluOp : Loom_PureOp<"swiglu", [
     AllTypesMatch<["gate", "up", "result"]>,
-    Loom_LowersElementwise<17, "swiglu">, Loom_InPlace]> {
+    Loom_LowersElementwise<17, "swiglu">, Loom_InPlace,
+    Loom_Cost<["getVectorFlops"]>, Loom_ShardingRuleOpInterface]> {
   let summary = "gated SiLU: silu(gate) · up";
   let description = [{
     The gated feed-forward activation of Llama and Mixtral.
@@ -219,7 +241,8 @@ def Loom_SwigluOp : Loom_PureOp<"swiglu", [
 //===----------------------------------------------------------------------===//
 
 def Loom_RmsNormOp : Loom_PureOp<"rmsnorm", [
-    AllTypesMatch<["input", "result"]>, Loom_Lowers<20>, Loom_InPlace]> {
+    AllTypesMatch<["input", "result"]>, Loom_Lowers<20>, Loom_InPlace,
+    Loom_Cost<["getVectorFlops"]>, Loom_OwnShardingRule]> {
   let summary = "root-mean-square normalization over the last dimension";
   let description = [{
     x / sqrt(mean(x²) + epsilon) · weight, where weight has the size of the
@@ -238,7 +261,8 @@ def Loom_RmsNormOp : Loom_PureOp<"rmsnorm", [
 }
 
 def Loom_LayerNormOp : Loom_PureOp<"layernorm", [
-    AllTypesMatch<["input", "result"]>, Loom_Lowers<21>, Loom_InPlace]> {
+    AllTypesMatch<["input", "result"]>, Loom_Lowers<21>, Loom_InPlace,
+    Loom_Cost<["getVectorFlops"]>, Loom_OwnShardingRule]> {
   let summary = "layer normalization over the last dimension";
   let description = [{
     (x − mean) / sqrt(var + epsilon) · weight (+ bias), with mean and biased
@@ -260,7 +284,8 @@ def Loom_LayerNormOp : Loom_PureOp<"layernorm", [
   let hasVerifier = 1;
 }
 
-def Loom_SoftmaxOp : Loom_UnaryOp<"softmax", [Loom_LowersSoftmax, Loom_InPlace]> {
+def Loom_SoftmaxOp : Loom_UnaryOp<"softmax", [Loom_LowersSoftmax, Loom_InPlace,
+                                              Loom_Cost<["getVectorFlops"]>]> {
   let summary = "softmax along one dimension";
   let description = [{
     Normalized exponentials along `axis` (negative counts from the end).
@@ -274,7 +299,8 @@ def Loom_SoftmaxOp : Loom_UnaryOp<"softmax", [Loom_LowersSoftmax, Loom_InPlace]>
   let hasVerifier = 1;
 }
 
-def Loom_RopeOp : Loom_UnaryOp<"rope", [Loom_LowersRope, Loom_InPlace]> {
+def Loom_RopeOp : Loom_UnaryOp<"rope", [Loom_LowersRope, Loom_InPlace,
+                                        Loom_Cost<["getVectorFlops"]>]> {
   let summary = "rotary position embedding";
   let description = [{
     Rotates pairs (i, i + D/2) of the head dimension of x[batch, seq, heads, D]
@@ -295,7 +321,8 @@ def Loom_RopeOp : Loom_UnaryOp<"rope", [Loom_LowersRope, Loom_InPlace]> {
 // Attention, embedding, loss
 //===----------------------------------------------------------------------===//
 
-def Loom_AttentionOp : Loom_InferredOp<"attention", [Loom_Lowers<30>]> {
+def Loom_AttentionOp : Loom_InferredOp<"attention", [Loom_Lowers<30>,
+    Loom_Cost<["getMatmulFlops", "getVectorFlops"]>]> {
   let summary = "fused self-attention with grouped-query heads";
   let description = [{
     softmax(q·kᵀ·scale, masked causally when `causal`)·v for q[B, S, Hq, D] and
@@ -322,7 +349,8 @@ def Loom_AttentionOp : Loom_InferredOp<"attention", [Loom_Lowers<30>]> {
   }];
 }
 
-def Loom_EmbeddingOp : Loom_InferredOp<"embedding", [Loom_Lowers<32>]> {
+def Loom_EmbeddingOp : Loom_InferredOp<"embedding", [Loom_Lowers<32>,
+    Loom_Cost<["getVectorFlops", "getBytesRead"]>]> {
   let summary = "embedding lookup";
   let description = [{
     Gathers rows of table[V, H] at the integer ids, giving ids' shape × H.
@@ -339,7 +367,8 @@ def Loom_EmbeddingOp : Loom_InferredOp<"embedding", [Loom_Lowers<32>]> {
   }];
 }
 
-def Loom_CrossEntropyOp : Loom_InferredOp<"cross_entropy", [Loom_Lowers<31>]> {
+def Loom_CrossEntropyOp : Loom_InferredOp<"cross_entropy", [Loom_Lowers<31>,
+    Loom_Cost<["getVectorFlops"]>]> {
   let summary = "mean cross-entropy loss over logits and integer targets";
   let description = [{
     The mean over all positions of logsumexp(logits) − logits[target], in f32.
@@ -361,7 +390,8 @@ def Loom_CrossEntropyOp : Loom_InferredOp<"cross_entropy", [Loom_Lowers<31>]> {
 // Matmul
 //===----------------------------------------------------------------------===//
 
-def Loom_MatmulOp : Loom_InferredOp<"matmul", [Loom_Lowers<40>]> {
+def Loom_MatmulOp : Loom_InferredOp<"matmul", [Loom_Lowers<40>,
+    Loom_Cost<["getMatmulFlops", "getVectorFlops"]>, Loom_OwnShardingRule]> {
   let summary = "matrix multiplication with batch dimensions";
   let description = [{
     lhs is [..., M, K] (or [..., K, M] with `transpose_lhs`), rhs is
@@ -381,7 +411,8 @@ def Loom_MatmulOp : Loom_InferredOp<"matmul", [Loom_Lowers<40>]> {
   }];
 }
 
-def Loom_GroupedMatmulOp : Loom_InferredOp<"grouped_matmul", [Loom_Lowers<41>]> {
+def Loom_GroupedMatmulOp : Loom_InferredOp<"grouped_matmul", [Loom_Lowers<41>,
+    Loom_Cost<["getMatmulFlops", "getVectorFlops"]>]> {
   let summary = "one matmul per expert";
   let description = [{
     Expert e multiplies its rows input[e, C, K] by weight[e, K, N] (or
@@ -405,7 +436,9 @@ def Loom_GroupedMatmulOp : Loom_InferredOp<"grouped_matmul", [Loom_Lowers<41>]> 
 // Shape ops
 //===----------------------------------------------------------------------===//
 
-def Loom_ReshapeOp : Loom_PureOp<"reshape", [Loom_Lowers<50>, Loom_InPlace]> {
+def Loom_ReshapeOp : Loom_PureOp<"reshape", [Loom_Lowers<50>, Loom_InPlace,
+    Loom_Cost<["getVectorFlops", "getBytesRead", "getBytesWritten"]>,
+    Loom_OwnShardingRule, Loom_Differentiable]> {
   let summary = "reinterpret a tensor with another shape";
   let description = [{
     The same elements in the same order; the element count and type are kept.
@@ -418,9 +451,11 @@ def Loom_ReshapeOp : Loom_PureOp<"reshape", [Loom_Lowers<50>, Loom_InPlace]> {
   let results = (outs Loom_AnyTensor:$result);
   let assemblyFormat = "$input attr-dict `:` type($input) `->` type($result)";
   let hasVerifier = 1;
+  let hasFolder = 1;
 }
 
-def Loom_TransposeOp : Loom_InferredOp<"transpose", [Loom_Lowers<51>]> {
+def Loom_TransposeOp : Loom_InferredOp<"transpose", [Loom_Lowers<51>,
+    Loom_MovesData, Loom_OwnShardingRule, Loom_Differentiable]> {
   let summary = "permute dimensions";
   let description = [{
     Result dimension i is input dimension permutation[i].
@@ -434,9 +469,11 @@ def Loom_TransposeOp : Loom_InferredOp<"transpose", [Loom_Lowers<51>]> {
   let assemblyFormat = [{
     $input `,` $permutation attr-dict `:` type($input) `->` type($result)
   }];
+  let hasFolder = 1;
 }
 
-def Loom_SliceOp : Loom_InferredOp<"slice", [Loom_LowersSlice]> {
+def Loom_SliceOp : Loom_InferredOp<"slice", [Loom_LowersSlice,
+    Loom_Cost<["getVectorFlops", "getBytesRead"]>]> {
   let summary = "extract a box with unit strides";
   let description = [{
     The elements from `offsets` to `offsets + sizes` in every dimension.
@@ -452,7 +489,8 @@ def Loom_SliceOp : Loom_InferredOp<"slice", [Loom_LowersSlice]> {
   let assemblyFormat = "$input attr-dict `:` type($input) `->` type($result)";
 }
 
-def Loom_ConcatOp : Loom_InferredOp<"concat", [Loom_LowersConcat]> {
+def Loom_ConcatOp : Loom_InferredOp<"concat", [Loom_LowersConcat,
+                                               Loom_MovesData]> {
   let summary = "join tensors along one dimension";
   let description = [{
     All inputs have the same type but for dimension `dim`.
@@ -467,7 +505,8 @@ def Loom_ConcatOp : Loom_InferredOp<"concat", [Loom_LowersConcat]> {
   let assemblyFormat = "$inputs attr-dict `:` type($inputs) `->` type($result)";
 }
 
-def Loom_BroadcastOp : Loom_PureOp<"broadcast", [Loom_Lowers<54>]> {
+def Loom_BroadcastOp : Loom_PureOp<"broadcast", [Loom_Lowers<54>,
+                                                  Loom_MovesData]> {
   let summary = "repeat a tensor along new or unit dimensions";
   let description = [{
     Input dimension i maps to result dimension dims[i] (strictly increasing)
@@ -481,9 +520,11 @@ def Loom_BroadcastOp : Loom_PureOp<"broadcast", [Loom_Lowers<54>]> {
   let results = (outs Loom_AnyTensor:$result);
   let assemblyFormat = "$input `,` $dims attr-dict `:` type($input) `->` type($result)";
   let hasVerifier = 1;
+  let hasFolder = 1;
 }
 
-def Loom_ReduceOp : Loom_InferredOp<"reduce", [Loom_LowersReduce]> {
+def Loom_ReduceOp : Loom_InferredOp<"reduce", [Loom_LowersReduce,
+                                               Loom_Cost<["getVectorFlops"]>]> {
   let summary = "sum, max or mean over dimensions";
   let description = [{
     Reduces `dims`; with `keep_dims` they stay as size 1.
@@ -503,7 +544,8 @@ def Loom_ReduceOp : Loom_InferredOp<"reduce", [Loom_LowersReduce]> {
 // Mixture of experts
 //===----------------------------------------------------------------------===//
 
-def Loom_RouterOp : Loom_InferredOp<"router", [Loom_Lowers<60>]> {
+def Loom_RouterOp : Loom_InferredOp<"router", [Loom_Lowers<60>,
+                                               Loom_Cost<["getVectorFlops"]>]> {
   let summary = "top-k expert selection";
   let description = [{
     For logits[T, E], chooses k experts per token, giving weights[T, k] (the
@@ -525,7 +567,8 @@ def Loom_RouterOp : Loom_InferredOp<"router", [Loom_Lowers<60>]> {
   }];
 }
 
-def Loom_DispatchOp : Loom_InferredOp<"dispatch", [Loom_Lowers<61>]> {
+def Loom_DispatchOp : Loom_InferredOp<"dispatch", [Loom_Lowers<61>,
+                                                   Loom_MovesData]> {
   let summary = "gather tokens into per-expert slots";
   let description = [{
     Places token t's row in a slot of each expert it chose, in token order, up
@@ -546,7 +589,8 @@ def Loom_DispatchOp : Loom_InferredOp<"dispatch", [Loom_Lowers<61>]> {
   }];
 }
 
-def Loom_CombineOp : Loom_InferredOp<"combine", [Loom_Lowers<62>]> {
+def Loom_CombineOp : Loom_InferredOp<"combine", [Loom_Lowers<62>,
+                                                 Loom_Cost<["getVectorFlops"]>]> {
   let summary = "weighted sum of expert outputs back per token";
   let description = [{
     Replays the slot assignment of `loom.dispatch` and sums, for each token,
@@ -572,7 +616,8 @@ def Loom_CombineOp : Loom_InferredOp<"combine", [Loom_Lowers<62>]> {
 // Optimizer
 //===----------------------------------------------------------------------===//
 
-def Loom_AdamWOp : Loom_InferredOp<"adamw", [Loom_Lowers<70>, Loom_InPlace]> {
+def Loom_AdamWOp : Loom_InferredOp<"adamw", [Loom_Lowers<70>, Loom_InPlace,
+                                             Loom_Cost<["getVectorFlops"]>]> {
   let summary = "one AdamW step for one parameter";
   let description = [{
     PyTorch's AdamW at step t ≥ 1 (a scalar integer tensor) with learning

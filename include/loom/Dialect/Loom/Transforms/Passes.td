@@ -32,4 +32,15 @@ def LoomLowerToProgramPass : Pass<"loom-lower-to-program", "mlir::ModuleOp"> {
   let dependentDialects = ["::loom::LoomDialect"];
 }
 
+def LoomPrintShardingRulesPass : Pass<"loom-print-sharding-rules"> {
+  let summary = "Report the sharding rule of every op as a remark";
+  let description = [{
+    A debugging aid and the test of the ops' sharding rules: every op with a
+    `ShardingRuleOpInterface` gets a remark with its rule in Shardy's text
+    form, e.g. `sharding rule: ([i, k], [k, j])->([i, j]) {i=8, j=16, k=32}
+    reduction={k}`. A rule that does not fit its op (a bug in the op's rule)
+    is an error. The IR is not changed.
+  }];
+}
+
 #endif // LOOM_DIALECT_LOOM_TRANSFORMS_PASSES_TD
