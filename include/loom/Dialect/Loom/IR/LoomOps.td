@@ -143,12 +143,22 @@ def Loom_ConvertOp : Loom_PureOp<"convert", [Loom_Lowers<3>, Loom_InPlace,
 // Element-wise
 //===----------------------------------------------------------------------===//
 
+/// What every element-wise op is: the program opcode `opcode` computed by
+/// KernelMath.h's function `mnemonic` one element at a time (so in place),
+/// a pointwise sharding rule, and a cost (by default one FLOP per element;
+/// pass `Loom_Cost<["getVectorFlops"]>` for an op of its own count).
+class Loom_ElementwiseTraits<string mnemonic, int opcode,
+                             list<Trait> cost = [Loom_CostOpInterface]> {
+  list<Trait> traits = !listconcat(cost, [
+      Loom_LowersElementwise<opcode, mnemonic>, Loom_InPlace,
+      Loom_ShardingRuleOpInterface]);
+}
+
 class Loom_BinaryOp<string mnemonic, string math, int opcode,
                     list<Trait> traits = []>
-    : Loom_PureOp<mnemonic, !listconcat(traits, [
-          AllTypesMatch<["lhs", "rhs", "result"]>,
-          Loom_LowersElementwise<opcode, mnemonic>, Loom_InPlace,
-          Loom_CostOpInterface, Loom_ShardingRuleOpInterface])> {
+    : Loom_PureOp<mnemonic, !listconcat(traits,
+          [AllTypesMatch<["lhs", "rhs", "result"]>],
+          Loom_ElementwiseTraits<mnemonic, opcode>.traits)> {
   let summary = "element-wise " # math;
   let description = [{
     Element-wise }] # math # [{ of two tensors of the same shape and type.
@@ -172,9 +182,17 @@ class Loom_UnaryOp<string mnemonic, list<Trait> traits = []>
   let results = (outs Loom_FloatTensor:$result);
 }
 
-def Loom_ScaleOp : Loom_UnaryOp<"scale", [Loom_LowersElementwise<14, "scale">,
-    Loom_InPlace, Loom_CostOpInterface, Loom_ShardingRuleOpInterface,
-    Loom_Differentiable]> {
+/// A one-operand element-wise op: `%y = loom.<mnemonic> %x : tensor<...>`.
+class Loom_ElementwiseUnaryOp<string mnemonic, int opcode,
+                              list<Trait> traits = [],
+                              list<Trait> cost = [Loom_CostOpInterface]>
+    : Loom_UnaryOp<mnemonic, !listconcat(traits,
+          Loom_ElementwiseTraits<mnemonic, opcode, cost>.traits)> {
+  let arguments = (ins Loom_FloatTensor:$input);
+  let assemblyFormat = "$input attr-dict `:` type($result)";
+}
+
+def Loom_ScaleOp : Loom_ElementwiseUnaryOp<"scale", 14, [Loom_Differentiable]> {
   let summary = "multiplication by a constant";
   let description = [{
     Multiplies every element by `factor`.
@@ -187,9 +205,8 @@ def Loom_ScaleOp : Loom_UnaryOp<"scale", [Loom_LowersElementwise<14, "scale">,
   let assemblyFormat = "$input `,` $factor attr-dict `:` type($result)";
 }
 
-def Loom_GeluOp : Loom_UnaryOp<"gelu", [Loom_LowersElementwise<15, "gelu">,
-    Loom_InPlace, Loom_Cost<["getVectorFlops"]>,
-    Loom_ShardingRuleOpInterface]> {
+def Loom_GeluOp : Loom_ElementwiseUnaryOp<"gelu", 15, [],
+                                          [Loom_Cost<["getVectorFlops"]>]> {
   let summary = "Gaussian error linear unit";
   let description = [{
     `approximate = none` computes 0.5·x·(1 + erf(x/√2)); `tanh` uses the tanh
@@ -204,9 +221,8 @@ def Loom_GeluOp : Loom_UnaryOp<"gelu", [Loom_LowersElementwise<15, "gelu">,
   let assemblyFormat = "$input (`approximate` $approximate^)? attr-dict `:` type($result)";
 }
 
-def Loom_SiluOp : Loom_UnaryOp<"silu", [Loom_LowersElementwise<16, "silu">,
-    Loom_InPlace, Loom_Cost<["getVectorFlops"]>,
-    Loom_ShardingRuleOpInterface]> {
+def Loom_SiluOp : Loom_ElementwiseUnaryOp<"silu", 16, [],
+                                          [Loom_Cost<["getVectorFlops"]>]> {
   let summary = "sigmoid linear unit";
   let description = [{
     x · sigmoid(x).
@@ -215,14 +231,11 @@ def Loom_SiluOp : Loom_UnaryOp<"silu", [Loom_LowersElementwise<16, "silu">,
     %y = loom.silu %x : tensor<4x8xf32>
     ```
   }];
-  let arguments = (ins Loom_FloatTensor:$input);
-  let assemblyFormat = "$input attr-dict `:` type($result)";
 }
 
-def Loom_SwigluOp : Loom_PureOp<"swiglu", [
-    AllTypesMatch<["gate", "up", "result"]>,
-    Loom_LowersElementwise<17, "swiglu">, Loom_InPlace,
-    Loom_Cost<["getVectorFlops"]>, Loom_ShardingRuleOpInterface]> {
+def Loom_SwigluOp : Loom_PureOp<"swiglu", !listconcat(
+    [AllTypesMatch<["gate", "up", "result"]>],
+    Loom_ElementwiseTraits<"swiglu", 17, [Loom_Cost<["getVectorFlops"]>]>.traits)> {
   let summary = "gated SiLU: silu(gate) · up";
   let description = [{
     The gated feed-forward activation of Llama and Mixtral.
