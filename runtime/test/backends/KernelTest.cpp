@@ -142,6 +142,15 @@ TEST(Kernels, ScaleAndActivations) {
              {0.7310585786300049}, 1e-6);
 }
 
+TEST(Kernels, Neg) {
+  auto x = tensorF32({4}, {-2.5f, 0.0f, 1.0f, 3.25f});
+  expectNear(runOp(Opcode::Neg, {x}, {{DType::F32, {4}}})[0],
+             {2.5, 0.0, -1.0, -3.25}, 0);
+  auto h = x.convert(DType::BF16);
+  expectNear(runOp(Opcode::Neg, {h}, {{DType::BF16, {4}}})[0],
+             {2.5, 0.0, -1.0, -3.25}, 0);
+}
+
 TEST(Kernels, Swiglu) {
   auto g = randomF32({4, 3}, 3), u = randomF32({4, 3}, 4);
   auto gv = g.toF32(), uv = u.toF32();

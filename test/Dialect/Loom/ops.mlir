@@ -28,6 +28,8 @@ func.func @elementwise(%x: tensor<2x8xf32>, %y: tensor<2x8xf32>, %h: tensor<2x8x
   %6 = loom.gelu %5 approximate tanh : tensor<2x8xf32>
   // CHECK: loom.silu %{{.*}} : tensor<2x8xf32>
   %7 = loom.silu %6 : tensor<2x8xf32>
+  // CHECK: loom.neg %{{.*}} : tensor<2x8xf32>
+  %n = loom.neg %7 : tensor<2x8xf32>
   // CHECK: loom.swiglu %{{.*}}, %{{.*}} : tensor<2x8xbf16>
   %8 = loom.swiglu %h, %h : tensor<2x8xbf16>
   // CHECK: loom.softmax %{{.*}} {axis = 0 : i64} : tensor<2x8xf32>

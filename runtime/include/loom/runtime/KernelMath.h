@@ -218,6 +218,7 @@ LOOM_HD inline float gelu(float x, const KernelAttrs &a) {
   return tanhForm ? geluTanh(x) : geluErf(x);
 }
 LOOM_HD inline float silu(float x, const KernelAttrs &) { return silu(x); }
+LOOM_HD inline float neg(float x, const KernelAttrs &) { return -x; }
 
 //===----------------------------------------------------------------------===//
 // Rows: normalization, softmax, loss

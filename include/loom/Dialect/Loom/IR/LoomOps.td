@@ -233,6 +233,17 @@ def Loom_SiluOp : Loom_ElementwiseUnaryOp<"silu", 16, [],
   }];
 }
 
+def Loom_NegOp : Loom_ElementwiseUnaryOp<"neg", 18> {
+  let summary = "element-wise negation: −x";
+  let description = [{
+    The negation of every element.
+
+    ```mlir
+    %y = loom.neg %x : tensor<4x8xf32>
+    ```
+  }];
+}
+
 def Loom_SwigluOp : Loom_PureOp<"swiglu", !listconcat(
     [AllTypesMatch<["gate", "up", "result"]>],
     Loom_ElementwiseTraits<"swiglu", 17, [Loom_Cost<["getVectorFlops"]>]>.traits)> {
