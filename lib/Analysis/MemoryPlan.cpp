@@ -14,6 +14,7 @@
 
 #include "loom/Analysis/MemoryPlan.h"
 #include "loom/Dialect/Loom/IR/LoomOps.h"
+#include "loom/Dialect/Loom/IR/LoomTypes.h"
 
 #include "llvm/ADT/EquivalenceClasses.h"
 #include "llvm/Support/MathExtras.h"
@@ -52,11 +53,10 @@ FailureOr<MemoryPlan> loom::planMemory(func::FuncOp func, bool reuse) {
   SmallVector<Value> values;
   DenseMap<Value, int64_t> position; // defining instruction; -1 for arguments
   auto addValue = [&](Value v, int64_t pos) -> LogicalResult {
-    auto type = dyn_cast<RankedTensorType>(v.getType());
-    if (!type || !type.hasStaticShape())
-      return emitError(v.getLoc(), "memory planning needs statically shaped "
-                                   "tensors, got ")
-             << v.getType();
+    if (failed(verifyProgramTensorType(v.getType(), [&] {
+          return emitError(v.getLoc(), "memory planning ");
+        })))
+      return failure();
     values.push_back(v);
     position[v] = pos;
     return success();

@@ -313,12 +313,14 @@ FailureOr<std::vector<uint8_t>> ProgramEmitter::emit() {
         return failure();
       continue;
     }
+    // An op without results (send) has no bytes of its own to place.
     auto offsets =
         op.getAttrOfType<DenseI64ArrayAttr>(LoomDialect::kOffsetsAttrName);
-    if (!offsets)
+    if (!offsets && op.getNumResults() != 0)
       return op.emitOpError("has no 'loom.offsets'; run "
                             "-loom-lower-to-program first");
-    if (failed(emitOp(&op, offsets.asArrayRef())))
+    if (failed(
+            emitOp(&op, offsets ? offsets.asArrayRef() : ArrayRef<int64_t>())))
       return failure();
   }
 

@@ -7,6 +7,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "loom/runtime/Program.h"
+#include "loom/runtime/TensorLimits.h"
 #include "loom/runtime/program_generated.h"
 
 #include "ProgramLoader.h"
@@ -159,8 +160,8 @@ std::string str(const flatbuffers::String *s) {
 
 /// Bytes and element counts stay far below overflow: dims <= 2^40 and
 /// products <= 2^50 are checked before multiplying further.
-constexpr int64_t kMaxDim = int64_t(1) << 40;
-constexpr int64_t kMaxElems = int64_t(1) << 50;
+constexpr int64_t kMaxDim = kMaxTensorDim;
+constexpr int64_t kMaxElems = kMaxTensorElements;
 /// Bounds of rank-dependent terms: |value| stays below 2^40 + 8 * 2^54.
 constexpr int64_t kMaxCoeff = int64_t(1) << 30;
 
