@@ -8,6 +8,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "loom/Dialect/Loom/IR/LoomOps.h"
+#include "loom/runtime/Mesh.h"
 
 #include "llvm/ADT/SmallSet.h"
 
@@ -24,11 +25,12 @@ MeshOp CollectiveOpInterface::getMeshOp(SymbolTableCollection *tables) {
 }
 
 int64_t CollectiveOpInterface::getGroupSize(MeshAttr mesh) {
-  int64_t size = 1;
+  SmallVector<int64_t> sizes;
   for (Attribute axis : getAxes())
     if (auto index = mesh.getAxisIndex(cast<StringAttr>(axis).getValue()))
-      size *= mesh.getAxisSizes()[*index];
-  return size;
+      sizes.push_back(mesh.getAxisSizes()[*index]);
+  // The mesh's own rank count bounds the product (its verifier checked it).
+  return runtime::checkedMeshSize(sizes.data(), sizes.size());
 }
 
 /// Checks what needs no mesh: at least one axis, none twice.
