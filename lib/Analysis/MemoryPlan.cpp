@@ -8,7 +8,13 @@
 //    for the whole program.
 // 3. Placement: classes in order of decreasing size (ties by first
 //    definition) take the lowest aligned offset that overlaps no placed class
-//    with an intersecting lifetime.
+//    with an intersecting lifetime. Arguments come first, one after the
+//    other; the others above them.
+//
+// Every step is near-linear in the number of values (graphs of a million
+// ops): lifetimes and classes in one pass, the classes a placement must avoid
+// found through an index of placed lifetimes (TimeIndex), the lower bound by
+// a sweep, and the replay check through a map of who last wrote each byte.
 //
 //===----------------------------------------------------------------------===//
 
@@ -18,6 +24,8 @@
 
 #include "llvm/ADT/EquivalenceClasses.h"
 #include "llvm/Support/MathExtras.h"
+
+#include <map>
 
 using namespace mlir;
 using namespace loom;
@@ -41,6 +49,52 @@ struct Storage {
   int64_t end = 0;     // index of the last use
   bool pinned = false; // an argument: alone for the whole program
   int64_t offset = -1;
+};
+
+/// The placed storages, found by lifetime: those whose lifetime [start, end]
+/// intersects a query's are the ones alive at its start (a segment tree over
+/// time, each lifetime stored at O(log T) nodes) plus the ones starting
+/// within it (ordered by start). Both queries cost O(log T) plus what they
+/// report.
+class TimeIndex {
+public:
+  /// Times run from `first` to `last` inclusive.
+  TimeIndex(int64_t first, int64_t last) : first(first) {
+    size_t n = static_cast<size_t>(last - first + 1);
+    leaves = llvm::PowerOf2Ceil(std::max<size_t>(n, 1));
+    nodes.resize(2 * leaves);
+  }
+
+  void insert(unsigned id, int64_t start, int64_t end) {
+    size_t lo = static_cast<size_t>(start - first) + leaves;
+    size_t hi = static_cast<size_t>(end - first) + leaves + 1;
+    for (; lo < hi; lo >>= 1, hi >>= 1) {
+      if (lo & 1)
+        nodes[lo++].push_back(id);
+      if (hi & 1)
+        nodes[--hi].push_back(id);
+    }
+    byStart.emplace(start, id);
+  }
+
+  /// Calls `fn(id)` once for every inserted lifetime intersecting
+  /// [start, end].
+  template <typename Fn>
+  void forEachOverlapping(int64_t start, int64_t end, Fn fn) const {
+    for (size_t i = static_cast<size_t>(start - first) + leaves; i >= 1;
+         i >>= 1)
+      for (unsigned id : nodes[i])
+        fn(id);
+    for (auto it = byStart.upper_bound(start), e = byStart.upper_bound(end);
+         it != e; ++it)
+      fn(it->second);
+  }
+
+private:
+  int64_t first;
+  size_t leaves;
+  std::vector<std::vector<unsigned>> nodes;
+  std::multimap<int64_t, unsigned> byStart;
 };
 } // namespace
 
@@ -87,30 +141,29 @@ FailureOr<MemoryPlan> loom::planMemory(func::FuncOp func, bool reuse) {
   int64_t endOfProgram = ops.size();
 
   // Storage classes, built in program order so that "dies here" is known.
+  // Per leader: the last use over the members, and whether an argument is
+  // among them (an argument's bytes are never written over).
   llvm::EquivalenceClasses<Value> classes;
-  DenseMap<Value, int64_t> classEnd; // by leader: last use over members
-  auto isArgument = [](Value v) { return isa<BlockArgument>(v); };
+  DenseMap<Value, int64_t> classEnd;
+  DenseMap<Value, bool> classHasArgument;
   auto endOf = [&](Value v) {
     auto it = lastUse.find(v);
     return it == lastUse.end() ? position[v]
                                : std::min(it->second, endOfProgram);
   };
-  auto classHasArgument = [&](Value leader) {
-    for (auto it = classes.findLeader(leader); it != classes.member_end(); ++it)
-      if (isArgument(*it))
-        return true;
-    return false;
-  };
   for (Value v : values) {
     classes.insert(v);
     classEnd[v] = endOf(v);
+    classHasArgument[v] = isa<BlockArgument>(v);
   }
   auto join = [&](Value member, Value into) {
     Value a = classes.getLeaderValue(into), b = classes.getLeaderValue(member);
     int64_t end = std::max(classEnd[a], classEnd[b]);
+    bool hasArgument = classHasArgument[a] || classHasArgument[b];
     classes.unionSets(a, b);
     Value leader = classes.getLeaderValue(a);
     classEnd[leader] = end;
+    classHasArgument[leader] = hasArgument;
   };
   for (auto [index, op] : llvm::enumerate(ops)) {
     if (!reuse)
@@ -131,7 +184,7 @@ FailureOr<MemoryPlan> loom::planMemory(func::FuncOp func, bool reuse) {
       if (getTensorBytes(operand.getType()) !=
               getTensorBytes(result.getType()) ||
           classEnd[leader] != static_cast<int64_t>(index) ||
-          classHasArgument(leader))
+          classHasArgument[leader])
         continue;
       join(result, operand);
       break;
@@ -161,52 +214,58 @@ FailureOr<MemoryPlan> loom::planMemory(func::FuncOp func, bool reuse) {
     }
   }
 
-  // Placement.
+  // Placement. Pinned storages (and, without reuse, all of them) overlap
+  // every other in time: they stack one after the other. The others take
+  // the lowest aligned offset above them that no placed storage alive at
+  // the same time covers.
+  auto alwaysLive = [&](const Storage &s) { return s.pinned || !reuse; };
   SmallVector<unsigned> order(storages.size());
   for (unsigned i = 0; i < order.size(); ++i)
     order[i] = i;
-  auto lifetime = [&](const Storage &s) {
-    return s.pinned || !reuse
-               ? std::pair<int64_t, int64_t>{-1, endOfProgram + 1}
-               : std::pair<int64_t, int64_t>{s.start, s.end};
-  };
   llvm::stable_sort(order, [&](unsigned a, unsigned b) {
     if (storages[a].pinned != storages[b].pinned)
       return storages[a].pinned;
     return storages[a].bytes > storages[b].bytes;
   });
-  SmallVector<unsigned> placed;
+  int64_t stackTop = 0;
+  TimeIndex placed(-1, endOfProgram);
+  SmallVector<std::pair<int64_t, int64_t>> busy;
   for (unsigned i : order) {
     Storage &s = storages[i];
-    auto [start, end] = lifetime(s);
-    SmallVector<std::pair<int64_t, int64_t>> busy;
-    for (unsigned j : placed) {
-      auto [otherStart, otherEnd] = lifetime(storages[j]);
-      if (otherStart <= end && start <= otherEnd)
+    if (alwaysLive(s)) {
+      s.offset = llvm::alignTo(stackTop, kArenaAlignment);
+      stackTop = s.offset + s.bytes;
+    } else {
+      busy.clear();
+      placed.forEachOverlapping(s.start, s.end, [&](unsigned j) {
         busy.push_back(
             {storages[j].offset, storages[j].offset + storages[j].bytes});
+      });
+      llvm::sort(busy);
+      int64_t offset = llvm::alignTo(stackTop, kArenaAlignment);
+      for (auto [busyStart, busyEnd] : busy) {
+        if (offset + s.bytes <= busyStart)
+          break;
+        offset =
+            std::max<int64_t>(offset, llvm::alignTo(busyEnd, kArenaAlignment));
+      }
+      s.offset = offset;
+      placed.insert(i, s.start, s.end);
     }
-    llvm::sort(busy);
-    int64_t offset = 0;
-    for (auto [busyStart, busyEnd] : busy) {
-      if (offset + s.bytes <= busyStart)
-        break;
-      offset =
-          std::max<int64_t>(offset, llvm::alignTo(busyEnd, kArenaAlignment));
-    }
-    s.offset = offset;
-    placed.push_back(i);
-    plan.arenaSize = std::max(plan.arenaSize, offset + s.bytes);
+    plan.arenaSize = std::max(plan.arenaSize, s.offset + s.bytes);
   }
 
-  // The lower bound: the most bytes live at once.
-  for (int64_t t = -1; t <= endOfProgram; ++t) {
-    int64_t live = 0;
-    for (const Storage &s : storages) {
-      auto [start, end] = lifetime(s);
-      if (start <= t && t <= end)
-        live += s.bytes;
-    }
+  // The lower bound: the most bytes live at once, by a sweep over time.
+  std::vector<int64_t> delta(static_cast<size_t>(endOfProgram) + 3, 0);
+  for (const Storage &s : storages) {
+    int64_t start = alwaysLive(s) ? -1 : s.start;
+    int64_t end = alwaysLive(s) ? endOfProgram : s.end;
+    delta[static_cast<size_t>(start + 1)] += s.bytes;
+    delta[static_cast<size_t>(end + 2)] -= s.bytes;
+  }
+  int64_t live = 0;
+  for (size_t t = 0; t + 1 < delta.size(); ++t) {
+    live += delta[t];
     plan.liveLowerBound = std::max(plan.liveLowerBound, live);
   }
 
@@ -219,55 +278,100 @@ FailureOr<MemoryPlan> loom::planMemory(func::FuncOp func, bool reuse) {
 
 LogicalResult loom::checkMemoryPlan(func::FuncOp func, const MemoryPlan &plan) {
   Block &block = func.getBody().front();
-  // The value whose data a value's bytes hold: reshapes are views.
-  auto origin = [](Value v) {
+  // The value whose data a value's bytes hold: a reshape planned at its
+  // input's offset is a view of it (a plan without reuse copies instead).
+  auto origin = [&](Value v) {
     while (auto reshape = v.getDefiningOp<ReshapeOp>()) {
-      if (inConstants(reshape.getInput()))
+      Value input = reshape.getInput();
+      if (inConstants(input) ||
+          plan.offsets.lookup(input) != plan.offsets.lookup(v))
         break;
-      v = reshape.getInput();
+      v = input;
     }
     return v;
   };
-  struct Write {
-    int64_t begin, end;
-  };
-  SmallVector<SmallVector<Write, 2>> writes; // per instruction
-  DenseMap<Operation *, int64_t> indexOf;
   auto range = [&](Value v) {
     int64_t begin = plan.offsets.lookup(v);
-    return Write{begin, begin + getTensorBytes(v.getType())};
+    return std::pair<int64_t, int64_t>{begin,
+                                       begin + getTensorBytes(v.getType())};
   };
-  auto check = [&](Operation *reader, Value v, int64_t now) -> LogicalResult {
+
+  // Who holds each arena byte now: disjoint segments [begin, end) by begin,
+  // each with the value whose data it holds and the instruction that wrote
+  // it (-1: an argument, set before the program runs).
+  struct Segment {
+    int64_t end;
+    Value owner;
+    int64_t writer;
+  };
+  std::map<int64_t, Segment> holders;
+  auto write = [&](int64_t begin, int64_t end, Value owner, int64_t writer) {
+    if (begin >= end)
+      return;
+    // Cut the segments that stick out of [begin, end), drop those inside.
+    auto it = holders.upper_bound(begin);
+    if (it != holders.begin()) {
+      auto prev = std::prev(it);
+      if (prev->second.end > begin) {
+        Segment tail = prev->second;
+        prev->second.end = begin;
+        if (tail.end > end)
+          holders[end] = tail;
+      }
+    }
+    for (it = holders.lower_bound(begin);
+         it != holders.end() && it->first < end;) {
+      if (it->second.end > end)
+        holders[end] = it->second;
+      it = holders.erase(it);
+    }
+    holders[begin] = Segment{end, owner, writer};
+  };
+  auto check = [&](Operation *reader, Value v) -> LogicalResult {
     if (inConstants(v))
       return success();
     Value source = origin(v);
-    int64_t from = 0;
-    if (Operation *def = source.getDefiningOp())
-      from = indexOf[def] + 1;
-    Write bytes = range(v);
-    for (int64_t t = from; t < now; ++t)
-      for (const Write &w : writes[t])
-        if (w.begin < bytes.end && bytes.begin < w.end)
-          return reader->emitError("memory plan error: an operand's bytes [")
-                 << bytes.begin << ", " << bytes.end
-                 << ") were overwritten by instruction " << t
-                 << " before this read";
+    auto [begin, end] = range(v);
+    int64_t covered = begin;
+    auto it = holders.upper_bound(begin);
+    if (it != holders.begin())
+      --it;
+    for (; it != holders.end() && it->first < end; ++it) {
+      if (it->second.end <= begin)
+        continue;
+      if (it->first > covered)
+        break; // bytes nobody wrote
+      if (it->second.owner != source)
+        return reader->emitError("memory plan error: an operand's bytes [")
+               << begin << ", " << end << ") were overwritten by instruction "
+               << it->second.writer << " before this read";
+      covered = it->second.end;
+    }
+    if (covered < end)
+      return reader->emitError("memory plan error: an operand's bytes [")
+             << begin << ", " << end << ") were never written before this read";
     return success();
   };
+
+  for (BlockArgument arg : block.getArguments()) {
+    auto [begin, end] = range(arg);
+    write(begin, end, arg, -1);
+  }
   int64_t index = 0;
   for (Operation &op : block) {
     for (Value operand : op.getOperands())
-      if (failed(check(&op, operand, index)))
+      if (failed(check(&op, operand)))
         return failure();
     if (isa<func::ReturnOp>(op))
       break;
-    indexOf[&op] = index++;
-    writes.emplace_back();
+    int64_t writer = index++;
     if ((isa<ReshapeOp>(op) && origin(op.getResult(0)) != op.getResult(0)) ||
         isa<ConstantOp>(op))
       continue;
-    for (Value result : op.getResults())
-      writes.back().push_back(range(result));
+    for (Value result : op.getResults()) {
+      auto [begin, end] = range(result);
+      write(begin, end, result, writer);
+    }
   }
   return success();
 }

@@ -46,3 +46,16 @@ func.func @overlap(%x: tensor<4x4xf32>, %y: tensor<4x4xf32>) -> tensor<4x4xf32> 
   %2 = loom.add %0, %1 : tensor<4x4xf32>
   return %2 : tensor<4x4xf32>
 }
+
+// -----
+
+// An argument or a constant returned as it is becomes a copy: a program
+// output is a buffer an instruction writes.
+// CHECK-LABEL: func @identity
+// CHECK: %[[X:.+]] = loom.convert %arg0 {loom.offsets = array<i64: {{[0-9]+}}>} : tensor<4xf32> -> tensor<4xf32>
+// CHECK: %[[C:.+]] = loom.convert %{{.+}} {loom.offsets
+// CHECK: return %[[X]], %[[C]]
+func.func @identity(%x: tensor<4xf32> {loom.input = "x"}) -> (tensor<4xf32>, tensor<2xf32>) {
+  %c = loom.constant dense<[1.0, 2.0]> : tensor<2xf32>
+  return %x, %c : tensor<4xf32>, tensor<2xf32>
+}

@@ -24,6 +24,7 @@ struct LoomLowerToProgramPass
     for (auto func : getOperation().getOps<func::FuncOp>()) {
       if (func.isExternal())
         continue;
+      materializeOutputs(func);
       FailureOr<MemoryPlan> plan = planMemory(func, reuse);
       if (failed(plan) || failed(checkMemoryPlan(func, *plan)))
         return signalPassFailure();
@@ -34,6 +35,20 @@ struct LoomLowerToProgramPass
             << " bytes, live lower bound " << plan->liveLowerBound << " bytes, "
             << plan->numValues << " tensors in " << plan->numStorages
             << " storages";
+    }
+  }
+
+  /// A program output is a buffer an instruction writes: a function that
+  /// returns an argument or a constant as it is (canonicalization can make
+  /// it do so) returns a copy of it instead (a conversion to its own type).
+  static void materializeOutputs(func::FuncOp func) {
+    Operation *terminator = func.getBody().front().getTerminator();
+    OpBuilder b(terminator);
+    for (OpOperand &operand : terminator->getOpOperands()) {
+      Value v = operand.get();
+      if (!isa<BlockArgument>(v) && !v.getDefiningOp<ConstantOp>())
+        continue;
+      operand.set(b.create<ConvertOp>(terminator->getLoc(), v.getType(), v));
     }
   }
 

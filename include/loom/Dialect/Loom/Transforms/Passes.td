@@ -13,7 +13,9 @@ def LoomLowerToProgramPass : Pass<"loom-lower-to-program", "mlir::ModuleOp"> {
     on ops, `loom.arena_size` on the function). Tensors whose lifetimes do not
     overlap share bytes, element-wise results are written in place over an
     operand that dies there, and reshapes are views. Arguments keep their
-    bytes for the whole program. `loom-translate --loom-to-program` then
+    bytes for the whole program. A returned argument or constant is first
+    copied (`loom.convert` to its own type), since a program's outputs are
+    buffers an instruction writes. `loom-translate --loom-to-program` then
     writes the binary program.
 
     The plan is checked by replaying the function: no op may overwrite bytes
