@@ -979,3 +979,23 @@ func.func @constant_type() {
   %c = "loom.constant"() {value = dense<1.0> : tensor<2xf32>} : () -> tensor<3xf32>
   return
 }
+
+// -----
+
+// Tensors stay within the sizes a program can hold, so that shape and byte
+// arithmetic cannot overflow.
+func.func @huge_tensor(%x: tensor<4294967296x4294967296xf32>) {
+  // expected-error @+1 {{operand #0 'tensor<4294967296x4294967296xf32>' exceeds the sizes a program can hold (dimensions up to 2^40, at most 2^50 elements)}}
+  %0 = loom.silu %x : tensor<4294967296x4294967296xf32>
+  return
+}
+
+// -----
+
+// Gathering over a large group cannot overflow the gathered dimension.
+loom.mesh @m <a = 1048576, b = 2>
+func.func @all_gather_overflow(%x: tensor<2097152xf32>) {
+  // expected-error @+1 {{gather_dim 0 of size 2097152 times the group size 2097152 exceeds the largest dimension a program holds (2^40)}}
+  %0 = loom.all_gather %x {mesh = @m, axes = ["a", "b"], gather_dim = 0 : i64} : tensor<2097152xf32> -> tensor<8xf32>
+  return
+}

@@ -9,6 +9,7 @@
 
 #include "loom/Dialect/Loom/IR/LoomOps.h"
 #include "loom/runtime/Mesh.h"
+#include "loom/runtime/TensorLimits.h"
 
 #include "llvm/ADT/SmallSet.h"
 
@@ -130,9 +131,23 @@ LogicalResult AllGatherOp::verify() {
   return success();
 }
 
+/// Checks that `size` times the group size `n` stays a valid dimension
+/// (the product cannot overflow, and a program could hold it).
+static LogicalResult verifyGrownDim(Operation *op, StringRef what, int64_t dim,
+                                    int64_t size, int64_t n) {
+  if (size <= runtime::kMaxTensorDim / n)
+    return success();
+  return op->emitOpError()
+         << what << " " << dim << " of size " << size
+         << " times the group size " << n
+         << " exceeds the largest dimension a program holds (2^40)";
+}
+
 LogicalResult AllGatherOp::verifyGroupShapes(int64_t n) {
   auto in = tensorType(getInput()), out = tensorType(getResult());
   int64_t dim = getGatherDim();
+  if (failed(verifyGrownDim(*this, "gather_dim", dim, in.getDimSize(dim), n)))
+    return failure();
   if (out.getDimSize(dim) != in.getDimSize(dim) * n)
     return emitOpError("gather_dim ")
            << dim << " must grow from " << in.getDimSize(dim) << " to "
@@ -184,6 +199,9 @@ LogicalResult AllToAllOp::verifyGroupShapes(int64_t n) {
     return emitOpError("split_dim ")
            << split << " of size " << in.getDimSize(split)
            << " does not divide by the group size " << n;
+  if (failed(verifyGrownDim(*this, "concat_dim", concat, in.getDimSize(concat),
+                            n)))
+    return failure();
   SmallVector<int64_t> expected(in.getShape());
   expected[split] /= n;
   expected[concat] *= n;

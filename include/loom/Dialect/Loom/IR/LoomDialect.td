@@ -60,8 +60,15 @@ def Loom_Dialect : Dialect {
   }];
 }
 
+/// Every tensor an op takes or makes stays within the sizes a program can
+/// hold (loom/runtime/TensorLimits.h: dimensions up to 2^40, 2^50
+/// elements), so that shape and byte arithmetic cannot overflow.
+def Loom_BoundedTensors : NativeOpTrait<"BoundedTensors"> {
+  let cppNamespace = "::loom::OpTrait";
+}
+
 class Loom_Op<string mnemonic, list<Trait> traits = []>
-    : Op<Loom_Dialect, mnemonic, traits>;
+    : Op<Loom_Dialect, mnemonic, !listconcat(traits, [Loom_BoundedTensors])>;
 
 class Loom_Attr<string name, string attrMnemonic, list<Trait> traits = []>
     : AttrDef<Loom_Dialect, name, traits> {

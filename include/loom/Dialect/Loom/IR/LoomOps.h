@@ -24,6 +24,22 @@ class MeshOp;
 #include "loom/Dialect/Loom/IR/LoomInterfaces.h.inc"
 
 namespace loom::OpTrait {
+namespace detail {
+/// Checks every statically shaped tensor operand and result of `op`
+/// against loom/runtime/TensorLimits.h.
+mlir::LogicalResult verifyBoundedTensors(mlir::Operation *op);
+} // namespace detail
+
+/// `Loom_BoundedTensors`: shapes small enough for overflow-free arithmetic.
+template <typename ConcreteType>
+class BoundedTensors
+    : public mlir::OpTrait::TraitBase<ConcreteType, BoundedTensors> {
+public:
+  static mlir::LogicalResult verifyTrait(mlir::Operation *op) {
+    return detail::verifyBoundedTensors(op);
+  }
+};
+
 /// A result may be written over an operand of the same size
 /// (`Loom_InPlace` in LoomProgram.td): the memory plan asks this trait.
 template <typename ConcreteType>
