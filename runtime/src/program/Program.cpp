@@ -407,6 +407,14 @@ std::shared_ptr<const Program> ProgramLoader::load(const void *data,
           Binding B{b->name()->str(), b->buffer()};
           if (B.name.empty())
             fail(std::string(which) + " binding with an empty name");
+          // Runners read and write `<name>.npy`: a name is a file name,
+          // never a path.
+          if (B.name == "." || B.name == ".." ||
+              B.name.find_first_of(std::string("/\\\0", 3)) !=
+                  std::string::npos)
+            fail(std::string(which) + " '" + B.name +
+                 "' must not be '.', '..' or contain '/', '\\' or NUL: it "
+                 "names a file");
           for (const Binding &o : out)
             if (o.name == B.name)
               fail(std::string(which) + " '" + B.name + "' is bound twice");

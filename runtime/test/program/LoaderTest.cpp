@@ -250,6 +250,17 @@ TEST(Loader, RejectsBadCommunicators) {
   EXPECT_NE(loadError(d).find("gelu is not a collective"), std::string::npos);
 }
 
+TEST(Loader, BindingNamesAreFileNames) {
+  for (const char *bad : {"../../x", "..", "a/b", "a\\b"}) {
+    auto b = smallProgram();
+    b.outputs[0].first = bad;
+    EXPECT_NE(loadError(b).find("output '" + std::string(bad) +
+                                "' must not be '.', '..' or contain"),
+              std::string::npos)
+        << bad;
+  }
+}
+
 TEST(Loader, MeshesSpanTheSameRanks) {
   auto b = smallProgram();
   b.moreMeshes = {{"experts", {{"ep", 2}}}};

@@ -999,3 +999,19 @@ func.func @all_gather_overflow(%x: tensor<2097152xf32>) {
   %0 = loom.all_gather %x {mesh = @m, axes = ["a", "b"], gather_dim = 0 : i64} : tensor<2097152xf32> -> tensor<8xf32>
   return
 }
+
+// -----
+
+// Output names are file names, never paths.
+// expected-error @+1 {{result #0 'loom.output' '../../x' must not be '.', '..' or contain '/', '\' or NUL: it names a file}}
+func.func @output_path(%x: tensor<4xf32>) -> (tensor<4xf32> {loom.output = "../../x"}) {
+  return %x : tensor<4xf32>
+}
+
+// -----
+
+// So are parameter names.
+// expected-error @+1 {{argument #0 'loom.param' '..' must not be '.', '..' or contain '/', '\' or NUL: it names a file}}
+func.func @param_path(%x: tensor<4xf32> {loom.param = ".."}) {
+  return
+}

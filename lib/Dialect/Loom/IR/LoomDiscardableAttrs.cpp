@@ -45,6 +45,14 @@ LogicalResult checkName(const Subject &s) {
   auto name = dyn_cast<StringAttr>(s.value);
   if (!name || name.getValue().empty())
     return s.emitError() << "must be a non-empty string naming the value";
+  // Tools read and write `<name>.npy` in a directory: a name is one file
+  // name, never a path.
+  StringRef text = name.getValue();
+  if (text == "." || text == ".." || text.contains('/') ||
+      text.contains('\\') || text.contains('\0'))
+    return s.emitError() << "'" << text
+                         << "' must not be '.', '..' or contain '/', '\\' "
+                            "or NUL: it names a file";
   return success();
 }
 
