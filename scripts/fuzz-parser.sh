@@ -28,7 +28,9 @@ if [ ! -d "$corpus" ]; then
 fi
 dict=$(mktemp)
 trap 'rm -f "$dict"' EXIT
-for word in loom. func.func tensor '#loom.mesh<' '#loom.sharding<' unreduced \
+for word in loom. func.func tensor 'loom.mesh @' 'mesh = @' '#loom.sharding<@' \
+    '#loom.phase<' loom.layer loom.phase loom.constant loom.fill loom.convert \
+    unreduced \
     matmul attention rmsnorm layernorm router dispatch combine grouped_matmul \
     all_gather all_reduce reduce_scatter all_to_all collective_permute \
     transpose_rhs causal top_k capacity num_experts gather_dim scatter_dim \

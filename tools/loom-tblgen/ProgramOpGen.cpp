@@ -243,8 +243,10 @@ static bool genOpDefs(const RecordKeeper &records, raw_ostream &os) {
   os << commented(kDoNotEdit, "// ") << "\n";
   for (const ProgramOp &op : ops)
     if (!op.irCppClass.empty())
+      // No leading "::": `uint16_t ::loom::AddOp::f()` reads as a member of
+      // uint16_t.
       os << formatv("uint16_t {0}::getProgramOpcode() {{ return {1}; }\n",
-                    op.irCppClass, op.opcode);
+                    StringRef(op.irCppClass).ltrim(':'), op.opcode);
   return false;
 }
 
