@@ -2,8 +2,10 @@
 
 #include "loom/Models/ModelConfigKeys.h"
 
+#include "loom/runtime/ParseNumber.h"
 #include "llvm/ADT/STLExtras.h"
 
+#include <cfloat>
 #include <cmath>
 #include <sstream>
 
@@ -14,7 +16,19 @@ namespace {
 
 using Problem = std::optional<std::string>;
 
+/// Every integer key fits in 32 bits: token ids are i32, which bounds the
+/// vocabulary, and a size beyond is no model anyone trains. The products of
+/// sizes (tensor elements, parameter counts) are bounded where a graph is
+/// built (loom-models checks them with 64-bit overflow checks).
+constexpr int64_t kMaxSize = INT32_MAX;
+
+/// A capacity factor of experts/topk already gives every expert room for
+/// all tokens; the bound keeps tokens × factor far inside 64 bits.
+constexpr double kMaxCapacityFactor = 16384;
+
 Problem integerProblem(int64_t value, int64_t minimum) {
+  if (value > kMaxSize)
+    return runtime::rangeProblem(minimum, kMaxSize, std::to_string(value));
   if (value >= minimum)
     return std::nullopt;
   std::string rule =
@@ -22,7 +36,7 @@ Problem integerProblem(int64_t value, int64_t minimum) {
   return "must be " + rule + ", got " + std::to_string(value);
 }
 
-/// An integer key stored in `Field`, valid from `Minimum` up.
+/// An integer key stored in `Field`, valid in [Minimum, kMaxSize].
 template <int64_t ModelConfig::*Field, int64_t Minimum>
 Problem checkInteger(const ModelConfig &config) {
   return integerProblem(config.*Field, Minimum);
@@ -30,30 +44,39 @@ Problem checkInteger(const ModelConfig &config) {
 
 template <int64_t ModelConfig::*Field, int64_t Minimum>
 Problem parseInteger(ModelConfig &config, StringRef text) {
-  int64_t value;
-  if (text.getAsInteger(10, value))
-    return "needs an integer, got '" + text.str() + "'";
-  if (Problem problem = integerProblem(value, Minimum))
+  int64_t value, below;
+  if (Problem problem =
+          runtime::parseInteger(text.str(), Minimum, kMaxSize, value)) {
+    // Below the minimum, say it as check() does ("must be positive").
+    if (!runtime::parseInteger(text.str(), INT64_MIN, Minimum - 1, below))
+      return integerProblem(below, Minimum);
     return problem;
+  }
   config.*Field = value;
   return std::nullopt;
 }
 
 Problem checkCapacityFactor(const ModelConfig &config) {
   // Also rejects NaN and infinity, which no capacity can be computed from.
-  if (std::isfinite(config.capacityFactor) && config.capacityFactor >= 0)
-    return std::nullopt;
+  double factor = config.capacityFactor;
   std::ostringstream value;
-  value << config.capacityFactor;
+  value << factor;
+  if (std::isfinite(factor) && factor > kMaxCapacityFactor)
+    return runtime::rangeProblem(0.0, kMaxCapacityFactor, value.str());
+  if (std::isfinite(factor) && factor >= 0)
+    return std::nullopt;
   return "must be a number >= 0, got " + value.str();
 }
 
 Problem parseCapacityFactor(ModelConfig &config, StringRef text) {
-  double value;
-  if (text.getAsDouble(value) || !std::isfinite(value) || value < 0)
-    return "needs a number >= 0, got '" + text.str() + "'";
-  config.capacityFactor = value;
-  return std::nullopt;
+  double value, large;
+  if (!runtime::parseReal(text.str(), 0, kMaxCapacityFactor, value)) {
+    config.capacityFactor = value;
+    return std::nullopt;
+  }
+  if (!runtime::parseReal(text.str(), 0, DBL_MAX, large))
+    return runtime::rangeProblem(0.0, kMaxCapacityFactor, text.str());
+  return "needs a number >= 0, got '" + text.str() + "'";
 }
 
 Problem dtypeProblem(StringRef dtype) {
@@ -96,8 +119,8 @@ llvm::ArrayRef<ModelConfigKey> loom::getModelConfigKeys() {
       integerKey<&C::seq, 1>("seq", "sequence length"),
       integerKey<&C::batch, 1>("batch", "sequences per step"),
       integerKey<&C::experts, 0>("experts", "experts per MoE layer (0: dense)"),
-      integerKey<&C::topK, 0>("topk", "experts per token (0 with experts: "
-                                      "min(2, experts))"),
+      integerKey<&C::topK, 0>("topk", "experts per token (not given with "
+                                      "experts: min(2, experts))"),
       {"capacity_factor", "F", "expert capacity factor (0: dropless)",
        parseCapacityFactor, checkCapacityFactor},
       {"dtype", "f32|bf16|f16", "element type", parseDType, checkDType},
@@ -125,11 +148,20 @@ loom::setModelConfigKey(ModelConfig &config, StringRef name, StringRef text) {
 std::optional<std::string> loom::applyModelConfigSettings(
     ModelConfig &config,
     llvm::ArrayRef<std::pair<std::string, std::string>> settings) {
-  for (const auto &[name, text] : settings)
+  bool topkGiven = false;
+  for (const auto &[name, text] : settings) {
     if (std::optional<std::string> error =
             setModelConfigKey(config, name, text))
       return error;
-  if (config.isMoE() && config.topK == 0)
+    topkGiven |= name == "topk";
+  }
+  // Only a topk nobody gave takes the default; one that was given is
+  // honoured or refused (validateModelConfig names topk 0 of an MoE model).
+  if (config.isMoE() && config.topK == 0 && !topkGiven)
     config.topK = std::min<int64_t>(2, config.experts);
+  if (!config.isMoE() && config.topK != 0 && topkGiven)
+    return "topk (" + std::to_string(config.topK) +
+           ") routes tokens to experts, but the model has none (experts is "
+           "0)";
   return std::nullopt;
 }

@@ -6,6 +6,8 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "ModelSize.h"
+
 #include "loom/Analysis/ModelStats.h"
 #include "loom/Dialect/Loom/IR/LoomDialect.h"
 #include "loom/Models/ModelConfigKeys.h"
@@ -27,7 +29,9 @@ using namespace llvm;
 using namespace loom;
 
 // LLVM's own command-line library reserves `--stats`, so this small tool
-// parses its flags itself.
+// parses its flags itself; their values go through the configuration keys,
+// which parse numbers with the runtime's one number parser
+// (loom/runtime/ParseNumber.h) and state each key's range.
 
 /// The flag that sets configuration key `key`: kv_heads is --kv-heads.
 static std::string flagFor(StringRef key) {
@@ -152,6 +156,9 @@ int main(int argc, char **argv) {
     return fail(options.model + ": " + *error);
   if (std::optional<std::string> error = validateModelConfig(*config))
     return fail(options.model + ": " + *error);
+  std::string tooLarge;
+  if (!estimateModelSize(*config, tooLarge))
+    return fail(options.model + ": " + tooLarge);
 
   mlir::MLIRContext context;
   mlir::OwningOpRef<mlir::ModuleOp> module =

@@ -2,7 +2,7 @@
 //
 //   loom-run MODEL.mlir|PROGRAM.loom [--nproc N] [--comm local|gloo]
 //            [--inputs DIR] [--outputs DIR] [--seed S] [--steps K]
-//            [--trace FILE] [--timeout SECONDS]
+//            [--trace FILE] [--deadline SECONDS] [--timeout SECONDS]
 //
 // With --nproc N, loom-run starts the N ranks itself, as torchrun does: as
 // threads of this process (--comm local) or as N processes over Gloo
@@ -21,10 +21,14 @@
 #include "loom/Driver/CompileProgram.h"
 #include "loom/runtime/Program.h"
 #include "loom/runtime/launch/Launcher.h"
+#include "loom/runtime/launch/Watchdog.h"
 
+#include <csignal>
 #include <cstdlib>
 #include <iomanip>
 #include <iostream>
+#include <optional>
+#include <sstream>
 
 using namespace loom;
 using namespace loom::runtime;
@@ -44,8 +48,26 @@ std::shared_ptr<const Program> loadOrCompile(const std::string &path) {
   return Program::load(bytes.data(), bytes.size());
 }
 
+/// "seeded from --seed 0: w1, w2" for inputs that no file gave.
+void printSeeded(const RankResult &result, const LaunchOptions &launch) {
+  const std::vector<std::string> &names = result.seededInputs;
+  if (names.empty())
+    return;
+  std::cout << (launch.inputsDir.empty()
+                    ? "inputs seeded from --seed "
+                    : "inputs not in --inputs, seeded from --seed ")
+            << launch.seed << ":";
+  constexpr size_t kShown = 12;
+  for (size_t i = 0; i < names.size() && i < kShown; ++i)
+    std::cout << (i ? ", " : " ") << names[i];
+  if (names.size() > kShown)
+    std::cout << " and " << names.size() - kShown << " more";
+  std::cout << "\n";
+}
+
 /// "loss = 4.85203" for scalar outputs, then the run's figures.
-void printSummary(const RankResult &result) {
+void printSummary(const RankResult &result, const LaunchOptions &launch) {
+  printSeeded(result, launch);
   for (const auto &[name, value] : result.scalars)
     std::cout << name << " = " << std::setprecision(9) << value << "\n";
   std::cout << "ran " << result.program->instructions().size()
@@ -54,6 +76,12 @@ void printSummary(const RankResult &result) {
             << std::setprecision(3) << result.elapsedMs << " ms; arena planned "
             << result.plannedPeakBytes << " bytes, executed peak "
             << result.executedPeakBytes << " bytes\n";
+}
+
+std::string seconds(std::chrono::milliseconds duration) {
+  std::ostringstream os;
+  os << duration.count() / 1000.0;
+  return os.str();
 }
 
 } // namespace
@@ -72,25 +100,39 @@ int main(int argc, char **argv) {
   }
   LaunchOptions &launch = options.launch;
   if (!options.quiet)
-    launch.onRankDone = [](const RankResult &result) {
+    launch.onRankDone = [&launch](const RankResult &result) {
       if (result.rank == 0)
-        printSummary(result);
+        printSummary(result, launch);
     };
+  std::string timeoutMessage = "loom-run: error: the job exceeded --timeout (" +
+                               seconds(launch.timeout) +
+                               " s); ending all ranks\n";
   try {
-    // Spawned ranks run this same command; spawn before compiling, which
-    // each of them does.
     if (needsSpawn(launch)) {
-      spawnProcesses(launch, std::vector<std::string>(argv, argv + argc));
+      // The program is compiled and checked against the job before any
+      // rank starts; each rank then compiles it again (and the ranks
+      // check at rendezvous that they all got the same bytes).
+      spawnProcesses(launch, *loadOrCompile(options.modelPath),
+                     std::vector<std::string>(argv, argv + argc));
       return 0;
     }
+    // A spawned rank is ended by its launcher; every other run of this
+    // process ends itself.
+    std::optional<ProcessWatchdog> watchdog;
+    if (!isSpawnedRank())
+      watchdog.emplace(launch.timeout, timeoutMessage);
     runHere(launch, loadOrCompile(options.modelPath));
     return 0;
   } catch (const LaunchError &e) {
     if (e.timedOut())
-      std::cerr << "loom-run: error: the job exceeded --timeout ("
-                << launch.timeout.count() << " s); ending all ranks\n";
+      std::cerr << timeoutMessage;
     for (const std::string &failure : e.failures())
       std::cerr << "loom-run: error: " << failure << "\n";
+    if (e.signal()) {
+      // Die of the signal that stopped the launch, as its caller expects.
+      std::signal(e.signal(), SIG_DFL);
+      std::raise(e.signal());
+    }
     return 1;
   } catch (const std::exception &e) {
     // In a launched job, say which rank could not even start its run.

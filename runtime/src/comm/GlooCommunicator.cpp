@@ -351,10 +351,15 @@ private:
       rctx->connectFullMesh(store, device_);
     } catch (const std::exception &e) {
       std::string missing;
-      for (int q = 0; q < n_; ++q)
-        if (q != r_ &&
-            !storeHasKeys(*store_, {keyPrefix_ + "/" + std::to_string(q)}))
-          missing += " " + rankName(q);
+      try {
+        for (int q = 0; q < n_; ++q)
+          if (q != r_ &&
+              !storeHasKeys(*store_, {keyPrefix_ + "/" + std::to_string(q)},
+                            grace_))
+            missing += " " + rankName(q);
+      } catch (const std::exception &storeError) {
+        missing = " (unknown: " + cleanMessage(storeError.what()) + ")";
+      }
       failure_ = "connecting: " + cleanMessage(e.what());
       throw CommError(
           "GlooCommunicator: connecting " + rankName(r_) + " of group " +
@@ -506,6 +511,9 @@ GlooOptions loom::runtime::glooOptionsFromLaunch(const LaunchInfo &launch,
     o.iface = iface;
   if (o.iface.empty() && isLoopback(launch.masterAddr))
     o.hostname = "127.0.0.1";
+  // Jobs that reach the same store keep to their own keys.
+  if (!launch.jobId.empty())
+    o.prefix += "/" + launch.jobId;
   o.store = makeLaunchStore(launch, deadline);
   return o;
 }

@@ -3,8 +3,11 @@
 #include "loom/runtime/comm/LaunchEnv.h"
 
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <stdexcept>
+#include <tuple>
+#include <vector>
 
 using namespace loom::runtime;
 
@@ -49,7 +52,60 @@ const char *lookup(const std::function<const char *(const char *)> &getenvFn,
   return v && *v ? v : nullptr;
 }
 
+/// The job id and the variable it came from, first source that is set.
+std::pair<std::string, std::string>
+findJobId(const std::function<const char *(const char *)> &getenvFn) {
+  for (const char *var : {kJobIdVar, "TORCHELASTIC_RUN_ID"})
+    if (const char *v = lookup(getenvFn, var))
+      return {v, var};
+  if (const char *job = lookup(getenvFn, "SLURM_JOB_ID")) {
+    const char *step = lookup(getenvFn, "SLURM_STEP_ID");
+    return {std::string(job) + "." + (step ? step : "0"),
+            "SLURM_JOB_ID.SLURM_STEP_ID"};
+  }
+  if (const char *v = lookup(getenvFn, "PMIX_NAMESPACE"))
+    return {v, "PMIX_NAMESPACE"};
+  return {"", ""};
+}
+
 } // namespace
+
+void loom::runtime::checkJobId(const std::string &id,
+                               const std::string &source) {
+  bool ok = id.size() <= 128;
+  for (char c : id)
+    ok = ok && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                (c >= '0' && c <= '9') ||
+                std::string("._@:+-").find(c) != std::string::npos);
+  if (!ok)
+    throw std::runtime_error("launch environment: " + source + "='" + id +
+                             "' is not a job id (letters, digits and ._@:+- "
+                             "only, at most 128)");
+}
+
+namespace {
+
+std::string randomHex(size_t bytes) {
+  std::vector<unsigned char> raw(bytes);
+  FILE *f = std::fopen("/dev/urandom", "rb");
+  bool ok = f && std::fread(raw.data(), 1, bytes, f) == bytes;
+  if (f)
+    std::fclose(f);
+  if (!ok)
+    throw std::runtime_error("cannot read /dev/urandom for a job id");
+  static const char digits[] = "0123456789abcdef";
+  std::string hex;
+  for (unsigned char b : raw) {
+    hex += digits[b >> 4];
+    hex += digits[b & 15];
+  }
+  return hex;
+}
+
+} // namespace
+
+std::string loom::runtime::newJobId() { return randomHex(8); }
+std::string loom::runtime::newJobToken() { return randomHex(16); }
 
 bool loom::runtime::launchEnvironmentPresent(
     const std::function<const char *(const char *)> &getenvFn) {
@@ -94,6 +150,12 @@ LaunchInfo loom::runtime::detectLaunch(
             std::string("launch environment: MASTER_PORT=") + v +
             " is not a TCP port");
     }
+    std::tie(info.jobId, info.jobIdSource) = findJobId(getenvFn);
+    checkJobId(info.jobId, info.jobIdSource);
+    if (const char *v = get(kJobTokenVar))
+      info.jobToken = v;
+    if (const char *v = get(kLauncherStoreVar))
+      info.launcherServesStore = std::string(v) == "1";
     return info;
   }
   throw std::runtime_error(

@@ -400,6 +400,8 @@ NcclOptions loom::runtime::ncclOptionsFromEnvironment(milliseconds deadline) {
   o.rank = launch.rank;
   o.size = launch.worldSize;
   o.deadline = deadline;
+  if (!launch.jobId.empty())
+    o.prefix += "/" + launch.jobId;
   o.store = makeLaunchStore(launch, deadline);
   return o;
 }

@@ -4,6 +4,7 @@
 
 #include "loom/runtime/Npy.h"
 #include "loom/runtime/SeededInputs.h"
+#include "loom/runtime/launch/JobFiles.h"
 
 #include <cerrno>
 #include <chrono>
@@ -50,13 +51,21 @@ int64_t loom::runtime::meshRankFor(const Program &program, int rank,
   return rank;
 }
 
-void loom::runtime::bindInputs(Executor &exec, const LaunchOptions &options,
-                               int rank) {
+std::vector<std::string> loom::runtime::bindInputs(Executor &exec,
+                                                   const LaunchOptions &options,
+                                                   int rank) {
   const Program &program = exec.program();
+  std::vector<std::string> seeded;
   for (const Binding &binding : program.inputs()) {
     const BufferInfo &buffer = program.buffers()[binding.buffer];
     std::string file;
     if (!options.inputsDir.empty()) {
+      // A name like "../x" would read a file outside the directory.
+      if (std::string problem = fileNameProblem(binding.name); !problem.empty())
+        throw std::runtime_error(
+            "the program's input '" + binding.name +
+            "' cannot name a file in --inputs: " + problem);
+      // Unlike outputs, rank 0 may have its own directory too.
       std::string own = options.inputsDir + "/rank" + std::to_string(rank) +
                         "/" + binding.name + ".npy";
       std::string shared = options.inputsDir + "/" + binding.name + ".npy";
@@ -64,6 +73,7 @@ void loom::runtime::bindInputs(Executor &exec, const LaunchOptions &options,
     }
     if (file.empty()) {
       exec.setInput(binding.name, seededInput(program, buffer, options.seed));
+      seeded.push_back(binding.name);
       continue;
     }
     HostTensor tensor = readNpy(file);
@@ -73,20 +83,31 @@ void loom::runtime::bindInputs(Executor &exec, const LaunchOptions &options,
                                " but the program needs " + buffer.typeStr());
     exec.setInput(binding.name, tensor);
   }
+  return seeded;
 }
 
 void loom::runtime::writeOutputs(const Executor &exec,
                                  const LaunchOptions &options, int rank) {
   if (options.outputsDir.empty())
     return;
-  std::string dir = options.outputsDir;
-  makeDirectory(dir);
-  if (rank != 0) {
-    dir += "/rank" + std::to_string(rank);
-    makeDirectory(dir);
-  }
+  // Checked here too, where the file is written: whoever calls this, an
+  // output named "../../x" must not land outside the directory.
   for (const Binding &binding : exec.program().outputs())
-    writeNpy(dir + "/" + binding.name + ".npy", exec.getOutput(binding.name));
+    if (std::string problem = fileNameProblem(binding.name); !problem.empty())
+      throw std::runtime_error("the program's output '" + binding.name +
+                               "' cannot name a file in --outputs: " + problem);
+  makeDirectory(options.outputsDir);
+  if (rank != 0)
+    makeDirectory(options.outputsDir + "/rank" + std::to_string(rank));
+  for (const Binding &binding : exec.program().outputs()) {
+    try {
+      writeNpy(rankFile(options.outputsDir, rank, binding.name),
+               exec.getOutput(binding.name));
+    } catch (const std::exception &e) {
+      throw std::runtime_error("cannot write output '" + binding.name +
+                               "': " + e.what());
+    }
+  }
 }
 
 RankResult loom::runtime::runRank(const LaunchOptions &options,
@@ -98,8 +119,10 @@ RankResult loom::runtime::runRank(const LaunchOptions &options,
   execOptions.communicators = std::move(communicators);
   execOptions.trace = !options.tracePath.empty();
   execOptions.backend = options.backend;
+  if (!options.inputsDir.empty())
+    checkInputs(*program, options.inputsDir, worldSize);
   Executor exec(program, execOptions);
-  bindInputs(exec, options, rank);
+  std::vector<std::string> seeded = bindInputs(exec, options, rank);
 
   auto start = std::chrono::steady_clock::now();
   for (int step = 0; step < options.steps; ++step)
@@ -112,6 +135,7 @@ RankResult loom::runtime::runRank(const LaunchOptions &options,
   result.worldSize = worldSize;
   result.program = program;
   result.steps = options.steps;
+  result.seededInputs = std::move(seeded);
   result.elapsedMs = std::chrono::duration<double, std::milli>(elapsed).count();
   result.plannedPeakBytes = exec.plannedPeakBytes();
   result.executedPeakBytes = exec.executedPeakBytes();

@@ -5,6 +5,7 @@
 #include "loom/runtime/AtomicFile.h"
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iomanip>
 #include <sstream>
@@ -80,16 +81,22 @@ void loom::runtime::writeTrace(const std::string &path,
   writeFileAtomically(path, renderTrace(results, complete));
 }
 
-std::string loom::runtime::rankTracePartPath(const std::string &path,
-                                             int rank) {
-  return path + ".rank" + std::to_string(rank);
+static std::string partsDir(const std::string &path, const std::string &jobId) {
+  return path + ".parts" + (jobId.empty() ? "" : "." + jobId);
 }
 
-void loom::runtime::mergeRankTraces(const std::string &path, int nproc) {
+std::string loom::runtime::rankTracePartPath(const std::string &path,
+                                             const std::string &jobId,
+                                             int rank) {
+  return partsDir(path, jobId) + "/rank" + std::to_string(rank);
+}
+
+void loom::runtime::mergeRankTraces(const std::string &path,
+                                    const std::string &jobId, int nproc) {
   std::ostringstream os;
   os << traceHeader;
   for (int rank = 0; rank < nproc; ++rank) {
-    std::string part = rankTracePartPath(path, rank);
+    std::string part = partsDir(path, jobId) + "/rank" + std::to_string(rank);
     std::ifstream in(part, std::ios::binary);
     if (!in)
       throw std::runtime_error("rank " + std::to_string(rank) +
@@ -101,6 +108,11 @@ void loom::runtime::mergeRankTraces(const std::string &path, int nproc) {
   os << traceFooter;
   writeFileAtomically(path, os.str());
   // Parts go only once the whole trace is safe, so a failed merge loses none.
-  for (int rank = 0; rank < nproc; ++rank)
-    std::remove(rankTracePartPath(path, rank).c_str());
+  removeRankTraces(path, jobId);
+}
+
+void loom::runtime::removeRankTraces(const std::string &path,
+                                     const std::string &jobId) {
+  std::error_code ignored;
+  std::filesystem::remove_all(partsDir(path, jobId), ignored);
 }

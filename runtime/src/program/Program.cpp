@@ -524,6 +524,11 @@ std::shared_ptr<const Program> ProgramLoader::load(const void *data,
   if (P.minor_ < kFormatMinor)
     upgrade(P);
   verifyInstructions(P);
+  // FNV-1a: ranks compare it at rendezvous; it need not resist an attacker.
+  uint64_t hash = 14695981039346656037ull;
+  for (const uint8_t *b = bytes.get(), *end = b + size; b != end; ++b)
+    hash = (hash ^ *b) * 1099511628211ull;
+  P.contentHash_ = hash;
   return prog;
 }
 

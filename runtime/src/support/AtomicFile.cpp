@@ -11,7 +11,8 @@
 
 namespace loom::runtime {
 
-void writeFileAtomically(const std::string &path, const std::string &bytes) {
+std::string writeTemporaryBeside(const std::string &path,
+                                 const std::string &bytes) {
   auto fail = [&](const std::string &msg) {
     throw std::runtime_error(path + ": " + msg);
   };
@@ -29,7 +30,7 @@ void writeFileAtomically(const std::string &path, const std::string &bytes) {
     if (w < 0 && errno == EINTR)
       continue;
     if (w <= 0) {
-      int e = errno;
+      int e = w < 0 ? errno : ENOSPC;
       ::close(fd);
       ::unlink(name.data());
       fail(std::string("write failed: ") + std::strerror(e));
@@ -45,10 +46,16 @@ void writeFileAtomically(const std::string &path, const std::string &bytes) {
     ::unlink(name.data());
     fail(std::string("cannot flush: ") + std::strerror(errno));
   }
-  if (std::rename(name.data(), path.c_str()) != 0) {
+  return name.data();
+}
+
+void writeFileAtomically(const std::string &path, const std::string &bytes) {
+  std::string tmp = writeTemporaryBeside(path, bytes);
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
     int e = errno;
-    ::unlink(name.data());
-    fail(std::string("cannot rename into place: ") + std::strerror(e));
+    ::unlink(tmp.c_str());
+    throw std::runtime_error(path +
+                             ": cannot rename into place: " + std::strerror(e));
   }
 }
 

@@ -106,3 +106,47 @@ TEST(LaunchEnv, PresentWhenAnyRankOrSizeIsSet) {
   // A half-set launch is present, so that detectLaunch can report it.
   EXPECT_TRUE(launchEnvironmentPresent(lookupIn({{"WORLD_SIZE", "2"}})));
 }
+
+TEST(LaunchEnv, TheJobIdComesFromTheFirstSourceSet) {
+  std::map<std::string, std::string> env = {{"RANK", "0"},
+                                            {"WORLD_SIZE", "2"},
+                                            {"PMIX_NAMESPACE", "prte-vm-1@1"},
+                                            {"SLURM_JOB_ID", "77"},
+                                            {"SLURM_STEP_ID", "3"},
+                                            {"TORCHELASTIC_RUN_ID", "rdzv"},
+                                            {"LOOM_JOB_ID", "mine"},
+                                            {"LOOM_JOB_TOKEN", "s3cret"},
+                                            {"LOOM_LAUNCHER_STORE", "1"}};
+  LaunchInfo l = detectFrom(env);
+  EXPECT_EQ(l.jobId, "mine");
+  EXPECT_EQ(l.jobIdSource, "LOOM_JOB_ID");
+  EXPECT_EQ(l.jobToken, "s3cret");
+  EXPECT_TRUE(l.launcherServesStore);
+  for (auto [var, id] :
+       {std::pair<const char *, const char *>{"LOOM_JOB_ID", "rdzv"},
+        {"TORCHELASTIC_RUN_ID", "77.3"},
+        {"SLURM_JOB_ID", "prte-vm-1@1"},
+        {"PMIX_NAMESPACE", ""}}) {
+    env.erase(var);
+    EXPECT_EQ(detectFrom(env).jobId, id) << "without " << var;
+  }
+  EXPECT_FALSE(
+      detectFrom({{"RANK", "0"}, {"WORLD_SIZE", "1"}}).launcherServesStore);
+}
+
+TEST(LaunchEnv, AJobIdIsPlainText) {
+  for (const char *id : {"a b", "../x", "job\n"}) {
+    try {
+      detectFrom({{"RANK", "0"}, {"WORLD_SIZE", "1"}, {"LOOM_JOB_ID", id}});
+      ADD_FAILURE() << "accepted job id '" << id << "'";
+    } catch (const std::runtime_error &e) {
+      EXPECT_EQ(std::string(e.what()),
+                "launch environment: LOOM_JOB_ID='" + std::string(id) +
+                    "' is not a job id (letters, digits and ._@:+- only, at "
+                    "most 128)");
+    }
+  }
+  EXPECT_EQ(newJobId().size(), 16u);
+  EXPECT_EQ(newJobToken().size(), 32u);
+  EXPECT_NE(newJobToken(), newJobToken());
+}

@@ -36,6 +36,7 @@ TEST(Launcher, ThreadsReportEveryFailedRank) {
   LaunchOptions options;
   options.nproc = 2;
   options.inputsDir = dir / "in";
+  options.outputsDir = dir / "out";
   options.deadline = 10s;
   options.tracePath = dir / "trace.json";
   try {
@@ -51,7 +52,25 @@ TEST(Launcher, ThreadsReportEveryFailedRank) {
         << e.what();
     EXPECT_FALSE(e.timedOut());
   }
+  // Rank 0 finished its steps, but a failed job writes nothing at all.
   EXPECT_FALSE(std::filesystem::exists(options.tracePath));
+  EXPECT_FALSE(std::filesystem::exists(options.outputsDir));
+  EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir.path()),
+                          std::filesystem::directory_iterator()),
+            1); // in/
+}
+
+TEST(Launcher, NoStepRunsForAJobThatCannotWriteItsOutputs) {
+  TempDir dir;
+  LaunchOptions options;
+  options.nproc = 2;
+  options.outputsDir = dir / "missing/out";
+  bool ran = false;
+  options.onRankDone = [&](const RankResult &) { ran = true; };
+  EXPECT_THROW(runLocalThreads(options, allReduceSum(2)), std::runtime_error);
+  options.nproc = 0;
+  EXPECT_THROW(runHere(options, allReduceSum(1)), std::runtime_error);
+  EXPECT_FALSE(ran);
 }
 
 TEST(Launcher, WithoutALaunchOneRankRuns) {
@@ -97,7 +116,7 @@ TEST(Launcher, GlooRankWritesItsTracePart) {
   options.deadline = 10s;
   options.tracePath = dir / "trace.json";
   RankResult result = runGlooRank(options, allReduceSum(1), soloLaunch());
-  EXPECT_EQ(readFile(rankTracePartPath(options.tracePath, 0)),
+  EXPECT_EQ(readFile(options.tracePath + ".parts/rank0"),
             renderTrace({result}, /*complete=*/false));
   EXPECT_FALSE(std::filesystem::exists(options.tracePath));
 }

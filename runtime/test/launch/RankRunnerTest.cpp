@@ -82,6 +82,7 @@ TEST(RankRunner, MissingInputsAreSeeded) {
     std::vector<float> expected = seededInput(*program, x, seed).toF32();
     RankResult result = runRank(options, program, 0, 1, nullptr);
     EXPECT_FLOAT_EQ(result.scalars[0].second, expected[0] + expected[1]);
+    EXPECT_EQ(result.seededInputs, std::vector<std::string>{"x"});
   }
 }
 

@@ -66,29 +66,31 @@ TEST(Trace, MergedPartsEqualTheWholeTrace) {
   std::string path = dir / "trace.json";
   std::vector<RankResult> results = {traced(0, quotedLocation()),
                                      traced(1, quotedLocation())};
+  std::filesystem::create_directory(path + ".parts.j");
   for (const RankResult &result : results)
-    writeTrace(rankTracePartPath(path, result.rank), {result},
+    writeTrace(rankTracePartPath(path, "j", result.rank), {result},
                /*complete=*/false);
-  mergeRankTraces(path, 2);
+  mergeRankTraces(path, "j", 2);
   EXPECT_EQ(readFile(path), renderTrace(results, /*complete=*/true));
-  EXPECT_FALSE(std::filesystem::exists(rankTracePartPath(path, 0)));
-  EXPECT_FALSE(std::filesystem::exists(rankTracePartPath(path, 1)));
+  // The parts and their directory are gone.
+  EXPECT_FALSE(std::filesystem::exists(path + ".parts.j"));
 }
 
 TEST(Trace, MergeNamesTheRankWithoutAPart) {
   TempDir dir;
   std::string path = dir / "trace.json";
-  writeTrace(rankTracePartPath(path, 0), {traced(0, quotedLocation())},
+  std::filesystem::create_directory(path + ".parts.j");
+  writeTrace(rankTracePartPath(path, "j", 0), {traced(0, quotedLocation())},
              /*complete=*/false);
   try {
-    mergeRankTraces(path, 2);
+    mergeRankTraces(path, "j", 2);
     FAIL() << "merged a trace with a missing part";
   } catch (const std::runtime_error &e) {
     EXPECT_EQ(std::string(e.what()), "rank 1 wrote no trace part '" +
-                                         rankTracePartPath(path, 1) + "'");
+                                         rankTracePartPath(path, "j", 1) + "'");
   }
   // Nothing is lost: rank 0's part stays, no trace is written.
-  EXPECT_TRUE(std::filesystem::exists(rankTracePartPath(path, 0)));
+  EXPECT_TRUE(std::filesystem::exists(rankTracePartPath(path, "j", 0)));
   EXPECT_FALSE(std::filesystem::exists(path));
 }
 

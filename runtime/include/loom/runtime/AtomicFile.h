@@ -13,6 +13,13 @@ namespace loom::runtime {
 /// Throws std::runtime_error "PATH: reason"; the temporary is removed.
 void writeFileAtomically(const std::string &path, const std::string &bytes);
 
+/// The first half of writeFileAtomically: writes `bytes` to a new temporary
+/// file beside `path` (PATH.tmp.XXXXXX), flushed to disk, and returns its
+/// name; renaming it over `path` is the caller's (e.g. once a whole set of
+/// files is written). Throws std::runtime_error; nothing is left behind.
+std::string writeTemporaryBeside(const std::string &path,
+                                 const std::string &bytes);
+
 } // namespace loom::runtime
 
 #endif // LOOM_RUNTIME_ATOMICFILE_H

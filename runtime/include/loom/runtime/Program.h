@@ -152,6 +152,10 @@ public:
   /// The stable text form (what `loom-dump` prints).
   std::string dump() const;
 
+  /// A 64-bit hash of the program file's bytes: the ranks of a job check at
+  /// rendezvous that they run the same program.
+  uint64_t contentHash() const { return contentHash_; }
+
 private:
   friend class ProgramLoader;
   Program() = default;
@@ -167,6 +171,7 @@ private:
   std::vector<std::pair<std::string, std::string>> metadata_;
   std::unique_ptr<uint8_t, void (*)(void *)> constants_{nullptr, nullptr};
   uint64_t constantsSize_ = 0;
+  uint64_t contentHash_ = 0;
 };
 
 /// Normalizes a possibly negative dimension index against `rank`; returns -1

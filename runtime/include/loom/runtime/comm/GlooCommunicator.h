@@ -49,8 +49,10 @@ struct GlooOptions {
   /// How long any call (and the connection of a group) waits for peers.
   std::chrono::milliseconds deadline = std::chrono::seconds(60);
   /// After a failure, how long to wait for the peers' failure reports that
-  /// go into the CommError message (capped at the deadline).
-  std::chrono::milliseconds reportGrace = std::chrono::milliseconds(1000);
+  /// go into the CommError message (capped at the deadline). A rank that
+  /// fails waits at most this long after its deadline, even when the store
+  /// stalled with the rank that serves it.
+  std::chrono::milliseconds reportGrace = std::chrono::milliseconds(500);
 };
 
 /// Sets up the transport and returns this rank's provider. group() does
@@ -62,11 +64,11 @@ std::unique_ptr<CommunicatorProvider>
 createGlooCommunicators(const GlooOptions &options);
 
 /// Options for a torchrun-style launch: rank and size from detectLaunch();
-/// rank 0 serves a TCP store at MASTER_PORT and every rank connects to
-/// MASTER_ADDR:MASTER_PORT. GLOO_SOCKET_IFNAME, if set, picks the
-/// interface. Throws std::runtime_error if MASTER_ADDR/MASTER_PORT are
-/// missing (with more than one rank) and CommError if the store cannot be
-/// reached within `deadline`.
+/// rank 0 (or the launcher) serves a TCP store at MASTER_PORT and every rank
+/// connects to MASTER_ADDR:MASTER_PORT; keys are prefixed with the job id.
+/// GLOO_SOCKET_IFNAME, if set, picks the interface. Throws std::runtime_error
+/// if MASTER_ADDR/MASTER_PORT are missing (with more than one rank) and
+/// CommError if the store cannot be reached within `deadline`.
 GlooOptions glooOptionsFromEnvironment(
     std::chrono::milliseconds deadline = std::chrono::seconds(60));
 

@@ -27,9 +27,15 @@ enum class LaunchComm {
   Gloo,
 };
 
+/// The most ranks one launcher starts on this machine, as threads or as
+/// processes (--nproc): a bound on what a typo can start, far above the
+/// cores of one machine.
+constexpr int kMaxLocalRanks = 1024;
+
 struct LaunchOptions {
-  /// Ranks to start here; 0 means none: the launcher's environment (torchrun,
-  /// Open MPI, PMI, Slurm) describes the job, or else one rank runs.
+  /// Ranks to start here, at most kMaxLocalRanks; 0 means none: the
+  /// launcher's environment (torchrun, Open MPI, PMI, Slurm) describes the
+  /// job, or else one rank runs.
   int nproc = 0;
   LaunchComm comm = LaunchComm::Local;
   /// DIR/<name>.npy for each input and parameter, DIR/rank<R>/<name>.npy for
@@ -47,8 +53,9 @@ struct LaunchOptions {
   std::string tracePath;
   /// "cpu", "cuda", or the path of a backend plugin.
   std::string backend = "cpu";
-  /// Limit on the whole job when processes are spawned.
-  std::chrono::seconds timeout{600};
+  /// Limit on the whole job: spawnProcesses() ends its ranks after it;
+  /// a run of threads or of one rank is ended by the tool (ProcessWatchdog).
+  std::chrono::milliseconds timeout{600000};
   /// How long a collective waits for its peers.
   std::chrono::milliseconds deadline{60000};
   /// Once a spawned rank fails, how long the others may run on (to report

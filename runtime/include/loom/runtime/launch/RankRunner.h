@@ -32,6 +32,8 @@ struct RankResult {
   double elapsedMs = 0;
   uint64_t plannedPeakBytes = 0;
   uint64_t executedPeakBytes = 0;
+  /// The inputs and parameters that were seeded (not read from a file).
+  std::vector<std::string> seededInputs;
   /// The f32 outputs of one element (e.g. the loss), in output order.
   std::vector<std::pair<std::string, float>> scalars;
   /// One event per executed instruction, when the job writes a trace.
@@ -46,17 +48,23 @@ int64_t meshRankFor(const Program &program, int rank, int worldSize);
 
 /// Sets every input and parameter of `exec`: from `options.inputsDir`
 /// (rank<R>/<name>.npy before <name>.npy) or else seeded from
-/// `options.seed`. Throws std::runtime_error naming the input and file when
-/// a file's dtype or shape is not the program's.
-void bindInputs(Executor &exec, const LaunchOptions &options, int rank);
+/// `options.seed`, and returns the names of those seeded. Throws
+/// std::runtime_error naming the input and file when a file's dtype or
+/// shape is not the program's, or an input's name cannot name a file.
+std::vector<std::string> bindInputs(Executor &exec,
+                                    const LaunchOptions &options, int rank);
 
 /// Writes the outputs of `exec` under `options.outputsDir` (rank 0's in the
-/// directory itself, rank R's in rank<R>/), if it is set.
+/// directory itself, rank R's in rank<R>/), if it is set, each file
+/// atomically. Throws std::runtime_error if an output's name cannot name a
+/// file (JobFiles.h). The launcher points outputsDir at a staging
+/// directory and moves the files into place once every rank is done.
 void writeOutputs(const Executor &exec, const LaunchOptions &options, int rank);
 
-/// Runs `program` as global rank `rank` of `worldSize`: binds inputs, runs
-/// `options.steps` times, writes outputs, and calls `options.onRankDone`.
-/// `communicators` may be null when the program needs none.
+/// Runs `program` as global rank `rank` of `worldSize`: checks and binds
+/// inputs (checkInputs), runs `options.steps` times, writes outputs, and
+/// calls `options.onRankDone`. `communicators` may be null when the program
+/// needs none.
 RankResult runRank(const LaunchOptions &options,
                    std::shared_ptr<const Program> program, int rank,
                    int worldSize, CommunicatorFactory communicators);

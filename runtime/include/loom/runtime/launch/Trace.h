@@ -30,12 +30,18 @@ std::string renderTrace(const std::vector<RankResult> &results, bool complete);
 void writeTrace(const std::string &path, const std::vector<RankResult> &results,
                 bool complete);
 
-/// Where rank `rank` of a multi-process job writes its part of `path`.
-std::string rankTracePartPath(const std::string &path, int rank);
+/// Where rank `rank` of multi-process job `jobId` writes its part of
+/// `path`: in the temporary directory PATH.parts[.JOBID]/ beside it.
+std::string rankTracePartPath(const std::string &path, const std::string &jobId,
+                              int rank);
 
 /// Joins the parts of ranks 0..nproc-1 into one trace at `path` and removes
 /// them. Throws std::runtime_error naming the first rank without a part.
-void mergeRankTraces(const std::string &path, int nproc);
+void mergeRankTraces(const std::string &path, const std::string &jobId,
+                     int nproc);
+
+/// Removes the parts of a job that failed.
+void removeRankTraces(const std::string &path, const std::string &jobId);
 
 } // namespace loom::runtime
 
