@@ -84,6 +84,14 @@ std::string seconds(std::chrono::milliseconds duration) {
   return os.str();
 }
 
+/// Prints "loom-run: error: <message>" as one write: the ranks of a job share
+/// the terminal, and lines written piecewise would interleave.
+void printError(const std::string &message) {
+  std::string line = "loom-run: error: " + message + "\n";
+  std::cerr.write(line.data(), static_cast<std::streamsize>(line.size()));
+  std::cerr.flush();
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
@@ -91,7 +99,7 @@ int main(int argc, char **argv) {
   try {
     options = parseRunOptions(argc, argv);
   } catch (const std::exception &e) {
-    std::cerr << "loom-run: error: " << e.what() << "\n";
+    printError(e.what());
     return 2;
   }
   if (options.help) {
@@ -127,7 +135,7 @@ int main(int argc, char **argv) {
     if (e.timedOut())
       std::cerr << timeoutMessage;
     for (const std::string &failure : e.failures())
-      std::cerr << "loom-run: error: " << failure << "\n";
+      printError(failure);
     if (e.signal()) {
       // Die of the signal that stopped the launch, as its caller expects.
       std::signal(e.signal(), SIG_DFL);
@@ -139,7 +147,7 @@ int main(int argc, char **argv) {
     std::string where;
     if (const char *rank = std::getenv("RANK"))
       where = "rank " + std::string(rank) + ": ";
-    std::cerr << "loom-run: error: " << where << e.what() << "\n";
+    printError(where + e.what());
     return 1;
   }
 }
