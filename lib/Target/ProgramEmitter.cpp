@@ -371,10 +371,12 @@ FailureOr<std::vector<uint8_t>> ProgramEmitter::emit() {
   auto root = fb::CreateProgramDirect(
       b, &version, func.getSymName().str().c_str(), /*mesh=*/nullptr, arenaSize,
       &buffers, &communicators, &constants, &inputs, &outputs, &instructions,
-      &metadata, &meshTable);
+      &metadata, &meshTable, runtime::kChecksumPlaceholder);
   fb::FinishSizePrefixedProgramBuffer(b, root);
   std::vector<uint8_t> bytes(b.GetBufferPointer(),
                              b.GetBufferPointer() + b.GetSize());
+  if (!runtime::sealProgram(bytes))
+    return func.emitError("cannot seal the emitted program with its checksum");
   std::string error = runtime::verifyProgram(bytes.data(), bytes.size());
   if (!error.empty())
     return func.emitError("the emitted program does not verify: ") << error;

@@ -10,10 +10,15 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <vector>
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  // Seal well-formed inputs first, so that mutations reach the verifier's
+  // rules instead of stopping at the checksum.
+  std::vector<uint8_t> bytes(data, data + size);
+  loom::runtime::sealProgram(bytes);
   try {
-    auto program = loom::runtime::Program::load(data, size);
+    auto program = loom::runtime::Program::load(bytes.data(), bytes.size());
     std::string text = program->dump();
     if (text.empty())
       std::abort();

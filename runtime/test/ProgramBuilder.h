@@ -259,10 +259,14 @@ public:
         arenaSizeOverride >= 0 ? static_cast<uint64_t>(arenaSizeOverride)
                                : arenaTop,
         &bufs, &cs, &constants, &ins, &outs, &is, nullptr,
-        legacy ? nullptr : &meshes);
+        legacy ? nullptr : &meshes, legacy ? 0 : runtime::kChecksumPlaceholder);
     fb::FinishSizePrefixedProgramBuffer(b, root);
-    return std::vector<uint8_t>(b.GetBufferPointer(),
-                                b.GetBufferPointer() + b.GetSize());
+    std::vector<uint8_t> bytes(b.GetBufferPointer(),
+                               b.GetBufferPointer() + b.GetSize());
+    // Format 1.1 programs carry their checksum (1.0 ones none).
+    if (!legacy)
+      runtime::sealProgram(bytes);
+    return bytes;
   }
 };
 

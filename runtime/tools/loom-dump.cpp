@@ -23,6 +23,11 @@ int main(int argc, char **argv) {
   }
   try {
     auto program = loom::runtime::Program::loadFile(argv[1]);
+    if (!program->hasChecksum())
+      std::fprintf(stderr,
+                   "loom-dump: warning: %s carries no checksum (format 1.0): "
+                   "damage to it may go unnoticed\n",
+                   argv[1]);
     std::fputs(program->dump().c_str(), stdout);
   } catch (const std::exception &e) {
     std::fprintf(stderr, "loom-dump: %s\n", e.what());

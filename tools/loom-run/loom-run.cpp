@@ -39,8 +39,17 @@ namespace {
 std::shared_ptr<const Program> loadOrCompile(const std::string &path) {
   bool isMlir =
       path.size() >= 5 && path.compare(path.size() - 5, 5, ".mlir") == 0;
-  if (!isMlir)
-    return Program::loadFile(path);
+  if (!isMlir) {
+    std::shared_ptr<const Program> program = Program::loadFile(path);
+    // Said once, by the process that starts the job.
+    if (!program->hasChecksum() && !isSpawnedRank()) {
+      std::string line = "loom-run: warning: " + path +
+                         " carries no checksum (format 1.0): damage to it "
+                         "may go unnoticed\n";
+      std::cerr.write(line.data(), static_cast<std::streamsize>(line.size()));
+    }
+    return program;
+  }
   std::vector<uint8_t> bytes;
   std::string error;
   if (!compileMlirFileToProgram(path, CompileOptions(), bytes, error))

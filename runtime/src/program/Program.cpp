@@ -7,6 +7,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "loom/runtime/Program.h"
+#include "loom/runtime/Checksum.h"
 #include "loom/runtime/TensorLimits.h"
 #include "loom/runtime/program_generated.h"
 
@@ -17,6 +18,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <limits>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -150,6 +152,21 @@ std::string Program::describe(size_t i) const {
 //===----------------------------------------------------------------------===//
 
 namespace {
+/// Where the `checksum` field of a size-prefixed, structurally verified
+/// program lies in its bytes, if it has one.
+std::optional<size_t> checksumOffset(const uint8_t *bytes, size_t size) {
+  const fb::Program *program = fb::GetSizePrefixedProgram(bytes);
+  const uint8_t *field =
+      reinterpret_cast<const flatbuffers::Table *>(program)->GetAddressOf(
+          fb::Program::VT_CHECKSUM);
+  if (!field)
+    return std::nullopt;
+  size_t offset = static_cast<size_t>(field - bytes);
+  if (offset + sizeof(uint64_t) > size)
+    return std::nullopt;
+  return offset;
+}
+
 [[noreturn]] void fail(const std::string &msg) {
   throw ProgramError("invalid Loom program: " + msg);
 }
@@ -220,6 +237,25 @@ std::shared_ptr<const Program> ProgramLoader::load(const void *data,
     fail("format version " + std::to_string(P.major_) + "." +
          std::to_string(P.minor_) + " is not supported (this runtime reads " +
          std::to_string(kFormatMajor) + ".x)");
+
+  // Integrity, before anything is decoded: from 1.1 on the file carries a
+  // checksum of all its bytes.
+  if (std::optional<size_t> field = checksumOffset(bytes.get(), size)) {
+    uint64_t stored = flatbuffers::ReadScalar<uint64_t>(bytes.get() + *field);
+    uint64_t computed =
+        programChecksum(bytes.get(), size, *field, *field + sizeof(uint64_t));
+    if (stored != computed)
+      fail("the checksum does not match: the file is damaged (stored " +
+           std::to_string(stored) + ", computed " + std::to_string(computed) +
+           ")");
+    P.hasChecksum_ = true;
+    P.contentHash_ = computed;
+  } else if (P.minor_ >= 1) {
+    fail("format " + std::to_string(P.major_) + "." + std::to_string(P.minor_) +
+         " programs carry a checksum, and this one has none (damaged?)");
+  } else {
+    P.contentHash_ = programChecksum(bytes.get(), size);
+  }
   P.name_ = str(p->name());
   if (p->metadata())
     for (const fb::KeyValue *kv : *p->metadata())
@@ -524,11 +560,6 @@ std::shared_ptr<const Program> ProgramLoader::load(const void *data,
   if (P.minor_ < kFormatMinor)
     upgrade(P);
   verifyInstructions(P);
-  // FNV-1a: ranks compare it at rendezvous; it need not resist an attacker.
-  uint64_t hash = 14695981039346656037ull;
-  for (const uint8_t *b = bytes.get(), *end = b + size; b != end; ++b)
-    hash = (hash ^ *b) * 1099511628211ull;
-  P.contentHash_ = hash;
   return prog;
 }
 
@@ -547,6 +578,22 @@ std::shared_ptr<const Program> Program::loadFile(const std::string &path) {
   } catch (const ProgramError &e) {
     throw ProgramError(path + ": " + e.what());
   }
+}
+
+bool sealProgram(std::vector<uint8_t> &bytes) {
+  if (bytes.size() < 12 ||
+      !fb::ProgramBufferHasIdentifier(bytes.data() + sizeof(uint32_t)))
+    return false;
+  flatbuffers::Verifier verifier(bytes.data(), bytes.size());
+  if (!fb::VerifySizePrefixedProgramBuffer(verifier))
+    return false;
+  std::optional<size_t> field = checksumOffset(bytes.data(), bytes.size());
+  if (!field)
+    return false;
+  uint64_t sum = programChecksum(bytes.data(), bytes.size(), *field,
+                                 *field + sizeof(uint64_t));
+  flatbuffers::WriteScalar<uint64_t>(bytes.data() + *field, sum);
+  return true;
 }
 
 std::string verifyProgram(const void *data, size_t size) noexcept {

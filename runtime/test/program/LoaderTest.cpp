@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 using namespace loom::runtime;
 using loom::test::ProgramBuilder;
 using loom::test::TAttr;
@@ -95,13 +97,27 @@ TEST(Loader, RejectsEveryTruncation) {
   }
 }
 
-TEST(Loader, SurvivesEveryBitFlip) {
+TEST(Loader, RefusesEveryBitFlip) {
+  // The checksum catches every flip that the structure does not.
+  auto bytes = smallProgram().finish();
+  for (size_t i = 0; i < bytes.size() * 8; ++i) {
+    std::vector<uint8_t> bad = bytes;
+    bad[i / 8] ^= static_cast<uint8_t>(1u << (i % 8));
+    std::string err = verifyProgram(bad.data(), bad.size());
+    EXPECT_EQ(err.rfind("invalid Loom program", 0), 0u)
+        << "bit " << i << ": " << err;
+  }
+}
+
+TEST(Loader, SurvivesEveryBitFlipOfAResealedProgram) {
+  // Past the checksum (a flip the writer sealed), the verifier's rules:
+  // rejected with a message or a valid program, never a crash.
   auto bytes = smallProgram().finish();
   size_t rejected = 0;
   for (size_t i = 0; i < bytes.size() * 8; ++i) {
     std::vector<uint8_t> bad = bytes;
     bad[i / 8] ^= static_cast<uint8_t>(1u << (i % 8));
-    // Either rejected with a message or a valid program; never a crash.
+    sealProgram(bad);
     std::string err = verifyProgram(bad.data(), bad.size());
     if (!err.empty()) {
       EXPECT_EQ(err.rfind("invalid Loom program", 0), 0u) << err;
@@ -109,6 +125,29 @@ TEST(Loader, SurvivesEveryBitFlip) {
     }
   }
   EXPECT_GT(rejected, bytes.size() * 2);
+}
+
+TEST(Loader, ChecksumNamesTheDamage) {
+  // A letter of the program's name: the file stays well-formed.
+  auto bytes = smallProgram().finish();
+  std::string name = "small";
+  auto at = std::search(bytes.begin(), bytes.end(), name.begin(), name.end());
+  ASSERT_NE(at, bytes.end());
+  *at = 't';
+  EXPECT_NE(loadError(bytes).find("the checksum does not match: the file is "
+                                  "damaged"),
+            std::string::npos)
+      << loadError(bytes);
+  auto legacy = smallProgram();
+  legacy.major = 1;
+  legacy.minor = 0;
+  legacy.instrs[0].attrs = {TAttr::B("transpose_b", false)};
+  auto old = legacy.finish();
+  std::shared_ptr<const Program> program =
+      Program::load(old.data(), old.size());
+  EXPECT_FALSE(program->hasChecksum());
+  auto current = smallProgram().finish();
+  EXPECT_TRUE(Program::load(current.data(), current.size())->hasChecksum());
 }
 
 TEST(Loader, RejectsWrongIdentifier) {

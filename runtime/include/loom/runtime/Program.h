@@ -155,6 +155,9 @@ public:
   /// A 64-bit hash of the program file's bytes: the ranks of a job check at
   /// rendezvous that they run the same program.
   uint64_t contentHash() const { return contentHash_; }
+  /// False for a program of format 1.0, which carries no checksum: damage to
+  /// it may go unnoticed (tools say so).
+  bool hasChecksum() const { return hasChecksum_; }
 
 private:
   friend class ProgramLoader;
@@ -172,6 +175,7 @@ private:
   std::unique_ptr<uint8_t, void (*)(void *)> constants_{nullptr, nullptr};
   uint64_t constantsSize_ = 0;
   uint64_t contentHash_ = 0;
+  bool hasChecksum_ = false;
 };
 
 /// Normalizes a possibly negative dimension index against `rank`; returns -1
@@ -182,6 +186,15 @@ inline int normalizeDim(int64_t d, size_t rank) {
     return -1;
   return static_cast<int>(d < 0 ? d + r : d);
 }
+
+/// The placeholder writers give Program.checksum before sealing (a value
+/// the FlatBuffers builder does not omit).
+constexpr uint64_t kChecksumPlaceholder = 1;
+
+/// Writes the checksum into a finished program whose `checksum` field is
+/// present (set to kChecksumPlaceholder). Returns false, changing nothing,
+/// for bytes that are not such a program.
+bool sealProgram(std::vector<uint8_t> &bytes);
 
 /// Verifies a program without keeping it: "" if valid, else the error.
 /// Never throws (usable from code built without exceptions).
