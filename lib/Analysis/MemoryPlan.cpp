@@ -21,6 +21,8 @@
 #include "loom/Analysis/MemoryPlan.h"
 #include "loom/Dialect/Loom/IR/LoomOps.h"
 #include "loom/Dialect/Loom/IR/LoomTypes.h"
+#include "loom/runtime/CheckedMath.h"
+#include "loom/runtime/TensorLimits.h"
 
 #include "llvm/ADT/EquivalenceClasses.h"
 #include "llvm/Support/MathExtras.h"
@@ -232,9 +234,12 @@ FailureOr<MemoryPlan> loom::planMemory(func::FuncOp func, bool reuse) {
   SmallVector<std::pair<int64_t, int64_t>> busy;
   for (unsigned i : order) {
     Storage &s = storages[i];
+    // Offsets stay below kMaxArenaBytes (2^50) and each storage below 2^53
+    // bytes, so the sums below cannot overflow; a larger arena is refused.
     if (alwaysLive(s)) {
       s.offset = llvm::alignTo(stackTop, kArenaAlignment);
-      stackTop = s.offset + s.bytes;
+      if (!runtime::checkedAdd(s.offset, s.bytes, stackTop))
+        stackTop = INT64_MAX;
     } else {
       busy.clear();
       placed.forEachOverlapping(s.start, s.end, [&](unsigned j) {
@@ -252,7 +257,12 @@ FailureOr<MemoryPlan> loom::planMemory(func::FuncOp func, bool reuse) {
       s.offset = offset;
       placed.insert(i, s.start, s.end);
     }
-    plan.arenaSize = std::max(plan.arenaSize, s.offset + s.bytes);
+    int64_t end;
+    if (!runtime::checkedAdd(s.offset, s.bytes, end) ||
+        end > runtime::kMaxArenaBytes)
+      return func.emitError("the memory plan needs an arena of more than "
+                            "2^50 bytes, the most a program holds");
+    plan.arenaSize = std::max(plan.arenaSize, end);
   }
 
   // The lower bound: the most bytes live at once, by a sweep over time.

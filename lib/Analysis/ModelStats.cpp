@@ -2,6 +2,7 @@
 
 #include "loom/Analysis/ModelStats.h"
 #include "loom/Dialect/Loom/IR/LoomOps.h"
+#include "loom/runtime/CheckedMath.h"
 
 #include "llvm/ADT/SmallPtrSet.h"
 
@@ -54,7 +55,10 @@ FailureOr<ModelStats> loom::computeModelStats(func::FuncOp func) {
       stats.tokens = numElements(arg);
     if (!func.getArgAttr(i, LoomDialect::kParamAttrName))
       continue;
-    stats.totalParams += numElements(arg);
+    // Each tensor has at most 2^50 elements, but a graph may have many.
+    if (!runtime::checkedAccumulate(stats.totalParams, numElements(arg)))
+      return func.emitError("model statistics: the parameters number more "
+                            "than 2^63 elements");
     active += activeFraction(arg) * numElements(arg);
   }
   if (stats.tokens == 0)

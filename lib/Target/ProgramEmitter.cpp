@@ -9,6 +9,7 @@
 #include "loom/Target/ProgramEmitter.h"
 #include "loom/Dialect/Loom/IR/LoomOps.h"
 
+#include "loom/runtime/CheckedMath.h"
 #include "loom/runtime/OpTable.h"
 #include "loom/runtime/Program.h"
 #include "loom/runtime/program_generated.h"
@@ -21,6 +22,10 @@
 using namespace mlir;
 using namespace loom;
 namespace fb = loom::fb;
+
+/// The most constant bytes a program carries: half of what a FlatBuffers
+/// file may hold, the rest left to its tables.
+constexpr int64_t kMaxConstantsBytes = int64_t(1) << 30;
 
 namespace {
 using AttrList = std::vector<flatbuffers::Offset<fb::Attr>>;
@@ -165,6 +170,14 @@ LogicalResult ProgramEmitter::addConstant(ConstantOp op) {
   int64_t elementBytes = dense.getElementType().getIntOrFloatBitWidth() / 8;
   ArrayRef<char> raw = dense.getRawData();
   size_t offset = llvm::alignTo(constants.size(), 64);
+  // A splat of a huge tensor is small in the IR but not in the file, which
+  // FlatBuffers limits to 2 GiB in all.
+  int64_t bytes, end = static_cast<int64_t>(offset);
+  if (!runtime::checkedMul(dense.getNumElements(), elementBytes, bytes) ||
+      !runtime::checkedAccumulate(end, bytes, kMaxConstantsBytes))
+    return op.emitOpError("the program's constants would exceed ")
+           << (kMaxConstantsBytes >> 20) << " MiB (a program file holds at "
+           << "most 2 GiB); pass a tensor this large as an argument";
   constants.resize(offset);
   for (int64_t i = 0, n = dense.getNumElements(); i < n; ++i) {
     // A splat stores its one element once.

@@ -8,7 +8,7 @@
 
 #include "ModelSize.h"
 
-#include "llvm/Support/MathExtras.h"
+#include "loom/runtime/CheckedMath.h"
 
 #include <initializer_list>
 
@@ -29,7 +29,7 @@ public:
     bool overflow = false;
     std::string shown;
     for (int64_t size : sizes) {
-      overflow |= llvm::MulOverflow(elements, size, elements);
+      overflow |= !runtime::checkedMul(elements, size, elements);
       shown += (shown.empty() ? "" : " x ") + std::to_string(size);
     }
     std::string which = std::string(what) + " (" + dims + " = " + shown + ")";
@@ -43,9 +43,8 @@ public:
     if (!param)
       return;
     int64_t total;
-    if (llvm::MulOverflow(elements, count, total) ||
-        llvm::AddOverflow(parameters, total, parameters) ||
-        parameters > kMaxParameters)
+    if (!runtime::checkedMul(elements, count, total) ||
+        !runtime::checkedAccumulate(parameters, total, kMaxParameters))
       problem = "the parameters would number more than 2^53 (at " + which +
                 "); loom-models counts at most 2^53";
     paramArgs += count;
@@ -139,11 +138,11 @@ std::optional<ModelSize> loom::estimateModelSize(const ModelConfig &c,
   int64_t around = 2 + 1 + (c.learnedPositions ? 2 : 0) + 1 +
                    (c.tiedEmbeddings ? 1 : linear) + 2;
   ModelSize size;
-  bool overflow = llvm::MulOverflow(perLayer, L, size.ops) ||
-                  llvm::AddOverflow(size.ops, around, size.ops);
+  bool overflow = !runtime::checkedMul(perLayer, L, size.ops) ||
+                  !runtime::checkedAdd(size.ops, around, size.ops);
   int64_t items, bytes;
-  overflow = overflow || llvm::AddOverflow(size.ops, n.paramArgs, items) ||
-             llvm::MulOverflow(items, int64_t(100), bytes);
+  overflow = overflow || !runtime::checkedAdd(size.ops, n.paramArgs, items) ||
+             !runtime::checkedMul(items, int64_t(100), bytes);
   if (overflow || size.ops > kMaxModelOps) {
     problem = "the graph would have " +
               (overflow ? std::string("more than 2^63")

@@ -176,9 +176,7 @@ std::string str(const flatbuffers::String *s) {
 }
 
 /// Bytes and element counts stay far below overflow: dims <= 2^40 and
-/// products <= 2^50 are checked before multiplying further.
-constexpr int64_t kMaxDim = kMaxTensorDim;
-constexpr int64_t kMaxElems = kMaxTensorElements;
+/// products <= 2^50 (checkedNumElements), at most 8 bytes per element.
 /// Bounds of rank-dependent terms: |value| stays below 2^40 + 8 * 2^54.
 constexpr int64_t kMaxCoeff = int64_t(1) << 30;
 
@@ -313,7 +311,7 @@ std::shared_ptr<const Program> ProgramLoader::load(const void *data,
 
   // Buffers.
   P.arenaSize_ = p->arena_size();
-  if (P.arenaSize_ > (uint64_t(1) << 50))
+  if (P.arenaSize_ > uint64_t(kMaxArenaBytes))
     fail("arena size " + std::to_string(P.arenaSize_) + " exceeds 2^50 bytes");
   if (p->buffers()) {
     uint32_t idx = 0;
@@ -339,15 +337,14 @@ std::shared_ptr<const Program> ProgramLoader::load(const void *data,
         if (b->shape()->size() > kMaxRank)
           fail(what + ": rank " + std::to_string(b->shape()->size()) +
                " exceeds the maximum rank " + std::to_string(kMaxRank));
-        for (int64_t d : *b->shape()) {
-          if (d < 0 || d > kMaxDim)
+        B.shape.assign(b->shape()->begin(), b->shape()->end());
+        B.numel = checkedNumElements(B.shape.data(), B.shape.size());
+        for (int64_t d : B.shape)
+          if (d < 0 || d > kMaxTensorDim)
             fail(what + ": dimension " + std::to_string(d) +
-                 " is negative or too large");
-          B.shape.push_back(d);
-          if (d && B.numel > kMaxElems / d)
-            fail(what + ": more than 2^50 elements");
-          B.numel *= d;
-        }
+                 " is negative or above 2^40");
+        if (B.numel < 0)
+          fail(what + ": more than 2^50 elements");
       }
       B.offset = b->offset();
       B.size = b->size();
@@ -546,7 +543,7 @@ std::shared_ptr<const Program> ProgramLoader::load(const void *data,
             std::vector<int64_t> base =
                 A.kind == AttrKind::Ints ? A.ints : std::vector<int64_t>{A.i};
             for (int64_t v : base)
-              if (v < -kMaxDim || v > kMaxDim)
+              if (v < -kMaxTensorDim || v > kMaxTensorDim)
                 fail(what + ": attribute '" + A.name +
                      "' has rank-dependent terms and a base value outside "
                      "[-2^40, 2^40]");

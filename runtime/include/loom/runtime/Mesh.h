@@ -20,6 +20,8 @@
 #ifndef LOOM_RUNTIME_MESH_H
 #define LOOM_RUNTIME_MESH_H
 
+#include "loom/runtime/CheckedMath.h"
+
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -61,13 +63,7 @@ inline void meshCheck(bool cond, const std::string &msg) {
 /// below 1 or the product exceeds `limit`. Never throws or overflows.
 inline int64_t checkedMeshSize(const int64_t *sizes, size_t numAxes,
                                int64_t limit = INT32_MAX) {
-  int64_t n = 1;
-  for (size_t i = 0; i < numAxes; ++i) {
-    if (sizes[i] < 1 || sizes[i] > limit / n)
-      return -1;
-    n *= sizes[i];
-  }
-  return n;
+  return checkedProduct(sizes, numAxes, 1, INT64_MAX, limit);
 }
 
 /// Number of ranks of a mesh (product of the axis sizes; 1 for no axes).

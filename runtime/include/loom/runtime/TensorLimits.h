@@ -11,6 +11,8 @@
 #ifndef LOOM_RUNTIME_TENSORLIMITS_H
 #define LOOM_RUNTIME_TENSORLIMITS_H
 
+#include "loom/runtime/CheckedMath.h"
+
 #include <cstddef>
 #include <cstdint>
 
@@ -18,20 +20,13 @@ namespace loom::runtime {
 
 constexpr int64_t kMaxTensorDim = int64_t(1) << 40;
 constexpr int64_t kMaxTensorElements = int64_t(1) << 50;
+/// The largest arena (and constants blob) of a program, in bytes.
+constexpr int64_t kMaxArenaBytes = int64_t(1) << 50;
 
 /// The number of elements of a tensor of `shape`, or -1 when a dimension is
 /// negative or above kMaxTensorDim, or the count above kMaxTensorElements.
 inline int64_t checkedNumElements(const int64_t *shape, size_t rank) {
-  int64_t n = 1;
-  for (size_t i = 0; i < rank; ++i) {
-    int64_t d = shape[i];
-    if (d < 0 || d > kMaxTensorDim)
-      return -1;
-    if (d && n > kMaxTensorElements / d)
-      return -1;
-    n *= d;
-  }
-  return n;
+  return checkedProduct(shape, rank, 0, kMaxTensorDim, kMaxTensorElements);
 }
 
 } // namespace loom::runtime
