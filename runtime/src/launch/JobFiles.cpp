@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <mutex>
 #include <stdexcept>
 
 using namespace loom::runtime;
@@ -21,6 +22,17 @@ namespace {
 
 [[noreturn]] void fail(const std::string &message) {
   throw std::runtime_error(message);
+}
+
+/// The staging directories of this process not yet committed or removed,
+/// for a watchdog that ends the process without running destructors.
+std::mutex liveStagingMutex;
+std::vector<std::string> liveStaging;
+
+void forgetStaging(const std::string &dir) {
+  std::lock_guard<std::mutex> lock(liveStagingMutex);
+  liveStaging.erase(std::remove(liveStaging.begin(), liveStaging.end(), dir),
+                    liveStaging.end());
 }
 
 /// `path` without trailing slashes ("out/" is "out"; "/" stays).
@@ -78,6 +90,27 @@ std::vector<std::string> checkNpyFiles(const Program &program,
       fail("--inputs " + path + " is not a regular file");
   }
   return rankDirs;
+}
+
+/// Where the staging directories for the outputs directory `target` go,
+/// and how their names begin: beside the target, so that moving a file into
+/// it is a rename; inside it when it is a mount point (another file system
+/// than its parent's). The job id in the name lets a launcher remove what
+/// the ranks it ended had staged.
+struct StagingPlace {
+  std::string dir, prefix;
+};
+StagingPlace stagingPlace(const std::string &target, const std::string &jobId) {
+  std::string parent = parentOf(target);
+  std::string base = fs::path(target).filename().string();
+  struct stat inTarget, inParent;
+  bool mounted = ::stat(target.c_str(), &inTarget) == 0 &&
+                 ::stat(parent.c_str(), &inParent) == 0 &&
+                 inTarget.st_dev != inParent.st_dev;
+  std::string job = jobId.empty() ? "" : jobId + ".";
+  if (mounted || base == "." || base == "..")
+    return {target, ".loom-outputs." + job};
+  return {parent, "." + base + ".loom-outputs." + job};
 }
 
 } // namespace
@@ -168,7 +201,7 @@ void loom::runtime::checkOutputs(const LaunchOptions &options,
 }
 
 JobFiles::JobFiles(const LaunchOptions &options, const Program &program,
-                   std::vector<int> ranks)
+                   std::vector<int> ranks, const std::string &jobId)
     : rankOptions_(options), ranks_(std::move(ranks)),
       tracePath_(options.tracePath) {
   checkOutputs(options, program, ranks_);
@@ -177,29 +210,23 @@ JobFiles::JobFiles(const LaunchOptions &options, const Program &program,
   for (const Binding &b : program.outputs())
     outputs_.push_back(b.name);
   target_ = trimmed(options.outputsDir);
-  // Beside the target, so that moving a file into it is a rename; inside
-  // it when it is a mount point (another file system than its parent's).
-  std::string parent = parentOf(target_);
-  std::string base = fs::path(target_).filename().string();
-  struct stat inTarget, inParent;
-  bool mounted = ::stat(target_.c_str(), &inTarget) == 0 &&
-                 ::stat(parent.c_str(), &inParent) == 0 &&
-                 inTarget.st_dev != inParent.st_dev;
-  std::string pattern = mounted || base == "." || base == ".."
-                            ? target_ + "/.loom-outputs.XXXXXX"
-                            : parent + "/." + base + ".loom-outputs.XXXXXX";
+  StagingPlace place = stagingPlace(target_, jobId);
+  std::string pattern = place.dir + "/" + place.prefix + "XXXXXX";
   if (!::mkdtemp(pattern.data()))
     fail("--outputs " + options.outputsDir +
          ": cannot create a staging directory " + pattern + ": " +
          std::strerror(errno));
   staging_ = pattern;
   rankOptions_.outputsDir = staging_;
+  std::lock_guard<std::mutex> lock(liveStagingMutex);
+  liveStaging.push_back(staging_);
 }
 
 JobFiles::~JobFiles() {
   std::error_code ignored;
   if (!staging_.empty())
     fs::remove_all(staging_, ignored);
+  forgetStaging(staging_);
   if (!stagedTrace_.empty())
     fs::remove(stagedTrace_, ignored);
 }
@@ -235,10 +262,33 @@ void JobFiles::commit() {
       for (const std::string &name : outputs_)
         move(rankFile(staging_, rank, name), rankFile(target_, rank, name));
     fs::remove_all(staging_, error);
+    forgetStaging(staging_);
     staging_.clear();
   }
   if (!stagedTrace_.empty()) {
     move(stagedTrace_, tracePath_);
     stagedTrace_.clear();
   }
+}
+
+void loom::runtime::removeStagedOutputs(const std::string &outputsDir,
+                                        const std::string &jobId) {
+  if (outputsDir.empty() || jobId.empty())
+    return;
+  StagingPlace place = stagingPlace(trimmed(outputsDir), jobId);
+  std::error_code error;
+  std::vector<fs::path> staged;
+  for (const fs::directory_entry &entry :
+       fs::directory_iterator(place.dir, error))
+    if (entry.path().filename().string().rfind(place.prefix, 0) == 0)
+      staged.push_back(entry.path());
+  for (const fs::path &dir : staged)
+    fs::remove_all(dir, error);
+}
+
+void loom::runtime::removeLiveStagedOutputs() {
+  std::lock_guard<std::mutex> lock(liveStagingMutex);
+  std::error_code ignored;
+  for (const std::string &dir : liveStaging)
+    fs::remove_all(dir, ignored);
 }

@@ -101,7 +101,7 @@ RankResult loom::runtime::runGlooRank(const LaunchOptions &options,
     meshRankFor(*program, launch.rank, launch.worldSize);
     if (!options.inputsDir.empty())
       checkInputs(*program, options.inputsDir, launch.worldSize);
-    JobFiles files(options, *program, {launch.rank});
+    JobFiles files(options, *program, {launch.rank}, launch.jobId);
     GlooOptions gloo = glooOptionsFromLaunch(launch, options.deadline);
     store = gloo.store;
     JobMember me{launch.rank, launch.worldSize, program->contentHash(),

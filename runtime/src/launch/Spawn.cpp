@@ -1,5 +1,6 @@
 //===- Spawn.cpp - Ranks as processes started here, as torchrun does ------===//
 
+#include "loom/runtime/launch/JobFiles.h"
 #include "loom/runtime/launch/Launcher.h"
 
 #include "loom/runtime/launch/Trace.h"
@@ -280,6 +281,7 @@ void loom::runtime::spawnProcesses(const LaunchOptions &options,
   if (!failures.empty()) {
     if (!options.tracePath.empty())
       removeRankTraces(options.tracePath, jobId);
+    removeStagedOutputs(options.outputsDir, jobId);
     throw LaunchError(std::move(failures), timedOut, interrupt);
   }
   if (!options.tracePath.empty())

@@ -1,6 +1,7 @@
 //===- Watchdog.cpp - A limit on a process's run --------------------------===//
 
 #include "loom/runtime/launch/Watchdog.h"
+#include "loom/runtime/launch/JobFiles.h"
 
 #include <unistd.h>
 
@@ -13,6 +14,9 @@ ProcessWatchdog::ProcessWatchdog(std::chrono::milliseconds timeout,
     if (disarmed_.wait_for(lock, timeout, [this] { return done_; }))
       return;
     (void)!::write(STDERR_FILENO, message.data(), message.size());
+    // Staged outputs are never in place; remove them so that a timed-out
+    // job leaves nothing behind.
+    removeLiveStagedOutputs();
     ::_exit(status);
   });
 }

@@ -44,14 +44,25 @@ void checkInputs(const Program &program, const std::string &dir, int worldSize);
 void checkOutputs(const LaunchOptions &options, const Program &program,
                   const std::vector<int> &ranks);
 
+/// Removes what the ranks of job `jobId` staged for `outputsDir` and did
+/// not commit: a launcher calls it after it ended them (a killed rank runs
+/// no destructor). Nothing without a job id.
+void removeStagedOutputs(const std::string &outputsDir,
+                         const std::string &jobId);
+
+/// Removes the staging directories of every JobFiles of this process: for a
+/// watchdog about to end the process without running destructors.
+void removeLiveStagedOutputs();
+
 /// The outputs and trace of the ranks that this process runs.
 class JobFiles {
 public:
   /// Checks the outputs (names, the directory or its parent, no directory
   /// in a file's place) and the trace's directory, and creates a staging
-  /// directory beside the outputs directory. Throws std::runtime_error.
+  /// directory beside the outputs directory (named after `jobId`, if any,
+  /// for removeStagedOutputs). Throws std::runtime_error.
   JobFiles(const LaunchOptions &options, const Program &program,
-           std::vector<int> ranks);
+           std::vector<int> ranks, const std::string &jobId = "");
   /// Removes whatever is staged and not committed.
   ~JobFiles();
   JobFiles(const JobFiles &) = delete;

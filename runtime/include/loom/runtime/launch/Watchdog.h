@@ -18,9 +18,9 @@
 namespace loom::runtime {
 
 /// If still armed after `timeout`, writes `message` to standard error and
-/// ends this process with exit status `status` (no destructors run: files
-/// being written stay staged, never half in place). Destroying it disarms
-/// it.
+/// ends this process with exit status `status`. No destructors run; the
+/// outputs staged by JobFiles, never half in place, are removed. Destroying
+/// it disarms it.
 class ProcessWatchdog {
 public:
   ProcessWatchdog(std::chrono::milliseconds timeout, std::string message,
