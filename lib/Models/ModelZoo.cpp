@@ -20,10 +20,13 @@ int64_t ModelConfig::getExpertCapacity() const {
   int64_t tokens = getTokens();
   if (capacityFactor <= 0.0)
     return tokens;
-  double perExpert = static_cast<double>(tokens * topK) / experts;
-  int64_t capacity =
-      static_cast<int64_t>(std::ceil(perExpert * capacityFactor));
-  return std::max<int64_t>(1, std::min(capacity, tokens));
+  // In floating point and clamped before the conversion: tokens · topK can
+  // exceed 2^63 for sizes each within its range.
+  double perExpert = static_cast<double>(tokens) * topK / experts;
+  double capacity = std::ceil(perExpert * capacityFactor);
+  if (!(capacity < static_cast<double>(tokens)))
+    return tokens;
+  return std::max<int64_t>(1, static_cast<int64_t>(capacity));
 }
 
 /// The dimensions every preset sets; the rest keeps ModelConfig's defaults

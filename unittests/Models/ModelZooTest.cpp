@@ -64,6 +64,14 @@ TEST(ModelZoo, ExpertCapacity) {
   EXPECT_EQ(config.getExpertCapacity(), 32);
   config.capacityFactor = 0.001;
   EXPECT_EQ(config.getExpertCapacity(), 1);
+  // tokens · topK beyond 2^63, each size within its range: no wrap.
+  config.batch = config.seq = (int64_t(1) << 31) - 1;
+  config.experts = config.topK = (int64_t(1) << 31) - 1;
+  config.capacityFactor = 16384;
+  EXPECT_EQ(config.getExpertCapacity(), config.getTokens());
+  config.capacityFactor = 0.5; // half the tokens, to a double's precision
+  EXPECT_NEAR(static_cast<double>(config.getExpertCapacity()),
+              config.getTokens() / 2.0, 1024.0);
 }
 
 /// Parameter counts from the graph agree with the closed-form count of a
