@@ -191,10 +191,17 @@ OwningOpRef<ModuleOp> TransformerBuilder::build() {
 
   func.setType(b.getFunctionType(body->getArgumentTypes(), {loss.getType()}));
   func.setResultAttr(0, LoomDialect::kOutputAttrName, b.getStringAttr("loss"));
-  func.setArgAttr(0, LoomDialect::kInputAttrName, b.getStringAttr("tokens"));
-  func.setArgAttr(1, LoomDialect::kInputAttrName, b.getStringAttr("targets"));
-  for (auto [i, name] : llvm::enumerate(paramNames))
-    func.setArgAttr(i + 2, LoomDialect::kParamAttrName, b.getStringAttr(name));
+  // All at once: setArgAttr per argument would unique a new array of every
+  // argument's attributes each time, quadratic in time and context memory.
+  auto named = [&](StringRef key, StringRef value) {
+    return b.getDictionaryAttr(b.getNamedAttr(key, b.getStringAttr(value)));
+  };
+  SmallVector<Attribute> argAttrs{
+      named(LoomDialect::kInputAttrName, "tokens"),
+      named(LoomDialect::kInputAttrName, "targets")};
+  for (const std::string &name : paramNames)
+    argAttrs.push_back(named(LoomDialect::kParamAttrName, name));
+  func.setAllArgAttrs(argAttrs);
   module->getOperation()->setAttr(LoomDialect::kModelAttrName,
                                   b.getStringAttr(config.name));
   return module;
