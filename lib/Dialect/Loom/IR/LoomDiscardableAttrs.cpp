@@ -121,7 +121,9 @@ LogicalResult checkShardings(const Subject &s) {
 }
 
 const DiscardableAttr kAttrs[] = {
-    {LoomDialect::kParamAttrName, OnArgument, checkName},
+    {LoomDialect::kParamAttrName, OnArgument | OnResult, checkName},
+    {LoomDialect::kStateAttrName, OnArgument | OnResult, checkName},
+    {LoomDialect::kMicrobatchAttrName, OnOp, checkNonNegative},
     {LoomDialect::kInputAttrName, OnArgument, checkName},
     {LoomDialect::kOutputAttrName, OnResult, checkName},
     {LoomDialect::kShardingAttrName, OnOp | OnArgument | OnResult,

@@ -145,3 +145,51 @@ double CombineOp::getVectorFlops() {
 }
 
 double AdamWOp::getVectorFlops() { return 15 * elements(getParam()); }
+
+//===----------------------------------------------------------------------===//
+// Gradients (counted as their kernels compute them)
+//===----------------------------------------------------------------------===//
+
+double GeluGradOp::getVectorFlops() {
+  int perElement = getApproximate() == GeluApproximation::tanh ? 14 : 10;
+  return perElement * elements(getInputGrad());
+}
+
+double SiluGradOp::getVectorFlops() { return 7 * elements(getInputGrad()); }
+
+double RmsNormGradOp::getVectorFlops() {
+  // Sums of x² and x·w·dy per row, dx, and x·r·dy summed into dw.
+  return 9 * elements(getInputGrad());
+}
+
+double LayerNormGradOp::getVectorFlops() {
+  return 13 * elements(getInputGrad());
+}
+
+double SoftmaxGradOp::getVectorFlops() { return 4 * elements(getInputGrad()); }
+
+double AttentionGradOp::getMatmulFlops() {
+  // Recomputed q·kᵀ, then do·vᵀ, dS·k, dSᵀ·q and Pᵀ·do: five products of
+  // the forward's size, where the forward has two.
+  return 10 * elements(getQuery()) * dimSize(getKey(), 1);
+}
+
+double AttentionGradOp::getVectorFlops() {
+  double scores = elements(getQuery()) / dimSize(getQuery(), 3) *
+                  static_cast<double>(dimSize(getKey(), 1));
+  return 9 * scores;
+}
+
+double CrossEntropyGradOp::getVectorFlops() {
+  return 6 * elements(getLogits());
+}
+
+double EmbeddingGradOp::getVectorFlops() { return elements(getResultGrad()); }
+
+double RouterGradOp::getVectorFlops() { return 8 * elements(getLogits()); }
+
+double CombineGradOp::getVectorFlops() {
+  // One multiply per element for the input cotangent and a multiply-add
+  // per element for the weight cotangents.
+  return 3 * elements(getResultGrad()) * dimSize(getWeights(), 1);
+}

@@ -6,6 +6,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "loom/Dialect/Loom/IR/LoomOps.h"
+#include "ShapeChecks.h"
 
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/Diagnostics.h"
@@ -19,56 +20,6 @@ using namespace loom;
 
 // Each op's getProgramOpcode(), from its Loom_Lowers trait (loom-tblgen).
 #include "loom/Dialect/Loom/IR/LoomProgramOps.cpp.inc"
-
-//===----------------------------------------------------------------------===//
-// Helpers
-//===----------------------------------------------------------------------===//
-
-namespace {
-/// Emits errors at an optional location (builders infer types without one).
-struct ShapeErrors {
-  std::optional<Location> loc;
-  /// Prefixes messages as op verifiers do: "'loom.matmul' op ...".
-  StringRef opName;
-
-  template <typename... Args> LogicalResult fail(Args &&...args) const {
-    return emitOptionalError(loc, "'", opName, "' op ",
-                             std::forward<Args>(args)...);
-  }
-};
-} // namespace
-
-/// `v`'s type as a statically shaped tensor, or an error naming `what`.
-static FailureOr<RankedTensorType> staticTensor(Value v, StringRef what,
-                                                const ShapeErrors &err) {
-  auto type = dyn_cast<RankedTensorType>(v.getType());
-  if (!type || !type.hasStaticShape()) {
-    (void)err.fail(what, " must be a statically shaped tensor, got ",
-                   v.getType());
-    return failure();
-  }
-  return type;
-}
-
-static std::string shapeString(ArrayRef<int64_t> shape) {
-  std::string s;
-  llvm::raw_string_ostream os(s);
-  os << "[";
-  llvm::interleaveComma(shape, os);
-  os << "]";
-  return s;
-}
-
-/// Normalizes a possibly negative dimension index; fails if out of range.
-static FailureOr<int64_t> normalizeDim(int64_t dim, int64_t rank,
-                                       StringRef what, const ShapeErrors &err) {
-  int64_t d = dim < 0 ? dim + rank : dim;
-  if (d < 0 || d >= rank) {
-    (void)err.fail(what, " ", dim, " is out of range for rank ", rank);
-    return failure();
-  }
-  return d;
-}
 
 //===----------------------------------------------------------------------===//
 // Element types
@@ -93,31 +44,10 @@ LogicalResult AttentionOp::inferReturnTypes(MLIRContext *,
                                             Adaptor adaptor,
                                             SmallVectorImpl<Type> &results) {
   ShapeErrors err{loc, AttentionOp::getOperationName()};
-  auto q = staticTensor(adaptor.getQuery(), "query", err);
-  auto k = staticTensor(adaptor.getKey(), "key", err);
-  auto v = staticTensor(adaptor.getValue(), "value", err);
-  if (failed(q) || failed(k) || failed(v))
+  FailureOr<RankedTensorType> q = checkAttentionOperands(
+      adaptor.getQuery(), adaptor.getKey(), adaptor.getValue(), err);
+  if (failed(q))
     return failure();
-  for (auto [name, type] : {std::pair{"query", *q}, {"key", *k}, {"value", *v}})
-    if (type.getRank() != 4)
-      return err.fail(name, " must be [batch, seq, heads, head_dim], got rank ",
-                      type.getRank());
-  if (k->getShape() != v->getShape())
-    return err.fail("key shape ", shapeString(k->getShape()),
-                    " differs from value shape ", shapeString(v->getShape()));
-  if (q->getElementType() != k->getElementType() ||
-      q->getElementType() != v->getElementType())
-    return err.fail("query, key and value must have one element type");
-  static const char *dimNames[] = {"batch (dim 0)", "sequence (dim 1)", "",
-                                   "head_dim (dim 3)"};
-  for (int dim : {0, 1, 3})
-    if (q->getDimSize(dim) != k->getDimSize(dim))
-      return err.fail(dimNames[dim], " of query is ", q->getDimSize(dim),
-                      " but of key/value is ", k->getDimSize(dim));
-  int64_t qHeads = q->getDimSize(2), kvHeads = k->getDimSize(2);
-  if (kvHeads == 0 || qHeads % kvHeads != 0)
-    return err.fail("query heads (", qHeads,
-                    ") must be a multiple of key/value heads (", kvHeads, ")");
   results.push_back(*q);
   return success();
 }
@@ -237,34 +167,6 @@ GroupedMatmulOp::inferReturnTypes(MLIRContext *, std::optional<Location> loc,
 //===----------------------------------------------------------------------===//
 // Normalization, softmax, rope
 //===----------------------------------------------------------------------===//
-
-/// Checks that `weight` is a vector matching the last dimension of `input`.
-static LogicalResult verifyNormWeight(Operation *op, RankedTensorType input,
-                                      Value weight, StringRef what) {
-  auto type = cast<RankedTensorType>(weight.getType());
-  if (input.getRank() < 1)
-    return op->emitOpError("input must have rank >= 1");
-  if (type.getRank() != 1)
-    return op->emitOpError()
-           << what << " must be a vector, got rank " << type.getRank();
-  int64_t hidden = input.getShape().back();
-  if (type.getDimSize(0) != hidden)
-    return op->emitOpError() << what << " has size " << type.getDimSize(0)
-                             << " but the normalized (last) dimension of the "
-                                "input has size "
-                             << hidden;
-  if (type.getElementType() != input.getElementType())
-    return op->emitOpError()
-           << what << " element type " << type.getElementType()
-           << " differs from the input's " << input.getElementType();
-  return success();
-}
-
-static LogicalResult verifyEpsilon(Operation *op, double epsilon) {
-  if (!(epsilon > 0.0))
-    return op->emitOpError() << "epsilon must be positive, got " << epsilon;
-  return success();
-}
 
 LogicalResult RmsNormOp::verify() {
   if (failed(verifyEpsilon(*this, getEpsilon().convertToDouble())))
@@ -491,18 +393,6 @@ LogicalResult RouterOp::inferReturnTypes(MLIRContext *context,
   return success();
 }
 
-/// Checks a [tokens, k] routing tensor against `tokens`.
-static LogicalResult checkRouting(RankedTensorType routing, StringRef what,
-                                  int64_t tokens, const ShapeErrors &err) {
-  if (routing.getRank() != 2)
-    return err.fail(what, " must be [tokens, top_k], got rank ",
-                    routing.getRank());
-  if (routing.getDimSize(0) != tokens)
-    return err.fail(what, " has ", routing.getDimSize(0),
-                    " tokens (dim 0) but the input has ", tokens);
-  return success();
-}
-
 LogicalResult DispatchOp::inferReturnTypes(MLIRContext *,
                                            std::optional<Location> loc,
                                            Adaptor adaptor,
@@ -583,6 +473,12 @@ LogicalResult AdamWOp::verify() {
   if (getWeightDecay().convertToDouble() < 0.0)
     return emitOpError("weight_decay must be >= 0, got ")
            << getWeightDecay().convertToDouble();
+  double maxNorm = getMaxGradNorm().convertToDouble();
+  if (!(maxNorm >= 0.0) || std::isinf(maxNorm))
+    return emitOpError("max_grad_norm must be finite and >= 0, got ")
+           << maxNorm;
+  if (maxNorm > 0.0 && !getGradNorm())
+    return emitOpError("max_grad_norm needs the grad_norm operand");
   return success();
 }
 

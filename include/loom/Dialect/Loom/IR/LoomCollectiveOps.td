@@ -36,7 +36,7 @@ class Loom_LowersCollective<int opcodeValue, list<string> dims = []>
 }
 
 def Loom_AllReduceOp : Loom_CollectiveOp<"all_reduce",
-    [AllTypesMatch<["input", "result"]>, Loom_LowersCollective<100>,
+    [Loom_Differentiable, AllTypesMatch<["input", "result"]>, Loom_LowersCollective<100>,
      Loom_InPlace]> {
   let summary = "reduce over the group; every rank gets the result";
   let description = [{
@@ -52,7 +52,7 @@ def Loom_AllReduceOp : Loom_CollectiveOp<"all_reduce",
 }
 
 def Loom_AllGatherOp : Loom_CollectiveOp<"all_gather",
-    [Loom_LowersCollective<101, ["gather_dim"]>]> {
+    [Loom_Differentiable, Loom_LowersCollective<101, ["gather_dim"]>]> {
   let summary = "concatenate the group's pieces along one dimension";
   let description = [{
     The result's `gather_dim` is the group size times the input's; the pieces
@@ -70,7 +70,7 @@ def Loom_AllGatherOp : Loom_CollectiveOp<"all_gather",
 }
 
 def Loom_ReduceScatterOp : Loom_CollectiveOp<"reduce_scatter",
-    [Loom_LowersCollective<102, ["scatter_dim"]>]> {
+    [Loom_Differentiable, Loom_LowersCollective<102, ["scatter_dim"]>]> {
   let summary = "reduce over the group and keep this rank's piece";
   let description = [{
     The input's `scatter_dim` is divided by the group size; group rank r keeps
@@ -88,7 +88,7 @@ def Loom_ReduceScatterOp : Loom_CollectiveOp<"reduce_scatter",
 }
 
 def Loom_AllToAllOp : Loom_CollectiveOp<"all_to_all",
-    [Loom_LowersCollective<103, ["split_dim", "concat_dim"]>]> {
+    [Loom_Differentiable, Loom_LowersCollective<103, ["split_dim", "concat_dim"]>]> {
   let summary = "exchange pieces between all ranks of the group";
   let description = [{
     Splits `split_dim` into group-size pieces, sends piece j to group rank j,
@@ -107,7 +107,7 @@ def Loom_AllToAllOp : Loom_CollectiveOp<"all_to_all",
 }
 
 def Loom_CollectivePermuteOp : Loom_CollectiveOp<"collective_permute",
-    [AllTypesMatch<["input", "result"]>, Loom_LowersCollective<104>]> {
+    [Loom_Differentiable, AllTypesMatch<["input", "result"]>, Loom_LowersCollective<104>]> {
   let summary = "cyclic shift of tensors around the group";
   let description = [{
     Every rank sends its input to group rank (r + shift) mod n and returns what
@@ -124,7 +124,7 @@ def Loom_CollectivePermuteOp : Loom_CollectiveOp<"collective_permute",
   let assemblyFormat = "$input attr-dict `:` type($result)";
 }
 
-def Loom_SendOp : Loom_CollectiveOp<"send", [Loom_LowersCollective<105>]> {
+def Loom_SendOp : Loom_CollectiveOp<"send", [Loom_Differentiable, Loom_LowersCollective<105>]> {
   let summary = "send a tensor to the group rank peer_shift away";
   let description = [{
     Sends to group rank r + peer_shift; a rank without such a peer does
@@ -140,7 +140,7 @@ def Loom_SendOp : Loom_CollectiveOp<"send", [Loom_LowersCollective<105>]> {
   let assemblyFormat = "$input attr-dict `:` type($input)";
 }
 
-def Loom_RecvOp : Loom_CollectiveOp<"recv", [Loom_LowersCollective<106>]> {
+def Loom_RecvOp : Loom_CollectiveOp<"recv", [Loom_Differentiable, Loom_LowersCollective<106>]> {
   let summary = "receive a tensor from the group rank peer_shift away";
   let description = [{
     Receives from group rank r + peer_shift; a rank without such a peer gets

@@ -32,8 +32,15 @@ def Loom_Dialect : Dialect {
   let hasRegionResultAttrVerify = 1;
   let hasOperationAttrVerify = 1;
   let extraClassDeclaration = [{
-    /// Function argument attribute naming a model parameter.
+    /// Function argument attribute naming a model parameter; on a result,
+    /// the parameter's new value (written over the argument's bytes).
     static constexpr llvm::StringLiteral kParamAttrName = "loom.param";
+    /// Like `loom.param` for state that is not trained but persists across
+    /// steps (optimizer moments); zero before the first step.
+    static constexpr llvm::StringLiteral kStateAttrName = "loom.state";
+    /// Op attribute: the microbatch of a training step an op works on.
+    static constexpr llvm::StringLiteral kMicrobatchAttrName =
+        "loom.microbatch";
     /// A #loom.sharding on a function argument or result, or on an op's
     /// results (one sharding, or an array with one per result).
     static constexpr llvm::StringLiteral kShardingAttrName = "loom.sharding";

@@ -120,7 +120,7 @@ def Loom_FillOp : Loom_PureOp<"fill", [Loom_Lowers<1>, Loom_MovesData]> {
   let assemblyFormat = "$value attr-dict `:` type($result)";
 }
 
-def Loom_ConvertOp : Loom_PureOp<"convert", [Loom_Lowers<3>, Loom_InPlace,
+def Loom_ConvertOp : Loom_PureOp<"convert", [Loom_Differentiable, Loom_Lowers<3>, Loom_InPlace,
     Loom_MovesData, Loom_ShardingRuleOpInterface]> {
   let summary = "element type conversion";
   let description = [{
@@ -175,7 +175,7 @@ class Loom_BinaryOp<string mnemonic, string math, int opcode,
 def Loom_AddOp : Loom_BinaryOp<"add", "sum", 10, [Loom_Differentiable]>;
 def Loom_SubOp : Loom_BinaryOp<"sub", "difference", 11, [Loom_Differentiable]>;
 def Loom_MulOp : Loom_BinaryOp<"mul", "product", 12, [Loom_Differentiable]>;
-def Loom_DivOp : Loom_BinaryOp<"div", "quotient", 13>;
+def Loom_DivOp : Loom_BinaryOp<"div", "quotient", 13, [Loom_Differentiable]>;
 
 class Loom_UnaryOp<string mnemonic, list<Trait> traits = []>
     : Loom_PureOp<mnemonic, !listconcat(traits, [AllTypesMatch<["input", "result"]>])> {
@@ -205,7 +205,7 @@ def Loom_ScaleOp : Loom_ElementwiseUnaryOp<"scale", 14, [Loom_Differentiable]> {
   let assemblyFormat = "$input `,` $factor attr-dict `:` type($result)";
 }
 
-def Loom_GeluOp : Loom_ElementwiseUnaryOp<"gelu", 15, [],
+def Loom_GeluOp : Loom_ElementwiseUnaryOp<"gelu", 15, [Loom_Differentiable],
                                           [Loom_Cost<["getVectorFlops"]>]> {
   let summary = "Gaussian error linear unit";
   let description = [{
@@ -221,7 +221,7 @@ def Loom_GeluOp : Loom_ElementwiseUnaryOp<"gelu", 15, [],
   let assemblyFormat = "$input (`approximate` $approximate^)? attr-dict `:` type($result)";
 }
 
-def Loom_SiluOp : Loom_ElementwiseUnaryOp<"silu", 16, [],
+def Loom_SiluOp : Loom_ElementwiseUnaryOp<"silu", 16, [Loom_Differentiable],
                                           [Loom_Cost<["getVectorFlops"]>]> {
   let summary = "sigmoid linear unit";
   let description = [{
@@ -233,7 +233,7 @@ def Loom_SiluOp : Loom_ElementwiseUnaryOp<"silu", 16, [],
   }];
 }
 
-def Loom_NegOp : Loom_ElementwiseUnaryOp<"neg", 18> {
+def Loom_NegOp : Loom_ElementwiseUnaryOp<"neg", 18, [Loom_Differentiable]> {
   let summary = "element-wise negation: −x";
   let description = [{
     The negation of every element.
@@ -244,8 +244,19 @@ def Loom_NegOp : Loom_ElementwiseUnaryOp<"neg", 18> {
   }];
 }
 
+def Loom_SqrtOp : Loom_ElementwiseUnaryOp<"sqrt", 19, [Loom_Differentiable]> {
+  let summary = "element-wise square root";
+  let description = [{
+    The square root of every element (NaN below zero).
+
+    ```mlir
+    %y = loom.sqrt %x : tensor<f32>
+    ```
+  }];
+}
+
 def Loom_SwigluOp : Loom_PureOp<"swiglu", !listconcat(
-    [AllTypesMatch<["gate", "up", "result"]>],
+    [Loom_Differentiable, AllTypesMatch<["gate", "up", "result"]>],
     Loom_ElementwiseTraits<"swiglu", 17, [Loom_Cost<["getVectorFlops"]>]>.traits)> {
   let summary = "gated SiLU: silu(gate) · up";
   let description = [{
@@ -264,7 +275,7 @@ def Loom_SwigluOp : Loom_PureOp<"swiglu", !listconcat(
 // Normalization, softmax, position
 //===----------------------------------------------------------------------===//
 
-def Loom_RmsNormOp : Loom_PureOp<"rmsnorm", [
+def Loom_RmsNormOp : Loom_PureOp<"rmsnorm", [Loom_Differentiable,
     AllTypesMatch<["input", "result"]>, Loom_Lowers<20>, Loom_InPlace,
     Loom_Cost<["getVectorFlops"]>, Loom_OwnShardingRule]> {
   let summary = "root-mean-square normalization over the last dimension";
@@ -284,7 +295,7 @@ def Loom_RmsNormOp : Loom_PureOp<"rmsnorm", [
   let hasVerifier = 1;
 }
 
-def Loom_LayerNormOp : Loom_PureOp<"layernorm", [
+def Loom_LayerNormOp : Loom_PureOp<"layernorm", [Loom_Differentiable,
     AllTypesMatch<["input", "result"]>, Loom_Lowers<21>, Loom_InPlace,
     Loom_Cost<["getVectorFlops"]>, Loom_OwnShardingRule]> {
   let summary = "layer normalization over the last dimension";
@@ -308,7 +319,7 @@ def Loom_LayerNormOp : Loom_PureOp<"layernorm", [
   let hasVerifier = 1;
 }
 
-def Loom_SoftmaxOp : Loom_UnaryOp<"softmax", [Loom_LowersSoftmax, Loom_InPlace,
+def Loom_SoftmaxOp : Loom_UnaryOp<"softmax", [Loom_Differentiable, Loom_LowersSoftmax, Loom_InPlace,
                                               Loom_Cost<["getVectorFlops"]>]> {
   let summary = "softmax along one dimension";
   let description = [{
@@ -323,12 +334,13 @@ def Loom_SoftmaxOp : Loom_UnaryOp<"softmax", [Loom_LowersSoftmax, Loom_InPlace,
   let hasVerifier = 1;
 }
 
-def Loom_RopeOp : Loom_UnaryOp<"rope", [Loom_LowersRope, Loom_InPlace,
+def Loom_RopeOp : Loom_UnaryOp<"rope", [Loom_Differentiable, Loom_LowersRope, Loom_InPlace,
                                         Loom_Cost<["getVectorFlops"]>]> {
   let summary = "rotary position embedding";
   let description = [{
     Rotates pairs (i, i + D/2) of the head dimension of x[batch, seq, heads, D]
-    by the angle (s + position_offset) · theta^(−2i/D).
+    by the angle (s + position_offset) · theta^(−2i/D); with `inverse`, by
+    the opposite angle (the transpose of the rotation, so its own gradient).
 
     ```mlir
     %q2 = loom.rope %q {theta = 500000.0 : f64} : tensor<2x16x8x64xbf16>
@@ -336,7 +348,8 @@ def Loom_RopeOp : Loom_UnaryOp<"rope", [Loom_LowersRope, Loom_InPlace,
   }];
   let arguments = (ins Loom_FloatTensor:$input,
                    DefaultValuedAttr<F64Attr, "10000.0">:$theta,
-                   DefaultValuedAttr<I64Attr, "0">:$position_offset);
+                   DefaultValuedAttr<I64Attr, "0">:$position_offset,
+                   UnitAttr:$inverse);
   let assemblyFormat = "$input attr-dict `:` type($result)";
   let hasVerifier = 1;
 }
@@ -345,7 +358,7 @@ def Loom_RopeOp : Loom_UnaryOp<"rope", [Loom_LowersRope, Loom_InPlace,
 // Attention, embedding, loss
 //===----------------------------------------------------------------------===//
 
-def Loom_AttentionOp : Loom_InferredOp<"attention", [Loom_Lowers<30>,
+def Loom_AttentionOp : Loom_InferredOp<"attention", [Loom_Differentiable, Loom_Lowers<30>,
     Loom_Cost<["getMatmulFlops", "getVectorFlops"]>]> {
   let summary = "fused self-attention with grouped-query heads";
   let description = [{
@@ -373,7 +386,7 @@ def Loom_AttentionOp : Loom_InferredOp<"attention", [Loom_Lowers<30>,
   }];
 }
 
-def Loom_EmbeddingOp : Loom_InferredOp<"embedding", [Loom_Lowers<32>,
+def Loom_EmbeddingOp : Loom_InferredOp<"embedding", [Loom_Differentiable, Loom_Lowers<32>,
     Loom_Cost<["getVectorFlops", "getBytesRead"]>]> {
   let summary = "embedding lookup";
   let description = [{
@@ -391,7 +404,7 @@ def Loom_EmbeddingOp : Loom_InferredOp<"embedding", [Loom_Lowers<32>,
   }];
 }
 
-def Loom_CrossEntropyOp : Loom_InferredOp<"cross_entropy", [Loom_Lowers<31>,
+def Loom_CrossEntropyOp : Loom_InferredOp<"cross_entropy", [Loom_Differentiable, Loom_Lowers<31>,
     Loom_Cost<["getVectorFlops"]>]> {
   let summary = "mean cross-entropy loss over logits and integer targets";
   let description = [{
@@ -414,7 +427,7 @@ def Loom_CrossEntropyOp : Loom_InferredOp<"cross_entropy", [Loom_Lowers<31>,
 // Matmul
 //===----------------------------------------------------------------------===//
 
-def Loom_MatmulOp : Loom_InferredOp<"matmul", [Loom_Lowers<40>,
+def Loom_MatmulOp : Loom_InferredOp<"matmul", [Loom_Differentiable, Loom_Lowers<40>,
     Loom_Cost<["getMatmulFlops", "getVectorFlops"]>, Loom_OwnShardingRule]> {
   let summary = "matrix multiplication with batch dimensions";
   let description = [{
@@ -435,7 +448,7 @@ def Loom_MatmulOp : Loom_InferredOp<"matmul", [Loom_Lowers<40>,
   }];
 }
 
-def Loom_GroupedMatmulOp : Loom_InferredOp<"grouped_matmul", [Loom_Lowers<41>,
+def Loom_GroupedMatmulOp : Loom_InferredOp<"grouped_matmul", [Loom_Differentiable, Loom_Lowers<41>,
     Loom_Cost<["getMatmulFlops", "getVectorFlops"]>]> {
   let summary = "one matmul per expert";
   let description = [{
@@ -496,7 +509,7 @@ def Loom_TransposeOp : Loom_InferredOp<"transpose", [Loom_Lowers<51>,
   let hasFolder = 1;
 }
 
-def Loom_SliceOp : Loom_InferredOp<"slice", [Loom_LowersSlice,
+def Loom_SliceOp : Loom_InferredOp<"slice", [Loom_Differentiable, Loom_LowersSlice,
     Loom_Cost<["getVectorFlops", "getBytesRead"]>]> {
   let summary = "extract a box with unit strides";
   let description = [{
@@ -513,7 +526,7 @@ def Loom_SliceOp : Loom_InferredOp<"slice", [Loom_LowersSlice,
   let assemblyFormat = "$input attr-dict `:` type($input) `->` type($result)";
 }
 
-def Loom_ConcatOp : Loom_InferredOp<"concat", [Loom_LowersConcat,
+def Loom_ConcatOp : Loom_InferredOp<"concat", [Loom_Differentiable, Loom_LowersConcat,
                                                Loom_MovesData]> {
   let summary = "join tensors along one dimension";
   let description = [{
@@ -529,7 +542,7 @@ def Loom_ConcatOp : Loom_InferredOp<"concat", [Loom_LowersConcat,
   let assemblyFormat = "$inputs attr-dict `:` type($inputs) `->` type($result)";
 }
 
-def Loom_BroadcastOp : Loom_PureOp<"broadcast", [Loom_Lowers<54>,
+def Loom_BroadcastOp : Loom_PureOp<"broadcast", [Loom_Differentiable, Loom_Lowers<54>,
                                                   Loom_MovesData]> {
   let summary = "repeat a tensor along new or unit dimensions";
   let description = [{
@@ -547,7 +560,7 @@ def Loom_BroadcastOp : Loom_PureOp<"broadcast", [Loom_Lowers<54>,
   let hasFolder = 1;
 }
 
-def Loom_ReduceOp : Loom_InferredOp<"reduce", [Loom_LowersReduce,
+def Loom_ReduceOp : Loom_InferredOp<"reduce", [Loom_Differentiable, Loom_LowersReduce,
                                                Loom_Cost<["getVectorFlops"]>]> {
   let summary = "sum, max or mean over dimensions";
   let description = [{
@@ -568,7 +581,7 @@ def Loom_ReduceOp : Loom_InferredOp<"reduce", [Loom_LowersReduce,
 // Mixture of experts
 //===----------------------------------------------------------------------===//
 
-def Loom_RouterOp : Loom_InferredOp<"router", [Loom_Lowers<60>,
+def Loom_RouterOp : Loom_InferredOp<"router", [Loom_Differentiable, Loom_Lowers<60>,
                                                Loom_Cost<["getVectorFlops"]>]> {
   let summary = "top-k expert selection";
   let description = [{
@@ -591,7 +604,7 @@ def Loom_RouterOp : Loom_InferredOp<"router", [Loom_Lowers<60>,
   }];
 }
 
-def Loom_DispatchOp : Loom_InferredOp<"dispatch", [Loom_Lowers<61>,
+def Loom_DispatchOp : Loom_InferredOp<"dispatch", [Loom_Differentiable, Loom_Lowers<61>,
                                                    Loom_MovesData]> {
   let summary = "gather tokens into per-expert slots";
   let description = [{
@@ -613,7 +626,7 @@ def Loom_DispatchOp : Loom_InferredOp<"dispatch", [Loom_Lowers<61>,
   }];
 }
 
-def Loom_CombineOp : Loom_InferredOp<"combine", [Loom_Lowers<62>,
+def Loom_CombineOp : Loom_InferredOp<"combine", [Loom_Differentiable, Loom_Lowers<62>,
                                                  Loom_Cost<["getVectorFlops"]>]> {
   let summary = "weighted sum of expert outputs back per token";
   let description = [{
@@ -648,7 +661,10 @@ def Loom_AdamWOp : Loom_InferredOp<"adamw", [Loom_Lowers<70>, Loom_InPlace,
     rate `lr` (a scalar f32 tensor, so that schedules live outside the
     graph): decoupled weight decay, then the bias-corrected Adam update.
     Returns the new parameter and moments; the moments may be kept in f32
-    for a bf16 param.
+    for a bf16 param. With `grad_norm` (the global gradient norm, a scalar
+    f32) and `max_grad_norm` > 0, the gradient is first clipped as
+    PyTorch's clip_grad_norm_ does: multiplied by
+    min(1, max_grad_norm / (grad_norm + 1e-6)).
 
     ```mlir
     %p2, %m2, %v2 = loom.adamw %p, %g, %m, %v, %step, %lr
@@ -661,21 +677,25 @@ def Loom_AdamWOp : Loom_InferredOp<"adamw", [Loom_Lowers<70>, Loom_InPlace,
   let arguments = (ins Loom_FloatTensor:$param, Loom_FloatTensor:$grad,
                    Loom_FloatTensor:$exp_avg, Loom_FloatTensor:$exp_avg_sq,
                    0DTensorOf<[I32, I64]>:$step, Loom_ScalarF32:$lr,
+                   Optional<Loom_ScalarF32>:$grad_norm,
                    DefaultValuedAttr<F64Attr, "0.9">:$beta1,
                    DefaultValuedAttr<F64Attr, "0.999">:$beta2,
                    DefaultValuedAttr<F64Attr, "1e-8">:$epsilon,
-                   DefaultValuedAttr<F64Attr, "0.01">:$weight_decay);
+                   DefaultValuedAttr<F64Attr, "0.01">:$weight_decay,
+                   DefaultValuedAttr<F64Attr, "0.0">:$max_grad_norm);
   let results = (outs Loom_FloatTensor:$new_param,
                       Loom_FloatTensor:$new_exp_avg,
                       Loom_FloatTensor:$new_exp_avg_sq);
   let assemblyFormat = [{
-    $param `,` $grad `,` $exp_avg `,` $exp_avg_sq `,` $step `,` $lr attr-dict
+    $param `,` $grad `,` $exp_avg `,` $exp_avg_sq `,` $step `,` $lr
+    (`,` $grad_norm^)? attr-dict
     `:` type($param) `,` type($grad) `,` type($exp_avg) `,` type($exp_avg_sq)
-    `,` type($step) `,` type($lr)
+    `,` type($step) `,` type($lr) (`,` type($grad_norm)^)?
   }];
   let hasVerifier = 1;
 }
 
+include "loom/Dialect/Loom/IR/LoomGradientOps.td"
 include "loom/Dialect/Loom/IR/LoomCollectiveOps.td"
 
 #endif // LOOM_DIALECT_LOOM_IR_LOOMOPS_TD

@@ -5,6 +5,53 @@
 
 include "mlir/Pass/PassBase.td"
 
+def LoomAutodiffPass : Pass<"loom-autodiff", "mlir::ModuleOp"> {
+  let summary = "Derive the training step from a forward function";
+  let description = [{
+    Replaces the forward function of the module (parameters `{loom.param}`
+    and data `{loom.input}` → a scalar f32 loss) by its training step,
+    `train_step`: for each of `micro-batches` microbatches, the forward ops
+    and their backward, built in reverse from each op's vector-Jacobian rule
+    (DifferentiableOpInterface); the gradients summed over the microbatches;
+    their global norm; and one AdamW update per parameter, clipped to
+    `max-grad-norm` as PyTorch's clip_grad_norm_ does.
+
+    The step's arguments: the parameters (`loom.param`, as in the forward);
+    for each, its AdamW moments `<name>.exp_avg` and `<name>.exp_avg_sq`
+    (`loom.state`, f32); the data inputs with `micro-batches` times the rows
+    (dim 0: microbatch i takes rows [i·B, (i+1)·B)); `lr` (tensor<f32>) and
+    `step` (tensor<i32>, 1 for the first update). Its results: `loss` (the
+    mean of the microbatch losses), `grad_norm` (before clipping), with
+    `emit-gradients` each `<name>.grad` (summed, before clipping), then the
+    new parameters and moments, each marked with the `loom.param` or
+    `loom.state` name it replaces: a program writes them over their own
+    bytes.
+
+    Weight decay applies to parameters of rank ≥ 2 only (biases and norm
+    weights are not decayed, as in Megatron-LM). Every op of the step
+    carries `loom.phase` (`fwd`, `bwd-input` for cotangents of activations,
+    `bwd-weight` for those of parameters) and, with several microbatches,
+    `loom.microbatch`; backward ops keep the `loom.layer` of the op they
+    differentiate.
+  }];
+  let options = [
+    Option<"microBatches", "micro-batches", "int64_t", /*default=*/"1",
+           "Microbatches per step (gradient accumulation)">,
+    Option<"emitGradients", "emit-gradients", "bool", /*default=*/"false",
+           "Also return each parameter's gradient as `<name>.grad`">,
+    Option<"maxGradNorm", "max-grad-norm", "double", /*default=*/"1.0",
+           "Clip gradients to this global L2 norm (0: no clipping)">,
+    Option<"beta1", "beta1", "double", /*default=*/"0.9", "AdamW beta1">,
+    Option<"beta2", "beta2", "double", /*default=*/"0.999", "AdamW beta2">,
+    Option<"epsilon", "epsilon", "double", /*default=*/"1e-8",
+           "AdamW epsilon">,
+    Option<"weightDecay", "weight-decay", "double", /*default=*/"0.01",
+           "AdamW decoupled weight decay (parameters of rank >= 2)">,
+  ];
+  let dependentDialects = ["::loom::LoomDialect",
+                           "::mlir::func::FuncDialect"];
+}
+
 def LoomLowerToProgramPass : Pass<"loom-lower-to-program", "mlir::ModuleOp"> {
   let summary = "Plan one arena per rank and assign every tensor its bytes";
   let description = [{
