@@ -43,6 +43,21 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import reference as ref  # noqa: E402
 
 
+# The plausible mistakes `variant` can switch on, for the self-check.
+MISTAKES = {
+    "no_microbatch_scale": "microbatch gradients summed, not averaged",
+    "gqa_grad_mean": "a kv head's gradient averaged over its query heads",
+    "rope_bwd_same_angle": "rope's backward rotates by +angle, not -angle",
+    "tied_output_only": "tied table gets only the output layer's gradient",
+    "bwd_slots_k_major": "the backward replays slots k-major",
+    "wd_on_all": "weight decay on biases and norm weights too",
+    "adam_l2": "weight decay as L2 in the gradient (Adam, not AdamW)",
+    "no_bias_correction": "no 1 - beta^t bias correction",
+    "no_clip": "gradients not clipped",
+    "beta2_f32": "1 - beta2 computed in f32",
+}
+
+
 @dataclass
 class Hyper:
     """AdamW and clipping hyper-parameters (PyTorch's AdamW defaults, except
