@@ -19,6 +19,17 @@ using namespace mlir;
 using namespace loom;
 
 namespace {
+/// Tags every op the builder creates with `loom.layer = layer` while set.
+struct LayerTagger : public OpBuilder::Listener {
+  std::optional<int64_t> layer;
+  void notifyOperationInserted(Operation *op, OpBuilder::InsertPoint) override {
+    if (layer)
+      op->setAttr(
+          LoomDialect::kLayerAttrName,
+          IntegerAttr::get(IntegerType::get(op->getContext(), 64), *layer));
+  }
+};
+
 class TransformerBuilder {
 public:
   TransformerBuilder(MLIRContext &context, const ModelConfig &config)
@@ -170,7 +181,13 @@ OwningOpRef<ModuleOp> TransformerBuilder::build() {
                                           b.getDenseI64ArrayAttr({1, 2}));
     h = AddOp::create(b, loc, h, positions);
   }
+  // The ops of transformer layer i carry `loom.layer = i` (the embedding
+  // before and the head after carry none); the backward and pipeline
+  // stages follow these tags.
+  LayerTagger tagger;
+  b.setListener(&tagger);
   for (int64_t i = 0; i < config.layers; ++i) {
+    tagger.layer = i;
     std::string prefix = "layers." + std::to_string(i);
     Value x = norm(h, prefix + ".input_norm", H);
     h = AddOp::create(b, loc, h, attention(x, prefix + ".attn"));
@@ -179,6 +196,7 @@ OwningOpRef<ModuleOp> TransformerBuilder::build() {
                                : denseMlp(x, prefix + ".mlp");
     h = AddOp::create(b, loc, h, mlp);
   }
+  b.setListener(nullptr);
   h = norm(h, "final_norm", H);
   Value logits;
   if (config.tiedEmbeddings) {

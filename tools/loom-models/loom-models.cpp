@@ -3,6 +3,7 @@
 //   loom-models --list
 //   loom-models NAME [--layers N --hidden N --kv-heads N ...] [-o FILE]
 //   loom-models NAME --stats
+//   loom-models NAME --train [--micro-batches N --clip-grad X ...]
 //
 //===----------------------------------------------------------------------===//
 
@@ -10,18 +11,22 @@
 
 #include "loom/Analysis/ModelStats.h"
 #include "loom/Dialect/Loom/IR/LoomDialect.h"
+#include "loom/Dialect/Loom/Transforms/Passes.h"
 #include "loom/Models/ModelConfigKeys.h"
 #include "loom/Models/ModelZoo.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/IR/Verifier.h"
+#include "mlir/Pass/PassManager.h"
 #include "mlir/Support/FileUtilities.h"
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/JSON.h"
 #include "llvm/Support/ToolOutputFile.h"
 #include "llvm/Support/raw_ostream.h"
+
+#include "loom/runtime/ParseNumber.h"
 
 #include <algorithm>
 
@@ -58,6 +63,17 @@ options (each overrides the preset's configuration key of that name;
   text += R"(  --stats               print {"total_params", "active_params",
                         "flops_per_token", ...} instead of the graph
   -o FILE               write to FILE instead of standard output
+
+training step (-loom-autodiff; Megatron-LM's flag names and defaults):
+  --train               print the training step (forward, backward, AdamW)
+                        instead of the forward
+  --micro-batches N     microbatches per step (gradient accumulation), 1
+  --clip-grad X         clip gradients to global L2 norm X (0: off), 1.0
+  --weight-decay X      AdamW decoupled weight decay, 0.01
+  --adam-beta1 X        0.9
+  --adam-beta2 X        0.999
+  --adam-eps X          1e-8
+  --emit-gradients      also output each parameter's gradient (<name>.grad)
 )";
   return text;
 }
@@ -67,6 +83,8 @@ struct Options {
   std::string model;
   bool list = false;
   bool stats = false;
+  bool train = false;
+  LoomAutodiffPassOptions training;
   std::string output = "-";
   /// (configuration key, value) in the order given.
   std::vector<std::pair<std::string, std::string>> settings;
@@ -76,6 +94,39 @@ struct Options {
 static int fail(const Twine &message) {
   errs() << "loom-models: error: " << message << "\n";
   return 1;
+}
+
+/// Sets the training option of `flag` from `value`: nullopt when `flag` is
+/// not a training flag, else what is wrong with the value (or nothing).
+static std::optional<loom::runtime::NumberProblem>
+parseTrainingFlag(StringRef flag, StringRef value,
+                  LoomAutodiffPassOptions &training) {
+  using loom::runtime::parseInteger;
+  using loom::runtime::parseReal;
+  std::string_view text(value.data(), value.size());
+  if (flag == "--micro-batches") {
+    int64_t n = 1;
+    loom::runtime::NumberProblem problem =
+        parseInteger(text, 1, int64_t(1) << 20, n);
+    training.microBatches = n;
+    return problem;
+  }
+  struct RealFlag {
+    StringRef name;
+    double min, max;
+    double LoomAutodiffPassOptions::*field;
+  };
+  static const RealFlag reals[] = {
+      {"--clip-grad", 0.0, 1e30, &LoomAutodiffPassOptions::maxGradNorm},
+      {"--weight-decay", 0.0, 1e6, &LoomAutodiffPassOptions::weightDecay},
+      {"--adam-beta1", 0.0, 0.999999, &LoomAutodiffPassOptions::beta1},
+      {"--adam-beta2", 0.0, 0.999999, &LoomAutodiffPassOptions::beta2},
+      {"--adam-eps", 1e-30, 1.0, &LoomAutodiffPassOptions::epsilon},
+  };
+  for (const RealFlag &real : reals)
+    if (flag == real.name)
+      return parseReal(text, real.min, real.max, training.*real.field);
+  return std::nullopt;
 }
 
 /// Parses argv into `options`; returns an error message on bad input.
@@ -89,6 +140,14 @@ static std::optional<std::string> parseArgs(int argc, char **argv,
     }
     if (arg == "--stats") {
       options.stats = true;
+      continue;
+    }
+    if (arg == "--train") {
+      options.train = true;
+      continue;
+    }
+    if (arg == "--emit-gradients") {
+      options.training.emitGradients = true;
       continue;
     }
     if (arg == "-h" || arg == "--help") {
@@ -114,6 +173,12 @@ static std::optional<std::string> parseArgs(int argc, char **argv,
     }
     if (flag == "-o") {
       options.output = value.str();
+      continue;
+    }
+    if (std::optional<std::optional<std::string>> problem =
+            parseTrainingFlag(flag, value, options.training)) {
+      if (*problem)
+        return (flag + " " + **problem).str();
       continue;
     }
     const ModelConfigKey *key =
@@ -165,6 +230,15 @@ int main(int argc, char **argv) {
       buildForwardModule(context, *config);
   if (failed(mlir::verify(*module)))
     return fail("the graph of '" + options.model + "' does not verify");
+
+  if (options.train && options.stats)
+    return fail("--stats counts the forward; give it without --train");
+  if (options.train) {
+    mlir::PassManager pm(&context);
+    pm.addPass(createLoomAutodiffPass(options.training));
+    if (failed(pm.run(*module)))
+      return fail("cannot derive the training step of '" + options.model + "'");
+  }
 
   std::string errorMessage;
   auto output = mlir::openOutputFile(options.output, &errorMessage);
