@@ -14,6 +14,7 @@ PACKAGES=(
   libopenblas-dev libgloo-dev
   libgtest-dev libgmock-dev
   python3 python3-numpy
+  bible-kjv bible-kjv-text
 )
 
 missing=()
@@ -36,4 +37,22 @@ if [ ! -f build/build.ninja ]; then
     -DMLIR_DIR="$LLVM_PREFIX/lib/cmake/mlir" \
     -DLLVM_EXTERNAL_LIT="$LLVM_PREFIX/bin/lit"
 fi
+
+# The default training text of `loom-run --train`: the King James Bible
+# (public domain), one verse per line without its reference, 4.1 MB of
+# ASCII. Debian ships it compressed for its reader `bible`, which prints
+# every verse when given the whole range and no terminal.
+KJV=build/data/kjv.txt
+if [ ! -s "$KJV" ]; then
+  mkdir -p build/data
+  bible -f Gen1:1-Rev22:21 </dev/null |
+    sed -E 's/^[1-3]?[A-Za-z]+[0-9]+:[0-9]+ //' >"$KJV.tmp"
+  verses=$(wc -l <"$KJV.tmp")
+  if [ "$verses" -ne 31102 ]; then
+    echo "setup: bible printed $verses verses, not the 31102 of the KJV" >&2
+    exit 1
+  fi
+  mv "$KJV.tmp" "$KJV"
+fi
+
 ninja -C build -j"${LOOM_JOBS:-2}" "$@"
