@@ -32,6 +32,10 @@ for tool in ["loom-translate", "loom-run", "loom-dump"]:
     if os.path.exists(os.path.join(config.loom_tools_dir, tool)):
         config.available_features.add(tool)
 
+# Training steps are compiled (-loom-autodiff) and run.
+if os.path.exists(os.path.join(config.loom_tools_dir, "loom-run")):
+    config.available_features.add("loom-train")
+
 # A GPU is visible: the CUDA backend can run instead of explaining why not.
 if os.path.exists("/dev/nvidia0"):
     config.available_features.add("gpu")

@@ -21,6 +21,7 @@
 #include "loom/Analysis/MemoryPlan.h"
 #include "loom/Dialect/Loom/IR/LoomOps.h"
 #include "loom/Dialect/Loom/IR/LoomTypes.h"
+#include "loom/Dialect/Loom/IR/PersistentUpdates.h"
 #include "loom/runtime/CheckedMath.h"
 #include "loom/runtime/TensorLimits.h"
 
@@ -105,6 +106,9 @@ FailureOr<MemoryPlan> loom::planMemory(func::FuncOp func, bool reuse) {
     return func.emitError("memory planning needs a function with one block");
   Block &block = func.getBody().front();
   MemoryPlan plan;
+  auto updates = getPersistentUpdates(func);
+  if (failed(updates))
+    return failure();
 
   SmallVector<Value> values;
   DenseMap<Value, int64_t> position; // defining instruction; -1 for arguments
@@ -146,7 +150,7 @@ FailureOr<MemoryPlan> loom::planMemory(func::FuncOp func, bool reuse) {
   // Per leader: the last use over the members, and whether an argument is
   // among them (an argument's bytes are never written over).
   llvm::EquivalenceClasses<Value> classes;
-  DenseMap<Value, int64_t> classEnd;
+  DenseMap<Value, int64_t> classStart, classEnd;
   DenseMap<Value, bool> classHasArgument;
   auto endOf = [&](Value v) {
     auto it = lastUse.find(v);
@@ -155,15 +159,18 @@ FailureOr<MemoryPlan> loom::planMemory(func::FuncOp func, bool reuse) {
   };
   for (Value v : values) {
     classes.insert(v);
+    classStart[v] = position[v];
     classEnd[v] = endOf(v);
     classHasArgument[v] = isa<BlockArgument>(v);
   }
   auto join = [&](Value member, Value into) {
     Value a = classes.getLeaderValue(into), b = classes.getLeaderValue(member);
+    int64_t start = std::min(classStart[a], classStart[b]);
     int64_t end = std::max(classEnd[a], classEnd[b]);
     bool hasArgument = classHasArgument[a] || classHasArgument[b];
     classes.unionSets(a, b);
     Value leader = classes.getLeaderValue(a);
+    classStart[leader] = start;
     classEnd[leader] = end;
     classHasArgument[leader] = hasArgument;
   };
@@ -176,21 +183,46 @@ FailureOr<MemoryPlan> loom::planMemory(func::FuncOp func, bool reuse) {
         join(reshape.getResult(), reshape.getInput());
       continue;
     }
-    if (!runsInPlace(op) || op->getNumResults() != 1)
+    if (!runsInPlace(op))
       continue;
-    Value result = op->getResult(0);
-    for (Value operand : op->getOperands()) {
-      if (inConstants(operand))
-        continue;
-      Value leader = classes.getLeaderValue(operand);
-      if (getTensorBytes(operand.getType()) !=
-              getTensorBytes(result.getType()) ||
-          classEnd[leader] != static_cast<int64_t>(index) ||
-          classHasArgument[leader])
-        continue;
-      join(result, operand);
-      break;
+    for (OpResult result : op->getResults()) {
+      // The new value of a parameter or state goes only over its argument
+      // (and nothing else goes over an argument).
+      BlockArgument updated = updates->lookup(result);
+      for (unsigned i : getInPlaceOperands(op, result.getResultNumber())) {
+        Value operand = op->getOperand(i);
+        if (inConstants(operand))
+          continue;
+        Value leader = classes.getLeaderValue(operand);
+        bool overArgument =
+            updated && leader == classes.getLeaderValue(updated);
+        if (getTensorBytes(operand.getType()) !=
+                getTensorBytes(result.getType()) ||
+            classEnd[leader] != static_cast<int64_t>(index) ||
+            (classHasArgument[leader] != overArgument) ||
+            (updated && !overArgument))
+          continue;
+        join(result, operand);
+        break;
+      }
     }
+  }
+
+  // Every new value of a parameter or state takes its argument's bytes:
+  // computed in place over it above, or computed after its last read.
+  for (auto [value, argument] : *updates) {
+    Value leader = classes.getLeaderValue(value);
+    Value argLeader = classes.getLeaderValue(argument);
+    if (leader == argLeader)
+      continue;
+    if (classHasArgument[leader] || classStart[leader] <= classEnd[argLeader])
+      return emitError(value.getLoc(),
+                       "memory planning: the new value of argument #")
+             << argument.getArgNumber()
+             << " is computed while the argument is still read, so it "
+                "cannot take the argument's bytes (loom-lower-to-program "
+                "copies such a value after the last read)";
+    join(value, argument);
   }
 
   // One storage per class.

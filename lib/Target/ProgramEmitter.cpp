@@ -8,6 +8,7 @@
 
 #include "loom/Target/ProgramEmitter.h"
 #include "loom/Dialect/Loom/IR/LoomOps.h"
+#include "loom/Dialect/Loom/IR/PersistentUpdates.h"
 
 #include "loom/runtime/CheckedMath.h"
 #include "loom/runtime/OpTable.h"
@@ -84,6 +85,8 @@ private:
   SymbolTableCollection symbolTables;
   /// Values the function returns: output buffers.
   llvm::SmallPtrSet<Value, 4> returned;
+  /// Returned new values of parameters and state (not outputs of their own).
+  llvm::SmallPtrSet<Value, 4> persistentValues;
   int64_t arenaSize = 0;
 };
 } // namespace
@@ -271,8 +274,9 @@ LogicalResult ProgramEmitter::emitOp(Operation *op, ArrayRef<int64_t> offsets) {
     std::string name = (op->getName().stripDialect() + "." + Twine(index) +
                         (op->getNumResults() > 1 ? "." + Twine(i) : ""))
                            .str();
-    auto kind = returned.contains(result) ? fb::BufferKind::Output
-                                          : fb::BufferKind::Arena;
+    auto kind = returned.contains(result) && !persistentValues.contains(result)
+                    ? fb::BufferKind::Output
+                    : fb::BufferKind::Arena;
     if (failed(addBuffer(result, kind, name, offsets[i])))
       return failure();
     resultIds.push_back(bufferIds[result]);
@@ -293,7 +297,11 @@ FailureOr<std::vector<uint8_t>> ProgramEmitter::emit() {
            << " has no memory plan; run loom-opt -loom-lower-to-program first";
   arenaSize = arena.getInt();
 
-  // Arguments: parameters and inputs, bound by name.
+  // Arguments: parameters, state and inputs, bound by name. Parameters and
+  // state persist: the host reads them back through the same name.
+  auto updates = getPersistentUpdates(func);
+  if (failed(updates))
+    return failure();
   for (BlockArgument arg : func.getArguments()) {
     unsigned i = arg.getArgNumber();
     auto offset =
@@ -302,16 +310,19 @@ FailureOr<std::vector<uint8_t>> ProgramEmitter::emit() {
       return func.emitError("argument #") << i << " has no 'loom.offset'";
     auto param =
         func.getArgAttrOfType<StringAttr>(i, LoomDialect::kParamAttrName);
+    auto state =
+        func.getArgAttrOfType<StringAttr>(i, LoomDialect::kStateAttrName);
     auto input =
         func.getArgAttrOfType<StringAttr>(i, LoomDialect::kInputAttrName);
-    std::string name = param   ? param.str()
-                       : input ? input.str()
-                               : ("arg" + Twine(i)).str();
-    auto kind = param ? fb::BufferKind::Parameter : fb::BufferKind::Input;
+    StringAttr named = param ? param : state ? state : input;
+    std::string name = named ? named.str() : ("arg" + Twine(i)).str();
+    auto kind = param   ? fb::BufferKind::Parameter
+                : state ? fb::BufferKind::State
+                        : fb::BufferKind::Input;
     if (failed(addBuffer(arg, kind, name, offset.getInt())))
       return failure();
     inputs.push_back(fb::CreateBindingDirect(b, name.c_str(), bufferIds[arg]));
-    if (param)
+    if (param || state)
       outputs.push_back(
           fb::CreateBindingDirect(b, name.c_str(), bufferIds[arg]));
   }
@@ -320,6 +331,8 @@ FailureOr<std::vector<uint8_t>> ProgramEmitter::emit() {
   Operation *terminator = func.getBody().front().getTerminator();
   for (Value value : terminator->getOperands())
     returned.insert(value);
+  for (auto [value, argument] : *updates)
+    persistentValues.insert(value);
   for (Operation &op : func.getBody().front().without_terminator()) {
     if (auto constant = dyn_cast<ConstantOp>(op)) {
       if (failed(addConstant(constant)))
@@ -337,8 +350,23 @@ FailureOr<std::vector<uint8_t>> ProgramEmitter::emit() {
       return failure();
   }
 
-  // Returned values are outputs.
+  // Returned values are outputs, but for the new values of parameters and
+  // state: the memory plan put those in their arguments' bytes, which the
+  // arguments' bindings read.
   for (auto [i, value] : llvm::enumerate(terminator->getOperands())) {
+    if (BlockArgument argument = updates->lookup(value)) {
+      auto offsets = value.getDefiningOp()->getAttrOfType<DenseI64ArrayAttr>(
+          LoomDialect::kOffsetsAttrName);
+      int64_t at = offsets[cast<OpResult>(value).getResultNumber()];
+      auto argOffset = func.getArgAttrOfType<IntegerAttr>(
+          argument.getArgNumber(), LoomDialect::kOffsetAttrName);
+      if (at != argOffset.getInt())
+        return terminator->emitOpError("result #")
+               << i << " updates argument #" << argument.getArgNumber()
+               << " but the memory plan put it at offset " << at
+               << ", not the argument's " << argOffset.getInt();
+      continue;
+    }
     if (isa<BlockArgument>(value))
       return terminator->emitOpError("returns argument #")
              << cast<BlockArgument>(value).getArgNumber()

@@ -110,7 +110,9 @@ def check_graph(cfg, mlir, args):
                 errors.append(f"router top_k {_attr(line, 'top_k')}, "
                               f"expected {cfg.topk}")
             attrs = line.split("{", 1)[1].split("}", 1)[0]
-            flags = set(re.findall(r"\b([a-z_]+)\b(?! =)", attrs)) - {"top_k"}
+            # Unit attributes are the entries without a value (loom.layer
+            # and other discardable attributes have one).
+            flags = {e.strip() for e in attrs.split(",") if "=" not in e}
             want = {f for f, on in [("softmax_before_topk",
                                      cfg.softmax_before_topk),
                                     ("normalize", cfg.normalize_topk)] if on}

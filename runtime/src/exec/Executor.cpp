@@ -174,7 +174,10 @@ Executor::Executor(std::shared_ptr<const Program> program,
   else
     backend_ = createBackend(options_.backend);
 
+  // State bindings start as set: zero (zeroState) unless the host sets them.
   inputSet_.assign(P.inputs().size(), false);
+  for (size_t i = 0; i < P.inputs().size(); ++i)
+    inputSet_[i] = P.buffers()[P.inputs()[i].buffer].kind == BufferKind::State;
   arena_ = backend_->allocate(P.arenaSize());
   try {
     if (backend_->hostMemory()) {
@@ -184,11 +187,25 @@ Executor::Executor(std::shared_ptr<const Program> program,
       ownConstants_ = true;
       backend_->copyToDevice(constants_, P.constants(), P.constantsSize());
     }
+    zeroState();
     createCommunicators();
     prepare();
   } catch (...) {
     releaseResources();
     throw;
+  }
+}
+
+void Executor::zeroState() {
+  // State (optimizer moments) starts at zero unless the host sets it.
+  static const std::vector<uint8_t> zeros(size_t(1) << 20, 0);
+  char *base = static_cast<char *>(arena_);
+  for (const BufferInfo &b : program_->buffers()) {
+    if (b.kind != BufferKind::State)
+      continue;
+    for (uint64_t done = 0; done < b.size; done += zeros.size())
+      backend_->copyToDevice(base + b.offset + done, zeros.data(),
+                             std::min<uint64_t>(zeros.size(), b.size - done));
   }
 }
 

@@ -71,6 +71,10 @@ std::vector<std::string> loom::runtime::bindInputs(Executor &exec,
       std::string shared = options.inputsDir + "/" + binding.name + ".npy";
       file = fileExists(own) ? own : fileExists(shared) ? shared : "";
     }
+    // State (optimizer moments) not given stays zero, as the executor
+    // made it; everything else not given is seeded.
+    if (file.empty() && buffer.kind == BufferKind::State)
+      continue;
     if (file.empty()) {
       exec.setInput(binding.name, seededInput(program, buffer, options.seed));
       seeded.push_back(binding.name);

@@ -129,6 +129,8 @@ const char *bufferKindName(BufferKind kind) {
     return "output";
   case BufferKind::Parameter:
     return "parameter";
+  case BufferKind::State:
+    return "state";
   }
   return "?";
 }

@@ -30,7 +30,10 @@ static_assert(static_cast<int>(fb::DType::BF16) ==
                       static_cast<int>(DType::I64),
               "DType must match the schema");
 static_assert(static_cast<int>(fb::BufferKind::Parameter) ==
-                  static_cast<int>(BufferKind::Parameter),
+                      static_cast<int>(BufferKind::Parameter) &&
+                  static_cast<int>(fb::BufferKind::State) ==
+                      static_cast<int>(BufferKind::State) &&
+                  fb::BufferKind::MAX == fb::BufferKind::State,
               "BufferKind must match the schema");
 static_assert(static_cast<int>(fb::AttrKind::String) ==
                   static_cast<int>(AttrKind::String),
@@ -328,7 +331,7 @@ std::shared_ptr<const Program> ProgramLoader::load(const void *data,
       if (static_cast<unsigned>(b->dtype()) >= kNumDTypes)
         fail(what + ": unknown dtype " + std::to_string(int(b->dtype())));
       B.dtype = static_cast<DType>(b->dtype());
-      if (static_cast<unsigned>(b->kind()) > 4)
+      if (b->kind() > fb::BufferKind::MAX)
         fail(what + ": unknown kind " + std::to_string(int(b->kind())));
       B.kind = static_cast<BufferKind>(b->kind());
       if (!elementsAligned(b->shape()))
@@ -368,7 +371,8 @@ std::shared_ptr<const Program> ProgramLoader::load(const void *data,
     }
   }
 
-  // Parameters persist across runs: nothing else may partially overlap them.
+  // Parameters and state persist across runs: nothing else may partially
+  // overlap them.
   {
     std::vector<const BufferInfo *> arena;
     for (const BufferInfo &b : P.buffers_)
@@ -379,7 +383,7 @@ std::shared_ptr<const Program> ProgramLoader::load(const void *data,
                 return a->offset < b->offset;
               });
     for (const BufferInfo &par : P.buffers_) {
-      if (par.kind != BufferKind::Parameter || !par.size)
+      if (!isPersistent(par.kind) || !par.size)
         continue;
       for (const BufferInfo *o : arena) {
         if (o == &par || o->offset >= par.offset + par.size)
@@ -389,8 +393,9 @@ std::shared_ptr<const Program> ProgramLoader::load(const void *data,
         if (o->offset == par.offset && o->size == par.size)
           continue; // an alias of the whole parameter
         fail("buffer " + std::to_string(o->id) + " '" + o->name +
-             "' overlaps parameter buffer " + std::to_string(par.id) + " '" +
-             par.name + "' (parameters persist across runs)");
+             "' overlaps " + bufferKindName(par.kind) + " buffer " +
+             std::to_string(par.id) + " '" + par.name +
+             "' (it persists across runs)");
       }
     }
   }
@@ -456,14 +461,13 @@ std::shared_ptr<const Program> ProgramLoader::load(const void *data,
                  std::to_string(B.buffer) + ", but there are only " +
                  std::to_string(P.buffers_.size()) + " buffers");
           BufferKind k = P.buffers_[B.buffer].kind;
-          bool ok =
-              k == BufferKind::Parameter ||
-              (isInput ? k == BufferKind::Input : k == BufferKind::Output);
+          bool ok = isPersistent(k) || (isInput ? k == BufferKind::Input
+                                                : k == BufferKind::Output);
           if (!ok)
             fail(std::string(which) + " '" + B.name + "' binds buffer " +
                  std::to_string(B.buffer) + " of kind " + bufferKindName(k) +
                  " (must be " + (isInput ? "input" : "output") +
-                 " or parameter)");
+                 ", parameter or state)");
           out.push_back(std::move(B));
         }
       };

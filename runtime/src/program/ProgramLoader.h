@@ -16,6 +16,7 @@ private:
   /// Rewrites a program of an older minor version of the format into the
   /// current one before it is verified (Upgrade.cpp).
   static void upgrade(Program &program);
+  static void upgradeFrom10(Program &program);
 };
 
 } // namespace loom::runtime

@@ -9,6 +9,9 @@
 //   became the dimension it always equalled; adamw's learning rate became
 //   its sixth operand (a scalar f32) instead of the attribute `lr`;
 //   all_reduce's and reduce_scatter's `reduction` became required.
+// 1.1 -> 1.2: only additions (the State buffer kind, the gradient opcodes,
+//   sqrt, rope's `inverse`, adamw's optional gradient-norm operand and
+//   `max_grad_norm`): nothing to undo.
 //
 //===----------------------------------------------------------------------===//
 
@@ -37,8 +40,14 @@ void erase(InstrInfo &instr, const char *name) {
 } // namespace
 
 void ProgramLoader::upgrade(Program &P) {
-  if (P.major_ != 1 || P.minor_ != 0)
+  if (P.major_ != 1)
     return;
+  if (P.minor_ == 0)
+    upgradeFrom10(P);
+  P.minor_ = kFormatMinor;
+}
+
+void ProgramLoader::upgradeFrom10(Program &P) {
   // Learning rates of adamw instructions, to append to the constants.
   std::vector<std::pair<size_t, float>> rates;
   for (size_t index = 0; index < P.instrs_.size(); ++index) {
@@ -115,7 +124,6 @@ void ProgramLoader::upgrade(Program &P) {
     P.constants_ = std::move(blob);
     P.constantsSize_ = size;
   }
-  P.minor_ = kFormatMinor;
 }
 
 } // namespace loom::runtime

@@ -96,6 +96,12 @@ private:
   int64_t commSize() const { return P.communicators()[I.communicator].size; }
   void elementwise(size_t nIn);
   void checkCollective();
+  /// The shapes of the gradient ops; false for other opcodes.
+  bool checkGradientShapes();
+  /// attention's q, k, v (operands 0-2).
+  void attentionOperands();
+  /// A norm's x, w (operands 0-1) for a row of x.shape.back().
+  void normOperands();
 
   const Program &P;
   size_t idx;
@@ -301,6 +307,8 @@ void InstrChecker::checkShapes() {
     elementwise(I.operands.size());
     return;
   }
+  if (checkGradientShapes())
+    return;
   switch (I.op) {
   case Opcode::Fill:
   case Opcode::GroupStart:
@@ -330,17 +338,14 @@ void InstrChecker::checkShapes() {
     return;
   case Opcode::RmsNorm:
   case Opcode::LayerNorm: {
+    normOperands();
     const BufferInfo &x = in(0);
-    requireRank(x, inName(0), 1, true);
-    requireFloat(x, inName(0));
     sameShape(x, inName(0), out(0), outName(0));
     sameDType(x, inName(0), out(0), outName(0));
-    for (size_t k = 1; k < I.operands.size(); ++k) {
-      expectShape(in(k), inName(k), {x.shape.back()});
-      sameDType(x, inName(0), in(k), inName(k));
+    if (I.operands.size() > 2) {
+      expectShape(in(2), inName(2), {x.shape.back()});
+      sameDType(x, inName(0), in(2), inName(2));
     }
-    if (floatAttr("epsilon") < 0)
-      fail("epsilon must be >= 0");
     return;
   }
   case Opcode::Softmax:
@@ -357,26 +362,11 @@ void InstrChecker::checkShapes() {
     if (floatAttr("theta") <= 0)
       fail("theta must be > 0");
     return;
-  case Opcode::Attention: {
-    const BufferInfo &q = in(0), &k = in(1), &v = in(2);
-    for (size_t j = 0; j < 3; ++j) {
-      requireRank(in(j), inName(j) + " ([B, S, H, D])", 4);
-      sameDType(q, inName(0), in(j), inName(j));
-    }
-    requireFloat(q, inName(0));
-    sameShape(k, inName(1), v, inName(2));
-    if (k.shape[0] != q.shape[0] || k.shape[3] != q.shape[3])
-      fail(inName(1) + " must match " + inName(0) + " in batch and head dim");
-    if (k.shape[2] == 0 || q.shape[2] % k.shape[2])
-      fail("query heads " + std::to_string(q.shape[2]) +
-           " must be a multiple of key/value heads " +
-           std::to_string(k.shape[2]));
-    if (I.getBool("causal") && k.shape[1] != q.shape[1])
-      fail("causal attention needs equal query and key sequence lengths");
-    sameShape(q, inName(0), out(0), outName(0));
-    sameDType(q, inName(0), out(0), outName(0));
+  case Opcode::Attention:
+    attentionOperands();
+    sameShape(in(0), inName(0), out(0), outName(0));
+    sameDType(in(0), inName(0), out(0), outName(0));
     return;
-  }
   case Opcode::CrossEntropy: {
     const BufferInfo &l = in(0), &t = in(1);
     requireRank(l, inName(0), 1, true);
@@ -612,11 +602,134 @@ void InstrChecker::checkShapes() {
     double b1 = floatAttr("beta1"), b2 = floatAttr("beta2");
     if (b1 < 0 || b1 >= 1 || b2 < 0 || b2 >= 1)
       fail("beta1 and beta2 must be in [0, 1)");
+    if (I.operands.size() > 6 &&
+        (in(6).dtype != DType::F32 || in(6).numel != 1))
+      fail(inName(6) + " (the gradient norm) must be one f32");
+    if (floatAttr("max_grad_norm") < 0)
+      fail("max_grad_norm must be >= 0");
+    if (floatAttr("max_grad_norm") > 0 && I.operands.size() < 7)
+      fail("max_grad_norm needs the gradient norm operand");
     return;
   }
   default:
     checkCollective();
     return;
+  }
+}
+
+void InstrChecker::attentionOperands() {
+  const BufferInfo &q = in(0), &k = in(1), &v = in(2);
+  for (size_t j = 0; j < 3; ++j) {
+    requireRank(in(j), inName(j) + " ([B, S, H, D])", 4);
+    sameDType(q, inName(0), in(j), inName(j));
+  }
+  requireFloat(q, inName(0));
+  sameShape(k, inName(1), v, inName(2));
+  if (k.shape[0] != q.shape[0] || k.shape[3] != q.shape[3])
+    fail(inName(1) + " must match " + inName(0) + " in batch and head dim");
+  if (k.shape[2] == 0 || q.shape[2] % k.shape[2])
+    fail("query heads " + std::to_string(q.shape[2]) +
+         " must be a multiple of key/value heads " +
+         std::to_string(k.shape[2]));
+  if (I.getBool("causal") && k.shape[1] != q.shape[1])
+    fail("causal attention needs equal query and key sequence lengths");
+}
+
+void InstrChecker::normOperands() {
+  const BufferInfo &x = in(0);
+  requireRank(x, inName(0), 1, true);
+  requireFloat(x, inName(0));
+  expectShape(in(1), inName(1), {x.shape.back()});
+  sameDType(x, inName(0), in(1), inName(1));
+  if (floatAttr("epsilon") < 0)
+    fail("epsilon must be >= 0");
+}
+
+bool InstrChecker::checkGradientShapes() {
+  auto same = [&](const BufferInfo &a, const std::string &aName,
+                  const BufferInfo &b, const std::string &bName) {
+    sameShape(a, aName, b, bName);
+    sameDType(a, aName, b, bName);
+  };
+  switch (I.op) {
+  case Opcode::RmsNormGrad:
+  case Opcode::LayerNormGrad:
+    // x, w, dy -> dx, dw (, db).
+    normOperands();
+    same(in(0), inName(0), in(2), inName(2));
+    same(in(0), inName(0), out(0), outName(0));
+    for (size_t r = 1; r < I.results.size(); ++r)
+      same(in(1), inName(1), out(r), outName(r));
+    return true;
+  case Opcode::SoftmaxGrad:
+    elementwise(2);
+    if (normalizeDim(I.getInt("axis", -1), in(0).shape.size()) < 0)
+      fail("axis " + std::to_string(I.getInt("axis", -1)) +
+           " is not a dimension of " + inName(0));
+    return true;
+  case Opcode::AttentionGrad:
+    // q, k, v, o, do -> dq, dk, dv.
+    attentionOperands();
+    same(in(0), inName(0), in(3), inName(3));
+    same(in(0), inName(0), in(4), inName(4));
+    for (size_t r = 0; r < 3; ++r)
+      same(in(r), inName(r), out(r), outName(r));
+    return true;
+  case Opcode::CrossEntropyGrad: {
+    const BufferInfo &l = in(0), &t = in(1);
+    requireRank(l, inName(0), 1, true);
+    requireFloat(l, inName(0));
+    requireInt(t, inName(1));
+    expectShape(t, inName(1),
+                std::vector<int64_t>(l.shape.begin(), l.shape.end() - 1));
+    if (in(2).dtype != DType::F32 || !in(2).shape.empty())
+      fail(inName(2) + " (the loss cotangent) must be a scalar f32");
+    same(l, inName(0), out(0), outName(0));
+    return true;
+  }
+  case Opcode::EmbeddingGrad: {
+    const BufferInfo &dy = in(0), &ids = in(1), &table = out(0);
+    requireRank(table, outName(0) + " ([V, H])", 2);
+    requireFloat(table, outName(0));
+    requireInt(ids, inName(1));
+    std::vector<int64_t> s = ids.shape;
+    s.push_back(table.shape[1]);
+    expectShape(dy, inName(0), s);
+    sameDType(table, outName(0), dy, inName(0));
+    return true;
+  }
+  case Opcode::RouterGrad: {
+    const BufferInfo &l = in(0), &ids = in(1), &dw = in(2);
+    requireRank(l, inName(0) + " ([T, E])", 2);
+    requireFloat(l, inName(0));
+    requireRank(ids, inName(1) + " ([T, k])", 2);
+    requireInt(ids, inName(1));
+    if (ids.shape[0] != l.shape[0] || ids.shape[1] < 1 ||
+        ids.shape[1] > l.shape[1])
+      fail(inName(1) +
+           " must be [T, k] with T = " + std::to_string(l.shape[0]) +
+           " and k in [1, " + std::to_string(l.shape[1]) + "]");
+    expectShape(dw, inName(2), ids.shape);
+    sameDType(l, inName(0), dw, inName(2));
+    same(l, inName(0), out(0), outName(0));
+    return true;
+  }
+  case Opcode::CombineGrad: {
+    const BufferInfo &y = in(0), &w = in(1), &ids = in(2), &dout = in(3);
+    requireRank(y, inName(0) + " ([E, C, H])", 3);
+    requireFloat(y, inName(0));
+    requireRank(w, inName(1) + " ([T, k])", 2);
+    sameDType(y, inName(0), w, inName(1));
+    requireInt(ids, inName(2));
+    sameShape(w, inName(1), ids, inName(2));
+    expectShape(dout, inName(3), {w.shape[0], y.shape[2]});
+    sameDType(y, inName(0), dout, inName(3));
+    same(y, inName(0), out(0), outName(0));
+    same(w, inName(1), out(1), outName(1));
+    return true;
+  }
+  default:
+    return false;
   }
 }
 
@@ -627,8 +740,7 @@ void verifyInstructions(const Program &P) {
   std::vector<bool> written(P.buffers().size());
   for (const BufferInfo &b : P.buffers())
     written[b.id] = b.kind == BufferKind::Constant ||
-                    b.kind == BufferKind::Input ||
-                    b.kind == BufferKind::Parameter;
+                    b.kind == BufferKind::Input || isPersistent(b.kind);
   std::set<int64_t> events;
   int64_t openGroup = -1;
   for (size_t i = 0; i < instrs.size(); ++i) {

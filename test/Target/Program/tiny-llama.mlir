@@ -5,7 +5,7 @@
 // A planned forward graph becomes one instruction per op, buffers at the
 // planned offsets, parameters bound as inputs and outputs.
 
-// CHECK: loom.program "forward" version 1.1
+// CHECK: loom.program "forward" version 1.2
 // CHECK: mesh []
 // CHECK: arena [[ARENA:[0-9]+]]
 // CHECK: buffer %0 "tokens" input i32[2,4] offset
@@ -17,7 +17,7 @@
 // CHECK: 0: %{{[0-9]+}} = embedding(%2, %0) loc("{{.*}}tiny-llama.mlir:[[#@LINE+13]]:8")
 // CHECK: = rmsnorm(%{{[0-9]+}}, %3) {epsilon = 1e-05}
 // CHECK: = matmul(%{{[0-9]+}}, %4) {transpose_lhs = false, transpose_rhs = true}
-// CHECK: = rope(%{{[0-9]+}}) {theta = 10000.0, position_offset = 0}
+// CHECK: = rope(%{{[0-9]+}}) {theta = 10000.0, position_offset = 0, inverse = false}
 // CHECK: = attention(%{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}) {causal = true} loc(
 // CHECK: = gelu(%{{[0-9]+}}) {approximate = "tanh"}
 // CHECK: %[[LOSS]] = cross_entropy(

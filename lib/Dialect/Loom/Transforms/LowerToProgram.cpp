@@ -2,6 +2,7 @@
 
 #include "loom/Analysis/MemoryPlan.h"
 #include "loom/Dialect/Loom/IR/LoomOps.h"
+#include "loom/Dialect/Loom/IR/PersistentUpdates.h"
 #include "loom/Dialect/Loom/Transforms/Passes.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -25,6 +26,8 @@ struct LoomLowerToProgramPass
       if (func.isExternal())
         continue;
       materializeOutputs(func);
+      if (failed(copyLateUpdates(func, reuse)))
+        return signalPassFailure();
       FailureOr<MemoryPlan> plan = planMemory(func, reuse);
       if (failed(plan) || failed(checkMemoryPlan(func, *plan)))
         return signalPassFailure();
@@ -48,8 +51,47 @@ struct LoomLowerToProgramPass
       Value v = operand.get();
       if (!isa<BlockArgument>(v) && !v.getDefiningOp<ConstantOp>())
         continue;
-      operand.set(b.create<ConvertOp>(terminator->getLoc(), v.getType(), v));
+      operand.set(ConvertOp::create(b, terminator->getLoc(), v.getType(), v));
     }
+  }
+
+  /// A new parameter or state value takes its argument's bytes. Computed
+  /// in place over the argument by the argument's last reader (adamw), it
+  /// is there already; otherwise it is copied there at the end, after every
+  /// read of the old value.
+  static LogicalResult copyLateUpdates(func::FuncOp func, bool reuse) {
+    auto updates = getPersistentUpdates(func);
+    if (failed(updates))
+      return failure();
+    Operation *terminator = func.getBody().front().getTerminator();
+    OpBuilder b(terminator);
+    for (auto [value, argument] : *updates) {
+      if (reuse && isLastReaderInPlace(value, argument))
+        continue;
+      Value copy = ConvertOp::create(b, value.getLoc(), value.getType(), value);
+      for (OpOperand &use : terminator->getOpOperands())
+        if (use.get() == value)
+          use.set(copy);
+    }
+    return success();
+  }
+
+  /// Whether `value` is computed in place over `argument` by its last
+  /// reader (no view of the argument outlives it).
+  static bool isLastReaderInPlace(Value value, BlockArgument argument) {
+    auto result = dyn_cast<OpResult>(value);
+    if (!result)
+      return false;
+    Operation *op = result.getOwner();
+    if (!op->hasTrait<loom::OpTrait::InPlace>())
+      return false;
+    bool tied =
+        llvm::any_of(getInPlaceOperands(op, result.getResultNumber()),
+                     [&](unsigned i) { return op->getOperand(i) == argument; });
+    return tied && llvm::all_of(argument.getUsers(), [&](Operation *user) {
+             return user == op ||
+                    (!isa<ReshapeOp>(user) && user->isBeforeInBlock(op));
+           });
   }
 
   static void annotate(func::FuncOp func, const MemoryPlan &plan) {

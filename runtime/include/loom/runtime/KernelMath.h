@@ -157,7 +157,7 @@ LOOM_HD inline float attentionScale(const LoomKernelAttrs &a, int64_t headDim) {
   const LoomAttrValue &scale = a.values[attr::Attention::scale];
   return scale.present
              ? static_cast<float>(scale.f)
-             : static_cast<float>(1.0 / sqrt(static_cast<double>(headDim)));
+             : static_cast<float>(1.0 / ::sqrt(static_cast<double>(headDim)));
 }
 
 //===----------------------------------------------------------------------===//
@@ -219,6 +219,29 @@ LOOM_HD inline float gelu(float x, const KernelAttrs &a) {
 }
 LOOM_HD inline float silu(float x, const KernelAttrs &) { return silu(x); }
 LOOM_HD inline float neg(float x, const KernelAttrs &) { return -x; }
+LOOM_HD inline float sqrt(float x, const KernelAttrs &) { return sqrtf(x); }
+
+/// d/dx gelu(x) · dy, in the form the forward used.
+LOOM_HD inline float gelu_grad(float x, float dy, const KernelAttrs &a) {
+  bool tanhForm = a.values[attr::GeluGrad::approximate].i ==
+                  static_cast<int64_t>(attr::GeluApproximation::tanh);
+  if (tanhForm) {
+    constexpr float k = 0.79788456080286536f; // sqrt(2/pi)
+    float t = fastTanh(k * (x + 0.044715f * x * x * x));
+    float dInner = k * (1.0f + 3.0f * 0.044715f * x * x);
+    return dy * (0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * dInner);
+  }
+  // 0.5 (1 + erf(x/sqrt 2)) + x · phi(x), phi the standard normal density.
+  float cdf = 0.5f * (1.0f + erff(x * 0.70710678118654752f));
+  float pdf = 0.39894228040143268f * fastExp(-0.5f * x * x);
+  return dy * (cdf + x * pdf);
+}
+
+/// d/dx silu(x) · dy = s (1 + x (1 - s)) · dy with s = sigmoid(x).
+LOOM_HD inline float silu_grad(float x, float dy, const KernelAttrs &) {
+  float s = sigmoid(x);
+  return dy * s * (1.0f + x * (1.0f - s));
+}
 
 //===----------------------------------------------------------------------===//
 // Rows: normalization, softmax, loss
@@ -284,6 +307,83 @@ LOOM_HD inline void softmaxRowMasked(float *s, int64_t n, int64_t valid) {
     s[i] = 0.0f;
 }
 
+/// The backward of rmsnormRow over one row: dx (may be dy), and x·r·dy
+/// added to the f32 accumulator dw.
+template <typename T, typename W>
+LOOM_HD inline void rmsnormGradRow(const T *x, const W *w, const T *dy, T *dx,
+                                   float *dw, int64_t n, float eps) {
+  float ss = 0.0f, dot = 0.0f;
+  for (int64_t i = 0; i < n; ++i) {
+    float v = toF32(x[i]);
+    ss += v * v;
+    dot += v * toF32(w[i]) * toF32(dy[i]);
+  }
+  float r = 1.0f / sqrtf(ss / static_cast<float>(n) + eps);
+  float c = r * r * r * dot / static_cast<float>(n);
+  for (int64_t i = 0; i < n; ++i) {
+    float v = toF32(x[i]), g = toF32(dy[i]);
+    dw[i] += v * r * g;
+    dx[i] = fromF32<T>(r * toF32(w[i]) * g - v * c);
+  }
+}
+
+/// The backward of layernormRow over one row: dx (may be dy), and x̂·dy and
+/// dy added to the f32 accumulators dw and db.
+template <typename T, typename W>
+LOOM_HD inline void layernormGradRow(const T *x, const W *w, const T *dy, T *dx,
+                                     float *dw, float *db, int64_t n,
+                                     float eps) {
+  float fn = static_cast<float>(n);
+  float sum = 0.0f;
+  for (int64_t i = 0; i < n; ++i)
+    sum += toF32(x[i]);
+  float mean = sum / fn, var = 0.0f;
+  for (int64_t i = 0; i < n; ++i) {
+    float d = toF32(x[i]) - mean;
+    var += d * d;
+  }
+  float r = 1.0f / sqrtf(var / fn + eps);
+  float meanG = 0.0f, meanGx = 0.0f;
+  for (int64_t i = 0; i < n; ++i) {
+    float g = toF32(w[i]) * toF32(dy[i]);
+    meanG += g;
+    meanGx += g * (toF32(x[i]) - mean) * r;
+  }
+  meanG /= fn;
+  meanGx /= fn;
+  for (int64_t i = 0; i < n; ++i) {
+    float xhat = (toF32(x[i]) - mean) * r, d = toF32(dy[i]);
+    dw[i] += xhat * d;
+    db[i] += d;
+    dx[i] = fromF32<T>(r * (toF32(w[i]) * d - meanG - xhat * meanGx));
+  }
+}
+
+/// dx = y (dy - Σ y·dy) over n elements `stride` apart. dx may be y or dy.
+template <typename T>
+LOOM_HD inline void softmaxGradRow(const T *y, const T *dy, T *dx, int64_t n,
+                                   int64_t stride) {
+  float dot = 0.0f;
+  for (int64_t i = 0; i < n; ++i)
+    dot += toF32(y[i * stride]) * toF32(dy[i * stride]);
+  for (int64_t i = 0; i < n; ++i) {
+    float v = toF32(y[i * stride]);
+    dx[i * stride] = fromF32<T>(v * (toF32(dy[i * stride]) - dot));
+  }
+}
+
+/// (softmax(row) - onehot(target)) · scale for one row of n logits.
+template <typename T>
+LOOM_HD inline void crossEntropyGradRow(const T *logits, T *grad, int64_t n,
+                                        int64_t target, float scale) {
+  float mx = rowMax(logits, n, 1);
+  float inv = 1.0f / rowSumExp(logits, n, 1, mx);
+  for (int64_t i = 0; i < n; ++i) {
+    float p = fastExp(toF32(logits[i]) - mx) * inv;
+    grad[i] = fromF32<T>((p - (i == target ? 1.0f : 0.0f)) * scale);
+  }
+}
+
 /// logsumexp(row) - row[target] for one row of n logits.
 template <typename T>
 LOOM_HD inline float crossEntropyRow(const T *logits, int64_t n,
@@ -306,14 +406,17 @@ LOOM_HD inline void ropeAngle(int64_t pos, int64_t i, int64_t d, double theta,
   s = static_cast<float>(sin(a));
 }
 
-/// Rotates one head vector of d elements at position pos. y may be x.
+/// Rotates one head vector of d elements at position pos (by the opposite
+/// angle when `inverse`). y may be x.
 template <typename T>
 LOOM_HD inline void ropeHead(const T *x, T *y, int64_t d, int64_t pos,
-                             double theta) {
+                             double theta, bool inverse = false) {
   int64_t h = d / 2;
   for (int64_t i = 0; i < h; ++i) {
     float c, s;
     ropeAngle(pos, i, d, theta, c, s);
+    if (inverse)
+      s = -s;
     float x1 = toF32(x[i]), x2 = toF32(x[i + h]);
     y[i] = fromF32<T>(x1 * c - x2 * s);
     y[i + h] = fromF32<T>(x2 * c + x1 * s);
@@ -324,20 +427,38 @@ LOOM_HD inline void ropeHead(const T *x, T *y, int64_t d, int64_t pos,
 // AdamW
 //===----------------------------------------------------------------------===//
 
+/// The per-step constants of one AdamW update, each computed in double from
+/// the hyperparameters and rounded to f32 once, as PyTorch does with its
+/// Python-float scalars (1 - beta2 computed from beta2 rounded to f32 would
+/// be 1.3e-5 off for beta2 = 0.999).
 struct AdamWParams {
-  float lr, beta1, beta2, eps, weightDecay;
-  float bc1, bc2; ///< 1 - beta1^t, 1 - beta2^t
+  float beta1, beta2, oneMinusBeta1, oneMinusBeta2, eps;
+  float decay;      ///< 1 - lr·weight_decay
+  float stepSize;   ///< lr / (1 - beta1^t)
+  float invSqrtBc2; ///< 1 / sqrt(1 - beta2^t)
+  float gradScale;  ///< the clipping coefficient (1 without clipping)
 };
 
-/// Bias corrections for step t >= 1, computed in double.
-LOOM_HD inline AdamWParams adamwParams(float lr, float beta1, float beta2,
-                                       float eps, float weightDecay,
-                                       int64_t step) {
-  AdamWParams p{lr, beta1, beta2, eps, weightDecay, 0, 0};
-  p.bc1 = static_cast<float>(
-      1.0 - pow(static_cast<double>(beta1), static_cast<double>(step)));
-  p.bc2 = static_cast<float>(
-      1.0 - pow(static_cast<double>(beta2), static_cast<double>(step)));
+/// Constants for step t >= 1; `gradNorm` < 0 means no clipping.
+LOOM_HD inline AdamWParams adamwParams(double lr, double beta1, double beta2,
+                                       double eps, double weightDecay,
+                                       int64_t step, double maxGradNorm,
+                                       double gradNorm) {
+  double t = static_cast<double>(step);
+  AdamWParams p;
+  p.beta1 = static_cast<float>(beta1);
+  p.beta2 = static_cast<float>(beta2);
+  p.oneMinusBeta1 = static_cast<float>(1.0 - beta1);
+  p.oneMinusBeta2 = static_cast<float>(1.0 - beta2);
+  p.eps = static_cast<float>(eps);
+  p.decay = static_cast<float>(1.0 - lr * weightDecay);
+  p.stepSize = static_cast<float>(lr / (1.0 - pow(beta1, t)));
+  p.invSqrtBc2 = static_cast<float>(1.0 / ::sqrt(1.0 - pow(beta2, t)));
+  // PyTorch's clip_grad_norm_: max_norm / (norm + 1e-6), at most 1.
+  double scale = 1.0;
+  if (maxGradNorm > 0.0 && gradNorm >= 0.0)
+    scale = maxGradNorm / (gradNorm + 1e-6);
+  p.gradScale = static_cast<float>(scale < 1.0 ? scale : 1.0);
   return p;
 }
 
@@ -345,10 +466,11 @@ LOOM_HD inline AdamWParams adamwParams(float lr, float beta1, float beta2,
 /// then the bias-corrected step.
 LOOM_HD inline void adamwUpdate(float &p, float g, float &m, float &v,
                                 const AdamWParams &a) {
-  p *= 1.0f - a.lr * a.weightDecay;
-  m = a.beta1 * m + (1.0f - a.beta1) * g;
-  v = a.beta2 * v + (1.0f - a.beta2) * g * g;
-  p -= a.lr * (m / a.bc1) / (sqrtf(v / a.bc2) + a.eps);
+  g *= a.gradScale;
+  p *= a.decay;
+  m = a.beta1 * m + a.oneMinusBeta1 * g;
+  v = a.beta2 * v + a.oneMinusBeta2 * g * g;
+  p -= a.stepSize * m / (sqrtf(v) * a.invSqrtBc2 + a.eps);
 }
 
 //===----------------------------------------------------------------------===//
@@ -402,6 +524,58 @@ LOOM_HD inline void routerRow(const T *logits, int64_t e, int64_t k,
     for (int64_t j = 0; j < k; ++j)
       weights[j] =
           fromF32<T>(fastExp((vals ? vals[j] : scratch[indices[j]]) - mx) / es);
+  }
+}
+
+/// The backward of routerRow for one token: dlogits (E values) from the
+/// cotangents dw of its k weights at the chosen `indices`. `scratch` holds
+/// E floats.
+template <typename T>
+LOOM_HD inline void routerGradRow(const T *logits, const int32_t *indices,
+                                  const T *dw, T *dlogits, int64_t e, int64_t k,
+                                  bool softmaxBeforeTopk, bool normalize,
+                                  float *scratch) {
+  for (int64_t j = 0; j < e; ++j) {
+    scratch[j] = toF32(logits[j]);
+    dlogits[j] = fromF32<T>(0.0f);
+  }
+  if (softmaxBeforeTopk) {
+    softmaxRow(scratch, scratch, e, 1); // p
+    float s = 0.0f, wdw = 0.0f;
+    for (int64_t j = 0; j < k; ++j)
+      s += scratch[indices[j]];
+    // w_j = p_j (/ s): the cotangent of p at the chosen experts.
+    if (normalize)
+      for (int64_t j = 0; j < k; ++j)
+        wdw += scratch[indices[j]] / s * toF32(dw[j]);
+    float pdp = 0.0f;
+    for (int64_t j = 0; j < k; ++j) {
+      float dp = normalize ? (toF32(dw[j]) - wdw) / s : toF32(dw[j]);
+      pdp += scratch[indices[j]] * dp;
+    }
+    // dlogits = p (dp - Σ p·dp), dp zero off the chosen experts.
+    for (int64_t x = 0; x < e; ++x) {
+      float dp = 0.0f;
+      for (int64_t j = 0; j < k; ++j)
+        if (indices[j] == x)
+          dp = normalize ? (toF32(dw[j]) - wdw) / s : toF32(dw[j]);
+      dlogits[x] = fromF32<T>(scratch[x] * (dp - pdp));
+    }
+    return;
+  }
+  // Softmax over the chosen logits: dlogit_j = w_j (dw_j - Σ w·dw).
+  float mx = -INFINITY;
+  for (int64_t j = 0; j < k; ++j)
+    mx = fmaxf(mx, scratch[indices[j]]);
+  float es = 0.0f;
+  for (int64_t j = 0; j < k; ++j)
+    es += fastExp(scratch[indices[j]] - mx);
+  float wdw = 0.0f;
+  for (int64_t j = 0; j < k; ++j)
+    wdw += fastExp(scratch[indices[j]] - mx) / es * toF32(dw[j]);
+  for (int64_t j = 0; j < k; ++j) {
+    float w = fastExp(scratch[indices[j]] - mx) / es;
+    dlogits[indices[j]] = fromF32<T>(w * (toF32(dw[j]) - wdw));
   }
 }
 

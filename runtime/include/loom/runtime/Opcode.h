@@ -49,7 +49,12 @@ enum class BufferKind : uint8_t {
   Input = 2,
   Output = 3,
   Parameter = 4,
+  State = 5,
 };
+/// Parameter and State buffers persist across runs.
+inline bool isPersistent(BufferKind kind) {
+  return kind == BufferKind::Parameter || kind == BufferKind::State;
+}
 const char *bufferKindName(BufferKind kind);
 
 enum class StreamKind : uint8_t { Compute = 0, Comm = 1 };

@@ -133,6 +133,7 @@ public:
 
 private:
   void recordTrace(size_t index, std::chrono::steady_clock::time_point start);
+  void zeroState();
   void createCommunicators();
   void prepare();
   void releaseResources();

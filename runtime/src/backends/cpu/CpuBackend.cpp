@@ -40,7 +40,8 @@ public:
     call.kernel = nullptr;
     call.scratchBytes = 0;
     if (cpu::selectElementwise(call) || cpu::selectLinalg(call) ||
-        cpu::selectShape(call) || cpu::selectModel(call))
+        cpu::selectShape(call) || cpu::selectModel(call) ||
+        cpu::selectGradient(call))
       return;
     const char *n = opcodeName(call.op);
     throw std::runtime_error(std::string("cpu backend has no kernel for ") +

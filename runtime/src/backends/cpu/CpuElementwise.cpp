@@ -216,11 +216,12 @@ template <typename T> void ropeK(const OpCall &c, KernelContext &) {
   T *y = c.out[0].as<T>();
   int64_t offset = attrOf(c, attr::Rope::position_offset).i;
   double theta = attrOf(c, attr::Rope::theta).f;
+  bool inverse = attrOf(c, attr::Rope::inverse).i;
   for (int64_t ib = 0; ib < b; ++ib)
     for (int64_t is = 0; is < s; ++is)
       for (int64_t ih = 0; ih < nh; ++ih) {
         int64_t off = ((ib * s + is) * nh + ih) * d;
-        math::ropeHead(x + off, y + off, d, is + offset, theta);
+        math::ropeHead(x + off, y + off, d, is + offset, theta, inverse);
       }
 }
 
@@ -230,12 +231,13 @@ void adamwK(const OpCall &c, KernelContext &) {
   int64_t step = loadIndex(c.in[4], 0);
   if (step < 1)
     throw KernelError("adamw step must be >= 1, got " + std::to_string(step));
+  // The optional seventh operand is the global gradient norm to clip by.
+  double gradNorm = c.in.size() > 6 ? *c.in[6].as<const float>() : -1.0;
   math::AdamWParams a = math::adamwParams(
-      *c.in[5].as<const float>(),
-      static_cast<float>(attrOf(c, attr::AdamW::beta1).f),
-      static_cast<float>(attrOf(c, attr::AdamW::beta2).f),
-      static_cast<float>(attrOf(c, attr::AdamW::epsilon).f),
-      static_cast<float>(attrOf(c, attr::AdamW::weight_decay).f), step);
+      *c.in[5].as<const float>(), attrOf(c, attr::AdamW::beta1).f,
+      attrOf(c, attr::AdamW::beta2).f, attrOf(c, attr::AdamW::epsilon).f,
+      attrOf(c, attr::AdamW::weight_decay).f, step,
+      attrOf(c, attr::AdamW::max_grad_norm).f, gradNorm);
   int64_t n = c.in[0].numel;
   const TensorRef &p = c.in[0], &g = c.in[1], &m = c.in[2], &v = c.in[3];
   const TensorRef &po = c.out[0], &mo = c.out[1], &vo = c.out[2];

@@ -20,6 +20,7 @@ bool selectShape(
     OpCall &call); // reshape, transpose, slice, concat, broadcast, reduce
 bool selectModel(
     OpCall &call); // embedding, cross_entropy, router, dispatch, combine
+bool selectGradient(OpCall &call); // the *_grad ops but attention_grad
 
 /// Picks FN<float>, FN<bf16_t> or FN<f16_t> by a floating dtype.
 #define LOOM_PICK_FLOAT(FN, DT)                                                \

@@ -1,4 +1,4 @@
-//===- CpuLinalg.cpp - CPU matmul, grouped matmul and attention -----------===//
+//===- CpuLinalg.cpp - CPU matmul, grouped matmul, attention and its grad -===//
 //
 // All through OpenBLAS cblas_sgemm. f32 operands are used in place; bf16/f16
 // operands are converted to f32 scratch and the result rounded back.
@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cblas.h>
+#include <cmath>
 #include <cstring>
 
 namespace loom::runtime::cpu {
@@ -53,23 +54,24 @@ size_t f32ScratchBytes(const OpCall &c) {
   return n;
 }
 
-/// C[m, n] = A · B (row-major), A is [m, k] or [k, m] when ta, B is [k, n]
-/// or [n, k] when tb.
+/// C[m, n] = alpha·A·B + beta·C (row-major), A is [m, k] or [k, m] when
+/// ta, B is [k, n] or [n, k] when tb.
 void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
           const float *a, int64_t lda, const float *b, int64_t ldb, float *c,
-          int64_t ldc) {
+          int64_t ldc, float beta = 0.0f) {
   if (m == 0 || n == 0)
     return;
   if (k == 0) {
     for (int64_t i = 0; i < m; ++i)
-      std::fill(c + i * ldc, c + i * ldc + n, 0.0f);
+      for (int64_t j = 0; j < n; ++j)
+        c[i * ldc + j] *= beta;
     return;
   }
   cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans,
               tb ? CblasTrans : CblasNoTrans, static_cast<int>(m),
               static_cast<int>(n), static_cast<int>(k), alpha, a,
               static_cast<int>(std::max<int64_t>(lda, 1)), b,
-              static_cast<int>(std::max<int64_t>(ldb, 1)), 0.0f, c,
+              static_cast<int>(std::max<int64_t>(ldb, 1)), beta, c,
               static_cast<int>(std::max<int64_t>(ldc, 1)));
 }
 
@@ -154,6 +156,82 @@ void attentionK(const OpCall &c, KernelContext &ctx) {
   F32View::store(O, o);
 }
 
+/// Query rows per block of the attention backward: two [rows, keys] blocks
+/// (P and dP) are as large as the forward's one.
+constexpr int64_t kGradBlock = kCausalBlock / 2;
+
+/// The attention backward, recomputing P block by block (FlashAttention's
+/// backward without tiling the keys): for each block of query rows,
+/// S = scale·q·kᵀ, P = softmax(S) (masked), dP = do·vᵀ, D = rowsum(do·o),
+/// dS = P·(dP − D); dq = scale·dS·k, dk += scale·dSᵀ·q, dv += Pᵀ·do.
+void attentionGradK(const OpCall &c, KernelContext &ctx) {
+  const TensorRef &Q = c.in[0], &K = c.in[1], &V = c.in[2], &O = c.in[3],
+                  &DO = c.in[4];
+  int64_t nb = Q.shape[0], sq = Q.shape[1], hq = Q.shape[2], d = Q.shape[3];
+  int64_t sk = K.shape[1], hkv = K.shape[2];
+  F32View view{static_cast<char *>(ctx.scratch)};
+  const float *q = view.load(Q), *k = view.load(K), *v = view.load(V),
+              *o = view.load(O), *dout = view.load(DO);
+  float *dq = view.result(c.out[0]), *dk = view.result(c.out[1]),
+        *dv = view.result(c.out[2]);
+  float *p = reinterpret_cast<float *>(view.next);
+  float *dp = p + kGradBlock * sk;
+  std::fill(dq, dq + c.out[0].numel, 0.0f);
+  std::fill(dk, dk + c.out[1].numel, 0.0f);
+  std::fill(dv, dv + c.out[2].numel, 0.0f);
+  bool causal = attrOf(c, attr::AttentionGrad::causal).i;
+  const LoomAttrValue &scaleAttr = c.attrs.values[attr::AttentionGrad::scale];
+  float scale =
+      scaleAttr.present
+          ? static_cast<float>(scaleAttr.f)
+          : static_cast<float>(1.0 / std::sqrt(static_cast<double>(d)));
+  if (sk && sq && d) {
+    int64_t group = hq / hkv, qs = hq * d, ks = hkv * d;
+    for (int64_t b = 0; b < nb; ++b)
+      for (int64_t h = 0; h < hq; ++h) {
+        int64_t kh = h / group;
+        const float *qb = q + b * sq * qs + h * d;
+        const float *ob = o + b * sq * qs + h * d;
+        const float *dob = dout + b * sq * qs + h * d;
+        float *dqb = dq + b * sq * qs + h * d;
+        const float *kb = k + b * sk * ks + kh * d;
+        const float *vb = v + b * sk * ks + kh * d;
+        float *dkb = dk + b * sk * ks + kh * d;
+        float *dvb = dv + b * sk * ks + kh * d;
+        for (int64_t q0 = 0; q0 < sq; q0 += kGradBlock) {
+          int64_t rows = std::min(kGradBlock, sq - q0);
+          int64_t keys = causal ? std::min(q0 + rows, sk) : sk;
+          gemm(false, true, rows, keys, d, scale, qb + q0 * qs, qs, kb, ks, p,
+               keys);
+          for (int64_t i = 0; i < rows; ++i)
+            math::softmaxRowMasked(p + i * keys, keys,
+                                   causal ? std::min(q0 + i + 1, keys) : keys);
+          gemm(false, true, rows, keys, d, 1.0f, dob + q0 * qs, qs, vb, ks, dp,
+               keys);
+          for (int64_t i = 0; i < rows; ++i) {
+            const float *doRow = dob + (q0 + i) * qs,
+                        *oRow = ob + (q0 + i) * qs;
+            float delta = 0.0f;
+            for (int64_t j = 0; j < d; ++j)
+              delta += doRow[j] * oRow[j];
+            float *pRow = p + i * keys, *dpRow = dp + i * keys;
+            for (int64_t j = 0; j < keys; ++j)
+              dpRow[j] = pRow[j] * (dpRow[j] - delta); // now dS
+          }
+          gemm(false, false, rows, d, keys, scale, dp, keys, kb, ks,
+               dqb + q0 * qs, qs);
+          gemm(true, false, keys, d, rows, scale, dp, keys, qb + q0 * qs, qs,
+               dkb, ks, 1.0f);
+          gemm(true, false, keys, d, rows, 1.0f, p, keys, dob + q0 * qs, qs,
+               dvb, ks, 1.0f);
+        }
+      }
+  }
+  F32View::store(c.out[0], dq);
+  F32View::store(c.out[1], dk);
+  F32View::store(c.out[2], dv);
+}
+
 } // namespace
 
 bool selectLinalg(OpCall &c) {
@@ -165,6 +243,11 @@ bool selectLinalg(OpCall &c) {
   case Opcode::GroupedMatmul:
     c.kernel = &groupedMatmulK;
     c.scratchBytes = f32ScratchBytes(c);
+    return true;
+  case Opcode::AttentionGrad:
+    c.kernel = &attentionGradK;
+    c.scratchBytes = f32ScratchBytes(c) +
+                     2 * align64(kGradBlock * c.in[1].shape[1] * sizeof(float));
     return true;
   case Opcode::Attention:
     c.kernel = &attentionK;

@@ -273,7 +273,7 @@ __global__ void softmaxStridedK(const T *x, T *y, int64_t outer, int64_t n,
 
 template <typename T>
 __global__ void ropeK(const T *x, T *y, int64_t b, int64_t sq, int64_t heads,
-                      int64_t d, int64_t offset, double theta) {
+                      int64_t d, int64_t offset, double theta, bool inverse) {
   int64_t half = d / 2;
   GRID_STRIDE(idx, b * sq * heads * half) {
     int64_t i = idx % half;
@@ -283,6 +283,8 @@ __global__ void ropeK(const T *x, T *y, int64_t b, int64_t sq, int64_t heads,
     T *yh = y + head * d;
     float c, s;
     math::ropeAngle(is + offset, i, d, theta, c, s);
+    if (inverse)
+      s = -s;
     float x1 = toF32(xh[i]), x2 = toF32(xh[i + half]);
     yh[i] = fromF32<T>(x1 * c - x2 * s);
     yh[i + half] = fromF32<T>(x2 * c + x1 * s);
@@ -321,8 +323,9 @@ __global__ void adamwK(AdamWArgs a, DeviceError *err) {
       recordError(err, kErrAdamWStep, 0, step, 1);
     return;
   }
-  math::AdamWParams prm =
-      math::adamwParams(*a.lr, a.beta1, a.beta2, a.eps, a.weightDecay, step);
+  math::AdamWParams prm = math::adamwParams(
+      *a.lr, a.beta1, a.beta2, a.eps, a.weightDecay, step, a.maxGradNorm,
+      a.gradNorm ? static_cast<double>(*a.gradNorm) : -1.0);
   GRID_STRIDE(i, a.n) {
     float p = loadF(a.p, a.pt, i), g = loadF(a.g, a.gt, i);
     float m = loadF(a.m, a.mt, i), v = loadF(a.v, a.vt, i);
@@ -676,14 +679,14 @@ cudaError_t launchSoftmax(const void *x, void *y, int dtype, int64_t outer,
 
 cudaError_t launchRope(const void *x, void *y, int dtype, int64_t b, int64_t sq,
                        int64_t heads, int64_t d, int64_t positionOffset,
-                       double theta, cudaStream_t s) {
+                       double theta, bool inverse, cudaStream_t s) {
   int64_t n = b * sq * heads * (d / 2);
   if (n == 0)
     return cudaSuccess;
   LOOM_FLOAT_DISPATCH(dtype, T,
                       ropeK<T><<<blocksFor(n), kThreads, 0, s>>>(
                           static_cast<const T *>(x), static_cast<T *>(y), b, sq,
-                          heads, d, positionOffset, theta));
+                          heads, d, positionOffset, theta, inverse));
   return cudaGetLastError();
 }
 

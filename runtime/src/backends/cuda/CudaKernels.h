@@ -71,7 +71,7 @@ cudaError_t launchSoftmax(const void *x, void *y, int dtype, int64_t outer,
 /// x[B, S, N, D] -> rotated, positions s + offset.
 cudaError_t launchRope(const void *x, void *y, int dtype, int64_t b, int64_t sq,
                        int64_t heads, int64_t d, int64_t positionOffset,
-                       double theta, cudaStream_t s);
+                       double theta, bool inverse, cudaStream_t s);
 /// Causal-masked softmax of f32 score rows [rows, sk] where row r is query
 /// (r % sq) (valid keys: min(q + 1, sk)); unmasked when !causal.
 cudaError_t launchMaskedSoftmax(float *scores, int64_t rows, int64_t sq,
@@ -85,8 +85,9 @@ struct AdamWArgs {
   int pt, gt, mt, vt, pot, mot, vot;
   const void *step;
   int stepType;
-  const float *lr; ///< device memory: the instruction's lr operand
-  float beta1, beta2, eps, weightDecay;
+  const float *lr;       ///< device memory: the instruction's lr operand
+  const float *gradNorm; ///< device memory, or null: no clipping
+  double beta1, beta2, eps, weightDecay, maxGradNorm;
   int64_t n;
 };
 cudaError_t launchAdamW(const AdamWArgs &a, DeviceError *err, cudaStream_t s);

@@ -441,7 +441,8 @@ int run(void *self, const LoomKernelCall *cp, LoomStream stream) {
     return checkCuda(launchRope(in[0].data, y.data, dt, in[0].shape[0],
                                 in[0].shape[1], in[0].shape[2], in[0].shape[3],
                                 a.values[attr::Rope::position_offset].i,
-                                a.values[attr::Rope::theta].f, s),
+                                a.values[attr::Rope::theta].f,
+                                a.values[attr::Rope::inverse].i != 0, s),
                      what);
   case kAdamW: {
     AdamWArgs w{};
@@ -462,10 +463,12 @@ int run(void *self, const LoomKernelCall *cp, LoomStream stream) {
     w.mot = c.out[1].dtype;
     w.vot = c.out[2].dtype;
     w.lr = static_cast<const float *>(in[5].data);
-    w.beta1 = static_cast<float>(a.values[attr::AdamW::beta1].f);
-    w.beta2 = static_cast<float>(a.values[attr::AdamW::beta2].f);
-    w.eps = static_cast<float>(a.values[attr::AdamW::epsilon].f);
-    w.weightDecay = static_cast<float>(a.values[attr::AdamW::weight_decay].f);
+    w.gradNorm = c.numIn > 6 ? static_cast<const float *>(in[6].data) : nullptr;
+    w.beta1 = a.values[attr::AdamW::beta1].f;
+    w.beta2 = a.values[attr::AdamW::beta2].f;
+    w.eps = a.values[attr::AdamW::epsilon].f;
+    w.weightDecay = a.values[attr::AdamW::weight_decay].f;
+    w.maxGradNorm = a.values[attr::AdamW::max_grad_norm].f;
     w.n = numel(in[0]);
     return checkedLaunch(st, s, what,
                          [&] { return launchAdamW(w, st.err, s); });
