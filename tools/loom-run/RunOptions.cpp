@@ -38,6 +38,27 @@ options:
   --timeout SECONDS   end the whole job after this long (default 600)
   --quiet             print nothing but errors
 
+training (--train):
+  --train             compile MODEL.mlir's training step (forward, backward,
+                      AdamW) and train it for --steps steps on --data
+  --data PATH         a text file (a token per byte) or a Megatron indexed
+                      data set (PREFIX, PREFIX.bin or PREFIX.idx); default:
+                      the King James Bible the setup installs
+  --lr X              peak learning rate (default 1e-3)
+  --min-lr X          learning rate at the end of the cosine decay (default 0)
+  --warmup N          steps of linear warm-up (default 0)
+  --micro-batches N   microbatches per step, accumulated (default 1)
+  --clip-grad X       clip gradients to global norm X, 0: off (default 1.0)
+  --weight-decay X    AdamW weight decay of matrices (default 0.01)
+  --adam-beta1 X, --adam-beta2 X, --adam-eps X   (0.9, 0.999, 1e-8)
+  --save DIR          write checkpoints to DIR (Megatron's layout) and the
+                      loss curve there (loss.csv, loss.svg)
+  --save-interval N   also checkpoint every N steps
+  --load DIR          resume from DIR's latest checkpoint, if any
+  --log DIR           write loss.csv and loss.svg to DIR (default: --save)
+  --seed S            seeds the initial parameters
+Without a terminal, progress is a line every few steps.
+
 Durations are seconds to the millisecond (0.5), at most a year.
 
 Without --nproc, the rank and world size come from torchrun (RANK,
@@ -73,6 +94,53 @@ static std::chrono::milliseconds secondsFlag(const std::string &flag,
   return duration;
 }
 
+static double realFlag(const std::string &flag, const std::string &value,
+                       double min, double max) {
+  double number = 0;
+  if (runtime::NumberProblem problem =
+          runtime::parseReal(value, min, max, number))
+    throw std::invalid_argument(flag + " " + *problem);
+  return number;
+}
+
+/// Sets the training option `flag`; false when it is not one.
+static bool parseTrainingFlag(const std::string &flag, const std::string &value,
+                              RunOptions &options) {
+  runtime::TrainOptions &t = options.training;
+  constexpr int64_t kMaxSteps = std::numeric_limits<int>::max();
+  if (flag == "--data")
+    t.dataPath = value;
+  else if (flag == "--save")
+    t.saveDir = value;
+  else if (flag == "--load")
+    t.loadDir = value;
+  else if (flag == "--log")
+    t.logDir = value;
+  else if (flag == "--save-interval")
+    t.saveInterval = integerFlag(flag, value, 1, kMaxSteps);
+  else if (flag == "--lr")
+    t.schedule.lr = realFlag(flag, value, 0.0, 1e3);
+  else if (flag == "--min-lr")
+    t.schedule.minLr = realFlag(flag, value, 0.0, 1e3);
+  else if (flag == "--warmup")
+    t.schedule.warmup = integerFlag(flag, value, 0, kMaxSteps);
+  else if (flag == "--micro-batches")
+    options.microBatches = integerFlag(flag, value, 1, int64_t(1) << 20);
+  else if (flag == "--clip-grad")
+    options.clipGrad = realFlag(flag, value, 0.0, 1e30);
+  else if (flag == "--weight-decay")
+    options.weightDecay = realFlag(flag, value, 0.0, 1e6);
+  else if (flag == "--adam-beta1")
+    options.adamBeta1 = realFlag(flag, value, 0.0, 0.999999);
+  else if (flag == "--adam-beta2")
+    options.adamBeta2 = realFlag(flag, value, 0.0, 0.999999);
+  else if (flag == "--adam-eps")
+    options.adamEps = realFlag(flag, value, 1e-30, 1.0);
+  else
+    return false;
+  return true;
+}
+
 RunOptions loom::parseRunOptions(int argc, char **argv) {
   RunOptions options;
   runtime::LaunchOptions &launch = options.launch;
@@ -84,6 +152,10 @@ RunOptions loom::parseRunOptions(int argc, char **argv) {
     }
     if (arg == "--quiet") {
       options.quiet = true;
+      continue;
+    }
+    if (arg == "--train") {
+      options.train = true;
       continue;
     }
     if (arg.rfind("-", 0) != 0) {
@@ -119,15 +191,19 @@ RunOptions loom::parseRunOptions(int argc, char **argv) {
     else if (flag == "--seed")
       launch.seed = static_cast<uint64_t>(
           integerFlag(flag, value, 0, std::numeric_limits<int64_t>::max()));
-    else if (flag == "--steps")
+    else if (flag == "--steps") {
       launch.steps = static_cast<int>(
           integerFlag(flag, value, 1, std::numeric_limits<int>::max()));
-    else if (flag == "--trace")
+      options.stepsGiven = true;
+    } else if (flag == "--trace")
       launch.tracePath = value;
     else if (flag == "--backend")
       launch.backend = value;
-    else if (flag == "--timeout")
+    else if (flag == "--timeout") {
       launch.timeout = secondsFlag(flag, value);
+      options.timeoutGiven = true;
+    } else if (parseTrainingFlag(flag, value, options))
+      continue;
     else if (flag == "--deadline")
       launch.deadline = secondsFlag(flag, value);
     else
@@ -135,5 +211,34 @@ RunOptions loom::parseRunOptions(int argc, char **argv) {
   }
   if (options.modelPath.empty())
     throw std::invalid_argument("no model or program given (see --help)");
+  runtime::TrainOptions &t = options.training;
+  bool trainingFlags = !t.dataPath.empty() || !t.saveDir.empty() ||
+                       !t.loadDir.empty() || !t.logDir.empty();
+  if (trainingFlags && !options.train)
+    throw std::invalid_argument(
+        "--data, --save, --load and --log train a model: add --train");
+  if (options.train) {
+    if (!launch.inputsDir.empty() || !launch.outputsDir.empty())
+      throw std::invalid_argument(
+          "--train reads --data and writes --save; --inputs and --outputs "
+          "run a program once (use --load to start from a checkpoint)");
+    if (launch.nproc > 1)
+      throw std::invalid_argument(
+          "--train runs one rank (data-parallel training is not built yet)");
+    if (t.schedule.minLr > t.schedule.lr)
+      throw std::invalid_argument("--min-lr must not exceed --lr");
+    if (!options.stepsGiven)
+      launch.steps = 100;
+    t.schedule.totalSteps = launch.steps;
+    if (t.schedule.warmup > launch.steps)
+      throw std::invalid_argument(
+          "--warmup " + std::to_string(t.schedule.warmup) +
+          " exceeds --steps " + std::to_string(launch.steps));
+    if (t.logDir.empty())
+      t.logDir = t.saveDir;
+    // Training runs as long as it takes unless a timeout is given.
+    if (!options.timeoutGiven)
+      launch.timeout = std::chrono::hours(24 * 365);
+  }
   return options;
 }

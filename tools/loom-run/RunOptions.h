@@ -4,6 +4,7 @@
 #define LOOM_TOOLS_LOOM_RUN_RUNOPTIONS_H
 
 #include "loom/runtime/launch/LaunchOptions.h"
+#include "loom/runtime/launch/Trainer.h"
 
 #include <string>
 
@@ -17,6 +18,19 @@ struct RunOptions {
   /// Print nothing but errors (no loss, no summary).
   bool quiet = false;
   bool help = false;
+
+  /// --train: compile the forward's training step and train it.
+  bool train = false;
+  runtime::TrainOptions training;
+  /// The training step's compile options (-loom-autodiff's, Megatron-LM's
+  /// flag names).
+  int64_t microBatches = 1;
+  double clipGrad = 1.0, weightDecay = 0.01, adamBeta1 = 0.9, adamBeta2 = 0.999,
+         adamEps = 1e-8;
+  /// Flags given, for the checks that depend on --train.
+  bool stepsGiven = false, timeoutGiven = false;
+
+  RunOptions() { training.schedule.lr = 1e-3; }
 };
 
 /// Parses argv; throws std::invalid_argument with a message naming the flag.

@@ -21,7 +21,9 @@
 #include "loom/Driver/CompileProgram.h"
 #include "loom/runtime/Program.h"
 #include "loom/runtime/launch/Launcher.h"
+#include "loom/runtime/launch/Trainer.h"
 #include "loom/runtime/launch/Watchdog.h"
+#include "loom/runtime/train/Progress.h"
 
 #include <csignal>
 #include <cstdlib>
@@ -35,8 +37,10 @@ using namespace loom::runtime;
 
 namespace {
 
-/// Reads the program: compiles MLIR, or loads a program file.
-std::shared_ptr<const Program> loadOrCompile(const std::string &path) {
+/// Reads the program: compiles MLIR (its training step with --train), or
+/// loads a program file.
+std::shared_ptr<const Program>
+loadOrCompile(const std::string &path, const RunOptions *train = nullptr) {
   bool isMlir =
       path.size() >= 5 && path.compare(path.size() - 5, 5, ".mlir") == 0;
   if (!isMlir) {
@@ -52,7 +56,17 @@ std::shared_ptr<const Program> loadOrCompile(const std::string &path) {
   }
   std::vector<uint8_t> bytes;
   std::string error;
-  if (!compileMlirFileToProgram(path, CompileOptions(), bytes, error))
+  CompileOptions compile;
+  if (train) {
+    std::ostringstream pipeline;
+    pipeline << "builtin.module(loom-autodiff{micro-batches="
+             << train->microBatches << " max-grad-norm=" << train->clipGrad
+             << " weight-decay=" << train->weightDecay
+             << " beta1=" << train->adamBeta1 << " beta2=" << train->adamBeta2
+             << " epsilon=" << train->adamEps << "}, loom-forward-to-program)";
+    compile.pipeline = pipeline.str();
+  }
+  if (!compileMlirFileToProgram(path, compile, bytes, error))
     throw std::runtime_error("cannot compile " + path + ":\n" + error);
   return Program::load(bytes.data(), bytes.size());
 }
@@ -101,6 +115,55 @@ void printError(const std::string &message) {
   std::cerr.flush();
 }
 
+/// The model's name: the program's "model" metadata, else the file's stem.
+std::string modelName(const Program &program, const std::string &path) {
+  for (const auto &[key, value] : program.metadata())
+    if (key == "model")
+      return value;
+  std::string stem = path.substr(path.find_last_of('/') + 1);
+  return stem.substr(0, stem.find('.'));
+}
+
+/// loom-run --train: compile the training step, train, report.
+int train(RunOptions &options) {
+  std::shared_ptr<const Program> program =
+      loadOrCompile(options.modelPath, &options);
+  TrainOptions &training = options.training;
+  training.model = modelName(*program, options.modelPath);
+  if (training.dataPath.empty())
+    training.dataPath = LOOM_DEFAULT_TRAINING_TEXT;
+  if (!options.quiet) {
+    training.progress = &std::cerr;
+    training.progressIsTerminal = isTerminal(2);
+    std::cout << "training " << training.model << " on " << training.dataPath
+              << " for " << options.launch.steps << " steps ("
+              << program->instructions().size() << " instructions, arena "
+              << program->arenaSize() << " bytes)\n"
+              << std::flush;
+  }
+  TrainResult result = runTraining(training, options.launch, program);
+  if (!options.quiet && !result.records.empty()) {
+    const StepRecord &first = result.records.front(),
+                     &last = result.records.back();
+    // Throughput over the steps after the first (which warms caches up).
+    double rate = 0;
+    size_t counted = 0;
+    for (size_t i = result.records.size() > 1 ? 1 : 0;
+         i < result.records.size(); ++i, ++counted)
+      rate += result.records[i].tokensPerS;
+    std::cout << std::fixed << std::setprecision(4) << "steps "
+              << result.firstStep + 1 << ".." << result.lastStep << ": loss "
+              << first.loss << " -> " << last.loss << " in "
+              << std::setprecision(1) << last.elapsedS << " s, "
+              << std::setprecision(0) << (counted ? rate / counted : 0)
+              << " tokens/s\n";
+    if (!training.logDir.empty())
+      std::cout << "loss curve: " << training.logDir << "/loss.csv, "
+                << training.logDir << "/loss.svg\n";
+  }
+  return 0;
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
@@ -125,6 +188,11 @@ int main(int argc, char **argv) {
                                seconds(launch.timeout) +
                                " s); ending all ranks\n";
   try {
+    if (options.train) {
+      std::optional<ProcessWatchdog> watchdog;
+      watchdog.emplace(launch.timeout, timeoutMessage);
+      return train(options);
+    }
     if (needsSpawn(launch)) {
       // The program is compiled and checked against the job before any
       // rank starts; each rank then compiles it again (and the ranks
