@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Sets Loom up, builds it and runs the main demo: a zoo model goes from the
 # model zoo through the compiler (verify, memory plan, program) to loom-run
-# on CPU ranks; then a tensor-parallel example runs on two Gloo processes.
+# on CPU ranks; a tensor-parallel example runs on two Gloo processes; then
+# tiny-gpt trains on the King James Bible (the training step derived by the
+# compiler), stops at a checkpoint, and resumes from it. The loss curve and
+# checkpoints stay in build/demo/tiny-gpt/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh >/dev/null
@@ -36,3 +39,26 @@ echo "outputs: $(ls "$out/run" | wc -l) .npy files; trace: $(grep -c '"ph":"X"' 
 
 step "loom-run: a tensor-parallel MLP on 2 processes over Gloo"
 loom-run examples/tensor-parallel-mlp.mlir --nproc 2 --comm gloo
+
+# Training: the compiler derives the step (forward, backward, AdamW) from the
+# forward graph; loom-run trains it on the text the setup installed.
+train=build/demo/tiny-gpt
+rm -rf "$train"
+mkdir -p "$train"
+loom-models tiny-gpt --vocab 256 --seq 64 --batch 16 -o "$train/tiny-gpt.mlir"
+
+step "loom-models tiny-gpt --train: the training step, op by op phase"
+loom-models tiny-gpt --vocab 256 --seq 64 --batch 16 --train -o "$train/step.mlir"
+for phase in fwd bwd-input bwd-weight; do
+  printf '%-11s %4d ops\n' "$phase" "$(grep -c "loom.phase<\"$phase\">" "$train/step.mlir")"
+done
+echo "adamw       $(grep -c 'loom.adamw' "$train/step.mlir") updates"
+
+step "loom-run --train: tiny-gpt on the King James Bible, 1500 of 3000 steps"
+loom-run "$train/tiny-gpt.mlir" --train --steps 3000 --warmup 100 --lr 3e-3 \
+  --save "$train/checkpoints" --save-interval 1500 --exit-interval 1500
+
+step "loom-run --train --load: resumed from the checkpoint to step 3000"
+loom-run "$train/tiny-gpt.mlir" --train --steps 3000 --warmup 100 --lr 3e-3 \
+  --load "$train/checkpoints" --save "$train/checkpoints"
+echo "the loss curve: $train/checkpoints/loss.svg (and loss.csv)"

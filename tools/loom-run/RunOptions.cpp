@@ -54,6 +54,7 @@ training (--train):
   --save DIR          write checkpoints to DIR (Megatron's layout) and the
                       loss curve there (loss.csv, loss.svg)
   --save-interval N   also checkpoint every N steps
+  --exit-interval N   stop (with a checkpoint) after a step divisible by N
   --load DIR          resume from DIR's latest checkpoint, if any
   --log DIR           write loss.csv and loss.svg to DIR (default: --save)
   --seed S            seeds the initial parameters
@@ -118,6 +119,8 @@ static bool parseTrainingFlag(const std::string &flag, const std::string &value,
     t.logDir = value;
   else if (flag == "--save-interval")
     t.saveInterval = integerFlag(flag, value, 1, kMaxSteps);
+  else if (flag == "--exit-interval")
+    t.exitInterval = integerFlag(flag, value, 1, kMaxSteps);
   else if (flag == "--lr")
     t.schedule.lr = realFlag(flag, value, 0.0, 1e3);
   else if (flag == "--min-lr")

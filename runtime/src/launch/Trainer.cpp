@@ -267,10 +267,13 @@ TrainResult loom::runtime::runTraining(const TrainOptions &options,
       progress->update(record);
     result.records.push_back(record);
     result.lastStep = step;
-    bool interval = options.saveInterval > 0 &&
-                    step % options.saveInterval == 0 && step != lastStep;
-    if (!options.saveDir.empty() && (interval || step == lastStep))
+    bool exiting =
+        options.exitInterval > 0 && step % options.exitInterval == 0;
+    bool interval = options.saveInterval > 0 && step % options.saveInterval == 0;
+    if (!options.saveDir.empty() && (interval || exiting || step == lastStep))
       save(step);
+    if (exiting)
+      break;
   }
   if (progress)
     progress->finish();

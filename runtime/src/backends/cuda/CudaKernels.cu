@@ -1,9 +1,12 @@
 //===- CudaKernels.cu - CUDA kernels of the Loom backend plugin -----------===//
 //
-// Element-wise, row (norms, softmax, RoPE, loss), shape and mixture-of-experts
-// kernels. The math is KernelMath.h's (shared with the CPU backend: its
-// activations, fastExp, RoPE angles, AdamW, router); row reductions are split
-// across a block, so their summation order differs from the CPU's. Storage
+// Element-wise, row (norms, softmax, RoPE, loss), shape, mixture-of-experts
+// and gradient kernels. The math is KernelMath.h's (shared with the CPU
+// backend: its activations, fastExp, RoPE angles, AdamW, router, the
+// gradients' row functions); row reductions that are split across a block
+// (norms, contiguous softmax, cross-entropy) sum in another order than the
+// CPU's. Sums over rows (weight gradients, embedding_grad) never use
+// atomics: one thread per column adds the rows in the CPU's order. Storage
 // types are DType.h's (float, bf16_t, f16_t), computed in f32 and rounded on
 // store.
 //
@@ -292,11 +295,11 @@ __global__ void ropeK(const T *x, T *y, int64_t b, int64_t sq, int64_t heads,
 }
 
 __global__ void maskedSoftmaxK(float *scores, int64_t rows, int64_t sq,
-                               int64_t sk, bool causal) {
+                               int64_t sk, bool causal, int64_t qOffset) {
   __shared__ float sh[32];
   for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
     float *row = scores + r * sk;
-    int64_t q = r % sq;
+    int64_t q = qOffset + r % sq;
     int64_t valid = causal ? (q + 1 < sk ? q + 1 : sk) : sk;
     float mx = -INFINITY;
     for (int64_t i = threadIdx.x; i < valid; i += blockDim.x)
@@ -502,6 +505,214 @@ __global__ void combineK(const T *y, const T *w, const void *ids, int idType,
   }
 }
 
+//===- Gradients ----------------------------------------------------------===//
+
+// Sums over rows (weight gradients, embedding rows) run one thread per
+// column through the rows in order, as the CPU kernels add them: no
+// atomics, so results are deterministic and equal the CPU's order.
+
+/// dx of rows [r0, r0 + rows) by KernelMath's row function, one thread per
+/// row; each row's dw contribution goes to its own row of `partial`
+/// (zeroed by the caller).
+template <typename T>
+__global__ void rmsnormGradRowsK(const T *x, const T *w, const T *dy, T *dx,
+                                 float *partial, int64_t r0, int64_t rows,
+                                 int64_t h, float eps) {
+  GRID_STRIDE(i, rows) {
+    int64_t r = (r0 + i) * h;
+    math::rmsnormGradRow(x + r, w, dy + r, dx + r, partial + i * h, h, eps);
+  }
+}
+
+/// As rmsnormGradRowsK; `partial` holds the dw rows, then (rows * h
+/// later) the db rows.
+template <typename T>
+__global__ void layernormGradRowsK(const T *x, const T *w, const T *dy, T *dx,
+                                   float *partial, int64_t r0, int64_t rows,
+                                   int64_t h, float eps) {
+  GRID_STRIDE(i, rows) {
+    int64_t r = (r0 + i) * h;
+    math::layernormGradRow(x + r, w, dy + r, dx + r, partial + i * h,
+                           partial + (rows + i) * h, h, eps);
+  }
+}
+
+/// acc[c] += partial[r, c] for r = 0, 1, ..., rows - 1 in order.
+__global__ void columnSumK(float *acc, const float *partial, int64_t rows,
+                           int64_t h) {
+  GRID_STRIDE(c, h) {
+    float a = acc[c];
+    for (int64_t r = 0; r < rows; ++r)
+      a += partial[r * h + c];
+    acc[c] = a;
+  }
+}
+
+/// Contiguous rows (inner == 1): one block per row, as softmaxRowsK.
+template <typename T>
+__global__ void softmaxGradRowsK(const T *y, const T *dy, T *dx, int64_t rows,
+                                 int64_t n) {
+  __shared__ float sh[32];
+  for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+    const T *yr = y + r * n, *dyr = dy + r * n;
+    T *dxr = dx + r * n;
+    float dot = 0.0f;
+    for (int64_t i = threadIdx.x; i < n; i += blockDim.x)
+      dot += toF32(yr[i]) * toF32(dyr[i]);
+    // Every read of the row is done before the reduction's barrier, so dx
+    // may be y or dy.
+    dot = blockReduce<false>(dot, sh);
+    for (int64_t i = threadIdx.x; i < n; i += blockDim.x)
+      dxr[i] = fromF32<T>(toF32(yr[i]) * (toF32(dyr[i]) - dot));
+  }
+}
+
+/// Strided rows: one thread per row, KernelMath's row function.
+template <typename T>
+__global__ void softmaxGradStridedK(const T *y, const T *dy, T *dx,
+                                    int64_t outer, int64_t n, int64_t inner) {
+  GRID_STRIDE(r, outer * inner) {
+    int64_t o = r / inner, j = r % inner;
+    int64_t base = o * n * inner + j;
+    math::softmaxGradRow(y + base, dy + base, dx + base, n, inner);
+  }
+}
+
+/// One block per row, as crossEntropyRowsK: (p - onehot(t)) * dL / rows.
+template <typename T>
+__global__ void crossEntropyGradRowsK(const T *logits, int64_t rows, int64_t v,
+                                      const void *targets, int tgtType,
+                                      const float *dloss, T *grad,
+                                      DeviceError *err) {
+  __shared__ float sh[32];
+  float scale = *dloss / static_cast<float>(rows);
+  for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+    const T *row = logits + r * v;
+    T *g = grad + r * v;
+    int64_t t = loadIndex(targets, tgtType, r);
+    if (t < 0 || t >= v) { // the same for the whole block
+      if (threadIdx.x == 0)
+        recordError(err, kErrCrossEntropyTarget, r, t, v);
+      continue;
+    }
+    float mx = -INFINITY;
+    for (int64_t i = threadIdx.x; i < v; i += blockDim.x)
+      mx = fmaxf(mx, toF32(row[i]));
+    mx = blockReduce<true>(mx, sh);
+    float s = 0.0f;
+    for (int64_t i = threadIdx.x; i < v; i += blockDim.x)
+      s += math::fastExp(toF32(row[i]) - mx);
+    float inv = 1.0f / blockReduce<false>(s, sh);
+    for (int64_t i = threadIdx.x; i < v; i += blockDim.x) {
+      float p = math::fastExp(toF32(row[i]) - mx) * inv;
+      g[i] = fromF32<T>((p - (i == t ? 1.0f : 0.0f)) * scale);
+    }
+  }
+}
+
+/// One thread per column j of the table, through the positions in order:
+/// acc[id, j] += dy[i, j] (f32, zeroed by the caller). Thread 0 checks the
+/// ids (also when h == 0), so the first bad position is the one reported.
+template <typename T>
+__global__ void embeddingGradK(const T *dy, const void *ids, int idType,
+                               int64_t n, int64_t vocab, int64_t h, float *acc,
+                               DeviceError *err) {
+  GRID_STRIDE(j, h > 0 ? h : 1) {
+    for (int64_t i = 0; i < n; ++i) {
+      int64_t id = loadIndex(ids, idType, i);
+      if (id < 0 || id >= vocab) {
+        if (j == 0)
+          recordError(err, kErrEmbeddingId, i, id, vocab);
+        continue;
+      }
+      if (j < h)
+        acc[id * h + j] += toF32(dy[i * h + j]);
+    }
+  }
+}
+
+/// One thread per token: KernelMath's routerGradRow. scratch = [e floats
+/// per token][k int32 per token] (the chosen experts as int32).
+template <typename T>
+__global__ void routerGradK(const T *logits, const void *ids, int idType,
+                            const T *dw, T *dl, int64_t tokens, int64_t e,
+                            int64_t k, bool sbt, bool norm, float *rowScratch,
+                            int32_t *chosen, DeviceError *err) {
+  GRID_STRIDE(t, tokens) {
+    bool ok = true;
+    for (int64_t j = 0; j < k; ++j) {
+      int64_t ex = loadIndex(ids, idType, t * k + j);
+      if (ex < 0 || ex >= e) {
+        recordError(err, kErrExpertIndex, t * k + j, ex, e);
+        ok = false;
+      }
+      chosen[t * k + j] = static_cast<int32_t>(ex);
+    }
+    if (ok)
+      math::routerGradRow(logits + t * e, chosen + t * k, dw + t * k,
+                          dl + t * e, e, k, sbt, norm, rowScratch + t * e);
+  }
+}
+
+/// dy[slot of (t, j)] = w[t, j] * dout[t] for every (t, j, i); each slot
+/// has at most one (token, choice), so no two threads write one element.
+template <typename T>
+__global__ void combineGradRowsK(const T *w, const void *ids, int idType,
+                                 const T *dout, int64_t tokens, int64_t k,
+                                 int64_t capacity, int64_t h,
+                                 const int64_t *slot, T *dy) {
+  GRID_STRIDE(idx, tokens * k * h) {
+    int64_t c = idx / h, i = idx % h;
+    int64_t s = slot[c];
+    if (s < 0 || s >= capacity)
+      continue;
+    int64_t ex = loadIndex(ids, idType, c);
+    dy[(ex * capacity + s) * h + i] =
+        fromF32<T>(toF32(w[c]) * toF32(dout[(c / k) * h + i]));
+  }
+}
+
+/// dw[t, j] = dout[t] . y[slot of (t, j)] (0 past the capacity), one
+/// thread per (token, choice), summed in element order as the CPU does.
+template <typename T>
+__global__ void combineGradWeightsK(const T *y, const void *ids, int idType,
+                                    const T *dout, int64_t tokens, int64_t k,
+                                    int64_t capacity, int64_t h,
+                                    const int64_t *slot, T *dw) {
+  GRID_STRIDE(c, tokens * k) {
+    int64_t s = slot[c];
+    float dot = 0.0f;
+    if (s >= 0 && s < capacity) {
+      const T *row = y + (loadIndex(ids, idType, c) * capacity + s) * h;
+      const T *grad = dout + (c / k) * h;
+      for (int64_t i = 0; i < h; ++i)
+        dot += toF32(grad[i]) * toF32(row[i]);
+    }
+    dw[c] = fromF32<T>(dot);
+  }
+}
+
+/// One block per row: delta = dout[i] . o[i] in element order (thread 0,
+/// as the CPU), then ds = p (dp - delta) across the block.
+__global__ void attentionDsK(const float *p, float *ds, const float *dout,
+                             const float *o, int64_t rows, int64_t keys,
+                             int64_t d, int64_t ld) {
+  __shared__ float delta;
+  for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+    if (threadIdx.x == 0) {
+      float acc = 0.0f;
+      for (int64_t j = 0; j < d; ++j)
+        acc += dout[r * ld + j] * o[r * ld + j];
+      delta = acc;
+    }
+    __syncthreads();
+    float dl = delta;
+    for (int64_t c = threadIdx.x; c < keys; c += blockDim.x)
+      ds[r * keys + c] = p[r * keys + c] * (ds[r * keys + c] - dl);
+    __syncthreads();
+  }
+}
+
 /// Widest element (8, 4, 2 or 1 bytes) that divides a row and aligns the
 /// base pointers, for byte-moving kernels.
 int moveWidth(int64_t rowBytes, const void *a, const void *b) {
@@ -691,11 +902,12 @@ cudaError_t launchRope(const void *x, void *y, int dtype, int64_t b, int64_t sq,
 }
 
 cudaError_t launchMaskedSoftmax(float *scores, int64_t rows, int64_t sq,
-                                int64_t sk, bool causal, cudaStream_t s) {
+                                int64_t sk, bool causal, cudaStream_t s,
+                                int64_t qOffset) {
   if (rows == 0 || sk == 0)
     return cudaSuccess;
   maskedSoftmaxK<<<rowBlocks(rows), kRowThreads, 0, s>>>(scores, rows, sq, sk,
-                                                         causal);
+                                                         causal, qOffset);
   return cudaGetLastError();
 }
 
@@ -803,6 +1015,233 @@ cudaError_t launchCombine(const void *y, const void *w, int dtype,
                           static_cast<const T *>(y), static_cast<const T *>(w),
                           ids, idType, tokens, k, capacity, h, scratch + e,
                           static_cast<T *>(out)));
+  return cudaGetLastError();
+}
+
+//===- Gradient launchers -------------------------------------------------===//
+
+namespace {
+
+/// Threads per block of the one-thread-per-column sums: small blocks, so
+/// that a few hundred columns still spread over the multiprocessors.
+constexpr int kColumnThreads = 64;
+
+unsigned columnBlocks(int64_t n) {
+  int64_t b = (n + kColumnThreads - 1) / kColumnThreads;
+  return static_cast<unsigned>(
+      std::max<int64_t>(1, std::min<int64_t>(b, 65535)));
+}
+
+/// Rows of one pass of the norm gradients: their per-row weight-gradient
+/// contributions (accumulators x rows x h floats) are bounded by 2^24
+/// floats per accumulator.
+constexpr int64_t kNormGradChunkFloats = int64_t(1) << 24;
+
+int64_t normGradChunk(int64_t rows, int64_t h) {
+  int64_t chunk = kNormGradChunkFloats / std::max<int64_t>(h, 1);
+  return std::max<int64_t>(1, std::min(rows, chunk));
+}
+
+size_t align256(size_t n) { return (n + 255) / 256 * 256; }
+
+/// rmsnorm_grad (accumulators = 1) and layernorm_grad (2). Scratch:
+/// [acc: accumulators x h f32][partial: accumulators x chunk x h f32].
+cudaError_t normGrad(int accumulators, const void *x, const void *w,
+                     const void *dy, void *dx, void *dw, void *db, int dtype,
+                     int64_t rows, int64_t h, float eps, void *scratch,
+                     cudaStream_t s) {
+  if (h == 0)
+    return cudaSuccess; // no rows, empty weight gradients
+  float *acc = static_cast<float *>(scratch);
+  float *partial =
+      reinterpret_cast<float *>(static_cast<char *>(scratch) +
+                                align256(accumulators * h * sizeof(float)));
+  cudaError_t e = cudaMemsetAsync(acc, 0, accumulators * h * sizeof(float), s);
+  int64_t chunk = normGradChunk(rows, h);
+  for (int64_t r0 = 0; e == cudaSuccess && r0 < rows; r0 += chunk) {
+    int64_t n = std::min(chunk, rows - r0);
+    e = cudaMemsetAsync(partial, 0, accumulators * n * h * sizeof(float), s);
+    if (e != cudaSuccess)
+      break;
+    if (accumulators == 1) {
+      LOOM_FLOAT_DISPATCH(dtype, T,
+                          rmsnormGradRowsK<T><<<blocksFor(n), kThreads, 0, s>>>(
+                              static_cast<const T *>(x),
+                              static_cast<const T *>(w),
+                              static_cast<const T *>(dy), static_cast<T *>(dx),
+                              partial, r0, n, h, eps));
+    } else {
+      LOOM_FLOAT_DISPATCH(
+          dtype, T,
+          layernormGradRowsK<T><<<blocksFor(n), kThreads, 0, s>>>(
+              static_cast<const T *>(x), static_cast<const T *>(w),
+              static_cast<const T *>(dy), static_cast<T *>(dx), partial, r0, n,
+              h, eps));
+    }
+    for (int a = 0; a < accumulators; ++a)
+      columnSumK<<<columnBlocks(h), kColumnThreads, 0, s>>>(
+          acc + a * h, partial + a * n * h, n, h);
+    e = cudaGetLastError();
+  }
+  if (e != cudaSuccess)
+    return e;
+  e = launchConvert(acc, LOOM_F32, dw, dtype, h, s);
+  if (e == cudaSuccess && accumulators == 2)
+    e = launchConvert(acc + h, LOOM_F32, db, dtype, h, s);
+  return e;
+}
+
+template <typename T>
+void combineGradOf(const T *y, const T *w, const void *ids, int idType,
+                   const T *dout, int64_t tokens, int64_t k, int64_t capacity,
+                   int64_t h, const int64_t *slot, T *dy, T *dw,
+                   cudaStream_t s) {
+  if (h > 0)
+    combineGradRowsK<T><<<blocksFor(tokens * k * h), kThreads, 0, s>>>(
+        w, ids, idType, dout, tokens, k, capacity, h, slot, dy);
+  combineGradWeightsK<T><<<blocksFor(tokens * k), kThreads, 0, s>>>(
+      y, ids, idType, dout, tokens, k, capacity, h, slot, dw);
+}
+
+} // namespace
+
+size_t normGradScratchBytes(int64_t rows, int64_t h, int accumulators) {
+  int64_t chunk = normGradChunk(rows, h);
+  return align256(accumulators * std::max<int64_t>(h, 1) * sizeof(float)) +
+         align256(accumulators * chunk * std::max<int64_t>(h, 1) *
+                  sizeof(float));
+}
+
+cudaError_t launchRmsNormGrad(const void *x, const void *w, const void *dy,
+                              void *dx, void *dw, int dtype, int64_t rows,
+                              int64_t h, float eps, void *scratch,
+                              cudaStream_t s) {
+  return normGrad(1, x, w, dy, dx, dw, nullptr, dtype, rows, h, eps, scratch,
+                  s);
+}
+
+cudaError_t launchLayerNormGrad(const void *x, const void *w, const void *dy,
+                                void *dx, void *dw, void *db, int dtype,
+                                int64_t rows, int64_t h, float eps,
+                                void *scratch, cudaStream_t s) {
+  return normGrad(2, x, w, dy, dx, dw, db, dtype, rows, h, eps, scratch, s);
+}
+
+cudaError_t launchSoftmaxGrad(const void *y, const void *dy, void *dx,
+                              int dtype, int64_t outer, int64_t n,
+                              int64_t inner, cudaStream_t s) {
+  if (outer == 0 || n == 0 || inner == 0)
+    return cudaSuccess;
+  if (inner == 1) {
+    LOOM_FLOAT_DISPATCH(
+        dtype, T,
+        softmaxGradRowsK<T><<<rowBlocks(outer), kRowThreads, 0, s>>>(
+            static_cast<const T *>(y), static_cast<const T *>(dy),
+            static_cast<T *>(dx), outer, n));
+  } else {
+    LOOM_FLOAT_DISPATCH(
+        dtype, T,
+        softmaxGradStridedK<T><<<blocksFor(outer * inner), kThreads, 0, s>>>(
+            static_cast<const T *>(y), static_cast<const T *>(dy),
+            static_cast<T *>(dx), outer, n, inner));
+  }
+  return cudaGetLastError();
+}
+
+cudaError_t launchCrossEntropyGrad(const void *logits, int dtype, int64_t rows,
+                                   int64_t v, const void *targets, int tgtType,
+                                   const float *dloss, void *grad,
+                                   DeviceError *err, cudaStream_t s) {
+  if (rows == 0)
+    return cudaSuccess;
+  LOOM_FLOAT_DISPATCH(dtype, T,
+                      crossEntropyGradRowsK<T>
+                      <<<rowBlocks(rows), kRowThreads, 0, s>>>(
+                          static_cast<const T *>(logits), rows, v, targets,
+                          tgtType, dloss, static_cast<T *>(grad), err));
+  return cudaGetLastError();
+}
+
+size_t embeddingGradScratchBytes(int64_t vocab, int64_t h, int tableType) {
+  return tableType == LOOM_F32 ? 0 : align256(vocab * h * sizeof(float));
+}
+
+cudaError_t launchEmbeddingGrad(const void *dy, const void *ids, int idType,
+                                int64_t n, void *table, int tableType,
+                                int64_t vocab, int64_t h, void *scratch,
+                                DeviceError *err, cudaStream_t s) {
+  // An f32 table is its own accumulator.
+  float *acc = static_cast<float *>(tableType == LOOM_F32 ? table : scratch);
+  cudaError_t e = cudaMemsetAsync(acc, 0, vocab * h * sizeof(float), s);
+  if (e != cudaSuccess)
+    return e;
+  if (n > 0) {
+    LOOM_FLOAT_DISPATCH(
+        tableType, T,
+        embeddingGradK<T>
+        <<<columnBlocks(std::max<int64_t>(h, 1)), kColumnThreads, 0, s>>>(
+            static_cast<const T *>(dy), ids, idType, n, vocab, h, acc, err));
+    e = cudaGetLastError();
+  }
+  if (e == cudaSuccess && tableType != LOOM_F32 && vocab * h > 0)
+    e = launchConvert(acc, LOOM_F32, table, tableType, vocab * h, s);
+  return e;
+}
+
+size_t routerGradScratchBytes(int64_t tokens, int64_t e, int64_t k) {
+  return align256(std::max<int64_t>(tokens * e, 1) * sizeof(float)) +
+         align256(std::max<int64_t>(tokens * k, 1) * sizeof(int32_t));
+}
+
+cudaError_t launchRouterGrad(const void *logits, int dtype, const void *ids,
+                             int idType, const void *dw, void *dlogits,
+                             int64_t tokens, int64_t e, int64_t k,
+                             bool softmaxBeforeTopk, bool normalize,
+                             void *scratch, DeviceError *err, cudaStream_t s) {
+  if (tokens == 0)
+    return cudaSuccess;
+  float *rows = static_cast<float *>(scratch);
+  int32_t *chosen = reinterpret_cast<int32_t *>(
+      static_cast<char *>(scratch) +
+      align256(std::max<int64_t>(tokens * e, 1) * sizeof(float)));
+  LOOM_FLOAT_DISPATCH(dtype, T,
+                      routerGradK<T><<<blocksFor(tokens), kThreads, 0, s>>>(
+                          static_cast<const T *>(logits), ids, idType,
+                          static_cast<const T *>(dw), static_cast<T *>(dlogits),
+                          tokens, e, k, softmaxBeforeTopk, normalize, rows,
+                          chosen, err));
+  return cudaGetLastError();
+}
+
+cudaError_t launchCombineGrad(const void *y, const void *w, int dtype,
+                              const void *ids, int idType, const void *dout,
+                              int64_t tokens, int64_t k, int64_t e,
+                              int64_t capacity, int64_t h, void *dy, void *dw,
+                              int64_t *scratch, DeviceError *err,
+                              cudaStream_t s) {
+  size_t elem = dtype == LOOM_F32 ? 4 : 2;
+  cudaError_t st = cudaMemsetAsync(dy, 0, e * capacity * h * elem, s);
+  if (st != cudaSuccess || tokens * k == 0)
+    return st;
+  // The slots of combine: token order, then choice order.
+  assignSlotsK<<<1, 1, 0, s>>>(ids, idType, tokens, k, e, scratch, err);
+  const int64_t *slot = scratch + e;
+  LOOM_FLOAT_DISPATCH(dtype, T,
+                      combineGradOf<T>(static_cast<const T *>(y),
+                                       static_cast<const T *>(w), ids, idType,
+                                       static_cast<const T *>(dout), tokens, k,
+                                       capacity, h, slot, static_cast<T *>(dy),
+                                       static_cast<T *>(dw), s));
+  return cudaGetLastError();
+}
+
+cudaError_t launchAttentionDs(const float *p, float *ds, const float *dout,
+                              const float *o, int64_t rows, int64_t keys,
+                              int64_t d, int64_t ld, cudaStream_t s) {
+  if (rows == 0 || keys == 0)
+    return cudaSuccess;
+  attentionDsK<<<rowBlocks(rows), kRowThreads, 0, s>>>(p, ds, dout, o, rows,
+                                                       keys, d, ld);
   return cudaGetLastError();
 }
 

@@ -73,9 +73,10 @@ cudaError_t launchRope(const void *x, void *y, int dtype, int64_t b, int64_t sq,
                        int64_t heads, int64_t d, int64_t positionOffset,
                        double theta, bool inverse, cudaStream_t s);
 /// Causal-masked softmax of f32 score rows [rows, sk] where row r is query
-/// (r % sq) (valid keys: min(q + 1, sk)); unmasked when !causal.
+/// qOffset + (r % sq) (valid keys: min(q + 1, sk)); unmasked when !causal.
 cudaError_t launchMaskedSoftmax(float *scores, int64_t rows, int64_t sq,
-                                int64_t sk, bool causal, cudaStream_t s);
+                                int64_t sk, bool causal, cudaStream_t s,
+                                int64_t qOffset = 0);
 
 /// AdamW over n elements; every tensor has its own dtype; the step is read
 /// from device memory (i32 or i64).
@@ -120,6 +121,67 @@ cudaError_t launchCombine(const void *y, const void *w, int dtype,
                           int64_t k, int64_t e, int64_t capacity, int64_t h,
                           void *out, int64_t *scratch, DeviceError *err,
                           cudaStream_t s);
+
+//===- Gradients ------------------------------------------------------===//
+
+/// Scratch bytes of launchRmsNormGrad (accumulators = 1) and
+/// launchLayerNormGrad (accumulators = 2) for `rows` rows of h elements.
+size_t normGradScratchBytes(int64_t rows, int64_t h, int accumulators);
+/// dx row by row (KernelMath's rmsnormGradRow, one thread per row); dw as
+/// f32 sums over the rows in row order, stored in the weight's type. x, w,
+/// dy, dx and dw share `dtype`.
+cudaError_t launchRmsNormGrad(const void *x, const void *w, const void *dy,
+                              void *dx, void *dw, int dtype, int64_t rows,
+                              int64_t h, float eps, void *scratch,
+                              cudaStream_t s);
+/// As launchRmsNormGrad, with layernormGradRow and the bias gradient db.
+cudaError_t launchLayerNormGrad(const void *x, const void *w, const void *dy,
+                                void *dx, void *dw, void *db, int dtype,
+                                int64_t rows, int64_t h, float eps,
+                                void *scratch, cudaStream_t s);
+/// dx = y (dy - sum y dy) over n elements `inner` apart, for outer * inner
+/// rows. dx may be y or dy.
+cudaError_t launchSoftmaxGrad(const void *y, const void *dy, void *dx,
+                              int dtype, int64_t outer, int64_t n,
+                              int64_t inner, cudaStream_t s);
+/// (softmax(row) - onehot(target)) * (*dloss / rows) per row of v logits;
+/// `dloss` is device memory (one f32).
+cudaError_t launchCrossEntropyGrad(const void *logits, int dtype, int64_t rows,
+                                   int64_t v, const void *targets, int tgtType,
+                                   const float *dloss, void *grad,
+                                   DeviceError *err, cudaStream_t s);
+/// Scratch bytes of launchEmbeddingGrad for a table of `tableType`.
+size_t embeddingGradScratchBytes(int64_t vocab, int64_t h, int tableType);
+/// table[ids[i]] += dy[i] over the n positions in order, in f32, then
+/// stored in the table's type (dy shares it).
+cudaError_t launchEmbeddingGrad(const void *dy, const void *ids, int idType,
+                                int64_t n, void *table, int tableType,
+                                int64_t vocab, int64_t h, void *scratch,
+                                DeviceError *err, cudaStream_t s);
+/// Scratch bytes of launchRouterGrad.
+size_t routerGradScratchBytes(int64_t tokens, int64_t e, int64_t k);
+/// dlogits[T, E] from the cotangents dw[T, k] of the router's weights at the
+/// chosen indices[T, k]: KernelMath's routerGradRow, one thread per token.
+cudaError_t launchRouterGrad(const void *logits, int dtype, const void *ids,
+                             int idType, const void *dw, void *dlogits,
+                             int64_t tokens, int64_t e, int64_t k,
+                             bool softmaxBeforeTopk, bool normalize,
+                             void *scratch, DeviceError *err, cudaStream_t s);
+/// combine's slots replayed (as launchCombine assigns them); dy[E, C, H]
+/// (zero where no token went) and dw[T, k]. `scratch`: e + tokens * k
+/// int64, as launchCombine's.
+cudaError_t launchCombineGrad(const void *y, const void *w, int dtype,
+                              const void *ids, int idType, const void *dout,
+                              int64_t tokens, int64_t k, int64_t e,
+                              int64_t capacity, int64_t h, void *dy, void *dw,
+                              int64_t *scratch, DeviceError *err,
+                              cudaStream_t s);
+/// The dS step of attention_grad over a block of f32 rows: with
+/// delta = sum_j dout[i, j] o[i, j] (d elements, `ld` apart per row),
+/// ds[i, c] = p[i, c] (ds[i, c] - delta) for c < keys. ds holds dP on entry.
+cudaError_t launchAttentionDs(const float *p, float *ds, const float *dout,
+                              const float *o, int64_t rows, int64_t keys,
+                              int64_t d, int64_t ld, cudaStream_t s);
 
 } // namespace loom::runtime::cuda
 

@@ -7,7 +7,8 @@
 // cublasGemmStridedBatchedEx with f32 compute. Operands of mixed types are
 // converted to f32 in scratch first, as the CPU backend does. Attention is
 // two batched GEMMs per (batch, key/value head) around a masked softmax,
-// in f32.
+// in f32; attention_grad recomputes it block by block of query rows, as the
+// CPU kernel does, with five GEMMs per block.
 //
 //===----------------------------------------------------------------------===//
 
@@ -40,6 +41,7 @@ struct Gemm {
   int64_t ldc = 0, strideC = 0;
   int64_t batch = 1;
   float alpha = 1.0f;
+  float beta = 0.0f;    ///< C = alpha op(A) op(B) + beta C
   int dtype = LOOM_F32; ///< of a, b and c
 };
 
@@ -143,7 +145,7 @@ int ltGemm(PluginState &st, const Gemm &g, cudaStream_t s, void *workspace,
       st.lt, o.op, o.la, o.lb, o.lc, o.lc, o.pref, 1, &result, &found);
   if (hs != CUBLAS_STATUS_SUCCESS || found == 0)
     return LOOM_OK; // let cublasGemmEx try
-  float alpha = g.alpha, beta = 0.0f;
+  float alpha = g.alpha, beta = g.beta;
   cublasStatus_t ms = cublasLtMatmul(st.lt, o.op, &alpha, g.b, o.la, g.a, o.lb,
                                      &beta, g.c, o.lc, g.c, o.lc, &result.algo,
                                      workspace, st.workspaceBytes, s);
@@ -167,7 +169,7 @@ int gemm(PluginState &st, const Gemm &g, cudaStream_t s) {
   }
   cublasOperation_t opA = g.tb ? CUBLAS_OP_T : CUBLAS_OP_N;
   cublasOperation_t opB = g.ta ? CUBLAS_OP_T : CUBLAS_OP_N;
-  float alpha = g.alpha, beta = 0.0f;
+  float alpha = g.alpha, beta = g.beta;
   if (g.dtype == LOOM_F32)
     return checkCublas(cublasSgemmStridedBatched_64(
                            sb->blas, opA, opB, g.n, g.m, g.k, &alpha,
@@ -409,22 +411,156 @@ int runAttention(PluginState &st, const LoomKernelCall &c, cudaStream_t s) {
   return storeResults(c, ops, s);
 }
 
+/// Query rows per block of attention_grad, as the CPU kernel's kGradBlock:
+/// P and dP of one block are two [rows, sk] f32 matrices in scratch.
+constexpr int64_t kGradBlock = 32;
+
+/// The attention backward as the CPU's attentionGradK, block by block of
+/// query rows for each (batch, query head): S = scale·q·kᵀ, P = masked
+/// softmax(S), dP = do·vᵀ, dS = P∘(dP − rowsum(do∘o)); dq = scale·dS·k,
+/// dk += scale·dSᵀ·q, dv += Pᵀ·do (beta = 1). The query heads of a group
+/// add into their kv head in head order, then block order, all on one
+/// stream: the sums are deterministic.
+int runAttentionGrad(PluginState &st, const LoomKernelCall &c, cudaStream_t s) {
+  const LoomTensor &Q = c.in[0], &K = c.in[1];
+  int64_t nb = Q.shape[0], sq = Q.shape[1], hq = Q.shape[2], d = Q.shape[3];
+  int64_t sk = K.shape[1], hkv = K.shape[2];
+  char *scratch = static_cast<char *>(c.scratch);
+  Operands ops;
+  TRY(resolve(c, false, scratch, ops, s));
+  const float *q = static_cast<const float *>(ops.in[0]);
+  const float *k = static_cast<const float *>(ops.in[1]);
+  const float *v = static_cast<const float *>(ops.in[2]);
+  const float *o = static_cast<const float *>(ops.in[3]);
+  const float *dout = static_cast<const float *>(ops.in[4]);
+  float *grads[3];
+  for (int i = 0; i < 3; ++i) {
+    grads[i] = static_cast<float *>(ops.out[i]);
+    TRY(checkCuda(
+        cudaMemsetAsync(grads[i], 0, numel(c.out[i]) * sizeof(float), s),
+        "attention_grad"));
+  }
+  float *dq = grads[0], *dk = grads[1], *dv = grads[2];
+  float *p = reinterpret_cast<float *>(scratch);
+  float *dp = reinterpret_cast<float *>(
+      scratch + align256(kGradBlock * sk * sizeof(float)));
+  bool causal = c.attrs.values[attr::AttentionGrad::causal].i;
+  static_assert(static_cast<int>(attr::AttentionGrad::scale) ==
+                static_cast<int>(attr::Attention::scale));
+  float scale = math::attentionScale(c.attrs, d);
+  if (sk && sq && d) {
+    int64_t group = hq / hkv, qs = hq * d, ks = hkv * d;
+    for (int64_t b = 0; b < nb; ++b)
+      for (int64_t h = 0; h < hq; ++h) {
+        int64_t kh = h / group;
+        const float *qb = q + b * sq * qs + h * d;
+        const float *ob = o + b * sq * qs + h * d;
+        const float *dob = dout + b * sq * qs + h * d;
+        float *dqb = dq + b * sq * qs + h * d;
+        const float *kb = k + b * sk * ks + kh * d;
+        const float *vb = v + b * sk * ks + kh * d;
+        float *dkb = dk + b * sk * ks + kh * d;
+        float *dvb = dv + b * sk * ks + kh * d;
+        for (int64_t q0 = 0; q0 < sq; q0 += kGradBlock) {
+          int64_t rows = std::min(kGradBlock, sq - q0);
+          int64_t keys = causal ? std::min(q0 + rows, sk) : sk;
+          // P = softmax(scale · q kᵀ), masked: [rows, keys].
+          Gemm g1;
+          g1.tb = true;
+          g1.m = rows;
+          g1.n = keys;
+          g1.k = d;
+          g1.alpha = scale;
+          g1.a = qb + q0 * qs;
+          g1.lda = qs;
+          g1.b = kb;
+          g1.ldb = ks;
+          g1.c = p;
+          g1.ldc = keys;
+          TRY(gemm(st, g1, s));
+          TRY(checkCuda(launchMaskedSoftmax(p, rows, rows, keys, causal, s, q0),
+                        "attention_grad softmax"));
+          // dP = do vᵀ, then dS = P (dP - rowsum(do o)) in place.
+          Gemm g2 = g1;
+          g2.alpha = 1.0f;
+          g2.a = dob + q0 * qs;
+          g2.b = vb;
+          g2.c = dp;
+          TRY(gemm(st, g2, s));
+          TRY(checkCuda(launchAttentionDs(p, dp, dob + q0 * qs, ob + q0 * qs,
+                                          rows, keys, d, qs, s),
+                        "attention_grad dS"));
+          // dq = scale · dS k: [rows, d].
+          Gemm g3;
+          g3.m = rows;
+          g3.n = d;
+          g3.k = keys;
+          g3.alpha = scale;
+          g3.a = dp;
+          g3.lda = keys;
+          g3.b = kb;
+          g3.ldb = ks;
+          g3.c = dqb + q0 * qs;
+          g3.ldc = qs;
+          TRY(gemm(st, g3, s));
+          // dk += scale · dSᵀ q, dv += Pᵀ do: [keys, d].
+          Gemm g4;
+          g4.ta = true;
+          g4.m = keys;
+          g4.n = d;
+          g4.k = rows;
+          g4.alpha = scale;
+          g4.beta = 1.0f;
+          g4.a = dp;
+          g4.lda = keys;
+          g4.b = qb + q0 * qs;
+          g4.ldb = qs;
+          g4.c = dkb;
+          g4.ldc = ks;
+          TRY(gemm(st, g4, s));
+          Gemm g5 = g4;
+          g5.alpha = 1.0f;
+          g5.a = p;
+          g5.b = dob + q0 * qs;
+          g5.c = dvb;
+          TRY(gemm(st, g5, s));
+        }
+      }
+  }
+  return storeResults(c, ops, s);
+}
+
 } // namespace
 
 bool loom::runtime::cuda::isLinalg(uint16_t op) {
-  return op == kMatmul || op == kGroupedMatmul || op == kAttention;
+  return op == kMatmul || op == kGroupedMatmul || op == kAttention ||
+         op == kAttentionGrad;
 }
 
 int loom::runtime::cuda::prepareLinalg(PluginState &, const LoomKernelCall &c,
                                        size_t *scratch) {
   const char *name = c.opcode == kMatmul          ? "matmul"
                      : c.opcode == kGroupedMatmul ? "grouped_matmul"
-                                                  : "attention";
+                     : c.opcode == kAttention     ? "attention"
+                                                  : "attention_grad";
   for (int i = 0; i < c.numIn; ++i)
     if (!floatType(c.in[i].dtype))
       return unsupportedLinalg(name, "operands must be f32, bf16 or f16");
-  if (!floatType(c.out[0].dtype))
-    return unsupportedLinalg(name, "result must be f32, bf16 or f16");
+  for (int i = 0; i < c.numOut; ++i)
+    if (!floatType(c.out[i].dtype))
+      return unsupportedLinalg(name, "results must be f32, bf16 or f16");
+  if (c.opcode == kAttentionGrad) {
+    int64_t hq = c.in[0].shape[2], sk = c.in[1].shape[1];
+    int64_t hkv = c.in[1].shape[2];
+    if (hkv == 0 || hq % hkv != 0)
+      return unsupportedLinalg(name,
+                               "query heads must be a multiple of kv heads");
+    // f32 copies, then P and dP of one block of query rows.
+    *scratch =
+        conversionBytes(c, false) +
+        2 * align256(std::max<int64_t>(kGradBlock * sk, 1) * sizeof(float));
+    return LOOM_OK;
+  }
   if (c.opcode == kAttention) {
     int64_t sq = c.in[0].shape[1], hq = c.in[0].shape[2];
     int64_t sk = c.in[1].shape[1], hkv = c.in[1].shape[2];
@@ -447,6 +583,8 @@ int loom::runtime::cuda::runLinalg(PluginState &st, const LoomKernelCall &c,
     return runMatmul(st, c, s);
   case kGroupedMatmul:
     return runGroupedMatmul(st, c, s);
+  case kAttentionGrad:
+    return runAttentionGrad(st, c, s);
   default:
     return runAttention(st, c, s);
   }

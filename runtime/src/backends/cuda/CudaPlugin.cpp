@@ -287,6 +287,12 @@ int prepare(void *self, const LoomKernelCall *cp, size_t *scratch) {
         return unsupported(c, "operands of different element types");
     return LOOM_OK;
   };
+  auto sameOutputs = [&] {
+    for (int i = 0; i < c.numOut; ++i)
+      if (c.out[i].dtype != dt)
+        return false;
+    return true;
+  };
   if (isElementwise(c.opcode))
     return needFloat();
   switch (c.opcode) {
@@ -337,6 +343,57 @@ int prepare(void *self, const LoomKernelCall *cp, size_t *scratch) {
     *scratch = align256((e + slots) * sizeof(int64_t));
     return LOOM_OK;
   }
+  case kRmsNormGrad:
+  case kLayerNormGrad: {
+    TRY(needFloat());
+    if (!sameOutputs())
+      return unsupported(c, "gradients must share the input's float type");
+    int64_t h = c.in[0].rank ? c.in[0].shape[c.in[0].rank - 1] : 1;
+    int64_t rows = h ? numel(c.in[0]) / h : 0;
+    *scratch = normGradScratchBytes(rows, h, c.opcode == kRmsNormGrad ? 1 : 2);
+    return LOOM_OK;
+  }
+  case kSoftmaxGrad:
+    return needFloat();
+  case kCrossEntropyGrad:
+    if (!isFloat(c.in[0].dtype) || c.out[0].dtype != c.in[0].dtype)
+      return unsupported(c, "logits and gradient must share a float type");
+    if (!isInt(c.in[1].dtype))
+      return unsupported(c, "targets must be i32 or i64");
+    if (c.in[2].dtype != LOOM_F32)
+      return unsupported(c, "the loss cotangent must be f32");
+    return LOOM_OK;
+  case kEmbeddingGrad:
+    if (!isFloat(dt) || c.in[0].dtype != dt)
+      return unsupported(c, "table gradient and row gradients must share a "
+                            "float type");
+    if (!isInt(c.in[1].dtype))
+      return unsupported(c, "ids must be i32 or i64");
+    *scratch =
+        embeddingGradScratchBytes(c.out[0].shape[0], c.out[0].shape[1], dt);
+    return LOOM_OK;
+  case kRouterGrad:
+    if (!isFloat(c.in[0].dtype) || c.in[2].dtype != c.in[0].dtype ||
+        c.out[0].dtype != c.in[0].dtype)
+      return unsupported(c, "logits, weight gradients and result must share "
+                            "a float type");
+    if (!isInt(c.in[1].dtype))
+      return unsupported(c, "expert indices must be i32 or i64");
+    *scratch = routerGradScratchBytes(c.in[0].shape[0], c.in[0].shape[1],
+                                      c.in[1].shape[1]);
+    return LOOM_OK;
+  case kCombineGrad: {
+    int t = c.in[0].dtype;
+    if (!isFloat(t) || c.in[1].dtype != t || c.in[3].dtype != t ||
+        !sameOutputs() || dt != t)
+      return unsupported(c, "expert outputs, weights, gradients and results "
+                            "must share a float type");
+    if (!isInt(c.in[2].dtype))
+      return unsupported(c, "expert indices must be i32 or i64");
+    int64_t e = c.in[0].shape[0], slots = numel(c.in[2]);
+    *scratch = align256((e + slots) * sizeof(int64_t));
+    return LOOM_OK;
+  }
   default:
     return unsupported(c, "");
   }
@@ -356,17 +413,20 @@ int checkedLaunch(PluginState &st, cudaStream_t s, const char *what,
   const DeviceError &e = *st.errHost;
   if (e.code == 0)
     return LOOM_OK;
-  const char *name = e.code == kErrEmbeddingId          ? "embedding id"
+  // The CPU kernels' words: "dispatch expert index", "router_grad expert
+  // index", ...
+  std::string name = e.code == kErrEmbeddingId          ? "embedding id"
                      : e.code == kErrCrossEntropyTarget ? "cross_entropy target"
-                     : e.code == kErrExpertIndex        ? "expert index"
-                                                        : "adamw step";
+                     : e.code == kErrExpertIndex
+                         ? std::string(what) + " expert index"
+                         : "adamw step";
   if (e.code == kErrAdamWStep)
     return fail(LOOM_DATA_ERROR,
                 "adamw step must be >= 1, got " + std::to_string(e.value));
   return fail(LOOM_DATA_ERROR,
-              std::string(name) + " " + std::to_string(e.value) +
-                  " at position " + std::to_string(e.position) +
-                  " is outside [0, " + std::to_string(e.limit) + ")");
+              name + " " + std::to_string(e.value) + " at position " +
+                  std::to_string(e.position) + " is outside [0, " +
+                  std::to_string(e.limit) + ")");
 }
 
 int run(void *self, const LoomKernelCall *cp, LoomStream stream) {
@@ -415,7 +475,8 @@ int run(void *self, const LoomKernelCall *cp, LoomStream stream) {
   case kLayerNorm: {
     int64_t h = in[0].rank ? in[0].shape[in[0].rank - 1] : 1;
     int64_t rows = h ? numel(in[0]) / h : 0;
-    static_assert(attr::RmsNorm::epsilon == attr::LayerNorm::epsilon);
+    static_assert(static_cast<int>(attr::RmsNorm::epsilon) ==
+                  static_cast<int>(attr::LayerNorm::epsilon));
     float eps = static_cast<float>(a.values[attr::RmsNorm::epsilon].f);
     if (c.opcode == kRmsNorm)
       return checkCuda(
@@ -573,6 +634,66 @@ int run(void *self, const LoomKernelCall *cp, LoomStream stream) {
           in[0].data, in[1].data, in[0].dtype, in[2].data, in[2].dtype,
           in[1].shape[0], in[1].shape[1], in[0].shape[0], in[0].shape[1],
           in[0].shape[2], y.data, static_cast<int64_t *>(c.scratch), st.err, s);
+    });
+  case kRmsNormGrad:
+  case kLayerNormGrad: {
+    // x, w, dy -> dx, dw (, db)
+    int64_t h = in[0].rank ? in[0].shape[in[0].rank - 1] : 1;
+    int64_t rows = h ? numel(in[0]) / h : 0;
+    static_assert(static_cast<int>(attr::RmsNormGrad::epsilon) ==
+                  static_cast<int>(attr::LayerNormGrad::epsilon));
+    float eps = static_cast<float>(a.values[attr::RmsNormGrad::epsilon].f);
+    if (c.opcode == kRmsNormGrad)
+      return checkCuda(launchRmsNormGrad(in[0].data, in[1].data, in[2].data,
+                                         y.data, c.out[1].data, dt, rows, h,
+                                         eps, c.scratch, s),
+                       what);
+    return checkCuda(launchLayerNormGrad(in[0].data, in[1].data, in[2].data,
+                                         y.data, c.out[1].data, c.out[2].data,
+                                         dt, rows, h, eps, c.scratch, s),
+                     what);
+  }
+  case kSoftmaxGrad: {
+    int ax = static_cast<int>(a.values[attr::SoftmaxGrad::axis].i);
+    int64_t outer = 1, inner = 1;
+    for (int i = 0; i < ax; ++i)
+      outer *= in[0].shape[i];
+    for (int i = ax + 1; i < in[0].rank; ++i)
+      inner *= in[0].shape[i];
+    return checkCuda(launchSoftmaxGrad(in[0].data, in[1].data, y.data, dt,
+                                       outer, in[0].shape[ax], inner, s),
+                     what);
+  }
+  case kCrossEntropyGrad: {
+    int64_t v = in[0].rank ? in[0].shape[in[0].rank - 1] : 1;
+    return checkedLaunch(st, s, what, [&] {
+      return launchCrossEntropyGrad(
+          in[0].data, dt, numel(in[1]), v, in[1].data, in[1].dtype,
+          static_cast<const float *>(in[2].data), y.data, st.err, s);
+    });
+  }
+  case kEmbeddingGrad:
+    return checkedLaunch(st, s, what, [&] {
+      return launchEmbeddingGrad(in[0].data, in[1].data, in[1].dtype,
+                                 numel(in[1]), y.data, dt, y.shape[0],
+                                 y.shape[1], c.scratch, st.err, s);
+    });
+  case kRouterGrad:
+    return checkedLaunch(st, s, what, [&] {
+      return launchRouterGrad(
+          in[0].data, dt, in[1].data, in[1].dtype, in[2].data, y.data,
+          in[0].shape[0], in[0].shape[1], in[1].shape[1],
+          a.values[attr::RouterGrad::softmax_before_topk].i,
+          a.values[attr::RouterGrad::normalize].i, c.scratch, st.err, s);
+    });
+  case kCombineGrad:
+    // y[E, C, H], w[T, k], ids[T, k], dout[T, H] -> dy, dw
+    return checkedLaunch(st, s, what, [&] {
+      return launchCombineGrad(in[0].data, in[1].data, dt, in[2].data,
+                               in[2].dtype, in[3].data, in[1].shape[0],
+                               in[1].shape[1], in[0].shape[0], in[0].shape[1],
+                               in[0].shape[2], y.data, c.out[1].data,
+                               static_cast<int64_t *>(c.scratch), st.err, s);
     });
   default:
     return unsupported(c, "");

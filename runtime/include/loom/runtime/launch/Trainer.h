@@ -41,6 +41,9 @@ struct TrainOptions {
   /// end); "" for none.
   std::string saveDir;
   int64_t saveInterval = 0;
+  /// Stop after the first step divisible by exitInterval (0: never), with
+  /// a checkpoint when saving: Megatron-LM's --exit-interval.
+  int64_t exitInterval = 0;
   /// Resume from the latest checkpoint in loadDir ("" or none saved there:
   /// start from freshly initialized parameters).
   std::string loadDir;
