@@ -1022,12 +1022,13 @@ cudaError_t launchCombine(const void *y, const void *w, int dtype,
 
 namespace {
 
-/// Threads per block of the one-thread-per-column sums: small blocks, so
-/// that a few hundred columns still spread over the multiprocessors.
-constexpr int kColumnThreads = 64;
+/// Threads per block of kernels whose threads each loop over a whole row or
+/// column: small blocks, so that a few hundred threads still spread over
+/// the multiprocessors.
+constexpr int kSerialThreads = 64;
 
-unsigned columnBlocks(int64_t n) {
-  int64_t b = (n + kColumnThreads - 1) / kColumnThreads;
+unsigned serialBlocks(int64_t n) {
+  int64_t b = (n + kSerialThreads - 1) / kSerialThreads;
   return static_cast<unsigned>(
       std::max<int64_t>(1, std::min<int64_t>(b, 65535)));
 }
@@ -1064,22 +1065,22 @@ cudaError_t normGrad(int accumulators, const void *x, const void *w,
     if (e != cudaSuccess)
       break;
     if (accumulators == 1) {
-      LOOM_FLOAT_DISPATCH(dtype, T,
-                          rmsnormGradRowsK<T><<<blocksFor(n), kThreads, 0, s>>>(
-                              static_cast<const T *>(x),
-                              static_cast<const T *>(w),
-                              static_cast<const T *>(dy), static_cast<T *>(dx),
-                              partial, r0, n, h, eps));
+      LOOM_FLOAT_DISPATCH(
+          dtype, T,
+          rmsnormGradRowsK<T><<<serialBlocks(n), kSerialThreads, 0, s>>>(
+              static_cast<const T *>(x), static_cast<const T *>(w),
+              static_cast<const T *>(dy), static_cast<T *>(dx), partial, r0, n,
+              h, eps));
     } else {
       LOOM_FLOAT_DISPATCH(
           dtype, T,
-          layernormGradRowsK<T><<<blocksFor(n), kThreads, 0, s>>>(
+          layernormGradRowsK<T><<<serialBlocks(n), kSerialThreads, 0, s>>>(
               static_cast<const T *>(x), static_cast<const T *>(w),
               static_cast<const T *>(dy), static_cast<T *>(dx), partial, r0, n,
               h, eps));
     }
     for (int a = 0; a < accumulators; ++a)
-      columnSumK<<<columnBlocks(h), kColumnThreads, 0, s>>>(
+      columnSumK<<<serialBlocks(h), kSerialThreads, 0, s>>>(
           acc + a * h, partial + a * n * h, n, h);
     e = cudaGetLastError();
   }
@@ -1099,7 +1100,7 @@ void combineGradOf(const T *y, const T *w, const void *ids, int idType,
   if (h > 0)
     combineGradRowsK<T><<<blocksFor(tokens * k * h), kThreads, 0, s>>>(
         w, ids, idType, dout, tokens, k, capacity, h, slot, dy);
-  combineGradWeightsK<T><<<blocksFor(tokens * k), kThreads, 0, s>>>(
+  combineGradWeightsK<T><<<serialBlocks(tokens * k), kSerialThreads, 0, s>>>(
       y, ids, idType, dout, tokens, k, capacity, h, slot, dw);
 }
 
@@ -1179,7 +1180,7 @@ cudaError_t launchEmbeddingGrad(const void *dy, const void *ids, int idType,
     LOOM_FLOAT_DISPATCH(
         tableType, T,
         embeddingGradK<T>
-        <<<columnBlocks(std::max<int64_t>(h, 1)), kColumnThreads, 0, s>>>(
+        <<<serialBlocks(std::max<int64_t>(h, 1)), kSerialThreads, 0, s>>>(
             static_cast<const T *>(dy), ids, idType, n, vocab, h, acc, err));
     e = cudaGetLastError();
   }
@@ -1204,12 +1205,12 @@ cudaError_t launchRouterGrad(const void *logits, int dtype, const void *ids,
   int32_t *chosen = reinterpret_cast<int32_t *>(
       static_cast<char *>(scratch) +
       align256(std::max<int64_t>(tokens * e, 1) * sizeof(float)));
-  LOOM_FLOAT_DISPATCH(dtype, T,
-                      routerGradK<T><<<blocksFor(tokens), kThreads, 0, s>>>(
-                          static_cast<const T *>(logits), ids, idType,
-                          static_cast<const T *>(dw), static_cast<T *>(dlogits),
-                          tokens, e, k, softmaxBeforeTopk, normalize, rows,
-                          chosen, err));
+  LOOM_FLOAT_DISPATCH(
+      dtype, T,
+      routerGradK<T><<<serialBlocks(tokens), kSerialThreads, 0, s>>>(
+          static_cast<const T *>(logits), ids, idType,
+          static_cast<const T *>(dw), static_cast<T *>(dlogits), tokens, e, k,
+          softmaxBeforeTopk, normalize, rows, chosen, err));
   return cudaGetLastError();
 }
 
