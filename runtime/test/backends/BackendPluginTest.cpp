@@ -14,6 +14,8 @@
 
 #include <dlfcn.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -331,6 +333,314 @@ TEST(BackendPlugin, CudaPluginLoadsAndReportsTheDevice) {
     backend->release(fill);
     backend->deallocate(d);
   });
+}
+
+//===- The CUDA plugin against the CPU backend (with a GPU only) ----------===//
+
+namespace {
+
+/// A host tensor for one operand or result.
+struct Host {
+  DType dtype = DType::F32;
+  std::vector<int64_t> shape;
+  std::vector<char> bytes;
+};
+
+int64_t count(const std::vector<int64_t> &shape) {
+  int64_t n = 1;
+  for (int64_t d : shape)
+    n *= d;
+  return n;
+}
+
+template <typename E>
+Host hostOf(DType dt, std::vector<int64_t> shape, const std::vector<E> &v) {
+  Host h{dt, std::move(shape), {}};
+  h.bytes.resize(v.size() * sizeof(E));
+  std::memcpy(h.bytes.data(), v.data(), h.bytes.size());
+  EXPECT_EQ(static_cast<int64_t>(v.size()), count(h.shape));
+  return h;
+}
+
+/// Uniform values in [lo, hi) from a fixed seed.
+std::vector<float> randomFloats(int64_t n, uint32_t seed, float lo = -1.0f,
+                                float hi = 1.0f) {
+  std::vector<float> v(n);
+  for (float &x : v) {
+    seed = seed * 1664525u + 1013904223u;
+    x = lo + (hi - lo) * static_cast<float>(seed >> 8) / 16777216.0f;
+  }
+  return v;
+}
+
+Host f32(std::vector<int64_t> shape, uint32_t seed, float lo = -1.0f,
+         float hi = 1.0f) {
+  return hostOf(DType::F32, shape, randomFloats(count(shape), seed, lo, hi));
+}
+
+Host i32(std::vector<int64_t> shape, const std::vector<int32_t> &v) {
+  return hostOf(DType::I32, std::move(shape), v);
+}
+
+Host i64(std::vector<int64_t> shape, const std::vector<int64_t> &v) {
+  return hostOf(DType::I64, std::move(shape), v);
+}
+
+/// A result of this dtype and shape.
+Host result(std::vector<int64_t> shape, DType dt = DType::F32) {
+  Host h{dt, std::move(shape), {}};
+  h.bytes.resize(count(h.shape) * dtypeSize(dt));
+  return h;
+}
+
+TensorRef refOf(void *data, const Host &h) {
+  TensorRef t = tensor(data, h.shape);
+  t.dtype = h.dtype;
+  t.bytes = t.numel * dtypeSize(h.dtype);
+  return t;
+}
+
+/// Runs one instruction on `b`; returns its results (KernelError passes).
+std::vector<Host> runOn(Backend &b, Opcode op, const OpAttrs &attrs,
+                        const std::vector<Host> &in, std::vector<Host> out) {
+  OpCall call;
+  call.op = op;
+  call.attrs = attrs;
+  std::vector<void *> mem;
+  for (const Host &h : in) {
+    mem.push_back(b.allocate(h.bytes.size()));
+    b.copyToDevice(mem.back(), h.bytes.data(), h.bytes.size());
+    call.in.push_back(refOf(mem.back(), h));
+  }
+  for (const Host &h : out) {
+    mem.push_back(b.allocate(h.bytes.size()));
+    call.out.push_back(refOf(mem.back(), h));
+  }
+  b.prepare(call);
+  void *scratch = call.scratchBytes ? b.allocate(call.scratchBytes) : nullptr;
+  auto cleanup = [&] {
+    b.synchronize();
+    b.release(call);
+    if (scratch)
+      b.deallocate(scratch);
+    for (void *p : mem)
+      b.deallocate(p);
+  };
+  try {
+    KernelContext ctx{scratch, call.scratchBytes, &b};
+    call.kernel(call, ctx);
+    b.synchronize();
+  } catch (...) {
+    cleanup();
+    throw;
+  }
+  for (size_t i = 0; i < out.size(); ++i)
+    b.copyToHost(out[i].bytes.data(), call.out[i].data, out[i].bytes.size());
+  cleanup();
+  return out;
+}
+
+std::vector<float> floatsOf(const Host &h) {
+  int64_t n = count(h.shape);
+  std::vector<float> v(n);
+  for (int64_t i = 0; i < n; ++i) {
+    if (h.dtype == DType::F32) {
+      std::memcpy(&v[i], h.bytes.data() + 4 * i, 4);
+    } else {
+      uint16_t u;
+      std::memcpy(&u, h.bytes.data() + 2 * i, 2);
+      v[i] = h.dtype == DType::BF16 ? bf16ToF32(u) : f16ToF32(u);
+    }
+  }
+  return v;
+}
+
+LoomAttrValue floatAttr(double f) { return {f, 0, {}, 0, 1}; }
+LoomAttrValue intAttr(int64_t i) { return {0, i, {}, 0, 1}; }
+
+/// The CUDA backend, or null (the test skips) where there is no GPU.
+std::unique_ptr<Backend> cudaOrSkip() {
+  std::unique_ptr<Backend> backend;
+  withBackendPath(LOOM_TEST_CUDA_PLUGIN_DIR, [&] {
+    try {
+      backend = createBackend("cuda");
+    } catch (const std::runtime_error &e) {
+      EXPECT_NE(std::string(e.what()).find("no usable CUDA device"),
+                std::string::npos)
+          << e.what();
+    }
+  });
+  return backend;
+}
+
+/// Runs the instruction on the CPU backend and twice on CUDA: the two CUDA
+/// runs agree bit for bit (no atomics), and CUDA agrees with the CPU within
+/// `tol` (relative to max(1, |cpu|)).
+void expectLikeCpu(Backend &gpu, Opcode op, const OpAttrs &attrs,
+                   const std::vector<Host> &in, const std::vector<Host> &out,
+                   float tol = 1e-5f) {
+  std::unique_ptr<Backend> cpu = createBackend("cpu");
+  std::vector<Host> want = runOn(*cpu, op, attrs, in, out);
+  std::vector<Host> got = runOn(gpu, op, attrs, in, out);
+  std::vector<Host> again = runOn(gpu, op, attrs, in, out);
+  for (size_t r = 0; r < out.size(); ++r) {
+    EXPECT_EQ(got[r].bytes, again[r].bytes)
+        << opcodeName(op) << " result " << r << " is not deterministic";
+    std::vector<float> w = floatsOf(want[r]), g = floatsOf(got[r]);
+    for (size_t i = 0; i < w.size(); ++i)
+      ASSERT_NEAR(g[i], w[i], tol * std::max(1.0f, std::fabs(w[i])))
+          << opcodeName(op) << " result " << r << " element " << i;
+  }
+}
+
+/// The plugin's data error for a bad index, as a KernelError message.
+std::string dataError(Backend &gpu, Opcode op, const OpAttrs &attrs,
+                      const std::vector<Host> &in,
+                      const std::vector<Host> &out) {
+  try {
+    runOn(gpu, op, attrs, in, out);
+  } catch (const KernelError &e) {
+    return e.what();
+  }
+  return "no KernelError";
+}
+
+} // namespace
+
+TEST(CudaPlugin, ElementwiseGradientsMatchTheCpu) {
+  auto gpu = cudaOrSkip();
+  if (!gpu)
+    GTEST_SKIP() << "no CUDA device";
+  OpAttrs none{};
+  expectLikeCpu(*gpu, Opcode::Sqrt, none, {f32({70}, 1, 0.0f, 9.0f)},
+                {result({70})});
+  expectLikeCpu(*gpu, Opcode::SiluGrad, none,
+                {f32({3, 33}, 2), f32({3, 33}, 3)}, {result({3, 33})});
+  for (auto approx :
+       {attr::GeluApproximation::none, attr::GeluApproximation::tanh}) {
+    OpAttrs a{};
+    a.values[attr::GeluGrad::approximate] =
+        intAttr(static_cast<int64_t>(approx));
+    expectLikeCpu(*gpu, Opcode::GeluGrad, a,
+                  {f32({3, 33}, 4, -4.0f, 4.0f), f32({3, 33}, 5)},
+                  {result({3, 33})});
+  }
+}
+
+TEST(CudaPlugin, NormAndSoftmaxGradientsMatchTheCpu) {
+  auto gpu = cudaOrSkip();
+  if (!gpu)
+    GTEST_SKIP() << "no CUDA device";
+  OpAttrs eps{};
+  eps.values[attr::RmsNormGrad::epsilon] = floatAttr(1e-5);
+  std::vector<int64_t> xs = {3, 7, 40};
+  expectLikeCpu(*gpu, Opcode::RmsNormGrad, eps,
+                {f32(xs, 6), f32({40}, 7), f32(xs, 8)},
+                {result(xs), result({40})});
+  expectLikeCpu(*gpu, Opcode::LayerNormGrad, eps,
+                {f32(xs, 9), f32({40}, 10), f32(xs, 11)},
+                {result(xs), result({40}), result({40})});
+  for (int64_t axis : {2, 1}) { // contiguous rows, then strided
+    OpAttrs a{};
+    a.values[attr::SoftmaxGrad::axis] = intAttr(axis);
+    expectLikeCpu(*gpu, Opcode::SoftmaxGrad, a,
+                  {f32({4, 9, 6}, 12, 0.0f, 1.0f), f32({4, 9, 6}, 13)},
+                  {result({4, 9, 6})});
+  }
+}
+
+TEST(CudaPlugin, LossAndEmbeddingGradientsMatchTheCpu) {
+  auto gpu = cudaOrSkip();
+  if (!gpu)
+    GTEST_SKIP() << "no CUDA device";
+  OpAttrs none{};
+  Host dloss = hostOf(DType::F32, {}, std::vector<float>{0.75f});
+  expectLikeCpu(*gpu, Opcode::CrossEntropyGrad, none,
+                {f32({2, 3, 11}, 14, -3.0f, 3.0f),
+                 i64({2, 3}, {0, 10, 4, 4, 7, 1}), dloss},
+                {result({2, 3, 11})});
+  // Repeated ids: rows add up in position order, exactly as on the CPU.
+  Host ids = i32({2, 5}, {3, 0, 3, 5, 1, 3, 3, 0, 2, 5});
+  expectLikeCpu(*gpu, Opcode::EmbeddingGrad, none, {f32({2, 5, 8}, 15), ids},
+                {result({6, 8})}, 0.0f);
+
+  std::string e = dataError(*gpu, Opcode::EmbeddingGrad, none,
+                            {f32({1, 3, 8}, 16), i32({1, 3}, {0, 6, -1})},
+                            {result({6, 8})});
+  EXPECT_NE(e.find("embedding id 6 at position 1 is outside [0, 6)"),
+            std::string::npos)
+      << e;
+  e = dataError(*gpu, Opcode::CrossEntropyGrad, none,
+                {f32({2, 4}, 17), i32({2}, {1, 9}), dloss}, {result({2, 4})});
+  EXPECT_NE(e.find("cross_entropy target 9 at position 1 is outside [0, 4)"),
+            std::string::npos)
+      << e;
+}
+
+TEST(CudaPlugin, MixtureOfExpertsGradientsMatchTheCpu) {
+  auto gpu = cudaOrSkip();
+  if (!gpu)
+    GTEST_SKIP() << "no CUDA device";
+  Host ids = i32({5, 2}, {0, 3, 5, 1, 2, 3, 3, 0, 4, 2});
+  for (int sbt = 0; sbt < 2; ++sbt)
+    for (int norm = 0; norm < 2; ++norm) {
+      OpAttrs a{};
+      a.values[attr::RouterGrad::softmax_before_topk] = intAttr(sbt);
+      a.values[attr::RouterGrad::normalize] = intAttr(norm);
+      expectLikeCpu(*gpu, Opcode::RouterGrad, a,
+                    {f32({5, 6}, 18, -2.0f, 2.0f), ids, f32({5, 2}, 19)},
+                    {result({5, 6})});
+    }
+  // Expert 3 gets three tokens but has room for two: the third is dropped.
+  OpAttrs none{};
+  Host moeIds = i64({4, 2}, {3, 0, 1, 3, 3, 2, 0, 1});
+  expectLikeCpu(*gpu, Opcode::CombineGrad, none,
+                {f32({4, 2, 6}, 20), f32({4, 2}, 21), moeIds, f32({4, 6}, 22)},
+                {result({4, 2, 6}), result({4, 2})});
+
+  std::string e =
+      dataError(*gpu, Opcode::CombineGrad, none,
+                {f32({4, 2, 6}, 20), f32({4, 2}, 21),
+                 i64({4, 2}, {3, 0, 1, 4, 3, 2, 0, 1}), f32({4, 6}, 22)},
+                {result({4, 2, 6}), result({4, 2})});
+  EXPECT_NE(e.find("combine_grad expert index 4 at position 3 is outside "
+                   "[0, 4)"),
+            std::string::npos)
+      << e;
+}
+
+TEST(CudaPlugin, AttentionGradMatchesTheCpu) {
+  auto gpu = cudaOrSkip();
+  if (!gpu)
+    GTEST_SKIP() << "no CUDA device";
+  // 40 query rows: two blocks of the backward; 4 query heads on 2 kv heads.
+  std::vector<int64_t> qs = {2, 40, 4, 8}, ks = {2, 40, 2, 8};
+  for (int causal = 0; causal < 2; ++causal) {
+    OpAttrs a{};
+    a.values[attr::AttentionGrad::causal] = intAttr(causal);
+    expectLikeCpu(
+        *gpu, Opcode::AttentionGrad, a,
+        {f32(qs, 23), f32(ks, 24), f32(ks, 25), f32(qs, 26), f32(qs, 27)},
+        {result(qs), result(ks), result(ks)}, 1e-4f);
+  }
+  // bf16 through f32 copies, with an explicit scale.
+  OpAttrs a{};
+  a.values[attr::AttentionGrad::causal] = intAttr(1);
+  a.values[attr::AttentionGrad::scale] = floatAttr(0.5);
+  auto bf16 = [](std::vector<int64_t> shape, uint32_t seed) {
+    std::vector<float> v = randomFloats(count(shape), seed);
+    std::vector<uint16_t> u(v.size());
+    for (size_t i = 0; i < v.size(); ++i)
+      u[i] = f32ToBf16(v[i]);
+    return hostOf(DType::BF16, std::move(shape), u);
+  };
+  std::vector<int64_t> q1 = {1, 33, 2, 16}, k1 = {1, 33, 1, 16};
+  expectLikeCpu(
+      *gpu, Opcode::AttentionGrad, a,
+      {bf16(q1, 28), bf16(k1, 29), bf16(k1, 30), bf16(q1, 31), bf16(q1, 32)},
+      {result(q1, DType::BF16), result(k1, DType::BF16),
+       result(k1, DType::BF16)},
+      2e-2f);
 }
 
 #endif
