@@ -1173,7 +1173,9 @@ cudaError_t launchEmbeddingGrad(const void *dy, const void *ids, int idType,
                                 DeviceError *err, cudaStream_t s) {
   // An f32 table is its own accumulator.
   float *acc = static_cast<float *>(tableType == LOOM_F32 ? table : scratch);
-  cudaError_t e = cudaMemsetAsync(acc, 0, vocab * h * sizeof(float), s);
+  cudaError_t e = vocab * h == 0
+                      ? cudaSuccess
+                      : cudaMemsetAsync(acc, 0, vocab * h * sizeof(float), s);
   if (e != cudaSuccess)
     return e;
   if (n > 0) {
