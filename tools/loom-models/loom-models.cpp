@@ -68,6 +68,8 @@ training step (-loom-autodiff; Megatron-LM's flag names and defaults):
   --train               print the training step (forward, backward, AdamW)
                         instead of the forward
   --micro-batches N     microbatches per step (gradient accumulation), 1
+  --recompute POLICY    none, selective (attention results) or full (each
+                        layer from its input), none
   --clip-grad X         clip gradients to global L2 norm X (0: off), 1.0
   --weight-decay X      AdamW decoupled weight decay, 0.01
   --adam-beta1 X        0.9
@@ -104,6 +106,12 @@ parseTrainingFlag(StringRef flag, StringRef value,
   using loom::runtime::parseInteger;
   using loom::runtime::parseReal;
   std::string_view text(value.data(), value.size());
+  if (flag == "--recompute") {
+    if (value != "none" && value != "selective" && value != "full")
+      return "must be none, selective or full, got '" + value.str() + "'";
+    training.recompute = value.str();
+    return loom::runtime::NumberProblem();
+  }
   if (flag == "--micro-batches") {
     int64_t n = 1;
     loom::runtime::NumberProblem problem =

@@ -48,6 +48,7 @@ training (--train):
   --min-lr X          learning rate at the end of the cosine decay (default 0)
   --warmup N          steps of linear warm-up (default 0)
   --micro-batches N   microbatches per step, accumulated (default 1)
+  --recompute POLICY  none, selective or full activation recompute (none)
   --clip-grad X       clip gradients to global norm X, 0: off (default 1.0)
   --weight-decay X    AdamW weight decay of matrices (default 0.01)
   --adam-beta1 X, --adam-beta2 X, --adam-eps X   (0.9, 0.999, 1e-8)
@@ -127,7 +128,12 @@ static bool parseTrainingFlag(const std::string &flag, const std::string &value,
     t.schedule.minLr = realFlag(flag, value, 0.0, 1e3);
   else if (flag == "--warmup")
     t.schedule.warmup = integerFlag(flag, value, 0, kMaxSteps);
-  else if (flag == "--micro-batches")
+  else if (flag == "--recompute") {
+    if (value != "none" && value != "selective" && value != "full")
+      throw std::invalid_argument(
+          "--recompute must be none, selective or full, got '" + value + "'");
+    options.recompute = value;
+  } else if (flag == "--micro-batches")
     options.microBatches = integerFlag(flag, value, 1, int64_t(1) << 20);
   else if (flag == "--clip-grad")
     options.clipGrad = realFlag(flag, value, 0.0, 1e30);

@@ -25,6 +25,7 @@ struct RunOptions {
   /// The training step's compile options (-loom-autodiff's, Megatron-LM's
   /// flag names).
   int64_t microBatches = 1;
+  std::string recompute = "none";
   double clipGrad = 1.0, weightDecay = 0.01, adamBeta1 = 0.9, adamBeta2 = 0.999,
          adamEps = 1e-8;
   /// Flags given, for the checks that depend on --train.

@@ -63,7 +63,9 @@ loadOrCompile(const std::string &path, const RunOptions *train = nullptr) {
              << train->microBatches << " max-grad-norm=" << train->clipGrad
              << " weight-decay=" << train->weightDecay
              << " beta1=" << train->adamBeta1 << " beta2=" << train->adamBeta2
-             << " epsilon=" << train->adamEps << "}, loom-forward-to-program)";
+             << " epsilon=" << train->adamEps
+             << " recompute=" << train->recompute
+             << "}, loom-forward-to-program)";
     compile.pipeline = pipeline.str();
   }
   if (!compileMlirFileToProgram(path, compile, bytes, error))

@@ -267,9 +267,9 @@ TrainResult loom::runtime::runTraining(const TrainOptions &options,
       progress->update(record);
     result.records.push_back(record);
     result.lastStep = step;
-    bool exiting =
-        options.exitInterval > 0 && step % options.exitInterval == 0;
-    bool interval = options.saveInterval > 0 && step % options.saveInterval == 0;
+    bool exiting = options.exitInterval > 0 && step % options.exitInterval == 0;
+    bool interval =
+        options.saveInterval > 0 && step % options.saveInterval == 0;
     if (!options.saveDir.empty() && (interval || exiting || step == lastStep))
       save(step);
     if (exiting)

@@ -77,6 +77,12 @@ LogicalResult checkOffsets(const Subject &s) {
   return success();
 }
 
+LogicalResult checkUnit(const Subject &s) {
+  if (!isa<UnitAttr>(s.value))
+    return s.emitError() << "is a unit attribute (present or absent)";
+  return success();
+}
+
 LogicalResult checkPhase(const Subject &s) {
   if (!isa<PhaseAttr>(s.value))
     return s.emitError() << "must be a #loom.phase (\"fwd\", \"bwd-input\" or "
@@ -124,6 +130,7 @@ const DiscardableAttr kAttrs[] = {
     {LoomDialect::kParamAttrName, OnArgument | OnResult, checkName},
     {LoomDialect::kStateAttrName, OnArgument | OnResult, checkName},
     {LoomDialect::kMicrobatchAttrName, OnOp, checkNonNegative},
+    {LoomDialect::kRecomputedAttrName, OnOp, checkUnit},
     {LoomDialect::kInputAttrName, OnArgument, checkName},
     {LoomDialect::kOutputAttrName, OnResult, checkName},
     {LoomDialect::kShardingAttrName, OnOp | OnArgument | OnResult,

@@ -18,8 +18,8 @@ loom::getPersistentUpdates(func::FuncOp func) {
   for (BlockArgument arg : func.getArguments())
     for (StringRef attr :
          {LoomDialect::kParamAttrName, LoomDialect::kStateAttrName})
-      if (auto name = func.getArgAttrOfType<StringAttr>(arg.getArgNumber(),
-                                                        attr))
+      if (auto name =
+              func.getArgAttrOfType<StringAttr>(arg.getArgNumber(), attr))
         persistent[{attr, name.getValue()}] = arg;
 
   Operation *terminator = func.getBody().front().getTerminator();

@@ -13,6 +13,16 @@
 // parameter-only values are `bwd-weight` (zero-bubble schedules may run
 // them later); the others are `bwd-input`.
 //
+// Recompute: the forward values a backward op reads are kept from the
+// forward (stashed) unless they belong to a recompute group: `full` makes
+// each transformer layer a group (only its input and its parameters are
+// kept), `selective` each attention op with the views of its result (its
+// inputs q, k, v are kept, its result recomputed). When the reverse walk
+// first needs a group, its ops are cloned there (`loom.recomputed`), and
+// the vector-Jacobian rules of the group's ops, and of ops that read the
+// group's results, run on clones that read the recomputed values. The
+// cotangents stay keyed by the original forward values throughout.
+//
 //===----------------------------------------------------------------------===//
 
 #include "loom/Dialect/Loom/IR/LoomOps.h"
@@ -23,6 +33,8 @@
 #include "mlir/IR/IRMapping.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
 #include "llvm/ADT/SetVector.h"
+
+#include <map>
 
 namespace loom {
 #define GEN_PASS_DEF_LOOMAUTODIFFPASS
@@ -42,10 +54,14 @@ struct CreatedOps : public OpBuilder::Listener {
   }
 };
 
+enum class Recompute { None, Selective, Full };
+
 struct AutodiffOptions {
   int64_t microBatches;
   bool emitGradients;
   double maxGradNorm, beta1, beta2, epsilon, weightDecay;
+  Recompute recompute;
+  bool report;
 };
 
 class TrainingStepBuilder {
@@ -59,10 +75,15 @@ private:
   LogicalResult checkForward();
   void createStep();
   LogicalResult buildMicrobatch(int64_t index);
+  /// The recompute group of each forward op of the current microbatch.
+  void groupForRecompute(ArrayRef<Operation *> ops);
+  /// Clones group `group` at the insertion point, mapping its values.
+  void recompute(unsigned group, int64_t microbatch);
   LogicalResult differentiate(Operation *op, int64_t microbatch);
   void accumulate(Value value, Value ct, Operation *from, int64_t microbatch);
   void tag(Operation *op, Phase phase, Operation *from, int64_t microbatch);
   Value buildUpdate();
+  void reportStash();
 
   func::FuncOp forward;
   AutodiffOptions options;
@@ -84,6 +105,14 @@ private:
   /// The summed cotangent of each value that has received one.
   DenseMap<Value, Value> cotangents;
   SmallVector<Value> losses;
+
+  /// Recompute groups of the current microbatch: each op's group, each
+  /// group's ops in forward order, whether it is recomputed yet, and the
+  /// recomputed value of each original value.
+  DenseMap<Operation *, unsigned> groupOf;
+  SmallVector<SmallVector<Operation *>> groups;
+  SmallVector<bool> recomputed;
+  IRMapping recomputedValues;
 };
 
 } // namespace
@@ -238,10 +267,62 @@ LogicalResult TrainingStepBuilder::buildMicrobatch(int64_t index) {
                              b.getF64FloatAttr(1.0 / options.microBatches));
   tag(seed, Phase::bwd_input, nullptr, index);
   cotangents[loss] = seed;
+  groupForRecompute(cloned);
   for (Operation *op : llvm::reverse(cloned))
     if (failed(differentiate(op, index)))
       return failure();
   return success();
+}
+
+void TrainingStepBuilder::groupForRecompute(ArrayRef<Operation *> ops) {
+  groupOf.clear();
+  groups.clear();
+  recomputed.clear();
+  recomputedValues.clear();
+  if (options.recompute == Recompute::None)
+    return;
+  if (options.recompute == Recompute::Full) {
+    // One group per transformer layer (ops tagged loom.layer).
+    DenseMap<int64_t, unsigned> byLayer;
+    for (Operation *op : ops) {
+      auto layer = op->getAttrOfType<IntegerAttr>(LoomDialect::kLayerAttrName);
+      if (!layer || !isMemoryEffectFree(op))
+        continue;
+      auto [it, inserted] = byLayer.try_emplace(layer.getInt(), groups.size());
+      if (inserted)
+        groups.emplace_back();
+      groups[it->second].push_back(op);
+      groupOf[op] = it->second;
+    }
+  } else {
+    // Each attention op and the views (reshapes, transposes) of its result.
+    for (Operation *op : ops) {
+      if (!isa<AttentionOp>(op))
+        continue;
+      groupOf[op] = groups.size();
+      groups.push_back({op});
+    }
+    for (Operation *op : ops) {
+      if (!isa<ReshapeOp, TransposeOp>(op))
+        continue;
+      auto def = groupOf.find(op->getOperand(0).getDefiningOp());
+      if (def == groupOf.end())
+        continue;
+      groupOf[op] = def->second;
+      groups[def->second].push_back(op);
+    }
+  }
+  recomputed.assign(groups.size(), false);
+}
+
+void TrainingStepBuilder::recompute(unsigned group, int64_t microbatch) {
+  // External operands are the original values (kept from the forward).
+  for (Operation *op : groups[group]) {
+    Operation *copy = b.clone(*op, recomputedValues);
+    tag(copy, Phase::bwd_input, op, microbatch);
+    copy->setAttr(LoomDialect::kRecomputedAttrName, b.getUnitAttr());
+  }
+  recomputed[group] = true;
 }
 
 LogicalResult TrainingStepBuilder::differentiate(Operation *op,
@@ -260,11 +341,36 @@ LogicalResult TrainingStepBuilder::differentiate(Operation *op,
   if (!anyCt && !isa<SendOp>(op))
     return success();
 
+  // The rule reads recomputed values where there are some: it runs on the
+  // recomputed op of a group, or on a clone of an op that reads a group's
+  // results (an unused clone goes with the dead-code sweep at the end).
+  auto recomputeGroupOf = [&](Operation *def) {
+    auto it = def ? groupOf.find(def) : groupOf.end();
+    if (it != groupOf.end() && !recomputed[it->second])
+      recompute(it->second, microbatch);
+  };
+  recomputeGroupOf(op);
+  // A group's own ops read the other groups' values as kept.
+  if (!groupOf.count(op))
+    for (Value operand : op->getOperands())
+      recomputeGroupOf(operand.getDefiningOp());
+  Operation *differentiated = op;
+  if (auto it = groupOf.find(op); it != groupOf.end()) {
+    differentiated = recomputedValues.lookup(op->getResult(0)).getDefiningOp();
+  } else if (llvm::any_of(op->getOperands(), [&](Value v) {
+               return recomputedValues.contains(v);
+             })) {
+    differentiated = b.clone(*op, recomputedValues);
+    tag(differentiated, Phase::bwd_input, op, microbatch);
+    differentiated->setAttr(LoomDialect::kRecomputedAttrName, b.getUnitAttr());
+  }
+
   CreatedOps created;
   OpBuilder::Listener *previous = b.getListener();
   b.setListener(&created);
   SmallVector<Value> operandCts;
-  LogicalResult built = buildOperandCotangents(b, op, resultCts, operandCts);
+  LogicalResult built =
+      buildOperandCotangents(b, differentiated, resultCts, operandCts);
   b.setListener(previous);
   if (failed(built))
     return failure();
@@ -412,7 +518,47 @@ FailureOr<func::FuncOp> TrainingStepBuilder::build() {
   for (Operation &op : llvm::make_early_inc_range(llvm::reverse(*body)))
     if (op.use_empty() && isMemoryEffectFree(&op) && !isa<func::ReturnOp>(op))
       op.erase();
+  if (options.report)
+    reportStash();
   return step;
+}
+
+void TrainingStepBuilder::reportStash() {
+  // The stash: results of forward ops that the backward (any later phase,
+  // recomputed ops included) reads.
+  auto isForward = [](Operation *op) {
+    auto phase = op->getAttrOfType<PhaseAttr>(LoomDialect::kPhaseAttrName);
+    return phase && phase.getValue() == Phase::fwd &&
+           !op->hasAttr(LoomDialect::kRecomputedAttrName);
+  };
+  int64_t count = 0, bytes = 0;
+  std::map<std::string, std::pair<int64_t, int64_t>> byOp;
+  for (Operation &op : *body) {
+    if (!isForward(&op))
+      continue;
+    for (Value result : op.getResults()) {
+      bool kept = llvm::any_of(result.getUsers(), [&](Operation *user) {
+        return !isForward(user) && !isa<func::ReturnOp>(user);
+      });
+      // A view shares its operand's bytes: count the tensor once.
+      if (!kept || isa<ReshapeOp>(op))
+        continue;
+      int64_t size = getTensorBytes(result.getType());
+      ++count;
+      bytes += size;
+      auto &entry = byOp[op.getName().getStringRef().str()];
+      ++entry.first;
+      entry.second += size;
+    }
+  }
+  InFlightDiagnostic remark = emitRemark(step.getLoc())
+                              << "stash: " << count << " tensors, " << bytes
+                              << " bytes kept from forward to backward (";
+  llvm::interleaveComma(byOp, remark, [&](const auto &entry) {
+    remark << entry.first << " " << entry.second.first << " ("
+           << entry.second.second << " bytes)";
+  });
+  remark << ")";
 }
 
 namespace {
@@ -440,8 +586,21 @@ struct LoomAutodiffPass
       module.emitError("max-grad-norm must be >= 0, got ") << maxGradNorm;
       return signalPassFailure();
     }
-    AutodiffOptions options{microBatches, emitGradients, maxGradNorm, beta1,
-                            beta2,        epsilon,       weightDecay};
+    Recompute policy;
+    if (recompute == "none")
+      policy = Recompute::None;
+    else if (recompute == "selective")
+      policy = Recompute::Selective;
+    else if (recompute == "full")
+      policy = Recompute::Full;
+    else {
+      module.emitError("recompute must be none, selective or full, got '")
+          << recompute << "'";
+      return signalPassFailure();
+    }
+    AutodiffOptions options{microBatches, emitGradients, maxGradNorm,
+                            beta1,        beta2,         epsilon,
+                            weightDecay,  policy,        report};
     func::FuncOp forward = bodies.front();
     FailureOr<func::FuncOp> step =
         TrainingStepBuilder(forward, options).build();

@@ -41,8 +41,7 @@ template <typename T> void rmsnormGradK(const OpCall &c, KernelContext &ctx) {
   fromF32Buffer(dw, c.out[1].dtype, c.out[1].data, h);
 }
 
-template <typename T>
-void layernormGradK(const OpCall &c, KernelContext &ctx) {
+template <typename T> void layernormGradK(const OpCall &c, KernelContext &ctx) {
   int64_t h = c.in[0].dim(-1), rows = rowsOf(c.in[0], h);
   const T *x = c.in[0].as<const T>(), *w = c.in[1].as<const T>();
   const T *dy = c.in[2].as<const T>();
@@ -74,8 +73,7 @@ template <typename T> void softmaxGradK(const OpCall &c, KernelContext &) {
     }
 }
 
-template <typename T>
-void crossEntropyGradK(const OpCall &c, KernelContext &) {
+template <typename T> void crossEntropyGradK(const OpCall &c, KernelContext &) {
   const TensorRef &logits = c.in[0], &targets = c.in[1];
   int64_t v = logits.dim(-1), n = targets.numel;
   // The mean over n positions: each row's cotangent is dL/n.
@@ -191,8 +189,8 @@ bool selectGradient(OpCall &c) {
     return true;
   case Opcode::RouterGrad:
     c.kernel = LOOM_PICK_FLOAT(routerGradK, t);
-    c.scratchBytes = c.in[0].shape[1] * sizeof(float) +
-                     c.in[1].shape[1] * sizeof(int32_t);
+    c.scratchBytes =
+        c.in[0].shape[1] * sizeof(float) + c.in[1].shape[1] * sizeof(int32_t);
     return true;
   case Opcode::CombineGrad:
     c.kernel = LOOM_PICK_FLOAT(combineGradK, t);

@@ -41,6 +41,10 @@ def Loom_Dialect : Dialect {
     /// Op attribute: the microbatch of a training step an op works on.
     static constexpr llvm::StringLiteral kMicrobatchAttrName =
         "loom.microbatch";
+    /// Op attribute (unit): a forward op computed again in the backward
+    /// instead of keeping its result (activation recompute).
+    static constexpr llvm::StringLiteral kRecomputedAttrName =
+        "loom.recomputed";
     /// A #loom.sharding on a function argument or result, or on an op's
     /// results (one sharding, or an array with one per result).
     static constexpr llvm::StringLiteral kShardingAttrName = "loom.sharding";

@@ -28,7 +28,16 @@ def LoomAutodiffPass : Pass<"loom-autodiff", "mlir::ModuleOp"> {
     bytes.
 
     Weight decay applies to parameters of rank ≥ 2 only (biases and norm
-    weights are not decayed, as in Megatron-LM). Every op of the step
+    weights are not decayed, as in Megatron-LM).
+
+    `recompute` trades compute for memory as Megatron-LM's
+    --recompute-granularity does: `selective` recomputes each attention's
+    result in the backward instead of keeping it; `full` keeps only each
+    transformer layer's input (ops tagged `loom.layer`) and recomputes the
+    layer before its backward. Recomputed ops carry `loom.recomputed`; the
+    updated parameters are the same bit for bit under every policy. With
+    `report`, a remark gives the stash: the forward values the backward
+    reads, their count and bytes. Every op of the step
     carries `loom.phase` (`fwd`, `bwd-input` for cotangents of activations,
     `bwd-weight` for those of parameters) and, with several microbatches,
     `loom.microbatch`; backward ops keep the `loom.layer` of the op they
@@ -47,6 +56,11 @@ def LoomAutodiffPass : Pass<"loom-autodiff", "mlir::ModuleOp"> {
            "AdamW epsilon">,
     Option<"weightDecay", "weight-decay", "double", /*default=*/"0.01",
            "AdamW decoupled weight decay (parameters of rank >= 2)">,
+    Option<"recompute", "recompute", "std::string", /*default=*/"\"none\"",
+           "Activation recompute: none, selective (attention results) or "
+           "full (each transformer layer from its input)">,
+    Option<"report", "report", "bool", /*default=*/"false",
+           "Remark the forward values the backward keeps (the stash)">,
   ];
   let dependentDialects = ["::loom::LoomDialect",
                            "::mlir::func::FuncDialect"];
