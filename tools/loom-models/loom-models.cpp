@@ -70,6 +70,9 @@ training step (-loom-autodiff; Megatron-LM's flag names and defaults):
   --micro-batches N     microbatches per step (gradient accumulation), 1
   --recompute POLICY    none, selective (attention results) or full (each
                         layer from its input), none
+  --precision P         f32, or bf16/f16 mixed precision: the model computes
+                        in P (as --dtype P), the step keeps f32 master
+                        weights, gradient sums and AdamW moments
   --clip-grad X         clip gradients to global L2 norm X (0: off), 1.0
   --weight-decay X      AdamW decoupled weight decay, 0.01
   --adam-beta1 X        0.9
@@ -181,6 +184,15 @@ static std::optional<std::string> parseArgs(int argc, char **argv,
     }
     if (flag == "-o") {
       options.output = value.str();
+      continue;
+    }
+    // Megatron's mixed precision: the model computes in bf16 (or f16); the
+    // training step keeps f32 master weights, gradients and moments.
+    if (flag == "--precision") {
+      if (value != "f32" && value != "bf16" && value != "f16")
+        return ("--precision must be f32, bf16 or f16, got '" + value + "'")
+            .str();
+      options.settings.emplace_back("dtype", value.str());
       continue;
     }
     if (std::optional<std::optional<std::string>> problem =

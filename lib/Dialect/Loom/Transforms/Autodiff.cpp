@@ -46,6 +46,13 @@ using namespace loom;
 
 namespace {
 
+/// The type a parameter of `type` is kept in: f32 of its shape.
+Type masterType(Type type) {
+  auto tensor = cast<RankedTensorType>(type);
+  return RankedTensorType::get(tensor.getShape(),
+                               Float32Type::get(type.getContext()));
+}
+
 /// Collects the ops a builder creates, in order.
 struct CreatedOps : public OpBuilder::Listener {
   SmallVector<Operation *> ops;
@@ -155,8 +162,10 @@ LogicalResult TrainingStepBuilder::checkForward() {
 void TrainingStepBuilder::createStep() {
   auto f32Scalar = RankedTensorType::get({}, b.getF32Type());
   SmallVector<Type> types;
+  // Parameters are kept in f32 (master weights, as Megatron-LM's --bf16
+  // keeps them): a bf16 or f16 forward gets its own copy each microbatch.
   for (unsigned i : paramArgs)
-    types.push_back(forward.getArgument(i).getType());
+    types.push_back(masterType(forward.getArgument(i).getType()));
   // AdamW moments in f32 whatever the parameter's type.
   for (int copy = 0; copy < 2; ++copy)
     for (unsigned i : paramArgs)
@@ -224,8 +233,19 @@ void TrainingStepBuilder::tag(Operation *op, Phase phase, Operation *from,
 LogicalResult TrainingStepBuilder::buildMicrobatch(int64_t index) {
   // The forward, on this microbatch's rows of the inputs.
   IRMapping mapping;
-  for (auto [i, param] : llvm::zip(paramArgs, params))
-    mapping.map(forward.getArgument(i), param);
+  for (auto [i, param] : llvm::zip(paramArgs, params)) {
+    Value value = param;
+    Type type = forward.getArgument(i).getType();
+    if (type != param.getType()) {
+      // The microbatch's low-precision copy: its gradient is converted back
+      // to f32 and summed over microbatches in f32.
+      auto copy = ConvertOp::create(b, loc, type, param);
+      tag(copy, Phase::fwd, nullptr, index);
+      reachesParams.insert(copy);
+      value = copy;
+    }
+    mapping.map(forward.getArgument(i), value);
+  }
   for (auto [i, input] : llvm::zip(inputArgs, inputs)) {
     Value rows = input;
     if (options.microBatches > 1) {
