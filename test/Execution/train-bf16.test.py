@@ -11,7 +11,7 @@ mean = sum(diffs) / len(diffs)
 print(f"f32 {f32[0]:.4f} -> {f32[-1]:.4f}, bf16 {bf16[0]:.4f} -> "
       f"{bf16[-1]:.4f}; worst relative difference {worst:.4f}, mean "
       f"absolute {mean:.4f} nats")
-if worst > 0.05 or mean > 0.05:
-    sys.exit("bf16 does not track f32 within 5% (each step) and 0.05 nats "
+if worst > 0.01 or mean > 0.01:
+    sys.exit("bf16 does not track f32 within 1% (each step) and 0.01 nats "
              "(mean)")
 print(f"{len(f32)} steps: bf16 tracks f32")

@@ -231,8 +231,10 @@ void TrainingStepBuilder::tag(Operation *op, Phase phase, Operation *from,
 }
 
 LogicalResult TrainingStepBuilder::buildMicrobatch(int64_t index) {
-  // The forward, on this microbatch's rows of the inputs.
+  // The forward, on this microbatch's rows of the inputs. Every op the
+  // backward walks, in forward order (the parameter copies first).
   IRMapping mapping;
+  SmallVector<Operation *> cloned;
   for (auto [i, param] : llvm::zip(paramArgs, params)) {
     Value value = param;
     Type type = forward.getArgument(i).getType();
@@ -242,6 +244,7 @@ LogicalResult TrainingStepBuilder::buildMicrobatch(int64_t index) {
       auto copy = ConvertOp::create(b, loc, type, param);
       tag(copy, Phase::fwd, nullptr, index);
       reachesParams.insert(copy);
+      cloned.push_back(copy);
       value = copy;
     }
     mapping.map(forward.getArgument(i), value);
@@ -261,7 +264,6 @@ LogicalResult TrainingStepBuilder::buildMicrobatch(int64_t index) {
     mapping.map(forward.getArgument(i), rows);
     activations.insert(rows);
   }
-  SmallVector<Operation *> cloned;
   for (Operation &op : forward.getBody().front().without_terminator()) {
     Operation *copy = b.clone(op, mapping);
     tag(copy, Phase::fwd, nullptr, index);
