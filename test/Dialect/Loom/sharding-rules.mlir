@@ -1,7 +1,6 @@
 // RUN: loom-opt %s -split-input-file -loom-print-sharding-rules -verify-diagnostics
 
-// The sharding rule of every op that has one, in Shardy's text form. Ops
-// without a rule (attention here) get no remark.
+// The sharding rule of every op that has one, in Shardy's text form.
 
 // Element-wise ops share one pass-through factor per dimension.
 func.func @elementwise(%x: tensor<2x8xf32>, %h: tensor<2x8xbf16>) {
@@ -114,8 +113,66 @@ func.func @norms(%x: tensor<2x16x64xf32>, %w: tensor<64xf32>, %b: tensor<64xf32>
 
 // -----
 
-// Ops without a rule yet are left alone.
-func.func @no_rule(%q: tensor<2x16x8x64xf32>, %kv: tensor<2x16x2x64xf32>) {
+// Attention: query heads are (key/value head, head in its group), so
+// sharding the key/value heads shards whole groups; each query needs all
+// keys and all of the head dimension.
+func.func @attention(%q: tensor<2x16x8x64xf32>, %kv: tensor<2x16x2x64xf32>) {
+  // expected-remark @below {{sharding rule: ([i, j, lm, n], [i, k, l, n], [i, k, l, n])->([i, j, lm, n]) {i=2, j=16, k=16, l=2, m=4, n=64} need_replication={j, k, m, n}}}
   %0 = loom.attention %q, %kv, %kv {causal} : tensor<2x16x8x64xf32>, tensor<2x16x2x64xf32>, tensor<2x16x2x64xf32> -> tensor<2x16x8x64xf32>
+  return
+}
+
+// -----
+
+// Embedding and loss: a vocabulary split over ranks needs the ops' own
+// vocab-parallel forms; the loss sums over positions; the embedding's
+// gradient sums rows of positions into the table.
+func.func @vocab(%t: tensor<100x8xf32>, %ids: tensor<2x4xi32>, %l: tensor<2x4x100xf32>, %dy: tensor<2x4x8xf32>, %dl: tensor<f32>) {
+  // expected-remark @below {{sharding rule: ([l, k], [i, j])->([i, j, k]) {i=2, j=4, k=8, l=100} own_partition={l}}}
+  %0 = loom.embedding %t, %ids : tensor<100x8xf32>, tensor<2x4xi32> -> tensor<2x4x8xf32>
+  // expected-remark @below {{sharding rule: ([i, j, k], [i, j])->([]) {i=2, j=4, k=100} reduction={i, j} own_partition={k}}}
+  %1 = loom.cross_entropy %l, %ids : tensor<2x4x100xf32>, tensor<2x4xi32> -> tensor<f32>
+  // expected-remark @below {{sharding rule: ([i, j, k], [i, j], [])->([i, j, k]) {i=2, j=4, k=100} own_partition={k}}}
+  %2 = loom.cross_entropy_grad %l, %ids, %dl : tensor<2x4x100xf32>, tensor<2x4xi32>, tensor<f32>
+  // expected-remark @below {{sharding rule: ([i, j, k], [i, j])->([l, k]) {i=2, j=4, k=8, l=100} reduction={i, j} own_partition={l}}}
+  %3 = loom.embedding_grad %dy, %ids : tensor<2x4x8xf32>, tensor<2x4xi32> -> tensor<100x8xf32>
+  return
+}
+
+// -----
+
+// A norm's gradient: the rows pass through to dx and are summed into dw.
+func.func @norm_grad(%x: tensor<2x16x64xf32>, %w: tensor<64xf32>) {
+  // expected-remark @below {{sharding rule: ([i, j, k], [k], [i, j, k])->([i, j, k], [k]) {i=2, j=16, k=64} reduction={i, j} need_replication={k}}}
+  %dx, %dw = loom.rmsnorm_grad %x, %w, %x : tensor<2x16x64xf32>, tensor<64xf32>
+  return
+}
+
+// -----
+
+// Shape ops: a sliced or joined dimension needs replication, broadcast
+// dimensions are the result's own, reduced dimensions are summed (max needs
+// them whole).
+func.func @shapes(%x: tensor<4x8xf32>, %v: tensor<8xf32>) {
+  // expected-remark @below {{sharding rule: ([i, j])->([i, k]) {i=4, j=8, k=3} need_replication={j, k}}}
+  %0 = loom.slice %x {offsets = array<i64: 0, 2>, sizes = array<i64: 4, 3>} : tensor<4x8xf32> -> tensor<4x3xf32>
+  // expected-remark @below {{sharding rule: ([i, j], [i, k])->([i, l]) {i=4, j=8, k=3, l=11} need_replication={j, k, l}}}
+  %1 = loom.concat %x, %0 {dim = 1 : i64} : tensor<4x8xf32>, tensor<4x3xf32> -> tensor<4x11xf32>
+  // expected-remark @below {{sharding rule: ([j])->([i, j]) {i=4, j=8}}}
+  %2 = loom.broadcast %v, [1] : tensor<8xf32> -> tensor<4x8xf32>
+  // expected-remark @below {{sharding rule: ([i, j])->([i]) {i=4, j=8} reduction={j}}}
+  %3 = loom.reduce sum %x {dims = array<i64: 1>} : tensor<4x8xf32> -> tensor<4xf32>
+  // expected-remark @below {{sharding rule: ([i, j])->([i]) {i=4, j=8} need_replication={j}}}
+  %4 = loom.reduce max %x {dims = array<i64: 1>} : tensor<4x8xf32> -> tensor<4xf32>
+  return
+}
+
+// -----
+
+// AdamW updates each element on its own; the step, learning rate and norm
+// are scalars shared by all.
+func.func @adamw(%p: tensor<4x8xf32>, %t: tensor<i32>, %lr: tensor<f32>) {
+  // expected-remark @below {{sharding rule: ([i, j], [i, j], [i, j], [i, j], [], [], [])->([i, j], [i, j], [i, j]) {i=4, j=8}}}
+  %0:3 = loom.adamw %p, %p, %p, %p, %t, %lr, %lr {max_grad_norm = 1.0 : f64} : tensor<4x8xf32>, tensor<4x8xf32>, tensor<4x8xf32>, tensor<4x8xf32>, tensor<i32>, tensor<f32>, tensor<f32>
   return
 }

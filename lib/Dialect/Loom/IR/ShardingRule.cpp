@@ -57,11 +57,22 @@ void ShardingRule::addResultFactor(unsigned result, int64_t dim,
 ShardingRule ShardingRule::getPointwise(Operation *op) {
   ShardingRule rule(op);
   auto shape = cast<ShapedType>(op->getResult(0).getType()).getShape();
+  // Tensors of another shape (adamw's scalar step and learning rate) take
+  // no part.
+  auto sameShape = [&](Value v) {
+    return cast<ShapedType>(v.getType()).getShape() == shape;
+  };
+  SmallVector<TensorFactors *> tensors;
+  for (auto [operand, factors] : llvm::zip(op->getOperands(), rule.operands))
+    if (sameShape(operand))
+      tensors.push_back(&factors);
+  for (auto [result, factors] : llvm::zip(op->getResults(), rule.results))
+    if (sameShape(result))
+      tensors.push_back(&factors);
   for (auto [dim, size] : llvm::enumerate(shape)) {
     int64_t factor = rule.addFactor(size);
-    for (TensorFactors &tensor : llvm::concat<TensorFactors>(
-             MutableArrayRef(rule.operands), MutableArrayRef(rule.results)))
-      tensor[dim].push_back(factor);
+    for (TensorFactors *tensor : tensors)
+      (*tensor)[dim].push_back(factor);
   }
   return rule;
 }
@@ -264,9 +275,9 @@ void ShardingRule::print(raw_ostream &os) const {
         os << getFactorSymbol(factor) << "=" << getFactorSize(factor);
       });
   os << "}";
-  for (auto [kind, name] :
-       {std::pair{FactorKind::Reduction, "reduction"},
-        {FactorKind::NeedReplication, "need_replication"}}) {
+  for (auto [kind, name] : {std::pair{FactorKind::Reduction, "reduction"},
+                            {FactorKind::NeedReplication, "need_replication"},
+                            {FactorKind::OwnPartition, "own_partition"}}) {
     SmallVector<int64_t> factors = llvm::filter_to_vector(
         llvm::seq<int64_t>(getNumFactors()),
         [&, kind = kind](int64_t f) { return getFactorKind(f) == kind; });

@@ -44,7 +44,7 @@ def Loom_GeluGradOp : Loom_ActivationGradOp<"gelu_grad", 80, "gelu"> {
 
 def Loom_SiluGradOp : Loom_ActivationGradOp<"silu_grad", 81, "silu">;
 
-def Loom_RmsNormGradOp : Loom_PureOp<"rmsnorm_grad", [
+def Loom_RmsNormGradOp : Loom_PureOp<"rmsnorm_grad", [Loom_OwnShardingRule, 
     AllTypesMatch<["input", "result_grad", "input_grad"]>,
     AllTypesMatch<["weight", "weight_grad"]>, Loom_Lowers<82>,
     Loom_Cost<["getVectorFlops"]>]> {
@@ -70,7 +70,7 @@ def Loom_RmsNormGradOp : Loom_PureOp<"rmsnorm_grad", [
   let hasVerifier = 1;
 }
 
-def Loom_LayerNormGradOp : Loom_PureOp<"layernorm_grad", [
+def Loom_LayerNormGradOp : Loom_PureOp<"layernorm_grad", [Loom_OwnShardingRule, 
     AllTypesMatch<["input", "result_grad", "input_grad"]>,
     AllTypesMatch<["weight", "weight_grad", "bias_grad"]>, Loom_Lowers<83>,
     Loom_Cost<["getVectorFlops"]>]> {
@@ -100,7 +100,7 @@ def Loom_LayerNormGradOp : Loom_PureOp<"layernorm_grad", [
 }
 
 def Loom_LowersSoftmaxGrad : Loom_Lowers<84> { let programDims = ["axis"]; }
-def Loom_SoftmaxGradOp : Loom_PureOp<"softmax_grad", [
+def Loom_SoftmaxGradOp : Loom_PureOp<"softmax_grad", [Loom_OwnShardingRule, 
     AllTypesMatch<["result", "result_grad", "input_grad"]>,
     Loom_LowersSoftmaxGrad, Loom_InPlace,
     Loom_Cost<["getVectorFlops"]>]> {
@@ -119,7 +119,7 @@ def Loom_SoftmaxGradOp : Loom_PureOp<"softmax_grad", [
   let hasVerifier = 1;
 }
 
-def Loom_AttentionGradOp : Loom_PureOp<"attention_grad", [
+def Loom_AttentionGradOp : Loom_PureOp<"attention_grad", [Loom_OwnShardingRule, 
     AllTypesMatch<["query", "result", "result_grad", "query_grad"]>,
     AllTypesMatch<["key", "key_grad"]>, AllTypesMatch<["value", "value_grad"]>,
     Loom_Lowers<85>, Loom_Cost<["getMatmulFlops", "getVectorFlops"]>]> {
@@ -150,7 +150,7 @@ def Loom_AttentionGradOp : Loom_PureOp<"attention_grad", [
   let hasVerifier = 1;
 }
 
-def Loom_CrossEntropyGradOp : Loom_PureOp<"cross_entropy_grad", [
+def Loom_CrossEntropyGradOp : Loom_PureOp<"cross_entropy_grad", [Loom_OwnShardingRule, 
     AllTypesMatch<["logits", "logits_grad"]>, Loom_Lowers<86>,
     Loom_Cost<["getVectorFlops"]>]> {
   let summary = "gradient of loom.cross_entropy";
@@ -173,7 +173,7 @@ def Loom_CrossEntropyGradOp : Loom_PureOp<"cross_entropy_grad", [
   let hasVerifier = 1;
 }
 
-def Loom_EmbeddingGradOp : Loom_PureOp<"embedding_grad", [Loom_Lowers<87>,
+def Loom_EmbeddingGradOp : Loom_PureOp<"embedding_grad", [Loom_OwnShardingRule, Loom_Lowers<87>,
     Loom_Cost<["getVectorFlops"]>]> {
   let summary = "gradient of loom.embedding: rows summed into the table";
   let description = [{
@@ -195,7 +195,7 @@ def Loom_EmbeddingGradOp : Loom_PureOp<"embedding_grad", [Loom_Lowers<87>,
   let hasVerifier = 1;
 }
 
-def Loom_RouterGradOp : Loom_PureOp<"router_grad", [
+def Loom_RouterGradOp : Loom_PureOp<"router_grad", [Loom_OwnShardingRule, 
     AllTypesMatch<["logits", "logits_grad"]>, Loom_Lowers<88>,
     Loom_Cost<["getVectorFlops"]>]> {
   let summary = "gradient of loom.router's weights with respect to its logits";
@@ -225,7 +225,7 @@ def Loom_RouterGradOp : Loom_PureOp<"router_grad", [
   let hasVerifier = 1;
 }
 
-def Loom_CombineGradOp : Loom_PureOp<"combine_grad", [
+def Loom_CombineGradOp : Loom_PureOp<"combine_grad", [Loom_OwnShardingRule, 
     AllTypesMatch<["input", "input_grad"]>,
     AllTypesMatch<["weights", "weights_grad"]>, Loom_Lowers<89>,
     Loom_Cost<["getVectorFlops"]>]> {

@@ -88,7 +88,7 @@ def Loom_MeshOp : Loom_Op<"mesh", [Symbol, HasParent<"::mlir::ModuleOp">]> {
 // Constants and element types
 //===----------------------------------------------------------------------===//
 
-def Loom_ConstantOp : Loom_PureOp<"constant", [ConstantLike,
+def Loom_ConstantOp : Loom_PureOp<"constant", [Loom_OwnShardingRule, ConstantLike,
     AllTypesMatch<["value", "result"]>]> {
   let summary = "a tensor known at compile time";
   let description = [{
@@ -105,7 +105,7 @@ def Loom_ConstantOp : Loom_PureOp<"constant", [ConstantLike,
   let hasFolder = 1;
 }
 
-def Loom_FillOp : Loom_PureOp<"fill", [Loom_Lowers<1>, Loom_MovesData]> {
+def Loom_FillOp : Loom_PureOp<"fill", [Loom_OwnShardingRule, Loom_Lowers<1>, Loom_MovesData]> {
   let summary = "a tensor of one repeated value";
   let description = [{
     Every element is `value`, rounded to the result's element type (for an
@@ -120,7 +120,7 @@ def Loom_FillOp : Loom_PureOp<"fill", [Loom_Lowers<1>, Loom_MovesData]> {
   let assemblyFormat = "$value attr-dict `:` type($result)";
 }
 
-def Loom_ConvertOp : Loom_PureOp<"convert", [Loom_Differentiable, Loom_Lowers<3>, Loom_InPlace,
+def Loom_ConvertOp : Loom_PureOp<"convert", [Loom_ShardingRuleOpInterface, Loom_Differentiable, Loom_Lowers<3>, Loom_InPlace,
     Loom_MovesData, Loom_ShardingRuleOpInterface]> {
   let summary = "element type conversion";
   let description = [{
@@ -319,7 +319,7 @@ def Loom_LayerNormOp : Loom_PureOp<"layernorm", [Loom_Differentiable,
   let hasVerifier = 1;
 }
 
-def Loom_SoftmaxOp : Loom_UnaryOp<"softmax", [Loom_Differentiable, Loom_LowersSoftmax, Loom_InPlace,
+def Loom_SoftmaxOp : Loom_UnaryOp<"softmax", [Loom_OwnShardingRule, Loom_Differentiable, Loom_LowersSoftmax, Loom_InPlace,
                                               Loom_Cost<["getVectorFlops"]>]> {
   let summary = "softmax along one dimension";
   let description = [{
@@ -334,7 +334,7 @@ def Loom_SoftmaxOp : Loom_UnaryOp<"softmax", [Loom_Differentiable, Loom_LowersSo
   let hasVerifier = 1;
 }
 
-def Loom_RopeOp : Loom_UnaryOp<"rope", [Loom_Differentiable, Loom_LowersRope, Loom_InPlace,
+def Loom_RopeOp : Loom_UnaryOp<"rope", [Loom_OwnShardingRule, Loom_Differentiable, Loom_LowersRope, Loom_InPlace,
                                         Loom_Cost<["getVectorFlops"]>]> {
   let summary = "rotary position embedding";
   let description = [{
@@ -358,7 +358,7 @@ def Loom_RopeOp : Loom_UnaryOp<"rope", [Loom_Differentiable, Loom_LowersRope, Lo
 // Attention, embedding, loss
 //===----------------------------------------------------------------------===//
 
-def Loom_AttentionOp : Loom_InferredOp<"attention", [Loom_Differentiable, Loom_Lowers<30>,
+def Loom_AttentionOp : Loom_InferredOp<"attention", [Loom_OwnShardingRule, Loom_Differentiable, Loom_Lowers<30>,
     Loom_Cost<["getMatmulFlops", "getVectorFlops"]>]> {
   let summary = "fused self-attention with grouped-query heads";
   let description = [{
@@ -386,7 +386,7 @@ def Loom_AttentionOp : Loom_InferredOp<"attention", [Loom_Differentiable, Loom_L
   }];
 }
 
-def Loom_EmbeddingOp : Loom_InferredOp<"embedding", [Loom_Differentiable, Loom_Lowers<32>,
+def Loom_EmbeddingOp : Loom_InferredOp<"embedding", [Loom_OwnShardingRule, Loom_Differentiable, Loom_Lowers<32>,
     Loom_Cost<["getVectorFlops", "getBytesRead"]>]> {
   let summary = "embedding lookup";
   let description = [{
@@ -404,7 +404,7 @@ def Loom_EmbeddingOp : Loom_InferredOp<"embedding", [Loom_Differentiable, Loom_L
   }];
 }
 
-def Loom_CrossEntropyOp : Loom_InferredOp<"cross_entropy", [Loom_Differentiable, Loom_Lowers<31>,
+def Loom_CrossEntropyOp : Loom_InferredOp<"cross_entropy", [Loom_OwnShardingRule, Loom_Differentiable, Loom_Lowers<31>,
     Loom_Cost<["getVectorFlops"]>]> {
   let summary = "mean cross-entropy loss over logits and integer targets";
   let description = [{
@@ -448,7 +448,7 @@ def Loom_MatmulOp : Loom_InferredOp<"matmul", [Loom_Differentiable, Loom_Lowers<
   }];
 }
 
-def Loom_GroupedMatmulOp : Loom_InferredOp<"grouped_matmul", [Loom_Differentiable, Loom_Lowers<41>,
+def Loom_GroupedMatmulOp : Loom_InferredOp<"grouped_matmul", [Loom_OwnShardingRule, Loom_Differentiable, Loom_Lowers<41>,
     Loom_Cost<["getMatmulFlops", "getVectorFlops"]>]> {
   let summary = "one matmul per expert";
   let description = [{
@@ -509,7 +509,7 @@ def Loom_TransposeOp : Loom_InferredOp<"transpose", [Loom_Lowers<51>,
   let hasFolder = 1;
 }
 
-def Loom_SliceOp : Loom_InferredOp<"slice", [Loom_Differentiable, Loom_LowersSlice,
+def Loom_SliceOp : Loom_InferredOp<"slice", [Loom_OwnShardingRule, Loom_Differentiable, Loom_LowersSlice,
     Loom_Cost<["getVectorFlops", "getBytesRead"]>]> {
   let summary = "extract a box with unit strides";
   let description = [{
@@ -526,7 +526,7 @@ def Loom_SliceOp : Loom_InferredOp<"slice", [Loom_Differentiable, Loom_LowersSli
   let assemblyFormat = "$input attr-dict `:` type($input) `->` type($result)";
 }
 
-def Loom_ConcatOp : Loom_InferredOp<"concat", [Loom_Differentiable, Loom_LowersConcat,
+def Loom_ConcatOp : Loom_InferredOp<"concat", [Loom_OwnShardingRule, Loom_Differentiable, Loom_LowersConcat,
                                                Loom_MovesData]> {
   let summary = "join tensors along one dimension";
   let description = [{
@@ -542,7 +542,7 @@ def Loom_ConcatOp : Loom_InferredOp<"concat", [Loom_Differentiable, Loom_LowersC
   let assemblyFormat = "$inputs attr-dict `:` type($inputs) `->` type($result)";
 }
 
-def Loom_BroadcastOp : Loom_PureOp<"broadcast", [Loom_Differentiable, Loom_Lowers<54>,
+def Loom_BroadcastOp : Loom_PureOp<"broadcast", [Loom_OwnShardingRule, Loom_Differentiable, Loom_Lowers<54>,
                                                   Loom_MovesData]> {
   let summary = "repeat a tensor along new or unit dimensions";
   let description = [{
@@ -560,7 +560,7 @@ def Loom_BroadcastOp : Loom_PureOp<"broadcast", [Loom_Differentiable, Loom_Lower
   let hasFolder = 1;
 }
 
-def Loom_ReduceOp : Loom_InferredOp<"reduce", [Loom_Differentiable, Loom_LowersReduce,
+def Loom_ReduceOp : Loom_InferredOp<"reduce", [Loom_OwnShardingRule, Loom_Differentiable, Loom_LowersReduce,
                                                Loom_Cost<["getVectorFlops"]>]> {
   let summary = "sum, max or mean over dimensions";
   let description = [{
@@ -581,7 +581,7 @@ def Loom_ReduceOp : Loom_InferredOp<"reduce", [Loom_Differentiable, Loom_LowersR
 // Mixture of experts
 //===----------------------------------------------------------------------===//
 
-def Loom_RouterOp : Loom_InferredOp<"router", [Loom_Differentiable, Loom_Lowers<60>,
+def Loom_RouterOp : Loom_InferredOp<"router", [Loom_OwnShardingRule, Loom_Differentiable, Loom_Lowers<60>,
                                                Loom_Cost<["getVectorFlops"]>]> {
   let summary = "top-k expert selection";
   let description = [{
@@ -604,7 +604,7 @@ def Loom_RouterOp : Loom_InferredOp<"router", [Loom_Differentiable, Loom_Lowers<
   }];
 }
 
-def Loom_DispatchOp : Loom_InferredOp<"dispatch", [Loom_Differentiable, Loom_Lowers<61>,
+def Loom_DispatchOp : Loom_InferredOp<"dispatch", [Loom_OwnShardingRule, Loom_Differentiable, Loom_Lowers<61>,
                                                    Loom_MovesData]> {
   let summary = "gather tokens into per-expert slots";
   let description = [{
@@ -626,7 +626,7 @@ def Loom_DispatchOp : Loom_InferredOp<"dispatch", [Loom_Differentiable, Loom_Low
   }];
 }
 
-def Loom_CombineOp : Loom_InferredOp<"combine", [Loom_Differentiable, Loom_Lowers<62>,
+def Loom_CombineOp : Loom_InferredOp<"combine", [Loom_OwnShardingRule, Loom_Differentiable, Loom_Lowers<62>,
                                                  Loom_Cost<["getVectorFlops"]>]> {
   let summary = "weighted sum of expert outputs back per token";
   let description = [{
@@ -653,7 +653,7 @@ def Loom_CombineOp : Loom_InferredOp<"combine", [Loom_Differentiable, Loom_Lower
 // Optimizer
 //===----------------------------------------------------------------------===//
 
-def Loom_AdamWOp : Loom_InferredOp<"adamw", [Loom_Lowers<70>, Loom_InPlace,
+def Loom_AdamWOp : Loom_InferredOp<"adamw", [Loom_ShardingRuleOpInterface, Loom_Lowers<70>, Loom_InPlace,
                                              Loom_Cost<["getVectorFlops"]>]> {
   let summary = "one AdamW step for one parameter";
   let description = [{

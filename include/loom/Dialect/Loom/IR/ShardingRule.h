@@ -33,13 +33,20 @@ enum class FactorKind {
   /// op runs on the shards unchanged (a matmul's batch, M and N; every
   /// dimension of an element-wise op).
   PassThrough,
-  /// The op sums over the factor (a matmul's K): each rank computes a partial
-  /// sum, so the results keep the axes as unreduced (a pending sum) until an
-  /// all-reduce or reduce-scatter completes it.
+  /// The op sums over the factor for every result that lacks it (a matmul's
+  /// K; the rows of a norm's weight gradient, which the input gradient keeps
+  /// and passes through): sharded, each rank computes a partial sum, so those
+  /// results keep the axes as unreduced (a pending sum) until an all-reduce
+  /// or reduce-scatter completes it.
   Reduction,
   /// The op needs the whole factor on every rank (the normalized dimension of
   /// a norm): a tensor sharded along it is gathered first.
   NeedReplication,
+  /// Sharding the factor needs a partitioned form of the op's own (the
+  /// vocabulary of an embedding or a cross-entropy: rows out of a rank's
+  /// range masked, statistics combined across ranks); the partitioner asks
+  /// the op for it, and gathers instead when the op has none.
+  OwnPartition,
 };
 
 class ShardingRule {
