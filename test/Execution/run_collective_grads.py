@@ -94,29 +94,9 @@ PERTURBATION = 1.01
 DEADLINE, RUN_TIMEOUT = "10", "30"
 
 # Known bugs: case name -> the bug. The case runs and reports, but its
-# failure does not fail the run.
-RECV_NO_PEER = (
-    "loom-run's recv on a rank without a peer leaves its buffer as it was "
-    "instead of writing zeros (runtime/src/exec/Executor.cpp, Step::Recv "
-    "with peer < 0 just skips): the memory plan puts the backward recv at "
-    "the offset of the loss's seed (fill 1.0), so the cotangent gets +1 "
-    "at element 0")
-XFAIL = {
-    "pipeline.pp2": None,
-    "pipeline.pp4": None,
-    "send-no-peer.pp2": RECV_NO_PEER,
-}
-for _name in ("pipeline.pp2", "pipeline.pp4"):
-    XFAIL[_name] = (
-        "recv's rule (send the cotangent back to the sender) is never "
-        "applied: -loom-autodiff differentiates an op only when one of its "
-        "operands reaches the parameters, and loom.recv has no operands (nor "
-        "are its results marked as reaching them, so the cotangents of the "
-        "received activation are dropped too). The step has send's rule "
-        "(a backward recv from the next stage) but no matching backward "
-        "send: the previous stage waits for a cotangent that never comes. "
-        "With that fixed by hand in the step, the last stage's backward "
-        "recv (from nobody) hits send-no-peer's bug: " + RECV_NO_PEER)
+# failure does not fail the run. (None now: recv's rule is applied, and a
+# recv without a peer writes zeros.)
+XFAIL = {}
 
 
 # Plausible wrong rules: name -> (case, what, edit of the step's MLIR).

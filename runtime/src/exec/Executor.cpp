@@ -196,17 +196,20 @@ Executor::Executor(std::shared_ptr<const Program> program,
   }
 }
 
+void Executor::zeroBytes(void *data, uint64_t bytes) {
+  static const std::vector<uint8_t> zeros(size_t(1) << 20, 0);
+  char *at = static_cast<char *>(data);
+  for (uint64_t done = 0; done < bytes; done += zeros.size())
+    backend_->copyToDevice(at + done, zeros.data(),
+                           std::min<uint64_t>(zeros.size(), bytes - done));
+}
+
 void Executor::zeroState() {
   // State (optimizer moments) starts at zero unless the host sets it.
-  static const std::vector<uint8_t> zeros(size_t(1) << 20, 0);
   char *base = static_cast<char *>(arena_);
-  for (const BufferInfo &b : program_->buffers()) {
-    if (b.kind != BufferKind::State)
-      continue;
-    for (uint64_t done = 0; done < b.size; done += zeros.size())
-      backend_->copyToDevice(base + b.offset + done, zeros.data(),
-                             std::min<uint64_t>(zeros.size(), b.size - done));
-  }
+  for (const BufferInfo &b : program_->buffers())
+    if (b.kind == BufferKind::State)
+      zeroBytes(base + b.offset, b.size);
 }
 
 void Executor::createCommunicators() {
@@ -637,8 +640,12 @@ void Executor::run() {
       case Step::Send:
       case Step::Recv: {
         int64_t peer = s.kind == Step::Send ? s.peer : s.peerFrom;
-        if (peer < 0)
+        if (peer < 0) {
+          // A rank without a peer (the ends of a pipeline) receives zeros.
+          if (s.kind == Step::Recv)
+            zeroBytes(s.call.out[0].data, s.call.out[0].bytes);
           break;
+        }
         if (inGroup && std::find(grouped.begin(), grouped.end(), s.comm) ==
                            grouped.end()) {
           backend_->synchronize();

@@ -267,11 +267,15 @@ LogicalResult TrainingStepBuilder::buildMicrobatch(int64_t index) {
   for (Operation &op : forward.getBody().front().without_terminator()) {
     Operation *copy = b.clone(op, mapping);
     tag(copy, Phase::fwd, nullptr, index);
-    bool fromParams = llvm::any_of(copy->getOperands(), [&](Value v) {
-      return reachesParams.contains(v);
-    });
-    bool fromData = llvm::any_of(
-        copy->getOperands(), [&](Value v) { return activations.contains(v); });
+    // What a recv gets comes from the peer's parameters and data.
+    bool received = isa<RecvOp>(copy);
+    bool fromParams =
+        received || llvm::any_of(copy->getOperands(), [&](Value v) {
+          return reachesParams.contains(v);
+        });
+    bool fromData = received || llvm::any_of(copy->getOperands(), [&](Value v) {
+                      return activations.contains(v);
+                    });
     for (Value result : copy->getResults()) {
       if (fromParams && isa<FloatType>(getElementTypeOrSelf(result)))
         reachesParams.insert(result);
@@ -349,9 +353,12 @@ void TrainingStepBuilder::recompute(unsigned group, int64_t microbatch) {
 
 LogicalResult TrainingStepBuilder::differentiate(Operation *op,
                                                  int64_t microbatch) {
+  // A send and a recv are always transposed (the peer's backward waits
+  // for them); other ops only when gradients reach a parameter through them.
+  bool pointToPoint = isa<SendOp, RecvOp>(op);
   bool anyOperandReachesParams = llvm::any_of(
       op->getOperands(), [&](Value v) { return reachesParams.contains(v); });
-  if (!anyOperandReachesParams)
+  if (!anyOperandReachesParams && !pointToPoint)
     return success();
   SmallVector<Value> resultCts;
   bool anyCt = false;
@@ -359,8 +366,9 @@ LogicalResult TrainingStepBuilder::differentiate(Operation *op,
     resultCts.push_back(cotangents.lookup(result));
     anyCt |= static_cast<bool>(resultCts.back());
   }
-  // A send has no result, but the peer's backward sends its cotangent back.
-  if (!anyCt && !isa<SendOp>(op))
+  // A send has no result, and a recv's result may get no cotangent, but
+  // the peer's backward exchanges with them all the same.
+  if (!anyCt && !pointToPoint)
     return success();
 
   // The rule reads recomputed values where there are some: it runs on the

@@ -134,6 +134,8 @@ public:
 private:
   void recordTrace(size_t index, std::chrono::steady_clock::time_point start);
   void zeroState();
+  /// Sets `bytes` of the backend's memory at `data` to zero.
+  void zeroBytes(void *data, uint64_t bytes);
   void createCommunicators();
   void prepare();
   void releaseResources();
