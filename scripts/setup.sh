@@ -11,12 +11,14 @@ PACKAGES=(
   clang-22 libclang-rt-22-dev clang-format-22 clang-tidy-22
   libzstd-dev zlib1g-dev
   libflatbuffers-dev flatbuffers-compiler
-  libopenblas-dev libgloo-dev
+  libopenblas-openmp-dev libgloo-dev
   libgtest-dev libgmock-dev
-  python3 python3-numpy
+  python3 python3-numpy python3-venv
   bible-kjv bible-kjv-text
 )
 
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
 missing=()
 for pkg in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" \
@@ -24,13 +26,29 @@ for pkg in "${PACKAGES[@]}"; do
 done
 if ((${#missing[@]})); then
   echo "setup: installing ${missing[*]}"
-  SUDO=""
-  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
+# OpenBLAS built on OpenMP: the CPU kernels' `omp parallel` loops and
+# OpenBLAS's gemms then share one pool of threads (GCC's libgomp) instead of
+# two pools competing for the cores. Debian installs the variants side by
+# side and picks one through alternatives (libopenblas.so.0, libblas.so.3,
+# the CMake config Loom finds OpenBLAS by, ...); pthread outranks OpenMP, so
+# select every OpenMP alternative, and reconfigure a build that linked
+# another variant.
+switched=0
+while read -r name _; do
+  omp=$(update-alternatives --list "$name" 2>/dev/null | grep -m1 /openblas-openmp/) || continue
+  [ "$(readlink -f "/etc/alternatives/$name")" = "$(readlink -f "$omp")" ] && continue
+  $SUDO update-alternatives --quiet --set "$name" "$omp"
+  switched=1
+done < <(update-alternatives --get-selections)
+
 LLVM_PREFIX=/usr/lib/llvm-22
+if [ "$switched" -eq 1 ] && [ -f build/build.ninja ]; then
+  cmake build >/dev/null
+fi
 if [ ! -f build/build.ninja ]; then
   cmake -G Ninja -S . -B build \
     -DCMAKE_BUILD_TYPE=Release \
