@@ -4,6 +4,7 @@
 #include "loom/Dialect/Loom/IR/LoomDialect.h"
 #include "loom/Dialect/Loom/Transforms/Passes.h"
 #include "loom/Pipelines/Pipelines.h"
+#include "loom/Sharding/Passes.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/DialectRegistry.h"
@@ -18,5 +19,6 @@ void loom::registerAllPasses() {
   mlir::registerCSEPass();
   mlir::registerSymbolDCEPass();
   loom::registerLoomPasses();
+  loom::registerLoomShardingPasses();
   loom::registerLoomPipelines();
 }

@@ -131,6 +131,7 @@ const DiscardableAttr kAttrs[] = {
     {LoomDialect::kStateAttrName, OnArgument | OnResult, checkName},
     {LoomDialect::kMicrobatchAttrName, OnOp, checkNonNegative},
     {LoomDialect::kRecomputedAttrName, OnOp, checkUnit},
+    {LoomDialect::kPriorityAttrName, OnOp | OnArgument, checkNonNegative},
     {LoomDialect::kInputAttrName, OnArgument, checkName},
     {LoomDialect::kOutputAttrName, OnResult, checkName},
     {LoomDialect::kShardingAttrName, OnOp | OnArgument | OnResult,

@@ -22,6 +22,22 @@ using namespace loom;
 #include "loom/Dialect/Loom/IR/LoomProgramOps.cpp.inc"
 
 //===----------------------------------------------------------------------===//
+// Sharding annotations
+//===----------------------------------------------------------------------===//
+
+LogicalResult ShardOp::verify() {
+  ShardingAttr sharding = getSharding();
+  auto mesh = SymbolTable::lookupNearestSymbolFrom<MeshOp>(
+      *this, sharding.getMesh());
+  if (!mesh)
+    return emitOpError("names mesh ")
+           << sharding.getMesh()
+           << ", which no 'loom.mesh' of the module declares";
+  return sharding.verifyFor(mesh.getShape(), getInput().getType(),
+                            [&] { return emitOpError(); });
+}
+
+//===----------------------------------------------------------------------===//
 // Element types
 //===----------------------------------------------------------------------===//
 

@@ -41,6 +41,9 @@ def Loom_Dialect : Dialect {
     /// Op attribute: the microbatch of a training step an op works on.
     static constexpr llvm::StringLiteral kMicrobatchAttrName =
         "loom.microbatch";
+    /// The priority of a `loom.sharding` seed on an argument or op (lower
+    /// is stronger; pins are 0, seeds 1 by default).
+    static constexpr llvm::StringLiteral kPriorityAttrName = "loom.priority";
     /// Op attribute (unit): a forward op computed again in the backward
     /// instead of keeping its result (activation recompute).
     static constexpr llvm::StringLiteral kRecomputedAttrName =

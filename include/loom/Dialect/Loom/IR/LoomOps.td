@@ -140,6 +140,29 @@ def Loom_ConvertOp : Loom_PureOp<"convert", [Loom_ShardingRuleOpInterface, Loom_
 }
 
 //===----------------------------------------------------------------------===//
+// Sharding annotations
+//===----------------------------------------------------------------------===//
+
+def Loom_ShardOp : Loom_PureOp<"shard", [Loom_ShardingRuleOpInterface,
+    AllTypesMatch<["input", "result"]>]> {
+  let summary = "pin a value's sharding";
+  let description = [{
+    The input, with `sharding` pinned: sharding propagation takes it as
+    given (above a plan's seeds and anything propagated) and never changes
+    it, and the partitioner reshards the input to it. It computes nothing
+    and reaches no program.
+
+    ```mlir
+    %y = loom.shard %x <@world, [{"dp"}, {} ]> : tensor<8x16xf32>
+    ```
+  }];
+  let arguments = (ins Loom_AnyTensor:$input, Loom_ShardingAttr:$sharding);
+  let results = (outs Loom_AnyTensor:$result);
+  let assemblyFormat = "$input $sharding attr-dict `:` type($result)";
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
 // Element-wise
 //===----------------------------------------------------------------------===//
 

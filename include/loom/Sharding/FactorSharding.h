@@ -1,0 +1,71 @@
+//===- FactorSharding.h - Shardings seen through an op's factors -*- C++
+//-*-===//
+//
+// The common ground of sharding propagation and partitioning: a tensor's
+// sharding as mesh axes per dimension, the axes of each factor of an op's
+// sharding rule (a dimension's axes split among its factors, major first),
+// and back.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef LOOM_SHARDING_FACTORSHARDING_H
+#define LOOM_SHARDING_FACTORSHARDING_H
+
+#include "loom/Dialect/Loom/IR/LoomAttrs.h"
+#include "loom/Dialect/Loom/IR/ShardingRule.h"
+
+#include "mlir/IR/Value.h"
+#include "llvm/ADT/SmallVector.h"
+
+namespace loom {
+
+/// Mesh axes, major (outermost) first.
+using AxisList = llvm::SmallVector<llvm::StringRef, 2>;
+
+/// A tensor's sharding without its mesh: axes per dimension and the axes
+/// over which it is a pending sum.
+struct TensorSharding {
+  llvm::SmallVector<AxisList> dims;
+  AxisList unreduced;
+
+  static TensorSharding replicated(int64_t rank) {
+    TensorSharding s;
+    s.dims.resize(rank);
+    return s;
+  }
+  static TensorSharding fromAttr(ShardingAttr attr);
+  ShardingAttr toAttr(mlir::MLIRContext *context,
+                      mlir::FlatSymbolRefAttr mesh) const;
+  bool isReplicated() const;
+  bool operator==(const TensorSharding &other) const {
+    return dims == other.dims && unreduced == other.unreduced;
+  }
+  bool operator!=(const TensorSharding &other) const {
+    return !(*this == other);
+  }
+};
+
+/// Which tensor of an op: operand or result, by index.
+struct OpTensor {
+  bool result;
+  unsigned index;
+};
+
+/// The factors of each dimension of `tensor` in `rule`.
+llvm::ArrayRef<ShardingRule::DimFactors>
+getTensorFactors(const ShardingRule &rule, OpTensor tensor);
+
+/// Splits the axes of a dimension made of `factors` (major first) among
+/// them: each factor takes axes from the front while their product divides
+/// its size. Axes that fit no factor are dropped.
+llvm::SmallVector<AxisList> splitAmongFactors(const AxisList &axes,
+                                              llvm::ArrayRef<int64_t> factors,
+                                              const ShardingRule &rule,
+                                              MeshAttr mesh);
+
+/// The product of the sizes of `axes` in `mesh`.
+int64_t axesSize(const AxisList &axes, MeshAttr mesh);
+
+} // namespace loom
+
+#endif // LOOM_SHARDING_FACTORSHARDING_H

@@ -1,0 +1,337 @@
+//===- PropagateSharding.cpp - Shardings for every value ------------------===//
+//
+// Factor-based propagation (see the pass description in Passes.td). Each
+// value has a sharding and a priority (lower is stronger; pins are 0 and
+// never change). An op is propagated by projecting its tensors' shardings
+// onto the factors of its rule, choosing each factor's axes, and
+// projecting those back onto the tensors, which only ever gain axes.
+//
+//===----------------------------------------------------------------------===//
+
+#include "loom/Dialect/Loom/IR/LoomOps.h"
+#include "loom/Dialect/Loom/IR/PersistentUpdates.h"
+#include "loom/Sharding/FactorSharding.h"
+#include "loom/Sharding/Passes.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/Builders.h"
+#include "llvm/ADT/SmallSet.h"
+
+#include <numeric>
+
+namespace loom {
+#define GEN_PASS_DEF_LOOMPROPAGATESHARDINGPASS
+#include "loom/Sharding/Passes.h.inc"
+} // namespace loom
+
+using namespace mlir;
+using namespace loom;
+
+namespace {
+
+/// Priority of a value no sharding has reached yet.
+constexpr int kUnset = std::numeric_limits<int>::max();
+/// A `loom.shard` pin; a seed without `loom.priority`.
+constexpr int kPinned = 0, kSeed = 1;
+
+struct ValueState {
+  TensorSharding sharding;
+  int priority = kUnset;
+};
+
+/// The axes chosen for one factor, and the priority they came with.
+struct FactorChoice {
+  AxisList axes;
+  int priority = kUnset;
+};
+
+bool isPrefix(const AxisList &prefix, const AxisList &axes) {
+  return prefix.size() <= axes.size() &&
+         std::equal(prefix.begin(), prefix.end(), axes.begin());
+}
+
+class Propagation {
+public:
+  Propagation(func::FuncOp func, MeshOp mesh)
+      : func(func), mesh(mesh.getShape()),
+        meshRef(FlatSymbolRefAttr::get(mesh.getSymNameAttr())) {}
+
+  LogicalResult run();
+
+private:
+  ValueState &state(Value v);
+  /// Seeds from `loom.sharding` (arguments, op results) and pins.
+  LogicalResult seed();
+  /// Propagates through `op`; true when a value changed.
+  bool propagate(Operation *op);
+  /// Lets `value` take the axes of `proposed` it lacks; true on change.
+  bool extend(Value value, const TensorSharding &proposed, int priority);
+  /// Writes the shardings back as attributes.
+  void annotate();
+
+  func::FuncOp func;
+  MeshAttr mesh;
+  FlatSymbolRefAttr meshRef;
+  DenseMap<Value, ValueState> states;
+};
+
+ValueState &Propagation::state(Value v) {
+  auto [it, inserted] = states.try_emplace(v);
+  if (inserted)
+    it->second.sharding =
+        TensorSharding::replicated(cast<ShapedType>(v.getType()).getRank());
+  return it->second;
+}
+
+LogicalResult Propagation::seed() {
+  auto take = [&](Value v, ShardingAttr attr, int priority,
+                  Operation *where) -> LogicalResult {
+    if (attr.getMesh() != meshRef)
+      return where->emitError("sharding names mesh ")
+             << attr.getMesh() << ", but propagation works over " << meshRef
+             << " (one mesh per function)";
+    ValueState &s = state(v);
+    s.sharding = TensorSharding::fromAttr(attr);
+    s.priority = priority;
+    return success();
+  };
+  auto priorityOf = [](DictionaryAttr attrs) {
+    auto p = attrs ? attrs.getAs<IntegerAttr>(LoomDialect::kPriorityAttrName)
+                   : IntegerAttr();
+    return p ? static_cast<int>(p.getInt()) : kSeed;
+  };
+  for (BlockArgument arg : func.getArguments()) {
+    auto attr = func.getArgAttrOfType<ShardingAttr>(
+        arg.getArgNumber(), LoomDialect::kShardingAttrName);
+    if (attr &&
+        failed(take(arg, attr,
+                    priorityOf(func.getArgAttrDict(arg.getArgNumber())), func)))
+      return failure();
+  }
+  WalkResult walk = func.walk([&](Operation *op) {
+    if (auto shard = dyn_cast<ShardOp>(op)) {
+      if (failed(take(shard.getResult(), shard.getSharding(), kPinned, op)))
+        return WalkResult::interrupt();
+      return WalkResult::advance();
+    }
+    Attribute attr = op->getAttr(LoomDialect::kShardingAttrName);
+    if (!attr)
+      return WalkResult::advance();
+    int priority = kSeed;
+    if (auto p = op->getAttrOfType<IntegerAttr>(LoomDialect::kPriorityAttrName))
+      priority = static_cast<int>(p.getInt());
+    auto array = dyn_cast<ArrayAttr>(attr);
+    for (auto [i, result] : llvm::enumerate(op->getResults())) {
+      auto sharding =
+          array ? cast<ShardingAttr>(array[i]) : cast<ShardingAttr>(attr);
+      if (failed(take(result, sharding, priority, op)))
+        return WalkResult::interrupt();
+    }
+    return WalkResult::advance();
+  });
+  return failure(walk.wasInterrupted());
+}
+
+bool Propagation::extend(Value value, const TensorSharding &proposed,
+                         int priority) {
+  ValueState &s = state(value);
+  if (s.priority == kPinned)
+    return false;
+  auto type = cast<ShapedType>(value.getType());
+  bool changed = false;
+  llvm::SmallSet<StringRef, 4> used;
+  for (const AxisList &axes : s.sharding.dims)
+    used.insert(axes.begin(), axes.end());
+  for (auto [dim, axes] : llvm::enumerate(proposed.dims)) {
+    AxisList &current = s.sharding.dims[dim];
+    if (!isPrefix(current, axes) || current.size() == axes.size())
+      continue;
+    // Add the new axes that are free and still divide the dimension.
+    AxisList grown = current;
+    for (StringRef axis :
+         ArrayRef<StringRef>(axes).drop_front(current.size())) {
+      AxisList next = grown;
+      next.push_back(axis);
+      if (used.contains(axis) ||
+          type.getDimSize(dim) % axesSize(next, mesh) != 0)
+        break;
+      grown = next;
+      used.insert(axis);
+    }
+    if (grown.size() == current.size())
+      continue;
+    current = grown;
+    changed = true;
+  }
+  if (changed)
+    s.priority = std::min(s.priority, priority);
+  return changed;
+}
+
+bool Propagation::propagate(Operation *op) {
+  auto ruled = dyn_cast<ShardingRuleOpInterface>(op);
+  if (!ruled)
+    return false;
+  ShardingRule rule = ruled.getShardingRule();
+  SmallVector<std::pair<OpTensor, Value>> tensors;
+  for (auto [i, v] : llvm::enumerate(op->getOperands()))
+    tensors.push_back({{false, static_cast<unsigned>(i)}, v});
+  for (auto [i, v] : llvm::enumerate(op->getResults()))
+    tensors.push_back({{true, static_cast<unsigned>(i)}, v});
+
+  // Each factor takes the axes of the strongest tensor that shards it; an
+  // equal one may extend them when they are a prefix of its own.
+  SmallVector<FactorChoice> choices(rule.getNumFactors());
+  for (auto &[which, value] : tensors) {
+    ValueState &s = state(value);
+    if (s.priority == kUnset)
+      continue;
+    ArrayRef<ShardingRule::DimFactors> dims = getTensorFactors(rule, which);
+    for (auto [dim, factors] : llvm::enumerate(dims)) {
+      SmallVector<AxisList> split =
+          splitAmongFactors(s.sharding.dims[dim], factors, rule, mesh);
+      for (auto [factor, axes] : llvm::zip(factors, split)) {
+        if (rule.getFactorKind(factor) == FactorKind::NeedReplication ||
+            axes.empty())
+          continue;
+        FactorChoice &choice = choices[factor];
+        bool stronger = s.priority < choice.priority;
+        bool extends = s.priority == choice.priority &&
+                       isPrefix(choice.axes, axes) &&
+                       axes.size() > choice.axes.size();
+        if (stronger || extends)
+          choice = {axes, s.priority};
+      }
+    }
+  }
+  // An axis shards one factor: the strongest claim keeps it (ties: the
+  // earlier factor).
+  SmallVector<int64_t> order(rule.getNumFactors());
+  std::iota(order.begin(), order.end(), 0);
+  llvm::stable_sort(order, [&](int64_t a, int64_t b) {
+    return choices[a].priority < choices[b].priority;
+  });
+  llvm::SmallSet<StringRef, 4> claimed;
+  for (int64_t factor : order) {
+    AxisList &axes = choices[factor].axes;
+    auto clash =
+        llvm::find_if(axes, [&](StringRef a) { return claimed.contains(a); });
+    axes.erase(clash, axes.end());
+    claimed.insert(axes.begin(), axes.end());
+  }
+
+  // Back onto every tensor of the op.
+  bool changed = false;
+  for (auto &[which, value] : tensors) {
+    ArrayRef<ShardingRule::DimFactors> dims = getTensorFactors(rule, which);
+    TensorSharding proposed = TensorSharding::replicated(dims.size());
+    int priority = kUnset;
+    for (auto [dim, factors] : llvm::enumerate(dims))
+      for (int64_t factor : factors) {
+        const FactorChoice &choice = choices[factor];
+        if (choice.axes.empty())
+          break; // a minor factor cannot be split under an unsplit major one
+        proposed.dims[dim].append(choice.axes);
+        priority = std::min(priority, choice.priority);
+        if (axesSize(choice.axes, mesh) != rule.getFactorSize(factor))
+          break;
+      }
+    if (priority != kUnset)
+      changed |= extend(value, proposed, priority);
+  }
+  return changed;
+}
+
+void Propagation::annotate() {
+  MLIRContext *context = func.getContext();
+  auto attrOf = [&](Value v) -> ShardingAttr {
+    auto it = states.find(v);
+    if (it == states.end() || it->second.sharding.isReplicated())
+      return {};
+    return it->second.sharding.toAttr(context, meshRef);
+  };
+  for (BlockArgument arg : func.getArguments()) {
+    if (ShardingAttr attr = attrOf(arg))
+      func.setArgAttr(arg.getArgNumber(), LoomDialect::kShardingAttrName, attr);
+  }
+  Operation *terminator = func.getBody().front().getTerminator();
+  for (auto [i, v] : llvm::enumerate(terminator->getOperands()))
+    if (ShardingAttr attr = attrOf(v))
+      func.setResultAttr(i, LoomDialect::kShardingAttrName, attr);
+  func.walk([&](Operation *op) {
+    if (isa<ShardOp>(op) || op->getNumResults() == 0 || op == terminator)
+      return;
+    SmallVector<Attribute> attrs;
+    bool any = false;
+    for (Value result : op->getResults()) {
+      ShardingAttr attr = attrOf(result);
+      any |= static_cast<bool>(attr);
+      attrs.push_back(attr ? attr
+                           : TensorSharding::replicated(
+                                 cast<ShapedType>(result.getType()).getRank())
+                                 .toAttr(context, meshRef));
+    }
+    if (!any)
+      return;
+    op->setAttr(LoomDialect::kShardingAttrName,
+                attrs.size() == 1 ? attrs.front()
+                                  : ArrayAttr::get(context, attrs));
+  });
+}
+
+LogicalResult Propagation::run() {
+  if (failed(seed()))
+    return failure();
+  auto updates = getPersistentUpdates(func);
+  if (failed(updates))
+    return failure();
+  SmallVector<Operation *> ops;
+  func.walk([&](Operation *op) {
+    if (op != func && !isa<func::ReturnOp>(op))
+      ops.push_back(op);
+  });
+  // Forward and backward sweeps until nothing changes; each change adds an
+  // axis, so this ends after at most (values x axes) changes.
+  for (int sweep = 0; sweep < 64; ++sweep) {
+    bool changed = false;
+    for (Operation *op : ops)
+      changed |= propagate(op);
+    for (Operation *op : llvm::reverse(ops))
+      changed |= propagate(op);
+    // A new parameter or state value lives in its argument's bytes.
+    for (auto [value, argument] : *updates) {
+      changed |=
+          extend(value, state(argument).sharding, state(argument).priority);
+      changed |= extend(argument, state(value).sharding, state(value).priority);
+    }
+    if (!changed)
+      break;
+  }
+  annotate();
+  return success();
+}
+
+struct LoomPropagateShardingPass
+    : public loom::impl::LoomPropagateShardingPassBase<
+          LoomPropagateShardingPass> {
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    SmallVector<MeshOp> meshes(module.getOps<MeshOp>());
+    for (auto func : module.getOps<func::FuncOp>()) {
+      if (func.isExternal())
+        continue;
+      if (meshes.empty())
+        continue; // nothing to shard over
+      if (meshes.size() > 1) {
+        module.emitError("sharding propagation works over one mesh; the "
+                         "module declares ")
+            << meshes.size();
+        return signalPassFailure();
+      }
+      if (failed(Propagation(func, meshes.front()).run()))
+        return signalPassFailure();
+    }
+  }
+};
+
+} // namespace
