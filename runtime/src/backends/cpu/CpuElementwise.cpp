@@ -3,11 +3,13 @@
 // fill, copy/convert, the element-wise ops of the op table (one kernel
 // template over their KernelMath.h function), rmsnorm, layernorm, softmax,
 // rope and adamw. Loops over the storage type compute in f32 through
-// KernelMath.h; for f32 storage they vectorize.
+// KernelMath.h; for f32 storage they vectorize. Elements and rows are split
+// across threads (CpuParallel.h).
 //
 //===----------------------------------------------------------------------===//
 
 #include "CpuKernels.h"
+#include "CpuParallel.h"
 #include "loom/runtime/KernelMath.h"
 
 #include <algorithm>
@@ -16,45 +18,64 @@
 
 namespace loom::runtime::cpu {
 
+void copyBytes(void *dst, const void *src, size_t bytes) {
+  char *d = static_cast<char *>(dst);
+  const char *s = static_cast<const char *>(src);
+  if (d == s || bytes == 0)
+    return;
+  if (d < s + bytes && s < d + bytes) {
+    std::memmove(d, s, bytes);
+    return;
+  }
+  constexpr int64_t kLine = 64;
+  int64_t lines = static_cast<int64_t>((bytes + kLine - 1) / kLine);
+  parallelRanges(lines, kLine / 4, [&](int64_t b, int64_t e) {
+    size_t from = b * kLine, to = std::min<size_t>(e * kLine, bytes);
+    std::memcpy(d + from, s + from, to - from);
+  });
+}
+
 void toF32Buffer(const void *src, DType t, float *dst, int64_t n) {
+  const uint16_t *s = static_cast<const uint16_t *>(src);
   switch (t) {
   case DType::F32:
-    std::memcpy(dst, src, n * sizeof(float));
+    copyBytes(dst, src, n * sizeof(float));
     return;
-  case DType::BF16: {
-    const uint16_t *s = static_cast<const uint16_t *>(src);
-    for (int64_t i = 0; i < n; ++i)
-      dst[i] = bf16ToF32(s[i]);
+  case DType::BF16:
+    parallelRanges(n, 1, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i)
+        dst[i] = bf16ToF32(s[i]);
+    });
     return;
-  }
-  case DType::F16: {
-    const uint16_t *s = static_cast<const uint16_t *>(src);
-    for (int64_t i = 0; i < n; ++i)
-      dst[i] = f16ToF32(s[i]);
+  case DType::F16:
+    parallelRanges(n, 1, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i)
+        dst[i] = f16ToF32(s[i]);
+    });
     return;
-  }
   default:
     return;
   }
 }
 
 void fromF32Buffer(const float *src, DType t, void *dst, int64_t n) {
+  uint16_t *d = static_cast<uint16_t *>(dst);
   switch (t) {
   case DType::F32:
-    std::memcpy(dst, src, n * sizeof(float));
+    copyBytes(dst, src, n * sizeof(float));
     return;
-  case DType::BF16: {
-    uint16_t *d = static_cast<uint16_t *>(dst);
-    for (int64_t i = 0; i < n; ++i)
-      d[i] = f32ToBf16(src[i]);
+  case DType::BF16:
+    parallelRanges(n, 1, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i)
+        d[i] = f32ToBf16(src[i]);
+    });
     return;
-  }
-  case DType::F16: {
-    uint16_t *d = static_cast<uint16_t *>(dst);
-    for (int64_t i = 0; i < n; ++i)
-      d[i] = f32ToF16(src[i]);
+  case DType::F16:
+    parallelRanges(n, 1, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i)
+        d[i] = f32ToF16(src[i]);
+    });
     return;
-  }
   default:
     return;
   }
@@ -72,12 +93,12 @@ template <typename T> void fillK(const OpCall &c, KernelContext &) {
   else
     v = fromF32<T>(static_cast<float>(value));
   T *y = c.out[0].as<T>();
-  std::fill(y, y + c.out[0].numel, v);
+  parallelRanges(c.out[0].numel, 1,
+                 [&](int64_t b, int64_t e) { std::fill(y + b, y + e, v); });
 }
 
 void memcpyK(const OpCall &c, KernelContext &) {
-  if (c.out[0].data != c.in[0].data)
-    std::memmove(c.out[0].data, c.in[0].data, c.out[0].bytes);
+  copyBytes(c.out[0].data, c.in[0].data, c.out[0].bytes);
 }
 
 template <typename B, typename A> B convertElem(A a) {
@@ -96,8 +117,10 @@ template <typename A, typename B>
 void convertK(const OpCall &c, KernelContext &) {
   const A *x = c.in[0].as<const A>();
   B *y = c.out[0].as<B>();
-  for (int64_t i = 0, n = c.out[0].numel; i < n; ++i)
-    y[i] = convertElem<B>(x[i]);
+  parallelRanges(c.out[0].numel, 1, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i)
+      y[i] = convertElem<B>(x[i]);
+  });
 }
 
 template <typename A> KernelFn pickConvertTo(DType b) {
@@ -141,16 +164,17 @@ template <typename T, typename Math, int Arity>
 void elementwiseK(const OpCall &c, KernelContext &) {
   const LoomKernelAttrs &attrs = c.attrs;
   const T *x = c.in[0].as<const T>();
+  const T *z = Arity == 1 ? nullptr : c.in[1].as<const T>();
   T *y = c.out[0].as<T>();
-  int64_t n = c.out[0].numel;
-  if constexpr (Arity == 1) {
-    for (int64_t i = 0; i < n; ++i)
-      y[i] = fromF32<T>(Math::apply(toF32(x[i]), attrs));
-  } else {
-    const T *z = c.in[1].as<const T>();
-    for (int64_t i = 0; i < n; ++i)
-      y[i] = fromF32<T>(Math::apply(toF32(x[i]), toF32(z[i]), attrs));
-  }
+  parallelRanges(c.out[0].numel, 1, [&](int64_t b, int64_t e) {
+    if constexpr (Arity == 1) {
+      for (int64_t i = b; i < e; ++i)
+        y[i] = fromF32<T>(Math::apply(toF32(x[i]), attrs));
+    } else {
+      for (int64_t i = b; i < e; ++i)
+        y[i] = fromF32<T>(Math::apply(toF32(x[i]), toF32(z[i]), attrs));
+    }
+  });
 }
 
 // One functor per element-wise op of the table, calling its math.
@@ -174,8 +198,9 @@ template <typename T> void rmsnormK(const OpCall &c, KernelContext &) {
   const T *w = c.in[1].as<const T>();
   T *y = c.out[0].as<T>();
   float eps = static_cast<float>(attrOf(c, attr::RmsNorm::epsilon).f);
-  for (int64_t r = 0; r < rows; ++r)
+  parallelFor(rows, 3 * h, [&](int64_t r) {
     math::rmsnormRow(x + r * h, w, y + r * h, h, eps);
+  });
 }
 
 template <typename T> void layernormK(const OpCall &c, KernelContext &) {
@@ -186,8 +211,9 @@ template <typename T> void layernormK(const OpCall &c, KernelContext &) {
   const T *b = c.in.size() > 2 ? c.in[2].as<const T>() : nullptr;
   T *y = c.out[0].as<T>();
   float eps = static_cast<float>(attrOf(c, attr::LayerNorm::epsilon).f);
-  for (int64_t r = 0; r < rows; ++r)
+  parallelFor(rows, 4 * h, [&](int64_t r) {
     math::layernormRow(x + r * h, w, b, y + r * h, h, eps);
+  });
 }
 
 template <typename T> void softmaxK(const OpCall &c, KernelContext &) {
@@ -202,27 +228,53 @@ template <typename T> void softmaxK(const OpCall &c, KernelContext &) {
     return;
   const T *x = t.as<const T>();
   T *y = c.out[0].as<T>();
-  for (int64_t o = 0; o < outer; ++o)
-    for (int64_t j = 0; j < inner; ++j) {
-      int64_t base = o * n * inner + j;
-      math::softmaxRow(x + base, y + base, n, inner);
-    }
+  parallelFor(outer * inner, 4 * n, [&](int64_t r) {
+    int64_t base = r / inner * n * inner + r % inner;
+    math::softmaxRow(x + base, y + base, n, inner);
+  });
 }
 
-template <typename T> void ropeK(const OpCall &c, KernelContext &) {
+/// math::ropeHead with the angles of its position precomputed (cs[i] and
+/// sn[i] for pair i): the same values, computed once per position instead of
+/// once per head.
+template <typename T>
+void ropeHeadCached(const T *x, T *y, int64_t d, const float *cs,
+                    const float *sn) {
+  int64_t h = d / 2;
+  for (int64_t i = 0; i < h; ++i) {
+    float co = cs[i], si = sn[i];
+    float x1 = toF32(x[i]), x2 = toF32(x[i + h]);
+    y[i] = fromF32<T>(x1 * co - x2 * si);
+    y[i + h] = fromF32<T>(x2 * co + x1 * si);
+  }
+}
+
+template <typename T> void ropeK(const OpCall &c, KernelContext &ctx) {
   const TensorRef &t = c.in[0];
   int64_t b = t.shape[0], s = t.shape[1], nh = t.shape[2], d = t.shape[3];
+  int64_t half = d / 2;
   const T *x = t.as<const T>();
   T *y = c.out[0].as<T>();
   int64_t offset = attrOf(c, attr::Rope::position_offset).i;
   double theta = attrOf(c, attr::Rope::theta).f;
   bool inverse = attrOf(c, attr::Rope::inverse).i;
-  for (int64_t ib = 0; ib < b; ++ib)
-    for (int64_t is = 0; is < s; ++is)
-      for (int64_t ih = 0; ih < nh; ++ih) {
-        int64_t off = ((ib * s + is) * nh + ih) * d;
-        math::ropeHead(x + off, y + off, d, is + offset, theta, inverse);
-      }
+  // cos and sin of every (position, pair), from math::ropeAngle.
+  float *cs = static_cast<float *>(ctx.scratch), *sn = cs + s * half;
+  parallelFor(s, 16 * half, [&](int64_t is) {
+    for (int64_t i = 0; i < half; ++i) {
+      float co, si;
+      math::ropeAngle(is + offset, i, d, theta, co, si);
+      cs[is * half + i] = co;
+      sn[is * half + i] = inverse ? -si : si;
+    }
+  });
+  parallelFor(b * s, nh * d, [&](int64_t row) {
+    int64_t is = row % s;
+    for (int64_t ih = 0; ih < nh; ++ih) {
+      int64_t off = (row * nh + ih) * d;
+      ropeHeadCached(x + off, y + off, d, cs + is * half, sn + is * half);
+    }
+  });
 }
 
 //===- adamw --------------------------------------------------------------===//
@@ -247,35 +299,40 @@ void adamwK(const OpCall &c, KernelContext &) {
     const float *pi = p.as<const float>(), *gi = g.as<const float>(),
                 *mi = m.as<const float>(), *vi = v.as<const float>();
     float *pw = po.as<float>(), *mw = mo.as<float>(), *vw = vo.as<float>();
-    for (int64_t i = 0; i < n; ++i) {
-      float pp = pi[i], mm = mi[i], vv = vi[i];
-      math::adamwUpdate(pp, gi[i], mm, vv, a);
-      pw[i] = pp;
-      mw[i] = mm;
-      vw[i] = vv;
-    }
+    parallelRanges(n, 4, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) {
+        float pp = pi[i], mm = mi[i], vv = vi[i];
+        math::adamwUpdate(pp, gi[i], mm, vv, a);
+        pw[i] = pp;
+        mw[i] = mm;
+        vw[i] = vv;
+      }
+    });
     return;
   }
   constexpr int64_t kChunk = 512;
-  float bp[kChunk], bg[kChunk], bm[kChunk], bv[kChunk];
-  for (int64_t s = 0; s < n; s += kChunk) {
-    int64_t len = std::min(kChunk, n - s);
-    auto at = [s](const TensorRef &t) {
-      return static_cast<const char *>(t.data) + s * dtypeSize(t.dtype);
-    };
-    auto atW = [s](const TensorRef &t) {
-      return static_cast<char *>(t.data) + s * dtypeSize(t.dtype);
-    };
-    toF32Buffer(at(p), p.dtype, bp, len);
-    toF32Buffer(at(g), g.dtype, bg, len);
-    toF32Buffer(at(m), m.dtype, bm, len);
-    toF32Buffer(at(v), v.dtype, bv, len);
-    for (int64_t i = 0; i < len; ++i)
-      math::adamwUpdate(bp[i], bg[i], bm[i], bv[i], a);
-    fromF32Buffer(bp, po.dtype, atW(po), len);
-    fromF32Buffer(bm, mo.dtype, atW(mo), len);
-    fromF32Buffer(bv, vo.dtype, atW(vo), len);
-  }
+  parallelRanges(
+      (n + kChunk - 1) / kChunk, 4 * kChunk, [&](int64_t b, int64_t e) {
+        float bp[kChunk], bg[kChunk], bm[kChunk], bv[kChunk];
+        for (int64_t s = b * kChunk; s < std::min(n, e * kChunk); s += kChunk) {
+          int64_t len = std::min(kChunk, n - s);
+          auto at = [s](const TensorRef &t) {
+            return static_cast<const char *>(t.data) + s * dtypeSize(t.dtype);
+          };
+          auto atW = [s](const TensorRef &t) {
+            return static_cast<char *>(t.data) + s * dtypeSize(t.dtype);
+          };
+          toF32Buffer(at(p), p.dtype, bp, len);
+          toF32Buffer(at(g), g.dtype, bg, len);
+          toF32Buffer(at(m), m.dtype, bm, len);
+          toF32Buffer(at(v), v.dtype, bv, len);
+          for (int64_t i = 0; i < len; ++i)
+            math::adamwUpdate(bp[i], bg[i], bm[i], bv[i], a);
+          fromF32Buffer(bp, po.dtype, atW(po), len);
+          fromF32Buffer(bm, mo.dtype, atW(mo), len);
+          fromF32Buffer(bv, vo.dtype, atW(vo), len);
+        }
+      });
 }
 
 } // namespace
@@ -315,6 +372,8 @@ bool selectElementwise(OpCall &c) {
     return true;
   case Opcode::Rope:
     c.kernel = LOOM_PICK_FLOAT(ropeK, t);
+    c.scratchBytes =
+        c.in[0].shape[1] * (c.in[0].shape[3] / 2) * 2 * sizeof(float);
     return true;
   case Opcode::AdamW:
     c.kernel = &adamwK;

@@ -34,6 +34,8 @@ inline int64_t loadIndex(const TensorRef &t, int64_t i) {
                                : static_cast<const int64_t *>(t.data)[i];
 }
 
+/// Copies `bytes` bytes (on several threads unless the ranges overlap).
+void copyBytes(void *dst, const void *src, size_t bytes);
 /// Converts n elements of any float type to f32 (dst may not alias src).
 void toF32Buffer(const void *src, DType t, float *dst, int64_t n);
 /// Converts n f32 values to a float type.

@@ -2,10 +2,15 @@
 //
 // All through OpenBLAS cblas_sgemm. f32 operands are used in place; bf16/f16
 // operands are converted to f32 scratch and the result rounded back.
+// Matmuls use OpenBLAS's threads; attention splits its (batch, head, block
+// of queries) and attention_grad its (batch, kv head) across threads, each
+// running single-threaded sgemms (OpenBLAS runs on one thread inside an
+// OpenMP parallel region) on a work area of its own.
 //
 //===----------------------------------------------------------------------===//
 
 #include "CpuKernels.h"
+#include "CpuParallel.h"
 #include "loom/runtime/KernelMath.h"
 
 #include <algorithm>
@@ -112,9 +117,16 @@ void groupedMatmulK(const OpCall &c, KernelContext &ctx) {
   F32View::store(Y, y);
 }
 
-/// Query rows per block of causal attention: large enough for BLAS to run
-/// near its peak, small enough that little of the masked triangle is computed.
+/// Query rows per block of attention: large enough for BLAS to run near its
+/// peak, small enough that little of a causal mask's triangle is computed
+/// (each block meets only the keys it may see).
 constexpr int64_t kCausalBlock = 64;
+
+/// The bytes of one thread's scores: a block of query rows against every key.
+size_t attentionSlotBytes(const OpCall &c) {
+  return align64(std::min(kCausalBlock, c.in[0].shape[1]) * c.in[1].shape[1] *
+                 sizeof(float));
+}
 
 void attentionK(const OpCall &c, KernelContext &ctx) {
   const TensorRef &Q = c.in[0], &K = c.in[1], &V = c.in[2], &O = c.out[0];
@@ -123,25 +135,30 @@ void attentionK(const OpCall &c, KernelContext &ctx) {
   F32View v{static_cast<char *>(ctx.scratch)};
   const float *q = v.load(Q), *k = v.load(K), *val = v.load(V);
   float *o = v.result(O);
-  float *scores = reinterpret_cast<float *>(v.next);
   bool causal = attrOf(c, attr::Attention::causal).i;
   float scale = math::attentionScale(c.attrs, d);
   if (sk == 0) {
     std::fill(o, o + O.numel, 0.0f);
   } else if (sq && d) {
     int64_t group = hq / hkv;
-    for (int64_t b = 0; b < nb; ++b)
-      for (int64_t h = 0; h < hq; ++h) {
-        int64_t kh = h / group;
-        const float *qb = q + (b * sq * hq + h) * d;
-        const float *kb = k + (b * sk * hkv + kh) * d;
-        const float *vb = val + (b * sk * hkv + kh) * d;
-        float *ob = o + (b * sq * hq + h) * d;
-        // Causal attention works in blocks of query rows, each against the
-        // keys it may see: the masked upper triangle is never computed.
-        int64_t block = causal ? kCausalBlock : sq;
-        for (int64_t q0 = 0; q0 < sq; q0 += block) {
-          int64_t rows = std::min(block, sq - q0);
+    size_t slot = attentionSlotBytes(c);
+    size_t before =
+        static_cast<size_t>(v.next - static_cast<char *>(ctx.scratch));
+    int64_t blocks = (sq + kCausalBlock - 1) / kCausalBlock;
+    // One task per (batch, head, block of query rows); each block's rows
+    // are computed alone.
+    parallelFor(
+        nb * hq * blocks, 2 * kCausalBlock * sk * d,
+        [&](int64_t task) {
+          int64_t b = task / (hq * blocks), h = task / blocks % hq;
+          int64_t q0 = task % blocks * kCausalBlock, kh = h / group;
+          float *scores =
+              reinterpret_cast<float *>(v.next + threadIndex() * slot);
+          const float *qb = q + (b * sq * hq + h) * d;
+          const float *kb = k + (b * sk * hkv + kh) * d;
+          const float *vb = val + (b * sk * hkv + kh) * d;
+          float *ob = o + (b * sq * hq + h) * d;
+          int64_t rows = std::min(kCausalBlock, sq - q0);
           int64_t keys = causal ? std::min(q0 + rows, sk) : sk;
           gemm(false, true, rows, keys, d, scale, qb + q0 * hq * d, hq * d, kb,
                hkv * d, scores, keys);
@@ -150,8 +167,8 @@ void attentionK(const OpCall &c, KernelContext &ctx) {
                                    causal ? std::min(q0 + i + 1, keys) : keys);
           gemm(false, false, rows, d, keys, 1.0f, scores, keys, vb, hkv * d,
                ob + q0 * hq * d, hq * d);
-        }
-      }
+        },
+        threadSlots(ctx.scratchBytes, slot, before));
   }
   F32View::store(O, o);
 }
@@ -174,11 +191,12 @@ void attentionGradK(const OpCall &c, KernelContext &ctx) {
               *o = view.load(O), *dout = view.load(DO);
   float *dq = view.result(c.out[0]), *dk = view.result(c.out[1]),
         *dv = view.result(c.out[2]);
-  float *p = reinterpret_cast<float *>(view.next);
-  float *dp = p + kGradBlock * sk;
-  std::fill(dq, dq + c.out[0].numel, 0.0f);
-  std::fill(dk, dk + c.out[1].numel, 0.0f);
-  std::fill(dv, dv + c.out[2].numel, 0.0f);
+  for (int r = 0; r < 3; ++r) {
+    float *out = r == 0 ? dq : r == 1 ? dk : dv;
+    parallelRanges(c.out[r].numel, 1, [&](int64_t b, int64_t e) {
+      std::fill(out + b, out + e, 0.0f);
+    });
+  }
   bool causal = attrOf(c, attr::AttentionGrad::causal).i;
   const LoomAttrValue &scaleAttr = c.attrs.values[attr::AttentionGrad::scale];
   float scale =
@@ -187,45 +205,59 @@ void attentionGradK(const OpCall &c, KernelContext &ctx) {
           : static_cast<float>(1.0 / std::sqrt(static_cast<double>(d)));
   if (sk && sq && d) {
     int64_t group = hq / hkv, qs = hq * d, ks = hkv * d;
-    for (int64_t b = 0; b < nb; ++b)
-      for (int64_t h = 0; h < hq; ++h) {
-        int64_t kh = h / group;
-        const float *qb = q + b * sq * qs + h * d;
-        const float *ob = o + b * sq * qs + h * d;
-        const float *dob = dout + b * sq * qs + h * d;
-        float *dqb = dq + b * sq * qs + h * d;
-        const float *kb = k + b * sk * ks + kh * d;
-        const float *vb = v + b * sk * ks + kh * d;
-        float *dkb = dk + b * sk * ks + kh * d;
-        float *dvb = dv + b * sk * ks + kh * d;
-        for (int64_t q0 = 0; q0 < sq; q0 += kGradBlock) {
-          int64_t rows = std::min(kGradBlock, sq - q0);
-          int64_t keys = causal ? std::min(q0 + rows, sk) : sk;
-          gemm(false, true, rows, keys, d, scale, qb + q0 * qs, qs, kb, ks, p,
-               keys);
-          for (int64_t i = 0; i < rows; ++i)
-            math::softmaxRowMasked(p + i * keys, keys,
-                                   causal ? std::min(q0 + i + 1, keys) : keys);
-          gemm(false, true, rows, keys, d, 1.0f, dob + q0 * qs, qs, vb, ks, dp,
-               keys);
-          for (int64_t i = 0; i < rows; ++i) {
-            const float *doRow = dob + (q0 + i) * qs,
-                        *oRow = ob + (q0 + i) * qs;
-            float delta = 0.0f;
-            for (int64_t j = 0; j < d; ++j)
-              delta += doRow[j] * oRow[j];
-            float *pRow = p + i * keys, *dpRow = dp + i * keys;
-            for (int64_t j = 0; j < keys; ++j)
-              dpRow[j] = pRow[j] * (dpRow[j] - delta); // now dS
+    size_t slot = 2 * align64(kGradBlock * sk * sizeof(float));
+    size_t before =
+        static_cast<size_t>(view.next - static_cast<char *>(ctx.scratch));
+    // One task per (batch, kv head): dk and dv add its query heads' blocks
+    // in the order of a serial loop.
+    parallelFor(
+        nb * hkv, 5 * sq * sk * d * group,
+        [&](int64_t task) {
+          int64_t b = task / hkv, kh = task % hkv;
+          float *p =
+              reinterpret_cast<float *>(view.next + threadIndex() * slot);
+          float *dp =
+              p + align64(kGradBlock * sk * sizeof(float)) / sizeof(float);
+          for (int64_t h = kh * group; h < (kh + 1) * group; ++h) {
+            const float *qb = q + b * sq * qs + h * d;
+            const float *ob = o + b * sq * qs + h * d;
+            const float *dob = dout + b * sq * qs + h * d;
+            float *dqb = dq + b * sq * qs + h * d;
+            const float *kb = k + b * sk * ks + kh * d;
+            const float *vb = v + b * sk * ks + kh * d;
+            float *dkb = dk + b * sk * ks + kh * d;
+            float *dvb = dv + b * sk * ks + kh * d;
+            for (int64_t q0 = 0; q0 < sq; q0 += kGradBlock) {
+              int64_t rows = std::min(kGradBlock, sq - q0);
+              int64_t keys = causal ? std::min(q0 + rows, sk) : sk;
+              gemm(false, true, rows, keys, d, scale, qb + q0 * qs, qs, kb, ks,
+                   p, keys);
+              for (int64_t i = 0; i < rows; ++i)
+                math::softmaxRowMasked(p + i * keys, keys,
+                                       causal ? std::min(q0 + i + 1, keys)
+                                              : keys);
+              gemm(false, true, rows, keys, d, 1.0f, dob + q0 * qs, qs, vb, ks,
+                   dp, keys);
+              for (int64_t i = 0; i < rows; ++i) {
+                const float *doRow = dob + (q0 + i) * qs,
+                            *oRow = ob + (q0 + i) * qs;
+                float delta = 0.0f;
+                for (int64_t j = 0; j < d; ++j)
+                  delta += doRow[j] * oRow[j];
+                float *pRow = p + i * keys, *dpRow = dp + i * keys;
+                for (int64_t j = 0; j < keys; ++j)
+                  dpRow[j] = pRow[j] * (dpRow[j] - delta); // now dS
+              }
+              gemm(false, false, rows, d, keys, scale, dp, keys, kb, ks,
+                   dqb + q0 * qs, qs);
+              gemm(true, false, keys, d, rows, scale, dp, keys, qb + q0 * qs,
+                   qs, dkb, ks, 1.0f);
+              gemm(true, false, keys, d, rows, 1.0f, p, keys, dob + q0 * qs, qs,
+                   dvb, ks, 1.0f);
+            }
           }
-          gemm(false, false, rows, d, keys, scale, dp, keys, kb, ks,
-               dqb + q0 * qs, qs);
-          gemm(true, false, keys, d, rows, scale, dp, keys, qb + q0 * qs, qs,
-               dkb, ks, 1.0f);
-          gemm(true, false, keys, d, rows, 1.0f, p, keys, dob + q0 * qs, qs,
-               dvb, ks, 1.0f);
-        }
-      }
+        },
+        threadSlots(ctx.scratchBytes, slot, before));
   }
   F32View::store(c.out[0], dq);
   F32View::store(c.out[1], dk);
@@ -246,14 +278,14 @@ bool selectLinalg(OpCall &c) {
     return true;
   case Opcode::AttentionGrad:
     c.kernel = &attentionGradK;
-    c.scratchBytes = f32ScratchBytes(c) +
-                     2 * align64(kGradBlock * c.in[1].shape[1] * sizeof(float));
+    c.scratchBytes = threadSlotsBytes(
+        2 * align64(kGradBlock * c.in[1].shape[1] * sizeof(float)),
+        f32ScratchBytes(c));
     return true;
   case Opcode::Attention:
     c.kernel = &attentionK;
     c.scratchBytes =
-        f32ScratchBytes(c) +
-        align64(c.in[0].shape[1] * c.in[1].shape[1] * sizeof(float));
+        threadSlotsBytes(attentionSlotBytes(c), f32ScratchBytes(c));
     return true;
   default:
     return false;

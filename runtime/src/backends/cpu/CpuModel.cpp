@@ -1,11 +1,14 @@
 //===- CpuModel.cpp - CPU embedding, loss and mixture-of-experts kernels --===//
 //
 // embedding, cross_entropy, router, dispatch and combine. Out-of-range ids,
-// targets and expert indices raise KernelError.
+// targets and expert indices raise KernelError (the first in order). Tokens
+// are split across threads; the experts' slots are assigned in token order
+// first, and cross-entropy's mean adds its rows' losses in position order.
 //
 //===----------------------------------------------------------------------===//
 
 #include "CpuKernels.h"
+#include "CpuParallel.h"
 #include "loom/runtime/KernelMath.h"
 
 #include <cstring>
@@ -24,28 +27,36 @@ namespace {
 void embeddingK(const OpCall &c, KernelContext &) {
   const TensorRef &table = c.in[0], &ids = c.in[1], &y = c.out[0];
   int64_t v = table.shape[0];
-  size_t row = table.shape[1] * dtypeSize(table.dtype);
-  const char *src = static_cast<const char *>(table.data);
-  char *dst = static_cast<char *>(y.data);
   for (int64_t i = 0; i < ids.numel; ++i) {
     int64_t id = loadIndex(ids, i);
     if (id < 0 || id >= v)
       outOfRange("embedding id", id, i, v);
-    std::memcpy(dst + i * row, src + id * row, row);
   }
+  size_t row = table.shape[1] * dtypeSize(table.dtype);
+  const char *src = static_cast<const char *>(table.data);
+  char *dst = static_cast<char *>(y.data);
+  parallelFor(ids.numel, static_cast<int64_t>(row / 4), [&](int64_t i) {
+    std::memcpy(dst + i * row, src + loadIndex(ids, i) * row, row);
+  });
 }
 
-template <typename T> void crossEntropyK(const OpCall &c, KernelContext &) {
+template <typename T> void crossEntropyK(const OpCall &c, KernelContext &ctx) {
   const TensorRef &logits = c.in[0], &targets = c.in[1];
   int64_t v = logits.dim(-1), n = targets.numel;
   const T *l = logits.as<const T>();
-  double sum = 0;
   for (int64_t i = 0; i < n; ++i) {
     int64_t t = loadIndex(targets, i);
     if (t < 0 || t >= v)
       outOfRange("cross_entropy target", t, i, v);
-    sum += math::crossEntropyRow(l + i * v, v, t);
   }
+  // Each row's loss on its own, then their mean in position order.
+  float *loss = static_cast<float *>(ctx.scratch);
+  parallelFor(n, 3 * v, [&](int64_t i) {
+    loss[i] = math::crossEntropyRow(l + i * v, v, loadIndex(targets, i));
+  });
+  double sum = 0;
+  for (int64_t i = 0; i < n; ++i)
+    sum += loss[i];
   *c.out[0].as<float>() = static_cast<float>(sum / static_cast<double>(n));
 }
 
@@ -58,10 +69,32 @@ template <typename T> void routerK(const OpCall &c, KernelContext &ctx) {
   const T *l = logits.as<const T>();
   T *w = c.out[0].as<T>();
   int32_t *idx = c.out[1].as<int32_t>();
-  float *scratch = static_cast<float *>(ctx.scratch);
-  for (int64_t t = 0; t < tokens; ++t)
-    math::routerRow(l + t * e, e, k, softmaxFirst, normalize, scratch,
-                    w + t * k, idx + t * k);
+  // A work area of e floats per thread.
+  size_t slot = (e * sizeof(float) + 63) / 64 * 64;
+  parallelFor(
+      tokens, 8 * e * (k + 1),
+      [&](int64_t t) {
+        float *scratch = reinterpret_cast<float *>(
+            static_cast<char *>(ctx.scratch) + threadIndex() * slot);
+        math::routerRow(l + t * e, e, k, softmaxFirst, normalize, scratch,
+                        w + t * k, idx + t * k);
+      },
+      threadSlots(ctx.scratchBytes, slot));
+}
+
+/// The slot of each (token, choice) among its expert's `cap` rows (row
+/// index in [e·cap]), -1 past the capacity: token order, then choice order,
+/// as combine and dispatch define it. `count` holds e counters.
+void assignSlots(const TensorRef &ids, int64_t e, int64_t cap, int64_t *count,
+                 int64_t *slots, const char *what) {
+  std::fill(count, count + e, 0);
+  for (int64_t i = 0; i < ids.numel; ++i) {
+    int64_t ex = loadIndex(ids, i);
+    if (ex < 0 || ex >= e)
+      outOfRange(what, ex, i, e);
+    int64_t slot = count[ex]++;
+    slots[i] = slot < cap ? ex * cap + slot : -1;
+  }
 }
 
 void dispatchK(const OpCall &c, KernelContext &ctx) {
@@ -69,48 +102,51 @@ void dispatchK(const OpCall &c, KernelContext &ctx) {
   int64_t e = y.shape[0], cap = y.shape[1];
   int64_t k = ids.shape[1];
   size_t row = x.shape[1] * dtypeSize(x.dtype);
-  std::memset(y.data, 0, y.bytes);
-  int64_t *count = static_cast<int64_t *>(ctx.scratch);
-  std::fill(count, count + e, 0);
-  const char *src = static_cast<const char *>(x.data);
+  int64_t *count = static_cast<int64_t *>(ctx.scratch), *slots = count + e;
+  assignSlots(ids, e, cap, count, slots, "dispatch expert index");
+  // Slots no token fills stay zero.
   char *dst = static_cast<char *>(y.data);
-  for (int64_t t = 0; t < x.shape[0]; ++t)
-    for (int64_t j = 0; j < k; ++j) {
-      int64_t ex = loadIndex(ids, t * k + j);
-      if (ex < 0 || ex >= e)
-        outOfRange("dispatch expert index", ex, t * k + j, e);
-      int64_t slot = count[ex]++;
-      if (slot < cap)
-        std::memcpy(dst + (ex * cap + slot) * row, src + t * row, row);
-    }
+  parallelRanges(static_cast<int64_t>(y.bytes), 1, [&](int64_t b, int64_t end) {
+    std::memset(dst + b, 0, end - b);
+  });
+  const char *src = static_cast<const char *>(x.data);
+  parallelFor(ids.numel, static_cast<int64_t>(row / 4), [&](int64_t i) {
+    if (slots[i] >= 0)
+      std::memcpy(dst + slots[i] * row, src + i / k * row, row);
+  });
 }
 
 template <typename T> void combineK(const OpCall &c, KernelContext &ctx) {
   const TensorRef &y = c.in[0], &w = c.in[1], &ids = c.in[2], &out = c.out[0];
   int64_t e = y.shape[0], cap = y.shape[1], h = y.shape[2];
   int64_t tokens = w.shape[0], k = w.shape[1];
-  int64_t *count = static_cast<int64_t *>(ctx.scratch);
-  float *acc = reinterpret_cast<float *>(count + e);
-  std::fill(count, count + e, 0);
+  int64_t *count = static_cast<int64_t *>(ctx.scratch), *slots = count + e;
+  assignSlots(ids, e, cap, count, slots, "combine expert index");
+  // A row of h f32 sums per thread, after the slots.
+  char *areas = reinterpret_cast<char *>(slots + ids.numel);
+  size_t slotBytes = (h * sizeof(float) + 63) / 64 * 64;
+  size_t before = static_cast<size_t>(areas - static_cast<char *>(ctx.scratch));
   const T *yv = y.as<const T>(), *wv = w.as<const T>();
   T *o = out.as<T>();
-  for (int64_t t = 0; t < tokens; ++t) {
-    std::fill(acc, acc + h, 0.0f);
-    for (int64_t j = 0; j < k; ++j) {
-      int64_t ex = loadIndex(ids, t * k + j);
-      if (ex < 0 || ex >= e)
-        outOfRange("combine expert index", ex, t * k + j, e);
-      int64_t slot = count[ex]++;
-      if (slot >= cap)
-        continue;
-      float wt = toF32(wv[t * k + j]);
-      const T *row = yv + (ex * cap + slot) * h;
-      for (int64_t i = 0; i < h; ++i)
-        acc[i] += wt * toF32(row[i]);
-    }
-    for (int64_t i = 0; i < h; ++i)
-      o[t * h + i] = fromF32<T>(acc[i]);
-  }
+  parallelFor(
+      tokens, 2 * k * h,
+      [&](int64_t t) {
+        float *acc =
+            reinterpret_cast<float *>(areas + threadIndex() * slotBytes);
+        std::fill(acc, acc + h, 0.0f);
+        for (int64_t j = 0; j < k; ++j) {
+          int64_t slot = slots[t * k + j];
+          if (slot < 0)
+            continue;
+          float wt = toF32(wv[t * k + j]);
+          const T *row = yv + slot * h;
+          for (int64_t i = 0; i < h; ++i)
+            acc[i] += wt * toF32(row[i]);
+        }
+        for (int64_t i = 0; i < h; ++i)
+          o[t * h + i] = fromF32<T>(acc[i]);
+      },
+      threadSlots(ctx.scratchBytes, slotBytes, before));
 }
 
 } // namespace
@@ -122,20 +158,24 @@ bool selectModel(OpCall &c) {
     return true;
   case Opcode::CrossEntropy:
     c.kernel = LOOM_PICK_FLOAT(crossEntropyK, c.in[0].dtype);
+    c.scratchBytes = c.in[1].numel * sizeof(float);
     return true;
   case Opcode::Router:
     c.kernel = LOOM_PICK_FLOAT(routerK, c.in[0].dtype);
-    c.scratchBytes = c.in[0].shape[1] * sizeof(float);
+    c.scratchBytes =
+        threadSlotsBytes((c.in[0].shape[1] * sizeof(float) + 63) / 64 * 64);
     return true;
   case Opcode::Dispatch:
     c.kernel = &dispatchK;
-    c.scratchBytes = c.out[0].shape[0] * sizeof(int64_t);
+    c.scratchBytes = (c.out[0].shape[0] + c.in[1].numel) * sizeof(int64_t);
     return true;
-  case Opcode::Combine:
+  case Opcode::Combine: {
     c.kernel = LOOM_PICK_FLOAT(combineK, c.in[0].dtype);
-    c.scratchBytes =
-        c.in[0].shape[0] * sizeof(int64_t) + c.in[0].shape[2] * sizeof(float);
+    size_t slots = (c.in[0].shape[0] + c.in[2].numel) * sizeof(int64_t);
+    c.scratchBytes = threadSlotsBytes(
+        (c.in[0].shape[2] * sizeof(float) + 63) / 64 * 64, slots);
     return true;
+  }
   default:
     return false;
   }

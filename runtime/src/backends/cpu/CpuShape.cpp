@@ -2,12 +2,18 @@
 //
 // reshape, transpose, slice, concat, broadcast (byte moves for any dtype) and
 // reduce. Strided loops walk the result with an odometer over all but the
-// innermost dimension.
+// innermost dimension, each thread its own range of rows. A reduction over
+// one run of adjacent dimensions splits its outputs across threads (and,
+// over the innermost dimensions, its sums into chunks of kSumChunk elements
+// added in order); any other reduction runs on one thread.
 //
 //===----------------------------------------------------------------------===//
 
 #include "CpuKernels.h"
+#include "CpuParallel.h"
+#include "loom/runtime/KernelMath.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -24,22 +30,22 @@ void stridesOf(const TensorRef &t, int64_t *s) {
   }
 }
 
-/// Walks a result of shape `shape` (rank >= 1) in row-major order; for each
-/// innermost row calls f(resultOffset, srcOffset) where srcOffset follows
-/// `srcStride` per dimension.
+/// Walks rows [begin, end) of a result of shape `shape` (rank >= 1, no
+/// empty dimension) in row-major order; for each innermost row calls
+/// f(resultOffset, srcOffset) where srcOffset follows `srcStride` per
+/// dimension.
 template <typename F>
-void walkRows(int rank, const int64_t *shape, const int64_t *srcStride,
-              int64_t srcBase, F &&f) {
-  for (int i = 0; i < rank; ++i)
-    if (shape[i] == 0)
-      return;
+void walkRowRange(int rank, const int64_t *shape, const int64_t *srcStride,
+                  int64_t srcBase, int64_t begin, int64_t end, F &&f) {
   int64_t idx[kMaxRank] = {};
   int64_t rowLen = shape[rank - 1];
-  int64_t rows = 1;
-  for (int i = 0; i < rank - 1; ++i)
-    rows *= shape[i];
   int64_t src = srcBase;
-  for (int64_t r = 0; r < rows; ++r) {
+  for (int64_t d = rank - 2, r = begin; d >= 0; --d) {
+    idx[d] = r % shape[d];
+    r /= shape[d];
+    src += idx[d] * srcStride[d];
+  }
+  for (int64_t r = begin; r < end; ++r) {
     f(r * rowLen, src);
     for (int d = rank - 2; d >= 0; --d) {
       src += srcStride[d];
@@ -49,6 +55,35 @@ void walkRows(int rank, const int64_t *shape, const int64_t *srcStride,
       idx[d] = 0;
     }
   }
+}
+
+/// Rows of the innermost dimension in a shape of rank >= 1; 0 if any
+/// dimension is empty.
+int64_t rowsOf(int rank, const int64_t *shape) {
+  int64_t rows = 1;
+  for (int i = 0; i < rank; ++i)
+    if (shape[i] == 0)
+      return 0;
+  for (int i = 0; i < rank - 1; ++i)
+    rows *= shape[i];
+  return rows;
+}
+
+/// walkRowRange over every row, on one thread.
+template <typename F>
+void walkRows(int rank, const int64_t *shape, const int64_t *srcStride,
+              int64_t srcBase, F &&f) {
+  walkRowRange(rank, shape, srcStride, srcBase, 0, rowsOf(rank, shape), f);
+}
+
+/// walkRowRange over every row, rows split across threads.
+template <typename F>
+void walkRowsParallel(int rank, const int64_t *shape, const int64_t *srcStride,
+                      int64_t srcBase, F &&f) {
+  parallelRanges(rowsOf(rank, shape), shape[rank - 1],
+                 [&](int64_t begin, int64_t end) {
+                   walkRowRange(rank, shape, srcStride, srcBase, begin, end, f);
+                 });
 }
 
 template <typename E> void transposeK(const OpCall &c, KernelContext &) {
@@ -64,7 +99,7 @@ template <typename E> void transposeK(const OpCall &c, KernelContext &) {
   for (int i = 0; i < y.rank; ++i)
     ps[i] = xs[attrOf(c, attr::Transpose::permutation).ints[i]];
   int64_t inner = ps[y.rank - 1], len = y.shape[y.rank - 1];
-  walkRows(y.rank, y.shape, ps, 0, [&](int64_t o, int64_t s) {
+  walkRowsParallel(y.rank, y.shape, ps, 0, [&](int64_t o, int64_t s) {
     for (int64_t j = 0; j < len; ++j)
       dst[o + j] = src[s + j * inner];
   });
@@ -85,7 +120,7 @@ void sliceK(const OpCall &c, KernelContext &) {
   for (int i = 0; i < x.rank; ++i)
     base += attrOf(c, attr::Slice::offsets).ints[i] * xs[i];
   size_t rowBytes = y.shape[y.rank - 1] * es;
-  walkRows(y.rank, y.shape, xs, base, [&](int64_t o, int64_t s) {
+  walkRowsParallel(y.rank, y.shape, xs, base, [&](int64_t o, int64_t s) {
     std::memcpy(dst + o * es, src + s * es, rowBytes);
   });
 }
@@ -101,14 +136,23 @@ void concatK(const OpCall &c, KernelContext &) {
     inner *= y.shape[i];
   int64_t yRow = y.shape[d] * inner * es;
   char *dst = static_cast<char *>(y.data);
-  int64_t acc = 0;
-  for (const TensorRef &x : c.in) {
-    int64_t chunk = x.shape[d] * inner * es;
-    const char *src = static_cast<const char *>(x.data);
-    for (int64_t o = 0; o < outer; ++o)
-      std::memcpy(dst + o * yRow + acc, src + o * chunk, chunk);
-    acc += chunk;
+  if (outer == 1) {
+    int64_t acc = 0;
+    for (const TensorRef &x : c.in) {
+      copyBytes(dst + acc, x.data, x.shape[d] * inner * es);
+      acc += x.shape[d] * inner * es;
+    }
+    return;
   }
+  parallelFor(outer, yRow / 4, [&](int64_t o) {
+    int64_t acc = 0;
+    for (const TensorRef &x : c.in) {
+      int64_t chunk = x.shape[d] * inner * es;
+      std::memcpy(dst + o * yRow + acc,
+                  static_cast<const char *>(x.data) + o * chunk, chunk);
+      acc += chunk;
+    }
+  });
 }
 
 template <typename E> void broadcastK(const OpCall &c, KernelContext &) {
@@ -125,9 +169,72 @@ template <typename E> void broadcastK(const OpCall &c, KernelContext &) {
     if (x.shape[i] != 1)
       bs[attrOf(c, attr::Broadcast::dims).ints[i]] = xs[i];
   int64_t inner = bs[y.rank - 1], len = y.shape[y.rank - 1];
-  walkRows(y.rank, y.shape, bs, 0, [&](int64_t o, int64_t s) {
+  walkRowsParallel(y.rank, y.shape, bs, 0, [&](int64_t o, int64_t s) {
     for (int64_t j = 0; j < len; ++j)
       dst[o + j] = src[s + j * inner];
+  });
+}
+
+/// Σ (or max) of n contiguous elements in kReduceLanes partial results, as
+/// math::rowSum adds them.
+template <typename T, bool Max> float laneReduce(const T *x, int64_t n) {
+  constexpr int kLanes = math::kReduceLanes;
+  float init = Max ? -std::numeric_limits<float>::infinity() : 0.0f;
+  float lanes[kLanes];
+  std::fill(lanes, lanes + kLanes, init);
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int j = 0; j < kLanes; ++j)
+      lanes[j] = Max ? std::fmax(lanes[j], toF32(x[i + j]))
+                     : lanes[j] + toF32(x[i + j]);
+  float r = init;
+  for (; i < n; ++i)
+    r = Max ? std::fmax(r, toF32(x[i])) : r + toF32(x[i]);
+  for (int j = 0; j < kLanes; ++j)
+    r = Max ? std::fmax(r, lanes[j]) : r + lanes[j];
+  return r;
+}
+
+/// out[p] = reduction of the R contiguous elements x[p·R, (p+1)·R): chunks
+/// of kSumChunk elements (laneReduce), their results combined in order.
+template <typename T, bool Max>
+void reduceRows(const T *x, int64_t p, int64_t r, float *partial, T *out,
+                float div) {
+  int64_t chunks = (r + kSumChunk - 1) / kSumChunk;
+  parallelFor(p * chunks, std::min(r, kSumChunk), [&](int64_t i) {
+    int64_t row = i / chunks, c0 = i % chunks * kSumChunk;
+    partial[i] =
+        laneReduce<T, Max>(x + row * r + c0, std::min(kSumChunk, r - c0));
+  });
+  parallelFor(p, chunks, [&](int64_t row) {
+    float acc = Max ? -std::numeric_limits<float>::infinity() : 0.0f;
+    for (int64_t c = 0; c < chunks; ++c)
+      acc = Max ? std::fmax(acc, partial[row * chunks + c])
+                : acc + partial[row * chunks + c];
+    out[row] = fromF32<T>(Max ? acc : acc / div);
+  });
+}
+
+/// out[p, q] = reduction over r of x[p, r, q], adding in order of r (each
+/// thread its own columns q).
+template <typename T, bool Max>
+void reduceMiddle(const T *x, int64_t p, int64_t r, int64_t q, float *acc,
+                  T *out, float div) {
+  constexpr int64_t kCols = 256;
+  int64_t blocks = (q + kCols - 1) / kCols;
+  parallelFor(p * blocks, r * std::min(q, kCols), [&](int64_t i) {
+    int64_t row = i / blocks, q0 = i % blocks * kCols;
+    int64_t q1 = std::min(q, q0 + kCols);
+    float *a = acc + row * q;
+    std::fill(a + q0, a + q1,
+              Max ? -std::numeric_limits<float>::infinity() : 0.0f);
+    for (int64_t k = 0; k < r; ++k) {
+      const T *src = x + (row * r + k) * q;
+      for (int64_t j = q0; j < q1; ++j)
+        a[j] = Max ? std::fmax(a[j], toF32(src[j])) : a[j] + toF32(src[j]);
+    }
+    for (int64_t j = q0; j < q1; ++j)
+      out[row * q + j] = fromF32<T>(Max ? a[j] : a[j] / div);
   });
 }
 
@@ -136,18 +243,49 @@ template <typename T> void reduceK(const OpCall &c, KernelContext &ctx) {
   float *acc = static_cast<float *>(ctx.scratch);
   using Kind = attr::ReduceKind;
   auto kind = static_cast<Kind>(attrOf(c, attr::Reduce::kind).i);
-  float init =
-      kind == Kind::max ? -std::numeric_limits<float>::infinity() : 0.0f;
-  std::fill(acc, acc + y.numel, init);
   bool reduced[kMaxRank] = {};
   const LoomAttrValue &dims = attrOf(c, attr::Reduce::dims);
   for (int32_t k = 0; k < dims.numInts; ++k)
     reduced[dims.ints[k]] = true;
+  // x as [p, r, q] when the reduced dimensions (of size > 1) are adjacent.
+  int first = x.rank, last = -1;
   int64_t count = 1;
   for (int i = 0; i < x.rank; ++i)
-    if (reduced[i])
+    if (reduced[i]) {
       count *= x.shape[i];
+      if (x.shape[i] != 1) {
+        first = std::min(first, i);
+        last = i;
+      }
+    }
+  bool adjacent = true;
+  int64_t p = 1, q = 1;
+  for (int i = 0; i < x.rank; ++i) {
+    if (i < first)
+      p *= x.shape[i];
+    else if (i > last)
+      q *= x.shape[i];
+    else if (!reduced[i] && x.shape[i] != 1)
+      adjacent = false;
+  }
   const T *src = x.as<const T>();
+  T *dst = y.as<T>();
+  float div = kind == Kind::mean ? static_cast<float>(count) : 1.0f;
+  bool max = kind == Kind::max;
+  if (y.numel == 0)
+    return;
+  if (adjacent && x.rank > 0 && x.numel > 0) {
+    int64_t r = count;
+    if (q == 1)
+      max ? reduceRows<T, true>(src, p, r, acc, dst, div)
+          : reduceRows<T, false>(src, p, r, acc, dst, div);
+    else
+      max ? reduceMiddle<T, true>(src, p, r, q, acc, dst, div)
+          : reduceMiddle<T, false>(src, p, r, q, acc, dst, div);
+    return;
+  }
+  float init = max ? -std::numeric_limits<float>::infinity() : 0.0f;
+  std::fill(acc, acc + y.numel, init);
   if (x.rank == 0) {
     acc[0] = toF32(src[0]);
   } else {
@@ -161,7 +299,7 @@ template <typename T> void reduceK(const OpCall &c, KernelContext &ctx) {
     }
     int64_t inner = ys[x.rank - 1], len = x.shape[x.rank - 1];
     walkRows(x.rank, x.shape, ys, 0, [&](int64_t o, int64_t yo) {
-      if (kind == Kind::max)
+      if (max)
         for (int64_t j = 0; j < len; ++j)
           acc[yo + j * inner] =
               std::fmax(acc[yo + j * inner], toF32(src[o + j]));
@@ -170,14 +308,12 @@ template <typename T> void reduceK(const OpCall &c, KernelContext &ctx) {
           acc[yo + j * inner] += toF32(src[o + j]);
     });
   }
-  T *dst = y.as<T>();
-  float div = kind == Kind::mean ? static_cast<float>(count) : 1.0f;
   for (int64_t i = 0; i < y.numel; ++i)
     dst[i] = fromF32<T>(kind == Kind::mean ? acc[i] / div : acc[i]);
 }
 
 void memcpyK(const OpCall &c, KernelContext &) {
-  std::memmove(c.out[0].data, c.in[0].data, c.out[0].bytes);
+  copyBytes(c.out[0].data, c.in[0].data, c.out[0].bytes);
 }
 
 KernelFn pickWidth(DType t, KernelFn k2, KernelFn k4, KernelFn k8) {
@@ -215,7 +351,9 @@ bool selectShape(OpCall &c) {
     return true;
   case Opcode::Reduce:
     c.kernel = LOOM_PICK_FLOAT(reduceK, c.in[0].dtype);
-    c.scratchBytes = (c.out[0].numel + 16) * sizeof(float);
+    // f32 results, or the partial results of chunks (reduceRows).
+    c.scratchBytes =
+        (c.out[0].numel + c.in[0].numel / kSumChunk + 16) * sizeof(float);
     return true;
   default:
     return false;
