@@ -1,0 +1,103 @@
+//===- PlanLayout.cpp - Meshes, rank coordinates, layer placement ---------===//
+//
+// derivePlanLayout lives with the rules (PlanValidation.cpp), which resolve
+// the derived values as they check them; this file reads a resolved layout.
+//
+//===----------------------------------------------------------------------===//
+
+#include "loom/Plan/PlanLayout.h"
+
+#include "loom/runtime/Mesh.h"
+
+#include "llvm/ADT/STLExtras.h"
+
+#include <climits>
+
+using namespace loom;
+
+std::vector<MeshAxis> PlanLayout::denseMesh() const {
+  return {{"pp", pp}, {"dp", dp}, {"cp", cp}, {"tp", tp}};
+}
+
+std::vector<MeshAxis> PlanLayout::expertMesh() const {
+  if (!isMoE)
+    return {};
+  return {{"pp", pp}, {"edp", edp}, {"ep", ep}, {"etp", etp}};
+}
+
+std::vector<MeshAxis> loom::withoutUnitAxes(llvm::ArrayRef<MeshAxis> axes) {
+  std::vector<MeshAxis> kept;
+  for (const MeshAxis &axis : axes)
+    if (axis.size != 1)
+      kept.push_back(axis);
+  return kept;
+}
+
+std::string loom::formatMeshAxes(llvm::ArrayRef<MeshAxis> axes) {
+  std::string text;
+  for (const MeshAxis &axis : axes) {
+    if (!text.empty())
+      text += ", ";
+    text += axis.name + " = " + std::to_string(axis.size);
+  }
+  return text;
+}
+
+/// The axis sizes of `axes` for runtime/Mesh.h, or none unless every size
+/// is at least 1 and they multiply to `worldSize`.
+static std::optional<std::vector<int>>
+getMeshSizes(llvm::ArrayRef<MeshAxis> axes, int64_t worldSize) {
+  std::vector<int64_t> sizes;
+  for (const MeshAxis &axis : axes)
+    sizes.push_back(axis.size);
+  if (runtime::checkedMeshSize(sizes.data(), sizes.size()) != worldSize)
+    return std::nullopt;
+  return std::vector<int>(sizes.begin(), sizes.end());
+}
+
+std::optional<RankCoords> loom::getRankCoords(const PlanLayout &layout,
+                                              int64_t rank) {
+  std::optional<std::vector<int>> dense =
+      getMeshSizes(layout.denseMesh(), layout.worldSize);
+  if (!dense || rank < 0 || rank >= layout.worldSize)
+    return std::nullopt;
+  RankCoords coords;
+  std::vector<int> c = runtime::meshCoords(*dense, static_cast<int>(rank));
+  coords.pp = c[0];
+  coords.dp = c[1];
+  coords.cp = c[2];
+  coords.tp = c[3];
+  if (!layout.isMoE)
+    return coords;
+  std::optional<std::vector<int>> experts =
+      getMeshSizes(layout.expertMesh(), layout.worldSize);
+  if (!experts)
+    return std::nullopt;
+  c = runtime::meshCoords(*experts, static_cast<int>(rank));
+  coords.edp = c[1];
+  coords.ep = c[2];
+  coords.etp = c[3];
+  return coords;
+}
+
+int64_t loom::getDenseRank(const PlanLayout &layout, const RankCoords &coords) {
+  std::optional<std::vector<int>> dense =
+      getMeshSizes(layout.denseMesh(), layout.worldSize);
+  if (!dense)
+    return -1;
+  int64_t c[] = {coords.pp, coords.dp, coords.cp, coords.tp};
+  for (size_t i = 0; i < 4; ++i)
+    if (c[i] < 0 || c[i] >= (*dense)[i])
+      return -1;
+  return runtime::meshRank(*dense,
+                           {static_cast<int>(c[0]), static_cast<int>(c[1]),
+                            static_cast<int>(c[2]), static_cast<int>(c[3])});
+}
+
+std::optional<LayerPlacement> loom::placeLayer(const PlanLayout &layout,
+                                               int64_t layer) {
+  if (layout.layersPerChunk < 1 || layer < 0 || layer >= layout.layers)
+    return std::nullopt;
+  int64_t chunk = layer / layout.layersPerChunk;
+  return LayerPlacement{chunk % layout.pp, chunk / layout.pp};
+}

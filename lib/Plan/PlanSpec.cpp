@@ -1,0 +1,718 @@
+//===- PlanSpec.cpp - Plan spec syntax, Megatron flags, printer -----------===//
+//
+// The keys of the plan spec syntax, their aliases, the parser of
+// `key=value` lists and of Megatron-LM's flags, and the canonical printer.
+//
+//===----------------------------------------------------------------------===//
+
+#include "loom/Plan/PlanSpec.h"
+
+#include "llvm/ADT/STLExtras.h"
+#include "llvm/ADT/SmallVector.h"
+#include "llvm/ADT/StringExtras.h"
+#include "llvm/ADT/StringSwitch.h"
+
+#include <algorithm>
+#include <climits>
+
+using namespace loom;
+using llvm::StringRef;
+
+//===----------------------------------------------------------------------===//
+// Enumerations
+//===----------------------------------------------------------------------===//
+
+StringRef loom::stringifySchedule(PipelineSchedule schedule) {
+  switch (schedule) {
+  case PipelineSchedule::GPipe:
+    return "gpipe";
+  case PipelineSchedule::OneFOneB:
+    return "1f1b";
+  case PipelineSchedule::Interleaved:
+    return "interleaved";
+  case PipelineSchedule::ZeroBubbleH1:
+    return "zb-h1";
+  }
+  return "";
+}
+
+std::optional<PipelineSchedule> loom::parseSchedule(StringRef text) {
+  return llvm::StringSwitch<std::optional<PipelineSchedule>>(text)
+      .Case("gpipe", PipelineSchedule::GPipe)
+      .Case("1f1b", PipelineSchedule::OneFOneB)
+      .Cases({"interleaved", "interleaved-1f1b"}, PipelineSchedule::Interleaved)
+      .Case("zb-h1", PipelineSchedule::ZeroBubbleH1)
+      .Default(std::nullopt);
+}
+
+StringRef loom::stringifyRecompute(RecomputeGranularity recompute) {
+  switch (recompute) {
+  case RecomputeGranularity::None:
+    return "none";
+  case RecomputeGranularity::Selective:
+    return "selective";
+  case RecomputeGranularity::Full:
+    return "full";
+  }
+  return "";
+}
+
+std::optional<RecomputeGranularity> loom::parseRecompute(StringRef text) {
+  return llvm::StringSwitch<std::optional<RecomputeGranularity>>(text)
+      .Case("none", RecomputeGranularity::None)
+      .Case("selective", RecomputeGranularity::Selective)
+      .Case("full", RecomputeGranularity::Full)
+      .Default(std::nullopt);
+}
+
+bool PlanSpec::operator==(const PlanSpec &other) const {
+  return tp == other.tp && sp == other.sp && cp == other.cp && pp == other.pp &&
+         vpp == other.vpp && vppLayers == other.vppLayers && dp == other.dp &&
+         ep == other.ep && etp == other.etp && zero == other.zero &&
+         mbs == other.mbs && gbs == other.gbs && schedule == other.schedule &&
+         recompute == other.recompute && vocabMultiple == other.vocabMultiple;
+}
+
+//===----------------------------------------------------------------------===//
+// Values
+//===----------------------------------------------------------------------===//
+
+namespace {
+/// The value of an entry: none for a bare flag (`sp`, `--sequence-parallel`).
+using Value = std::optional<StringRef>;
+/// Sets a field from a value, or says what is wrong with the value, worded
+/// to follow the key's name: "needs a positive integer, got 'x'".
+using Setter = std::optional<std::string> (*)(PlanSpec &, Value);
+} // namespace
+
+/// Largest integer a plan accepts: mesh sizes are bounded by 2^31 ranks.
+static constexpr int64_t kMaxInt = INT32_MAX;
+
+static std::optional<std::string> parseInt(Value value, int64_t lo,
+                                           int64_t &out) {
+  if (!value)
+    return std::string("needs a value");
+  uint64_t v;
+  if (value->getAsInteger(10, v) || v < static_cast<uint64_t>(lo) ||
+      v > static_cast<uint64_t>(kMaxInt)) {
+    std::string what =
+        lo == 0 ? "a non-negative integer" : "a positive integer";
+    return "needs " + what + ", got '" + value->str() + "'";
+  }
+  out = static_cast<int64_t>(v);
+  return std::nullopt;
+}
+
+static std::optional<std::string> parseFlag(Value value, bool &out) {
+  if (!value) {
+    out = true;
+    return std::nullopt;
+  }
+  if (*value == "true" || *value == "1") {
+    out = true;
+    return std::nullopt;
+  }
+  if (*value == "false" || *value == "0") {
+    out = false;
+    return std::nullopt;
+  }
+  return "is a flag: give no value, or true or false; got '" + value->str() +
+         "'";
+}
+
+/// Megatron FSDP's --data-parallel-sharding-strategy values as ZeRO levels.
+static std::optional<int64_t> parseShardingStrategy(StringRef text) {
+  return llvm::StringSwitch<std::optional<int64_t>>(text)
+      .Case("no_shard", 0)
+      .Case("optim", 1)
+      .Case("optim_grads", 2)
+      .Case("optim_grads_params", 3)
+      .Default(std::nullopt);
+}
+
+static std::optional<std::string> setZero(PlanSpec &spec, Value value) {
+  if (!value)
+    return std::string("needs a value");
+  if (std::optional<int64_t> level = parseShardingStrategy(*value)) {
+    spec.zero = *level;
+    return std::nullopt;
+  }
+  uint64_t v;
+  if (value->getAsInteger(10, v) || v > 3)
+    return "needs 0, 1, 2, 3 or a sharding strategy (no_shard, optim, "
+           "optim_grads, optim_grads_params), got '" +
+           value->str() + "'";
+  spec.zero = static_cast<int64_t>(v);
+  return std::nullopt;
+}
+
+static std::optional<std::string> setShardingStrategy(PlanSpec &spec,
+                                                      Value value) {
+  if (!value)
+    return std::string("needs a value");
+  std::optional<int64_t> level = parseShardingStrategy(*value);
+  if (!level)
+    return "needs no_shard, optim, optim_grads or optim_grads_params, got '" +
+           value->str() + "'";
+  spec.zero = *level;
+  return std::nullopt;
+}
+
+#define LOOM_INT_SETTER(NAME, FIELD, LO)                                       \
+  static std::optional<std::string> NAME(PlanSpec &spec, Value value) {        \
+    int64_t v;                                                                 \
+    if (std::optional<std::string> error = parseInt(value, LO, v))             \
+      return error;                                                            \
+    spec.FIELD = v;                                                            \
+    return std::nullopt;                                                       \
+  }
+LOOM_INT_SETTER(setTp, tp, 1)
+LOOM_INT_SETTER(setCp, cp, 1)
+LOOM_INT_SETTER(setPp, pp, 1)
+LOOM_INT_SETTER(setVpp, vpp, 1)
+LOOM_INT_SETTER(setVppLayers, vppLayers, 1)
+LOOM_INT_SETTER(setDp, dp, 1)
+LOOM_INT_SETTER(setEp, ep, 1)
+LOOM_INT_SETTER(setEtp, etp, 1)
+LOOM_INT_SETTER(setMbs, mbs, 1)
+LOOM_INT_SETTER(setGbs, gbs, 1)
+LOOM_INT_SETTER(setVocabMultiple, vocabMultiple, 1)
+#undef LOOM_INT_SETTER
+
+static std::optional<std::string> setSp(PlanSpec &spec, Value value) {
+  return parseFlag(value, spec.sp);
+}
+
+static std::optional<std::string> setDistributedOptimizer(PlanSpec &spec,
+                                                          Value value) {
+  bool on = false;
+  if (std::optional<std::string> error = parseFlag(value, on))
+    return error;
+  spec.zero = on ? 1 : 0;
+  return std::nullopt;
+}
+
+static std::optional<std::string> setSchedule(PlanSpec &spec, Value value) {
+  if (!value)
+    return std::string("needs a value");
+  std::optional<PipelineSchedule> schedule = parseSchedule(*value);
+  if (!schedule)
+    return "needs gpipe, 1f1b, interleaved or zb-h1, got '" + value->str() +
+           "'";
+  spec.schedule = *schedule;
+  return std::nullopt;
+}
+
+static std::optional<std::string> setRecompute(PlanSpec &spec, Value value) {
+  if (!value)
+    return std::string("needs a value");
+  std::optional<RecomputeGranularity> recompute = parseRecompute(*value);
+  if (!recompute)
+    return "needs none, selective or full, got '" + value->str() + "'";
+  spec.recompute = *recompute;
+  return std::nullopt;
+}
+
+static std::optional<std::string> setRecomputeActivations(PlanSpec &spec,
+                                                          Value value) {
+  bool on = false;
+  if (std::optional<std::string> error = parseFlag(value, on))
+    return error;
+  spec.recompute =
+      on ? RecomputeGranularity::Selective : RecomputeGranularity::None;
+  return std::nullopt;
+}
+
+//===----------------------------------------------------------------------===//
+// Keys
+//===----------------------------------------------------------------------===//
+
+namespace {
+/// One name the `key=value` syntax accepts: a canonical key or an alias.
+struct KeyName {
+  StringRef name;
+  /// Index of the canonical key in getPlanKeys(): two names of one key may
+  /// not both appear.
+  unsigned key;
+  Setter set;
+};
+} // namespace
+
+static const StringRef kTpAliases[] = {"tensor_model_parallel_size"};
+static const StringRef kSpAliases[] = {"sequence_parallel"};
+static const StringRef kPpAliases[] = {"pipeline_model_parallel_size"};
+static const StringRef kVppAliases[] = {"virtual_pipeline_model_parallel_size",
+                                        "num_virtual_stages_per_pipeline_rank"};
+static const StringRef kVppLayersAliases[] = {
+    "num_layers_per_virtual_pipeline_stage"};
+static const StringRef kCpAliases[] = {"context_parallel_size"};
+static const StringRef kDpAliases[] = {"data_parallel_size"};
+static const StringRef kEpAliases[] = {"expert_model_parallel_size"};
+static const StringRef kEtpAliases[] = {"expert_tensor_parallel_size"};
+static const StringRef kZeroAliases[] = {"data_parallel_sharding_strategy",
+                                         "use_distributed_optimizer"};
+static const StringRef kMbsAliases[] = {"micro_batch_size"};
+static const StringRef kGbsAliases[] = {"global_batch_size"};
+static const StringRef kScheduleAliases[] = {"pipeline_schedule"};
+static const StringRef kRecomputeAliases[] = {"recompute_granularity",
+                                              "recompute_activations"};
+static const StringRef kVocabAliases[] = {"make_vocab_size_divisible_by"};
+
+/// The canonical keys, in toString's order.
+static const PlanKeyInfo kPlanKeys[] = {
+    {"tp", "N", kTpAliases, "--tensor-model-parallel-size N",
+     "tensor parallelism: attention heads and feed-forward columns split "
+     "over N ranks"},
+    {"sp", "", kSpAliases, "--sequence-parallel",
+     "sequence parallelism: norms, dropout and residuals split along the "
+     "sequence over the tp ranks"},
+    {"pp", "N", kPpAliases, "--pipeline-model-parallel-size N",
+     "pipeline parallelism: the layers split into N stages"},
+    {"vpp", "N", kVppAliases, "--num-virtual-stages-per-pipeline-rank N",
+     "model chunks per pipeline stage (interleaved schedule)"},
+    {"vpp_layers", "N", kVppLayersAliases,
+     "--num-layers-per-virtual-pipeline-stage N",
+     "layers per model chunk: vpp = layers / (pp * N)"},
+    {"cp", "N", kCpAliases, "--context-parallel-size N",
+     "context parallelism: the sequence split over N ranks"},
+    {"dp", "N", kDpAliases, "(derived: world / (tp * cp * pp))",
+     "data parallelism; derived from the world size when omitted"},
+    {"ep", "N", kEpAliases, "--expert-model-parallel-size N",
+     "expert parallelism: a MoE layer's experts split over N ranks"},
+    {"etp", "N", kEtpAliases, "--expert-tensor-parallel-size N",
+     "tensor parallelism inside each expert; tp when omitted"},
+    {"zero", "0..3", kZeroAliases,
+     "--use-distributed-optimizer (1), --data-parallel-sharding-strategy "
+     "no_shard|optim|optim_grads|optim_grads_params (0..3), "
+     "--use-megatron-fsdp (3), --use-torch-fsdp2 (3)",
+     "ZeRO level over the data-parallel ranks: 1 shards the optimizer "
+     "state, 2 also the gradients, 3 also the parameters"},
+    {"mbs", "N", kMbsAliases, "--micro-batch-size N",
+     "rows per rank in one microbatch"},
+    {"gbs", "N", kGbsAliases, "--global-batch-size N",
+     "rows per optimizer step over all ranks; mbs * dp when omitted"},
+    {"schedule", "1f1b|interleaved|gpipe|zb-h1", kScheduleAliases,
+     "(derived: interleaved with virtual stages, else 1f1b)",
+     "pipeline schedule"},
+    {"recompute", "none|selective|full", kRecomputeAliases,
+     "--recompute-granularity selective|full, --recompute-activations "
+     "(selective)",
+     "activation recompute in the backward"},
+    {"vocab_multiple", "N", kVocabAliases, "--make-vocab-size-divisible-by N",
+     "the vocabulary is padded to a multiple of N * tp (default 128)"},
+};
+
+enum KeyIndex : unsigned {
+  kTp,
+  kSp,
+  kPp,
+  kVpp,
+  kVppLayers,
+  kCp,
+  kDp,
+  kEp,
+  kEtp,
+  kZero,
+  kMbs,
+  kGbs,
+  kSchedule,
+  kRecompute,
+  kVocabMultiple,
+  kNumKeys
+};
+static_assert(std::size(kPlanKeys) == kNumKeys, "one KeyIndex per key");
+
+llvm::ArrayRef<PlanKeyInfo> loom::getPlanKeys() { return kPlanKeys; }
+
+/// Every accepted name, canonical names first.
+static llvm::ArrayRef<KeyName> getKeyNames() {
+  static const KeyName names[] = {
+      {"tp", kTp, setTp},
+      {"sp", kSp, setSp},
+      {"pp", kPp, setPp},
+      {"vpp", kVpp, setVpp},
+      {"vpp_layers", kVppLayers, setVppLayers},
+      {"cp", kCp, setCp},
+      {"dp", kDp, setDp},
+      {"ep", kEp, setEp},
+      {"etp", kEtp, setEtp},
+      {"zero", kZero, setZero},
+      {"mbs", kMbs, setMbs},
+      {"gbs", kGbs, setGbs},
+      {"schedule", kSchedule, setSchedule},
+      {"recompute", kRecompute, setRecompute},
+      {"vocab_multiple", kVocabMultiple, setVocabMultiple},
+      {"tensor_model_parallel_size", kTp, setTp},
+      {"sequence_parallel", kSp, setSp},
+      {"pipeline_model_parallel_size", kPp, setPp},
+      {"virtual_pipeline_model_parallel_size", kVpp, setVpp},
+      {"num_virtual_stages_per_pipeline_rank", kVpp, setVpp},
+      {"num_layers_per_virtual_pipeline_stage", kVppLayers, setVppLayers},
+      {"context_parallel_size", kCp, setCp},
+      {"data_parallel_size", kDp, setDp},
+      {"expert_model_parallel_size", kEp, setEp},
+      {"expert_tensor_parallel_size", kEtp, setEtp},
+      {"data_parallel_sharding_strategy", kZero, setShardingStrategy},
+      {"use_distributed_optimizer", kZero, setDistributedOptimizer},
+      {"micro_batch_size", kMbs, setMbs},
+      {"global_batch_size", kGbs, setGbs},
+      {"pipeline_schedule", kSchedule, setSchedule},
+      {"recompute_granularity", kRecompute, setRecompute},
+      {"recompute_activations", kRecompute, setRecomputeActivations},
+      {"make_vocab_size_divisible_by", kVocabMultiple, setVocabMultiple},
+  };
+  return names;
+}
+
+static const KeyName *lookupKeyName(StringRef name) {
+  std::string normalized = name.str();
+  std::replace(normalized.begin(), normalized.end(), '-', '_');
+  for (const KeyName &key : getKeyNames())
+    if (key.name == normalized)
+      return &key;
+  return nullptr;
+}
+
+//===----------------------------------------------------------------------===//
+// key=value lists
+//===----------------------------------------------------------------------===//
+
+static llvm::Error parseError(const llvm::Twine &message) {
+  return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
+}
+
+static bool isSpace(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+llvm::Expected<PlanSpec> loom::parsePlanSpec(StringRef text) {
+  StringRef trimmed = text.trim();
+  if (trimmed.starts_with("-")) {
+    std::vector<std::string> args;
+    llvm::SmallVector<StringRef> pieces;
+    trimmed.split(pieces, ' ', -1, /*KeepEmpty=*/false);
+    for (StringRef piece : pieces) {
+      // Tabs and newlines separate arguments as spaces do.
+      size_t start = 0;
+      for (size_t i = 0; i <= piece.size(); ++i) {
+        if (i < piece.size() && !isSpace(piece[i]))
+          continue;
+        if (i > start)
+          args.push_back(piece.slice(start, i).str());
+        start = i + 1;
+      }
+    }
+    return parseMegatronFlags(args);
+  }
+
+  PlanSpec spec;
+  if (trimmed.empty())
+    return spec;
+  // Where each key was set, to report a key given twice.
+  size_t setAt[kNumKeys] = {};
+  size_t begin = 0;
+  while (begin <= text.size()) {
+    size_t end = text.find(',', begin);
+    if (end == StringRef::npos)
+      end = text.size();
+    StringRef raw = text.slice(begin, end);
+    size_t column = begin + 1 + (raw.size() - raw.ltrim().size());
+    StringRef entry = raw.trim();
+    std::string where = "column " + std::to_string(column);
+    if (entry.empty())
+      return parseError(where + ": empty entry (two commas, or a comma at "
+                                "an end)");
+    where += " ('" + entry.str() + "')";
+
+    auto [keyText, valueText] = entry.split('=');
+    keyText = keyText.trim();
+    Value value;
+    if (entry.contains('='))
+      value = valueText.trim();
+    const KeyName *key = lookupKeyName(keyText);
+    if (!key)
+      return parseError(where + ": unknown key '" + keyText +
+                        "'; the keys are tp, sp, pp, vpp, vpp_layers, cp, "
+                        "dp, ep, etp, zero, mbs, gbs, schedule, recompute, "
+                        "vocab_multiple");
+    if (setAt[key->key])
+      return parseError(where + ": " + kPlanKeys[key->key].name +
+                        " is already set at column " +
+                        std::to_string(setAt[key->key]));
+    setAt[key->key] = column;
+    if (std::optional<std::string> error = key->set(spec, value))
+      return parseError(where + ": " + keyText + " " + *error);
+    begin = end + 1;
+  }
+  return spec;
+}
+
+//===----------------------------------------------------------------------===//
+// Megatron-LM flags
+//===----------------------------------------------------------------------===//
+
+namespace {
+/// A Megatron-LM flag and the plan key it sets; ZeRO and recompute flags
+/// are resolved together after all flags are read.
+enum class FlagKind {
+  Key,
+  DistributedOptimizer,
+  MegatronFsdp,
+  TorchFsdp2,
+  ShardingStrategy,
+  RecomputeGranularity,
+  RecomputeActivations,
+  RecomputeMethod,
+  RecomputeNumLayers,
+};
+struct MegatronFlag {
+  StringRef flag;
+  FlagKind kind;
+  /// Whether the flag takes a value (the next argument or `=value`).
+  bool takesValue;
+  /// For FlagKind::Key: the plan key it sets.
+  unsigned key = kNumKeys;
+};
+} // namespace
+
+static const MegatronFlag kMegatronFlags[] = {
+    {"--tensor-model-parallel-size", FlagKind::Key, true, kTp},
+    {"--sequence-parallel", FlagKind::Key, false, kSp},
+    {"--pipeline-model-parallel-size", FlagKind::Key, true, kPp},
+    {"--num-virtual-stages-per-pipeline-rank", FlagKind::Key, true, kVpp},
+    {"--num-layers-per-virtual-pipeline-stage", FlagKind::Key, true,
+     kVppLayers},
+    {"--context-parallel-size", FlagKind::Key, true, kCp},
+    {"--expert-model-parallel-size", FlagKind::Key, true, kEp},
+    {"--expert-tensor-parallel-size", FlagKind::Key, true, kEtp},
+    {"--micro-batch-size", FlagKind::Key, true, kMbs},
+    {"--global-batch-size", FlagKind::Key, true, kGbs},
+    {"--make-vocab-size-divisible-by", FlagKind::Key, true, kVocabMultiple},
+    {"--use-distributed-optimizer", FlagKind::DistributedOptimizer, false},
+    {"--use-megatron-fsdp", FlagKind::MegatronFsdp, false},
+    {"--use-torch-fsdp2", FlagKind::TorchFsdp2, false},
+    {"--data-parallel-sharding-strategy", FlagKind::ShardingStrategy, true},
+    {"--recompute-granularity", FlagKind::RecomputeGranularity, true},
+    {"--recompute-activations", FlagKind::RecomputeActivations, false},
+    {"--recompute-method", FlagKind::RecomputeMethod, true},
+    {"--recompute-num-layers", FlagKind::RecomputeNumLayers, true},
+};
+
+static Setter getKeySetter(unsigned key) {
+  for (const KeyName &name : getKeyNames())
+    if (name.key == key)
+      return name.set;
+  return nullptr;
+}
+
+llvm::Expected<PlanSpec>
+loom::parseMegatronFlags(llvm::ArrayRef<std::string> args) {
+  PlanSpec spec;
+  // Where each flag was given (1-based argument index), to report repeats
+  // and to name the flags of conflicts.
+  llvm::SmallVector<size_t> givenAt(std::size(kMegatronFlags), 0);
+  std::optional<int64_t> strategy;
+  // None until a flag asks for recompute.
+  RecomputeGranularity granularity = RecomputeGranularity::None;
+  std::string method;
+  int64_t recomputeLayers = 0;
+
+  for (size_t i = 0; i < args.size(); ++i) {
+    StringRef arg = args[i];
+    std::string where =
+        "argument " + std::to_string(i + 1) + " ('" + arg.str() + "')";
+    if (!arg.starts_with("--"))
+      return parseError(where + ": expected a flag starting with '--'");
+    auto [flagText, inlineValue] = arg.split('=');
+    const MegatronFlag *flag =
+        llvm::find_if(kMegatronFlags, [&](const MegatronFlag &f) {
+          return f.flag == flagText;
+        });
+    if (flag == std::end(kMegatronFlags))
+      return parseError(where + ": unknown flag '" + flagText +
+                        "'; docs/PlanSpec.md lists the Megatron-LM flags "
+                        "a plan accepts");
+    size_t index = flag - std::begin(kMegatronFlags);
+    if (givenAt[index])
+      return parseError(where + ": " + flagText +
+                        " is already given at argument " +
+                        std::to_string(givenAt[index]));
+    givenAt[index] = i + 1;
+
+    Value value;
+    if (arg.contains('=')) {
+      if (!flag->takesValue)
+        return parseError(where + ": " + flagText + " takes no value");
+      value = inlineValue;
+    } else if (flag->takesValue) {
+      if (i + 1 == args.size() || StringRef(args[i + 1]).starts_with("--"))
+        return parseError(where + ": " + flagText + " needs a value");
+      value = StringRef(args[++i]);
+      where = "argument " + std::to_string(i + 1) + " ('" + value->str() +
+              "', the value of " + flagText.str() + ")";
+    }
+
+    std::optional<std::string> error;
+    switch (flag->kind) {
+    case FlagKind::Key:
+      error = getKeySetter(flag->key)(spec, value);
+      break;
+    case FlagKind::DistributedOptimizer:
+    case FlagKind::MegatronFsdp:
+    case FlagKind::TorchFsdp2:
+    case FlagKind::RecomputeActivations:
+      break;
+    case FlagKind::ShardingStrategy:
+      strategy = parseShardingStrategy(*value);
+      if (!strategy)
+        error = "needs no_shard, optim, optim_grads or optim_grads_params, "
+                "got '" +
+                value->str() + "'";
+      break;
+    case FlagKind::RecomputeGranularity:
+      granularity = parseRecompute(*value).value_or(RecomputeGranularity::None);
+      if (granularity == RecomputeGranularity::None)
+        error = "needs full or selective, got '" + value->str() + "'";
+      break;
+    case FlagKind::RecomputeMethod:
+      method = value->str();
+      if (method != "uniform" && method != "block")
+        error = "needs uniform or block, got '" + method + "'";
+      break;
+    case FlagKind::RecomputeNumLayers:
+      error = parseInt(value, 1, recomputeLayers);
+      break;
+    }
+    if (error)
+      return parseError(where + ": " + flagText + " " + *error);
+  }
+
+  auto given = [&](FlagKind kind) -> size_t {
+    for (size_t f = 0; f < std::size(kMegatronFlags); ++f)
+      if (kMegatronFlags[f].kind == kind && givenAt[f])
+        return givenAt[f];
+    return 0;
+  };
+  auto at = [](size_t argument) {
+    return " (argument " + std::to_string(argument) + ")";
+  };
+
+  // ZeRO: Megatron FSDP shards by its strategy (optim_grads_params unless
+  // given), torch FSDP2 shards everything, the distributed optimizer shards
+  // the optimizer state.
+  size_t distOpt = given(FlagKind::DistributedOptimizer);
+  size_t megatronFsdp = given(FlagKind::MegatronFsdp);
+  size_t torchFsdp = given(FlagKind::TorchFsdp2);
+  size_t strategyAt = given(FlagKind::ShardingStrategy);
+  if (torchFsdp) {
+    if (distOpt)
+      return parseError("--use-torch-fsdp2" + at(torchFsdp) +
+                        " cannot be combined with --use-distributed-optimizer" +
+                        at(distOpt) + ", as in Megatron-LM");
+    if (megatronFsdp)
+      return parseError("--use-torch-fsdp2" + at(torchFsdp) +
+                        " cannot be combined with --use-megatron-fsdp" +
+                        at(megatronFsdp));
+    if (strategy && *strategy != 3)
+      return parseError("--use-torch-fsdp2" + at(torchFsdp) +
+                        " shards parameters, gradients and optimizer state "
+                        "(zero=3); --data-parallel-sharding-strategy" +
+                        at(strategyAt) +
+                        " asks for zero=" + std::to_string(*strategy));
+    spec.zero = 3;
+  } else if (megatronFsdp) {
+    spec.zero = strategy.value_or(3);
+  } else if (strategy) {
+    // Megatron-LM reads the strategy only with --use-megatron-fsdp; alone
+    // (as the guides' `--data-parallel-sharding-strategy no_shard` for DDP)
+    // it names the level. With the distributed optimizer it must agree.
+    if (distOpt && *strategy != 1)
+      return parseError(
+          "--data-parallel-sharding-strategy" + at(strategyAt) +
+          " asks for zero=" + std::to_string(*strategy) +
+          " but --use-distributed-optimizer" + at(distOpt) +
+          " is zero=1 (Megatron-LM applies the strategy only with "
+          "--use-megatron-fsdp)");
+    spec.zero = *strategy;
+  } else if (distOpt) {
+    spec.zero = 1;
+  }
+
+  // Recompute: Loom recomputes selected attention results (selective) or
+  // every layer from its own input (full, Megatron's uniform method over
+  // one layer).
+  size_t activations = given(FlagKind::RecomputeActivations);
+  size_t granularityAt = given(FlagKind::RecomputeGranularity);
+  size_t methodAt = given(FlagKind::RecomputeMethod);
+  size_t layersAt = given(FlagKind::RecomputeNumLayers);
+  if (activations) {
+    if (granularity == RecomputeGranularity::Full)
+      return parseError("--recompute-activations" + at(activations) +
+                        " means selective recompute but "
+                        "--recompute-granularity" +
+                        at(granularityAt) + " is full");
+    granularity = RecomputeGranularity::Selective;
+  }
+  if ((methodAt || layersAt) && granularity != RecomputeGranularity::Full)
+    return parseError(
+        std::string(methodAt ? "--recompute-method" + at(methodAt)
+                             : "--recompute-num-layers" + at(layersAt)) +
+        " needs --recompute-granularity full, as in Megatron-LM");
+  if ((methodAt && method != "uniform") || (layersAt && recomputeLayers != 1)) {
+    std::string got;
+    if (methodAt)
+      got += " --recompute-method " + method;
+    if (layersAt)
+      got += " --recompute-num-layers " + std::to_string(recomputeLayers);
+    return parseError("Loom's full recompute recomputes each layer from its "
+                      "own input (--recompute-method uniform "
+                      "--recompute-num-layers 1); got" +
+                      got);
+  }
+  spec.recompute = granularity;
+  return spec;
+}
+
+//===----------------------------------------------------------------------===//
+// Printer
+//===----------------------------------------------------------------------===//
+
+std::string loom::toString(const PlanSpec &spec) {
+  llvm::SmallVector<std::string> entries;
+  auto add = [&](unsigned key, int64_t value) {
+    entries.push_back(kPlanKeys[key].name.str() + "=" + std::to_string(value));
+  };
+  if (spec.tp != 1)
+    add(kTp, spec.tp);
+  if (spec.sp)
+    entries.push_back("sp");
+  if (spec.pp != 1)
+    add(kPp, spec.pp);
+  if (spec.vpp != 1)
+    add(kVpp, spec.vpp);
+  if (spec.vppLayers)
+    add(kVppLayers, *spec.vppLayers);
+  if (spec.cp != 1)
+    add(kCp, spec.cp);
+  if (spec.dp)
+    add(kDp, *spec.dp);
+  if (spec.ep != 1)
+    add(kEp, spec.ep);
+  if (spec.etp)
+    add(kEtp, *spec.etp);
+  if (spec.zero != 0)
+    add(kZero, spec.zero);
+  if (spec.mbs != 1)
+    add(kMbs, spec.mbs);
+  if (spec.gbs)
+    add(kGbs, *spec.gbs);
+  if (spec.schedule)
+    entries.push_back("schedule=" + stringifySchedule(*spec.schedule).str());
+  if (spec.recompute != RecomputeGranularity::None)
+    entries.push_back("recompute=" + stringifyRecompute(spec.recompute).str());
+  if (spec.vocabMultiple != 128)
+    add(kVocabMultiple, spec.vocabMultiple);
+  if (entries.empty())
+    return "tp=1";
+  return llvm::join(entries, ",");
+}
