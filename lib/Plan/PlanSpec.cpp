@@ -108,11 +108,11 @@ static std::optional<std::string> parseFlag(Value value, bool &out) {
     out = true;
     return std::nullopt;
   }
-  if (*value == "true" || *value == "1") {
+  if (value->equals_insensitive("true") || *value == "1") {
     out = true;
     return std::nullopt;
   }
-  if (*value == "false" || *value == "0") {
+  if (value->equals_insensitive("false") || *value == "0") {
     out = false;
     return std::nullopt;
   }
@@ -158,26 +158,23 @@ static std::optional<std::string> setShardingStrategy(PlanSpec &spec,
   return std::nullopt;
 }
 
-#define LOOM_INT_SETTER(NAME, FIELD, LO)                                       \
-  static std::optional<std::string> NAME(PlanSpec &spec, Value value) {        \
-    int64_t v;                                                                 \
-    if (std::optional<std::string> error = parseInt(value, LO, v))             \
-      return error;                                                            \
-    spec.FIELD = v;                                                            \
-    return std::nullopt;                                                       \
-  }
-LOOM_INT_SETTER(setTp, tp, 1)
-LOOM_INT_SETTER(setCp, cp, 1)
-LOOM_INT_SETTER(setPp, pp, 1)
-LOOM_INT_SETTER(setVpp, vpp, 1)
-LOOM_INT_SETTER(setVppLayers, vppLayers, 1)
-LOOM_INT_SETTER(setDp, dp, 1)
-LOOM_INT_SETTER(setEp, ep, 1)
-LOOM_INT_SETTER(setEtp, etp, 1)
-LOOM_INT_SETTER(setMbs, mbs, 1)
-LOOM_INT_SETTER(setGbs, gbs, 1)
-LOOM_INT_SETTER(setVocabMultiple, vocabMultiple, 1)
-#undef LOOM_INT_SETTER
+template <int64_t PlanSpec::*Field>
+static std::optional<std::string> setInt(PlanSpec &spec, Value value) {
+  int64_t v;
+  if (std::optional<std::string> error = parseInt(value, 1, v))
+    return error;
+  spec.*Field = v;
+  return std::nullopt;
+}
+
+template <std::optional<int64_t> PlanSpec::*Field>
+static std::optional<std::string> setOptionalInt(PlanSpec &spec, Value value) {
+  int64_t v;
+  if (std::optional<std::string> error = parseInt(value, 1, v))
+    return error;
+  spec.*Field = v;
+  return std::nullopt;
+}
 
 static std::optional<std::string> setSp(PlanSpec &spec, Value value) {
   return parseFlag(value, spec.sp);
@@ -227,17 +224,6 @@ static std::optional<std::string> setRecomputeActivations(PlanSpec &spec,
 // Keys
 //===----------------------------------------------------------------------===//
 
-namespace {
-/// One name the `key=value` syntax accepts: a canonical key or an alias.
-struct KeyName {
-  StringRef name;
-  /// Index of the canonical key in getPlanKeys(): two names of one key may
-  /// not both appear.
-  unsigned key;
-  Setter set;
-};
-} // namespace
-
 static const StringRef kTpAliases[] = {"tensor_model_parallel_size"};
 static const StringRef kSpAliases[] = {"sequence_parallel"};
 static const StringRef kPpAliases[] = {"pipeline_model_parallel_size"};
@@ -253,7 +239,6 @@ static const StringRef kZeroAliases[] = {"data_parallel_sharding_strategy",
                                          "use_distributed_optimizer"};
 static const StringRef kMbsAliases[] = {"micro_batch_size"};
 static const StringRef kGbsAliases[] = {"global_batch_size"};
-static const StringRef kScheduleAliases[] = {"pipeline_schedule"};
 static const StringRef kRecomputeAliases[] = {"recompute_granularity",
                                               "recompute_activations"};
 static const StringRef kVocabAliases[] = {"make_vocab_size_divisible_by"};
@@ -291,7 +276,9 @@ static const PlanKeyInfo kPlanKeys[] = {
      "rows per rank in one microbatch"},
     {"gbs", "N", kGbsAliases, "--global-batch-size N",
      "rows per optimizer step over all ranks; mbs * dp when omitted"},
-    {"schedule", "1f1b|interleaved|gpipe|zb-h1", kScheduleAliases,
+    {"schedule",
+     "1f1b|interleaved|gpipe|zb-h1",
+     {},
      "(derived: interleaved with virtual stages, else 1f1b)",
      "pipeline schedule"},
     {"recompute", "none|selective|full", kRecomputeAliases,
@@ -324,53 +311,56 @@ static_assert(std::size(kPlanKeys) == kNumKeys, "one KeyIndex per key");
 
 llvm::ArrayRef<PlanKeyInfo> loom::getPlanKeys() { return kPlanKeys; }
 
-/// Every accepted name, canonical names first.
-static llvm::ArrayRef<KeyName> getKeyNames() {
-  static const KeyName names[] = {
-      {"tp", kTp, setTp},
-      {"sp", kSp, setSp},
-      {"pp", kPp, setPp},
-      {"vpp", kVpp, setVpp},
-      {"vpp_layers", kVppLayers, setVppLayers},
-      {"cp", kCp, setCp},
-      {"dp", kDp, setDp},
-      {"ep", kEp, setEp},
-      {"etp", kEtp, setEtp},
-      {"zero", kZero, setZero},
-      {"mbs", kMbs, setMbs},
-      {"gbs", kGbs, setGbs},
-      {"schedule", kSchedule, setSchedule},
-      {"recompute", kRecompute, setRecompute},
-      {"vocab_multiple", kVocabMultiple, setVocabMultiple},
-      {"tensor_model_parallel_size", kTp, setTp},
-      {"sequence_parallel", kSp, setSp},
-      {"pipeline_model_parallel_size", kPp, setPp},
-      {"virtual_pipeline_model_parallel_size", kVpp, setVpp},
-      {"num_virtual_stages_per_pipeline_rank", kVpp, setVpp},
-      {"num_layers_per_virtual_pipeline_stage", kVppLayers, setVppLayers},
-      {"context_parallel_size", kCp, setCp},
-      {"data_parallel_size", kDp, setDp},
-      {"expert_model_parallel_size", kEp, setEp},
-      {"expert_tensor_parallel_size", kEtp, setEtp},
-      {"data_parallel_sharding_strategy", kZero, setShardingStrategy},
-      {"use_distributed_optimizer", kZero, setDistributedOptimizer},
-      {"micro_batch_size", kMbs, setMbs},
-      {"global_batch_size", kGbs, setGbs},
-      {"pipeline_schedule", kSchedule, setSchedule},
-      {"recompute_granularity", kRecompute, setRecompute},
-      {"recompute_activations", kRecompute, setRecomputeActivations},
-      {"make_vocab_size_divisible_by", kVocabMultiple, setVocabMultiple},
-  };
-  return names;
-}
+/// How each key (in KeyIndex order) sets its field from a value.
+static const Setter kSetters[] = {
+    setInt<&PlanSpec::tp>,
+    setSp,
+    setInt<&PlanSpec::pp>,
+    setInt<&PlanSpec::vpp>,
+    setOptionalInt<&PlanSpec::vppLayers>,
+    setInt<&PlanSpec::cp>,
+    setOptionalInt<&PlanSpec::dp>,
+    setInt<&PlanSpec::ep>,
+    setOptionalInt<&PlanSpec::etp>,
+    setZero,
+    setInt<&PlanSpec::mbs>,
+    setOptionalInt<&PlanSpec::gbs>,
+    setSchedule,
+    setRecompute,
+    setInt<&PlanSpec::vocabMultiple>,
+};
+static_assert(std::size(kSetters) == kNumKeys, "one setter per key");
 
-static const KeyName *lookupKeyName(StringRef name) {
+namespace {
+/// A name the `key=value` syntax accepts: a canonical key or an alias.
+struct KeyName {
+  /// Index of the canonical key (KeyIndex): two names of one key may not
+  /// both appear.
+  unsigned key;
+  Setter set;
+};
+} // namespace
+
+/// The key called `name` (its canonical name or an alias, '-' or '_'), or
+/// none.
+static std::optional<KeyName> lookupKeyName(StringRef name) {
   std::string normalized = name.str();
   std::replace(normalized.begin(), normalized.end(), '-', '_');
-  for (const KeyName &key : getKeyNames())
-    if (key.name == normalized)
-      return &key;
-  return nullptr;
+  for (unsigned key = 0; key < kNumKeys; ++key) {
+    if (kPlanKeys[key].name == normalized)
+      return KeyName{key, kSetters[key]};
+    if (!llvm::is_contained(kPlanKeys[key].aliases, normalized))
+      continue;
+    // The aliases that set a field their own way.
+    if (normalized == "data_parallel_sharding_strategy")
+      return KeyName{key, setShardingStrategy};
+    if (normalized == "use_distributed_optimizer")
+      return KeyName{key, setDistributedOptimizer};
+    if (normalized == "recompute_activations")
+      return KeyName{key, setRecomputeActivations};
+    return KeyName{key, kSetters[key]};
+  }
+  return std::nullopt;
 }
 
 //===----------------------------------------------------------------------===//
@@ -381,26 +371,20 @@ static llvm::Error parseError(const llvm::Twine &message) {
   return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
 }
 
-static bool isSpace(char c) {
-  return c == ' ' || c == '\t' || c == '\n' || c == '\r';
-}
-
 llvm::Expected<PlanSpec> loom::parsePlanSpec(StringRef text) {
   StringRef trimmed = text.trim();
   if (trimmed.starts_with("-")) {
+    // Spaces, tabs and newlines separate arguments, as in a shell.
     std::vector<std::string> args;
-    llvm::SmallVector<StringRef> pieces;
-    trimmed.split(pieces, ' ', -1, /*KeepEmpty=*/false);
-    for (StringRef piece : pieces) {
-      // Tabs and newlines separate arguments as spaces do.
-      size_t start = 0;
-      for (size_t i = 0; i <= piece.size(); ++i) {
-        if (i < piece.size() && !isSpace(piece[i]))
-          continue;
-        if (i > start)
-          args.push_back(piece.slice(start, i).str());
-        start = i + 1;
+    for (StringRef rest = trimmed; !rest.empty();) {
+      auto [arg, tail] = rest.split(' ');
+      if (size_t cut = arg.find_first_of("\t\n\r"); cut != StringRef::npos) {
+        tail = rest.drop_front(cut + 1);
+        arg = arg.take_front(cut);
       }
+      if (!arg.empty())
+        args.push_back(arg.str());
+      rest = tail;
     }
     return parseMegatronFlags(args);
   }
@@ -429,7 +413,7 @@ llvm::Expected<PlanSpec> loom::parsePlanSpec(StringRef text) {
     Value value;
     if (entry.contains('='))
       value = valueText.trim();
-    const KeyName *key = lookupKeyName(keyText);
+    std::optional<KeyName> key = lookupKeyName(keyText);
     if (!key)
       return parseError(where + ": unknown key '" + keyText +
                         "'; the keys are tp, sp, pp, vpp, vpp_layers, cp, "
@@ -498,13 +482,6 @@ static const MegatronFlag kMegatronFlags[] = {
     {"--recompute-num-layers", FlagKind::RecomputeNumLayers, true},
 };
 
-static Setter getKeySetter(unsigned key) {
-  for (const KeyName &name : getKeyNames())
-    if (name.key == key)
-      return name.set;
-  return nullptr;
-}
-
 llvm::Expected<PlanSpec>
 loom::parseMegatronFlags(llvm::ArrayRef<std::string> args) {
   PlanSpec spec;
@@ -555,7 +532,7 @@ loom::parseMegatronFlags(llvm::ArrayRef<std::string> args) {
     std::optional<std::string> error;
     switch (flag->kind) {
     case FlagKind::Key:
-      error = getKeySetter(flag->key)(spec, value);
+      error = kSetters[flag->key](spec, value);
       break;
     case FlagKind::DistributedOptimizer:
     case FlagKind::MegatronFsdp:

@@ -289,14 +289,17 @@ void PlanChecker::checkPipeline(PlanLayout &layout) {
           "schedule=" + stringifySchedule(*spec.schedule).str() +
               " needs pipeline parallelism (pp > 1)");
   if (pp > 1 && vpp > 0) {
+    // 1F1B over several model chunks per stage is Megatron's interleaved
+    // 1F1B (DESIGN.md's tp=4,sp,pp=4,vpp=2,...,schedule=1f1b).
     bool interleaved = vpp > 1;
     PipelineSchedule schedule =
-        spec.schedule.value_or(interleaved ? PipelineSchedule::Interleaved
-                                           : PipelineSchedule::OneFOneB);
+        spec.schedule.value_or(PipelineSchedule::OneFOneB);
+    if (interleaved && schedule == PipelineSchedule::OneFOneB)
+      schedule = PipelineSchedule::Interleaved;
     if ((schedule == PipelineSchedule::Interleaved) != interleaved)
       error("schedule-vpp",
             interleaved ? "virtual pipeline stages (vpp = " + str(vpp) +
-                              ") need schedule=interleaved, got " +
+                              ") need schedule=1f1b or interleaved, got " +
                               stringifySchedule(schedule).str()
                         : std::string("schedule=interleaved needs virtual "
                                       "pipeline stages (vpp > 1)"));

@@ -102,6 +102,42 @@ TEST(PlanLayout, Schedules) {
   EXPECT_EQ(derive("pp=2,vpp=4,gbs=4", tinyModel(), 2).layersPerChunk, 1);
 }
 
+TEST(PlanLayout, DesignExample) {
+  // DESIGN.md's plan spec for Llama 3 70B on 64 ranks.
+  ModelFacts llama;
+  llama.layers = 80;
+  llama.hidden = 8192;
+  llama.heads = 64;
+  llama.kvHeads = 8;
+  llama.ffn = 28672;
+  llama.vocab = 128256;
+  llama.seq = 8192;
+  llvm::StringRef text = "tp=4,sp,pp=4,vpp=2,cp=2,dp=2,zero=1,mbs=1,gbs=512,"
+                         "schedule=1f1b,recompute=selective";
+  PlanLayout layout = derive(text, llama, 64);
+  EXPECT_EQ(layout.denseMesh(),
+            (Axes{{"pp", 4}, {"dp", 2}, {"cp", 2}, {"tp", 4}}));
+  EXPECT_EQ(layout.vpp, 2);
+  EXPECT_EQ(layout.layersPerChunk, 10);
+  EXPECT_EQ(layout.schedule, PipelineSchedule::Interleaved);
+  EXPECT_EQ(layout.microbatches, 256);
+  EXPECT_EQ(layout.forwardBatch, 2);
+  EXPECT_EQ(layout.paddedVocab, 128512);
+  EXPECT_EQ(layout.recompute, RecomputeGranularity::Selective);
+  llvm::Expected<PlanSpec> spec = parsePlanSpec(text);
+  ASSERT_TRUE(static_cast<bool>(spec));
+  // Canonical text leaves out the defaults (mbs=1).
+  EXPECT_EQ(toString(*spec), "tp=4,sp,pp=4,vpp=2,cp=2,dp=2,zero=1,gbs=512,"
+                             "schedule=1f1b,recompute=selective");
+  EXPECT_EQ(impliedWorldSize(*spec), 64);
+  std::vector<std::string> unsupported;
+  for (const PlanProblem &p : checkSupported(*spec, &llama))
+    unsupported.push_back(p.rule);
+  EXPECT_EQ(unsupported,
+            (std::vector<std::string>{"unsupported-pp", "unsupported-vpp",
+                                      "unsupported-cp"}));
+}
+
 TEST(PlanLayout, InvalidPlansFail) {
   llvm::Expected<PlanSpec> spec = parsePlanSpec("sp,tp=3");
   ASSERT_TRUE(static_cast<bool>(spec));

@@ -99,6 +99,9 @@ TEST(PlanSpec, FlagValues) {
   EXPECT_TRUE(parse("sp=1").sp);
   EXPECT_FALSE(parse("sp=false").sp);
   EXPECT_FALSE(parse("sp=0").sp);
+  // Python's spelling, as Megatron-Bridge overrides write it.
+  EXPECT_TRUE(parse("sequence_parallel=True").sp);
+  EXPECT_FALSE(parse("sequence_parallel=False").sp);
 }
 
 TEST(PlanSpec, EnumValues) {
@@ -128,10 +131,10 @@ TEST(PlanSpec, KeyAliases) {
                   "expert_tensor_parallel_size=1,"
                   "data_parallel_sharding_strategy=optim_grads,"
                   "micro_batch_size=2,global_batch_size=64,"
-                  "pipeline_schedule=interleaved,recompute_granularity=full,"
+                  "recompute_granularity=full,"
                   "make_vocab_size_divisible_by=256"),
             parse("tp=2,sp,pp=2,vpp=2,cp=2,dp=2,ep=2,etp=1,zero=2,mbs=2,"
-                  "gbs=64,schedule=interleaved,recompute=full,"
+                  "gbs=64,recompute=full,"
                   "vocab_multiple=256"));
   EXPECT_EQ(parse("tensor-model-parallel-size=2,sequence-parallel"),
             parse("tp=2,sp"));
@@ -380,8 +383,6 @@ TEST(PlanSpec, KeyTable) {
       std::string value = key.valueHint.empty() ? "" : "=2";
       if (key.name == "zero")
         value = alias == "use_distributed_optimizer" ? "" : "=optim_grads";
-      if (key.name == "schedule")
-        value = "=gpipe";
       if (key.name == "recompute")
         value = alias == "recompute_activations" ? "" : "=selective";
       EXPECT_NE(parse(alias.str() + value), PlanSpec()) << alias.str() << value;

@@ -305,11 +305,15 @@ TEST(PlanValidation, Schedules) {
   expectOnly("pp=2,schedule=interleaved,gbs=2", dense(), 2, "schedule-vpp",
              "schedule=interleaved needs virtual pipeline stages (vpp > 1)");
   expectOnly("pp=2,vpp=2,schedule=gpipe,gbs=2", dense(), 2, "schedule-vpp",
-             "virtual pipeline stages (vpp = 2) need schedule=interleaved, "
-             "got gpipe");
+             "virtual pipeline stages (vpp = 2) need schedule=1f1b or "
+             "interleaved, got gpipe");
+  expectOnly("pp=2,vpp=2,schedule=zb-h1,gbs=2", dense(), 2, "schedule-vpp",
+             "got zb-h1");
   for (llvm::StringRef schedule : {"gpipe", "1f1b", "zb-h1"})
     expectClean("pp=2,gbs=2,schedule=" + schedule.str(), dense(), 2);
   expectClean("pp=2,vpp=2,schedule=interleaved,gbs=4", dense(), 2);
+  // 1F1B with virtual stages is interleaved 1F1B.
+  expectClean("pp=2,vpp=2,schedule=1f1b,gbs=4", dense(), 2);
 }
 
 TEST(PlanValidation, InterleavedMicrobatches) {

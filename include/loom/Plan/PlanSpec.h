@@ -36,9 +36,11 @@ namespace loom {
 enum class PipelineSchedule {
   /// All forwards, then all backwards.
   GPipe,
-  /// One forward, one backward (Megatron's schedule for pp > 1).
+  /// One forward, one backward (Megatron's schedule for pp > 1); with vpp >
+  /// 1 it runs interleaved.
   OneFOneB,
-  /// 1F1B over vpp model chunks per stage (Megatron's with vpp > 1).
+  /// 1F1B over vpp > 1 model chunks per stage (Megatron's with virtual
+  /// stages).
   Interleaved,
   /// Zero bubble H1: backward split into input and weight gradients.
   ZeroBubbleH1,
@@ -89,7 +91,8 @@ struct PlanSpec {
   /// Rows per optimizer step over all ranks (--global-batch-size); when
   /// omitted, mbs · dp (one microbatch).
   std::optional<int64_t> gbs;
-  /// When omitted: interleaved with vpp > 1, else 1f1b (pp > 1 only).
+  /// Needs pp > 1. When omitted, 1f1b, which with vpp > 1 is interleaved
+  /// 1F1B (PlanLayout::schedule gives the one in effect).
   std::optional<PipelineSchedule> schedule;
   RecomputeGranularity recompute = RecomputeGranularity::None;
   /// The vocabulary is padded to a multiple of vocabMultiple · tp
