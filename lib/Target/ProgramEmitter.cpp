@@ -47,6 +47,11 @@ private:
   LogicalResult addAttr(Operation *op, const runtime::AttrSpec &spec,
                         AttrList &attrs);
   FailureOr<int32_t> communicatorFor(CollectiveOpInterface op);
+  /// The index of `mesh` in the program's mesh table (added on first use).
+  FailureOr<unsigned> meshIndex(Operation *op, MeshOp mesh);
+  /// The rank-dependent terms of `op`'s attribute `name` (loom.rank_terms).
+  FailureOr<std::vector<flatbuffers::Offset<fb::AffineTerm>>>
+  rankTerms(Operation *op, StringRef name);
   std::string locationOf(Operation *op);
 
   void addInt(AttrList &attrs, const char *name, int64_t value) {
@@ -135,26 +140,31 @@ std::string ProgramEmitter::locationOf(Operation *op) {
   return text;
 }
 
+FailureOr<unsigned> ProgramEmitter::meshIndex(Operation *op, MeshOp mesh) {
+  auto it = llvm::find(meshes, mesh);
+  if (it != meshes.end())
+    return static_cast<unsigned>(it - meshes.begin());
+  int64_t ranks = mesh.getShape().getNumRanks();
+  if (!meshes.empty() && ranks != meshes.front().getShape().getNumRanks())
+    return op->emitOpError("uses mesh @")
+           << mesh.getSymName() << " of " << ranks
+           << " ranks, but the program's mesh @" << meshes.front().getSymName()
+           << " has " << meshes.front().getShape().getNumRanks()
+           << "; the meshes of one program span the same ranks";
+  meshes.push_back(mesh);
+  return static_cast<unsigned>(meshes.size() - 1);
+}
+
 FailureOr<int32_t> ProgramEmitter::communicatorFor(CollectiveOpInterface op) {
   MeshOp mesh = op.getMeshOp(&symbolTables);
   if (!mesh)
     return op->emitOpError("uses mesh ")
            << op.getMeshAttr() << ", which no 'loom.mesh' declares";
-  auto it = llvm::find(meshes, mesh);
-  if (it == meshes.end()) {
-    int64_t ranks = mesh.getShape().getNumRanks();
-    if (!meshes.empty() && ranks != meshes.front().getShape().getNumRanks())
-      return op->emitOpError("uses mesh @")
-             << mesh.getSymName() << " of " << ranks
-             << " ranks, but the program's mesh @"
-             << meshes.front().getSymName() << " has "
-             << meshes.front().getShape().getNumRanks()
-             << "; the meshes of one program span the same ranks";
-    meshes.push_back(mesh);
-    it = std::prev(meshes.end());
-  }
+  FailureOr<unsigned> index = meshIndex(op, mesh);
+  if (failed(index))
+    return failure();
   std::pair<unsigned, std::vector<std::string>> comm;
-  comm.first = it - meshes.begin();
+  comm.first = *index;
   for (Attribute axis : op.getAxes())
     comm.second.push_back(cast<StringAttr>(axis).str());
   auto found = llvm::find(comms, comm);
@@ -204,20 +214,34 @@ LogicalResult ProgramEmitter::addAttr(Operation *op,
     addBool(attrs, spec.name, static_cast<bool>(value));
     return success();
   case AttrKind::Int:
+  case AttrKind::Ints: {
+    auto terms = rankTerms(op, spec.name);
+    if (failed(terms))
+      return failure();
+    if (!terms->empty() && !spec.rankDependent)
+      return op->emitOpError("attribute '")
+             << spec.name << "' cannot depend on the rank in a program";
+    std::vector<int64_t> values;
     if (auto i = dyn_cast_or_null<IntegerAttr>(value))
-      addInt(attrs, spec.name, i.getValue().getSExtValue());
-    else if (spec.hasDefault)
-      addInt(attrs, spec.name, spec.defaultInt);
+      values.push_back(i.getValue().getSExtValue());
+    else if (auto ints = dyn_cast_or_null<DenseI64ArrayAttr>(value))
+      values.assign(ints.asArrayRef().begin(), ints.asArrayRef().end());
+    else if (spec.kind == AttrKind::Int && spec.hasDefault)
+      values.push_back(spec.defaultInt);
+    else
+      break;
+    bool isInt = spec.kind == AttrKind::Int;
+    attrs.push_back(fb::CreateAttrDirect(
+        b, spec.name, isInt ? fb::AttrKind::Int : fb::AttrKind::Ints,
+        isInt ? values.front() : 0, 0, isInt ? nullptr : &values, nullptr,
+        terms->empty() ? nullptr : &*terms));
     break;
+  }
   case AttrKind::Float:
     if (auto f = dyn_cast_or_null<FloatAttr>(value))
       addFloat(attrs, spec.name, f.getValueAsDouble());
     else if (spec.hasDefault)
       addFloat(attrs, spec.name, spec.defaultFloat);
-    break;
-  case AttrKind::Ints:
-    if (auto ints = dyn_cast_or_null<DenseI64ArrayAttr>(value))
-      addInts(attrs, spec.name, ints.asArrayRef());
     break;
   case AttrKind::String: {
     // Enum attributes hold the index of their value (loom-tblgen checked
@@ -235,6 +259,31 @@ LogicalResult ProgramEmitter::addAttr(Operation *op,
   }
   }
   return success();
+}
+
+FailureOr<std::vector<flatbuffers::Offset<fb::AffineTerm>>>
+ProgramEmitter::rankTerms(Operation *op, StringRef name) {
+  std::vector<flatbuffers::Offset<fb::AffineTerm>> terms;
+  auto dict =
+      op->getAttrOfType<DictionaryAttr>(LoomDialect::kRankTermsAttrName);
+  auto array = dict ? dict.getAs<ArrayAttr>(name) : ArrayAttr();
+  if (!array)
+    return terms;
+  for (auto term : array.getAsRange<RankTermAttr>()) {
+    auto mesh =
+        symbolTables.lookupNearestSymbolFrom<MeshOp>(op, term.getMesh());
+    if (!mesh)
+      return op->emitOpError("rank term names mesh ")
+             << term.getMesh() << ", which no 'loom.mesh' declares";
+    FailureOr<unsigned> index = meshIndex(op, mesh);
+    if (failed(index))
+      return failure();
+    std::vector<int64_t> coeffs(term.getCoeffs().begin(),
+                                term.getCoeffs().end());
+    terms.push_back(fb::CreateAffineTermDirect(
+        b, term.getAxis().str().c_str(), &coeffs, term.getShift(), *index));
+  }
+  return terms;
 }
 
 FailureOr<fb::Opcode> ProgramEmitter::lowerOp(Operation *op, AttrList &attrs,

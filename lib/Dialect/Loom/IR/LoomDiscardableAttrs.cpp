@@ -77,6 +77,43 @@ LogicalResult checkOffsets(const Subject &s) {
   return success();
 }
 
+/// Terms for integer attributes of the op, one coefficient per value, over
+/// axes of declared meshes.
+LogicalResult checkRankTerms(const Subject &s) {
+  auto dict = dyn_cast<DictionaryAttr>(s.value);
+  if (!dict)
+    return s.emitError() << "must be a dictionary of #loom.rank_term arrays";
+  for (NamedAttribute entry : dict) {
+    Attribute target = s.owner->getAttr(entry.getName());
+    int64_t count = -1;
+    if (isa_and_nonnull<IntegerAttr>(target))
+      count = 1;
+    else if (auto ints = dyn_cast_or_null<DenseI64ArrayAttr>(target))
+      count = ints.size();
+    if (count < 0)
+      return s.emitError() << "names '" << entry.getName().getValue()
+                           << "', which is not an integer attribute of the op";
+    auto terms = dyn_cast<ArrayAttr>(entry.getValue());
+    if (!terms || !llvm::all_of(terms, llvm::IsaPred<RankTermAttr>))
+      return s.emitError() << "'" << entry.getName().getValue()
+                           << "' must be an array of #loom.rank_term";
+    for (auto term : terms.getAsRange<RankTermAttr>()) {
+      if (static_cast<int64_t>(term.getCoeffs().size()) != count)
+        return s.emitError()
+               << "has " << term.getCoeffs().size() << " coefficients for '"
+               << entry.getName().getValue() << "', which has " << count
+               << " values";
+      auto mesh =
+          SymbolTable::lookupNearestSymbolFrom<MeshOp>(s.owner, term.getMesh());
+      if (!mesh || !mesh.getShape().getAxisIndex(term.getAxis().getValue()))
+        return s.emitError()
+               << "names axis '" << term.getAxis().getValue() << "' of "
+               << term.getMesh() << ", which no 'loom.mesh' declares";
+    }
+  }
+  return success();
+}
+
 LogicalResult checkUnit(const Subject &s) {
   if (!isa<UnitAttr>(s.value))
     return s.emitError() << "is a unit attribute (present or absent)";
@@ -132,6 +169,7 @@ const DiscardableAttr kAttrs[] = {
     {LoomDialect::kMicrobatchAttrName, OnOp, checkNonNegative},
     {LoomDialect::kRecomputedAttrName, OnOp, checkUnit},
     {LoomDialect::kPriorityAttrName, OnOp | OnArgument, checkNonNegative},
+    {LoomDialect::kRankTermsAttrName, OnOp, checkRankTerms},
     {LoomDialect::kInputAttrName, OnArgument, checkName},
     {LoomDialect::kOutputAttrName, OnResult, checkName},
     {LoomDialect::kShardingAttrName, OnOp | OnArgument | OnResult,

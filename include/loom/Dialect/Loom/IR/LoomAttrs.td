@@ -68,6 +68,31 @@ def Loom_ShardingAttr : Loom_Attr<"Sharding", "sharding"> {
   }];
 }
 
+def Loom_RankTermAttr : Loom_Attr<"RankTerm", "rank_term"> {
+  let summary = "A term of an integer attribute that depends on the rank";
+  let description = [{
+    coeffs[i] · ((coordinate of `axis` in `mesh` + shift) mod size of the
+    axis), added to element i of an op's integer attribute on each rank. A
+    per-rank program (SPMD) carries one set of attributes for all its ranks:
+    the offset of a rank's slice, the first vocabulary row a rank owns, the
+    position a rank's part of a sequence starts at. An op lists them in
+    `loom.rank_terms`, by attribute name; the program keeps them as
+    rank-dependent terms (runtime/README.md).
+
+    ```mlir
+    %s = loom.slice %x {offsets = array<i64: 0, 0>, sizes = array<i64: 4, 8>,
+        loom.rank_terms = {offsets = [#loom.rank_term<@world, "tp", [0, 8]>]}}
+        : tensor<4x16xf32> -> tensor<4x8xf32>
+    ```
+  }];
+  let parameters = (ins "mlir::FlatSymbolRefAttr":$mesh, "mlir::StringAttr":$axis,
+                        ArrayRefParameter<"int64_t", "coefficients">:$coeffs,
+                        DefaultValuedParameter<"int64_t", "0">:$shift);
+  let assemblyFormat = [{
+    `<` $mesh `,` $axis `,` `[` $coeffs `]` (`,` `shift` `=` $shift^)? `>`
+  }];
+}
+
 def Loom_GeluApproximation : I32EnumAttr<"GeluApproximation",
     "how gelu is computed", [
       I32EnumAttrCase<"none", 0>,

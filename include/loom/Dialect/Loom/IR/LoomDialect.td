@@ -41,6 +41,10 @@ def Loom_Dialect : Dialect {
     /// Op attribute: the microbatch of a training step an op works on.
     static constexpr llvm::StringLiteral kMicrobatchAttrName =
         "loom.microbatch";
+    /// Op attribute: rank-dependent terms of the op's integer attributes, a
+    /// dictionary from attribute name to an array of #loom.rank_term.
+    static constexpr llvm::StringLiteral kRankTermsAttrName =
+        "loom.rank_terms";
     /// The priority of a `loom.sharding` seed on an argument or op (lower
     /// is stronger; pins are 0, seeds 1 by default).
     static constexpr llvm::StringLiteral kPriorityAttrName = "loom.priority";
