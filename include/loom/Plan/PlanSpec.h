@@ -125,7 +125,8 @@ llvm::Expected<PlanSpec> parseMegatronFlags(llvm::ArrayRef<std::string> args);
 /// The canonical text of a spec: the entries that differ from their
 /// defaults, in the order tp, sp, pp, vpp, vpp_layers, cp, dp, ep, etp, zero,
 /// mbs, gbs, schedule, recompute, vocab_multiple ("tp=1" for the default
-/// spec). parsePlanSpec(toString(s)) == s for every spec.
+/// spec). parsePlanSpec(toString(s)) == s for every spec whose values are
+/// in the ranges parsePlanSpec accepts.
 std::string toString(const PlanSpec &spec);
 
 /// One key of the plan spec syntax, for documentation and usage text.
