@@ -271,7 +271,8 @@ CrossEntropyOp::buildVjp(OpBuilder &builder, ValueRange resultCotangents,
   Value ct = resultCotangents[0];
   if (ct)
     ct = CrossEntropyGradOp::create(builder, getLoc(), getLogits().getType(),
-                                    getLogits(), getTargets(), ct);
+                                    getLogits(), getTargets(), ct,
+                                    getCountAttr());
   operandCotangents.assign({ct, Value()});
   return success();
 }

@@ -155,8 +155,9 @@ def Loom_CrossEntropyGradOp : Loom_PureOp<"cross_entropy_grad", [Loom_OwnShardin
     Loom_Cost<["getVectorFlops"]>]> {
   let summary = "gradient of loom.cross_entropy";
   let description = [{
-    With N positions and dL the cotangent of the mean loss (a scalar f32):
-    dlogits = (softmax(logits) − onehot(target))·dL/N.
+    With N positions (or `count`, as in the loss) and dL the cotangent of
+    the mean loss (a scalar f32): dlogits = (softmax(logits) −
+    onehot(target))·dL/N.
 
     ```mlir
     %dl = loom.cross_entropy_grad %logits, %targets, %dloss
@@ -164,7 +165,7 @@ def Loom_CrossEntropyGradOp : Loom_PureOp<"cross_entropy_grad", [Loom_OwnShardin
     ```
   }];
   let arguments = (ins Loom_FloatTensor:$logits, Loom_IndexTensor:$targets,
-                   Loom_ScalarF32:$result_grad);
+                   Loom_ScalarF32:$result_grad, OptionalAttr<I64Attr>:$count);
   let results = (outs Loom_FloatTensor:$logits_grad);
   let assemblyFormat = [{
     $logits `,` $targets `,` $result_grad attr-dict `:` type($logits) `,`

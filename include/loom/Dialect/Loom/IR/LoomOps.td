@@ -432,13 +432,17 @@ def Loom_CrossEntropyOp : Loom_InferredOp<"cross_entropy", [Loom_OwnShardingRule
   let summary = "mean cross-entropy loss over logits and integer targets";
   let description = [{
     The mean over all positions of logsumexp(logits) − logits[target], in f32.
+    With `count`, the sum is divided by `count` instead of the number of
+    positions: the partitioner sets the global count, so that each rank's
+    loss over its positions is its share of the global mean.
 
     ```mlir
     %loss = loom.cross_entropy %logits, %targets
         : tensor<2x16x32000xf32>, tensor<2x16xi32> -> tensor<f32>
     ```
   }];
-  let arguments = (ins Loom_FloatTensor:$logits, Loom_IndexTensor:$targets);
+  let arguments = (ins Loom_FloatTensor:$logits, Loom_IndexTensor:$targets,
+                   OptionalAttr<I64Attr>:$count);
   let results = (outs Loom_ScalarF32:$result);
   let assemblyFormat = [{
     $logits `,` $targets attr-dict `:` type($logits) `,` type($targets) `->`
