@@ -204,7 +204,7 @@ OwningOpRef<ModuleOp> TransformerBuilder::build() {
   } else {
     logits = linear(h, "lm_head", H, config.vocab);
   }
-  Value loss = CrossEntropyOp::create(b, loc, logits, targets);
+  Value loss = CrossEntropyOp::create(b, loc, logits, targets, IntegerAttr());
   func::ReturnOp::create(b, loc, loss);
 
   func.setType(b.getFunctionType(body->getArgumentTypes(), {loss.getType()}));
