@@ -157,23 +157,38 @@ KernelFn pickConvert(DType a, DType b) {
 
 //===- element-wise ops ---------------------------------------------------===//
 
-/// y = Math(x[, z], attrs) over every element. Stores to y (float or 16-bit
+/// y = Math(x[, z], attrs) over n elements. Stores to y (float or 16-bit
 /// storage) cannot alias the attributes' doubles and integers, so the
 /// compiler hoists their reads out of the loop.
 template <typename T, typename Math, int Arity>
+inline __attribute__((always_inline)) void
+elementwiseLoop(const T *x, const T *z, T *y, int64_t n,
+                const LoomKernelAttrs &attrs) {
+  if constexpr (Arity == 1) {
+    for (int64_t i = 0; i < n; ++i)
+      y[i] = fromF32<T>(Math::apply(toF32(x[i]), attrs));
+  } else {
+    for (int64_t i = 0; i < n; ++i)
+      y[i] = fromF32<T>(Math::apply(toF32(x[i]), toF32(z[i]), attrs));
+  }
+}
+
+/// The loop over every element, split across threads; f32 through F32, the
+/// loop compiled for each vector width.
+template <typename T, typename Math, int Arity,
+          void (*F32)(const float *, const float *, float *, int64_t,
+                      const LoomKernelAttrs &)>
 void elementwiseK(const OpCall &c, KernelContext &) {
   const LoomKernelAttrs &attrs = c.attrs;
   const T *x = c.in[0].as<const T>();
   const T *z = Arity == 1 ? nullptr : c.in[1].as<const T>();
   T *y = c.out[0].as<T>();
   parallelRanges(c.out[0].numel, 1, [&](int64_t b, int64_t e) {
-    if constexpr (Arity == 1) {
-      for (int64_t i = b; i < e; ++i)
-        y[i] = fromF32<T>(Math::apply(toF32(x[i]), attrs));
-    } else {
-      for (int64_t i = b; i < e; ++i)
-        y[i] = fromF32<T>(Math::apply(toF32(x[i]), toF32(z[i]), attrs));
-    }
+    if constexpr (std::is_same_v<T, float>)
+      F32(x + b, z ? z + b : nullptr, y + b, e - b, attrs);
+    else
+      elementwiseLoop<T, Math, Arity>(x + b, z ? z + b : nullptr, y + b, e - b,
+                                      attrs);
   });
 }
 
@@ -184,8 +199,12 @@ void elementwiseK(const OpCall &c, KernelContext &) {
       return math::FN(args...);                                                \
     }                                                                          \
   };                                                                           \
+  LOOM_CPU_CLONES void NAME##F32(const float *x, const float *z, float *y,     \
+                                 int64_t n, const LoomKernelAttrs &attrs) {    \
+    elementwiseLoop<float, NAME##Math, ARITY>(x, z, y, n, attrs);              \
+  }                                                                            \
   template <typename T> void NAME##K(const OpCall &c, KernelContext &k) {      \
-    elementwiseK<T, NAME##Math, ARITY>(c, k);                                  \
+    elementwiseK<T, NAME##Math, ARITY, &NAME##F32>(c, k);                      \
   }
 #include "loom/runtime/OpTable.inc"
 
@@ -216,6 +235,13 @@ template <typename T> void layernormK(const OpCall &c, KernelContext &) {
   });
 }
 
+/// math::softmaxRow over `rows` rows of n contiguous f32.
+LOOM_CPU_CLONES void softmaxRowsF32(const float *x, float *y, int64_t rows,
+                                    int64_t n) {
+  for (int64_t r = 0; r < rows; ++r)
+    math::softmaxRow(x + r * n, y + r * n, n, int64_t(1));
+}
+
 template <typename T> void softmaxK(const OpCall &c, KernelContext &) {
   const TensorRef &t = c.in[0];
   int a = static_cast<int>(attrOf(c, attr::Softmax::axis).i);
@@ -228,6 +254,14 @@ template <typename T> void softmaxK(const OpCall &c, KernelContext &) {
     return;
   const T *x = t.as<const T>();
   T *y = c.out[0].as<T>();
+  if constexpr (std::is_same_v<T, float>) {
+    if (inner == 1) {
+      parallelRanges(outer, 4 * n, [&](int64_t b, int64_t e) {
+        softmaxRowsF32(x + b * n, y + b * n, e - b, n);
+      });
+      return;
+    }
+  }
   parallelFor(outer * inner, 4 * n, [&](int64_t r) {
     int64_t base = r / inner * n * inner + r % inner;
     math::softmaxRow(x + base, y + base, n, inner);

@@ -111,22 +111,33 @@ template <typename T> void softmaxGradK(const OpCall &c, KernelContext &) {
 /// math::crossEntropyGradRow for f32 with each exponential computed once:
 /// e^(x_i - max) is stored in the gradient row, summed in rowSumExp's order
 /// (math::rowSum), then scaled, so the result is the same bit for bit.
-/// grad may be logits.
-void crossEntropyGradRowF32(const float *logits, float *grad, int64_t n,
-                            int64_t target, float scale) {
-  float mx = math::rowMax(logits, n, 1);
-  for (int64_t i = 0; i < n; ++i)
-    grad[i] = math::fastExp(logits[i] - mx);
-  float inv = 1.0f / math::rowSum(grad, n);
-  for (int64_t i = 0; i < n; ++i)
-    grad[i] = (grad[i] * inv - (i == target ? 1.0f : 0.0f)) * scale;
+/// grad may be logits. Rows [b, e) of n logits each.
+LOOM_CPU_CLONES void crossEntropyGradRowsF32(const float *logits, float *grad,
+                                             const TensorRef &targets,
+                                             int64_t b, int64_t e, int64_t n,
+                                             float scale) {
+  for (int64_t r = b; r < e; ++r) {
+    const float *l = logits + r * n;
+    float *g = grad + r * n;
+    int64_t target = loadIndex(targets, r);
+    float mx = math::rowMax(l, n, 1);
+    for (int64_t i = 0; i < n; ++i)
+      g[i] = math::fastExp(l[i] - mx);
+    float inv = 1.0f / math::rowSum(g, n);
+    for (int64_t i = 0; i < n; ++i)
+      g[i] = (g[i] * inv - (i == target ? 1.0f : 0.0f)) * scale;
+  }
 }
 
 template <typename T> void crossEntropyGradK(const OpCall &c, KernelContext &) {
   const TensorRef &logits = c.in[0], &targets = c.in[1];
   int64_t v = logits.dim(-1), n = targets.numel;
   // The mean over n positions: each row's cotangent is dL/n.
-  float scale = n ? *c.in[2].as<const float>() / static_cast<float>(n) : 0.0f;
+  const LoomAttrValue &count = c.attrs.values[attr::CrossEntropyGrad::count];
+  int64_t positions = count.present ? count.i : n;
+  float scale = positions ? *c.in[2].as<const float>() /
+                                static_cast<float>(positions)
+                          : 0.0f;
   const T *l = logits.as<const T>();
   T *g = c.out[0].as<T>();
   for (int64_t i = 0; i < n; ++i) {
@@ -134,12 +145,15 @@ template <typename T> void crossEntropyGradK(const OpCall &c, KernelContext &) {
     if (t < 0 || t >= v)
       outOfRange("cross_entropy target", t, i, v);
   }
+  if constexpr (std::is_same_v<T, float>) {
+    parallelRanges(n, 4 * v, [&](int64_t b, int64_t e) {
+      crossEntropyGradRowsF32(l, g, targets, b, e, v, scale);
+    });
+    return;
+  }
   parallelFor(n, 4 * v, [&](int64_t i) {
-    int64_t t = loadIndex(targets, i);
-    if constexpr (std::is_same_v<T, float>)
-      crossEntropyGradRowF32(l + i * v, g + i * v, v, t, scale);
-    else
-      math::crossEntropyGradRow(l + i * v, g + i * v, v, t, scale);
+    math::crossEntropyGradRow(l + i * v, g + i * v, v, loadIndex(targets, i),
+                              scale);
   });
 }
 

@@ -22,6 +22,19 @@ bool selectModel(
     OpCall &call); // embedding, cross_entropy, router, dispatch, combine
 bool selectGradient(OpCall &call); // the *_grad ops but attention_grad
 
+/// Compiles a function three times, for AVX-512, AVX2 and the baseline
+/// x86-64, and calls the one the CPU runs best (chosen once, at load time:
+/// GCC's and Clang's function multiversioning). For the f32 loops whose
+/// math is more than a load and a store (exponentials, divisions): wider
+/// vectors, the same bits, since the backend is compiled without
+/// contraction into FMA (-ffp-contract=off) or reassociation.
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define LOOM_CPU_CLONES                                                        \
+  __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define LOOM_CPU_CLONES
+#endif
+
 /// Picks FN<float>, FN<bf16_t> or FN<f16_t> by a floating dtype.
 #define LOOM_PICK_FLOAT(FN, DT)                                                \
   ((DT) == DType::F32    ? static_cast<KernelFn>(&FN<float>)                   \

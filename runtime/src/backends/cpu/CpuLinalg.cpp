@@ -128,6 +128,33 @@ size_t attentionSlotBytes(const OpCall &c) {
                  sizeof(float));
 }
 
+/// The masked softmax of a block of `rows` query rows from q0 against
+/// `keys` keys (in place, scores `keys` apart).
+LOOM_CPU_CLONES void softmaxBlock(float *scores, int64_t rows, int64_t keys,
+                                  int64_t q0, bool causal) {
+  for (int64_t i = 0; i < rows; ++i)
+    math::softmaxRowMasked(scores + i * keys, keys,
+                           causal ? std::min(q0 + i + 1, keys) : keys);
+}
+
+/// dS = P·(dP − D) of a block of the attention backward, in dp, with
+/// D = rowsum(do·o) of each query row (do and o `stride` apart).
+LOOM_CPU_CLONES void scoreGradBlock(const float *p, float *dp,
+                                    const float *dout, const float *o,
+                                    int64_t rows, int64_t keys, int64_t d,
+                                    int64_t stride) {
+  for (int64_t i = 0; i < rows; ++i) {
+    const float *doRow = dout + i * stride, *oRow = o + i * stride;
+    float delta = 0.0f;
+    for (int64_t j = 0; j < d; ++j)
+      delta += doRow[j] * oRow[j];
+    const float *pRow = p + i * keys;
+    float *dpRow = dp + i * keys;
+    for (int64_t j = 0; j < keys; ++j)
+      dpRow[j] = pRow[j] * (dpRow[j] - delta); // now dS
+  }
+}
+
 void attentionK(const OpCall &c, KernelContext &ctx) {
   const TensorRef &Q = c.in[0], &K = c.in[1], &V = c.in[2], &O = c.out[0];
   int64_t nb = Q.shape[0], sq = Q.shape[1], hq = Q.shape[2], d = Q.shape[3];
@@ -162,9 +189,7 @@ void attentionK(const OpCall &c, KernelContext &ctx) {
           int64_t keys = causal ? std::min(q0 + rows, sk) : sk;
           gemm(false, true, rows, keys, d, scale, qb + q0 * hq * d, hq * d, kb,
                hkv * d, scores, keys);
-          for (int64_t i = 0; i < rows; ++i)
-            math::softmaxRowMasked(scores + i * keys, keys,
-                                   causal ? std::min(q0 + i + 1, keys) : keys);
+          softmaxBlock(scores, rows, keys, q0, causal);
           gemm(false, false, rows, d, keys, 1.0f, scores, keys, vb, hkv * d,
                ob + q0 * hq * d, hq * d);
         },
@@ -232,22 +257,11 @@ void attentionGradK(const OpCall &c, KernelContext &ctx) {
               int64_t keys = causal ? std::min(q0 + rows, sk) : sk;
               gemm(false, true, rows, keys, d, scale, qb + q0 * qs, qs, kb, ks,
                    p, keys);
-              for (int64_t i = 0; i < rows; ++i)
-                math::softmaxRowMasked(p + i * keys, keys,
-                                       causal ? std::min(q0 + i + 1, keys)
-                                              : keys);
+              softmaxBlock(p, rows, keys, q0, causal);
               gemm(false, true, rows, keys, d, 1.0f, dob + q0 * qs, qs, vb, ks,
                    dp, keys);
-              for (int64_t i = 0; i < rows; ++i) {
-                const float *doRow = dob + (q0 + i) * qs,
-                            *oRow = ob + (q0 + i) * qs;
-                float delta = 0.0f;
-                for (int64_t j = 0; j < d; ++j)
-                  delta += doRow[j] * oRow[j];
-                float *pRow = p + i * keys, *dpRow = dp + i * keys;
-                for (int64_t j = 0; j < keys; ++j)
-                  dpRow[j] = pRow[j] * (dpRow[j] - delta); // now dS
-              }
+              scoreGradBlock(p, dp, dob + q0 * qs, ob + q0 * qs, rows, keys, d,
+                             qs);
               gemm(false, false, rows, d, keys, scale, dp, keys, kb, ks,
                    dqb + q0 * qs, qs);
               gemm(true, false, keys, d, rows, scale, dp, keys, qb + q0 * qs,

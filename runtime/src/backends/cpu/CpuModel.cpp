@@ -40,6 +40,14 @@ void embeddingK(const OpCall &c, KernelContext &) {
   });
 }
 
+/// math::crossEntropyRow of rows [b, e) of n f32 logits into loss.
+LOOM_CPU_CLONES void crossEntropyRowsF32(const float *logits,
+                                         const TensorRef &targets, float *loss,
+                                         int64_t b, int64_t e, int64_t n) {
+  for (int64_t r = b; r < e; ++r)
+    loss[r] = math::crossEntropyRow(logits + r * n, n, loadIndex(targets, r));
+}
+
 template <typename T> void crossEntropyK(const OpCall &c, KernelContext &ctx) {
   const TensorRef &logits = c.in[0], &targets = c.in[1];
   int64_t v = logits.dim(-1), n = targets.numel;
@@ -51,13 +59,22 @@ template <typename T> void crossEntropyK(const OpCall &c, KernelContext &ctx) {
   }
   // Each row's loss on its own, then their mean in position order.
   float *loss = static_cast<float *>(ctx.scratch);
-  parallelFor(n, 3 * v, [&](int64_t i) {
-    loss[i] = math::crossEntropyRow(l + i * v, v, loadIndex(targets, i));
-  });
+  if constexpr (std::is_same_v<T, float>)
+    parallelRanges(n, 3 * v, [&](int64_t b, int64_t e) {
+      crossEntropyRowsF32(l, targets, loss, b, e, v);
+    });
+  else
+    parallelFor(n, 3 * v, [&](int64_t i) {
+      loss[i] = math::crossEntropyRow(l + i * v, v, loadIndex(targets, i));
+    });
   double sum = 0;
   for (int64_t i = 0; i < n; ++i)
     sum += loss[i];
-  *c.out[0].as<float>() = static_cast<float>(sum / static_cast<double>(n));
+  // The mean over `count` positions when given (a rank's share of a mean
+  // over the positions of all ranks), else over these.
+  const LoomAttrValue &count = c.attrs.values[attr::CrossEntropy::count];
+  double denominator = count.present ? static_cast<double>(count.i) : n;
+  *c.out[0].as<float>() = static_cast<float>(sum / denominator);
 }
 
 template <typename T> void routerK(const OpCall &c, KernelContext &ctx) {
