@@ -63,6 +63,13 @@ llvm::SmallVector<AxisList> splitAmongFactors(const AxisList &axes,
                                               const ShardingRule &rule,
                                               MeshAttr mesh);
 
+/// Whether `prefix` is a prefix of `axes`.
+inline bool isPrefixOf(llvm::ArrayRef<llvm::StringRef> prefix,
+                       llvm::ArrayRef<llvm::StringRef> axes) {
+  return prefix.size() <= axes.size() &&
+         std::equal(prefix.begin(), prefix.end(), axes.begin());
+}
+
 /// The product of the sizes of `axes` in `mesh`.
 int64_t axesSize(const AxisList &axes, MeshAttr mesh);
 

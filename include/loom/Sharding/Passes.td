@@ -36,4 +36,31 @@ def LoomPropagateShardingPass
   let dependentDialects = ["::loom::LoomDialect"];
 }
 
+def LoomPartitionPass : Pass<"loom-partition", "mlir::ModuleOp"> {
+  let summary = "Turn global shapes and shardings into one per-rank program";
+  let description = [{
+    Rewrites each function whose values carry shardings (after
+    -loom-propagate-sharding) into the function every rank of the mesh runs:
+    local shapes, and a collective wherever a value's sharding is not the
+    one its user needs. For each op the axes of each factor of its sharding
+    rule come from its results' shardings, then its operands'; operands are
+    resharded to those (need-replication factors whole), results come out
+    sharded accordingly, and a result that lacks a factor the op sums over
+    is a partial sum (unreduced) over that factor's axes.
+
+    Resharding: a partial sum becomes a reduce_scatter when the target
+    splits a dimension by that axis next, an all_reduce otherwise; a
+    dimension split over more axes than wanted is all-gathered; one split
+    over fewer is sliced, each rank its piece through rank-dependent
+    offsets (#loom.rank_term), so one program serves every rank. Losses and
+    means over split dimensions divide by the global count; RoPE on a split
+    sequence starts at the rank's first position.
+
+    Arguments and results keep, as `loom.shard_of`, the sharding their local
+    values are pieces of. Vocabulary-parallel embeddings and losses (the
+    ops' own partitions) are not built yet: their vocabularies are gathered.
+  }];
+  let dependentDialects = ["::loom::LoomDialect"];
+}
+
 #endif // LOOM_SHARDING_PASSES_TD

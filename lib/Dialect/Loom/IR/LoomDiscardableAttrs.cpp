@@ -114,6 +114,32 @@ LogicalResult checkRankTerms(const Subject &s) {
   return success();
 }
 
+/// The sharding a local value is a piece of: axes of a declared mesh, one
+/// list per dimension (the local type need not divide again).
+LogicalResult checkShardOf(const Subject &s) {
+  auto sharding = dyn_cast<ShardingAttr>(s.value);
+  if (!sharding)
+    return s.emitError() << "must be a #loom.sharding";
+  auto mesh =
+      SymbolTable::lookupNearestSymbolFrom<MeshOp>(s.owner, sharding.getMesh());
+  if (!mesh)
+    return s.emitError() << "names mesh " << sharding.getMesh()
+                         << ", which no 'loom.mesh' of the module declares";
+  auto shaped =
+      s.types.empty() ? ShapedType() : dyn_cast<ShapedType>(s.types[0]);
+  if (shaped &&
+      static_cast<int64_t>(sharding.getDimAxes().size()) != shaped.getRank())
+    return s.emitError() << "has " << sharding.getDimAxes().size()
+                         << " dimensions for a tensor of rank "
+                         << shaped.getRank();
+  for (unsigned d = 0; d < sharding.getDimAxes().size(); ++d)
+    for (StringRef axis : sharding.getAxesOfDim(d))
+      if (!mesh.getShape().getAxisIndex(axis))
+        return s.emitError() << "names axis '" << axis << "', which "
+                             << sharding.getMesh() << " does not have";
+  return success();
+}
+
 LogicalResult checkUnit(const Subject &s) {
   if (!isa<UnitAttr>(s.value))
     return s.emitError() << "is a unit attribute (present or absent)";
@@ -170,6 +196,7 @@ const DiscardableAttr kAttrs[] = {
     {LoomDialect::kRecomputedAttrName, OnOp, checkUnit},
     {LoomDialect::kPriorityAttrName, OnOp | OnArgument, checkNonNegative},
     {LoomDialect::kRankTermsAttrName, OnOp, checkRankTerms},
+    {LoomDialect::kShardOfAttrName, OnArgument | OnResult, checkShardOf},
     {LoomDialect::kInputAttrName, OnArgument, checkName},
     {LoomDialect::kOutputAttrName, OnResult, checkName},
     {LoomDialect::kShardingAttrName, OnOp | OnArgument | OnResult,

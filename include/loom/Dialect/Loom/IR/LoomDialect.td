@@ -45,6 +45,10 @@ def Loom_Dialect : Dialect {
     /// dictionary from attribute name to an array of #loom.rank_term.
     static constexpr llvm::StringLiteral kRankTermsAttrName =
         "loom.rank_terms";
+    /// On a partitioned function's argument or result: the sharding its
+    /// local (per-rank) value is a piece of, for the runtime to slice the
+    /// global tensor and gather it back.
+    static constexpr llvm::StringLiteral kShardOfAttrName = "loom.shard_of";
     /// The priority of a `loom.sharding` seed on an argument or op (lower
     /// is stronger; pins are 0, seeds 1 by default).
     static constexpr llvm::StringLiteral kPriorityAttrName = "loom.priority";

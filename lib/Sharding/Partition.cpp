@@ -1,0 +1,471 @@
+//===- Partition.cpp - Global shapes to one per-rank program --------------===//
+//
+// Turns a function whose values carry shardings (after propagation) into
+// the function every rank of the mesh runs (see the pass description in
+// Passes.td). Two phases: first every op's factor axes are read from the
+// shardings on its global types (the decisions), then, op by op, operands
+// are resharded to what the op needs, types become local and the
+// attributes that hold sizes or positions follow.
+//
+//===----------------------------------------------------------------------===//
+
+#include "loom/Dialect/Loom/IR/LoomOps.h"
+#include "loom/Dialect/Loom/IR/PersistentUpdates.h"
+#include "loom/Sharding/FactorSharding.h"
+#include "loom/Sharding/Passes.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/Builders.h"
+#include "llvm/ADT/SmallSet.h"
+
+namespace loom {
+#define GEN_PASS_DEF_LOOMPARTITIONPASS
+#include "loom/Sharding/Passes.h.inc"
+} // namespace loom
+
+using namespace mlir;
+using namespace loom;
+
+namespace {
+
+/// What partitioning decided for one op, on global shapes.
+struct OpPlan {
+  /// The sharding each operand must have (fully reduced).
+  SmallVector<TensorSharding> operands;
+  /// The sharding each result comes out with (with pending sums).
+  SmallVector<TensorSharding> results;
+  /// Whether a factor the op sums over is split (over the positions of a
+  /// loss or the dimensions of a mean): the count becomes the global one.
+  bool splitsSum = false;
+};
+
+class Partitioner {
+public:
+  Partitioner(func::FuncOp func, MeshOp mesh)
+      : func(func), mesh(mesh.getShape()),
+        meshRef(FlatSymbolRefAttr::get(mesh.getSymNameAttr())),
+        b(func.getContext()) {}
+
+  LogicalResult run();
+
+private:
+  TensorSharding targetOf(Value v);
+  FailureOr<OpPlan> decide(Operation *op);
+  RankedTensorType localType(RankedTensorType global,
+                             const TensorSharding &sharding) const;
+  /// `value` (now sharded as `from`, global type `global`) as `to`; emits
+  /// collectives and slices at the builder's insertion point.
+  Value reshard(Value value, RankedTensorType global, TensorSharding from,
+                const TensorSharding &to, Operation *user);
+  LogicalResult rewrite(Operation *op, const OpPlan &plan);
+  void tagLike(Operation *created, Operation *user);
+  ArrayAttr axesAttr(ArrayRef<StringRef> axes);
+
+  func::FuncOp func;
+  MeshAttr mesh;
+  FlatSymbolRefAttr meshRef;
+  OpBuilder b;
+  DenseMap<Value, RankedTensorType> globalTypes;
+  DenseMap<Value, TensorSharding> actual;
+};
+
+TensorSharding Partitioner::targetOf(Value v) {
+  int64_t rank = cast<ShapedType>(v.getType()).getRank();
+  ShardingAttr attr;
+  if (auto arg = dyn_cast<BlockArgument>(v)) {
+    attr = func.getArgAttrOfType<ShardingAttr>(arg.getArgNumber(),
+                                               LoomDialect::kShardingAttrName);
+  } else if (Operation *def = v.getDefiningOp()) {
+    if (auto shard = dyn_cast<ShardOp>(def))
+      attr = shard.getSharding();
+    else if (Attribute a = def->getAttr(LoomDialect::kShardingAttrName)) {
+      auto array = dyn_cast<ArrayAttr>(a);
+      attr =
+          array ? cast<ShardingAttr>(array[cast<OpResult>(v).getResultNumber()])
+                : cast<ShardingAttr>(a);
+    }
+  }
+  if (!attr)
+    return TensorSharding::replicated(rank);
+  TensorSharding s = TensorSharding::fromAttr(attr);
+  s.unreduced.clear(); // a target is what consumers get: reduced
+  return s;
+}
+
+FailureOr<OpPlan> Partitioner::decide(Operation *op) {
+  OpPlan plan;
+  if (auto shard = dyn_cast<ShardOp>(op)) {
+    TensorSharding pinned = TensorSharding::fromAttr(shard.getSharding());
+    plan.operands.push_back(pinned);
+    plan.results.push_back(pinned);
+    return plan;
+  }
+  auto ruled = dyn_cast<ShardingRuleOpInterface>(op);
+  if (!ruled) {
+    // Ops without a rule (collectives written by hand) run replicated.
+    for (Value v : op->getOperands())
+      plan.operands.push_back(
+          TensorSharding::replicated(cast<ShapedType>(v.getType()).getRank()));
+    for (Value v : op->getResults())
+      plan.results.push_back(
+          TensorSharding::replicated(cast<ShapedType>(v.getType()).getRank()));
+    return plan;
+  }
+  ShardingRule rule = ruled.getShardingRule();
+  // Each factor's axes: from the results' shardings first (what the op
+  // makes), then the operands' (the factors it sums over).
+  SmallVector<AxisList> factorAxes(rule.getNumFactors());
+  SmallVector<bool> decided(rule.getNumFactors(), false);
+  auto take = [&](Value v, OpTensor which) {
+    TensorSharding target = targetOf(v);
+    ArrayRef<ShardingRule::DimFactors> dims = getTensorFactors(rule, which);
+    for (auto [dim, factors] : llvm::enumerate(dims)) {
+      SmallVector<AxisList> split =
+          splitAmongFactors(target.dims[dim], factors, rule, mesh);
+      for (auto [factor, axes] : llvm::zip(factors, split)) {
+        if (decided[factor])
+          continue;
+        FactorKind kind = rule.getFactorKind(factor);
+        // Own partitions (vocab-parallel ops) are not built yet: such a
+        // factor is gathered, as one that needs replication.
+        if (kind == FactorKind::NeedReplication ||
+            kind == FactorKind::OwnPartition)
+          continue;
+        factorAxes[factor] = axes;
+        decided[factor] = !axes.empty();
+      }
+    }
+  };
+  for (auto [i, v] : llvm::enumerate(op->getResults()))
+    take(v, {true, static_cast<unsigned>(i)});
+  for (auto [i, v] : llvm::enumerate(op->getOperands()))
+    take(v, {false, static_cast<unsigned>(i)});
+  // An axis splits one factor (the first that took it).
+  llvm::SmallSet<StringRef, 4> claimed;
+  for (AxisList &axes : factorAxes) {
+    auto clash =
+        llvm::find_if(axes, [&](StringRef a) { return claimed.contains(a); });
+    axes.erase(clash, axes.end());
+    claimed.insert(axes.begin(), axes.end());
+  }
+
+  auto project = [&](OpTensor which, Value v) {
+    ArrayRef<ShardingRule::DimFactors> dims = getTensorFactors(rule, which);
+    TensorSharding s = TensorSharding::replicated(dims.size());
+    auto type = cast<RankedTensorType>(v.getType());
+    for (auto [dim, factors] : llvm::enumerate(dims)) {
+      for (int64_t factor : factors) {
+        const AxisList &axes = factorAxes[factor];
+        if (axes.empty())
+          break;
+        s.dims[dim].append(axes);
+        if (axesSize(axes, mesh) != rule.getFactorSize(factor))
+          break;
+      }
+      // A dimension the axes do not divide stays whole.
+      if (type.getDimSize(dim) % axesSize(s.dims[dim], mesh) != 0)
+        s.dims[dim].clear();
+    }
+    return s;
+  };
+  for (auto [i, v] : llvm::enumerate(op->getOperands()))
+    plan.operands.push_back(project({false, static_cast<unsigned>(i)}, v));
+  for (auto [i, v] : llvm::enumerate(op->getResults())) {
+    TensorSharding s = project({true, static_cast<unsigned>(i)}, v);
+    // The factors the op sums over that this result lacks leave it a
+    // partial sum over their axes.
+    llvm::SmallSet<int64_t, 4> present;
+    for (const auto &factors :
+         getTensorFactors(rule, {true, static_cast<unsigned>(i)}))
+      present.insert(factors.begin(), factors.end());
+    for (int64_t f = 0; f < rule.getNumFactors(); ++f)
+      if (rule.getFactorKind(f) == FactorKind::Reduction &&
+          !present.contains(f))
+        s.unreduced.append(factorAxes[f]);
+    plan.results.push_back(s);
+  }
+  for (int64_t f = 0; f < rule.getNumFactors(); ++f)
+    if (rule.getFactorKind(f) == FactorKind::Reduction &&
+        !factorAxes[f].empty())
+      plan.splitsSum = true;
+  return plan;
+}
+
+RankedTensorType Partitioner::localType(RankedTensorType global,
+                                        const TensorSharding &sharding) const {
+  SmallVector<int64_t> shape(global.getShape());
+  for (auto [dim, axes] : llvm::enumerate(sharding.dims))
+    shape[dim] /= axesSize(axes, mesh);
+  return RankedTensorType::get(shape, global.getElementType());
+}
+
+ArrayAttr Partitioner::axesAttr(ArrayRef<StringRef> axes) {
+  SmallVector<Attribute> names;
+  for (StringRef axis : axes)
+    names.push_back(b.getStringAttr(axis));
+  return b.getArrayAttr(names);
+}
+
+void Partitioner::tagLike(Operation *created, Operation *user) {
+  for (StringRef name :
+       {LoomDialect::kPhaseAttrName, LoomDialect::kLayerAttrName,
+        LoomDialect::kMicrobatchAttrName})
+    if (Attribute a = user ? user->getAttr(name) : Attribute())
+      created->setAttr(name, a);
+}
+
+Value Partitioner::reshard(Value value, RankedTensorType global,
+                           TensorSharding from, const TensorSharding &to,
+                           Operation *user) {
+  Location loc = user ? user->getLoc() : func.getLoc();
+  auto typeOf = [&](const TensorSharding &s) { return localType(global, s); };
+  // Pending sums: a reduce-scatter where the target splits a dimension by
+  // the axis next, an all-reduce for the rest.
+  AxisList reduceAll;
+  for (StringRef axis : from.unreduced) {
+    bool scattered = false;
+    for (auto [dim, axes] : llvm::enumerate(from.dims)) {
+      const AxisList &want = to.dims[dim];
+      if (want.size() > axes.size() && isPrefixOf(axes, want) &&
+          want[axes.size()] == axis) {
+        TensorSharding next = from;
+        next.dims[dim].push_back(axis);
+        next.unreduced.clear();
+        auto op = ReduceScatterOp::create(
+            b, loc, typeOf(next), value,
+            CollectiveReductionAttr::get(b.getContext(),
+                                         CollectiveReduction::sum),
+            meshRef, axesAttr({axis}), b.getI64IntegerAttr(dim));
+        tagLike(op, user);
+        value = op;
+        from.dims[dim].push_back(axis);
+        scattered = true;
+        break;
+      }
+    }
+    if (!scattered)
+      reduceAll.push_back(axis);
+  }
+  from.unreduced.clear();
+  if (!reduceAll.empty()) {
+    auto op = AllReduceOp::create(
+        b, loc, typeOf(from), value,
+        CollectiveReductionAttr::get(b.getContext(), CollectiveReduction::sum),
+        meshRef, axesAttr(reduceAll));
+    tagLike(op, user);
+    value = op;
+  }
+  // Gathers first (they free axes), then slices.
+  for (auto [dim, axes] : llvm::enumerate(from.dims)) {
+    const AxisList &want = to.dims[dim];
+    size_t common = 0;
+    while (common < axes.size() && common < want.size() &&
+           axes[common] == want[common])
+      ++common;
+    if (common == axes.size())
+      continue;
+    AxisList gathered(axes.begin() + common, axes.end());
+    axes.resize(common);
+    auto op = AllGatherOp::create(b, loc, typeOf(from), value, meshRef,
+                                  axesAttr(gathered), b.getI64IntegerAttr(dim));
+    tagLike(op, user);
+    value = op;
+  }
+  for (auto [dim, axes] : llvm::enumerate(from.dims)) {
+    const AxisList &want = to.dims[dim];
+    if (axes.size() == want.size())
+      continue;
+    // Rank r's piece along the new axes (major first): offset = local size
+    // x its row-major index over them.
+    TensorSharding next = from;
+    next.dims[dim] = want;
+    RankedTensorType sliced = typeOf(next);
+    RankedTensorType before = cast<RankedTensorType>(value.getType());
+    SmallVector<int64_t> offsets(before.getRank(), 0);
+    SmallVector<Attribute> terms;
+    int64_t stride = sliced.getDimSize(dim);
+    for (StringRef axis :
+         llvm::reverse(ArrayRef<StringRef>(want).drop_front(axes.size()))) {
+      SmallVector<int64_t> coeffs(before.getRank(), 0);
+      coeffs[dim] = stride;
+      terms.push_back(RankTermAttr::get(b.getContext(), meshRef,
+                                        b.getStringAttr(axis), coeffs, 0));
+      stride *= mesh.getAxisSize(axis);
+    }
+    auto op = SliceOp::create(b, loc, value, b.getDenseI64ArrayAttr(offsets),
+                              b.getDenseI64ArrayAttr(sliced.getShape()));
+    op->setAttr(
+        LoomDialect::kRankTermsAttrName,
+        b.getDictionaryAttr(b.getNamedAttr(
+            "offsets", b.getArrayAttr(llvm::to_vector(llvm::reverse(terms))))));
+    tagLike(op, user);
+    value = op;
+    from = next;
+  }
+  return value;
+}
+
+LogicalResult Partitioner::rewrite(Operation *op, const OpPlan &plan) {
+  b.setInsertionPoint(op);
+  for (auto [i, operand] : llvm::enumerate(op->getOperands())) {
+    Value v = operand;
+    const TensorSharding &have = actual[v];
+    const TensorSharding &want = plan.operands[i];
+    if (have == want)
+      continue;
+    Value local = reshard(v, globalTypes[v], have, want, op);
+    actual[local] = want;
+    globalTypes[local] = globalTypes[v];
+    op->setOperand(i, local);
+  }
+  if (auto shard = dyn_cast<ShardOp>(op)) {
+    Value input = shard.getInput();
+    shard.getResult().replaceAllUsesWith(input);
+    op->erase();
+    return success();
+  }
+  for (auto [i, result] : llvm::enumerate(op->getResults())) {
+    auto global = cast<RankedTensorType>(result.getType());
+    globalTypes[result] = global;
+    actual[result] = plan.results[i];
+    result.setType(localType(global, plan.results[i]));
+  }
+  // Attributes that hold sizes or depend on where a rank's piece is.
+  if (auto slice = dyn_cast<SliceOp>(op))
+    slice.setSizesAttr(b.getDenseI64ArrayAttr(
+        cast<RankedTensorType>(slice.getType()).getShape()));
+  if (auto rope = dyn_cast<RopeOp>(op)) {
+    const AxisList &seqAxes = plan.operands[0].dims[1];
+    if (!seqAxes.empty()) {
+      // Rank r's positions start at (its index along the axes) x local S.
+      int64_t stride = cast<RankedTensorType>(rope.getType()).getDimSize(1);
+      SmallVector<Attribute> terms;
+      for (StringRef axis : llvm::reverse(seqAxes)) {
+        terms.push_back(RankTermAttr::get(b.getContext(), meshRef,
+                                          b.getStringAttr(axis), {stride}, 0));
+        stride *= mesh.getAxisSize(axis);
+      }
+      rope->setAttr(LoomDialect::kRankTermsAttrName,
+                    b.getDictionaryAttr(b.getNamedAttr(
+                        "position_offset", b.getArrayAttr(llvm::to_vector(
+                                               llvm::reverse(terms))))));
+    }
+  }
+  if (plan.splitsSum) {
+    // Losses and means divide by the global count.
+    if (auto ce = dyn_cast<CrossEntropyOp>(op); ce && !ce.getCountAttr())
+      ce.setCountAttr(
+          b.getI64IntegerAttr(globalTypes[ce.getTargets()].getNumElements()));
+    if (auto mean = dyn_cast<ReduceOp>(op);
+        mean && mean.getKind() == ReduceKind::mean) {
+      int64_t count = 1;
+      RankedTensorType in = globalTypes[mean.getInput()];
+      for (int64_t d : mean.getDims())
+        count *= in.getDimSize(d < 0 ? d + in.getRank() : d);
+      mean.setKind(ReduceKind::sum);
+      b.setInsertionPointAfter(mean);
+      auto scale = ScaleOp::create(b, mean.getLoc(), mean.getResult(),
+                                   b.getF64FloatAttr(1.0 / count));
+      tagLike(scale, mean);
+      mean.getResult().replaceAllUsesExcept(scale, scale);
+      actual[scale] = actual[mean.getResult()];
+      globalTypes[scale] = globalTypes[mean.getResult()];
+    }
+  }
+  // The gradient of a loss split over positions divides by the same count.
+  if (auto ceGrad = dyn_cast<CrossEntropyGradOp>(op);
+      ceGrad && !ceGrad.getCountAttr() &&
+      llvm::any_of(plan.operands[1].dims,
+                   [](const AxisList &axes) { return !axes.empty(); }))
+    ceGrad.setCountAttr(
+        b.getI64IntegerAttr(globalTypes[ceGrad.getTargets()].getNumElements()));
+  op->removeAttr(LoomDialect::kShardingAttrName);
+  op->removeAttr(LoomDialect::kPriorityAttrName);
+  return success();
+}
+
+LogicalResult Partitioner::run() {
+  // Decisions on the global shapes.
+  std::vector<std::pair<Operation *, OpPlan>> plans;
+  Operation *terminator = func.getBody().front().getTerminator();
+  for (Operation &op : func.getBody().front()) {
+    if (&op == terminator)
+      continue;
+    FailureOr<OpPlan> plan = decide(&op);
+    if (failed(plan))
+      return failure();
+    plans.push_back({&op, std::move(*plan)});
+  }
+  SmallVector<TensorSharding> resultTargets;
+  for (Value v : terminator->getOperands())
+    resultTargets.push_back(targetOf(v));
+  for (auto [i, v] : llvm::enumerate(terminator->getOperands()))
+    if (auto attr = func.getResultAttrOfType<ShardingAttr>(
+            i, LoomDialect::kShardingAttrName)) {
+      resultTargets[i] = TensorSharding::fromAttr(attr);
+      resultTargets[i].unreduced.clear();
+    }
+
+  // Arguments take their local types; the sharding they are local under
+  // stays with them (loom.shard_of), for the runtime to slice and gather.
+  SmallVector<Type> argTypes;
+  for (BlockArgument arg : func.getArguments()) {
+    auto global = cast<RankedTensorType>(arg.getType());
+    TensorSharding s = targetOf(arg);
+    globalTypes[arg] = global;
+    actual[arg] = s;
+    arg.setType(localType(global, s));
+    argTypes.push_back(arg.getType());
+    func.removeArgAttr(arg.getArgNumber(), LoomDialect::kShardingAttrName);
+    func.removeArgAttr(arg.getArgNumber(), LoomDialect::kPriorityAttrName);
+    if (!s.isReplicated())
+      func.setArgAttr(arg.getArgNumber(), LoomDialect::kShardOfAttrName,
+                      s.toAttr(b.getContext(), meshRef));
+  }
+  for (auto &[op, plan] : plans)
+    if (failed(rewrite(op, plan)))
+      return failure();
+
+  // Results as the function returns them: reduced, sharded as required.
+  b.setInsertionPoint(terminator);
+  SmallVector<Type> resultTypes;
+  for (auto [i, operand] : llvm::enumerate(terminator->getOperands())) {
+    Value v = operand;
+    const TensorSharding &want = resultTargets[i];
+    if (actual[v] != want) {
+      Value local = reshard(v, globalTypes[v], actual[v], want, nullptr);
+      terminator->setOperand(i, local);
+    }
+    resultTypes.push_back(terminator->getOperand(i).getType());
+    func.removeResultAttr(i, b.getStringAttr(LoomDialect::kShardingAttrName));
+    if (!want.isReplicated())
+      func.setResultAttr(i, LoomDialect::kShardOfAttrName,
+                         want.toAttr(b.getContext(), meshRef));
+  }
+  func.setType(b.getFunctionType(argTypes, resultTypes));
+  return success();
+}
+
+struct LoomPartitionPass
+    : public loom::impl::LoomPartitionPassBase<LoomPartitionPass> {
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    SmallVector<MeshOp> meshes(module.getOps<MeshOp>());
+    if (meshes.empty())
+      return; // nothing is sharded
+    if (meshes.size() > 1) {
+      module.emitError("partitioning works over one mesh; the module "
+                       "declares ")
+          << meshes.size();
+      return signalPassFailure();
+    }
+    for (auto func : module.getOps<func::FuncOp>()) {
+      if (func.isExternal())
+        continue;
+      if (failed(Partitioner(func, meshes.front()).run()))
+        return signalPassFailure();
+    }
+  }
+};
+
+} // namespace
