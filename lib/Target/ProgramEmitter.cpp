@@ -47,6 +47,10 @@ private:
   LogicalResult addAttr(Operation *op, const runtime::AttrSpec &spec,
                         AttrList &attrs);
   FailureOr<int32_t> communicatorFor(CollectiveOpInterface op);
+  /// A binding of `name` to buffer `id`, a piece split as `shardOf` (or the
+  /// whole tensor).
+  FailureOr<flatbuffers::Offset<fb::Binding>>
+  createBinding(const std::string &name, uint32_t id, ShardingAttr shardOf);
   /// The index of `mesh` in the program's mesh table (added on first use).
   FailureOr<unsigned> meshIndex(Operation *op, MeshOp mesh);
   /// The rank-dependent terms of `op`'s attribute `name` (loom.rank_terms).
@@ -153,6 +157,30 @@ FailureOr<unsigned> ProgramEmitter::meshIndex(Operation *op, MeshOp mesh) {
            << "; the meshes of one program span the same ranks";
   meshes.push_back(mesh);
   return static_cast<unsigned>(meshes.size() - 1);
+}
+
+FailureOr<flatbuffers::Offset<fb::Binding>>
+ProgramEmitter::createBinding(const std::string &name, uint32_t id,
+                              ShardingAttr shardOf) {
+  if (!shardOf)
+    return fb::CreateBindingDirect(b, name.c_str(), id);
+  auto mesh =
+      symbolTables.lookupNearestSymbolFrom<MeshOp>(func, shardOf.getMesh());
+  if (!mesh)
+    return func.emitError("'")
+           << name << "' is split over mesh " << shardOf.getMesh()
+           << ", which no 'loom.mesh' declares";
+  FailureOr<unsigned> index = meshIndex(func, mesh);
+  if (failed(index))
+    return failure();
+  std::vector<flatbuffers::Offset<fb::DimAxes>> dims;
+  for (unsigned d = 0; d < shardOf.getDimAxes().size(); ++d) {
+    std::vector<flatbuffers::Offset<flatbuffers::String>> axes;
+    for (StringRef axis : shardOf.getAxesOfDim(d))
+      axes.push_back(b.CreateString(axis.str()));
+    dims.push_back(fb::CreateDimAxesDirect(b, &axes));
+  }
+  return fb::CreateBindingDirect(b, name.c_str(), id, &dims, *index);
 }
 
 FailureOr<int32_t> ProgramEmitter::communicatorFor(CollectiveOpInterface op) {
@@ -370,10 +398,15 @@ FailureOr<std::vector<uint8_t>> ProgramEmitter::emit() {
                         : fb::BufferKind::Input;
     if (failed(addBuffer(arg, kind, name, offset.getInt())))
       return failure();
-    inputs.push_back(fb::CreateBindingDirect(b, name.c_str(), bufferIds[arg]));
+    auto shardOf =
+        func.getArgAttrOfType<ShardingAttr>(i, LoomDialect::kShardOfAttrName);
+    FailureOr<flatbuffers::Offset<fb::Binding>> binding =
+        createBinding(name, bufferIds[arg], shardOf);
+    if (failed(binding))
+      return failure();
+    inputs.push_back(*binding);
     if (param || state)
-      outputs.push_back(
-          fb::CreateBindingDirect(b, name.c_str(), bufferIds[arg]));
+      outputs.push_back(*binding);
   }
 
   // Instructions.
@@ -426,8 +459,13 @@ FailureOr<std::vector<uint8_t>> ProgramEmitter::emit() {
     auto name =
         func.getResultAttrOfType<StringAttr>(i, LoomDialect::kOutputAttrName);
     std::string outName = name ? name.str() : ("output" + Twine(i)).str();
-    outputs.push_back(
-        fb::CreateBindingDirect(b, outName.c_str(), bufferIds[value]));
+    FailureOr<flatbuffers::Offset<fb::Binding>> binding =
+        createBinding(outName, bufferIds[value],
+                      func.getResultAttrOfType<ShardingAttr>(
+                          i, LoomDialect::kShardOfAttrName));
+    if (failed(binding))
+      return failure();
+    outputs.push_back(*binding);
   }
 
   std::vector<flatbuffers::Offset<fb::Mesh>> meshTable;

@@ -1,6 +1,7 @@
 //===- RankRunner.cpp - One rank of a job ---------------------------------===//
 
 #include "loom/runtime/launch/RankRunner.h"
+#include "loom/runtime/Pieces.h"
 
 #include "loom/runtime/Npy.h"
 #include "loom/runtime/SeededInputs.h"
@@ -76,15 +77,30 @@ std::vector<std::string> loom::runtime::bindInputs(Executor &exec,
     if (file.empty() && buffer.kind == BufferKind::State)
       continue;
     if (file.empty()) {
-      exec.setInput(binding.name, seededInput(program, buffer, options.seed));
+      // A piece of a split tensor is cut from the whole one the seed makes,
+      // so that every plan starts from the same values.
+      exec.setInput(binding.name,
+                    pieceOf(seededWholeInput(program, binding, options.seed),
+                            program, binding, exec.rank()));
       seeded.push_back(binding.name);
       continue;
     }
     HostTensor tensor = readNpy(file);
+    // A whole tensor for a split input is cut into this rank's piece.
+    if (binding.isSharded() && tensor.dtype == buffer.dtype &&
+        tensor.shape == wholeShape(program, binding) &&
+        tensor.shape != buffer.shape)
+      tensor = pieceOf(tensor, program, binding, exec.rank());
     if (tensor.dtype != buffer.dtype || tensor.shape != buffer.shape)
-      throw std::runtime_error("input '" + binding.name + "' from " + file +
-                               " is " + typeOf(tensor) +
-                               " but the program needs " + buffer.typeStr());
+      throw std::runtime_error(
+          "input '" + binding.name + "' from " + file + " is " +
+          typeOf(tensor) + " but the program needs " + buffer.typeStr() +
+          (binding.isSharded()
+               ? " (or the whole " +
+                     typeOf(HostTensor(buffer.dtype,
+                                       wholeShape(program, binding))) +
+                     ")"
+               : ""));
     exec.setInput(binding.name, tensor);
   }
   return seeded;

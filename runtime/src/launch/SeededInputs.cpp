@@ -1,6 +1,7 @@
 //===- SeededInputs.cpp - Deterministic inputs for a program --------------===//
 
 #include "loom/runtime/SeededInputs.h"
+#include "loom/runtime/Pieces.h"
 
 #include <cmath>
 #include <string>
@@ -91,6 +92,13 @@ HostTensor seededInput(const Program &program, const BufferInfo &buffer,
       tensor.as<uint16_t>()[i] = f32ToF16(v);
   }
   return tensor;
+}
+
+HostTensor seededWholeInput(const Program &program, const Binding &binding,
+                            uint64_t seed) {
+  BufferInfo whole = program.buffers()[binding.buffer];
+  whole.shape = wholeShape(program, binding);
+  return seededInput(program, whole, seed);
 }
 
 } // namespace loom::runtime

@@ -108,10 +108,23 @@ std::string Program::dump() const {
       os << (i ? ", " : "") << c.axisNames[i];
     os << "] size " << c.size << "\n";
   }
+  // A piece of a split tensor: `piece @world [{dp}, {}]`.
+  auto piece = [&](const Binding &b) {
+    if (!b.isSharded())
+      return std::string();
+    std::string s = " piece @" + meshes_[b.mesh].name + " [";
+    for (size_t d = 0; d < b.sharding.size(); ++d) {
+      s += d ? ", {" : "{";
+      for (size_t a = 0; a < b.sharding[d].size(); ++a)
+        s += (a ? ", " : "") + b.sharding[d][a];
+      s += "}";
+    }
+    return s + "]";
+  };
   for (const Binding &b : inputs_)
-    os << "input " << quote(b.name) << " = %" << b.buffer << "\n";
+    os << "input " << quote(b.name) << " = %" << b.buffer << piece(b) << "\n";
   for (const Binding &b : outputs_)
-    os << "output " << quote(b.name) << " = %" << b.buffer << "\n";
+    os << "output " << quote(b.name) << " = %" << b.buffer << piece(b) << "\n";
   for (size_t i = 0; i < instrs_.size(); ++i) {
     const InstrInfo &I = instrs_[i];
     os << i << ": ";

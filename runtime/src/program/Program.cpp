@@ -442,7 +442,15 @@ std::shared_ptr<const Program> ProgramLoader::load(const void *data,
           return;
         const char *which = isInput ? "input" : "output";
         for (const fb::Binding *b : *v) {
-          Binding B{b->name()->str(), b->buffer()};
+          Binding B{b->name()->str(), b->buffer(), {}, b->mesh()};
+          if (b->sharding())
+            for (const fb::DimAxes *dim : *b->sharding()) {
+              std::vector<std::string> axes;
+              if (dim->axes())
+                for (const flatbuffers::String *axis : *dim->axes())
+                  axes.push_back(axis->str());
+              B.sharding.push_back(std::move(axes));
+            }
           if (B.name.empty())
             fail(std::string(which) + " binding with an empty name");
           // Runners read and write `<name>.npy`: a name is a file name,
@@ -460,6 +468,26 @@ std::shared_ptr<const Program> ProgramLoader::load(const void *data,
             fail(std::string(which) + " '" + B.name + "' binds buffer " +
                  std::to_string(B.buffer) + ", but there are only " +
                  std::to_string(P.buffers_.size()) + " buffers");
+          if (!B.sharding.empty()) {
+            const BufferInfo &buf = P.buffers_[B.buffer];
+            if (B.mesh >= P.meshes_.size())
+              fail(std::string(which) + " '" + B.name +
+                   "' is split over mesh " + std::to_string(B.mesh) +
+                   ", which the program does not have");
+            const Mesh &mesh = P.meshes_[B.mesh];
+            if (B.sharding.size() != buf.shape.size())
+              fail(std::string(which) + " '" + B.name + "' has a sharding of " +
+                   std::to_string(B.sharding.size()) +
+                   " dimensions for a buffer of rank " +
+                   std::to_string(buf.shape.size()));
+            std::set<std::string> used;
+            for (const auto &axes : B.sharding)
+              for (const std::string &axis : axes)
+                if (mesh.axisIndex(axis) < 0 || !used.insert(axis).second)
+                  fail(std::string(which) + " '" + B.name +
+                       "' is split over '" + axis + "', not an axis of mesh '" +
+                       mesh.name + "' (or twice)");
+          }
           BufferKind k = P.buffers_[B.buffer].kind;
           bool ok = isPersistent(k) || (isInput ? k == BufferKind::Input
                                                 : k == BufferKind::Output);

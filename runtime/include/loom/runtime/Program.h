@@ -109,6 +109,17 @@ struct CommInfo {
 struct Binding {
   std::string name;
   uint32_t buffer = 0;
+  /// When the buffer is a rank's piece of a larger tensor: the mesh axes
+  /// splitting each dimension (major first) of Program::meshes()[mesh];
+  /// empty for a whole tensor.
+  std::vector<std::vector<std::string>> sharding;
+  unsigned mesh = 0;
+  bool isSharded() const {
+    for (const auto &axes : sharding)
+      if (!axes.empty())
+        return true;
+    return false;
+  }
 };
 
 class Program {

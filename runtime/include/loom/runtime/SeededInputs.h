@@ -18,6 +18,12 @@ namespace loom::runtime {
 HostTensor seededInput(const Program &program, const BufferInfo &buffer,
                        uint64_t seed);
 
+/// The whole tensor of input `binding` from `seed` (its buffer's values
+/// when the binding is not a piece of a split tensor): the same on every
+/// rank and for every plan, so that pieces cut from it (Pieces.h) agree.
+HostTensor seededWholeInput(const Program &program, const Binding &binding,
+                            uint64_t seed);
+
 } // namespace loom::runtime
 
 #endif // LOOM_RUNTIME_SEEDEDINPUTS_H
