@@ -28,7 +28,7 @@ namespace loom::runtime::cpu {
 /// Work (about one element read or written, or one flop) below which a
 /// thread is not worth waking: a parallel loop gives each thread at least
 /// this much.
-constexpr int64_t kMinWorkPerThread = 32768;
+constexpr int64_t kMinWorkPerThread = 1 << 18;
 
 /// Rows per partial sum of the weight gradients of the norms.
 constexpr int64_t kRowChunk = 64;
