@@ -67,6 +67,9 @@ private:
   OpBuilder b;
   DenseMap<Value, RankedTensorType> globalTypes;
   DenseMap<Value, TensorSharding> actual;
+  /// Reshards made so far, by value and target (printed), for reuse by
+  /// later users: each partial sum is reduced once.
+  DenseMap<std::pair<Value, Attribute>, Value> reshards;
 };
 
 TensorSharding Partitioner::targetOf(Value v) {
@@ -305,17 +308,45 @@ Value Partitioner::reshard(Value value, RankedTensorType global,
   return value;
 }
 
-LogicalResult Partitioner::rewrite(Operation *op, const OpPlan &plan) {
+/// Ops that are linear in all their operands: partial sums pass through
+/// them (a sum of partial sums is the partial sum of the sums), so a
+/// reduction waits until something non-linear needs the whole value.
+static bool passesPartialSums(Operation *op) {
+  return isa<AddOp, SubOp, NegOp, ScaleOp, ReshapeOp, TransposeOp, ConvertOp>(
+      op);
+}
+
+LogicalResult Partitioner::rewrite(Operation *op, const OpPlan &givenPlan) {
   b.setInsertionPoint(op);
+  OpPlan plan = givenPlan;
+  if (passesPartialSums(op) && op->getNumOperands() > 0) {
+    // Operands that are all partial over the same axes, and split as the
+    // op needs, stay partial, and so does the result.
+    const AxisList &pending = actual[op->getOperand(0)].unreduced;
+    bool same = !pending.empty();
+    for (auto [i, v] : llvm::enumerate(op->getOperands()))
+      same &= actual[v].unreduced == pending &&
+              actual[v].dims == plan.operands[i].dims;
+    if (same) {
+      for (TensorSharding &s : plan.operands)
+        s.unreduced = pending;
+      for (TensorSharding &s : plan.results)
+        s.unreduced = pending;
+    }
+  }
   for (auto [i, operand] : llvm::enumerate(op->getOperands())) {
     Value v = operand;
     const TensorSharding &have = actual[v];
     const TensorSharding &want = plan.operands[i];
     if (have == want)
       continue;
-    Value local = reshard(v, globalTypes[v], have, want, op);
-    actual[local] = want;
-    globalTypes[local] = globalTypes[v];
+    Attribute key = want.toAttr(b.getContext(), meshRef);
+    Value &local = reshards[{v, key}];
+    if (!local) {
+      local = reshard(v, globalTypes[v], have, want, op);
+      actual[local] = want;
+      globalTypes[local] = globalTypes[v];
+    }
     op->setOperand(i, local);
   }
   if (auto shard = dyn_cast<ShardOp>(op)) {

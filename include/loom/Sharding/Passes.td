@@ -5,6 +5,34 @@
 
 include "mlir/Pass/PassBase.td"
 
+def LoomApplyPlanPass : Pass<"loom-apply-plan", "mlir::ModuleOp"> {
+  let summary = "A parallel plan as a mesh and sharding seeds";
+  let description = [{
+    Parses `plan` (docs/PlanSpec.md: `dp=2,tp=2`, or Megatron-LM's flags),
+    checks it against the model the function computes (heads, key/value
+    heads, hidden units, vocabulary and layers, read off the graph) and
+    against the rules of each parallelism, each problem an error naming
+    its rule; degrees whose passes are not built yet are refused, never
+    ignored. Then declares `loom.mesh @world` in Megatron's rank order (tp
+    fastest, then cp, dp, pp; axes of size 1 left out) and seeds shardings
+    on what each parallelism splits: data parallelism every data input's
+    rows; tensor parallelism every attention's heads and every
+    activation's hidden units. -loom-propagate-sharding spreads them and
+    -loom-partition makes the per-rank program; the pipeline
+    `loom-parallelize` runs the three.
+
+    A seed whose dimension does not divide over its axis is an error naming
+    the value, the dimension and the axis.
+  }];
+  let options = [
+    Option<"plan", "plan", "std::string", /*default=*/"\"\"",
+           "The plan spec, e.g. dp=2,tp=2">,
+    Option<"worldSize", "world-size", "int64_t", /*default=*/"0",
+           "The ranks of the job (0: the product of the plan's degrees)">,
+  ];
+  let dependentDialects = ["::loom::LoomDialect"];
+}
+
 def LoomPropagateShardingPass
     : Pass<"loom-propagate-sharding", "mlir::ModuleOp"> {
   let summary = "Give every value a sharding, from the ops' sharding rules";

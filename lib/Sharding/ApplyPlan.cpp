@@ -1,0 +1,206 @@
+//===- ApplyPlan.cpp - A parallel plan as a mesh and sharding seeds -------===//
+//
+// Reads a plan spec (loom/Plan), checks it against the model the function
+// computes (its heads, hidden units, vocabulary, layers, read off the
+// graph) and the rules of the reference guides, declares the mesh in
+// Megatron's rank order and seeds the shardings that define each
+// parallelism. The seeds name what the parallelism splits, never a
+// particular model's weights; propagation finds the weights:
+//
+//   dp  every data input (`loom.input` of rank >= 1) by its rows (dim 0);
+//   tp  every attention's heads and the hidden units of every activation
+//       (gelu, silu, swiglu): Megatron's column- and row-parallel pairs
+//       follow, and the row-parallel outputs become partial sums.
+//
+//===----------------------------------------------------------------------===//
+
+#include "loom/Dialect/Loom/IR/LoomOps.h"
+#include "loom/Plan/PlanLayout.h"
+#include "loom/Plan/PlanSpec.h"
+#include "loom/Plan/PlanValidation.h"
+#include "loom/Sharding/FactorSharding.h"
+#include "loom/Sharding/Passes.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/Builders.h"
+
+namespace loom {
+#define GEN_PASS_DEF_LOOMAPPLYPLANPASS
+#include "loom/Sharding/Passes.h.inc"
+} // namespace loom
+
+using namespace mlir;
+using namespace loom;
+
+namespace {
+
+/// The model facts a plan is checked against, read off the graph.
+ModelFacts readModelFacts(func::FuncOp func) {
+  ModelFacts facts;
+  func.walk([&](Operation *op) {
+    if (auto layer =
+            op->getAttrOfType<IntegerAttr>(LoomDialect::kLayerAttrName))
+      facts.layers = std::max<int64_t>(facts.layers, layer.getInt() + 1);
+    if (auto attention = dyn_cast<AttentionOp>(op)) {
+      facts.heads = attention.getQuery().getType().getDimSize(2);
+      facts.kvHeads = attention.getKey().getType().getDimSize(2);
+      facts.seq = attention.getQuery().getType().getDimSize(1);
+    }
+    if (isa<GeluOp, SiluOp, SwigluOp>(op))
+      facts.ffn =
+          cast<ShapedType>(op->getResult(0).getType()).getShape().back();
+    if (auto embedding = dyn_cast<EmbeddingOp>(op))
+      facts.hidden = embedding.getTable().getType().getDimSize(1);
+    if (auto ce = dyn_cast<CrossEntropyOp>(op))
+      facts.vocab = ce.getLogits().getType().getShape().back();
+    if (auto router = dyn_cast<RouterOp>(op)) {
+      facts.experts = router.getLogits().getType().getDimSize(1);
+      facts.topK = static_cast<int64_t>(router.getTopK());
+    }
+  });
+  return facts;
+}
+
+struct LoomApplyPlanPass
+    : public loom::impl::LoomApplyPlanPassBase<LoomApplyPlanPass> {
+  using LoomApplyPlanPassBase::LoomApplyPlanPassBase;
+
+  void runOnOperation() override;
+  LogicalResult seed(func::FuncOp func, const PlanLayout &layout,
+                     FlatSymbolRefAttr mesh);
+};
+
+void LoomApplyPlanPass::runOnOperation() {
+  ModuleOp module = getOperation();
+  llvm::Expected<PlanSpec> spec = parsePlanSpec(plan);
+  if (!spec) {
+    module.emitError("plan '")
+        << plan << "': " << llvm::toString(spec.takeError());
+    return signalPassFailure();
+  }
+  SmallVector<func::FuncOp> bodies;
+  for (auto func : module.getOps<func::FuncOp>())
+    if (!func.isExternal())
+      bodies.push_back(func);
+  if (bodies.size() != 1) {
+    module.emitError("-loom-apply-plan needs one function body, found ")
+        << bodies.size();
+    return signalPassFailure();
+  }
+  func::FuncOp func = bodies.front();
+  ModelFacts facts = readModelFacts(func);
+  int64_t world = worldSize > 0 ? worldSize : impliedWorldSize(*spec);
+  // Every problem, with its rule; errors and what is not built yet stop.
+  std::vector<PlanProblem> problems = validatePlan(*spec, facts, world);
+  for (PlanProblem &p : checkSupported(*spec, &facts))
+    problems.push_back(std::move(p));
+  // Built so far: data and tensor parallelism without ZeRO or sequence
+  // parallelism.
+  auto notYet = [&](bool used, const char *what) {
+    if (used)
+      problems.push_back({"unsupported-" + std::string(what),
+                          std::string(what) + " is not supported yet",
+                          PlanSeverity::Unsupported});
+  };
+  notYet(spec->zero > 0, "zero");
+  notYet(spec->sp, "sp");
+  bool stop = false;
+  for (const PlanProblem &p : problems) {
+    bool fatal = p.severity == PlanSeverity::Error ||
+                 p.severity == PlanSeverity::Unsupported;
+    InFlightDiagnostic d =
+        fatal ? emitError(func.getLoc()) : emitRemark(func.getLoc());
+    d << "plan '" << plan << "': " << formatPlanProblem(p);
+    stop |= fatal;
+  }
+  if (stop)
+    return signalPassFailure();
+  llvm::Expected<PlanLayout> layout = derivePlanLayout(*spec, facts, world);
+  if (!layout) {
+    func.emitError("plan '")
+        << plan << "': " << llvm::toString(layout.takeError());
+    return signalPassFailure();
+  }
+  std::vector<MeshAxis> axes = withoutUnitAxes(layout->denseMesh());
+  if (axes.empty())
+    return; // one rank: nothing to split
+
+  // The mesh, in Megatron's rank order (tp fastest).
+  OpBuilder b(module.getBodyRegion());
+  b.setInsertionPointToStart(module.getBody());
+  if (module.lookupSymbol("world")) {
+    module.emitError("the module already declares @world");
+    return signalPassFailure();
+  }
+  SmallVector<StringAttr> names;
+  SmallVector<int64_t> sizes;
+  for (const MeshAxis &axis : axes) {
+    names.push_back(b.getStringAttr(axis.name));
+    sizes.push_back(axis.size);
+  }
+  MeshOp::create(b, module.getLoc(), "world",
+                 MeshAttr::get(b.getContext(), names, sizes));
+  if (failed(
+          seed(func, *layout, FlatSymbolRefAttr::get(b.getContext(), "world"))))
+    return signalPassFailure();
+}
+
+LogicalResult LoomApplyPlanPass::seed(func::FuncOp func,
+                                      const PlanLayout &layout,
+                                      FlatSymbolRefAttr mesh) {
+  MLIRContext *context = func.getContext();
+  // A seed that does not divide its dimension is an error that names both.
+  auto check = [&](Value v, int64_t dim, StringRef axis, int64_t size,
+                   Operation *where) -> LogicalResult {
+    int64_t extent = cast<ShapedType>(v.getType()).getDimSize(dim);
+    if (extent % size == 0)
+      return success();
+    return where->emitError("plan '")
+           << plan << "': dimension " << dim << " (" << extent << ") of "
+           << v.getType() << " does not divide over \"" << axis << "\" ("
+           << size << ")";
+  };
+  auto sharding = [&](int64_t rank, int64_t dim, StringRef axis) {
+    TensorSharding s = TensorSharding::replicated(rank);
+    s.dims[dim].push_back(axis);
+    return s.toAttr(context, mesh);
+  };
+  if (layout.dp > 1)
+    for (BlockArgument arg : func.getArguments()) {
+      unsigned i = arg.getArgNumber();
+      auto type = cast<ShapedType>(arg.getType());
+      if (!func.getArgAttr(i, LoomDialect::kInputAttrName) ||
+          type.getRank() == 0)
+        continue;
+      if (failed(check(arg, 0, "dp", layout.dp, func)))
+        return failure();
+      func.setArgAttr(i, LoomDialect::kShardingAttrName,
+                      sharding(type.getRank(), 0, "dp"));
+    }
+  if (layout.tp > 1) {
+    WalkResult walk = func.walk([&](Operation *op) {
+      int64_t dim = -1;
+      if (isa<AttentionOp>(op))
+        dim = 2; // heads
+      else if (isa<GeluOp, SiluOp, SwigluOp>(op))
+        dim = cast<ShapedType>(op->getResult(0).getType()).getRank() - 1;
+      if (dim < 0)
+        return WalkResult::advance();
+      Value result = op->getResult(0);
+      if (auto attention = dyn_cast<AttentionOp>(op))
+        if (failed(check(attention.getKey(), 2, "tp", layout.tp, op)))
+          return WalkResult::interrupt();
+      if (failed(check(result, dim, "tp", layout.tp, op)))
+        return WalkResult::interrupt();
+      op->setAttr(
+          LoomDialect::kShardingAttrName,
+          sharding(cast<ShapedType>(result.getType()).getRank(), dim, "tp"));
+      return WalkResult::advance();
+    });
+    if (walk.wasInterrupted())
+      return failure();
+  }
+  return success();
+}
+
+} // namespace
