@@ -385,7 +385,8 @@ __global__ void crossEntropyRowsK(const T *logits, int64_t rows, int64_t v,
 }
 
 /// Mean of `rows` losses in double, by one block.
-__global__ void meanK(const float *loss, int64_t rows, float *out) {
+__global__ void meanK(const float *loss, int64_t rows, int64_t count,
+                      float *out) {
   __shared__ double sh[kRowThreads];
   double s = 0;
   for (int64_t i = threadIdx.x; i < rows; i += blockDim.x)
@@ -396,7 +397,7 @@ __global__ void meanK(const float *loss, int64_t rows, float *out) {
     double total = 0;
     for (int i = 0; i < static_cast<int>(blockDim.x); ++i)
       total += sh[i];
-    *out = static_cast<float>(total / static_cast<double>(rows));
+    *out = static_cast<float>(total / static_cast<double>(count));
   }
 }
 
@@ -582,10 +583,10 @@ __global__ void softmaxGradStridedK(const T *y, const T *dy, T *dx,
 template <typename T>
 __global__ void crossEntropyGradRowsK(const T *logits, int64_t rows, int64_t v,
                                       const void *targets, int tgtType,
-                                      const float *dloss, T *grad,
-                                      DeviceError *err) {
+                                      const float *dloss, int64_t count,
+                                      T *grad, DeviceError *err) {
   __shared__ float sh[32];
-  float scale = *dloss / static_cast<float>(rows);
+  float scale = *dloss / static_cast<float>(count);
   for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
     const T *row = logits + r * v;
     T *g = grad + r * v;
@@ -933,8 +934,8 @@ cudaError_t launchEmbedding(const void *table, int64_t vocab, int64_t rowBytes,
 
 cudaError_t launchCrossEntropy(const void *logits, int dtype, int64_t rows,
                                int64_t v, const void *targets, int tgtType,
-                               float *out, float *scratch, DeviceError *err,
-                               cudaStream_t s) {
+                               int64_t count, float *out, float *scratch,
+                               DeviceError *err, cudaStream_t s) {
   if (rows > 0) {
     LOOM_FLOAT_DISPATCH(dtype, T,
                         crossEntropyRowsK<T>
@@ -942,7 +943,7 @@ cudaError_t launchCrossEntropy(const void *logits, int dtype, int64_t rows,
                             static_cast<const T *>(logits), rows, v, targets,
                             tgtType, scratch, err));
   }
-  meanK<<<1, kRowThreads, 0, s>>>(scratch, rows, out);
+  meanK<<<1, kRowThreads, 0, s>>>(scratch, rows, count > 0 ? count : rows, out);
   return cudaGetLastError();
 }
 
@@ -1151,15 +1152,16 @@ cudaError_t launchSoftmaxGrad(const void *y, const void *dy, void *dx,
 
 cudaError_t launchCrossEntropyGrad(const void *logits, int dtype, int64_t rows,
                                    int64_t v, const void *targets, int tgtType,
-                                   const float *dloss, void *grad,
-                                   DeviceError *err, cudaStream_t s) {
+                                   const float *dloss, int64_t count,
+                                   void *grad, DeviceError *err,
+                                   cudaStream_t s) {
   if (rows == 0)
     return cudaSuccess;
-  LOOM_FLOAT_DISPATCH(dtype, T,
-                      crossEntropyGradRowsK<T>
-                      <<<rowBlocks(rows), kRowThreads, 0, s>>>(
-                          static_cast<const T *>(logits), rows, v, targets,
-                          tgtType, dloss, static_cast<T *>(grad), err));
+  LOOM_FLOAT_DISPATCH(
+      dtype, T,
+      crossEntropyGradRowsK<T><<<rowBlocks(rows), kRowThreads, 0, s>>>(
+          static_cast<const T *>(logits), rows, v, targets, tgtType, dloss,
+          count > 0 ? count : rows, static_cast<T *>(grad), err));
   return cudaGetLastError();
 }
 

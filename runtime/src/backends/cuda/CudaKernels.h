@@ -96,12 +96,12 @@ cudaError_t launchAdamW(const AdamWArgs &a, DeviceError *err, cudaStream_t s);
 cudaError_t launchEmbedding(const void *table, int64_t vocab, int64_t rowBytes,
                             const void *ids, int idType, int64_t n, void *out,
                             DeviceError *err, cudaStream_t s);
-/// Mean over rows of logsumexp - logit[target] into *out (f32).
-/// `scratch`: rows floats.
+/// The sum over rows of logsumexp - logit[target] divided by `count` (the
+/// rows when 0) into *out (f32). `scratch`: rows floats.
 cudaError_t launchCrossEntropy(const void *logits, int dtype, int64_t rows,
                                int64_t v, const void *targets, int tgtType,
-                               float *out, float *scratch, DeviceError *err,
-                               cudaStream_t s);
+                               int64_t count, float *out, float *scratch,
+                               DeviceError *err, cudaStream_t s);
 /// Reduce sum/max/mean (LoomReduce) over the dims flagged in `reduced`.
 cudaError_t launchReduce(const void *x, void *y, int dtype, int rank,
                          const int64_t *shape, const bool *reduced, int kind,
@@ -148,8 +148,9 @@ cudaError_t launchSoftmaxGrad(const void *y, const void *dy, void *dx,
 /// `dloss` is device memory (one f32).
 cudaError_t launchCrossEntropyGrad(const void *logits, int dtype, int64_t rows,
                                    int64_t v, const void *targets, int tgtType,
-                                   const float *dloss, void *grad,
-                                   DeviceError *err, cudaStream_t s);
+                                   const float *dloss, int64_t count,
+                                   void *grad, DeviceError *err,
+                                   cudaStream_t s);
 /// Scratch bytes of launchEmbeddingGrad for a table of `tableType`.
 size_t embeddingGradScratchBytes(int64_t vocab, int64_t h, int tableType);
 /// table[ids[i]] += dy[i] over the n positions in order, in f32, then

@@ -545,8 +545,10 @@ int run(void *self, const LoomKernelCall *cp, LoomStream stream) {
     int64_t v = in[0].rank ? in[0].shape[in[0].rank - 1] : 1;
     int64_t rows = numel(in[1]);
     return checkedLaunch(st, s, what, [&] {
+      const LoomAttrValue &count = a.values[attr::CrossEntropy::count];
       return launchCrossEntropy(in[0].data, in[0].dtype, rows, v, in[1].data,
-                                in[1].dtype, static_cast<float *>(y.data),
+                                in[1].dtype, count.present ? count.i : 0,
+                                static_cast<float *>(y.data),
                                 static_cast<float *>(c.scratch), st.err, s);
     });
   }
@@ -667,9 +669,11 @@ int run(void *self, const LoomKernelCall *cp, LoomStream stream) {
   case kCrossEntropyGrad: {
     int64_t v = in[0].rank ? in[0].shape[in[0].rank - 1] : 1;
     return checkedLaunch(st, s, what, [&] {
+      const LoomAttrValue &count = a.values[attr::CrossEntropyGrad::count];
       return launchCrossEntropyGrad(
           in[0].data, dt, numel(in[1]), v, in[1].data, in[1].dtype,
-          static_cast<const float *>(in[2].data), y.data, st.err, s);
+          static_cast<const float *>(in[2].data), count.present ? count.i : 0,
+          y.data, st.err, s);
     });
   }
   case kEmbeddingGrad:
