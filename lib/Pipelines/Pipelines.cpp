@@ -2,6 +2,7 @@
 
 #include "loom/Pipelines/Pipelines.h"
 #include "loom/Dialect/Loom/Transforms/Passes.h"
+#include "loom/Sharding/Passes.h"
 
 #include "mlir/Pass/PassRegistry.h"
 #include "mlir/Transforms/Passes.h"
@@ -20,7 +21,22 @@ void loom::buildLoomForwardToProgramPipeline(
   pm.addPass(createLoomLowerToProgramPass(lower));
 }
 
+void loom::buildLoomParallelizePipeline(OpPassManager &pm,
+                                        const ParallelizeOptions &options) {
+  LoomApplyPlanPassOptions apply;
+  apply.plan = options.plan;
+  apply.worldSize = options.worldSize;
+  pm.addPass(createLoomApplyPlanPass(apply));
+  pm.addPass(createLoomPropagateShardingPass());
+  pm.addPass(createLoomPartitionPass());
+}
+
 void loom::registerLoomPipelines() {
+  PassPipelineRegistration<ParallelizeOptions>(
+      "loom-parallelize",
+      "Apply a parallel plan (its mesh and seeds), propagate shardings and "
+      "partition into the per-rank graph",
+      buildLoomParallelizePipeline);
   PassPipelineRegistration<ForwardToProgramOptions>(
       "loom-forward-to-program",
       "Simplify a loom graph and plan its memory, ready for "

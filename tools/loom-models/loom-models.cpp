@@ -12,6 +12,7 @@
 #include "loom/Analysis/ModelStats.h"
 #include "loom/Dialect/Loom/IR/LoomDialect.h"
 #include "loom/Dialect/Loom/Transforms/Passes.h"
+#include "loom/Pipelines/Pipelines.h"
 #include "loom/Models/ModelConfigKeys.h"
 #include "loom/Models/ModelZoo.h"
 
@@ -79,6 +80,10 @@ training step (-loom-autodiff; Megatron-LM's flag names and defaults):
   --adam-beta2 X        0.999
   --adam-eps X          1e-8
   --emit-gradients      also output each parameter's gradient (<name>.grad)
+
+parallel plans (docs/PlanSpec.md):
+  --plan SPEC           print the per-rank graph under SPEC (e.g. dp=2,tp=2):
+                        the mesh, local shapes and the collectives
 )";
   return text;
 }
@@ -90,6 +95,8 @@ struct Options {
   bool stats = false;
   bool train = false;
   LoomAutodiffPassOptions training;
+  /// A parallel plan: print the per-rank graph.
+  std::string plan;
   std::string output = "-";
   /// (configuration key, value) in the order given.
   std::vector<std::pair<std::string, std::string>> settings;
@@ -186,6 +193,10 @@ static std::optional<std::string> parseArgs(int argc, char **argv,
       options.output = value.str();
       continue;
     }
+    if (flag == "--plan") {
+      options.plan = value.str();
+      continue;
+    }
     // Megatron's mixed precision: the model computes in bf16 (or f16); the
     // training step keeps f32 master weights, gradients and moments.
     if (flag == "--precision") {
@@ -258,6 +269,17 @@ int main(int argc, char **argv) {
     pm.addPass(createLoomAutodiffPass(options.training));
     if (failed(pm.run(*module)))
       return fail("cannot derive the training step of '" + options.model + "'");
+  }
+  if (!options.plan.empty()) {
+    if (options.stats)
+      return fail("--stats counts the global model; give it without --plan");
+    mlir::PassManager pm(&context);
+    ParallelizeOptions parallel;
+    parallel.plan = options.plan;
+    buildLoomParallelizePipeline(pm, parallel);
+    if (failed(pm.run(*module)))
+      return fail("cannot apply plan '" + options.plan + "' to '" +
+                  options.model + "'");
   }
 
   std::string errorMessage;

@@ -31,6 +31,9 @@ options:
   --seed S            seed for inputs that --inputs does not provide
                       (default 0)
   --steps K           run the program K times (default 1)
+  --plan SPEC         compile MODEL.mlir under a parallel plan (e.g.
+                      dp=2,tp=2; docs/PlanSpec.md): one program for the
+                      plan's ranks, run with --nproc or a launcher
   --trace FILE        write a Chrome trace (one track per rank and stream)
   --backend NAME      cpu (default), cuda (the CUDA plugin, needs a GPU), or
                       the path of a backend plugin
@@ -204,7 +207,9 @@ RunOptions loom::parseRunOptions(int argc, char **argv) {
       launch.steps = static_cast<int>(
           integerFlag(flag, value, 1, std::numeric_limits<int>::max()));
       options.stepsGiven = true;
-    } else if (flag == "--trace")
+    } else if (flag == "--plan")
+      options.plan = value;
+    else if (flag == "--trace")
       launch.tracePath = value;
     else if (flag == "--backend")
       launch.backend = value;
@@ -231,9 +236,10 @@ RunOptions loom::parseRunOptions(int argc, char **argv) {
       throw std::invalid_argument(
           "--train reads --data and writes --save; --inputs and --outputs "
           "run a program once (use --load to start from a checkpoint)");
-    if (launch.nproc > 1)
+    if (launch.nproc > 1 && options.plan.empty())
       throw std::invalid_argument(
-          "--train runs one rank (data-parallel training is not built yet)");
+          "--train on several ranks needs a --plan (e.g. --plan dp=" +
+          std::to_string(launch.nproc) + ")");
     if (t.schedule.minLr > t.schedule.lr)
       throw std::invalid_argument("--min-lr must not exceed --lr");
     if (!options.stepsGiven)

@@ -19,6 +19,8 @@ struct RunOptions {
   bool quiet = false;
   bool help = false;
 
+  /// A parallel plan (docs/PlanSpec.md) the MLIR is compiled under.
+  std::string plan;
   /// --train: compile the forward's training step and train it.
   bool train = false;
   runtime::TrainOptions training;

@@ -39,8 +39,9 @@ namespace {
 
 /// Reads the program: compiles MLIR (its training step with --train), or
 /// loads a program file.
-std::shared_ptr<const Program>
-loadOrCompile(const std::string &path, const RunOptions *train = nullptr) {
+std::shared_ptr<const Program> loadOrCompile(const std::string &path,
+                                             const RunOptions *train = nullptr,
+                                             const std::string &plan = "") {
   bool isMlir =
       path.size() >= 5 && path.compare(path.size() - 5, 5, ".mlir") == 0;
   if (!isMlir) {
@@ -57,15 +58,19 @@ loadOrCompile(const std::string &path, const RunOptions *train = nullptr) {
   std::vector<uint8_t> bytes;
   std::string error;
   CompileOptions compile;
-  if (train) {
+  if (train || !plan.empty()) {
     std::ostringstream pipeline;
-    pipeline << "builtin.module(loom-autodiff{micro-batches="
-             << train->microBatches << " max-grad-norm=" << train->clipGrad
-             << " weight-decay=" << train->weightDecay
-             << " beta1=" << train->adamBeta1 << " beta2=" << train->adamBeta2
-             << " epsilon=" << train->adamEps
-             << " recompute=" << train->recompute
-             << "}, loom-forward-to-program)";
+    pipeline << "builtin.module(";
+    if (train)
+      pipeline << "loom-autodiff{micro-batches=" << train->microBatches
+               << " max-grad-norm=" << train->clipGrad
+               << " weight-decay=" << train->weightDecay
+               << " beta1=" << train->adamBeta1 << " beta2=" << train->adamBeta2
+               << " epsilon=" << train->adamEps
+               << " recompute=" << train->recompute << "}, ";
+    if (!plan.empty())
+      pipeline << "loom-parallelize{plan=\"" << plan << "\"}, ";
+    pipeline << "loom-forward-to-program)";
     compile.pipeline = pipeline.str();
   }
   if (!compileMlirFileToProgram(path, compile, bytes, error))
@@ -129,7 +134,7 @@ std::string modelName(const Program &program, const std::string &path) {
 /// loom-run --train: compile the training step, train, report.
 int train(RunOptions &options) {
   std::shared_ptr<const Program> program =
-      loadOrCompile(options.modelPath, &options);
+      loadOrCompile(options.modelPath, &options, options.plan);
   TrainOptions &training = options.training;
   training.model = modelName(*program, options.modelPath);
   if (training.dataPath.empty())
@@ -199,7 +204,8 @@ int main(int argc, char **argv) {
       // The program is compiled and checked against the job before any
       // rank starts; each rank then compiles it again (and the ranks
       // check at rendezvous that they all got the same bytes).
-      spawnProcesses(launch, *loadOrCompile(options.modelPath),
+      spawnProcesses(launch,
+                     *loadOrCompile(options.modelPath, nullptr, options.plan),
                      std::vector<std::string>(argv, argv + argc));
       return 0;
     }
@@ -208,7 +214,7 @@ int main(int argc, char **argv) {
     std::optional<ProcessWatchdog> watchdog;
     if (!isSpawnedRank())
       watchdog.emplace(launch.timeout, timeoutMessage);
-    runHere(launch, loadOrCompile(options.modelPath));
+    runHere(launch, loadOrCompile(options.modelPath, nullptr, options.plan));
     return 0;
   } catch (const LaunchError &e) {
     if (e.timedOut())

@@ -37,6 +37,23 @@ struct ForwardToProgramOptions
 void buildLoomForwardToProgramPipeline(mlir::OpPassManager &pm,
                                        const ForwardToProgramOptions &options);
 
+/// A global graph (a forward or a training step) under a parallel plan to
+/// the per-rank graph: the plan's mesh and seeds, propagation, partition.
+struct ParallelizeOptions
+    : public mlir::PassPipelineOptions<ParallelizeOptions> {
+  Option<std::string> plan{
+      *this, "plan",
+      llvm::cl::desc("The plan spec (docs/PlanSpec.md), e.g. dp=2,tp=2")};
+  Option<int64_t> worldSize{
+      *this, "world-size",
+      llvm::cl::desc("The job's ranks (0: the product of the degrees)"),
+      llvm::cl::init(0)};
+};
+
+/// The name `loom-parallelize` is registered for.
+void buildLoomParallelizePipeline(mlir::OpPassManager &pm,
+                                  const ParallelizeOptions &options);
+
 /// Registers every named pipeline with the pass registry.
 void registerLoomPipelines();
 

@@ -2,8 +2,11 @@
 
 #include "loom/runtime/launch/Trainer.h"
 
+#include "loom/runtime/Pieces.h"
 #include "loom/runtime/Runtime.h"
 #include "loom/runtime/SeededInputs.h"
+#include "loom/runtime/comm/ExecutorComms.h"
+#include "loom/runtime/comm/LocalCommunicator.h"
 #include "loom/runtime/train/BatchSampler.h"
 #include "loom/runtime/train/Checkpoint.h"
 #include "loom/runtime/train/LossPlot.h"
@@ -12,10 +15,13 @@
 
 #include <chrono>
 #include <cmath>
+#include <condition_variable>
 #include <cstdio>
 #include <filesystem>
+#include <mutex>
 #include <set>
 #include <stdexcept>
+#include <thread>
 
 using namespace loom::runtime;
 
@@ -72,8 +78,13 @@ StepShape checkTrainingStep(const Program &program) {
     fail("input 'lr' must be a scalar f32, got " + lr->typeStr());
   if (!isInteger(step->dtype) || !step->shape.empty())
     fail("input 'step' must be a scalar integer, got " + step->typeStr());
-  shape.rows = tokens->shape[0];
-  shape.seq = tokens->shape[1];
+  // The whole batch: a rank's tokens may be its piece of it.
+  for (const Binding &b : program.inputs())
+    if (b.name == "tokens") {
+      std::vector<int64_t> whole = wholeShape(program, b);
+      shape.rows = whole[0];
+      shape.seq = whole[1];
+    }
   shape.tokens = tokens->dtype;
   shape.step = step->dtype;
   // The vocabulary: the logits' last dimension of the loss.
@@ -127,10 +138,17 @@ std::vector<const Binding *> persistentBindings(const Program &program) {
 } // namespace
 
 std::string loom::runtime::trainingStateId(const Program &program) {
-  // FNV-1a over "name dtype shape;" of every persistent buffer, by name.
+  // FNV-1a over "name dtype whole-shape;" of every persistent tensor, by
+  // name: the same for every plan of one model, so that a checkpoint (of
+  // whole tensors) resumes under another plan.
   std::set<std::string> entries;
-  for (const Binding *b : persistentBindings(program))
-    entries.insert(b->name + " " + program.buffers()[b->buffer].typeStr());
+  for (const Binding *b : persistentBindings(program)) {
+    const BufferInfo &buffer = program.buffers()[b->buffer];
+    std::string entry = b->name + " " + dtypeName(buffer.dtype) + "[";
+    for (int64_t d : wholeShape(program, *b))
+      entry += std::to_string(d) + ",";
+    entries.insert(entry + "]");
+  }
   uint64_t hash = 14695981039346656037ull;
   for (const std::string &entry : entries)
     for (char c : entry + ";")
@@ -141,64 +159,101 @@ std::string loom::runtime::trainingStateId(const Program &program) {
   return text;
 }
 
-TrainResult loom::runtime::runTraining(const TrainOptions &options,
-                                       const LaunchOptions &launch,
-                                       std::shared_ptr<const Program> program) {
-  const Program &P = *program;
-  StepShape shape = checkTrainingStep(P);
-  if (std::string problem = lrScheduleProblem(options.schedule);
-      !problem.empty())
-    fail("learning-rate schedule: " + problem);
-  int64_t lastStep = options.schedule.totalSteps;
-  std::string stateId = trainingStateId(P);
+namespace {
 
-  // Data first: a data set too short for one batch fails before any work.
+/// A barrier of the ranks of one job that a failed rank releases.
+class RankBarrier {
+public:
+  explicit RankBarrier(int count) : count_(count) {}
+  /// Waits for every rank; throws when the job failed meanwhile.
+  void wait() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    int64_t generation = generation_;
+    if (++arrived_ == count_) {
+      arrived_ = 0;
+      ++generation_;
+      changed_.notify_all();
+    } else {
+      changed_.wait(lock, [&] { return generation_ != generation || failed_; });
+    }
+    if (failed_)
+      throw std::runtime_error("another rank failed");
+  }
+  void fail() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    failed_ = true;
+    changed_.notify_all();
+  }
+
+private:
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  int count_, arrived_ = 0;
+  int64_t generation_ = 0;
+  bool failed_ = false;
+};
+
+/// What the ranks of one training job share.
+struct TrainJob {
+  const TrainOptions &options;
+  const LaunchOptions &launch;
+  std::shared_ptr<const Program> program;
+  StepShape shape;
+  std::string stateId;
+  int64_t lastStep = 0;
+  /// The checkpoint resumed from (whole tensors), if any.
+  std::optional<Checkpoint> resumed;
+  /// Whole tensors being put together from every rank's pieces to save.
+  std::mutex piecesMutex;
+  std::map<std::string, HostTensor> wholes;
+  RankBarrier barrier;
+  TrainResult result;
+
+  TrainJob(const TrainOptions &options, const LaunchOptions &launch,
+           std::shared_ptr<const Program> program, int ranks)
+      : options(options), launch(launch), program(std::move(program)),
+        barrier(ranks) {}
+};
+
+/// One rank's training loop; rank 0 also reports, logs and saves.
+void trainRank(TrainJob &job, int64_t rank, CommunicatorFactory comms) {
+  const TrainOptions &options = job.options;
+  const Program &P = *job.program;
+  const StepShape &shape = job.shape;
+  bool lead = rank == 0;
+
+  // Every rank reads the same data and cuts its piece of each batch.
   std::unique_ptr<TokenSource> data = openTokenSource(options.dataPath);
   BatchSampler sampler(*data, shape.rows, shape.seq, shape.vocab);
 
   ExecutorOptions execOptions;
-  execOptions.backend = launch.backend;
-  Executor exec(program, execOptions);
+  execOptions.backend = job.launch.backend;
+  execOptions.rank = rank;
+  execOptions.communicators = std::move(comms);
+  Executor exec(job.program, execOptions);
+  auto bindingOf = [&](const std::string &name) -> const Binding & {
+    for (const Binding &b : P.inputs())
+      if (b.name == name)
+        return b;
+    fail("no input '" + name + "'");
+  };
+  auto setPiece = [&](const std::string &name, const HostTensor &whole) {
+    exec.setInput(name, pieceOf(whole, P, bindingOf(name), rank));
+  };
 
   // Parameters and state: from the checkpoint, or initialized (state
-  // starts at zero).
-  TrainResult result;
+  // starts at zero), each rank taking its pieces of the whole tensors.
   std::vector<const Binding *> persistent = persistentBindings(P);
-  for (const Binding *b : persistent)
-    result.persistentNames.push_back(b->name);
-  std::optional<int64_t> saved;
-  if (!options.loadDir.empty())
-    saved = latestCheckpointStep(options.loadDir);
-  if (saved) {
-    Checkpoint c = loadCheckpoint(options.loadDir);
-    if (std::string why =
-            checkpointMismatch(options.loadDir, c, options.model, stateId);
-        !why.empty())
-      fail(why);
-    for (const Binding *b : persistent) {
-      auto it = c.tensors.find(b->name);
-      if (it == c.tensors.end())
-        fail("checkpoint " + options.loadDir + " has no tensor '" + b->name +
-             "'");
-      exec.setInput(b->name, it->second);
-    }
-    if (c.tensors.size() != persistent.size())
-      fail("checkpoint " + options.loadDir + " holds " +
-           std::to_string(c.tensors.size()) + " tensors, the program " +
-           std::to_string(persistent.size()));
-    if (c.step >= lastStep)
-      fail("checkpoint " + options.loadDir + " is at step " +
-           std::to_string(c.step) + ", not before the last step " +
-           std::to_string(lastStep) + " (raise --steps to train further)");
-    result.firstStep = c.step;
-    sampler.setPosition(c.dataPosition);
+  if (job.resumed) {
+    for (const Binding *b : persistent)
+      setPiece(b->name, job.resumed->tensors.at(b->name));
+    sampler.setPosition(job.resumed->dataPosition);
   } else {
-    for (const Binding *b : persistent) {
-      const BufferInfo &buffer = P.buffers()[b->buffer];
-      if (buffer.kind == BufferKind::Parameter)
-        exec.setInput(b->name, seededInput(P, buffer, launch.seed));
-    }
+    for (const Binding *b : persistent)
+      if (P.buffers()[b->buffer].kind == BufferKind::Parameter)
+        setPiece(b->name, seededWholeInput(P, *b, job.launch.seed));
   }
+  int64_t firstStep = job.resumed ? job.resumed->step : 0;
 
   // The log is opened after the first step succeeds: bad data or a program
   // that fails leaves an earlier run's log as it was.
@@ -209,38 +264,51 @@ TrainResult loom::runtime::runTraining(const TrainOptions &options,
     if (error)
       fail("--log " + options.logDir + ": " + error.message());
     log = std::make_unique<LossCsvWriter>(options.logDir + "/loss.csv",
-                                          saved ? result.firstStep : -1);
+                                          job.resumed ? firstStep : -1);
   };
   std::unique_ptr<ProgressDisplay> progress;
-  if (options.progress)
-    progress = std::make_unique<ProgressDisplay>(*options.progress,
-                                                 options.progressIsTerminal,
-                                                 lastStep, result.firstStep);
+  if (lead && options.progress)
+    progress = std::make_unique<ProgressDisplay>(
+        *options.progress, options.progressIsTerminal, job.lastStep, firstStep);
 
+  // Every rank puts its pieces into the whole tensors; rank 0 saves them.
   auto save = [&](int64_t step) {
-    Checkpoint c;
-    c.step = step;
-    c.dataPosition = sampler.position();
-    c.seed = launch.seed;
-    c.model = options.model;
-    c.programId = stateId;
-    for (const Binding *b : persistent)
-      c.tensors[b->name] = exec.getOutput(b->name);
-    saveCheckpoint(options.saveDir, c);
-    if (progress)
-      progress->print("saved step " + std::to_string(step) + " to " +
-                      checkpointIterationDir(options.saveDir, step));
+    {
+      std::lock_guard<std::mutex> lock(job.piecesMutex);
+      for (const Binding *b : persistent) {
+        HostTensor piece = exec.getOutput(b->name);
+        HostTensor &whole = job.wholes[b->name];
+        if (whole.shape.empty() && whole.bytes.empty())
+          whole = HostTensor(piece.dtype, wholeShape(P, *b));
+        placePiece(whole, piece, P, *b, rank);
+      }
+    }
+    job.barrier.wait();
+    if (lead) {
+      Checkpoint c;
+      c.step = step;
+      c.dataPosition = sampler.position();
+      c.seed = job.launch.seed;
+      c.model = options.model;
+      c.programId = job.stateId;
+      c.tensors = job.wholes;
+      saveCheckpoint(options.saveDir, c);
+      if (progress)
+        progress->print("saved step " + std::to_string(step) + " to " +
+                        checkpointIterationDir(options.saveDir, step));
+    }
+    job.barrier.wait();
   };
 
   using Clock = std::chrono::steady_clock;
   Clock::time_point start = Clock::now();
   double tokensPerStep = static_cast<double>(shape.rows * shape.seq);
-  for (int64_t step = result.firstStep + 1; step <= lastStep; ++step) {
+  for (int64_t step = firstStep + 1; step <= job.lastStep; ++step) {
     Clock::time_point begin = Clock::now();
     Batch batch = sampler.next();
     double lr = learningRate(options.schedule, step);
-    exec.setInput("tokens", asIndices(batch.tokens, shape.tokens));
-    exec.setInput("targets", asIndices(batch.targets, shape.tokens));
+    setPiece("tokens", asIndices(batch.tokens, shape.tokens));
+    setPiece("targets", asIndices(batch.targets, shape.tokens));
     exec.setInput("lr", HostTensor::f32({}, {static_cast<float>(lr)}));
     exec.setInput("step", scalarInteger(shape.step, step));
     exec.run();
@@ -259,22 +327,27 @@ TrainResult loom::runtime::runTraining(const TrainOptions &options,
            std::to_string(record.loss) + ") or the gradient norm (" +
            std::to_string(record.gradNorm) +
            ") is not finite; stopping without saving (lower --lr?)");
-    if (!log && !options.logDir.empty())
-      openLog();
-    if (log)
-      log->append(record);
-    if (progress)
-      progress->update(record);
-    result.records.push_back(record);
-    result.lastStep = step;
+    if (lead) {
+      if (!log && !options.logDir.empty())
+        openLog();
+      if (log)
+        log->append(record);
+      if (progress)
+        progress->update(record);
+      job.result.records.push_back(record);
+      job.result.lastStep = step;
+    }
     bool exiting = options.exitInterval > 0 && step % options.exitInterval == 0;
     bool interval =
         options.saveInterval > 0 && step % options.saveInterval == 0;
-    if (!options.saveDir.empty() && (interval || exiting || step == lastStep))
+    if (!options.saveDir.empty() &&
+        (interval || exiting || step == job.lastStep))
       save(step);
     if (exiting)
       break;
   }
+  if (!lead)
+    return;
   if (progress)
     progress->finish();
   if (log) {
@@ -283,5 +356,99 @@ TrainResult loom::runtime::runTraining(const TrainOptions &options,
         (options.model.empty() ? P.name() : options.model) + " training loss";
     writeLossSvg(options.logDir + "/loss.svg", log->records(), plot);
   }
-  return result;
+}
+
+} // namespace
+
+TrainResult loom::runtime::runTraining(const TrainOptions &options,
+                                       const LaunchOptions &launch,
+                                       std::shared_ptr<const Program> program) {
+  const Program &P = *program;
+  int64_t ranks = P.mesh().size();
+  if (launch.nproc > 1 && launch.nproc != ranks)
+    fail("program '" + P.name() + "' runs on " + std::to_string(ranks) +
+         " ranks (mesh " + P.mesh().str() + "), not --nproc " +
+         std::to_string(launch.nproc));
+  if (ranks > 1 && launch.comm != LaunchComm::Local)
+    fail("training on ranks of their own processes (--comm gloo) is not "
+         "built yet; train with --comm local");
+  TrainJob job(options, launch, program, static_cast<int>(ranks));
+  job.shape = checkTrainingStep(P);
+  if (std::string problem = lrScheduleProblem(options.schedule);
+      !problem.empty())
+    fail("learning-rate schedule: " + problem);
+  job.lastStep = options.schedule.totalSteps;
+  job.stateId = trainingStateId(P);
+
+  // Data first: a data set too short for one batch fails before any work.
+  {
+    std::unique_ptr<TokenSource> data = openTokenSource(options.dataPath);
+    BatchSampler check(*data, job.shape.rows, job.shape.seq, job.shape.vocab);
+    check.next();
+  }
+  std::vector<const Binding *> persistent = persistentBindings(P);
+  for (const Binding *b : persistent)
+    job.result.persistentNames.push_back(b->name);
+  if (!options.loadDir.empty() && latestCheckpointStep(options.loadDir)) {
+    Checkpoint c = loadCheckpoint(options.loadDir);
+    if (std::string why =
+            checkpointMismatch(options.loadDir, c, options.model, job.stateId);
+        !why.empty())
+      fail(why);
+    for (const Binding *b : persistent) {
+      auto it = c.tensors.find(b->name);
+      if (it == c.tensors.end())
+        fail("checkpoint " + options.loadDir + " has no tensor '" + b->name +
+             "'");
+      if (it->second.shape != wholeShape(P, *b))
+        fail("checkpoint " + options.loadDir + ": '" + b->name +
+             "' has another shape than the program's");
+    }
+    if (c.tensors.size() != persistent.size())
+      fail("checkpoint " + options.loadDir + " holds " +
+           std::to_string(c.tensors.size()) + " tensors, the program " +
+           std::to_string(persistent.size()));
+    if (c.step >= job.lastStep)
+      fail("checkpoint " + options.loadDir + " is at step " +
+           std::to_string(c.step) + ", not before the last step " +
+           std::to_string(job.lastStep) + " (raise --steps to train further)");
+    job.result.firstStep = c.step;
+    job.resumed = std::move(c);
+  }
+
+  if (ranks == 1) {
+    trainRank(job, 0, CommunicatorFactory());
+    return std::move(job.result);
+  }
+  // Ranks as threads over the local communicator; the first failure ends
+  // the others (their collectives and barriers fail at once).
+  LocalWorldOptions worldOptions;
+  worldOptions.deadline = launch.deadline;
+  auto world = LocalWorld::create(static_cast<int>(ranks), worldOptions);
+  std::vector<std::string> errors(ranks);
+  std::vector<std::thread> threads;
+  for (int rank = 0; rank < ranks; ++rank)
+    threads.emplace_back([&, rank] {
+      try {
+        std::shared_ptr<CommunicatorProvider> provider = world->provider(rank);
+        trainRank(job, rank, executorCommunicators(provider));
+      } catch (const std::exception &e) {
+        errors[rank] = e.what();
+        world->abort(rank,
+                     "rank " + std::to_string(rank) + " failed: " + e.what());
+        job.barrier.fail();
+      }
+    });
+  for (std::thread &t : threads)
+    t.join();
+  // The first failure is the cause; the others' are its consequences.
+  for (int rank = 0; rank < ranks; ++rank)
+    if (!errors[rank].empty() && errors[rank] != "another rank failed" &&
+        errors[rank].find("failed:") == std::string::npos)
+      fail(ranks > 1 ? "rank " + std::to_string(rank) + ": " + errors[rank]
+                     : errors[rank]);
+  for (int rank = 0; rank < ranks; ++rank)
+    if (!errors[rank].empty())
+      fail("rank " + std::to_string(rank) + ": " + errors[rank]);
+  return std::move(job.result);
 }
