@@ -313,6 +313,22 @@ template <typename T> void ropeK(const OpCall &c, KernelContext &ctx) {
 
 //===- adamw --------------------------------------------------------------===//
 
+/// math::adamwUpdate over n f32 elements in place: p, m and v are read and
+/// written, g only read; no two of them share any byte.
+LOOM_CPU_CLONES void adamwInPlaceF32(float *__restrict p,
+                                     const float *__restrict g,
+                                     float *__restrict m, float *__restrict v,
+                                     int64_t n, math::AdamWParams a) {
+  for (int64_t i = 0; i < n; ++i)
+    math::adamwUpdate(p[i], g[i], m[i], v[i], a);
+}
+
+/// Whether [a, a + bytes) and [b, b + bytes) share a byte.
+bool overlap(const void *a, const void *b, size_t bytes) {
+  auto x = reinterpret_cast<uintptr_t>(a), y = reinterpret_cast<uintptr_t>(b);
+  return x < y + bytes && y < x + bytes;
+}
+
 void adamwK(const OpCall &c, KernelContext &) {
   int64_t step = loadIndex(c.in[4], 0);
   if (step < 1)
@@ -333,6 +349,18 @@ void adamwK(const OpCall &c, KernelContext &) {
     const float *pi = p.as<const float>(), *gi = g.as<const float>(),
                 *mi = m.as<const float>(), *vi = v.as<const float>();
     float *pw = po.as<float>(), *mw = mo.as<float>(), *vw = vo.as<float>();
+    size_t bytes = n * sizeof(float);
+    if (!overlap(gi, pw, bytes) && !overlap(gi, mw, bytes) &&
+        !overlap(gi, vw, bytes)) {
+      // The results are the state (in place) or do not overlap it.
+      copyBytes(pw, pi, bytes);
+      copyBytes(mw, mi, bytes);
+      copyBytes(vw, vi, bytes);
+      parallelRanges(n, 4, [&](int64_t b, int64_t e) {
+        adamwInPlaceF32(pw + b, gi + b, mw + b, vw + b, e - b, a);
+      });
+      return;
+    }
     parallelRanges(n, 4, [&](int64_t b, int64_t e) {
       for (int64_t i = b; i < e; ++i) {
         float pp = pi[i], mm = mi[i], vv = vi[i];
