@@ -12,9 +12,9 @@
 #include "loom/Analysis/ModelStats.h"
 #include "loom/Dialect/Loom/IR/LoomDialect.h"
 #include "loom/Dialect/Loom/Transforms/Passes.h"
-#include "loom/Pipelines/Pipelines.h"
 #include "loom/Models/ModelConfigKeys.h"
 #include "loom/Models/ModelZoo.h"
+#include "loom/Pipelines/Pipelines.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/MLIRContext.h"

@@ -135,9 +135,9 @@ template <typename T> void crossEntropyGradK(const OpCall &c, KernelContext &) {
   // The mean over n positions: each row's cotangent is dL/n.
   const LoomAttrValue &count = c.attrs.values[attr::CrossEntropyGrad::count];
   int64_t positions = count.present ? count.i : n;
-  float scale = positions ? *c.in[2].as<const float>() /
-                                static_cast<float>(positions)
-                          : 0.0f;
+  float scale = positions
+                    ? *c.in[2].as<const float>() / static_cast<float>(positions)
+                    : 0.0f;
   const T *l = logits.as<const T>();
   T *g = c.out[0].as<T>();
   for (int64_t i = 0; i < n; ++i) {
