@@ -1,7 +1,9 @@
 //===- FactorSharding.cpp - Shardings seen through an op's factors --------===//
 
 #include "loom/Sharding/FactorSharding.h"
+#include "loom/Dialect/Loom/IR/LoomOps.h"
 
+#include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/Builders.h"
 
 using namespace mlir;
@@ -71,4 +73,52 @@ SmallVector<AxisList> loom::splitAmongFactors(const AxisList &axes,
       break;
   }
   return split;
+}
+
+ShardingAttr loom::getPinnedSharding(Operation *op) {
+  if (auto shard = dyn_cast_or_null<ShardOp>(op))
+    return shard.getSharding();
+  if (auto reshard = dyn_cast_or_null<ReshardOp>(op))
+    return reshard.getSharding();
+  return {};
+}
+
+/// The owner of block argument `arg` when it is a function's argument.
+static func::FuncOp argumentOwner(BlockArgument arg) {
+  return dyn_cast<func::FuncOp>(arg.getOwner()->getParentOp());
+}
+
+ShardingAttr loom::getValueSharding(Value v) {
+  if (auto arg = dyn_cast<BlockArgument>(v)) {
+    func::FuncOp func = argumentOwner(arg);
+    return func ? func.getArgAttrOfType<ShardingAttr>(
+                      arg.getArgNumber(), LoomDialect::kShardingAttrName)
+                : ShardingAttr();
+  }
+  Operation *def = v.getDefiningOp();
+  if (ShardingAttr pinned = getPinnedSharding(def))
+    return pinned;
+  Attribute attr = def->getAttr(LoomDialect::kShardingAttrName);
+  if (auto array = dyn_cast_or_null<ArrayAttr>(attr))
+    return cast<ShardingAttr>(array[cast<OpResult>(v).getResultNumber()]);
+  return dyn_cast_or_null<ShardingAttr>(attr);
+}
+
+int loom::getShardingPriority(Value v) {
+  Attribute attr;
+  if (auto arg = dyn_cast<BlockArgument>(v)) {
+    if (func::FuncOp func = argumentOwner(arg))
+      attr =
+          func.getArgAttr(arg.getArgNumber(), LoomDialect::kPriorityAttrName);
+  } else {
+    Operation *def = v.getDefiningOp();
+    if (getPinnedSharding(def))
+      return kPinnedPriority;
+    attr = def->getAttr(LoomDialect::kPriorityAttrName);
+    if (auto array = dyn_cast_or_null<ArrayAttr>(attr))
+      attr = array[cast<OpResult>(v).getResultNumber()];
+  }
+  if (auto p = dyn_cast_or_null<IntegerAttr>(attr))
+    return static_cast<int>(p.getInt());
+  return kDefaultPriority;
 }

@@ -18,6 +18,8 @@
 #include "mlir/IR/Builders.h"
 #include "llvm/ADT/SmallSet.h"
 
+#include <numeric>
+
 namespace loom {
 #define GEN_PASS_DEF_LOOMPARTITIONPASS
 #include "loom/Sharding/Passes.h.inc"
@@ -67,27 +69,15 @@ private:
   OpBuilder b;
   DenseMap<Value, RankedTensorType> globalTypes;
   DenseMap<Value, TensorSharding> actual;
-  /// Reshards made so far, by value and target (printed), for reuse by
-  /// later users: each partial sum is reduced once.
-  DenseMap<std::pair<Value, Attribute>, Value> reshards;
+  /// Reshards made so far, by value, target and the user's part of the
+  /// step (reshardGroup), for reuse by later users: each partial sum is
+  /// reduced once.
+  DenseMap<std::tuple<Value, Attribute, int64_t>, Value> reshards;
 };
 
 TensorSharding Partitioner::targetOf(Value v) {
   int64_t rank = cast<ShapedType>(v.getType()).getRank();
-  ShardingAttr attr;
-  if (auto arg = dyn_cast<BlockArgument>(v)) {
-    attr = func.getArgAttrOfType<ShardingAttr>(arg.getArgNumber(),
-                                               LoomDialect::kShardingAttrName);
-  } else if (Operation *def = v.getDefiningOp()) {
-    if (auto shard = dyn_cast<ShardOp>(def))
-      attr = shard.getSharding();
-    else if (Attribute a = def->getAttr(LoomDialect::kShardingAttrName)) {
-      auto array = dyn_cast<ArrayAttr>(a);
-      attr =
-          array ? cast<ShardingAttr>(array[cast<OpResult>(v).getResultNumber()])
-                : cast<ShardingAttr>(a);
-    }
-  }
+  ShardingAttr attr = getValueSharding(v);
   if (!attr)
     return TensorSharding::replicated(rank);
   TensorSharding s = TensorSharding::fromAttr(attr);
@@ -97,8 +87,8 @@ TensorSharding Partitioner::targetOf(Value v) {
 
 FailureOr<OpPlan> Partitioner::decide(Operation *op) {
   OpPlan plan;
-  if (auto shard = dyn_cast<ShardOp>(op)) {
-    TensorSharding pinned = TensorSharding::fromAttr(shard.getSharding());
+  if (ShardingAttr pin = getPinnedSharding(op)) {
+    TensorSharding pinned = TensorSharding::fromAttr(pin);
     plan.operands.push_back(pinned);
     plan.results.push_back(pinned);
     return plan;
@@ -115,27 +105,34 @@ FailureOr<OpPlan> Partitioner::decide(Operation *op) {
     return plan;
   }
   ShardingRule rule = ruled.getShardingRule();
-  // Each factor's axes: from the results' shardings first (what the op
-  // makes), then the operands' (the factors it sums over).
+  // Each factor's axes come from the tensor that shards it with the
+  // strongest priority, as propagation chose them; among equals, the
+  // results first (what the op makes), then the operands (the factors it
+  // sums over), unless a later one extends the axes.
   SmallVector<AxisList> factorAxes(rule.getNumFactors());
-  SmallVector<bool> decided(rule.getNumFactors(), false);
+  SmallVector<int> factorPriority(rule.getNumFactors(), kUnsetPriority);
   auto take = [&](Value v, OpTensor which) {
     TensorSharding target = targetOf(v);
+    int priority = getShardingPriority(v);
     ArrayRef<ShardingRule::DimFactors> dims = getTensorFactors(rule, which);
     for (auto [dim, factors] : llvm::enumerate(dims)) {
       SmallVector<AxisList> split =
           splitAmongFactors(target.dims[dim], factors, rule, mesh);
       for (auto [factor, axes] : llvm::zip(factors, split)) {
-        if (decided[factor])
-          continue;
         FactorKind kind = rule.getFactorKind(factor);
         // Own partitions (vocab-parallel ops) are not built yet: such a
         // factor is gathered, as one that needs replication.
-        if (kind == FactorKind::NeedReplication ||
+        if (axes.empty() || kind == FactorKind::NeedReplication ||
             kind == FactorKind::OwnPartition)
           continue;
-        factorAxes[factor] = axes;
-        decided[factor] = !axes.empty();
+        bool stronger = priority < factorPriority[factor];
+        bool extends = priority == factorPriority[factor] &&
+                       isPrefixOf(factorAxes[factor], axes) &&
+                       axes.size() > factorAxes[factor].size();
+        if (stronger || extends) {
+          factorAxes[factor] = axes;
+          factorPriority[factor] = priority;
+        }
       }
     }
   };
@@ -143,9 +140,16 @@ FailureOr<OpPlan> Partitioner::decide(Operation *op) {
     take(v, {true, static_cast<unsigned>(i)});
   for (auto [i, v] : llvm::enumerate(op->getOperands()))
     take(v, {false, static_cast<unsigned>(i)});
-  // An axis splits one factor (the first that took it).
+  // An axis splits one factor: the strongest claim keeps it (ties: the
+  // earlier factor).
+  SmallVector<int64_t> order(rule.getNumFactors());
+  std::iota(order.begin(), order.end(), 0);
+  llvm::stable_sort(order, [&](int64_t a, int64_t b) {
+    return factorPriority[a] < factorPriority[b];
+  });
   llvm::SmallSet<StringRef, 4> claimed;
-  for (AxisList &axes : factorAxes) {
+  for (int64_t factor : order) {
+    AxisList &axes = factorAxes[factor];
     auto clash =
         llvm::find_if(axes, [&](StringRef a) { return claimed.contains(a); });
     axes.erase(clash, axes.end());
@@ -308,6 +312,22 @@ Value Partitioner::reshard(Value value, RankedTensorType global,
   return value;
 }
 
+/// Which users may share a reshard: those of one microbatch's forward, or
+/// of its backward; ops outside both (the optimizer, the loss sum) share
+/// theirs. A gathered value is so made again in the backward instead of
+/// being kept from the forward, as Megatron-LM gathers a sequence-parallel
+/// input again for the weight gradient and ZeRO-3 a parameter.
+static int64_t reshardGroup(Operation *user) {
+  auto phase = user->getAttrOfType<PhaseAttr>(LoomDialect::kPhaseAttrName);
+  if (!phase)
+    return -1;
+  auto microbatch =
+      user->getAttrOfType<IntegerAttr>(LoomDialect::kMicrobatchAttrName);
+  bool backward = phase.getValue() != Phase::fwd ||
+                  user->hasAttr(LoomDialect::kRecomputedAttrName);
+  return 2 * (microbatch ? microbatch.getInt() : 0) + (backward ? 1 : 0);
+}
+
 /// Ops that are linear in all their operands: partial sums pass through
 /// them (a sum of partial sums is the partial sum of the sums), so a
 /// reduction waits until something non-linear needs the whole value.
@@ -341,7 +361,7 @@ LogicalResult Partitioner::rewrite(Operation *op, const OpPlan &givenPlan) {
     if (have == want)
       continue;
     Attribute key = want.toAttr(b.getContext(), meshRef);
-    Value &local = reshards[{v, key}];
+    Value &local = reshards[{v, key, reshardGroup(op)}];
     if (!local) {
       local = reshard(v, globalTypes[v], have, want, op);
       actual[local] = want;
@@ -349,9 +369,9 @@ LogicalResult Partitioner::rewrite(Operation *op, const OpPlan &givenPlan) {
     }
     op->setOperand(i, local);
   }
-  if (auto shard = dyn_cast<ShardOp>(op)) {
-    Value input = shard.getInput();
-    shard.getResult().replaceAllUsesWith(input);
+  if (getPinnedSharding(op)) {
+    // The pin is now the reshard before it.
+    op->getResult(0).replaceAllUsesWith(op->getOperand(0));
     op->erase();
     return success();
   }
@@ -427,15 +447,26 @@ LogicalResult Partitioner::run() {
       return failure();
     plans.push_back({&op, std::move(*plan)});
   }
+  auto updates = getPersistentUpdates(func);
+  if (failed(updates))
+    return failure();
+  // A new parameter or state is returned as its argument is sharded (it
+  // lives in the argument's bytes); other results as their attribute says,
+  // else as computed.
   SmallVector<TensorSharding> resultTargets;
-  for (Value v : terminator->getOperands())
+  for (auto [i, v] : llvm::enumerate(terminator->getOperands())) {
+    auto update = updates->find(v);
+    if (update != updates->end()) {
+      resultTargets.push_back(targetOf(update->second));
+      continue;
+    }
     resultTargets.push_back(targetOf(v));
-  for (auto [i, v] : llvm::enumerate(terminator->getOperands()))
     if (auto attr = func.getResultAttrOfType<ShardingAttr>(
             i, LoomDialect::kShardingAttrName)) {
       resultTargets[i] = TensorSharding::fromAttr(attr);
       resultTargets[i].unreduced.clear();
     }
+  }
 
   // Arguments take their local types; the sharding they are local under
   // stays with them (loom.shard_of), for the runtime to slice and gather.

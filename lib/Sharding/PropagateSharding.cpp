@@ -18,6 +18,7 @@
 #include "llvm/ADT/SmallSet.h"
 
 #include <numeric>
+#include <set>
 
 namespace loom {
 #define GEN_PASS_DEF_LOOMPROPAGATESHARDINGPASS
@@ -29,14 +30,14 @@ using namespace loom;
 
 namespace {
 
-/// Priority of a value no sharding has reached yet.
-constexpr int kUnset = std::numeric_limits<int>::max();
-/// A `loom.shard` pin; a seed without `loom.priority`.
-constexpr int kPinned = 0, kSeed = 1;
+constexpr int kUnset = kUnsetPriority, kSeed = kDefaultPriority;
 
 struct ValueState {
   TensorSharding sharding;
   int priority = kUnset;
+  /// A pin's result: never changed. (Values a pin reaches take its
+  /// priority, 0, but may still gain axes that do not clash.)
+  bool pinned = false;
 };
 
 /// The axes chosen for one factor, and the priority they came with.
@@ -62,8 +63,9 @@ private:
   ValueState &state(Value v);
   /// Seeds from `loom.sharding` (arguments, op results) and pins.
   LogicalResult seed();
-  /// Propagates through `op`; true when a value changed.
-  bool propagate(Operation *op);
+  /// Propagates through `op` from the tensors whose priority is at most
+  /// `level`; true when a value changed.
+  bool propagate(Operation *op, int level);
   /// Lets `value` take the axes of `proposed` it lacks; true on change.
   bool extend(Value value, const TensorSharding &proposed, int priority);
   /// Writes the shardings back as attributes.
@@ -73,6 +75,10 @@ private:
   MeshAttr mesh;
   FlatSymbolRefAttr meshRef;
   DenseMap<Value, ValueState> states;
+  /// The priorities the seeds carry, strongest first.
+  std::set<int> levels;
+  /// Returned new parameter or state value -> the argument it updates.
+  llvm::MapVector<Value, BlockArgument> updates;
 };
 
 ValueState &Propagation::state(Value v) {
@@ -84,49 +90,28 @@ ValueState &Propagation::state(Value v) {
 }
 
 LogicalResult Propagation::seed() {
-  auto take = [&](Value v, ShardingAttr attr, int priority,
-                  Operation *where) -> LogicalResult {
+  auto take = [&](Value v, Operation *where) -> LogicalResult {
+    ShardingAttr attr = getValueSharding(v);
+    if (!attr)
+      return success();
     if (attr.getMesh() != meshRef)
       return where->emitError("sharding names mesh ")
              << attr.getMesh() << ", but propagation works over " << meshRef
              << " (one mesh per function)";
     ValueState &s = state(v);
     s.sharding = TensorSharding::fromAttr(attr);
-    s.priority = priority;
+    s.priority = getShardingPriority(v);
+    s.pinned = v.getDefiningOp() && getPinnedSharding(v.getDefiningOp());
+    levels.insert(s.priority);
     return success();
   };
-  auto priorityOf = [](DictionaryAttr attrs) {
-    auto p = attrs ? attrs.getAs<IntegerAttr>(LoomDialect::kPriorityAttrName)
-                   : IntegerAttr();
-    return p ? static_cast<int>(p.getInt()) : kSeed;
-  };
-  for (BlockArgument arg : func.getArguments()) {
-    auto attr = func.getArgAttrOfType<ShardingAttr>(
-        arg.getArgNumber(), LoomDialect::kShardingAttrName);
-    if (attr &&
-        failed(take(arg, attr,
-                    priorityOf(func.getArgAttrDict(arg.getArgNumber())), func)))
+  for (BlockArgument arg : func.getArguments())
+    if (failed(take(arg, func)))
       return failure();
-  }
   WalkResult walk = func.walk([&](Operation *op) {
-    if (auto shard = dyn_cast<ShardOp>(op)) {
-      if (failed(take(shard.getResult(), shard.getSharding(), kPinned, op)))
+    for (Value result : op->getResults())
+      if (failed(take(result, op)))
         return WalkResult::interrupt();
-      return WalkResult::advance();
-    }
-    Attribute attr = op->getAttr(LoomDialect::kShardingAttrName);
-    if (!attr)
-      return WalkResult::advance();
-    int priority = kSeed;
-    if (auto p = op->getAttrOfType<IntegerAttr>(LoomDialect::kPriorityAttrName))
-      priority = static_cast<int>(p.getInt());
-    auto array = dyn_cast<ArrayAttr>(attr);
-    for (auto [i, result] : llvm::enumerate(op->getResults())) {
-      auto sharding =
-          array ? cast<ShardingAttr>(array[i]) : cast<ShardingAttr>(attr);
-      if (failed(take(result, sharding, priority, op)))
-        return WalkResult::interrupt();
-    }
     return WalkResult::advance();
   });
   return failure(walk.wasInterrupted());
@@ -135,7 +120,7 @@ LogicalResult Propagation::seed() {
 bool Propagation::extend(Value value, const TensorSharding &proposed,
                          int priority) {
   ValueState &s = state(value);
-  if (s.priority == kPinned)
+  if (s.pinned)
     return false;
   auto type = cast<ShapedType>(value.getType());
   bool changed = false;
@@ -168,7 +153,7 @@ bool Propagation::extend(Value value, const TensorSharding &proposed,
   return changed;
 }
 
-bool Propagation::propagate(Operation *op) {
+bool Propagation::propagate(Operation *op, int level) {
   auto ruled = dyn_cast<ShardingRuleOpInterface>(op);
   if (!ruled)
     return false;
@@ -184,7 +169,7 @@ bool Propagation::propagate(Operation *op) {
   SmallVector<FactorChoice> choices(rule.getNumFactors());
   for (auto &[which, value] : tensors) {
     ValueState &s = state(value);
-    if (s.priority == kUnset)
+    if (s.priority > level)
       continue;
     ArrayRef<ShardingRule::DimFactors> dims = getTensorFactors(rule, which);
     for (auto [dim, factors] : llvm::enumerate(dims)) {
@@ -244,25 +229,44 @@ bool Propagation::propagate(Operation *op) {
 
 void Propagation::annotate() {
   MLIRContext *context = func.getContext();
+  Builder b(context);
   auto attrOf = [&](Value v) -> ShardingAttr {
     auto it = states.find(v);
     if (it == states.end() || it->second.sharding.isReplicated())
       return {};
     return it->second.sharding.toAttr(context, meshRef);
   };
+  // The priority a sharded value carries, written when it is not the
+  // default, so that a later run (after a pass adds seeds or pins) starts
+  // from the same strengths.
+  auto priorityOf = [&](Value v) {
+    auto it = states.find(v);
+    return it == states.end() || it->second.sharding.isReplicated()
+               ? kSeed
+               : it->second.priority;
+  };
   for (BlockArgument arg : func.getArguments()) {
+    unsigned i = arg.getArgNumber();
     if (ShardingAttr attr = attrOf(arg))
-      func.setArgAttr(arg.getArgNumber(), LoomDialect::kShardingAttrName, attr);
+      func.setArgAttr(i, LoomDialect::kShardingAttrName, attr);
+    if (priorityOf(arg) != kSeed)
+      func.setArgAttr(i, LoomDialect::kPriorityAttrName,
+                      b.getI64IntegerAttr(priorityOf(arg)));
   }
+  // A returned new parameter or state lives in its argument's bytes: it is
+  // returned as its argument is sharded.
   Operation *terminator = func.getBody().front().getTerminator();
-  for (auto [i, v] : llvm::enumerate(terminator->getOperands()))
-    if (ShardingAttr attr = attrOf(v))
+  for (auto [i, v] : llvm::enumerate(terminator->getOperands())) {
+    auto update = updates.find(v);
+    if (ShardingAttr attr =
+            attrOf(update != updates.end() ? Value(update->second) : v))
       func.setResultAttr(i, LoomDialect::kShardingAttrName, attr);
+  }
   func.walk([&](Operation *op) {
-    if (isa<ShardOp>(op) || op->getNumResults() == 0 || op == terminator)
+    if (getPinnedSharding(op) || op->getNumResults() == 0 || op == terminator)
       return;
-    SmallVector<Attribute> attrs;
-    bool any = false;
+    SmallVector<Attribute> attrs, priorities;
+    bool any = false, strengths = false;
     for (Value result : op->getResults()) {
       ShardingAttr attr = attrOf(result);
       any |= static_cast<bool>(attr);
@@ -270,42 +274,55 @@ void Propagation::annotate() {
                            : TensorSharding::replicated(
                                  cast<ShapedType>(result.getType()).getRank())
                                  .toAttr(context, meshRef));
+      priorities.push_back(b.getI64IntegerAttr(priorityOf(result)));
+      strengths |= priorityOf(result) != kSeed;
     }
     if (!any)
       return;
     op->setAttr(LoomDialect::kShardingAttrName,
                 attrs.size() == 1 ? attrs.front()
                                   : ArrayAttr::get(context, attrs));
+    if (strengths)
+      op->setAttr(LoomDialect::kPriorityAttrName,
+                  priorities.size() == 1 ? priorities.front()
+                                         : ArrayAttr::get(context, priorities));
   });
 }
 
 LogicalResult Propagation::run() {
   if (failed(seed()))
     return failure();
-  auto updates = getPersistentUpdates(func);
-  if (failed(updates))
+  auto found = getPersistentUpdates(func);
+  if (failed(found))
     return failure();
+  updates = std::move(*found);
   SmallVector<Operation *> ops;
   func.walk([&](Operation *op) {
     if (op != func && !isa<func::ReturnOp>(op))
       ops.push_back(op);
   });
-  // Forward and backward sweeps until nothing changes; each change adds an
-  // axis, so this ends after at most (values x axes) changes.
-  for (int sweep = 0; sweep < 64; ++sweep) {
-    bool changed = false;
-    for (Operation *op : ops)
-      changed |= propagate(op);
-    for (Operation *op : llvm::reverse(ops))
-      changed |= propagate(op);
-    // A new parameter or state value lives in its argument's bytes.
-    for (auto [value, argument] : *updates) {
-      changed |=
-          extend(value, state(argument).sharding, state(argument).priority);
-      changed |= extend(argument, state(value).sharding, state(value).priority);
+  // Strongest shardings first, as OpenXLA Shardy's user priorities: every
+  // level spreads as far as it can before a weaker one may claim an axis
+  // (a weaker sharding reaching a value first would otherwise keep it).
+  // Within a level, forward and backward sweeps until nothing changes;
+  // each change adds an axis, so this ends.
+  for (int level : levels) {
+    for (int sweep = 0; sweep < 64; ++sweep) {
+      bool changed = false;
+      for (Operation *op : ops)
+        changed |= propagate(op, level);
+      for (Operation *op : llvm::reverse(ops))
+        changed |= propagate(op, level);
+      // A new parameter or state value starts as its argument is sharded
+      // (the optimizer may split it further, as ZeRO does); the argument
+      // never takes the new value's sharding.
+      for (auto [value, argument] : updates)
+        if (state(argument).priority <= level)
+          changed |=
+              extend(value, state(argument).sharding, state(argument).priority);
+      if (!changed)
+        break;
     }
-    if (!changed)
-      break;
   }
   annotate();
   return success();

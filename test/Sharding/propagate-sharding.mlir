@@ -60,13 +60,49 @@ func.func @heads(%x: tensor<2x4x16xf32> {loom.input = "x"},
 // -----
 
 // Priorities: a pin (loom.shard) is never changed; a stronger seed wins a
-// conflict over an axis; a weaker seed keeps what it has.
+// conflict over an axis; a weaker seed keeps what it has. What a sharding
+// reaches inherits its priority (printed when not the default 1).
 loom.mesh @world <tp = 2>
 // CHECK-LABEL: func.func @priorities(
+// CHECK-SAME: %arg1: tensor<4x8xf32> {loom.priority = 2 : i64, loom.sharding = #loom.sharding<@world, [{"tp"}, {}]>}
 // CHECK: %[[P:.+]] = loom.shard %arg0 <@world, [{}, {"tp"}]>
-// CHECK: loom.add %[[P]], %arg1 {loom.sharding = #loom.sharding<@world, [{}, {"tp"}]>}
+// CHECK: loom.add %[[P]], %arg1 {loom.priority = 0 : i64, loom.sharding = #loom.sharding<@world, [{}, {"tp"}]>}
 func.func @priorities(%a: tensor<4x8xf32>, %b: tensor<4x8xf32> {loom.sharding = #loom.sharding<@world, [{"tp"}, {}]>, loom.priority = 2 : i64}) -> tensor<4x8xf32> {
   %p = loom.shard %a <@world, [{}, {"tp"}]> : tensor<4x8xf32>
   %s = loom.add %p, %b : tensor<4x8xf32>
   return %s : tensor<4x8xf32>
+}
+
+// -----
+
+// Levels: the strongest shardings spread as far as they can before a
+// weaker one moves, whatever the order of the ops. The weak seed on %b
+// (priority 3) is next to the add; the default-priority seed on %x reaches
+// the add only through the exp, and still wins it.
+loom.mesh @world <tp = 2>
+// CHECK-LABEL: func.func @levels(
+// CHECK: loom.sqrt %arg0 {loom.sharding = #loom.sharding<@world, [{"tp"}, {}]>}
+// CHECK: loom.add {{.*}}loom.sharding = #loom.sharding<@world, [{"tp"}, {}]>
+// CHECK: return
+func.func @levels(%x: tensor<4x8xf32> {loom.sharding = #loom.sharding<@world, [{"tp"}, {}]>},
+                  %b: tensor<4x8xf32> {loom.sharding = #loom.sharding<@world, [{}, {"tp"}]>, loom.priority = 3 : i64}) -> tensor<4x8xf32> {
+  %e = loom.sqrt %x : tensor<4x8xf32>
+  %s = loom.add %b, %e : tensor<4x8xf32>
+  return %s : tensor<4x8xf32>
+}
+
+// -----
+
+// loom.reshard: the result takes the requested sharding (pinned), the
+// input keeps what its producers give it, and nothing passes through.
+loom.mesh @world <dp = 2>
+// CHECK-LABEL: func.func @reshard(
+// CHECK: %[[E:.+]] = loom.sqrt %arg0 {loom.sharding = #loom.sharding<@world, [{}, {"dp"}]>}
+// CHECK: %[[R:.+]] = loom.reshard %[[E]] <@world, [{"dp"}, {}]>
+// CHECK: loom.neg %[[R]] {loom.priority = 0 : i64, loom.sharding = #loom.sharding<@world, [{"dp"}, {}]>}
+func.func @reshard(%x: tensor<4x8xf32> {loom.sharding = #loom.sharding<@world, [{}, {"dp"}]>}) -> (tensor<4x8xf32>, tensor<4x8xf32>) {
+  %e = loom.sqrt %x : tensor<4x8xf32>
+  %r = loom.reshard %e <@world, [{"dp"}, {}]> : tensor<4x8xf32>
+  %n = loom.neg %r : tensor<4x8xf32>
+  return %e, %n : tensor<4x8xf32>, tensor<4x8xf32>
 }

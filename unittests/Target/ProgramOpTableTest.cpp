@@ -31,6 +31,9 @@ namespace {
 const std::map<std::string, std::string> kNotLowered = {
     {"loom.constant", "kept in the program's constants blob"},
     {"loom.mesh", "declares a mesh: an entry of the program's mesh table"},
+    {"loom.shard", "pins a sharding; -loom-partition erases it"},
+    {"loom.reshard", "asks for a sharding; -loom-partition makes the "
+                     "collective and erases it"},
 };
 
 /// Instructions no op lowers to.

@@ -17,6 +17,8 @@
 #include "mlir/IR/Value.h"
 #include "llvm/ADT/SmallVector.h"
 
+#include <limits>
+
 namespace loom {
 
 /// Mesh axes, major (outermost) first.
@@ -72,6 +74,25 @@ inline bool isPrefixOf(llvm::ArrayRef<llvm::StringRef> prefix,
 
 /// The product of the sizes of `axes` in `mesh`.
 int64_t axesSize(const AxisList &axes, MeshAttr mesh);
+
+/// Sharding priorities, lower is stronger: a pin (loom.shard,
+/// loom.reshard), a seed or propagated value without `loom.priority`, and a
+/// value no sharding has reached.
+constexpr int kPinnedPriority = 0;
+constexpr int kDefaultPriority = 1;
+constexpr int kUnsetPriority = std::numeric_limits<int>::max();
+
+/// The sharding a pin op (loom.shard, loom.reshard) fixes, or null.
+ShardingAttr getPinnedSharding(mlir::Operation *op);
+
+/// The `loom.sharding` `v` carries (argument attribute, pin, or its
+/// defining op's attribute, one or one per result), or null.
+ShardingAttr getValueSharding(mlir::Value v);
+
+/// The priority of `v`'s sharding: kPinnedPriority for a pin's result, the
+/// `loom.priority` of its argument or defining op (an integer, or an array
+/// with one per result), else kDefaultPriority.
+int getShardingPriority(mlir::Value v);
 
 } // namespace loom
 

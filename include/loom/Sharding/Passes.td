@@ -48,15 +48,19 @@ def LoomPropagateShardingPass
     need-replication factors do not (the partitioner gathers them). An axis
     shards one dimension of a tensor at most.
 
-    Priorities: a `loom.shard` annotation pins its result (never changed);
-    `loom.sharding` attributes already on arguments and op results are seeds
-    (a plan's, or a previous run's), each with the `loom.priority` it
-    carries (default 1, lower is stronger); everything else is propagated
-    and inherits the priority of the factor that sharded it. A sharding
-    only ever grows (an axis added to a dimension), so propagation ends; it
-    is repeated forward and backward over the function until nothing
-    changes. The new value of a parameter or state (a result marked like an
-    argument) shares its argument's sharding.
+    Priorities: a `loom.shard` or `loom.reshard` annotation pins its result
+    (never changed; a reshard's input is not affected by it); `loom.sharding`
+    attributes already on arguments and op results are seeds (a plan's, or
+    a previous run's), each with the `loom.priority` it carries (default 1,
+    lower is stronger); everything else is propagated and inherits the
+    priority of the factor that sharded it, written as its `loom.priority`
+    when not 1. Propagation runs in levels, strongest first: at level p only
+    shardings of priority p or stronger move, repeated forward and backward
+    over the function until nothing changes, so a weak seed never claims an
+    axis a stronger one would have reached. A sharding only ever grows (an
+    axis added to a dimension), so each level ends. The new value of a
+    parameter or state (a result marked like an argument) takes its
+    argument's sharding, never the other way round.
 
     The result is a `loom.sharding` on every argument, result and op result
     that is split over some axis. Running the pass again changes nothing.

@@ -69,6 +69,25 @@ LogicalResult checkNonNegative(const Subject &s) {
   return success();
 }
 
+/// A priority per described value: one non-negative integer, or on an op
+/// with several results an array of them.
+LogicalResult checkPriorities(const Subject &s) {
+  auto isPriority = [](Attribute a) {
+    auto n = dyn_cast<IntegerAttr>(a);
+    return n && !n.getValue().isNegative();
+  };
+  if (isPriority(s.value))
+    return success();
+  auto array = dyn_cast<ArrayAttr>(s.value);
+  if (!array || array.size() != s.types.size() ||
+      !llvm::all_of(array, isPriority))
+    return s.emitError() << "must be a non-negative integer"
+                         << (s.types.size() > 1 ? ", or one per result in an "
+                                                  "array"
+                                                : "");
+  return success();
+}
+
 LogicalResult checkOffsets(const Subject &s) {
   auto offsets = dyn_cast<DenseI64ArrayAttr>(s.value);
   if (!offsets || offsets.size() != static_cast<int64_t>(s.types.size()) ||
@@ -194,7 +213,7 @@ const DiscardableAttr kAttrs[] = {
     {LoomDialect::kStateAttrName, OnArgument | OnResult, checkName},
     {LoomDialect::kMicrobatchAttrName, OnOp, checkNonNegative},
     {LoomDialect::kRecomputedAttrName, OnOp, checkUnit},
-    {LoomDialect::kPriorityAttrName, OnOp | OnArgument, checkNonNegative},
+    {LoomDialect::kPriorityAttrName, OnOp | OnArgument, checkPriorities},
     {LoomDialect::kRankTermsAttrName, OnOp, checkRankTerms},
     {LoomDialect::kShardOfAttrName, OnArgument | OnResult, checkShardOf},
     {LoomDialect::kInputAttrName, OnArgument, checkName},

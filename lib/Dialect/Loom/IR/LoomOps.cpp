@@ -25,16 +25,25 @@ using namespace loom;
 // Sharding annotations
 //===----------------------------------------------------------------------===//
 
-LogicalResult ShardOp::verify() {
-  ShardingAttr sharding = getSharding();
-  auto mesh = SymbolTable::lookupNearestSymbolFrom<MeshOp>(
-      *this, sharding.getMesh());
+/// A sharding annotation's mesh exists and the sharding fits the value.
+static LogicalResult verifyAnnotation(Operation *op, ShardingAttr sharding,
+                                      ShapedType type) {
+  auto mesh =
+      SymbolTable::lookupNearestSymbolFrom<MeshOp>(op, sharding.getMesh());
   if (!mesh)
-    return emitOpError("names mesh ")
+    return op->emitOpError("names mesh ")
            << sharding.getMesh()
            << ", which no 'loom.mesh' of the module declares";
-  return sharding.verifyFor(mesh.getShape(), getInput().getType(),
-                            [&] { return emitOpError(); });
+  return sharding.verifyFor(mesh.getShape(), type,
+                            [&] { return op->emitOpError(); });
+}
+
+LogicalResult ShardOp::verify() {
+  return verifyAnnotation(*this, getSharding(), getInput().getType());
+}
+
+LogicalResult ReshardOp::verify() {
+  return verifyAnnotation(*this, getSharding(), getInput().getType());
 }
 
 //===----------------------------------------------------------------------===//

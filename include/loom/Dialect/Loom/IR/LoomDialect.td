@@ -49,8 +49,9 @@ def Loom_Dialect : Dialect {
     /// local (per-rank) value is a piece of, for the runtime to slice the
     /// global tensor and gather it back.
     static constexpr llvm::StringLiteral kShardOfAttrName = "loom.shard_of";
-    /// The priority of a `loom.sharding` seed on an argument or op (lower
-    /// is stronger; pins are 0, seeds 1 by default).
+    /// The priority of a `loom.sharding` on an argument or op (lower is
+    /// stronger; pins are 0, seeds 1 by default); on an op with several
+    /// results, an array with one per result.
     static constexpr llvm::StringLiteral kPriorityAttrName = "loom.priority";
     /// Op attribute (unit): a forward op computed again in the backward
     /// instead of keeping its result (activation recompute).

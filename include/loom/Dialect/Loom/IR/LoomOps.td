@@ -162,6 +162,28 @@ def Loom_ShardOp : Loom_PureOp<"shard", [Loom_ShardingRuleOpInterface,
   let hasVerifier = 1;
 }
 
+def Loom_ReshardOp : Loom_PureOp<"reshard", [
+    AllTypesMatch<["input", "result"]>]> {
+  let summary = "a value under another sharding, without changing its own";
+  let description = [{
+    The input, resharded to `sharding`. Unlike `loom.shard`, propagation
+    does not pass through it: the input keeps the sharding its producers
+    give it, the result takes `sharding` (pinned, like a `loom.shard`), and
+    the partitioner puts the collective between them. Passes use it where
+    one value is wanted in two shardings, as OpenXLA Shardy's `sdy.reshard`:
+    ZeRO's optimizer reads a gradient split over the data-parallel ranks
+    while the backward pass makes it whole.
+
+    ```mlir
+    %g = loom.reshard %grad <@world, [{"dp"}, {} ]> : tensor<8x16xf32>
+    ```
+  }];
+  let arguments = (ins Loom_AnyTensor:$input, Loom_ShardingAttr:$sharding);
+  let results = (outs Loom_AnyTensor:$result);
+  let assemblyFormat = "$input $sharding attr-dict `:` type($result)";
+  let hasVerifier = 1;
+}
+
 //===----------------------------------------------------------------------===//
 // Element-wise
 //===----------------------------------------------------------------------===//
