@@ -2,6 +2,7 @@
 
 #include "loom/Pipelines/Pipelines.h"
 #include "loom/Dialect/Loom/Transforms/Passes.h"
+#include "loom/Plan/PlanSpec.h"
 #include "loom/Sharding/Passes.h"
 
 #include "mlir/Pass/PassRegistry.h"
@@ -28,6 +29,18 @@ void loom::buildLoomParallelizePipeline(OpPassManager &pm,
   apply.worldSize = options.worldSize;
   pm.addPass(createLoomApplyPlanPass(apply));
   pm.addPass(createLoomPropagateShardingPass());
+  // ZeRO moves the optimizer onto the shardings the first propagation found
+  // for its parameters; a second one spreads what that changed. (A plan that
+  // does not parse is reported by -loom-apply-plan.)
+  llvm::Expected<PlanSpec> spec = parsePlanSpec(options.plan);
+  if (!spec)
+    llvm::consumeError(spec.takeError());
+  else if (spec->zero > 0) {
+    LoomShardOptimizerPassOptions optimizer;
+    optimizer.zero = spec->zero;
+    pm.addPass(createLoomShardOptimizerPass(optimizer));
+    pm.addPass(createLoomPropagateShardingPass());
+  }
   pm.addPass(createLoomPartitionPass());
 }
 

@@ -61,6 +61,72 @@ ModelFacts readModelFacts(func::FuncOp func) {
   return facts;
 }
 
+/// Data-parallel microbatches as Megatron-LM makes them: each data rank
+/// takes a contiguous block of the global batch and cuts its own
+/// microbatches from it. The training step slices microbatch k as rows
+/// [k·c, (k+1)·c) of `input` (c = B/m), which lie on few ranks; when every
+/// use of `input` is such a slice, microbatch k becomes instead the k-th c/dp
+/// rows of each rank's block (a reshape to [dp, m, c/dp, ...], a slice of
+/// the m dimension, a reshape back), which a split over the rows passes
+/// through. Microbatches then hold other rows, but the step sums over all of
+/// them, so the loss and gradients are the same up to rounding, as long as
+/// rows are computed apart: not when an MoE dispatch may drop tokens (which
+/// ones depends on the others in its microbatch), and then the microbatches
+/// stay as they are (and are gathered).
+bool rowsAreIndependent(func::FuncOp func) {
+  WalkResult walk = func.walk([](DispatchOp dispatch) {
+    int64_t tokens = dispatch.getInput().getType().getDimSize(0);
+    return dispatch.getCapacity() < tokens ? WalkResult::interrupt()
+                                           : WalkResult::advance();
+  });
+  return !walk.wasInterrupted();
+}
+
+void regroupMicrobatches(BlockArgument input, int64_t dp) {
+  auto type = cast<RankedTensorType>(input.getType());
+  SmallVector<SliceOp> slices;
+  for (Operation *user : input.getUsers()) {
+    auto slice = dyn_cast<SliceOp>(user);
+    if (!slice || !slice->hasAttr(LoomDialect::kMicrobatchAttrName))
+      return;
+    for (int64_t d = 1; d < type.getRank(); ++d)
+      if (slice.getSizes()[d] != type.getDimSize(d))
+        return;
+    slices.push_back(slice);
+  }
+  int64_t m = static_cast<int64_t>(slices.size());
+  int64_t rows = type.getDimSize(0);
+  if (m < 2 || rows % (m * dp) != 0)
+    return;
+  int64_t chunk = rows / m;
+  llvm::SmallDenseSet<int64_t> seen;
+  for (SliceOp slice : slices)
+    if (slice.getSizes()[0] != chunk || slice.getOffsets()[0] % chunk != 0 ||
+        !seen.insert(slice.getOffsets()[0] / chunk).second)
+      return;
+
+  SmallVector<int64_t> blocks = {dp, m, chunk / dp};
+  llvm::append_range(blocks, type.getShape().drop_front());
+  OpBuilder b(input.getContext());
+  b.setInsertionPointToStart(input.getOwner());
+  auto byRank = ReshapeOp::create(b, input.getLoc(),
+                                  type.clone(blocks), input);
+  for (SliceOp slice : slices) {
+    b.setInsertionPoint(slice);
+    SmallVector<int64_t> offsets(blocks.size(), 0), sizes = blocks;
+    offsets[1] = slice.getOffsets()[0] / chunk;
+    sizes[1] = 1;
+    auto piece = SliceOp::create(b, slice.getLoc(), type.clone(sizes),
+                                 byRank, offsets, sizes);
+    auto microbatch = ReshapeOp::create(b, slice.getLoc(), slice.getType(),
+                                        piece.getResult());
+    for (Operation *created : {piece.getOperation(), microbatch.getOperation()})
+      created->setDiscardableAttrs(slice->getDiscardableAttrDictionary());
+    slice.getResult().replaceAllUsesWith(microbatch.getResult());
+    slice.erase();
+  }
+}
+
 struct LoomApplyPlanPass
     : public loom::impl::LoomApplyPlanPassBase<LoomApplyPlanPass> {
   using LoomApplyPlanPassBase::LoomApplyPlanPassBase;
@@ -94,15 +160,14 @@ void LoomApplyPlanPass::runOnOperation() {
   std::vector<PlanProblem> problems = validatePlan(*spec, facts, world);
   for (PlanProblem &p : checkSupported(*spec, &facts))
     problems.push_back(std::move(p));
-  // Built so far: data and tensor parallelism without ZeRO or sequence
-  // parallelism.
+  // Built so far: data parallelism (with ZeRO, -loom-shard-optimizer) and
+  // tensor parallelism.
   auto notYet = [&](bool used, const char *what) {
     if (used)
       problems.push_back({"unsupported-" + std::string(what),
                           std::string(what) + " is not supported yet",
                           PlanSeverity::Unsupported});
   };
-  notYet(spec->zero > 0, "zero");
   notYet(spec->sp, "sp");
   bool stop = false;
   for (const PlanProblem &p : problems) {
@@ -165,6 +230,7 @@ LogicalResult LoomApplyPlanPass::seed(func::FuncOp func,
     s.dims[dim].push_back(axis);
     return s.toAttr(context, mesh);
   };
+  bool independentRows = rowsAreIndependent(func);
   if (layout.dp > 1)
     for (BlockArgument arg : func.getArguments()) {
       unsigned i = arg.getArgNumber();
@@ -174,6 +240,8 @@ LogicalResult LoomApplyPlanPass::seed(func::FuncOp func,
         continue;
       if (failed(check(arg, 0, "dp", layout.dp, func)))
         return failure();
+      if (independentRows)
+        regroupMicrobatches(arg, layout.dp);
       func.setArgAttr(i, LoomDialect::kShardingAttrName,
                       sharding(type.getRank(), 0, "dp"));
     }

@@ -122,3 +122,14 @@ int loom::getShardingPriority(Value v) {
     return static_cast<int>(p.getInt());
   return kDefaultPriority;
 }
+
+int64_t loom::getStepPart(Operation *op) {
+  auto phase = op->getAttrOfType<PhaseAttr>(LoomDialect::kPhaseAttrName);
+  if (!phase)
+    return -1;
+  auto microbatch =
+      op->getAttrOfType<IntegerAttr>(LoomDialect::kMicrobatchAttrName);
+  bool backward = phase.getValue() != Phase::fwd ||
+                  op->hasAttr(LoomDialect::kRecomputedAttrName);
+  return 2 * (microbatch ? microbatch.getInt() : 0) + (backward ? 1 : 0);
+}

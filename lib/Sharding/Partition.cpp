@@ -70,7 +70,7 @@ private:
   DenseMap<Value, RankedTensorType> globalTypes;
   DenseMap<Value, TensorSharding> actual;
   /// Reshards made so far, by value, target and the user's part of the
-  /// step (reshardGroup), for reuse by later users: each partial sum is
+  /// step (getStepPart), for reuse by later users: each partial sum is
   /// reduced once.
   DenseMap<std::tuple<Value, Attribute, int64_t>, Value> reshards;
 };
@@ -312,22 +312,6 @@ Value Partitioner::reshard(Value value, RankedTensorType global,
   return value;
 }
 
-/// Which users may share a reshard: those of one microbatch's forward, or
-/// of its backward; ops outside both (the optimizer, the loss sum) share
-/// theirs. A gathered value is so made again in the backward instead of
-/// being kept from the forward, as Megatron-LM gathers a sequence-parallel
-/// input again for the weight gradient and ZeRO-3 a parameter.
-static int64_t reshardGroup(Operation *user) {
-  auto phase = user->getAttrOfType<PhaseAttr>(LoomDialect::kPhaseAttrName);
-  if (!phase)
-    return -1;
-  auto microbatch =
-      user->getAttrOfType<IntegerAttr>(LoomDialect::kMicrobatchAttrName);
-  bool backward = phase.getValue() != Phase::fwd ||
-                  user->hasAttr(LoomDialect::kRecomputedAttrName);
-  return 2 * (microbatch ? microbatch.getInt() : 0) + (backward ? 1 : 0);
-}
-
 /// Ops that are linear in all their operands: partial sums pass through
 /// them (a sum of partial sums is the partial sum of the sums), so a
 /// reduction waits until something non-linear needs the whole value.
@@ -361,7 +345,7 @@ LogicalResult Partitioner::rewrite(Operation *op, const OpPlan &givenPlan) {
     if (have == want)
       continue;
     Attribute key = want.toAttr(b.getContext(), meshRef);
-    Value &local = reshards[{v, key, reshardGroup(op)}];
+    Value &local = reshards[{v, key, getStepPart(op)}];
     if (!local) {
       local = reshard(v, globalTypes[v], have, want, op);
       actual[local] = want;

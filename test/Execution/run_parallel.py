@@ -6,8 +6,9 @@ updated parameter and AdamW moment, after K steps.
                     [loom-models flags...]
 
 Both programs come from the same training step (`loom-models MODEL --train`):
-the single-rank one compiled as it is, the parallel one through
-`-loom-apply-plan="plan=PLAN" -loom-propagate-sharding -loom-partition`.
+the single-rank one compiled as it is, the parallel one through the
+`-loom-parallelize="plan=PLAN"` pipeline (apply the plan, propagate, shard
+the optimizer for ZeRO, partition).
 Both start from the same values: loom-run seeds every whole tensor and cuts
 each rank's piece from it. Each rank writes its pieces of the parameters
 and moments; they are put back together by the shardings loom-dump prints
@@ -134,8 +135,7 @@ def main():
     one = os.path.join(args.tmp, "one.loom")
     many = os.path.join(args.tmp, "parallel.loom")
     compile_step(step, [], one)
-    compile_step(step, [f"-loom-apply-plan=plan={args.plan}",
-                        "-loom-propagate-sharding", "-loom-partition"], many)
+    compile_step(step, [f"-loom-parallelize=plan={args.plan}"], many)
     outputs, mesh = shardings(many)
     world = math.prod(mesh.values()) if mesh else 1
 

@@ -94,6 +94,15 @@ ShardingAttr getValueSharding(mlir::Value v);
 /// with one per result), else kDefaultPriority.
 int getShardingPriority(mlir::Value v);
 
+/// The part of a training step `op` belongs to: 2·microbatch for a
+/// microbatch's forward, 2·microbatch + 1 for its backward (recomputed
+/// forward ops included), -1 outside both (the optimizer, the loss sum).
+/// Users of one part share a reshard of a value: a gathered value is made
+/// again in the backward instead of being kept from the forward, as
+/// Megatron-LM gathers a sequence-parallel input again for the weight
+/// gradient and ZeRO-3 a parameter.
+int64_t getStepPart(mlir::Operation *op);
+
 } // namespace loom
 
 #endif // LOOM_SHARDING_FACTORSHARDING_H

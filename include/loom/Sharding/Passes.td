@@ -68,6 +68,42 @@ def LoomPropagateShardingPass
   let dependentDialects = ["::loom::LoomDialect"];
 }
 
+def LoomShardOptimizerPass
+    : Pass<"loom-shard-optimizer", "mlir::ModuleOp"> {
+  let summary = "ZeRO: split the optimizer over the data-parallel ranks";
+  let description = [{
+    Megatron-LM's distributed optimizer (`--use-distributed-optimizer`,
+    ZeRO-1) and ZeRO-2/3, between two runs of -loom-propagate-sharding:
+    every `loom.adamw` moves onto its parameter's sharding with `axis` added
+    on the first dimension whose piece divides by it. Its moments are
+    seeded with that sharding, and its gradient is read through a
+    `loom.reshard` to it, so the partitioner reduce-scatters the gradient
+    where plain data parallelism would all-reduce it, and the global norm
+    sums pieces.
+
+    - `zero=1`: the accumulated gradient is reduce-scattered once; AdamW
+      updates its piece of the parameter, which is all-gathered whole for
+      the step's output.
+    - `zero=2`: each microbatch's gradient is reduce-scattered as soon as it
+      is made and accumulation adds pieces.
+    - `zero=3`: as 2, and the parameter itself lives in pieces: each
+      microbatch's forward and its backward all-gather it again before
+      their first use, so no whole parameter outlives its part of the step.
+
+    A parameter none of whose dimensions divides over the axis keeps a
+    whole optimizer on every rank. `zero=0`, or no mesh with the axis,
+    changes nothing.
+  }];
+  let options = [
+    Option<"zero", "zero", "int", /*default=*/"1",
+           "ZeRO stage: 0 (off), 1 (optimizer state), 2 (+ gradients), "
+           "3 (+ parameters)">,
+    Option<"axis", "axis", "std::string", /*default=*/"\"dp\"",
+           "The data-parallel mesh axis">,
+  ];
+  let dependentDialects = ["::loom::LoomDialect"];
+}
+
 def LoomPartitionPass : Pass<"loom-partition", "mlir::ModuleOp"> {
   let summary = "Turn global shapes and shardings into one per-rank program";
   let description = [{
