@@ -11,6 +11,11 @@
 //   tp  every attention's heads and the hidden units of every activation
 //       (gelu, silu, swiglu): Megatron's column- and row-parallel pairs
 //       follow, and the row-parallel outputs become partial sums.
+//   sp  every norm's sequence dimension over tp, as a weaker seed
+//       (loom.priority 2): it spreads over the residual stream between the
+//       tensor-parallel regions, which keep their own split, so the
+//       partitioner all-gathers the sequence into each region and
+//       reduce-scatters its partial sums out of it.
 //
 //===----------------------------------------------------------------------===//
 
@@ -33,6 +38,10 @@ using namespace mlir;
 using namespace loom;
 
 namespace {
+
+/// The priority of sequence-parallel seeds: below the plan's other seeds
+/// (kDefaultPriority).
+constexpr int64_t kSequenceParallelPriority = kDefaultPriority + 1;
 
 /// The model facts a plan is checked against, read off the graph.
 ModelFacts readModelFacts(func::FuncOp func) {
@@ -160,15 +169,6 @@ void LoomApplyPlanPass::runOnOperation() {
   std::vector<PlanProblem> problems = validatePlan(*spec, facts, world);
   for (PlanProblem &p : checkSupported(*spec, &facts))
     problems.push_back(std::move(p));
-  // Built so far: data parallelism (with ZeRO, -loom-shard-optimizer) and
-  // tensor parallelism.
-  auto notYet = [&](bool used, const char *what) {
-    if (used)
-      problems.push_back({"unsupported-" + std::string(what),
-                          std::string(what) + " is not supported yet",
-                          PlanSeverity::Unsupported});
-  };
-  notYet(spec->sp, "sp");
   bool stop = false;
   for (const PlanProblem &p : problems) {
     bool fatal = p.severity == PlanSeverity::Error ||
@@ -263,6 +263,28 @@ LogicalResult LoomApplyPlanPass::seed(func::FuncOp func,
       op->setAttr(
           LoomDialect::kShardingAttrName,
           sharding(cast<ShapedType>(result.getType()).getRank(), dim, "tp"));
+      return WalkResult::advance();
+    });
+    if (walk.wasInterrupted())
+      return failure();
+  }
+  if (layout.sp && layout.tp > 1) {
+    // Weaker than the tensor-parallel seeds: the regions they split keep
+    // their split, and the sequence split fills the stream between them.
+    IntegerAttr weaker = IntegerAttr::get(IntegerType::get(context, 64),
+                                          kSequenceParallelPriority);
+    WalkResult walk = func.walk([&](Operation *op) {
+      if (!isa<LayerNormOp, RmsNormOp>(op))
+        return WalkResult::advance();
+      Value result = op->getResult(0);
+      auto type = cast<ShapedType>(result.getType());
+      if (type.getRank() != 3) // [batch, sequence, hidden] only
+        return WalkResult::advance();
+      if (failed(check(result, 1, "tp", layout.tp, op)))
+        return WalkResult::interrupt();
+      op->setAttr(LoomDialect::kShardingAttrName,
+                  sharding(type.getRank(), 1, "tp"));
+      op->setAttr(LoomDialect::kPriorityAttrName, weaker);
       return WalkResult::advance();
     });
     if (walk.wasInterrupted())

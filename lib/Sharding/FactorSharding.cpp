@@ -133,3 +133,28 @@ int64_t loom::getStepPart(Operation *op) {
                   op->hasAttr(LoomDialect::kRecomputedAttrName);
   return 2 * (microbatch ? microbatch.getInt() : 0) + (backward ? 1 : 0);
 }
+
+void loom::dropUnprojectableFactors(const ShardingRule &rule, MeshAttr mesh,
+                                    MutableArrayRef<AxisList> factorAxes) {
+  auto dropInDim = [&](const ShardingRule::DimFactors &factors) {
+    bool changed = false, blocked = false;
+    for (int64_t factor : factors) {
+      AxisList &axes = factorAxes[factor];
+      if (blocked && !axes.empty()) {
+        axes.clear();
+        changed = true;
+      }
+      if (axes.empty() || axesSize(axes, mesh) != rule.getFactorSize(factor))
+        blocked = true;
+    }
+    return changed;
+  };
+  // Clearing a factor can block the factors minor to it elsewhere.
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (auto tensors : {rule.getOperands(), rule.getResults()})
+      for (const ShardingRule::TensorFactors &tensor : tensors)
+        for (const ShardingRule::DimFactors &factors : tensor)
+          changed |= dropInDim(factors);
+  }
+}

@@ -155,6 +155,7 @@ FailureOr<OpPlan> Partitioner::decide(Operation *op) {
     axes.erase(clash, axes.end());
     claimed.insert(axes.begin(), axes.end());
   }
+  dropUnprojectableFactors(rule, mesh, factorAxes);
 
   auto project = [&](OpTensor which, Value v) {
     ArrayRef<ShardingRule::DimFactors> dims = getTensorFactors(rule, which);

@@ -204,6 +204,12 @@ bool Propagation::propagate(Operation *op, int level) {
     axes.erase(clash, axes.end());
     claimed.insert(axes.begin(), axes.end());
   }
+  SmallVector<AxisList> factorAxes;
+  for (const FactorChoice &choice : choices)
+    factorAxes.push_back(choice.axes);
+  dropUnprojectableFactors(rule, mesh, factorAxes);
+  for (auto [choice, axes] : llvm::zip(choices, factorAxes))
+    choice.axes = axes;
 
   // Back onto every tensor of the op.
   bool changed = false;

@@ -65,6 +65,15 @@ llvm::SmallVector<AxisList> splitAmongFactors(const AxisList &axes,
                                               const ShardingRule &rule,
                                               MeshAttr mesh);
 
+/// Clears the axes of every factor that cannot split all the tensors it
+/// appears in. Within a dimension a factor is split only under more major
+/// factors split whole (axes as large as the factor): [B, S] merged into
+/// B·S with S alone split is not a block of rows. A factor that cannot split
+/// one of its tensors splits none, so that each tensor's piece is what the
+/// op computes from the others' pieces.
+void dropUnprojectableFactors(const ShardingRule &rule, MeshAttr mesh,
+                              llvm::MutableArrayRef<AxisList> factorAxes);
+
 /// Whether `prefix` is a prefix of `axes`.
 inline bool isPrefixOf(llvm::ArrayRef<llvm::StringRef> prefix,
                        llvm::ArrayRef<llvm::StringRef> axes) {
