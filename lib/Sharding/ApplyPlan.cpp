@@ -118,15 +118,14 @@ void regroupMicrobatches(BlockArgument input, int64_t dp) {
   llvm::append_range(blocks, type.getShape().drop_front());
   OpBuilder b(input.getContext());
   b.setInsertionPointToStart(input.getOwner());
-  auto byRank = ReshapeOp::create(b, input.getLoc(),
-                                  type.clone(blocks), input);
+  auto byRank = ReshapeOp::create(b, input.getLoc(), type.clone(blocks), input);
   for (SliceOp slice : slices) {
     b.setInsertionPoint(slice);
     SmallVector<int64_t> offsets(blocks.size(), 0), sizes = blocks;
     offsets[1] = slice.getOffsets()[0] / chunk;
     sizes[1] = 1;
-    auto piece = SliceOp::create(b, slice.getLoc(), type.clone(sizes),
-                                 byRank, offsets, sizes);
+    auto piece = SliceOp::create(b, slice.getLoc(), type.clone(sizes), byRank,
+                                 offsets, sizes);
     auto microbatch = ReshapeOp::create(b, slice.getLoc(), slice.getType(),
                                         piece.getResult());
     for (Operation *created : {piece.getOperation(), microbatch.getOperation()})

@@ -60,6 +60,10 @@ private:
   Value reshard(Value value, RankedTensorType global, TensorSharding from,
                 const TensorSharding &to, Operation *user);
   LogicalResult rewrite(Operation *op, const OpPlan &plan);
+  /// `value` (whole over `axes`) as a partial sum over them: itself on the
+  /// first rank of each group, zeros on the others.
+  Value keepOnFirstRank(Value value, const AxisList &axes, Operation *user);
+  void joinSmallPartialSums(Operation *op, OpPlan &plan);
   void tagLike(Operation *created, Operation *user);
   ArrayAttr axesAttr(ArrayRef<StringRef> axes);
 
@@ -321,9 +325,100 @@ static bool passesPartialSums(Operation *op) {
       op);
 }
 
+Value Partitioner::keepOnFirstRank(Value value, const AxisList &axes,
+                                   Operation *user) {
+  Location loc = user->getLoc();
+  auto type = cast<RankedTensorType>(value.getType());
+  int64_t ranks = axesSize(axes, mesh);
+  // [value, zeros × (ranks - 1)] stacked, and each rank's row of it.
+  SmallVector<int64_t> one = {1}, rest = {ranks - 1}, all = {ranks};
+  for (int64_t n : type.getShape()) {
+    one.push_back(n);
+    rest.push_back(n);
+    all.push_back(n);
+  }
+  auto row = ReshapeOp::create(b, loc, type.clone(one), value);
+  auto zeros = FillOp::create(b, loc, type.clone(rest), b.getF64FloatAttr(0));
+  auto stacked = ConcatOp::create(
+      b, loc, type.clone(all), ValueRange{row, zeros}, b.getI64IntegerAttr(0));
+  SmallVector<Attribute> terms;
+  int64_t stride = 1;
+  for (StringRef axis : llvm::reverse(axes)) {
+    SmallVector<int64_t> coeffs(all.size(), 0);
+    coeffs[0] = stride;
+    terms.push_back(RankTermAttr::get(b.getContext(), meshRef,
+                                      b.getStringAttr(axis), coeffs, 0));
+    stride *= mesh.getAxisSize(axis);
+  }
+  auto mine = SliceOp::create(
+      b, loc, stacked,
+      b.getDenseI64ArrayAttr(SmallVector<int64_t>(all.size(), 0)),
+      b.getDenseI64ArrayAttr(one));
+  mine->setAttr(
+      LoomDialect::kRankTermsAttrName,
+      b.getDictionaryAttr(b.getNamedAttr(
+          "offsets", b.getArrayAttr(llvm::to_vector(llvm::reverse(terms))))));
+  auto result = ReshapeOp::create(b, loc, type, mine);
+  for (Operation *created :
+       {row.getOperation(), zeros.getOperation(), stacked.getOperation(),
+        mine.getOperation(), result.getOperation()})
+    tagLike(created, user);
+  return result;
+}
+
+/// A sum of one-element terms (the squares of a global norm, losses),
+/// some partial over axes and some whole, stays partial over all of them:
+/// the whole terms count on the first rank of each group only. The sum then
+/// takes one all-reduce where it is used, instead of one per partial term.
+void Partitioner::joinSmallPartialSums(Operation *op, OpPlan &plan) {
+  if (!isa<AddOp, SubOp>(op))
+    return;
+  AxisList pending;
+  for (auto [i, v] : llvm::enumerate(op->getOperands())) {
+    const TensorSharding &have = actual[v];
+    if (have.dims != plan.operands[i].dims ||
+        cast<ShapedType>(v.getType()).getNumElements() != 1)
+      return;
+    for (StringRef axis : have.unreduced)
+      if (!llvm::is_contained(pending, axis))
+        pending.push_back(axis);
+  }
+  if (pending.empty())
+    return;
+  // Mesh order, so that equal sets compare equal.
+  llvm::sort(pending, [&](StringRef x, StringRef y) {
+    return *mesh.getAxisIndex(x) < *mesh.getAxisIndex(y);
+  });
+  for (auto [i, v] : llvm::enumerate(op->getOperands())) {
+    TensorSharding have = actual[v];
+    AxisList missing;
+    for (StringRef axis : pending)
+      if (!llvm::is_contained(have.unreduced, axis))
+        missing.push_back(axis);
+    if (missing.empty() && have.unreduced == pending)
+      continue;
+    if (!missing.empty() && !have.unreduced.empty() &&
+        !llvm::all_of(have.unreduced, [&](StringRef a) {
+          return llvm::is_contained(pending, a);
+        }))
+      return;
+    Value partial = missing.empty() ? v : keepOnFirstRank(v, missing, op);
+    TensorSharding now = have;
+    now.unreduced = pending;
+    actual[partial] = now;
+    globalTypes[partial] = globalTypes[v];
+    op->setOperand(i, partial);
+  }
+  for (TensorSharding &s : plan.operands)
+    s.unreduced = pending;
+  for (TensorSharding &s : plan.results)
+    s.unreduced = pending;
+}
+
 LogicalResult Partitioner::rewrite(Operation *op, const OpPlan &givenPlan) {
   b.setInsertionPoint(op);
   OpPlan plan = givenPlan;
+  joinSmallPartialSums(op, plan);
   if (passesPartialSums(op) && op->getNumOperands() > 0) {
     // Operands that are all partial over the same axes, and split as the
     // op needs, stay partial, and so does the result.
@@ -337,6 +432,20 @@ LogicalResult Partitioner::rewrite(Operation *op, const OpPlan &givenPlan) {
         s.unreduced = pending;
       for (TensorSharding &s : plan.results)
         s.unreduced = pending;
+    } else if (isa<AddOp, SubOp, NegOp, ScaleOp, ConvertOp>(op)) {
+      // Element-wise: partial sums split alike (as each other, not as the
+      // op wanted) are summed as they are, and the sum reshards once (the
+      // input gradients of Q, K and V reduce-scatter together).
+      const TensorSharding &first = actual[op->getOperand(0)];
+      bool alike = !first.unreduced.empty();
+      for (Value v : op->getOperands())
+        alike &= actual[v] == first;
+      if (alike) {
+        for (TensorSharding &s : plan.operands)
+          s = first;
+        for (TensorSharding &s : plan.results)
+          s = first;
+      }
     }
   }
   for (auto [i, operand] : llvm::enumerate(op->getOperands())) {

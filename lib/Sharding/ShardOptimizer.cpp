@@ -46,8 +46,8 @@ namespace {
 /// piece divides by the axis' size; none when no dimension does or the
 /// axis splits the tensor already.
 std::optional<TensorSharding> withAxis(TensorSharding sharding,
-                                       ArrayRef<int64_t> shape,
-                                       StringRef axis, MeshAttr mesh) {
+                                       ArrayRef<int64_t> shape, StringRef axis,
+                                       MeshAttr mesh) {
   for (const AxisList &dim : sharding.dims)
     if (llvm::is_contained(dim, axis))
       return std::nullopt;
@@ -241,8 +241,7 @@ LogicalResult OptimizerSharder::shard(AdamWOp adamw) {
   for (OpOperand &operand : ret->getOpOperands())
     if (operand.get() == newParam) {
       if (!gathered)
-        gathered =
-            ReshardOp::create(b, newParam.getLoc(), newParam, wholeAttr);
+        gathered = ReshardOp::create(b, newParam.getLoc(), newParam, wholeAttr);
       operand.set(gathered);
     }
   return success();

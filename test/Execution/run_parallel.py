@@ -27,7 +27,11 @@ product), so values differ by rounding, about 1e-7 relative in a gradient.
   largest step AdamW can take (lr x steps). AdamW divides each gradient by
   its own running size, so an element whose gradient is tiny moves by up to
   a full step whatever the gradient's rounding; a wrong gradient moves
-  steps by their whole size, a thousand times this allowance.
+  steps by their whole size, a thousand times this allowance. Elements
+  whose gradient at some step was below 1e-5 of their tensor's largest, or
+  within 10x of AdamW's epsilon (so rounding-sized to AdamW), may differ
+  by a full step; they are counted, and their gradients are still checked
+  through the moments.
 A tensor whose gradient is rounding noise (k_proj.bias: softmax ignores a
 shift of all scores, so its true gradient is 0) gets a full random step per
 element on either side; it is reported and not compared, after checking
@@ -44,6 +48,8 @@ import sys
 import numpy as np
 
 LR = 1e-2
+BETA1 = 0.9  # AdamW's defaults, as loom-models --train uses them
+EPS = 1e-8
 
 
 def run(cmd, **kwargs):
@@ -139,10 +145,10 @@ def main():
     outputs, mesh = shardings(many)
     world = math.prod(mesh.values()) if mesh else 1
 
-    def train(program, name, nproc):
+    def train(program, name, nproc, steps=args.steps):
         out = os.path.join(args.tmp, name)
         cmd = ["loom-run", program, "--inputs", os.path.join(args.tmp, "in"),
-               "--outputs", out, "--steps", str(args.steps), "--quiet"]
+               "--outputs", out, "--steps", str(steps), "--quiet"]
         if nproc > 1:
             cmd += ["--nproc", str(nproc), "--comm", args.comm]
         run(cmd)
@@ -150,6 +156,9 @@ def main():
 
     out1 = train(one, "out-one", 1)
     outn = train(many, "out-parallel", world)
+    # The single rank's first moment after each step, for the gradient of
+    # each step: g_t = (m_t - beta1 m_{t-1}) / (1 - beta1).
+    firsts = [train(one, f"out-one-{t}", 1, t) for t in range(1, args.steps)]
     lr = LR
     ref = {n: np.load(os.path.join(out1, n + ".npy")).astype(np.float64)
            for n in outputs}
@@ -160,7 +169,7 @@ def main():
                for n in outputs if n.endswith(".exp_avg")}
     loudest = max(moments.values(), default=0.0)
     noise = {p for p, m in moments.items() if m < 1e-6 * loudest}
-    worst, where, failures, skipped = 0.0, "", [], []
+    worst, where, failures, skipped, loose = 0.0, "", [], [], 0
     for name in sorted(outputs):
         r, g = ref[name], got[name]
         if r.shape != g.shape:
@@ -175,11 +184,28 @@ def main():
             skipped.append(name)
             continue
         scale = max(float(np.max(np.abs(r))) if r.size else 0.0, 1e-30)
-        err = float(np.max(np.abs(g - r))) if r.size else 0.0
+        error = np.abs(g - r)
+        if name in moments:
+            # Elements whose gradient, at some step, was below 1e-5 of the
+            # tensor's largest or near AdamW's epsilon: within a few thousand
+            # roundings of zero, so AdamW (which divides by its own size)
+            # may step them by anything up to a full step.
+            quiet = np.zeros(r.shape, bool)
+            previous = np.zeros(r.shape)
+            for first in firsts + [out1]:
+                m = np.load(os.path.join(first, name + ".exp_avg.npy"))
+                grad = np.abs(m - BETA1 * previous) / (1 - BETA1)
+                quiet |= grad < np.maximum(1e-5 * np.max(grad), 10 * EPS)
+                previous = m
+            strict = args.tolerance * scale + 1e-3 * lr * args.steps
+            loose += int(np.count_nonzero(quiet & (error > strict)))
+            error = np.where(quiet, np.maximum(error - lr * args.steps, 0),
+                             error)
+        err = float(np.max(error)) if r.size else 0.0
         if name in ("loss", "grad_norm"):
             allowed = args.tolerance * scale
         elif name in moments:
-            allowed = args.tolerance * scale + 1e-3 * lr * args.steps
+            allowed = strict
         elif name.endswith(".exp_avg") or name.endswith(".exp_avg_sq"):
             allowed = 10 * args.tolerance * scale
         else:
@@ -192,7 +218,9 @@ def main():
     split = sum(1 for d in outputs.values() if d)
     print(f"{args.model} plan {args.plan}: {world} ranks ({args.comm}), "
           f"{args.steps} steps, {len(outputs)} outputs ({split} split); "
-          f"worst relative error {worst:.1e} ({where})" +
+          f"worst relative error {worst:.1e} ({where}); {loose} parameter "
+          f"elements beyond it, with a rounding-level gradient, allowed a "
+          f"full step" +
           (f"; {len(skipped)} noise-gradient tensors not compared "
            f"({', '.join(sorted({s.rsplit('.exp_avg', 1)[0] for s in skipped}))})"
            if skipped else ""))
