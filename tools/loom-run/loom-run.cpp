@@ -21,6 +21,7 @@
 #include "loom/Driver/CompileProgram.h"
 #include "loom/runtime/Program.h"
 #include "loom/runtime/launch/Launcher.h"
+#include "loom/runtime/launch/RankGroups.h"
 #include "loom/runtime/launch/Trainer.h"
 #include "loom/runtime/launch/Watchdog.h"
 #include "loom/runtime/train/Progress.h"
@@ -146,7 +147,7 @@ int train(RunOptions &options) {
               << " for " << options.launch.steps << " steps ("
               << program->instructions().size() << " instructions, arena "
               << program->arenaSize() << " bytes)\n"
-              << std::flush;
+              << describeRankGroups(*program) << std::flush;
   }
   TrainResult result = runTraining(training, options.launch, program);
   if (!options.quiet && !result.records.empty()) {
@@ -204,8 +205,11 @@ int main(int argc, char **argv) {
       // The program is compiled and checked against the job before any
       // rank starts; each rank then compiles it again (and the ranks
       // check at rendezvous that they all got the same bytes).
-      spawnProcesses(launch,
-                     *loadOrCompile(options.modelPath, nullptr, options.plan),
+      std::shared_ptr<const Program> program =
+          loadOrCompile(options.modelPath, nullptr, options.plan);
+      if (!options.quiet)
+        std::cout << describeRankGroups(*program) << std::flush;
+      spawnProcesses(launch, *program,
                      std::vector<std::string>(argv, argv + argc));
       return 0;
     }
@@ -214,7 +218,11 @@ int main(int argc, char **argv) {
     std::optional<ProcessWatchdog> watchdog;
     if (!isSpawnedRank())
       watchdog.emplace(launch.timeout, timeoutMessage);
-    runHere(launch, loadOrCompile(options.modelPath, nullptr, options.plan));
+    std::shared_ptr<const Program> program =
+        loadOrCompile(options.modelPath, nullptr, options.plan);
+    if (!options.quiet && !isSpawnedRank())
+      std::cout << describeRankGroups(*program) << std::flush;
+    runHere(launch, program);
     return 0;
   } catch (const LaunchError &e) {
     if (e.timedOut())
