@@ -20,6 +20,7 @@
 
 #include "loom/Driver/CompileProgram.h"
 #include "loom/runtime/Program.h"
+#include "loom/runtime/comm/LaunchEnv.h"
 #include "loom/runtime/launch/Launcher.h"
 #include "loom/runtime/launch/RankGroups.h"
 #include "loom/runtime/launch/Trainer.h"
@@ -38,11 +39,13 @@ using namespace loom::runtime;
 
 namespace {
 
-/// Reads the program: compiles MLIR (its training step with --train), or
-/// loads a program file.
+/// Reads the program: compiles MLIR (its training step with --train, under
+/// `plan` on `ranks` ranks when given: a degree left out of the plan, dp by
+/// default, takes what the ranks leave), or loads a program file.
 std::shared_ptr<const Program> loadOrCompile(const std::string &path,
                                              const RunOptions *train = nullptr,
-                                             const std::string &plan = "") {
+                                             const std::string &plan = "",
+                                             int ranks = 0) {
   bool isMlir =
       path.size() >= 5 && path.compare(path.size() - 5, 5, ".mlir") == 0;
   if (!isMlir) {
@@ -70,7 +73,9 @@ std::shared_ptr<const Program> loadOrCompile(const std::string &path,
                << " epsilon=" << train->adamEps
                << " recompute=" << train->recompute << "}, ";
     if (!plan.empty())
-      pipeline << "loom-parallelize{plan=\"" << plan << "\"}, ";
+      pipeline << "loom-parallelize{plan=\"" << plan << "\""
+               << (ranks > 1 ? " world-size=" + std::to_string(ranks) : "")
+               << "}, ";
     pipeline << "loom-forward-to-program)";
     compile.pipeline = pipeline.str();
   }
@@ -135,7 +140,8 @@ std::string modelName(const Program &program, const std::string &path) {
 /// loom-run --train: compile the training step, train, report.
 int train(RunOptions &options) {
   std::shared_ptr<const Program> program =
-      loadOrCompile(options.modelPath, &options, options.plan);
+      loadOrCompile(options.modelPath, &options, options.plan,
+                    options.launch.nproc);
   TrainOptions &training = options.training;
   training.model = modelName(*program, options.modelPath);
   if (training.dataPath.empty())
@@ -206,7 +212,8 @@ int main(int argc, char **argv) {
       // rank starts; each rank then compiles it again (and the ranks
       // check at rendezvous that they all got the same bytes).
       std::shared_ptr<const Program> program =
-          loadOrCompile(options.modelPath, nullptr, options.plan);
+          loadOrCompile(options.modelPath, nullptr, options.plan,
+                        options.launch.nproc);
       if (!options.quiet)
         std::cout << describeRankGroups(*program) << std::flush;
       spawnProcesses(launch, *program,
@@ -218,8 +225,13 @@ int main(int argc, char **argv) {
     std::optional<ProcessWatchdog> watchdog;
     if (!isSpawnedRank())
       watchdog.emplace(launch.timeout, timeoutMessage);
+    // The world size a plan is compiled for: --nproc's, or the launcher's
+    // (a rank of a launched job compiles what its launcher compiled).
+    int ranks = launch.nproc;
+    if (ranks <= 1 && !options.plan.empty() && launchEnvironmentPresent())
+      ranks = detectLaunch().worldSize;
     std::shared_ptr<const Program> program =
-        loadOrCompile(options.modelPath, nullptr, options.plan);
+        loadOrCompile(options.modelPath, nullptr, options.plan, ranks);
     if (!options.quiet && !isSpawnedRank())
       std::cout << describeRankGroups(*program) << std::flush;
     runHere(launch, program);
