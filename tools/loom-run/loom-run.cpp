@@ -139,9 +139,8 @@ std::string modelName(const Program &program, const std::string &path) {
 
 /// loom-run --train: compile the training step, train, report.
 int train(RunOptions &options) {
-  std::shared_ptr<const Program> program =
-      loadOrCompile(options.modelPath, &options, options.plan,
-                    options.launch.nproc);
+  std::shared_ptr<const Program> program = loadOrCompile(
+      options.modelPath, &options, options.plan, options.launch.nproc);
   TrainOptions &training = options.training;
   training.model = modelName(*program, options.modelPath);
   if (training.dataPath.empty())
@@ -211,9 +210,8 @@ int main(int argc, char **argv) {
       // The program is compiled and checked against the job before any
       // rank starts; each rank then compiles it again (and the ranks
       // check at rendezvous that they all got the same bytes).
-      std::shared_ptr<const Program> program =
-          loadOrCompile(options.modelPath, nullptr, options.plan,
-                        options.launch.nproc);
+      std::shared_ptr<const Program> program = loadOrCompile(
+          options.modelPath, nullptr, options.plan, options.launch.nproc);
       if (!options.quiet)
         std::cout << describeRankGroups(*program) << std::flush;
       spawnProcesses(launch, *program,

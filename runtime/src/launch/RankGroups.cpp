@@ -20,7 +20,8 @@ std::string describeRankGroups(const Program &program, size_t shown) {
   std::set<std::vector<int>> seen;
   for (const CommInfo &comm : program.communicators()) {
     const Mesh &on = program.meshes()[comm.mesh];
-    if (on.name != mesh.name || comm.size <= 1 || !seen.insert(comm.axes).second)
+    if (on.name != mesh.name || comm.size <= 1 ||
+        !seen.insert(comm.axes).second)
       continue;
     std::string axes;
     for (const std::string &name : comm.axisNames)
