@@ -13,7 +13,13 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <condition_variable>
 #include <cstring>
+#include <deque>
+#include <exception>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
 
 namespace loom::runtime {
 
@@ -37,6 +43,9 @@ struct Executor::Step {
   Kind kind = Nop;
   OpCall call;
   uint64_t touchEnd = 0;
+  /// Runs on the communication thread (an asynchronous section of the
+  /// comm stream, on a host-memory backend).
+  bool onCommThread = false;
 
   // Collectives.
   Communicator *comm = nullptr;
@@ -52,7 +61,31 @@ struct Executor::Step {
   void *recvPtr = nullptr;
 };
 
+/// The communication thread: runs the comm stream's asynchronous
+/// sections in order while the compute thread goes on. Events are signalled
+/// per run (a generation), so an event recorded in an earlier run never
+/// satisfies a wait of this one.
+struct Executor::CommThread {
+  std::thread thread;
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<size_t> queue; ///< step indices, in program order
+  bool busy = false;        ///< running a dequeued step
+  bool stop = false;        ///< the executor is going away
+  bool abort = false;       ///< the compute thread failed: drop the queue
+  std::exception_ptr error; ///< the first failure of this run
+  uint64_t generation = 0;  ///< the run
+  std::unordered_map<int64_t, uint64_t> signaled; ///< event -> generation
+  std::vector<TraceEvent> trace;
+};
+
 namespace {
+
+/// A failure of the communication thread, already described (instruction
+/// and location): run() rethrows it as it is.
+struct CommThreadFailure {
+  std::exception_ptr error;
+};
 
 TensorRef makeRef(void *data, DType dtype, const std::vector<int64_t> &shape) {
   TensorRef t;
@@ -190,6 +223,7 @@ Executor::Executor(std::shared_ptr<const Program> program,
     zeroState();
     createCommunicators();
     prepare();
+    startCommThread();
   } catch (...) {
     releaseResources();
     throw;
@@ -255,6 +289,7 @@ void Executor::createCommunicators() {
 Executor::~Executor() { releaseResources(); }
 
 void Executor::releaseResources() {
+  stopCommThread();
   for (Step &s : steps_) {
     backend_->release(s.call);
     backend_->release(s.pack);
@@ -263,6 +298,9 @@ void Executor::releaseResources() {
   steps_.clear();
   if (scratch_)
     backend_->deallocate(scratch_);
+  if (commScratch_)
+    backend_->deallocate(commScratch_);
+  commScratch_ = nullptr;
   if (ownConstants_)
     backend_->deallocate(constants_);
   if (arena_)
@@ -452,11 +490,31 @@ void Executor::prepare() {
                             s.hasUnpack ? s.unpack.scratchBytes : size_t(0)});
   }
 
-  // Scratch, then the pointers into it.
+  // Asynchronous sections of the comm stream: from an event_wait on it to
+  // its next event_record. On a host-memory backend they run on the
+  // communication thread; a device backend orders its streams by the
+  // events themselves.
+  bool open = false, anyAsync = false;
+  for (size_t i = 0; i < instrs.size(); ++i) {
+    const InstrInfo &I = instrs[i];
+    if (I.stream != StreamKind::Comm)
+      continue;
+    if (I.op == Opcode::EventWait)
+      open = true;
+    steps_[i].onCommThread = open && backend_->hostMemory();
+    anyAsync |= steps_[i].onCommThread;
+    if (I.op == Opcode::EventRecord)
+      open = false;
+  }
+
+  // Scratch, then the pointers into it (the communication thread packs in
+  // scratch of its own).
   scratchBytes_ = scratchNeed;
   scratch_ = backend_->allocate(std::max<size_t>(scratchNeed, 64));
-  char *base = static_cast<char *>(scratch_);
+  if (anyAsync)
+    commScratch_ = backend_->allocate(std::max<size_t>(scratchNeed, 64));
   for (Step &s : steps_) {
+    char *base = static_cast<char *>(s.onCommThread ? commScratch_ : scratch_);
     if (s.sendFromScratch) {
       s.sendPtr = base + s.packOffset;
       s.pack.out[0].data = base + s.packOffset;
@@ -538,10 +596,10 @@ HostTensor Executor::readBuffer(uint32_t id) const {
   return t;
 }
 
-void Executor::runCollective(Step &s) {
+void Executor::runCollective(Step &s, void *scratch) {
   const OpCall &c = s.call;
   Communicator *comm = s.comm;
-  KernelContext ctx{scratch_, scratchBytes_, backend_.get()};
+  KernelContext ctx{scratch, scratchBytes_, backend_.get()};
   switch (s.kind) {
   case Step::LocalCopy:
     if (c.out[0].data != c.in[0].data && c.out[0].bytes)
@@ -614,11 +672,31 @@ void Executor::run() {
   KernelContext ctx{scratch_, scratchBytes_, backend_.get()};
   uint64_t peak = executedPeak_;
   size_t i = 0;
+  CommThread *ct = commThread_.get();
+  if (ct) {
+    std::lock_guard<std::mutex> lock(ct->mu);
+    ++ct->generation;
+    ct->error = nullptr;
+    ct->abort = false;
+    ct->trace.clear();
+  }
   try {
     for (size_t n = steps_.size(); i < n; ++i) {
       Step &s = steps_[i];
       if (s.touchEnd > peak)
         peak = s.touchEnd;
+      if (s.onCommThread) {
+        {
+          std::lock_guard<std::mutex> lock(ct->mu);
+          ct->queue.push_back(i);
+        }
+        ct->cv.notify_all();
+        continue;
+      }
+      // The comm stream outside its asynchronous sections runs here, in
+      // order after what the communication thread has queued.
+      if (ct && s.call.stream == StreamKind::Comm)
+        drainCommThread();
       std::chrono::steady_clock::time_point traceStart;
       if (options_.trace)
         traceStart = std::chrono::steady_clock::now();
@@ -660,36 +738,200 @@ void Executor::run() {
                        static_cast<int>(peer));
         break;
       }
-      case Step::EventRecord:
-        backend_->recordEvent(attrOf(s.call, attr::EventRecord::event).i,
-                              s.call.stream);
+      case Step::EventRecord: {
+        int64_t event = attrOf(s.call, attr::EventRecord::event).i;
+        if (!ct) {
+          backend_->recordEvent(event, s.call.stream);
+          break;
+        }
+        // The compute thread has done everything before this point.
+        {
+          std::lock_guard<std::mutex> lock(ct->mu);
+          ct->signaled[event] = ct->generation;
+        }
+        ct->cv.notify_all();
         break;
-      case Step::EventWait:
-        backend_->waitEvent(attrOf(s.call, attr::EventWait::event).i,
-                            s.call.stream);
+      }
+      case Step::EventWait: {
+        int64_t event = attrOf(s.call, attr::EventWait::event).i;
+        if (!ct) {
+          backend_->waitEvent(event, s.call.stream);
+          break;
+        }
+        std::unique_lock<std::mutex> lock(ct->mu);
+        ct->cv.wait(lock, [&] {
+          return ct->error || ct->signaled[event] == ct->generation;
+        });
+        if (ct->error) {
+          lock.unlock();
+          rethrowCommFailure();
+        }
         break;
+      }
       default:
-        runCollective(s);
+        runCollective(s, scratch_);
         break;
       }
       if (options_.trace)
         recordTrace(i, traceStart);
     }
+    if (ct) {
+      drainCommThread();
+      traceEvents_.insert(traceEvents_.end(), ct->trace.begin(),
+                          ct->trace.end());
+    }
     backend_->synchronize();
+  } catch (const CommThreadFailure &f) {
+    executedPeak_ = peak;
+    abortCommThread();
+    std::rethrow_exception(f.error);
   } catch (const KernelError &e) {
+    abortCommThread();
     executedPeak_ = peak;
     failAt(i, e.what());
   } catch (const CommError &e) {
     executedPeak_ = peak;
+    abortCommThread();
     throw CommError(P.describe(i) + ": " + e.what());
   } catch (const ExecutionError &) {
     executedPeak_ = peak;
+    abortCommThread();
     throw;
   } catch (const std::exception &e) {
     executedPeak_ = peak;
+    abortCommThread();
     failAt(std::min(i, steps_.size() ? steps_.size() - 1 : 0), e.what());
   }
   executedPeak_ = peak;
+}
+
+void Executor::startCommThread() {
+  if (!commScratch_)
+    return;
+  commThread_ = std::make_unique<CommThread>();
+  // Every event the program names has its slot before the thread starts
+  // (the map is only read and written under the lock, never rehashed
+  // while waited on).
+  for (const Step &s : steps_)
+    if (s.kind == Step::EventRecord || s.kind == Step::EventWait)
+      commThread_->signaled[attrOf(s.call, attr::EventRecord::event).i] = 0;
+  commThread_->thread = std::thread([this] { commThreadMain(); });
+}
+
+void Executor::stopCommThread() {
+  if (!commThread_)
+    return;
+  {
+    std::lock_guard<std::mutex> lock(commThread_->mu);
+    commThread_->stop = true;
+  }
+  commThread_->cv.notify_all();
+  if (commThread_->thread.joinable())
+    commThread_->thread.join();
+  commThread_.reset();
+}
+
+void Executor::commThreadMain() {
+  CommThread &ct = *commThread_;
+  std::unique_lock<std::mutex> lock(ct.mu);
+  for (;;) {
+    ct.cv.wait(lock, [&] { return ct.stop || !ct.queue.empty(); });
+    if (ct.stop)
+      return;
+    size_t index = ct.queue.front();
+    ct.queue.pop_front();
+    // After a failure (its own or the compute thread's) the rest of the
+    // run's queue is dropped.
+    if (ct.abort || ct.error)
+      continue;
+    Step &s = steps_[index];
+    if (s.kind == Step::EventWait) {
+      int64_t event = attrOf(s.call, attr::EventWait::event).i;
+      ct.busy = true;
+      ct.cv.wait(lock, [&] {
+        return ct.stop || ct.abort || ct.signaled[event] == ct.generation;
+      });
+      ct.busy = false;
+      ct.cv.notify_all();
+      continue;
+    }
+    if (s.kind == Step::EventRecord) {
+      ct.signaled[attrOf(s.call, attr::EventRecord::event).i] = ct.generation;
+      ct.cv.notify_all();
+      continue;
+    }
+    ct.busy = true;
+    lock.unlock();
+    std::exception_ptr error;
+    auto start = std::chrono::steady_clock::now();
+    try {
+      if (s.kind == Step::Kernel) {
+        KernelContext ctx{commScratch_, scratchBytes_, backend_.get()};
+        s.call.kernel(s.call, ctx);
+      } else
+        runCollective(s, commScratch_);
+    } catch (const CommError &e) {
+      error = std::make_exception_ptr(
+          CommError(program_->describe(index) + ": " + e.what()));
+    } catch (const std::exception &e) {
+      error = std::make_exception_ptr(
+          ExecutionError(program_->describe(index) + ": " + e.what()));
+    } catch (...) {
+      error = std::make_exception_ptr(ExecutionError(
+          program_->describe(index) + ": an unknown failure on the "
+                                      "communication thread"));
+    }
+    auto end = std::chrono::steady_clock::now();
+    lock.lock();
+    if (options_.trace) {
+      auto us = [](std::chrono::steady_clock::time_point t) {
+        return std::chrono::duration<double, std::micro>(t.time_since_epoch())
+            .count();
+      };
+      TraceEvent event;
+      event.instruction = static_cast<uint32_t>(index);
+      event.stream = StreamKind::Comm;
+      event.startUs = us(start);
+      event.durationUs = us(end) - event.startUs;
+      ct.trace.push_back(event);
+    }
+    if (error && !ct.error)
+      ct.error = error;
+    ct.busy = false;
+    ct.cv.notify_all();
+  }
+}
+
+void Executor::drainCommThread() {
+  CommThread &ct = *commThread_;
+  std::unique_lock<std::mutex> lock(ct.mu);
+  ct.cv.wait(lock, [&] { return ct.error || (ct.queue.empty() && !ct.busy); });
+  if (ct.error) {
+    lock.unlock();
+    rethrowCommFailure();
+  }
+}
+
+void Executor::abortCommThread() noexcept {
+  if (!commThread_)
+    return;
+  CommThread &ct = *commThread_;
+  std::unique_lock<std::mutex> lock(ct.mu);
+  ct.abort = true;
+  ct.queue.clear();
+  ct.cv.notify_all();
+  // What it is running ends by itself (a collective fails by its deadline
+  // at the latest); nothing may touch the arena once run() has returned.
+  ct.cv.wait(lock, [&] { return !ct.busy; });
+}
+
+void Executor::rethrowCommFailure() {
+  std::exception_ptr error;
+  {
+    std::lock_guard<std::mutex> lock(commThread_->mu);
+    error = commThread_->error;
+  }
+  throw CommThreadFailure{error};
 }
 
 } // namespace loom::runtime

@@ -13,7 +13,10 @@
 // An Executor is one rank's instance of a program: it owns the arena (one
 // allocation of the planned size; buffers are views at their offsets), the
 // communicators and the pre-decoded instruction list. Parameters and inputs
-// stay in the arena between runs. run() executes the instructions in order.
+// stay in the arena between runs. run() executes the instructions in order;
+// on the CPU, instructions of the communication stream between an
+// event_wait and an event_record of that stream run on a communication
+// thread of the executor, ordered with the compute stream by the events.
 //
 //===----------------------------------------------------------------------===//
 
@@ -130,6 +133,11 @@ public:
   const std::vector<TraceEvent> &traceEvents() const { return traceEvents_; }
 
   struct Step;
+  struct CommThread;
+
+  /// Whether run() hands the program's asynchronous communication (the
+  /// comm-stream instructions between events) to a communication thread.
+  bool usesCommThread() const { return commThread_ != nullptr; }
 
 private:
   void recordTrace(size_t index, std::chrono::steady_clock::time_point start);
@@ -139,7 +147,17 @@ private:
   void createCommunicators();
   void prepare();
   void releaseResources();
-  void runCollective(Step &s);
+  void runCollective(Step &s, void *scratch);
+  void startCommThread();
+  void stopCommThread();
+  void commThreadMain();
+  /// Blocks until the communication thread has run everything queued;
+  /// rethrows its failure.
+  void drainCommThread();
+  /// After a failure on the compute thread: drop what is queued and wait
+  /// for the communication thread to finish what it is running.
+  void abortCommThread() noexcept;
+  [[noreturn]] void rethrowCommFailure();
   [[noreturn]] void failAt(size_t index, const std::string &msg) const;
   void *bufferData(uint32_t id) const;
 
@@ -159,6 +177,9 @@ private:
   std::vector<bool> inputSet_;
   uint64_t executedPeak_ = 0;
   std::vector<TraceEvent> traceEvents_;
+  /// Scratch of the communication thread's packing (outside the arena).
+  void *commScratch_ = nullptr;
+  std::unique_ptr<CommThread> commThread_;
 };
 
 } // namespace loom::runtime
