@@ -174,17 +174,52 @@ FailureOr<MemoryPlan> loom::planMemory(func::FuncOp func, bool reuse) {
     classEnd[leader] = end;
     classHasArgument[leader] = hasArgument;
   };
+  // An asynchronous collective reads its operands and writes its result
+  // until its wait: their classes live at least that long.
+  DenseMap<Operation *, int64_t> asyncEnd;
   for (auto [index, op] : llvm::enumerate(ops)) {
-    if (!reuse)
-      break;
+    auto wait = dyn_cast<WaitOp>(op);
+    if (!wait)
+      continue;
+    Operation *async = wait.getInput().getDefiningOp();
+    int64_t &end = asyncEnd[async];
+    end = std::max<int64_t>(end, index);
+  }
+  for (Operation *op : ops)
+    if (op->hasAttr(LoomDialect::kAsyncAttrName) && !asyncEnd.count(op))
+      asyncEnd[op] = endOfProgram; // never waited for: done at the end
+  auto extendAsync = [&](Operation *op) {
+    auto it = asyncEnd.find(op);
+    if (it == asyncEnd.end())
+      return;
+    for (Value v : llvm::concat<Value>(op->getOperands(), op->getResults())) {
+      if (inConstants(v))
+        continue;
+      Value leader = classes.getLeaderValue(v);
+      classEnd[leader] = std::max(classEnd[leader], it->second);
+    }
+  };
+  for (auto [index, op] : llvm::enumerate(ops)) {
+    // A wait's result is its collective's bytes (a view), with or without
+    // reuse: the runtime only waits.
+    if (auto wait = dyn_cast<WaitOp>(op)) {
+      join(wait.getResult(), wait.getInput());
+      continue;
+    }
+    if (!reuse) {
+      extendAsync(op);
+      continue;
+    }
     if (auto reshape = dyn_cast<ReshapeOp>(op)) {
       // A view, unless of a constant: that reshape copies into the arena.
       if (!inConstants(reshape.getInput()))
         join(reshape.getResult(), reshape.getInput());
       continue;
     }
-    if (!runsInPlace(op))
+    if (!runsInPlace(op)) {
+      extendAsync(op);
       continue;
+    }
     for (OpResult result : op->getResults()) {
       // The new value of a parameter or state goes only over its argument
       // (and nothing else goes over an argument).
@@ -206,6 +241,7 @@ FailureOr<MemoryPlan> loom::planMemory(func::FuncOp func, bool reuse) {
         break;
       }
     }
+    extendAsync(op);
   }
 
   // Every new value of a parameter or state takes its argument's bytes:
@@ -323,8 +359,8 @@ LogicalResult loom::checkMemoryPlan(func::FuncOp func, const MemoryPlan &plan) {
   // The value whose data a value's bytes hold: a reshape planned at its
   // input's offset is a view of it (a plan without reuse copies instead).
   auto origin = [&](Value v) {
-    while (auto reshape = v.getDefiningOp<ReshapeOp>()) {
-      Value input = reshape.getInput();
+    while (isa_and_nonnull<ReshapeOp, WaitOp>(v.getDefiningOp())) {
+      Value input = v.getDefiningOp()->getOperand(0);
       if (inConstants(input) ||
           plan.offsets.lookup(input) != plan.offsets.lookup(v))
         break;
@@ -369,7 +405,10 @@ LogicalResult loom::checkMemoryPlan(func::FuncOp func, const MemoryPlan &plan) {
     }
     holders[begin] = Segment{end, owner, writer};
   };
-  auto check = [&](Operation *reader, Value v) -> LogicalResult {
+  // `also`: a value whose bytes may hold v's (an asynchronous collective's
+  // result over its operand, in place).
+  auto check = [&](Operation *reader, Value v,
+                   Value also = nullptr) -> LogicalResult {
     if (inConstants(v))
       return success();
     Value source = origin(v);
@@ -383,7 +422,7 @@ LogicalResult loom::checkMemoryPlan(func::FuncOp func, const MemoryPlan &plan) {
         continue;
       if (it->first > covered)
         break; // bytes nobody wrote
-      if (it->second.owner != source)
+      if (it->second.owner != source && (!also || it->second.owner != also))
         return reader->emitError("memory plan error: an operand's bytes [")
                << begin << ", " << end << ") were overwritten by instruction "
                << it->second.writer << " before this read";
@@ -404,10 +443,18 @@ LogicalResult loom::checkMemoryPlan(func::FuncOp func, const MemoryPlan &plan) {
     for (Value operand : op.getOperands())
       if (failed(check(&op, operand)))
         return failure();
+    // At a wait, the asynchronous collective has read its operands until
+    // now: they still hold (or hold its result, in place).
+    if (auto wait = dyn_cast<WaitOp>(op))
+      if (Operation *async = wait.getInput().getDefiningOp())
+        for (Value operand : async->getOperands())
+          if (failed(check(&op, operand, async->getResult(0))))
+            return failure();
     if (isa<func::ReturnOp>(op))
       break;
     int64_t writer = index++;
-    if ((isa<ReshapeOp>(op) && origin(op.getResult(0)) != op.getResult(0)) ||
+    if ((isa<ReshapeOp, WaitOp>(op) &&
+         origin(op.getResult(0)) != op.getResult(0)) ||
         isa<ConstantOp>(op))
       continue;
     for (Value result : op.getResults()) {

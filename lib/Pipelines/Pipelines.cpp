@@ -42,6 +42,11 @@ void loom::buildLoomParallelizePipeline(OpPassManager &pm,
     pm.addPass(createLoomPropagateShardingPass());
   }
   pm.addPass(createLoomPartitionPass());
+  if (options.overlapGradReduce) {
+    LoomOverlapGradReducePassOptions overlap;
+    overlap.bucketSize = options.bucketSize;
+    pm.addPass(createLoomOverlapGradReducePass(overlap));
+  }
 }
 
 void loom::registerLoomPipelines() {

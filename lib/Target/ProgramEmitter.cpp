@@ -97,6 +97,19 @@ private:
   /// Returned new values of parameters and state (not outputs of their own).
   llvm::SmallPtrSet<Value, 4> persistentValues;
   int64_t arenaSize = 0;
+  /// Events: the next free id, and the event each asynchronous collective's
+  /// result records on the comm stream when it is done.
+  int64_t nextEvent = 0;
+  DenseMap<Value, int64_t> doneEvents;
+  void addEvent(runtime::Opcode opcode, int64_t event, fb::Stream stream,
+                Operation *op) {
+    AttrList attrs;
+    addInt(attrs, "event", event);
+    std::vector<uint32_t> none;
+    instructions.push_back(fb::CreateInstructionDirect(
+        b, static_cast<fb::Opcode>(opcode), &none, &none, &attrs, -1, stream,
+        locationOf(op).c_str()));
+  }
 };
 } // namespace
 
@@ -359,9 +372,23 @@ LogicalResult ProgramEmitter::emitOp(Operation *op, ArrayRef<int64_t> offsets) {
     resultIds.push_back(bufferIds[result]);
   }
   fb::Stream stream = comm >= 0 ? fb::Stream::Comm : fb::Stream::Compute;
+  // An asynchronous collective runs on the comm stream between events: it
+  // starts once the compute stream has made its operand, and its wait
+  // (loom.wait, on the compute stream) waits for the event after it.
+  bool async = comm >= 0 && op->hasAttr(LoomDialect::kAsyncAttrName);
+  if (async) {
+    int64_t ready = nextEvent++;
+    addEvent(runtime::Opcode::EventRecord, ready, fb::Stream::Compute, op);
+    addEvent(runtime::Opcode::EventWait, ready, fb::Stream::Comm, op);
+  }
   instructions.push_back(
       fb::CreateInstructionDirect(b, *opcode, &operandIds, &resultIds, &attrs,
                                   comm, stream, locationOf(op).c_str()));
+  if (async) {
+    int64_t done = nextEvent++;
+    addEvent(runtime::Opcode::EventRecord, done, fb::Stream::Comm, op);
+    doneEvents[op->getResult(0)] = done;
+  }
   return success();
 }
 
@@ -419,6 +446,18 @@ FailureOr<std::vector<uint8_t>> ProgramEmitter::emit() {
     if (auto constant = dyn_cast<ConstantOp>(op)) {
       if (failed(addConstant(constant)))
         return failure();
+      continue;
+    }
+    // A wait is the compute stream waiting for its collective's event; its
+    // result is the collective's buffer.
+    if (auto wait = dyn_cast<WaitOp>(op)) {
+      auto done = doneEvents.find(wait.getInput());
+      if (done == doneEvents.end())
+        return wait.emitOpError("waits for a collective that did not run "
+                                "asynchronously");
+      addEvent(runtime::Opcode::EventWait, done->second, fb::Stream::Compute,
+               &op);
+      bufferIds[wait.getResult()] = bufferIds.lookup(wait.getInput());
       continue;
     }
     // An op without results (send) has no bytes of its own to place.

@@ -131,6 +131,13 @@ def main():
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--comm", default="local")
     parser.add_argument("--tolerance", type=float, default=1e-5)
+    parser.add_argument("--parallelize-options", default="",
+                        help="more -loom-parallelize options, e.g. "
+                             "'overlap-grad-reduce=true bucket-size=4096'")
+    parser.add_argument("--same-bits-as-plain", action="store_true",
+                        help="also run the plan without the extra options "
+                             "and require every output of every rank to "
+                             "be the same bits")
     args, flags = parser.parse_known_args()
     os.makedirs(os.path.join(args.tmp, "in"), exist_ok=True)
     step = os.path.join(args.tmp, "step.mlir")
@@ -141,7 +148,8 @@ def main():
     one = os.path.join(args.tmp, "one.loom")
     many = os.path.join(args.tmp, "parallel.loom")
     compile_step(step, [], one)
-    compile_step(step, [f"-loom-parallelize=plan={args.plan}"], many)
+    extra = f" {args.parallelize_options}" if args.parallelize_options else ""
+    compile_step(step, [f"-loom-parallelize=plan={args.plan}{extra}"], many)
     outputs, mesh = shardings(many)
     world = math.prod(mesh.values()) if mesh else 1
 
@@ -156,6 +164,33 @@ def main():
 
     out1 = train(one, "out-one", 1)
     outn = train(many, "out-parallel", world)
+    if args.parallelize_options:
+        with open(many + ".mlir") as f:
+            waits = f.read().count("loom.wait")
+        print(f"{waits} asynchronous collectives (loom.wait) per step")
+    if args.same_bits_as_plain:
+        plain = os.path.join(args.tmp, "plain.loom")
+        compile_step(step, [f"-loom-parallelize=plan={args.plan}"], plain)
+        outp = train(plain, "out-plain", world)
+        differ = []
+        files = 0
+        for root, _, names in os.walk(outp):
+            for n in names:
+                if not n.endswith(".npy"):
+                    continue
+                rel = os.path.relpath(os.path.join(root, n), outp)
+                a = np.load(os.path.join(outp, rel))
+                b = np.load(os.path.join(outn, rel))
+                files += 1
+                if a.dtype != b.dtype or a.shape != b.shape or \
+                        a.tobytes() != b.tobytes():
+                    differ.append(rel)
+        if differ or files == 0:
+            print(f"FAIL: with '{args.parallelize_options}' these outputs "
+                  f"differ from the plain plan's: {', '.join(differ)}")
+            sys.exit(1)
+        print(f"same bits: {files} output files of {world} ranks with "
+              f"'{args.parallelize_options}' and without")
     # The single rank's first moment after each step, for the gradient of
     # each step: g_t = (m_t - beta1 m_{t-1}) / (1 - beta1).
     firsts = [train(one, f"out-one-{t}", 1, t) for t in range(1, args.steps)]

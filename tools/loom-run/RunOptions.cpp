@@ -34,6 +34,11 @@ options:
   --plan SPEC         compile MODEL.mlir under a parallel plan (e.g.
                       dp=2,tp=2; docs/PlanSpec.md): one program for the
                       plan's ranks, run with --nproc or a launcher
+  --overlap-grad-reduce  with --plan: bucket the data-parallel gradient
+                      reductions and run them on the communication thread,
+                      overlapped with backward (Megatron-LM's flag)
+  --bucket-size BYTES bytes per gradient bucket (default 160000000: 40M f32
+                      parameters, Megatron's default)
   --trace FILE        write a Chrome trace (one track per rank and stream)
   --backend NAME      cpu (default), cuda (the CUDA plugin, needs a GPU), or
                       the path of a backend plugin
@@ -170,6 +175,10 @@ RunOptions loom::parseRunOptions(int argc, char **argv) {
       options.train = true;
       continue;
     }
+    if (arg == "--overlap-grad-reduce") {
+      options.overlapGradReduce = true;
+      continue;
+    }
     if (arg.rfind("-", 0) != 0) {
       if (!options.modelPath.empty())
         throw std::invalid_argument("more than one model given: '" +
@@ -209,6 +218,9 @@ RunOptions loom::parseRunOptions(int argc, char **argv) {
       options.stepsGiven = true;
     } else if (flag == "--plan")
       options.plan = value;
+    else if (flag == "--bucket-size")
+      options.bucketSize =
+          integerFlag(flag, value, 1, std::numeric_limits<int64_t>::max());
     else if (flag == "--trace")
       launch.tracePath = value;
     else if (flag == "--backend")
@@ -225,6 +237,9 @@ RunOptions loom::parseRunOptions(int argc, char **argv) {
   }
   if (options.modelPath.empty())
     throw std::invalid_argument("no model or program given (see --help)");
+  if (options.overlapGradReduce && options.plan.empty())
+    throw std::invalid_argument("--overlap-grad-reduce overlaps a plan's "
+                                "data-parallel reductions: add --plan");
   runtime::TrainOptions &t = options.training;
   bool trainingFlags = !t.dataPath.empty() || !t.saveDir.empty() ||
                        !t.loadDir.empty() || !t.logDir.empty();

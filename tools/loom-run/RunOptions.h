@@ -21,6 +21,10 @@ struct RunOptions {
 
   /// A parallel plan (docs/PlanSpec.md) the MLIR is compiled under.
   std::string plan;
+  /// --overlap-grad-reduce: bucket the plan's data-parallel gradient
+  /// reductions and overlap them with backward (--bucket-size bytes each).
+  bool overlapGradReduce = false;
+  int64_t bucketSize = 160000000;
   /// --train: compile the forward's training step and train it.
   bool train = false;
   runtime::TrainOptions training;

@@ -42,10 +42,10 @@ namespace {
 /// Reads the program: compiles MLIR (its training step with --train, under
 /// `plan` on `ranks` ranks when given: a degree left out of the plan, dp by
 /// default, takes what the ranks leave), or loads a program file.
-std::shared_ptr<const Program> loadOrCompile(const std::string &path,
-                                             const RunOptions *train = nullptr,
-                                             const std::string &plan = "",
-                                             int ranks = 0) {
+std::shared_ptr<const Program>
+loadOrCompile(const std::string &path, const RunOptions *train = nullptr,
+              const std::string &plan = "", int ranks = 0,
+              const RunOptions *parallel = nullptr) {
   bool isMlir =
       path.size() >= 5 && path.compare(path.size() - 5, 5, ".mlir") == 0;
   if (!isMlir) {
@@ -75,6 +75,10 @@ std::shared_ptr<const Program> loadOrCompile(const std::string &path,
     if (!plan.empty())
       pipeline << "loom-parallelize{plan=\"" << plan << "\""
                << (ranks > 1 ? " world-size=" + std::to_string(ranks) : "")
+               << (parallel && parallel->overlapGradReduce
+                       ? " overlap-grad-reduce=true bucket-size=" +
+                             std::to_string(parallel->bucketSize)
+                       : "")
                << "}, ";
     pipeline << "loom-forward-to-program)";
     compile.pipeline = pipeline.str();
@@ -139,8 +143,9 @@ std::string modelName(const Program &program, const std::string &path) {
 
 /// loom-run --train: compile the training step, train, report.
 int train(RunOptions &options) {
-  std::shared_ptr<const Program> program = loadOrCompile(
-      options.modelPath, &options, options.plan, options.launch.nproc);
+  std::shared_ptr<const Program> program =
+      loadOrCompile(options.modelPath, &options, options.plan,
+                    options.launch.nproc, &options);
   TrainOptions &training = options.training;
   training.model = modelName(*program, options.modelPath);
   if (training.dataPath.empty())
@@ -210,8 +215,9 @@ int main(int argc, char **argv) {
       // The program is compiled and checked against the job before any
       // rank starts; each rank then compiles it again (and the ranks
       // check at rendezvous that they all got the same bytes).
-      std::shared_ptr<const Program> program = loadOrCompile(
-          options.modelPath, nullptr, options.plan, options.launch.nproc);
+      std::shared_ptr<const Program> program =
+          loadOrCompile(options.modelPath, nullptr, options.plan,
+                        options.launch.nproc, &options);
       if (!options.quiet)
         std::cout << describeRankGroups(*program) << std::flush;
       spawnProcesses(launch, *program,
@@ -228,8 +234,8 @@ int main(int argc, char **argv) {
     int ranks = launch.nproc;
     if (ranks <= 1 && !options.plan.empty() && launchEnvironmentPresent())
       ranks = detectLaunch().worldSize;
-    std::shared_ptr<const Program> program =
-        loadOrCompile(options.modelPath, nullptr, options.plan, ranks);
+    std::shared_ptr<const Program> program = loadOrCompile(
+        options.modelPath, nullptr, options.plan, ranks, &options);
     if (!options.quiet && !isSpawnedRank())
       std::cout << describeRankGroups(*program) << std::flush;
     runHere(launch, program);

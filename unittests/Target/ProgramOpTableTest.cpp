@@ -34,6 +34,8 @@ const std::map<std::string, std::string> kNotLowered = {
     {"loom.shard", "pins a sharding; -loom-partition erases it"},
     {"loom.reshard", "asks for a sharding; -loom-partition makes the "
                      "collective and erases it"},
+    {"loom.wait", "an event_wait on the compute stream; its result is the "
+                  "bytes of the asynchronous collective it waits for"},
 };
 
 /// Instructions no op lowers to.

@@ -48,6 +48,16 @@ struct ParallelizeOptions
       *this, "world-size",
       llvm::cl::desc("The job's ranks (0: the product of the degrees)"),
       llvm::cl::init(0)};
+  Option<bool> overlapGradReduce{
+      *this, "overlap-grad-reduce",
+      llvm::cl::desc("Bucket the data-parallel gradient reductions and run "
+                     "them asynchronously, overlapped with backward "
+                     "(-loom-overlap-grad-reduce)"),
+      llvm::cl::init(false)};
+  Option<int64_t> bucketSize{
+      *this, "bucket-size",
+      llvm::cl::desc("Bytes per gradient bucket with overlap-grad-reduce"),
+      llvm::cl::init(160000000)};
 };
 
 /// The name `loom-parallelize` is registered for.

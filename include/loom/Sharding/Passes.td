@@ -131,4 +131,51 @@ def LoomPartitionPass : Pass<"loom-partition", "mlir::ModuleOp"> {
   let dependentDialects = ["::loom::LoomDialect"];
 }
 
+def LoomOverlapGradReducePass
+    : Pass<"loom-overlap-grad-reduce", "mlir::ModuleOp"> {
+  let summary = "Bucket the data-parallel gradient reductions and overlap "
+                "them with backward";
+  let description = [{
+    Megatron-LM's `--overlap-grad-reduce`, after -loom-partition. The
+    gradient reductions over the data-parallel axis (`axis`) are the
+    all_reduce (plain data parallelism) or reduce_scatter (ZeRO) ops over
+    that axis alone, summing a value that reaches an AdamW update's
+    gradient (directly or through accumulation, reshapes, conversions).
+    They are grouped, in the order backward makes their gradients, into
+    buckets of at least `bucket-size` bytes (the last bucket may be
+    smaller; one bucket per collective kind and element type at a time,
+    and a bucket closes early when its next gradient is made only after
+    one of its gradients is used). Each bucket becomes one collective over
+    a flat buffer, started right after its last gradient is made and
+    marked `loom.async`:
+
+    ```mlir
+    %flat = loom.concat %g7, %g8 {dim = 0} : ... -> tensor<96xf32>
+    %r = loom.all_reduce sum %flat {axes = ["dp"], mesh = @world, loom.async}
+    ...                       // backward of earlier layers goes on
+    %w = loom.wait %r         // right before the first use of any of them
+    %g7r = loom.reshape (loom.slice %w [0, 64]) ...
+    ```
+
+    A reduce_scatter bucket lays each gradient out as [n, piece] (its
+    split dimension first, transposed there when it is not already) and
+    concatenates the pieces, so every rank keeps the pieces the separate
+    reduce_scatters gave it. Results are the same numbers: every element
+    is summed over the same ranks as before. The memory plan keeps an
+    asynchronous collective's operand and result live until its wait; the
+    program runs it on the communication stream between events (the CPU
+    executor's communication thread; runtime/README.md).
+  }];
+  let options = [
+    Option<"bucketSize", "bucket-size", "int64_t",
+           /*default=*/"160000000",
+           "Bytes per bucket (default: Megatron's 40M f32 parameters)">,
+    Option<"axis", "axis", "std::string", /*default=*/"\"dp\"",
+           "The data-parallel mesh axis">,
+    Option<"report", "report", "bool", /*default=*/"false",
+           "Emit a remark with the number of buckets per function">,
+  ];
+  let dependentDialects = ["::loom::LoomDialect"];
+}
+
 #endif // LOOM_SHARDING_PASSES_TD

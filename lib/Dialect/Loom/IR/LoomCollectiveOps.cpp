@@ -236,3 +236,13 @@ LogicalResult RecvOp::verify() {
   return verifyPeerShift(*this, getPeerShift());
 }
 LogicalResult RecvOp::verifyGroupShapes(int64_t) { return success(); }
+
+LogicalResult WaitOp::verify() {
+  Operation *def = getInput().getDefiningOp();
+  if (!def || !def->hasAttr(LoomDialect::kAsyncAttrName))
+    return emitOpError("waits for a value that no asynchronous collective "
+                       "(one marked 'loom.async') makes");
+  if (def->getBlock() != (*this)->getBlock())
+    return emitOpError("waits in another block than its collective's");
+  return success();
+}

@@ -208,6 +208,23 @@ LogicalResult checkShardings(const Subject &s) {
   return success();
 }
 
+/// An asynchronous collective: one operand and one result, read only by
+/// `loom.wait`.
+LogicalResult checkAsync(const Subject &s) {
+  if (failed(checkUnit(s)))
+    return failure();
+  if (!isa<CollectiveOpInterface>(s.owner) || s.owner->getNumResults() != 1 ||
+      s.owner->getNumOperands() != 1)
+    return s.emitError() << "marks a collective with one operand and one "
+                            "result";
+  for (Operation *user : s.owner->getResult(0).getUsers())
+    if (!isa<WaitOp>(user))
+      return s.emitError() << "marks a collective whose result is read "
+                              "through 'loom.wait' only, not by '"
+                           << user->getName() << "'";
+  return success();
+}
+
 const DiscardableAttr kAttrs[] = {
     {LoomDialect::kParamAttrName, OnArgument | OnResult, checkName},
     {LoomDialect::kStateAttrName, OnArgument | OnResult, checkName},
@@ -226,6 +243,7 @@ const DiscardableAttr kAttrs[] = {
     {LoomDialect::kOffsetsAttrName, OnOp, checkOffsets},
     {LoomDialect::kArenaSizeAttrName, OnOp, checkNonNegative},
     {LoomDialect::kModelAttrName, OnOp, checkString},
+    {LoomDialect::kAsyncAttrName, OnOp, checkAsync},
 };
 
 /// Finds `attr`'s row and checks that it may appear at `place`.

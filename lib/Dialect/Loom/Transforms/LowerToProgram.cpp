@@ -49,7 +49,9 @@ struct LoomLowerToProgramPass
     OpBuilder b(terminator);
     for (OpOperand &operand : terminator->getOpOperands()) {
       Value v = operand.get();
-      if (!isa<BlockArgument>(v) && !v.getDefiningOp<ConstantOp>())
+      // (A wait's result is its collective's bytes, not an output buffer.)
+      if (!isa<BlockArgument>(v) && !v.getDefiningOp<ConstantOp>() &&
+          !v.getDefiningOp<WaitOp>())
         continue;
       operand.set(ConvertOp::create(b, terminator->getLoc(), v.getType(), v));
     }

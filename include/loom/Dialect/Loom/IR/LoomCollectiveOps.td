@@ -157,4 +157,28 @@ def Loom_RecvOp : Loom_CollectiveOp<"recv", [Loom_Differentiable, Loom_LowersCol
   let assemblyFormat = "attr-dict `:` type($result)";
 }
 
+def Loom_WaitOp : Loom_Op<"wait", [AllTypesMatch<["input", "result"]>]> {
+  let summary = "the result of an asynchronous collective, once it is done";
+  let description = [{
+    A collective marked `loom.async` starts as soon as its operand is ready
+    and runs on the communication stream while the ops after it go on; its
+    result may be read only through `loom.wait`, which blocks until the
+    collective is done and returns the result (the same bytes: a view). The
+    memory plan keeps the collective's operands and result live until the
+    wait; the program emitter records and waits on events around the
+    collective (docs: runtime/README.md, "Streams and events").
+
+    ```mlir
+    %r = loom.all_reduce sum %flat {mesh = @world, axes = ["dp"], loom.async}
+        : tensor<1024xf32>
+    ...
+    %g = loom.wait %r : tensor<1024xf32>
+    ```
+  }];
+  let arguments = (ins Loom_AnyTensor:$input);
+  let results = (outs Loom_AnyTensor:$result);
+  let assemblyFormat = "$input attr-dict `:` type($result)";
+  let hasVerifier = 1;
+}
+
 #endif // LOOM_DIALECT_LOOM_IR_LOOMCOLLECTIVEOPS_TD

@@ -73,6 +73,9 @@ def Loom_Dialect : Dialect {
     static constexpr llvm::StringLiteral kOffsetAttrName = "loom.offset";
     static constexpr llvm::StringLiteral kOffsetsAttrName = "loom.offsets";
     static constexpr llvm::StringLiteral kArenaSizeAttrName = "loom.arena_size";
+    /// Op attribute (unit) on a collective: it runs asynchronously on the
+    /// communication stream; its result is read through `loom.wait`.
+    static constexpr llvm::StringLiteral kAsyncAttrName = "loom.async";
     /// Module attribute naming the zoo model a module was built from.
     static constexpr llvm::StringLiteral kModelAttrName = "loom.model";
 
