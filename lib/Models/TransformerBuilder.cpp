@@ -174,7 +174,7 @@ OwningOpRef<ModuleOp> TransformerBuilder::build() {
   Value targets = body->addArgument(idsType, loc);
 
   Value embedTable = param("embed_tokens.weight", {config.vocab, H});
-  Value h = EmbeddingOp::create(b, loc, embedTable, tokens);
+  Value h = EmbeddingOp::create(b, loc, embedTable, tokens, IntegerAttr());
   if (config.learnedPositions) {
     Value table = param("embed_positions.weight", {S, H});
     Value positions = BroadcastOp::create(b, loc, tensor({B, S, H}), table,
@@ -204,7 +204,8 @@ OwningOpRef<ModuleOp> TransformerBuilder::build() {
   } else {
     logits = linear(h, "lm_head", H, config.vocab);
   }
-  Value loss = CrossEntropyOp::create(b, loc, logits, targets, IntegerAttr());
+  Value loss = CrossEntropyOp::create(b, loc, logits, targets, Value(),
+                                      IntegerAttr(), IntegerAttr());
   func::ReturnOp::create(b, loc, loss);
 
   func.setType(b.getFunctionType(body->getArgumentTypes(), {loss.getType()}));

@@ -10,7 +10,9 @@
 //   dp  every data input (`loom.input` of rank >= 1) by its rows (dim 0);
 //   tp  every attention's heads and the hidden units of every activation
 //       (gelu, silu, swiglu): Megatron's column- and row-parallel pairs
-//       follow, and the row-parallel outputs become partial sums.
+//       follow, and the row-parallel outputs become partial sums; and the
+//       vocabulary of every embedding table and of every loss's logits
+//       (vocab-parallel embedding, output layer and cross-entropy).
 //   sp  every norm's sequence dimension over tp, as a weaker seed
 //       (loom.priority 2): it spreads over the residual stream between the
 //       tensor-parallel regions, which keep their own split, so the
@@ -85,8 +87,9 @@ ModelFacts readModelFacts(func::FuncOp func) {
 bool rowsAreIndependent(func::FuncOp func) {
   WalkResult walk = func.walk([](DispatchOp dispatch) {
     int64_t tokens = dispatch.getInput().getType().getDimSize(0);
-    return dispatch.getCapacity() < tokens ? WalkResult::interrupt()
-                                           : WalkResult::advance();
+    return static_cast<int64_t>(dispatch.getCapacity()) < tokens
+               ? WalkResult::interrupt()
+               : WalkResult::advance();
   });
   return !walk.wasInterrupted();
 }
@@ -133,6 +136,49 @@ void regroupMicrobatches(BlockArgument input, int64_t dp) {
     slice.getResult().replaceAllUsesWith(microbatch.getResult());
     slice.erase();
   }
+}
+
+/// Megatron's vocab-parallel embedding and output layer: every embedding
+/// table (a parameter) and every loss's logits split their vocabulary over
+/// tp, so the logits are never gathered. A vocabulary that does not divide
+/// stays whole, with a remark (Megatron pads it to a multiple of 128·tp).
+LogicalResult seedVocabulary(func::FuncOp func, int64_t tp,
+                             FlatSymbolRefAttr mesh) {
+  MLIRContext *context = func.getContext();
+  auto splitDim = [&](Value v, int64_t dim) {
+    TensorSharding s =
+        TensorSharding::replicated(cast<ShapedType>(v.getType()).getRank());
+    s.dims[dim].push_back("tp");
+    return s.toAttr(context, mesh);
+  };
+  auto divides = [&](Operation *op, int64_t vocab) {
+    if (vocab % tp == 0)
+      return true;
+    op->emitRemark("the vocabulary (")
+        << vocab << ") does not divide over tp (" << tp
+        << "): this op keeps it whole on every rank (pad it to a multiple "
+           "of 128 * tp, as Megatron does, to split it)";
+    return false;
+  };
+  func.walk([&](Operation *op) {
+    if (auto embedding = dyn_cast<EmbeddingOp>(op)) {
+      auto table = dyn_cast<BlockArgument>(embedding.getTable());
+      if (table && divides(op, embedding.getTable().getType().getDimSize(0)))
+        func.setArgAttr(table.getArgNumber(), LoomDialect::kShardingAttrName,
+                        splitDim(table, 0));
+    }
+    if (auto loss = dyn_cast<CrossEntropyOp>(op)) {
+      Value logits = loss.getLogits();
+      auto type = cast<RankedTensorType>(logits.getType());
+      int64_t last = type.getRank() - 1;
+      Operation *def = logits.getDefiningOp();
+      if (!def || def->getNumResults() != 1 ||
+          !divides(op, type.getDimSize(last)))
+        return;
+      def->setAttr(LoomDialect::kShardingAttrName, splitDim(logits, last));
+    }
+  });
+  return success();
 }
 
 struct LoomApplyPlanPass
@@ -267,6 +313,8 @@ LogicalResult LoomApplyPlanPass::seed(func::FuncOp func,
     if (walk.wasInterrupted())
       return failure();
   }
+  if (layout.tp > 1 && failed(seedVocabulary(func, layout.tp, mesh)))
+    return failure();
   if (layout.sp && layout.tp > 1) {
     // Weaker than the tensor-parallel seeds: the regions they split keep
     // their split, and the sequence split fills the stream between them.

@@ -64,6 +64,10 @@ private:
   /// first rank of each group, zeros on the others.
   Value keepOnFirstRank(Value value, const AxisList &axes, Operation *user);
   void joinSmallPartialSums(Operation *op, OpPlan &plan);
+  LogicalResult partitionVocabulary(Operation *op, const OpPlan &plan);
+  Value globalLogSumExp(Value logits, const AxisList &vocabAxes,
+                        Operation *user);
+  void setVocabStart(Operation *op, const AxisList &axes, int64_t rows);
   void tagLike(Operation *created, Operation *user);
   ArrayAttr axesAttr(ArrayRef<StringRef> axes);
 
@@ -77,6 +81,9 @@ private:
   /// step (getStepPart), for reuse by later users: each partial sum is
   /// reduced once.
   DenseMap<std::tuple<Value, Attribute, int64_t>, Value> reshards;
+  /// The log-sum-exp over the whole vocabulary of each vocab-parallel
+  /// loss's local logits, shared by the loss and its gradient.
+  DenseMap<Value, Value> logSumExps;
 };
 
 TensorSharding Partitioner::targetOf(Value v) {
@@ -124,10 +131,7 @@ FailureOr<OpPlan> Partitioner::decide(Operation *op) {
           splitAmongFactors(target.dims[dim], factors, rule, mesh);
       for (auto [factor, axes] : llvm::zip(factors, split)) {
         FactorKind kind = rule.getFactorKind(factor);
-        // Own partitions (vocab-parallel ops) are not built yet: such a
-        // factor is gathered, as one that needs replication.
-        if (axes.empty() || kind == FactorKind::NeedReplication ||
-            kind == FactorKind::OwnPartition)
+        if (axes.empty() || kind == FactorKind::NeedReplication)
           continue;
         bool stronger = priority < factorPriority[factor];
         bool extends = priority == factorPriority[factor] &&
@@ -190,8 +194,11 @@ FailureOr<OpPlan> Partitioner::decide(Operation *op) {
     for (const auto &factors :
          getTensorFactors(rule, {true, static_cast<unsigned>(i)}))
       present.insert(factors.begin(), factors.end());
+    // So does a vocabulary split that it lacks (the own partitions of the
+    // vocab-parallel embedding and loss: each rank adds its rows' part).
     for (int64_t f = 0; f < rule.getNumFactors(); ++f)
-      if (rule.getFactorKind(f) == FactorKind::Reduction &&
+      if ((rule.getFactorKind(f) == FactorKind::Reduction ||
+           rule.getFactorKind(f) == FactorKind::OwnPartition) &&
           !present.contains(f))
         s.unreduced.append(factorAxes[f]);
     plan.results.push_back(s);
@@ -415,6 +422,116 @@ void Partitioner::joinSmallPartialSums(Operation *op, OpPlan &plan) {
     s.unreduced = pending;
 }
 
+/// Sets `op`'s `vocab_start` to the first vocabulary row of the rank's
+/// piece: (its index along `axes`) x `rows`, through rank terms.
+void Partitioner::setVocabStart(Operation *op, const AxisList &axes,
+                                int64_t rows) {
+  SmallVector<Attribute> terms;
+  int64_t stride = rows;
+  for (StringRef axis : llvm::reverse(axes)) {
+    terms.push_back(RankTermAttr::get(b.getContext(), meshRef,
+                                      b.getStringAttr(axis), {stride}, 0));
+    stride *= mesh.getAxisSize(axis);
+  }
+  op->setAttr("vocab_start", b.getI64IntegerAttr(0));
+  op->setAttr(LoomDialect::kRankTermsAttrName,
+              b.getDictionaryAttr(b.getNamedAttr(
+                  "vocab_start",
+                  b.getArrayAttr(llvm::to_vector(llvm::reverse(terms))))));
+}
+
+/// Megatron's vocab-parallel cross-entropy statistics: each position's
+/// log-sum-exp over the whole vocabulary from the rank's columns, with an
+/// all-reduce of the maxima and one of the sums of exponentials; the
+/// logits are never gathered.
+Value Partitioner::globalLogSumExp(Value logits, const AxisList &vocabAxes,
+                                   Operation *user) {
+  Value &memo = logSumExps[logits];
+  if (memo)
+    return memo;
+  Location loc = user->getLoc();
+  auto type = cast<RankedTensorType>(logits.getType());
+  int64_t last = type.getRank() - 1;
+  auto f32 = type.clone(b.getF32Type());
+  auto rows =
+      RankedTensorType::get(type.getShape().drop_back(), b.getF32Type());
+  SmallVector<Operation *> created;
+  Value x = logits;
+  if (!type.getElementType().isF32()) {
+    x = ConvertOp::create(b, loc, f32, x);
+    created.push_back(x.getDefiningOp());
+  }
+  auto dims = b.getDenseI64ArrayAttr({last});
+  SmallVector<int64_t> kept(last);
+  std::iota(kept.begin(), kept.end(), 0);
+  auto localMax = ReduceOp::create(b, loc, x, ReduceKind::max, dims, false);
+  auto max = AllReduceOp::create(
+      b, loc, rows, localMax,
+      CollectiveReductionAttr::get(b.getContext(), CollectiveReduction::max),
+      meshRef, axesAttr(vocabAxes));
+  auto wide =
+      BroadcastOp::create(b, loc, f32, max, b.getDenseI64ArrayAttr(kept));
+  auto shifted = SubOp::create(b, loc, x, wide);
+  auto exps = ExpOp::create(b, loc, shifted);
+  auto localSum = ReduceOp::create(b, loc, exps, ReduceKind::sum, dims, false);
+  auto sum = AllReduceOp::create(
+      b, loc, rows, localSum,
+      CollectiveReductionAttr::get(b.getContext(), CollectiveReduction::sum),
+      meshRef, axesAttr(vocabAxes));
+  auto log = LogOp::create(b, loc, sum);
+  auto lse = AddOp::create(b, loc, log, max);
+  created.append({localMax, max, wide, shifted, exps, localSum, sum, log, lse});
+  for (Operation *c : created)
+    tagLike(c, user);
+  return memo = lse;
+}
+
+/// The vocab-parallel forms of the ops whose vocabulary is split (their
+/// own partitions): an embedding looks up its rows only (the others give
+/// zeros, and its result is a partial sum), its gradient fills its rows,
+/// the loss counts the positions whose target is among its columns against
+/// the global log-sum-exp, and the loss's gradient takes that log-sum-exp.
+LogicalResult Partitioner::partitionVocabulary(Operation *op,
+                                               const OpPlan &plan) {
+  auto axesOf = [](const TensorSharding &s, int64_t dim) -> const AxisList & {
+    return s.dims[dim];
+  };
+  if (auto embedding = dyn_cast<EmbeddingOp>(op)) {
+    const AxisList &axes = axesOf(plan.operands[0], 0);
+    if (!axes.empty())
+      setVocabStart(op, axes, embedding.getTable().getType().getDimSize(0));
+    return success();
+  }
+  if (auto grad = dyn_cast<EmbeddingGradOp>(op)) {
+    const AxisList &axes = axesOf(plan.results[0], 0);
+    if (!axes.empty())
+      setVocabStart(op, axes, grad.getTableGrad().getType().getDimSize(0));
+    return success();
+  }
+  Value logits;
+  unsigned lseIndex = 0;
+  if (auto ce = dyn_cast<CrossEntropyOp>(op)) {
+    logits = ce.getLogits();
+    lseIndex = 2;
+  } else if (auto grad = dyn_cast<CrossEntropyGradOp>(op)) {
+    logits = grad.getLogits();
+    lseIndex = 3;
+  } else {
+    return success();
+  }
+  auto type = cast<RankedTensorType>(logits.getType());
+  const AxisList &axes = axesOf(plan.operands[0], type.getRank() - 1);
+  if (axes.empty())
+    return success();
+  if (op->getNumOperands() > lseIndex)
+    return op->emitOpError("is already vocab-parallel");
+  b.setInsertionPoint(op);
+  Value lse = globalLogSumExp(logits, axes, op);
+  op->insertOperands(lseIndex, lse);
+  setVocabStart(op, axes, type.getDimSize(type.getRank() - 1));
+  return success();
+}
+
 LogicalResult Partitioner::rewrite(Operation *op, const OpPlan &givenPlan) {
   b.setInsertionPoint(op);
   OpPlan plan = givenPlan;
@@ -454,8 +571,12 @@ LogicalResult Partitioner::rewrite(Operation *op, const OpPlan &givenPlan) {
     const TensorSharding &want = plan.operands[i];
     if (have == want)
       continue;
+    // A gather is made again in each part of the step that needs it (not
+    // kept from the forward); a reduction is made once and its result kept,
+    // as it is smaller than the partial sums it replaces.
     Attribute key = want.toAttr(b.getContext(), meshRef);
-    Value &local = reshards[{v, key, getStepPart(op)}];
+    int64_t part = have.unreduced.empty() ? getStepPart(op) : -1;
+    Value &local = reshards[{v, key, part}];
     if (!local) {
       local = reshard(v, globalTypes[v], have, want, op);
       actual[local] = want;
@@ -496,6 +617,8 @@ LogicalResult Partitioner::rewrite(Operation *op, const OpPlan &givenPlan) {
                                                llvm::reverse(terms))))));
     }
   }
+  if (failed(partitionVocabulary(op, plan)))
+    return failure();
   if (plan.splitsSum) {
     // Losses and means divide by the global count.
     if (auto ce = dyn_cast<CrossEntropyOp>(op); ce && !ce.getCountAttr())

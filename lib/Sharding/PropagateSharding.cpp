@@ -34,6 +34,11 @@ constexpr int kUnset = kUnsetPriority, kSeed = kDefaultPriority;
 
 struct ValueState {
   TensorSharding sharding;
+  /// The priority of each dimension's axes (kUnset where it has none): a
+  /// dimension a weak seed split is as weak as that seed, whatever the
+  /// tensor's other dimensions got from stronger ones.
+  SmallVector<int> priorities;
+  /// The strongest of them (the tensor's priority as a seed).
   int priority = kUnset;
   /// A pin's result: never changed. (Values a pin reaches take its
   /// priority, 0, but may still gain axes that do not clash.)
@@ -66,8 +71,10 @@ private:
   /// Propagates through `op` from the tensors whose priority is at most
   /// `level`; true when a value changed.
   bool propagate(Operation *op, int level);
-  /// Lets `value` take the axes of `proposed` it lacks; true on change.
-  bool extend(Value value, const TensorSharding &proposed, int priority);
+  /// Lets `value` take the axes of `proposed` it lacks, each dimension with
+  /// its priority; true on change.
+  bool extend(Value value, const TensorSharding &proposed,
+              ArrayRef<int> priorities);
   /// Writes the shardings back as attributes.
   void annotate();
 
@@ -83,9 +90,11 @@ private:
 
 ValueState &Propagation::state(Value v) {
   auto [it, inserted] = states.try_emplace(v);
-  if (inserted)
-    it->second.sharding =
-        TensorSharding::replicated(cast<ShapedType>(v.getType()).getRank());
+  if (inserted) {
+    int64_t rank = cast<ShapedType>(v.getType()).getRank();
+    it->second.sharding = TensorSharding::replicated(rank);
+    it->second.priorities.assign(rank, kUnset);
+  }
   return it->second;
 }
 
@@ -101,6 +110,8 @@ LogicalResult Propagation::seed() {
     ValueState &s = state(v);
     s.sharding = TensorSharding::fromAttr(attr);
     s.priority = getShardingPriority(v);
+    for (auto [axes, priority] : llvm::zip(s.sharding.dims, s.priorities))
+      priority = axes.empty() ? kUnset : s.priority;
     s.pinned = v.getDefiningOp() && getPinnedSharding(v.getDefiningOp());
     levels.insert(s.priority);
     return success();
@@ -118,7 +129,7 @@ LogicalResult Propagation::seed() {
 }
 
 bool Propagation::extend(Value value, const TensorSharding &proposed,
-                         int priority) {
+                         ArrayRef<int> priorities) {
   ValueState &s = state(value);
   if (s.pinned)
     return false;
@@ -146,10 +157,10 @@ bool Propagation::extend(Value value, const TensorSharding &proposed,
     if (grown.size() == current.size())
       continue;
     current = grown;
+    s.priorities[dim] = std::min(s.priorities[dim], priorities[dim]);
+    s.priority = std::min(s.priority, priorities[dim]);
     changed = true;
   }
-  if (changed)
-    s.priority = std::min(s.priority, priority);
   return changed;
 }
 
@@ -169,10 +180,11 @@ bool Propagation::propagate(Operation *op, int level) {
   SmallVector<FactorChoice> choices(rule.getNumFactors());
   for (auto &[which, value] : tensors) {
     ValueState &s = state(value);
-    if (s.priority > level)
-      continue;
     ArrayRef<ShardingRule::DimFactors> dims = getTensorFactors(rule, which);
     for (auto [dim, factors] : llvm::enumerate(dims)) {
+      int priority = s.priorities[dim];
+      if (priority > level)
+        continue;
       SmallVector<AxisList> split =
           splitAmongFactors(s.sharding.dims[dim], factors, rule, mesh);
       for (auto [factor, axes] : llvm::zip(factors, split)) {
@@ -180,12 +192,12 @@ bool Propagation::propagate(Operation *op, int level) {
             axes.empty())
           continue;
         FactorChoice &choice = choices[factor];
-        bool stronger = s.priority < choice.priority;
-        bool extends = s.priority == choice.priority &&
+        bool stronger = priority < choice.priority;
+        bool extends = priority == choice.priority &&
                        isPrefix(choice.axes, axes) &&
                        axes.size() > choice.axes.size();
         if (stronger || extends)
-          choice = {axes, s.priority};
+          choice = {axes, priority};
       }
     }
   }
@@ -216,19 +228,26 @@ bool Propagation::propagate(Operation *op, int level) {
   for (auto &[which, value] : tensors) {
     ArrayRef<ShardingRule::DimFactors> dims = getTensorFactors(rule, which);
     TensorSharding proposed = TensorSharding::replicated(dims.size());
-    int priority = kUnset;
-    for (auto [dim, factors] : llvm::enumerate(dims))
+    // A dimension's axes are as strong as the weakest factor giving them.
+    SmallVector<int> priorities(dims.size(), kUnset);
+    bool any = false;
+    for (auto [dim, factors] : llvm::enumerate(dims)) {
+      int weakest = kUnset;
       for (int64_t factor : factors) {
         const FactorChoice &choice = choices[factor];
         if (choice.axes.empty())
           break; // a minor factor cannot be split under an unsplit major one
         proposed.dims[dim].append(choice.axes);
-        priority = std::min(priority, choice.priority);
+        weakest = weakest == kUnset ? choice.priority
+                                    : std::max(weakest, choice.priority);
         if (axesSize(choice.axes, mesh) != rule.getFactorSize(factor))
           break;
       }
-    if (priority != kUnset)
-      changed |= extend(value, proposed, priority);
+      priorities[dim] = weakest;
+      any |= weakest != kUnset;
+    }
+    if (any)
+      changed |= extend(value, proposed, priorities);
   }
   return changed;
 }
@@ -247,9 +266,15 @@ void Propagation::annotate() {
   // from the same strengths.
   auto priorityOf = [&](Value v) {
     auto it = states.find(v);
-    return it == states.end() || it->second.sharding.isReplicated()
-               ? kSeed
-               : it->second.priority;
+    if (it == states.end() || it->second.sharding.isReplicated())
+      return kSeed;
+    // One priority per value: its weakest split dimension's (a stronger
+    // one would let a later run give a weak split a strength it never had).
+    int weakest = kUnset;
+    for (int p : it->second.priorities)
+      if (p != kUnset)
+        weakest = weakest == kUnset ? p : std::max(weakest, p);
+    return weakest;
   };
   for (BlockArgument arg : func.getArguments()) {
     unsigned i = arg.getArgNumber();
@@ -324,8 +349,8 @@ LogicalResult Propagation::run() {
       // never takes the new value's sharding.
       for (auto [value, argument] : updates)
         if (state(argument).priority <= level)
-          changed |=
-              extend(value, state(argument).sharding, state(argument).priority);
+          changed |= extend(value, state(argument).sharding,
+                            state(argument).priorities);
       if (!changed)
         break;
     }

@@ -378,6 +378,11 @@ void InstrChecker::checkShapes() {
       fail(outName(0) + " must be a scalar f32 (shape [])");
     if (l.shape.back() == 0)
       fail(inName(0) + ": vocabulary dimension is empty");
+    if (I.operands.size() > 2) { // vocab-parallel: the log-sum-exp per row
+      if (in(2).dtype != DType::F32)
+        fail(inName(2) + " (the log-sum-exp) must be f32");
+      expectShape(in(2), inName(2), lead);
+    }
     return;
   }
   case Opcode::Embedding: {
@@ -684,6 +689,12 @@ bool InstrChecker::checkGradientShapes() {
                 std::vector<int64_t>(l.shape.begin(), l.shape.end() - 1));
     if (in(2).dtype != DType::F32 || !in(2).shape.empty())
       fail(inName(2) + " (the loss cotangent) must be a scalar f32");
+    if (I.operands.size() > 3) { // vocab-parallel: the log-sum-exp per row
+      if (in(3).dtype != DType::F32)
+        fail(inName(3) + " (the log-sum-exp) must be f32");
+      expectShape(in(3), inName(3),
+                  std::vector<int64_t>(l.shape.begin(), l.shape.end() - 1));
+    }
     same(l, inName(0), out(0), outName(0));
     return true;
   }

@@ -49,7 +49,7 @@ LogicalResult CrossEntropyGradOp::verify() {
            << " must equal the logits shape without the vocabulary "
               "dimension, "
            << shapeString(positions);
-  return success();
+  return verifyLogSumExp(*this, getLogsumexp(), positions);
 }
 
 LogicalResult EmbeddingGradOp::verify() {

@@ -123,6 +123,11 @@ LogicalResult CrossEntropyOp::inferReturnTypes(MLIRContext *context,
   return success();
 }
 
+LogicalResult CrossEntropyOp::verify() {
+  return verifyLogSumExp(*this, getLogsumexp(),
+                         getLogits().getType().getShape().drop_back());
+}
+
 //===----------------------------------------------------------------------===//
 // Matmul
 //===----------------------------------------------------------------------===//

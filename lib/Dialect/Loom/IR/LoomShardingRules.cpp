@@ -98,7 +98,7 @@ TensorDim result(unsigned index, int64_t dim) { return {true, index, dim}; }
 
 /// Adds a factor of `size` and `kind` that makes up each of `dims`.
 int64_t share(ShardingRule &rule, int64_t size, FactorKind kind,
-              std::initializer_list<TensorDim> dims) {
+              ArrayRef<TensorDim> dims) {
   int64_t factor = rule.addFactor(size, kind);
   for (const TensorDim &d : dims) {
     if (d.result)
@@ -271,9 +271,12 @@ ShardingRule EmbeddingGradOp::getShardingRule() {
 ShardingRule CrossEntropyOp::getShardingRule() {
   ShardingRule rule(*this);
   int64_t positions = rankOf(getTargets());
-  for (int64_t d = 0; d < positions; ++d)
-    share(rule, dimSize(getTargets(), d), FactorKind::Reduction,
-          {operand(0, d), operand(1, d)});
+  for (int64_t d = 0; d < positions; ++d) {
+    SmallVector<TensorDim> dims = {operand(0, d), operand(1, d)};
+    if (getLogsumexp())
+      dims.push_back(operand(2, d));
+    share(rule, dimSize(getTargets(), d), FactorKind::Reduction, dims);
+  }
   share(rule, dimSize(getLogits(), positions), FactorKind::OwnPartition,
         {operand(0, positions)});
   return rule;
@@ -282,9 +285,12 @@ ShardingRule CrossEntropyOp::getShardingRule() {
 ShardingRule CrossEntropyGradOp::getShardingRule() {
   ShardingRule rule(*this);
   int64_t positions = rankOf(getTargets());
-  for (int64_t d = 0; d < positions; ++d)
-    share(rule, dimSize(getTargets(), d), FactorKind::PassThrough,
-          {operand(0, d), operand(1, d), result(0, d)});
+  for (int64_t d = 0; d < positions; ++d) {
+    SmallVector<TensorDim> dims = {operand(0, d), operand(1, d), result(0, d)};
+    if (getLogsumexp())
+      dims.push_back(operand(3, d));
+    share(rule, dimSize(getTargets(), d), FactorKind::PassThrough, dims);
+  }
   share(rule, dimSize(getLogits(), positions), FactorKind::OwnPartition,
         {operand(0, positions), result(0, positions)});
   return rule;

@@ -147,6 +147,24 @@ LogicalResult SqrtOp::buildVjp(OpBuilder &builder, ValueRange resultCotangents,
   return success();
 }
 
+LogicalResult ExpOp::buildVjp(OpBuilder &builder, ValueRange resultCotangents,
+                              SmallVectorImpl<Value> &operandCotangents) {
+  Value ct = resultCotangents[0];
+  if (ct) // d e^x = e^x dx, from the result.
+    ct = MulOp::create(builder, getLoc(), ct, getResult());
+  operandCotangents.push_back(ct);
+  return success();
+}
+
+LogicalResult LogOp::buildVjp(OpBuilder &builder, ValueRange resultCotangents,
+                              SmallVectorImpl<Value> &operandCotangents) {
+  Value ct = resultCotangents[0];
+  if (ct) // d log x = dx / x.
+    ct = DivOp::create(builder, getLoc(), ct, getInput());
+  operandCotangents.push_back(ct);
+  return success();
+}
+
 LogicalResult GeluOp::buildVjp(OpBuilder &builder, ValueRange resultCotangents,
                                SmallVectorImpl<Value> &operandCotangents) {
   Value ct = resultCotangents[0];
@@ -260,7 +278,7 @@ LogicalResult EmbeddingOp::buildVjp(OpBuilder &builder,
   Value ct = resultCotangents[0];
   if (ct)
     ct = EmbeddingGradOp::create(builder, getLoc(), getTable().getType(), ct,
-                                 getIds());
+                                 getIds(), getVocabStartAttr());
   operandCotangents.assign({ct, Value()});
   return success();
 }
@@ -268,12 +286,17 @@ LogicalResult EmbeddingOp::buildVjp(OpBuilder &builder,
 LogicalResult
 CrossEntropyOp::buildVjp(OpBuilder &builder, ValueRange resultCotangents,
                          SmallVectorImpl<Value> &operandCotangents) {
+  // The log-sum-exp of the vocab-parallel form is a constant of the loss:
+  // exp(logits − logsumexp) is the softmax only where it is the true one,
+  // so it gets no cotangent (the form is made after differentiation).
   Value ct = resultCotangents[0];
   if (ct)
-    ct = CrossEntropyGradOp::create(builder, getLoc(), getLogits().getType(),
-                                    getLogits(), getTargets(), ct,
-                                    getCountAttr());
+    ct = CrossEntropyGradOp::create(
+        builder, getLoc(), getLogits().getType(), getLogits(), getTargets(), ct,
+        getLogsumexp(), getCountAttr(), getVocabStartAttr());
   operandCotangents.assign({ct, Value()});
+  if (getLogsumexp())
+    operandCotangents.push_back(Value());
   return success();
 }
 

@@ -59,6 +59,17 @@ LogicalResult loom::verifyNormWeight(Operation *op, RankedTensorType input,
   return success();
 }
 
+LogicalResult loom::verifyLogSumExp(Operation *op, Value logsumexp,
+                                    ArrayRef<int64_t> positions) {
+  if (!logsumexp)
+    return success();
+  auto type = cast<RankedTensorType>(logsumexp.getType());
+  if (!type.getElementType().isF32() || type.getShape() != positions)
+    return op->emitOpError("logsumexp must be f32 of the positions' shape ")
+           << shapeString(positions) << ", got " << type;
+  return success();
+}
+
 LogicalResult loom::verifyEpsilon(Operation *op, double epsilon) {
   if (!(epsilon > 0.0))
     return op->emitOpError() << "epsilon must be positive, got " << epsilon;

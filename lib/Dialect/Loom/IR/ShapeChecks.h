@@ -47,6 +47,11 @@ mlir::LogicalResult verifyNormWeight(mlir::Operation *op,
                                      mlir::RankedTensorType input,
                                      mlir::Value weight, llvm::StringRef what);
 
+/// Checks the log-sum-exp of a vocab-parallel cross-entropy (when given):
+/// f32, one per position.
+mlir::LogicalResult verifyLogSumExp(mlir::Operation *op, mlir::Value logsumexp,
+                                    llvm::ArrayRef<int64_t> positions);
+
 /// Checks a normalization's epsilon.
 mlir::LogicalResult verifyEpsilon(mlir::Operation *op, double epsilon);
 

@@ -220,6 +220,8 @@ LOOM_HD inline float gelu(float x, const KernelAttrs &a) {
 LOOM_HD inline float silu(float x, const KernelAttrs &) { return silu(x); }
 LOOM_HD inline float neg(float x, const KernelAttrs &) { return -x; }
 LOOM_HD inline float sqrt(float x, const KernelAttrs &) { return sqrtf(x); }
+LOOM_HD inline float exp(float x, const KernelAttrs &) { return expf(x); }
+LOOM_HD inline float log(float x, const KernelAttrs &) { return logf(x); }
 
 /// d/dx gelu(x) · dy, in the form the forward used.
 LOOM_HD inline float gelu_grad(float x, float dy, const KernelAttrs &a) {
@@ -381,6 +383,26 @@ LOOM_HD inline void crossEntropyGradRow(const T *logits, T *grad, int64_t n,
   for (int64_t i = 0; i < n; ++i) {
     float p = fastExp(toF32(logits[i]) - mx) * inv;
     grad[i] = fromF32<T>((p - (i == target ? 1.0f : 0.0f)) * scale);
+  }
+}
+
+/// The vocab-parallel row of cross_entropy: lse - row[t] when t (the target
+/// less vocab_start) is one of these n columns, else 0 (another rank's).
+template <typename T>
+LOOM_HD inline float crossEntropyPieceRow(const T *logits, int64_t n, int64_t t,
+                                          float lse) {
+  return t >= 0 && t < n ? lse - toF32(logits[t]) : 0.0f;
+}
+
+/// The vocab-parallel row of cross_entropy_grad: (exp(row - lse) -
+/// [i == t]) * scale, t the target less vocab_start (maybe not a column).
+template <typename T>
+LOOM_HD inline void crossEntropyGradPieceRow(const T *logits, T *grad,
+                                             int64_t n, int64_t t, float lse,
+                                             float scale) {
+  for (int64_t i = 0; i < n; ++i) {
+    float p = expf(toF32(logits[i]) - lse);
+    grad[i] = fromF32<T>((p - (i == t ? 1.0f : 0.0f)) * scale);
   }
 }
 

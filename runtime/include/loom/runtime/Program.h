@@ -26,7 +26,7 @@ namespace loom::runtime {
 /// The format version this runtime reads and writes. Programs with another
 /// major version are rejected; any minor version of the same major loads.
 constexpr uint16_t kFormatMajor = 1;
-constexpr uint16_t kFormatMinor = 2;
+constexpr uint16_t kFormatMinor = 3;
 
 /// Maximum tensor rank.
 constexpr int kMaxRank = 8;

@@ -140,10 +140,22 @@ template <typename T> void crossEntropyGradK(const OpCall &c, KernelContext &) {
                     : 0.0f;
   const T *l = logits.as<const T>();
   T *g = c.out[0].as<T>();
+  // The vocab-parallel form, as the loss's.
+  bool piece = c.in.size() > 3;
   for (int64_t i = 0; i < n; ++i) {
     int64_t t = loadIndex(targets, i);
-    if (t < 0 || t >= v)
+    if (t < 0 || (!piece && t >= v))
       outOfRange("cross_entropy target", t, i, v);
+  }
+  if (piece) {
+    const float *lse = c.in[3].as<const float>();
+    const LoomAttrValue &start = attrOf(c, attr::CrossEntropyGrad::vocab_start);
+    parallelFor(n, 4 * v, [&](int64_t i) {
+      math::crossEntropyGradPieceRow(
+          l + i * v, g + i * v, v,
+          loadIndex(targets, i) - (start.present ? start.i : 0), lse[i], scale);
+    });
+    return;
   }
   if constexpr (std::is_same_v<T, float>) {
     parallelRanges(n, 4 * v, [&](int64_t b, int64_t e) {
@@ -160,12 +172,15 @@ template <typename T> void crossEntropyGradK(const OpCall &c, KernelContext &) {
 /// Adds dy's rows into the f32 table `acc` at their ids, in position order:
 /// each thread adds its own range of columns.
 template <typename T>
-void addRowsAt(const TensorRef &dy, const TensorRef &ids, float *acc,
-               int64_t h) {
+void addRowsAt(const TensorRef &dy, const TensorRef &ids, float *acc, int64_t h,
+               int64_t start, int64_t vocab) {
   const T *src = dy.as<const T>();
   parallelRanges(h, ids.numel, [&](int64_t b, int64_t e) {
     for (int64_t i = 0; i < ids.numel; ++i) {
-      float *dst = acc + loadIndex(ids, i) * h;
+      int64_t r = loadIndex(ids, i) - start;
+      if (r < 0 || r >= vocab)
+        continue; // another rank's row (vocab-parallel)
+      float *dst = acc + r * h;
       const T *row = src + i * h;
       for (int64_t j = b; j < e; ++j)
         dst[j] += toF32(row[j]);
@@ -176,9 +191,12 @@ void addRowsAt(const TensorRef &dy, const TensorRef &ids, float *acc,
 void embeddingGradK(const OpCall &c, KernelContext &ctx) {
   const TensorRef &dy = c.in[0], &ids = c.in[1], &table = c.out[0];
   int64_t vocab = table.shape[0], h = table.shape[1];
+  // A vocab-parallel piece: rows [start, start + vocab) of the table.
+  const LoomAttrValue &piece = attrOf(c, attr::EmbeddingGrad::vocab_start);
+  int64_t start = piece.present ? piece.i : 0;
   for (int64_t i = 0; i < ids.numel; ++i) {
     int64_t id = loadIndex(ids, i);
-    if (id < 0 || id >= vocab)
+    if (id < 0 || (!piece.present && id >= vocab))
       outOfRange("embedding id", id, i, vocab);
   }
   // f32 rows summed in position order (in the table itself when it is f32),
@@ -190,13 +208,13 @@ void embeddingGradK(const OpCall &c, KernelContext &ctx) {
   });
   switch (dy.dtype) {
   case DType::BF16:
-    addRowsAt<bf16_t>(dy, ids, acc, h);
+    addRowsAt<bf16_t>(dy, ids, acc, h, start, vocab);
     break;
   case DType::F16:
-    addRowsAt<f16_t>(dy, ids, acc, h);
+    addRowsAt<f16_t>(dy, ids, acc, h, start, vocab);
     break;
   default:
-    addRowsAt<float>(dy, ids, acc, h);
+    addRowsAt<float>(dy, ids, acc, h, start, vocab);
   }
   if (!direct)
     fromF32Buffer(acc, table.dtype, table.data, table.numel);

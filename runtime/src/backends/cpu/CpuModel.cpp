@@ -27,16 +27,24 @@ namespace {
 void embeddingK(const OpCall &c, KernelContext &) {
   const TensorRef &table = c.in[0], &ids = c.in[1], &y = c.out[0];
   int64_t v = table.shape[0];
+  // A vocab-parallel piece holds rows [start, start + v); other ids are
+  // other ranks' (a zero row here).
+  const LoomAttrValue &piece = attrOf(c, attr::Embedding::vocab_start);
+  int64_t start = piece.present ? piece.i : 0;
   for (int64_t i = 0; i < ids.numel; ++i) {
     int64_t id = loadIndex(ids, i);
-    if (id < 0 || id >= v)
+    if (id < 0 || (!piece.present && id >= v))
       outOfRange("embedding id", id, i, v);
   }
   size_t row = table.shape[1] * dtypeSize(table.dtype);
   const char *src = static_cast<const char *>(table.data);
   char *dst = static_cast<char *>(y.data);
   parallelFor(ids.numel, static_cast<int64_t>(row / 4), [&](int64_t i) {
-    std::memcpy(dst + i * row, src + loadIndex(ids, i) * row, row);
+    int64_t r = loadIndex(ids, i) - start;
+    if (r >= 0 && r < v)
+      std::memcpy(dst + i * row, src + r * row, row);
+    else
+      std::memset(dst + i * row, 0, row);
   });
 }
 
@@ -52,14 +60,26 @@ template <typename T> void crossEntropyK(const OpCall &c, KernelContext &ctx) {
   const TensorRef &logits = c.in[0], &targets = c.in[1];
   int64_t v = logits.dim(-1), n = targets.numel;
   const T *l = logits.as<const T>();
+  // The vocab-parallel form: these are columns [start, start + v) and the
+  // log-sum-exp over all of them is given.
+  bool piece = c.in.size() > 2;
+  int64_t start = attrOf(c, attr::CrossEntropy::vocab_start).present
+                      ? attrOf(c, attr::CrossEntropy::vocab_start).i
+                      : 0;
   for (int64_t i = 0; i < n; ++i) {
     int64_t t = loadIndex(targets, i);
-    if (t < 0 || t >= v)
+    if (t < 0 || (!piece && t >= v))
       outOfRange("cross_entropy target", t, i, v);
   }
   // Each row's loss on its own, then their mean in position order.
   float *loss = static_cast<float *>(ctx.scratch);
-  if constexpr (std::is_same_v<T, float>)
+  if (piece) {
+    const float *lse = c.in[2].as<const float>();
+    parallelFor(n, 2, [&](int64_t i) {
+      loss[i] = math::crossEntropyPieceRow(
+          l + i * v, v, loadIndex(targets, i) - start, lse[i]);
+    });
+  } else if constexpr (std::is_same_v<T, float>)
     parallelRanges(n, 3 * v, [&](int64_t b, int64_t e) {
       crossEntropyRowsF32(l, targets, loss, b, e, v);
     });

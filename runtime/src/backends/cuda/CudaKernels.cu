@@ -343,28 +343,39 @@ __global__ void adamwK(AdamWArgs a, DeviceError *err) {
 
 template <typename E>
 __global__ void embeddingK(const E *table, int64_t vocab, int64_t rowElems,
-                           const void *ids, int idType, int64_t n, E *out,
-                           DeviceError *err) {
+                           const void *ids, int idType, int64_t n,
+                           VocabPiece piece, E *out, DeviceError *err) {
   GRID_STRIDE(idx, n * rowElems) {
     int64_t i = idx / rowElems, j = idx % rowElems;
     int64_t id = loadIndex(ids, idType, i);
-    if (id < 0 || id >= vocab) {
+    if (id < 0 || (!piece.present && id >= vocab)) {
       if (j == 0)
         recordError(err, kErrEmbeddingId, i, id, vocab);
       continue;
     }
-    out[idx] = table[id * rowElems + j];
+    int64_t r = id - piece.start; // another rank's row: zeros
+    out[idx] = r < vocab && r >= 0 ? table[r * rowElems + j] : E{};
   }
 }
 
 template <typename T>
 __global__ void crossEntropyRowsK(const T *logits, int64_t rows, int64_t v,
-                                  const void *targets, int tgtType, float *loss,
+                                  const void *targets, int tgtType,
+                                  VocabPiece piece, float *loss,
                                   DeviceError *err) {
   __shared__ float sh[32];
   for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
     const T *row = logits + r * v;
     int64_t t = loadIndex(targets, tgtType, r);
+    if (piece.logsumexp) { // vocab-parallel: KernelMath's piece row
+      if (threadIdx.x == 0) {
+        if (t < 0)
+          recordError(err, kErrCrossEntropyTarget, r, t, v);
+        loss[r] = math::crossEntropyPieceRow(row, v, t - piece.start,
+                                             piece.logsumexp[r]);
+      }
+      continue;
+    }
     float mx = -INFINITY;
     for (int64_t i = threadIdx.x; i < v; i += blockDim.x)
       mx = fmaxf(mx, toF32(row[i]));
@@ -584,13 +595,24 @@ template <typename T>
 __global__ void crossEntropyGradRowsK(const T *logits, int64_t rows, int64_t v,
                                       const void *targets, int tgtType,
                                       const float *dloss, int64_t count,
-                                      T *grad, DeviceError *err) {
+                                      VocabPiece piece, T *grad,
+                                      DeviceError *err) {
   __shared__ float sh[32];
   float scale = *dloss / static_cast<float>(count);
   for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
     const T *row = logits + r * v;
     T *g = grad + r * v;
     int64_t t = loadIndex(targets, tgtType, r);
+    if (piece.logsumexp) { // vocab-parallel: exp(l - lse) - onehot
+      if (t < 0 && threadIdx.x == 0)
+        recordError(err, kErrCrossEntropyTarget, r, t, v);
+      float lse = piece.logsumexp[r];
+      for (int64_t i = threadIdx.x; i < v; i += blockDim.x) {
+        float p = expf(toF32(row[i]) - lse);
+        g[i] = fromF32<T>((p - (i == t - piece.start ? 1.0f : 0.0f)) * scale);
+      }
+      continue;
+    }
     if (t < 0 || t >= v) { // the same for the whole block
       if (threadIdx.x == 0)
         recordError(err, kErrCrossEntropyTarget, r, t, v);
@@ -616,18 +638,19 @@ __global__ void crossEntropyGradRowsK(const T *logits, int64_t rows, int64_t v,
 /// ids (also when h == 0), so the first bad position is the one reported.
 template <typename T>
 __global__ void embeddingGradK(const T *dy, const void *ids, int idType,
-                               int64_t n, int64_t vocab, int64_t h, float *acc,
-                               DeviceError *err) {
+                               int64_t n, int64_t vocab, int64_t h,
+                               VocabPiece piece, float *acc, DeviceError *err) {
   GRID_STRIDE(j, h > 0 ? h : 1) {
     for (int64_t i = 0; i < n; ++i) {
       int64_t id = loadIndex(ids, idType, i);
-      if (id < 0 || id >= vocab) {
+      if (id < 0 || (!piece.present && id >= vocab)) {
         if (j == 0)
           recordError(err, kErrEmbeddingId, i, id, vocab);
         continue;
       }
-      if (j < h)
-        acc[id * h + j] += toF32(dy[i * h + j]);
+      int64_t r = id - piece.start;
+      if (j < h && r >= 0 && r < vocab) // else another rank's row
+        acc[r * h + j] += toF32(dy[i * h + j]);
     }
   }
 }
@@ -918,8 +941,9 @@ cudaError_t launchAdamW(const AdamWArgs &a, DeviceError *err, cudaStream_t s) {
 }
 
 cudaError_t launchEmbedding(const void *table, int64_t vocab, int64_t rowBytes,
-                            const void *ids, int idType, int64_t n, void *out,
-                            DeviceError *err, cudaStream_t s) {
+                            const void *ids, int idType, int64_t n,
+                            VocabPiece piece, void *out, DeviceError *err,
+                            cudaStream_t s) {
   if (n == 0 || rowBytes == 0)
     return cudaSuccess;
   int w = moveWidth(rowBytes, table, out);
@@ -928,20 +952,21 @@ cudaError_t launchEmbedding(const void *table, int64_t vocab, int64_t rowBytes,
                       embeddingK<E>
                       <<<blocksFor(n * rowElems), kThreads, 0, s>>>(
                           static_cast<const E *>(table), vocab, rowElems, ids,
-                          idType, n, static_cast<E *>(out), err));
+                          idType, n, piece, static_cast<E *>(out), err));
   return cudaGetLastError();
 }
 
 cudaError_t launchCrossEntropy(const void *logits, int dtype, int64_t rows,
                                int64_t v, const void *targets, int tgtType,
-                               int64_t count, float *out, float *scratch,
-                               DeviceError *err, cudaStream_t s) {
+                               int64_t count, VocabPiece piece, float *out,
+                               float *scratch, DeviceError *err,
+                               cudaStream_t s) {
   if (rows > 0) {
     LOOM_FLOAT_DISPATCH(dtype, T,
                         crossEntropyRowsK<T>
                         <<<rowBlocks(rows), kRowThreads, 0, s>>>(
                             static_cast<const T *>(logits), rows, v, targets,
-                            tgtType, scratch, err));
+                            tgtType, piece, scratch, err));
   }
   meanK<<<1, kRowThreads, 0, s>>>(scratch, rows, count > 0 ? count : rows, out);
   return cudaGetLastError();
@@ -1153,15 +1178,15 @@ cudaError_t launchSoftmaxGrad(const void *y, const void *dy, void *dx,
 cudaError_t launchCrossEntropyGrad(const void *logits, int dtype, int64_t rows,
                                    int64_t v, const void *targets, int tgtType,
                                    const float *dloss, int64_t count,
-                                   void *grad, DeviceError *err,
-                                   cudaStream_t s) {
+                                   VocabPiece piece, void *grad,
+                                   DeviceError *err, cudaStream_t s) {
   if (rows == 0)
     return cudaSuccess;
   LOOM_FLOAT_DISPATCH(
       dtype, T,
       crossEntropyGradRowsK<T><<<rowBlocks(rows), kRowThreads, 0, s>>>(
           static_cast<const T *>(logits), rows, v, targets, tgtType, dloss,
-          count > 0 ? count : rows, static_cast<T *>(grad), err));
+          count > 0 ? count : rows, piece, static_cast<T *>(grad), err));
   return cudaGetLastError();
 }
 
@@ -1171,8 +1196,9 @@ size_t embeddingGradScratchBytes(int64_t vocab, int64_t h, int tableType) {
 
 cudaError_t launchEmbeddingGrad(const void *dy, const void *ids, int idType,
                                 int64_t n, void *table, int tableType,
-                                int64_t vocab, int64_t h, void *scratch,
-                                DeviceError *err, cudaStream_t s) {
+                                int64_t vocab, int64_t h, VocabPiece piece,
+                                void *scratch, DeviceError *err,
+                                cudaStream_t s) {
   // An f32 table is its own accumulator.
   float *acc = static_cast<float *>(tableType == LOOM_F32 ? table : scratch);
   cudaError_t e = vocab * h == 0
@@ -1185,7 +1211,8 @@ cudaError_t launchEmbeddingGrad(const void *dy, const void *ids, int idType,
         tableType, T,
         embeddingGradK<T>
         <<<serialBlocks(std::max<int64_t>(h, 1)), kSerialThreads, 0, s>>>(
-            static_cast<const T *>(dy), ids, idType, n, vocab, h, acc, err));
+            static_cast<const T *>(dy), ids, idType, n, vocab, h, piece, acc,
+            err));
     e = cudaGetLastError();
   }
   if (e == cudaSuccess && tableType != LOOM_F32 && vocab * h > 0)

@@ -93,15 +93,27 @@ struct AdamWArgs {
 };
 cudaError_t launchAdamW(const AdamWArgs &a, DeviceError *err, cudaStream_t s);
 
+/// A vocab-parallel piece (Megatron's vocab-parallel embedding and loss):
+/// the table rows or logit columns are vocabulary entries start .. start +
+/// V - 1 (`present`); the loss's log-sum-exp over the whole vocabulary per
+/// position (device memory, null when not the vocab-parallel form).
+struct VocabPiece {
+  bool present = false;
+  int64_t start = 0;
+  const float *logsumexp = nullptr;
+};
+
 cudaError_t launchEmbedding(const void *table, int64_t vocab, int64_t rowBytes,
-                            const void *ids, int idType, int64_t n, void *out,
-                            DeviceError *err, cudaStream_t s);
+                            const void *ids, int idType, int64_t n,
+                            VocabPiece piece, void *out, DeviceError *err,
+                            cudaStream_t s);
 /// The sum over rows of logsumexp - logit[target] divided by `count` (the
 /// rows when 0) into *out (f32). `scratch`: rows floats.
 cudaError_t launchCrossEntropy(const void *logits, int dtype, int64_t rows,
                                int64_t v, const void *targets, int tgtType,
-                               int64_t count, float *out, float *scratch,
-                               DeviceError *err, cudaStream_t s);
+                               int64_t count, VocabPiece piece, float *out,
+                               float *scratch, DeviceError *err,
+                               cudaStream_t s);
 /// Reduce sum/max/mean (LoomReduce) over the dims flagged in `reduced`.
 cudaError_t launchReduce(const void *x, void *y, int dtype, int rank,
                          const int64_t *shape, const bool *reduced, int kind,
@@ -149,16 +161,17 @@ cudaError_t launchSoftmaxGrad(const void *y, const void *dy, void *dx,
 cudaError_t launchCrossEntropyGrad(const void *logits, int dtype, int64_t rows,
                                    int64_t v, const void *targets, int tgtType,
                                    const float *dloss, int64_t count,
-                                   void *grad, DeviceError *err,
-                                   cudaStream_t s);
+                                   VocabPiece piece, void *grad,
+                                   DeviceError *err, cudaStream_t s);
 /// Scratch bytes of launchEmbeddingGrad for a table of `tableType`.
 size_t embeddingGradScratchBytes(int64_t vocab, int64_t h, int tableType);
 /// table[ids[i]] += dy[i] over the n positions in order, in f32, then
 /// stored in the table's type (dy shares it).
 cudaError_t launchEmbeddingGrad(const void *dy, const void *ids, int idType,
                                 int64_t n, void *table, int tableType,
-                                int64_t vocab, int64_t h, void *scratch,
-                                DeviceError *err, cudaStream_t s);
+                                int64_t vocab, int64_t h, VocabPiece piece,
+                                void *scratch, DeviceError *err,
+                                cudaStream_t s);
 /// Scratch bytes of launchRouterGrad.
 size_t routerGradScratchBytes(int64_t tokens, int64_t e, int64_t k);
 /// dlogits[T, E] from the cotangents dw[T, k] of the router's weights at the

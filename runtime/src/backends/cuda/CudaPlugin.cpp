@@ -429,6 +429,18 @@ int checkedLaunch(PluginState &st, cudaStream_t s, const char *what,
                   std::to_string(e.limit) + ")");
 }
 
+/// The vocab-parallel piece an instruction's `vocab_start` (and its
+/// log-sum-exp operand, when the loss has one) describe.
+VocabPiece vocabPiece(const LoomAttrValue &start,
+                      const LoomTensor *logsumexp = nullptr) {
+  VocabPiece piece;
+  piece.present = start.present;
+  piece.start = start.present ? start.i : 0;
+  piece.logsumexp =
+      logsumexp ? static_cast<const float *>(logsumexp->data) : nullptr;
+  return piece;
+}
+
 int run(void *self, const LoomKernelCall *cp, LoomStream stream) {
   PluginState &st = state(self);
   const LoomKernelCall &c = *cp;
@@ -536,9 +548,11 @@ int run(void *self, const LoomKernelCall *cp, LoomStream stream) {
   }
   case kEmbedding: {
     int64_t rowBytes = in[0].shape[1] * dtypeBytes(in[0].dtype);
+    VocabPiece piece = vocabPiece(a.values[attr::Embedding::vocab_start]);
     return checkedLaunch(st, s, what, [&] {
       return launchEmbedding(in[0].data, in[0].shape[0], rowBytes, in[1].data,
-                             in[1].dtype, numel(in[1]), y.data, st.err, s);
+                             in[1].dtype, numel(in[1]), piece, y.data, st.err,
+                             s);
     });
   }
   case kCrossEntropy: {
@@ -546,8 +560,10 @@ int run(void *self, const LoomKernelCall *cp, LoomStream stream) {
     int64_t rows = numel(in[1]);
     return checkedLaunch(st, s, what, [&] {
       const LoomAttrValue &count = a.values[attr::CrossEntropy::count];
+      VocabPiece piece = vocabPiece(a.values[attr::CrossEntropy::vocab_start],
+                                    c.numIn > 2 ? &in[2] : nullptr);
       return launchCrossEntropy(in[0].data, in[0].dtype, rows, v, in[1].data,
-                                in[1].dtype, count.present ? count.i : 0,
+                                in[1].dtype, count.present ? count.i : 0, piece,
                                 static_cast<float *>(y.data),
                                 static_cast<float *>(c.scratch), st.err, s);
     });
@@ -670,17 +686,22 @@ int run(void *self, const LoomKernelCall *cp, LoomStream stream) {
     int64_t v = in[0].rank ? in[0].shape[in[0].rank - 1] : 1;
     return checkedLaunch(st, s, what, [&] {
       const LoomAttrValue &count = a.values[attr::CrossEntropyGrad::count];
+      VocabPiece piece =
+          vocabPiece(a.values[attr::CrossEntropyGrad::vocab_start],
+                     c.numIn > 3 ? &in[3] : nullptr);
       return launchCrossEntropyGrad(
           in[0].data, dt, numel(in[1]), v, in[1].data, in[1].dtype,
           static_cast<const float *>(in[2].data), count.present ? count.i : 0,
-          y.data, st.err, s);
+          piece, y.data, st.err, s);
     });
   }
   case kEmbeddingGrad:
     return checkedLaunch(st, s, what, [&] {
-      return launchEmbeddingGrad(in[0].data, in[1].data, in[1].dtype,
-                                 numel(in[1]), y.data, dt, y.shape[0],
-                                 y.shape[1], c.scratch, st.err, s);
+      return launchEmbeddingGrad(
+          in[0].data, in[1].data, in[1].dtype, numel(in[1]), y.data, dt,
+          y.shape[0], y.shape[1],
+          vocabPiece(a.values[attr::EmbeddingGrad::vocab_start]), c.scratch,
+          st.err, s);
     });
   case kRouterGrad:
     return checkedLaunch(st, s, what, [&] {

@@ -150,14 +150,23 @@ def Loom_AttentionGradOp : Loom_PureOp<"attention_grad", [Loom_OwnShardingRule,
   let hasVerifier = 1;
 }
 
+def Loom_LowersCrossEntropyGrad : Loom_Lowers<86> {
+  let programRankDependent = ["vocab_start"];
+}
+def Loom_LowersEmbeddingGrad : Loom_Lowers<87> {
+  let programRankDependent = ["vocab_start"];
+}
+
 def Loom_CrossEntropyGradOp : Loom_PureOp<"cross_entropy_grad", [Loom_OwnShardingRule, 
-    AllTypesMatch<["logits", "logits_grad"]>, Loom_Lowers<86>,
+    AllTypesMatch<["logits", "logits_grad"]>, Loom_LowersCrossEntropyGrad,
     Loom_Cost<["getVectorFlops"]>]> {
   let summary = "gradient of loom.cross_entropy";
   let description = [{
     With N positions (or `count`, as in the loss) and dL the cotangent of
     the mean loss (a scalar f32): dlogits = (softmax(logits) −
-    onehot(target))·dL/N.
+    onehot(target))·dL/N. Vocab-parallel form, as the loss's: with
+    `logsumexp` the softmax is exp(logits − logsumexp) and the one-hot
+    marks target − vocab_start where it falls among these columns.
 
     ```mlir
     %dl = loom.cross_entropy_grad %logits, %targets, %dloss
@@ -165,29 +174,36 @@ def Loom_CrossEntropyGradOp : Loom_PureOp<"cross_entropy_grad", [Loom_OwnShardin
     ```
   }];
   let arguments = (ins Loom_FloatTensor:$logits, Loom_IndexTensor:$targets,
-                   Loom_ScalarF32:$result_grad, OptionalAttr<I64Attr>:$count);
+                   Loom_ScalarF32:$result_grad,
+                   Optional<Loom_FloatTensor>:$logsumexp,
+                   OptionalAttr<I64Attr>:$count,
+                   OptionalAttr<I64Attr>:$vocab_start);
   let results = (outs Loom_FloatTensor:$logits_grad);
   let assemblyFormat = [{
-    $logits `,` $targets `,` $result_grad attr-dict `:` type($logits) `,`
-    type($targets) `,` type($result_grad)
+    $logits `,` $targets `,` $result_grad (`,` $logsumexp^)? attr-dict `:`
+    type($logits) `,` type($targets) `,` type($result_grad)
+    (`,` type($logsumexp)^)?
   }];
   let hasVerifier = 1;
 }
 
-def Loom_EmbeddingGradOp : Loom_PureOp<"embedding_grad", [Loom_OwnShardingRule, Loom_Lowers<87>,
+def Loom_EmbeddingGradOp : Loom_PureOp<"embedding_grad", [Loom_OwnShardingRule, Loom_LowersEmbeddingGrad,
     Loom_Cost<["getVectorFlops"]>]> {
   let summary = "gradient of loom.embedding: rows summed into the table";
   let description = [{
     dtable[V, H] is zero except that row ids[i] receives Σ dy[i] over the
     positions i that looked it up (in position order, so the sums are
-    deterministic). V comes from the result type.
+    deterministic). V comes from the result type. With `vocab_start` (as
+    the embedding's), the table is the rows vocab_start .. vocab_start + V
+    − 1 and ids outside them add nothing.
 
     ```mlir
     %dt = loom.embedding_grad %dy, %tokens
         : tensor<2x16x64xf32>, tensor<2x16xi32> -> tensor<256x64xf32>
     ```
   }];
-  let arguments = (ins Loom_FloatTensor:$result_grad, Loom_IndexTensor:$ids);
+  let arguments = (ins Loom_FloatTensor:$result_grad, Loom_IndexTensor:$ids,
+                   OptionalAttr<I64Attr>:$vocab_start);
   let results = (outs Loom_FloatTensor:$table_grad);
   let assemblyFormat = [{
     $result_grad `,` $ids attr-dict `:` type($result_grad) `,` type($ids) `->`

@@ -36,6 +36,12 @@ def Loom_LowersSlice : Loom_Lowers<52> {
   let programRankDependent = ["offsets"];
 }
 def Loom_LowersConcat : Loom_Lowers<53> { let programDims = ["dim"]; }
+def Loom_LowersEmbedding : Loom_Lowers<32> {
+  let programRankDependent = ["vocab_start"];
+}
+def Loom_LowersCrossEntropy : Loom_Lowers<31> {
+  let programRankDependent = ["vocab_start"];
+}
 def Loom_LowersReduce : Loom_Lowers<55> { let programDims = ["dims"]; }
 
 /// The cost interface with the methods an op computes itself
@@ -300,6 +306,29 @@ def Loom_SqrtOp : Loom_ElementwiseUnaryOp<"sqrt", 19, [Loom_Differentiable]> {
   }];
 }
 
+def Loom_ExpOp : Loom_ElementwiseUnaryOp<"exp", 90, [Loom_Differentiable]> {
+  let summary = "element-wise exponential: e^x";
+  let description = [{
+    e to the power of every element (computed in f32).
+
+    ```mlir
+    %y = loom.exp %x : tensor<4x8xf32>
+    ```
+  }];
+}
+
+def Loom_LogOp : Loom_ElementwiseUnaryOp<"log", 91, [Loom_Differentiable]> {
+  let summary = "element-wise natural logarithm";
+  let description = [{
+    The natural logarithm of every element (computed in f32; −inf at 0,
+    NaN below).
+
+    ```mlir
+    %y = loom.log %x : tensor<4x8xf32>
+    ```
+  }];
+}
+
 def Loom_SwigluOp : Loom_PureOp<"swiglu", !listconcat(
     [Loom_Differentiable, AllTypesMatch<["gate", "up", "result"]>],
     Loom_ElementwiseTraits<"swiglu", 17, [Loom_Cost<["getVectorFlops"]>]>.traits)> {
@@ -431,25 +460,30 @@ def Loom_AttentionOp : Loom_InferredOp<"attention", [Loom_OwnShardingRule, Loom_
   }];
 }
 
-def Loom_EmbeddingOp : Loom_InferredOp<"embedding", [Loom_OwnShardingRule, Loom_Differentiable, Loom_Lowers<32>,
+def Loom_EmbeddingOp : Loom_InferredOp<"embedding", [Loom_OwnShardingRule, Loom_Differentiable, Loom_LowersEmbedding,
     Loom_Cost<["getVectorFlops", "getBytesRead"]>]> {
   let summary = "embedding lookup";
   let description = [{
     Gathers rows of table[V, H] at the integer ids, giving ids' shape × H.
+    With `vocab_start`, the table holds rows vocab_start .. vocab_start + V
+    − 1 of a larger vocabulary (a rank's piece, Megatron's vocab-parallel
+    embedding): id i gives row i − vocab_start, and an id outside the piece
+    gives a row of zeros (the rank owning it adds the row).
 
     ```mlir
     %h = loom.embedding %table, %tokens
         : tensor<32000x64xf32>, tensor<2x16xi32> -> tensor<2x16x64xf32>
     ```
   }];
-  let arguments = (ins Loom_FloatTensor:$table, Loom_IndexTensor:$ids);
+  let arguments = (ins Loom_FloatTensor:$table, Loom_IndexTensor:$ids,
+                   OptionalAttr<I64Attr>:$vocab_start);
   let results = (outs Loom_FloatTensor:$result);
   let assemblyFormat = [{
     $table `,` $ids attr-dict `:` type($table) `,` type($ids) `->` type($result)
   }];
 }
 
-def Loom_CrossEntropyOp : Loom_InferredOp<"cross_entropy", [Loom_OwnShardingRule, Loom_Differentiable, Loom_Lowers<31>,
+def Loom_CrossEntropyOp : Loom_InferredOp<"cross_entropy", [Loom_OwnShardingRule, Loom_Differentiable, Loom_LowersCrossEntropy,
     Loom_Cost<["getVectorFlops"]>]> {
   let summary = "mean cross-entropy loss over logits and integer targets";
   let description = [{
@@ -458,18 +492,28 @@ def Loom_CrossEntropyOp : Loom_InferredOp<"cross_entropy", [Loom_OwnShardingRule
     positions: the partitioner sets the global count, so that each rank's
     loss over its positions is its share of the global mean.
 
+    Vocab-parallel form (Megatron's): with `logsumexp` (f32, one per
+    position: the log-sum-exp over the whole vocabulary) the logits are
+    columns vocab_start .. vocab_start + V − 1 of the vocabulary, and only
+    positions whose target falls among them count, each with logsumexp −
+    logits[target − vocab_start]: summed over the ranks holding the pieces,
+    every position counts once.
+
     ```mlir
     %loss = loom.cross_entropy %logits, %targets
         : tensor<2x16x32000xf32>, tensor<2x16xi32> -> tensor<f32>
     ```
   }];
   let arguments = (ins Loom_FloatTensor:$logits, Loom_IndexTensor:$targets,
-                   OptionalAttr<I64Attr>:$count);
+                   Optional<Loom_FloatTensor>:$logsumexp,
+                   OptionalAttr<I64Attr>:$count,
+                   OptionalAttr<I64Attr>:$vocab_start);
   let results = (outs Loom_ScalarF32:$result);
   let assemblyFormat = [{
-    $logits `,` $targets attr-dict `:` type($logits) `,` type($targets) `->`
-    type($result)
+    $logits `,` $targets (`,` $logsumexp^)? attr-dict `:` type($logits) `,`
+    type($targets) (`,` type($logsumexp)^)? `->` type($result)
   }];
+  let hasVerifier = 1;
 }
 
 //===----------------------------------------------------------------------===//
