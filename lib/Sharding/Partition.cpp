@@ -274,6 +274,40 @@ Value Partitioner::reshard(Value value, RankedTensorType global,
     tagLike(op, user);
     value = op;
   }
+  // An axis moving from the end of one dimension's axes to the next place
+  // of another's: one all_to_all, instead of a gather and a slice.
+  for (bool moved = true; moved;) {
+    moved = false;
+    for (auto [a, axesA] : llvm::enumerate(from.dims)) {
+      if (axesA.empty())
+        continue;
+      StringRef axis = axesA.back();
+      AxisList kept(axesA.begin(), axesA.end() - 1);
+      const AxisList &wantA = to.dims[a];
+      if (!isPrefixOf(kept, wantA) ||
+          (wantA.size() > kept.size() && wantA[kept.size()] == axis))
+        continue;
+      for (auto [b2, axesB] : llvm::enumerate(from.dims)) {
+        const AxisList &wantB = to.dims[b2];
+        if (b2 == a || !isPrefixOf(axesB, wantB) ||
+            wantB.size() <= axesB.size() || wantB[axesB.size()] != axis)
+          continue;
+        TensorSharding next = from;
+        next.dims[a] = kept;
+        next.dims[b2].push_back(axis);
+        auto op = AllToAllOp::create(
+            b, loc, typeOf(next), value, meshRef, axesAttr({axis}),
+            b.getI64IntegerAttr(b2), b.getI64IntegerAttr(a));
+        tagLike(op, user);
+        value = op;
+        from = next;
+        moved = true;
+        break;
+      }
+      if (moved)
+        break;
+    }
+  }
   // Gathers first (they free axes), then slices.
   for (auto [dim, axes] : llvm::enumerate(from.dims)) {
     const AxisList &want = to.dims[dim];

@@ -16,8 +16,12 @@ def LoomApplyPlanPass : Pass<"loom-apply-plan", "mlir::ModuleOp"> {
     ignored. Then declares `loom.mesh @world` in Megatron's rank order (tp
     fastest, then cp, dp, pp; axes of size 1 left out) and seeds shardings
     on what each parallelism splits: data parallelism every data input's
-    rows; tensor parallelism every attention's heads and every
-    activation's hidden units. -loom-propagate-sharding spreads them and
+    rows (each rank cutting its microbatches from its own rows, as
+    Megatron's loader does); tensor parallelism every attention's heads,
+    every activation's hidden units and the vocabulary of every embedding
+    table and loss; sequence parallelism every norm's sequence, as a weaker
+    seed (`loom.priority` 2) that fills the stream between the
+    tensor-parallel regions. -loom-propagate-sharding spreads them and
     -loom-partition makes the per-rank program; the pipeline
     `loom-parallelize` runs the three.
 
@@ -124,9 +128,21 @@ def LoomPartitionPass : Pass<"loom-partition", "mlir::ModuleOp"> {
     means over split dimensions divide by the global count; RoPE on a split
     sequence starts at the rank's first position.
 
+    Own partitions: an embedding whose table is split by vocabulary looks
+    up its rows only (`vocab_start` from the rank; other ids give zeros) and
+    its result is a partial sum; its gradient fills its rows; a loss whose
+    logits are split by vocabulary takes the global log-sum-exp of each
+    position (an all-reduce of the maxima and one of the sums of
+    exponentials) and counts the positions whose target it holds, so the
+    logits are never gathered (Megatron's vocab-parallel embedding and
+    cross-entropy). Partial sums split alike are added before they are
+    reduced; sums of one-element terms (a global norm) stay partial over
+    all their axes and are reduced once. A gather is made again in each
+    microbatch's forward and backward that needs it; a reduction is made
+    once and kept.
+
     Arguments and results keep, as `loom.shard_of`, the sharding their local
-    values are pieces of. Vocabulary-parallel embeddings and losses (the
-    ops' own partitions) are not built yet: their vocabularies are gathered.
+    values are pieces of.
   }];
   let dependentDialects = ["::loom::LoomDialect"];
 }
