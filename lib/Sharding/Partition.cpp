@@ -295,9 +295,9 @@ Value Partitioner::reshard(Value value, RankedTensorType global,
         TensorSharding next = from;
         next.dims[a] = kept;
         next.dims[b2].push_back(axis);
-        auto op = AllToAllOp::create(
-            b, loc, typeOf(next), value, meshRef, axesAttr({axis}),
-            b.getI64IntegerAttr(b2), b.getI64IntegerAttr(a));
+        auto op = AllToAllOp::create(b, loc, typeOf(next), value, meshRef,
+                                     axesAttr({axis}), b.getI64IntegerAttr(b2),
+                                     b.getI64IntegerAttr(a));
         tagLike(op, user);
         value = op;
         from = next;
