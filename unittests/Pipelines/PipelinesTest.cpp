@@ -57,6 +57,20 @@ protected:
     return succeeded(bytes) ? *bytes : std::vector<uint8_t>{};
   }
 
+  /// The tiny-llama training step (loom-autodiff), then `add`'s passes
+  /// and loom-forward-to-program, as program bytes.
+  std::vector<uint8_t> step(function_ref<void(OpPassManager &)> add) {
+    OwningOpRef<ModuleOp> module = model();
+    PassManager pm(&context);
+    EXPECT_TRUE(succeeded(parsePassPipeline("loom-autodiff", pm)));
+    add(pm);
+    buildLoomForwardToProgramPipeline(pm, ForwardToProgramOptions());
+    EXPECT_TRUE(succeeded(pm.run(*module)));
+    FailureOr<std::vector<uint8_t>> bytes = emitProgram(*module);
+    EXPECT_TRUE(succeeded(bytes));
+    return succeeded(bytes) ? *bytes : std::vector<uint8_t>{};
+  }
+
   MLIRContext context;
 };
 
@@ -72,6 +86,27 @@ TEST_F(Pipelines, OptionsAndNameBuildTheSameProgram) {
             fromName("builtin.module(loom-forward-to-program{reuse=false})"));
   // The option reaches the pass: without reuse the arena is larger.
   EXPECT_NE(referencePlan, byOptions);
+}
+
+TEST_F(Pipelines, OverlapGradReduceFromOptionsAndByName) {
+  ParallelizeOptions options;
+  options.plan = "dp=2";
+  options.overlapGradReduce = true;
+  options.bucketSize = 4096;
+  std::vector<uint8_t> byOptions = step(
+      [&](OpPassManager &pm) { buildLoomParallelizePipeline(pm, options); });
+  EXPECT_EQ(byOptions, step([](OpPassManager &pm) {
+              EXPECT_TRUE(succeeded(parsePassPipeline(
+                  "loom-parallelize{plan=dp=2 overlap-grad-reduce=true "
+                  "bucket-size=4096}",
+                  pm)));
+            }));
+  // The options reach the pass: without overlap the program differs.
+  ParallelizeOptions plain;
+  plain.plan = "dp=2";
+  EXPECT_NE(byOptions, step([&](OpPassManager &pm) {
+              buildLoomParallelizePipeline(pm, plain);
+            }));
 }
 
 TEST_F(Pipelines, TheDriverRunsThePipeline) {
