@@ -191,11 +191,13 @@ void PlanChecker::checkTensorParallel(PlanLayout &layout) {
       layout.paddedVocab = padded;
       if (padded != model.vocab)
         report(PlanSeverity::Note, "vocab-padding",
-               "the vocabulary (" + str(model.vocab) + ") pads to " +
-                   str(padded) + " (+" + str(padded - model.vocab) +
-                   "), a multiple of vocab_multiple * tp = " +
+               "the vocabulary (" + str(model.vocab) +
+                   ") is not a multiple of vocab_multiple * tp = " +
                    str(spec.vocabMultiple) + " * " + str(tp) +
-                   ", as Megatron pads it");
+                   "; Megatron pads it to " + str(padded) + " (+" +
+                   str(padded - model.vocab) +
+                   "), as `loom-models --plan` builds the model; this "
+                   "graph keeps its own");
     }
   }
 

@@ -15,6 +15,7 @@
 #include "loom/Models/ModelConfigKeys.h"
 #include "loom/Models/ModelZoo.h"
 #include "loom/Pipelines/Pipelines.h"
+#include "loom/Plan/PlanSpec.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/MLIRContext.h"
@@ -250,6 +251,24 @@ int main(int argc, char **argv) {
   if (std::optional<std::string> error =
           applyModelConfigSettings(*config, options.settings))
     return fail(options.model + ": " + *error);
+  if (!options.plan.empty() && !options.stats) {
+    // A model built for a plan has Megatron's padded vocabulary (a multiple
+    // of vocab_multiple x tp), so that tensor parallelism splits it.
+    llvm::Expected<PlanSpec> spec = parsePlanSpec(options.plan);
+    if (!spec)
+      return fail("plan '" + options.plan +
+                  "': " + llvm::toString(spec.takeError()));
+    int64_t multiple = spec->vocabMultiple * spec->tp;
+    if (multiple > 0 && config->vocab % multiple != 0) {
+      int64_t padded = (config->vocab / multiple + 1) * multiple;
+      llvm::errs() << "loom-models: the vocabulary (" << config->vocab
+                   << ") is padded to " << padded
+                   << ", a multiple of vocab_multiple * tp = "
+                   << spec->vocabMultiple << " * " << spec->tp
+                   << ", as Megatron pads it\n";
+      config->vocab = padded;
+    }
+  }
   if (std::optional<std::string> error = validateModelConfig(*config))
     return fail(options.model + ": " + *error);
   std::string tooLarge;

@@ -214,13 +214,14 @@ TEST(PlanValidation, VocabularyPadding) {
   m.vocab = 50257;
   // Megatron pads GPT-2's vocabulary to 50304 with tp = 1, 50432 with 2.
   expectOnly("", m, 1, "vocab-padding",
-             "the vocabulary (50257) pads to 50304 (+47), a multiple of "
-             "vocab_multiple * tp = 128 * 1, as Megatron pads it",
+             "the vocabulary (50257) is not a multiple of vocab_multiple * "
+             "tp = 128 * 1; Megatron pads it to 50304 (+47)",
              PlanSeverity::Note);
-  expectOnly("tp=2", m, 2, "vocab-padding", "pads to 50432",
+  expectOnly("tp=2", m, 2, "vocab-padding", "pads it to 50432",
              PlanSeverity::Note);
   expectOnly("tp=2,vocab_multiple=1", m, 2, "vocab-padding",
-             "pads to 50258 (+1), a multiple of vocab_multiple * tp = 1 * 2",
+             "not a multiple of vocab_multiple * tp = 1 * 2; Megatron pads it "
+             "to 50258 (+1)",
              PlanSeverity::Note);
   // 1024 is a multiple of 128 * 2.
   expectClean("tp=2", dense(), 2);
@@ -413,7 +414,7 @@ TEST(PlanValidation, ZooSizedPlans) {
   llama.seq = 8192;
   // Megatron pads its 128256 tokens to 128512.
   expectOnly("tp=4,sp,pp=4,cp=2,gbs=512", llama, 64, "vocab-padding",
-             "pads to 128512", PlanSeverity::Note);
+             "pads it to 128512", PlanSeverity::Note);
   // Mixtral 8x7B: TP=1, PP=4, EP=8 on 64 GPUs.
   ModelFacts mixtral = llama;
   mixtral.layers = 32;
