@@ -21,6 +21,7 @@ threads (or --threads N, as OMP_NUM_THREADS). It prints, from the same run:
      Goal: Loom faster.
 
   bench/train-step.py [--steps 5] [--threads N] [--no-torch] [--layers ...]
+                      [--build DIR]   (the build whose bin/ runs: build/)
 """
 
 import argparse
@@ -49,6 +50,9 @@ def parse():
     p.add_argument("--threads", type=int, default=0,
                    help="OMP_NUM_THREADS (default: OpenMP's, the cores)")
     p.add_argument("--no-torch", action="store_true")
+    p.add_argument("--build", default=os.path.join(ROOT, "build"),
+                   help="the build directory whose bin/ to run (its bench/ "
+                   "holds the work files; PyTorch stays in build/bench-venv)")
     for name, default in CONFIG:
         p.add_argument("--" + name, type=int, default=default)
     return p.parse_args()
@@ -123,7 +127,7 @@ def build_replay():
     variant = os.path.basename(os.path.dirname(lib))  # openblas-openmp
     include = [f"-I/usr/include/x86_64-linux-gnu/{variant}"]
     src = os.path.join(ROOT, "bench", "gemm-replay.cpp")
-    exe = os.path.join(ROOT, "build", "bench", "gemm-replay")
+    exe = os.path.join(os.path.dirname(WORK), "gemm-replay")
     stamp = exe + ".lib"
     if (not os.path.exists(exe) or
             os.path.getmtime(exe) < os.path.getmtime(src) or
@@ -190,7 +194,10 @@ def torch_step(args, threads):
 
 
 def main():
+    global BIN, WORK
     args = parse()
+    BIN = os.path.join(os.path.abspath(args.build), "bin")
+    WORK = os.path.join(os.path.abspath(args.build), "bench", "train-step")
     env = dict(os.environ)
     if args.threads:
         env["OMP_NUM_THREADS"] = str(args.threads)

@@ -472,11 +472,15 @@ def shape_cases(b):
                              ("sum", (1,), True), ("mean", (2,), True),
                              ("sum", (0, 1, 2), False),
                              ("mean", (0, 1, 2), False),
-                             ("mean", (0, 2), True)):
+                             ("mean", (0, 2), True),
+                             ("sum_squares", (1,), False),
+                             ("sum_squares", (0, 1, 2), False),
+                             ("sum_squares", (0, 2), True)):
         npdims = tuple(dims)
         to = tuple(1 if i in npdims else n for i, n in enumerate(s)
                    if keep or i not in npdims)
-        f = np.sum if kind == "sum" else np.mean
+        f = {"sum": np.sum, "mean": np.mean,
+             "sum_squares": lambda x, **kw: np.sum(x * x, **kw)}[kind]
         name = (f"reduce.{kind}.dims{''.join(str(d) for d in dims)}" +
                 (".keep_dims" if keep else ""))
         # Mean 1: a sum of all 105 elements without cancellation, so that

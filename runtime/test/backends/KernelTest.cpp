@@ -553,6 +553,45 @@ TEST(Kernels, Reduce) {
              want, 1e-5);
 }
 
+// sum_squares is mul(x, x) then reduce sum, bit for bit (each square rounded
+// to f32, then added in sum's order): over whole rows in chunks (more than
+// one kSumChunk), a middle dimension, non-adjacent dimensions, a scalar.
+TEST(Kernels, ReduceSumSquaresIsMulThenSum) {
+  auto unfused = [](const HostTensor &x, std::vector<int64_t> outShape,
+                    std::vector<int64_t> dims) {
+    auto sq = runOp(Opcode::Mul, {x, x}, {{DType::F32, x.shape}})[0];
+    return runOp(Opcode::Reduce, {sq}, {{DType::F32, outShape}},
+                 {TAttr::S("kind", "sum"), TAttr::Is("dims", dims)})[0];
+  };
+  auto fused = [](const HostTensor &x, std::vector<int64_t> outShape,
+                  std::vector<int64_t> dims) {
+    return runOp(Opcode::Reduce, {x}, {{DType::F32, outShape}},
+                 {TAttr::S("kind", "sum_squares"), TAttr::Is("dims", dims)})[0];
+  };
+  auto big = randomF32({3, 10007}, 41);
+  auto y = randomF32({2, 3, 4}, 42);
+  auto s = tensorF32({}, {-3});
+  struct Case {
+    const HostTensor *x;
+    std::vector<int64_t> out, dims;
+  } cases[] = {{&big, {}, {0, 1}}, {&big, {3}, {1}},    {&y, {2, 4}, {1}},
+               {&y, {3}, {0, 2}},  {&y, {}, {0, 1, 2}}, {&s, {}, {}}};
+  for (const Case &c : cases) {
+    auto want = unfused(*c.x, c.out, c.dims).toF32();
+    auto got = fused(*c.x, c.out, c.dims).toF32();
+    EXPECT_EQ(got, want);
+  }
+  // And against the math: Σ x² in double.
+  auto xv = y.toF32();
+  std::vector<double> want(3, 0);
+  for (int a = 0; a < 2; ++a)
+    for (int b = 0; b < 3; ++b)
+      for (int c = 0; c < 4; ++c)
+        want[b] += double(xv[(a * 3 + b) * 4 + c]) * xv[(a * 3 + b) * 4 + c];
+  expectNear(fused(y, {3}, {0, 2}), want, 1e-5);
+  expectNear(fused(s, {}, {}), {9}, 0);
+}
+
 //===- mixture of experts -------------------------------------------------===//
 
 TEST(Kernels, RouterSoftmaxThenTopK) {

@@ -24,8 +24,13 @@
 // CHECK: %[[DH:.+]], %[[DG:.+]] = loom.rmsnorm_grad %[[H]], %[[G]], %[[DN]] {loom.layer = 0 : i64, loom.phase = #loom.phase<"bwd-input">}
 // CHECK: %[[DW:.+]] = loom.matmul %[[DH]], %[[X]] {loom.layer = 0 : i64, loom.phase = #loom.phase<"bwd-weight">, transpose_lhs}
 // CHECK-NOT: loom.matmul
-// The global norm, and AdamW clipped by it; no weight decay for the vector.
-// CHECK: %[[NORM:.+]] = loom.sqrt
+// The global norm, one sum of squares per gradient (g² never materialized),
+// and AdamW clipped by it; no weight decay for the vector.
+// CHECK-NOT: loom.mul %[[DW]], %[[DW]]
+// CHECK: %[[SW:.+]] = loom.reduce sum_squares %[[DW]] {dims = array<i64: 0, 1>} : tensor<6x8xf32> -> tensor<f32>
+// CHECK: %[[SG:.+]] = loom.reduce sum_squares %[[DG]] {dims = array<i64: 0>} : tensor<6xf32> -> tensor<f32>
+// CHECK: %[[SS:.+]] = loom.add %[[SW]], %[[SG]]
+// CHECK: %[[NORM:.+]] = loom.sqrt %[[SS]]
 // CHECK: %[[NW:.+]], %[[NWM:.+]], %[[NWV:.+]] = loom.adamw %[[W]], %[[DW]], %[[WM]], %[[WV]], %[[STEP]], %[[LR]], %[[NORM]] {max_grad_norm = 1.000000e+00 : f64}
 // CHECK: %[[NG:.+]], %[[NGM:.+]], %[[NGV:.+]] = loom.adamw %[[G]], %[[DG]], %[[GM]], %[[GV]], %[[STEP]], %[[LR]], %[[NORM]] {max_grad_norm = 1.000000e+00 : f64, weight_decay = 0.000000e+00 : f64}
 // CHECK: return %[[LOSS]], %[[NORM]], %[[NW]], %[[NG]], %[[NWM]], %[[NGM]], %[[NWV]], %[[NGV]]

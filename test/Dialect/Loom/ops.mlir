@@ -95,6 +95,8 @@ func.func @shape_ops(%x: tensor<4x8xf32>, %b: tensor<8xf32>) -> tensor<4x10xf32>
   %m = loom.reduce max %bb {dims = array<i64: 0>, keep_dims} : tensor<4x8xf32> -> tensor<1x8xf32>
   // CHECK: loom.reduce mean
   %n = loom.reduce mean %x {dims = array<i64: 0, 1>} : tensor<4x8xf32> -> tensor<f32>
+  // CHECK: loom.reduce sum_squares %{{.*}} {dims = array<i64: 0, 1>} : tensor<4x8xf32> -> tensor<f32>
+  %q = loom.reduce sum_squares %x {dims = array<i64: 0, 1>} : tensor<4x8xf32> -> tensor<f32>
   return %c : tensor<4x10xf32>
 }
 

@@ -125,6 +125,8 @@ double ReduceOp::getVectorFlops() {
   double flops = elements(getInput());
   if (getKind() == ReduceKind::mean)
     flops += elements(getResult());
+  if (getKind() == ReduceKind::sum_squares)
+    flops += elements(getInput());
   return flops;
 }
 

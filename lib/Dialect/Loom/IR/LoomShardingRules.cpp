@@ -405,7 +405,8 @@ ShardingRule BroadcastOp::getShardingRule() {
 }
 
 // Reduced dimensions are summed (a mean is a sum the partitioner divides by
-// the global count); a max needs them whole.
+// the global count, a sum of squares adds its partial sums); a max needs them
+// whole.
 ShardingRule ReduceOp::getShardingRule() {
   ShardingRule rule(*this);
   RankedTensorType in = getInput().getType();

@@ -478,8 +478,8 @@ LogicalResult ReduceOp::buildVjp(OpBuilder &builder,
     return emitOpError("reduce max has no vector-Jacobian rule yet; gradients "
                        "flow only through sum and mean");
   // Every reduced element receives the cotangent of its result (divided by
-  // the count for a mean): the cotangent with the reduced dimensions kept
-  // as 1, broadcast back.
+  // the count for a mean, times 2x for a sum of squares): the cotangent with
+  // the reduced dimensions kept as 1, broadcast back.
   Location loc = getLoc();
   RankedTensorType in = tensorType(getInput());
   SmallVector<int64_t> keptShape(in.getShape());
@@ -498,6 +498,10 @@ LogicalResult ReduceOp::buildVjp(OpBuilder &builder,
   if (getKind() == ReduceKind::mean && count > 1)
     ct =
         ScaleOp::create(builder, loc, ct, builder.getF64FloatAttr(1.0 / count));
+  if (getKind() == ReduceKind::sum_squares)
+    ct = ScaleOp::create(builder, loc,
+                         MulOp::create(builder, loc, ct, getInput()),
+                         builder.getF64FloatAttr(2.0));
   operandCotangents.push_back(ct);
   return success();
 }

@@ -470,7 +470,8 @@ FailureOr<func::FuncOp> TrainingStepBuilder::build() {
         ScaleOp::create(b, loc, loss, b.getF64FloatAttr(1.0 / losses.size()));
 
   // Gradients (zero for a parameter the loss does not reach) and their
-  // global norm: sqrt(Σ_p Σ g²).
+  // global norm: sqrt(Σ_p Σ g²), each Σ g² one `reduce sum_squares` (a
+  // kernel that reads g once; g² is never materialized).
   SmallVector<Value> grads;
   for (BlockArgument p : params) {
     Value g = cotangents.lookup(p);
@@ -485,12 +486,13 @@ FailureOr<func::FuncOp> TrainingStepBuilder::build() {
     if (!type.getElementType().isF32())
       g32 = ConvertOp::create(
           b, loc, RankedTensorType::get(type.getShape(), b.getF32Type()), g);
-    Value squares = MulOp::create(b, loc, g32, g32);
     SmallVector<int64_t> dims(type.getRank());
     std::iota(dims.begin(), dims.end(), 0);
-    Value sum = squares;
-    if (!dims.empty())
-      sum = ReduceOp::create(b, loc, squares, ReduceKind::sum, dims, false);
+    Value sum = dims.empty()
+                    ? MulOp::create(b, loc, g32, g32).getResult()
+                    : ReduceOp::create(b, loc, g32, ReduceKind::sum_squares,
+                                       dims, false)
+                          .getResult();
     sumOfSquares =
         sumOfSquares ? AddOp::create(b, loc, sumOfSquares, sum) : sum;
   }

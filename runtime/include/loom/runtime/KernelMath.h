@@ -17,6 +17,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 
 namespace loom::runtime::math {
 
@@ -64,6 +65,26 @@ LOOM_HD inline float rowMax(const T *x, int64_t n, int64_t stride) {
   for (int j = 0; j < kReduceLanes; ++j)
     lanes[j] = -INFINITY;
   int64_t i = 0;
+#if !defined(__CUDACC__) && defined(__GNUC__)
+  // Contiguous f32 on the host: the same lanes as one vector (the compilers
+  // turn the select of 8 scalars into scalar code or branches; a row of
+  // logits then takes as long as a pass of exponentials). Same bits.
+  if constexpr (std::is_same_v<T, float>) {
+    if (stride == 1) {
+      typedef float Lanes __attribute__((vector_size(4 * kReduceLanes)));
+      Lanes acc;
+      for (int j = 0; j < kReduceLanes; ++j)
+        acc[j] = -INFINITY;
+      for (; i + kReduceLanes <= n; i += kReduceLanes) {
+        Lanes v;
+        __builtin_memcpy(&v, x + i, sizeof v);
+        acc = v > acc ? v : acc;
+      }
+      for (int j = 0; j < kReduceLanes; ++j)
+        lanes[j] = acc[j];
+    }
+  }
+#endif
   // The contiguous case is its own loop: a strided index does not vectorize.
   if (stride == 1) {
     for (; i + kReduceLanes <= n; i += kReduceLanes)

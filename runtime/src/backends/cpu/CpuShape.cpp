@@ -175,49 +175,69 @@ template <typename E> void broadcastK(const OpCall &c, KernelContext &) {
   });
 }
 
-/// Σ (or max) of n contiguous elements in kReduceLanes partial results, as
-/// math::rowSum adds them.
-template <typename T, bool Max> float laneReduce(const T *x, int64_t n) {
+/// How reduceK combines elements: Σ x, max x or Σ x² (each square rounded
+/// to f32, then added in Σ x's order).
+enum class Red { Sum, Max, Squares };
+
+template <Red K> constexpr float reduceInit() {
+  return K == Red::Max ? -std::numeric_limits<float>::infinity() : 0.0f;
+}
+
+/// acc combined with the element v.
+template <Red K> inline float reduceStep(float acc, float v) {
+  if constexpr (K == Red::Max)
+    return std::fmax(acc, v);
+  else if constexpr (K == Red::Squares)
+    return acc + v * v;
+  else
+    return acc + v;
+}
+
+/// Two partial results combined (partial sums of squares add).
+template <Red K> inline float reduceJoin(float a, float b) {
+  return K == Red::Max ? std::fmax(a, b) : a + b;
+}
+
+/// Σ (max, Σ x²) of n contiguous elements in kReduceLanes partial results,
+/// as math::rowSum adds them.
+template <typename T, Red K> float laneReduce(const T *x, int64_t n) {
   constexpr int kLanes = math::kReduceLanes;
-  float init = Max ? -std::numeric_limits<float>::infinity() : 0.0f;
   float lanes[kLanes];
-  std::fill(lanes, lanes + kLanes, init);
+  std::fill(lanes, lanes + kLanes, reduceInit<K>());
   int64_t i = 0;
   for (; i + kLanes <= n; i += kLanes)
     for (int j = 0; j < kLanes; ++j)
-      lanes[j] = Max ? std::fmax(lanes[j], toF32(x[i + j]))
-                     : lanes[j] + toF32(x[i + j]);
-  float r = init;
+      lanes[j] = reduceStep<K>(lanes[j], toF32(x[i + j]));
+  float r = reduceInit<K>();
   for (; i < n; ++i)
-    r = Max ? std::fmax(r, toF32(x[i])) : r + toF32(x[i]);
+    r = reduceStep<K>(r, toF32(x[i]));
   for (int j = 0; j < kLanes; ++j)
-    r = Max ? std::fmax(r, lanes[j]) : r + lanes[j];
+    r = reduceJoin<K>(r, lanes[j]);
   return r;
 }
 
 /// out[p] = reduction of the R contiguous elements x[p·R, (p+1)·R): chunks
 /// of kSumChunk elements (laneReduce), their results combined in order.
-template <typename T, bool Max>
+template <typename T, Red K>
 void reduceRows(const T *x, int64_t p, int64_t r, float *partial, T *out,
                 float div) {
   int64_t chunks = (r + kSumChunk - 1) / kSumChunk;
   parallelFor(p * chunks, std::min(r, kSumChunk), [&](int64_t i) {
     int64_t row = i / chunks, c0 = i % chunks * kSumChunk;
     partial[i] =
-        laneReduce<T, Max>(x + row * r + c0, std::min(kSumChunk, r - c0));
+        laneReduce<T, K>(x + row * r + c0, std::min(kSumChunk, r - c0));
   });
   parallelFor(p, chunks, [&](int64_t row) {
-    float acc = Max ? -std::numeric_limits<float>::infinity() : 0.0f;
+    float acc = reduceInit<K>();
     for (int64_t c = 0; c < chunks; ++c)
-      acc = Max ? std::fmax(acc, partial[row * chunks + c])
-                : acc + partial[row * chunks + c];
-    out[row] = fromF32<T>(Max ? acc : acc / div);
+      acc = reduceJoin<K>(acc, partial[row * chunks + c]);
+    out[row] = fromF32<T>(K == Red::Max ? acc : acc / div);
   });
 }
 
 /// out[p, q] = reduction over r of x[p, r, q], adding in order of r (each
 /// thread its own columns q).
-template <typename T, bool Max>
+template <typename T, Red K>
 void reduceMiddle(const T *x, int64_t p, int64_t r, int64_t q, float *acc,
                   T *out, float div) {
   constexpr int64_t kCols = 256;
@@ -226,16 +246,61 @@ void reduceMiddle(const T *x, int64_t p, int64_t r, int64_t q, float *acc,
     int64_t row = i / blocks, q0 = i % blocks * kCols;
     int64_t q1 = std::min(q, q0 + kCols);
     float *a = acc + row * q;
-    std::fill(a + q0, a + q1,
-              Max ? -std::numeric_limits<float>::infinity() : 0.0f);
+    std::fill(a + q0, a + q1, reduceInit<K>());
     for (int64_t k = 0; k < r; ++k) {
       const T *src = x + (row * r + k) * q;
       for (int64_t j = q0; j < q1; ++j)
-        a[j] = Max ? std::fmax(a[j], toF32(src[j])) : a[j] + toF32(src[j]);
+        a[j] = reduceStep<K>(a[j], toF32(src[j]));
     }
     for (int64_t j = q0; j < q1; ++j)
-      out[row * q + j] = fromF32<T>(Max ? a[j] : a[j] / div);
+      out[row * q + j] = fromF32<T>(K == Red::Max ? a[j] : a[j] / div);
   });
+}
+
+/// Any other set of reduced dimensions, on one thread: acc (y.numel f32)
+/// gathers every element at its result, in x's row-major order.
+template <typename T, Red K>
+void reduceStrided(const TensorRef &x, const bool *reduced, float *acc,
+                   int64_t outCount) {
+  const T *src = x.as<const T>();
+  std::fill(acc, acc + outCount, reduceInit<K>());
+  if (x.rank == 0) {
+    float v = toF32(src[0]);
+    acc[0] = K == Red::Squares ? v * v : v;
+    return;
+  }
+  // Result strides per operand dimension (0 along reduced dims).
+  int64_t ys[kMaxRank] = {};
+  int64_t s = 1;
+  for (int i = x.rank - 1; i >= 0; --i) {
+    ys[i] = reduced[i] ? 0 : s;
+    if (!reduced[i])
+      s *= x.shape[i];
+  }
+  int64_t inner = ys[x.rank - 1], len = x.shape[x.rank - 1];
+  walkRows(x.rank, x.shape, ys, 0, [&](int64_t o, int64_t yo) {
+    for (int64_t j = 0; j < len; ++j)
+      acc[yo + j * inner] =
+          reduceStep<K>(acc[yo + j * inner], toF32(src[o + j]));
+  });
+}
+
+template <typename T, Red K>
+void reduceAs(const TensorRef &x, const TensorRef &y, const bool *reduced,
+              bool adjacent, int64_t p, int64_t r, int64_t q, float div,
+              float *acc) {
+  const T *src = x.as<const T>();
+  T *dst = y.as<T>();
+  if (adjacent && x.rank > 0 && x.numel > 0) {
+    if (q == 1)
+      reduceRows<T, K>(src, p, r, acc, dst, div);
+    else
+      reduceMiddle<T, K>(src, p, r, q, acc, dst, div);
+    return;
+  }
+  reduceStrided<T, K>(x, reduced, acc, y.numel);
+  for (int64_t i = 0; i < y.numel; ++i)
+    dst[i] = fromF32<T>(K == Red::Max ? acc[i] : acc[i] / div);
 }
 
 template <typename T> void reduceK(const OpCall &c, KernelContext &ctx) {
@@ -268,48 +333,20 @@ template <typename T> void reduceK(const OpCall &c, KernelContext &ctx) {
     else if (!reduced[i] && x.shape[i] != 1)
       adjacent = false;
   }
-  const T *src = x.as<const T>();
-  T *dst = y.as<T>();
   float div = kind == Kind::mean ? static_cast<float>(count) : 1.0f;
-  bool max = kind == Kind::max;
   if (y.numel == 0)
     return;
-  if (adjacent && x.rank > 0 && x.numel > 0) {
-    int64_t r = count;
-    if (q == 1)
-      max ? reduceRows<T, true>(src, p, r, acc, dst, div)
-          : reduceRows<T, false>(src, p, r, acc, dst, div);
-    else
-      max ? reduceMiddle<T, true>(src, p, r, q, acc, dst, div)
-          : reduceMiddle<T, false>(src, p, r, q, acc, dst, div);
-    return;
+  switch (kind) {
+  case Kind::max:
+    return reduceAs<T, Red::Max>(x, y, reduced, adjacent, p, count, q, div,
+                                 acc);
+  case Kind::sum_squares:
+    return reduceAs<T, Red::Squares>(x, y, reduced, adjacent, p, count, q, div,
+                                     acc);
+  default:
+    return reduceAs<T, Red::Sum>(x, y, reduced, adjacent, p, count, q, div,
+                                 acc);
   }
-  float init = max ? -std::numeric_limits<float>::infinity() : 0.0f;
-  std::fill(acc, acc + y.numel, init);
-  if (x.rank == 0) {
-    acc[0] = toF32(src[0]);
-  } else {
-    // Result strides per operand dimension (0 along reduced dims).
-    int64_t ys[kMaxRank] = {};
-    int64_t s = 1;
-    for (int i = x.rank - 1; i >= 0; --i) {
-      ys[i] = reduced[i] ? 0 : s;
-      if (!reduced[i])
-        s *= x.shape[i];
-    }
-    int64_t inner = ys[x.rank - 1], len = x.shape[x.rank - 1];
-    walkRows(x.rank, x.shape, ys, 0, [&](int64_t o, int64_t yo) {
-      if (max)
-        for (int64_t j = 0; j < len; ++j)
-          acc[yo + j * inner] =
-              std::fmax(acc[yo + j * inner], toF32(src[o + j]));
-      else
-        for (int64_t j = 0; j < len; ++j)
-          acc[yo + j * inner] += toF32(src[o + j]);
-    });
-  }
-  for (int64_t i = 0; i < y.numel; ++i)
-    dst[i] = fromF32<T>(kind == Kind::mean ? acc[i] / div : acc[i]);
 }
 
 void memcpyK(const OpCall &c, KernelContext &) {

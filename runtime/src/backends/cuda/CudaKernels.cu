@@ -424,7 +424,7 @@ struct ReducePlan {
 /// One thread per result element; the reduced elements are visited in
 /// row-major order (the CPU kernel's order).
 template <typename T>
-__global__ void reduceK(const T *x, T *y, ReducePlan p, int kind) {
+__global__ void reduceK(const T *x, T *y, ReducePlan p, int kind, bool square) {
   GRID_STRIDE(o, p.outCount) {
     // Offset of the result element's coordinates (reduced dims at 0).
     int64_t rest = o, base = 0;
@@ -444,6 +444,8 @@ __global__ void reduceK(const T *x, T *y, ReducePlan p, int kind) {
         r /= p.shape[d];
       }
       float v = toF32(x[off]);
+      if (square)
+        v = v * v;
       acc = kind == LOOM_REDUCE_MAX ? fmaxf(acc, v) : acc + v;
     }
     if (kind == LOOM_REDUCE_AVG)
@@ -974,7 +976,7 @@ cudaError_t launchCrossEntropy(const void *logits, int dtype, int64_t rows,
 
 cudaError_t launchReduce(const void *x, void *y, int dtype, int rank,
                          const int64_t *shape, const bool *reduced, int kind,
-                         cudaStream_t s) {
+                         bool square, cudaStream_t s) {
   ReducePlan p{};
   p.rank = rank;
   p.outCount = 1;
@@ -992,7 +994,7 @@ cudaError_t launchReduce(const void *x, void *y, int dtype, int rank,
   LOOM_FLOAT_DISPATCH(
       dtype, T,
       reduceK<T><<<blocksFor(p.outCount), kThreads, 0, s>>>(
-          static_cast<const T *>(x), static_cast<T *>(y), p, kind));
+          static_cast<const T *>(x), static_cast<T *>(y), p, kind, square));
   return cudaGetLastError();
 }
 

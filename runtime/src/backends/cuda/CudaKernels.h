@@ -115,9 +115,10 @@ cudaError_t launchCrossEntropy(const void *logits, int dtype, int64_t rows,
                                float *scratch, DeviceError *err,
                                cudaStream_t s);
 /// Reduce sum/max/mean (LoomReduce) over the dims flagged in `reduced`.
+/// kind: LOOM_REDUCE_SUM, _MAX or _AVG; with square, Σ x² (kind SUM).
 cudaError_t launchReduce(const void *x, void *y, int dtype, int rank,
                          const int64_t *shape, const bool *reduced, int kind,
-                         cudaStream_t s);
+                         bool square, cudaStream_t s);
 
 /// Mixture of experts. `scratch` layouts are documented in CudaKernels.cu.
 cudaError_t launchRouter(const void *logits, int dtype, int64_t tokens,

@@ -624,8 +624,9 @@ int run(void *self, const LoomKernelCall *cp, LoomStream stream) {
     int reduce = kind == attr::ReduceKind::max    ? LOOM_REDUCE_MAX
                  : kind == attr::ReduceKind::mean ? LOOM_REDUCE_AVG
                                                   : LOOM_REDUCE_SUM;
+    bool square = kind == attr::ReduceKind::sum_squares;
     return checkCuda(launchReduce(in[0].data, y.data, dt, in[0].rank,
-                                  in[0].shape, reduced, reduce, s),
+                                  in[0].shape, reduced, reduce, square, s),
                      what);
   }
   case kRouter:

@@ -103,7 +103,8 @@ def Loom_GeluApproximation : I32EnumAttr<"GeluApproximation",
 def Loom_ReduceKind : I32EnumAttr<"ReduceKind", "a reduction", [
       I32EnumAttrCase<"sum", 0>,
       I32EnumAttrCase<"max", 1>,
-      I32EnumAttrCase<"mean", 2>]> {
+      I32EnumAttrCase<"mean", 2>,
+      I32EnumAttrCase<"sum_squares", 3>]> {
   let cppNamespace = "::loom";
 }
 

@@ -655,9 +655,11 @@ def Loom_BroadcastOp : Loom_PureOp<"broadcast", [Loom_OwnShardingRule, Loom_Diff
 
 def Loom_ReduceOp : Loom_InferredOp<"reduce", [Loom_OwnShardingRule, Loom_Differentiable, Loom_LowersReduce,
                                                Loom_Cost<["getVectorFlops"]>]> {
-  let summary = "sum, max or mean over dimensions";
+  let summary = "sum, max, mean or sum of squares over dimensions";
   let description = [{
-    Reduces `dims`; with `keep_dims` they stay as size 1.
+    Reduces `dims`; with `keep_dims` they stay as size 1. `sum_squares` is
+    Σ x² (the square of every element summed in one pass over x, as a
+    global gradient norm needs).
 
     ```mlir
     %s = loom.reduce sum %x {dims = array<i64: 1>}
