@@ -244,21 +244,33 @@ TEST(Kernels, Rope) {
   auto xv = x.toF32();
   double theta = 10000;
   int offset = 5;
-  std::vector<double> want(xv.size());
-  for (int s = 0; s < S; ++s)
-    for (int n = 0; n < N; ++n)
-      for (int i = 0; i < D / 2; ++i) {
-        double f = std::pow(theta, -2.0 * i / D);
-        double a = (s + offset) * f;
-        int base = (s * N + n) * D;
-        double x1 = xv[base + i], x2 = xv[base + i + D / 2];
-        want[base + i] = x1 * std::cos(a) - x2 * std::sin(a);
-        want[base + i + D / 2] = x2 * std::cos(a) + x1 * std::sin(a);
-      }
+  auto ref = [&](double theta, int offset) {
+    std::vector<double> want(xv.size());
+    for (int s = 0; s < S; ++s)
+      for (int n = 0; n < N; ++n)
+        for (int i = 0; i < D / 2; ++i) {
+          double f = std::pow(theta, -2.0 * i / D);
+          double a = (s + offset) * f;
+          int base = (s * N + n) * D;
+          double x1 = xv[base + i], x2 = xv[base + i + D / 2];
+          want[base + i] = x1 * std::cos(a) - x2 * std::sin(a);
+          want[base + i + D / 2] = x2 * std::cos(a) + x1 * std::sin(a);
+        }
+    return want;
+  };
   expectNear(
       runOp(Opcode::Rope, {x}, {{DType::F32, {B, S, N, D}}},
             {TAttr::F("theta", theta), TAttr::I("position_offset", offset)})[0],
-      want, 1e-5);
+      ref(theta, offset), 1e-5);
+  // The kernel keeps the last table of angles: another theta, then the
+  // inverse rotation with the same table, which undoes it.
+  auto r = runOp(Opcode::Rope, {x}, {{DType::F32, {B, S, N, D}}},
+                 {TAttr::F("theta", 500.0), TAttr::I("position_offset", 7)})[0];
+  expectNear(r, ref(500.0, 7), 1e-5);
+  expectNear(runOp(Opcode::Rope, {r}, {{DType::F32, {B, S, N, D}}},
+                   {TAttr::F("theta", 500.0), TAttr::I("position_offset", 7),
+                    TAttr::B("inverse", true)})[0],
+             toD(xv), 1e-5);
   // Position 0 is the identity.
   auto y = runOp(Opcode::Rope, {x}, {{DType::F32, {B, S, N, D}}},
                  {TAttr::F("theta", theta)})[0];

@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <cstring>
 #include <type_traits>
+#include <vector>
 
 namespace loom::runtime::cpu {
 
@@ -273,17 +274,48 @@ template <typename T> void softmaxK(const OpCall &c, KernelContext &) {
 /// once per head.
 template <typename T>
 void ropeHeadCached(const T *x, T *y, int64_t d, const float *cs,
-                    const float *sn) {
+                    const float *sn, bool inverse) {
   int64_t h = d / 2;
   for (int64_t i = 0; i < h; ++i) {
-    float co = cs[i], si = sn[i];
+    float co = cs[i], si = inverse ? -sn[i] : sn[i];
     float x1 = toF32(x[i]), x2 = toF32(x[i + h]);
     y[i] = fromF32<T>(x1 * co - x2 * si);
     y[i + h] = fromF32<T>(x2 * co + x1 * si);
   }
 }
 
-template <typename T> void ropeK(const OpCall &c, KernelContext &ctx) {
+/// cos and sin of every (position, pair) from math::ropeAngle (pow, cos
+/// and sin in double: 16 K of each for 512 positions of 64-wide heads).
+/// Every rope of a step (q and k, forward and backward, every layer) has
+/// the same table, so each executor thread keeps the last one it computed.
+struct RopeTable {
+  int64_t s = -1, d = -1, offset = 0;
+  double theta = 0.0;
+  std::vector<float> cs, sn;
+};
+
+const RopeTable &ropeTable(int64_t s, int64_t d, int64_t offset, double theta) {
+  thread_local RopeTable t;
+  if (t.s == s && t.d == d && t.offset == offset && t.theta == theta)
+    return t;
+  int64_t half = d / 2;
+  t.s = -1;
+  t.cs.resize(s * half);
+  t.sn.resize(s * half);
+  float *cs = t.cs.data(), *sn = t.sn.data();
+  parallelFor(s, 16 * half, [&](int64_t is) {
+    for (int64_t i = 0; i < half; ++i)
+      math::ropeAngle(is + offset, i, d, theta, cs[is * half + i],
+                      sn[is * half + i]);
+  });
+  t.s = s;
+  t.d = d;
+  t.offset = offset;
+  t.theta = theta;
+  return t;
+}
+
+template <typename T> void ropeK(const OpCall &c, KernelContext &) {
   const TensorRef &t = c.in[0];
   int64_t b = t.shape[0], s = t.shape[1], nh = t.shape[2], d = t.shape[3];
   int64_t half = d / 2;
@@ -292,21 +324,14 @@ template <typename T> void ropeK(const OpCall &c, KernelContext &ctx) {
   int64_t offset = attrOf(c, attr::Rope::position_offset).i;
   double theta = attrOf(c, attr::Rope::theta).f;
   bool inverse = attrOf(c, attr::Rope::inverse).i;
-  // cos and sin of every (position, pair), from math::ropeAngle.
-  float *cs = static_cast<float *>(ctx.scratch), *sn = cs + s * half;
-  parallelFor(s, 16 * half, [&](int64_t is) {
-    for (int64_t i = 0; i < half; ++i) {
-      float co, si;
-      math::ropeAngle(is + offset, i, d, theta, co, si);
-      cs[is * half + i] = co;
-      sn[is * half + i] = inverse ? -si : si;
-    }
-  });
+  const RopeTable &table = ropeTable(s, d, offset, theta);
+  const float *cs = table.cs.data(), *sn = table.sn.data();
   parallelFor(b * s, nh * d, [&](int64_t row) {
     int64_t is = row % s;
     for (int64_t ih = 0; ih < nh; ++ih) {
       int64_t off = (row * nh + ih) * d;
-      ropeHeadCached(x + off, y + off, d, cs + is * half, sn + is * half);
+      ropeHeadCached(x + off, y + off, d, cs + is * half, sn + is * half,
+                     inverse);
     }
   });
 }
@@ -434,8 +459,6 @@ bool selectElementwise(OpCall &c) {
     return true;
   case Opcode::Rope:
     c.kernel = LOOM_PICK_FLOAT(ropeK, t);
-    c.scratchBytes =
-        c.in[0].shape[1] * (c.in[0].shape[3] / 2) * 2 * sizeof(float);
     return true;
   case Opcode::AdamW:
     c.kernel = &adamwK;
