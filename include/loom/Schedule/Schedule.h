@@ -80,8 +80,7 @@ struct ScheduleProblem {
 // Generators
 //===----------------------------------------------------------------------===//
 
-/// All forwards, then all backwards (in reverse microbatch order per rank is
-/// not needed; Loom's GPipe runs them in order).
+/// All forwards, then all backwards, both in microbatch order.
 std::optional<Schedule> makeGPipe(int pp, int microbatches,
                                   ScheduleProblem *error = nullptr);
 /// Megatron's forward_backward_pipelining_without_interleaving.
