@@ -1,0 +1,281 @@
+//===- loom-sim.cpp - Build, check and simulate pipeline schedules --------===//
+//
+//   loom-sim --pp P [--vpp V] --microbatches M --schedule NAME|FILE.csv
+//            [--costs F,B,W,T] [--csv OUT] [--svg OUT]
+//
+// A thin main over LoomSchedule (include/loom/Schedule/Schedule.h): builds a
+// schedule (or reads one from CSV), validates it, simulates it and prints
+// each rank's busy and idle time and the step's bubble fraction next to the
+// theory; --svg draws the timeline (Timeline.cpp).
+//
+//===----------------------------------------------------------------------===//
+
+#include "Timeline.h"
+
+#include "loom/Schedule/Schedule.h"
+#include "loom/runtime/ParseNumber.h"
+
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+using namespace loom::schedule;
+
+static const char *const kUsage =
+    R"(usage: loom-sim --pp P [--vpp V] --microbatches M --schedule NAME|FILE.csv
+                [--costs F,B,W,T] [--csv OUT] [--svg OUT]
+
+Builds a pipeline schedule (or reads one from a CSV file), validates it,
+simulates it lock-step and prints each rank's busy and idle time and the
+step's bubble fraction next to the theory for that schedule.
+
+options:
+  --pp P             pipeline ranks, 1-1024
+  --vpp V            virtual chunks per rank (interleaved only), 1-64, 1
+  --microbatches M   microbatches per step, 1-65536
+  --schedule S       gpipe, 1f1b, interleaved, zb-h1, or a CSV file (ending
+                     in .csv; docs/Schedules.md gives the format); a file
+                     brings its own sizes, --pp/--vpp/--microbatches must
+                     then agree with it when given
+  --costs F,B,W,T    time of a forward, an input-gradient backward, a weight
+                     gradient and a transfer, each 0-1000000, 1,1,1,0 (with
+                     no W actions a backward takes B + W)
+  --csv OUT          write the schedule as CSV to OUT
+  --svg OUT          draw the simulated timeline as SVG to OUT
+  --help             print this text
+)";
+
+static int fail(const std::string &message) {
+  std::fprintf(stderr, "loom-sim: error: %s\n", message.c_str());
+  return 1;
+}
+
+static std::string fixed(double v, int digits) {
+  char buffer[64];
+  std::snprintf(buffer, sizeof(buffer), "%.*f", digits, v);
+  return buffer;
+}
+
+namespace {
+struct Options {
+  std::optional<int64_t> pp, vpp, microbatches;
+  std::string schedule, csvOut, svgOut;
+  ActionCosts costs;
+};
+} // namespace
+
+/// Parses "F,B,W,T" into `costs`; a problem worded after "--costs".
+static loom::runtime::NumberProblem parseCosts(const std::string &text,
+                                               ActionCosts &costs) {
+  std::vector<std::string> parts;
+  std::stringstream in(text);
+  std::string part;
+  while (std::getline(in, part, ','))
+    parts.push_back(part);
+  if (!text.empty() && text.back() == ',')
+    parts.push_back("");
+  if (parts.size() != 4)
+    return "needs four numbers F,B,W,T, got '" + text + "'";
+  double values[4];
+  for (int i = 0; i < 4; ++i)
+    if (auto problem =
+            loom::runtime::parseReal(parts[i], 0, 1000000, values[i]))
+      return "'" + std::string("FBWT").substr(i, 1) + "' " + *problem;
+  costs.f = values[0];
+  costs.b = values[1];
+  costs.w = values[2];
+  costs.transfer = values[3];
+  return std::nullopt;
+}
+
+/// Parses the command line; prints the problem and returns false on error.
+static bool parseArgs(int argc, char **argv, Options &options, bool &help) {
+  struct IntFlag {
+    std::optional<int64_t> *value;
+    int64_t max;
+  };
+  std::map<std::string, IntFlag> intFlags = {
+      {"--pp", {&options.pp, 1024}},
+      {"--vpp", {&options.vpp, 64}},
+      {"--microbatches", {&options.microbatches, 65536}}};
+  std::map<std::string, std::string *> textFlags = {
+      {"--schedule", &options.schedule},
+      {"--csv", &options.csvOut},
+      {"--svg", &options.svgOut}};
+  std::map<std::string, bool> seen;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      help = true;
+      return true;
+    }
+    std::string flag = arg, value;
+    bool inlineValue = false;
+    if (size_t eq = arg.find('='); arg.rfind("--", 0) == 0 && eq != arg.npos) {
+      flag = arg.substr(0, eq);
+      value = arg.substr(eq + 1);
+      inlineValue = true;
+    }
+    bool known = intFlags.count(flag) || textFlags.count(flag) ||
+                 flag == "--costs";
+    if (!known) {
+      fail("unknown argument '" + arg + "'; run 'loom-sim --help'");
+      return false;
+    }
+    if (seen[flag]) {
+      fail(flag + " given twice");
+      return false;
+    }
+    seen[flag] = true;
+    if (!inlineValue) {
+      if (i + 1 >= argc) {
+        fail(flag + " needs a value");
+        return false;
+      }
+      value = argv[++i];
+    }
+    if (auto it = intFlags.find(flag); it != intFlags.end()) {
+      int64_t v = 0;
+      if (auto problem =
+              loom::runtime::parseInteger(value, 1, it->second.max, v)) {
+        fail(flag + " " + *problem);
+        return false;
+      }
+      *it->second.value = v;
+    } else if (auto it = textFlags.find(flag); it != textFlags.end()) {
+      if (value.empty()) {
+        fail(flag + " needs a value");
+        return false;
+      }
+      *it->second = value;
+    } else if (auto problem = parseCosts(value, options.costs)) {
+      fail("--costs " + *problem);
+      return false;
+    }
+  }
+  return true;
+}
+
+static bool endsWith(const std::string &s, const std::string &tail) {
+  return s.size() >= tail.size() &&
+         s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
+}
+
+/// "(p-1)/(m+p-1) = 0.2727" and friends for a known schedule; empty else.
+static std::string theoryText(const Schedule &s) {
+  double p = s.pp, m = s.microbatches, v = s.vpp;
+  double oneF1B = (p - 1) / (m + p - 1);
+  if (s.name == "gpipe" || s.name == "1f1b")
+    return "(p-1)/(m+p-1) = " + fixed(oneF1B, 4);
+  if (s.name == "interleaved")
+    return "(p-1)/(v*m+p-1) = " + fixed((p - 1) / (v * m + p - 1), 4);
+  if (s.name == "zb-h1")
+    return "about a third of 1F1B's (p-1)/(m+p-1) = " + fixed(oneF1B, 4) +
+           "; (p-1)/(3m+p-1) = " + fixed((p - 1) / (3 * m + p - 1), 4) +
+           " with F = B = W";
+  return "";
+}
+
+int main(int argc, char **argv) {
+  Options options;
+  bool help = false;
+  if (!parseArgs(argc, argv, options, help))
+    return 1;
+  if (help) {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
+  if (options.schedule.empty())
+    return fail("--schedule is required (gpipe, 1f1b, interleaved, zb-h1 or "
+                "FILE.csv); run 'loom-sim --help'");
+
+  Schedule schedule;
+  ScheduleProblem problem;
+  if (endsWith(options.schedule, ".csv")) {
+    std::ifstream in(options.schedule, std::ios::binary);
+    if (!in)
+      return fail("cannot read '" + options.schedule + "'");
+    std::stringstream text;
+    text << in.rdbuf();
+    auto read = readCsv(text.str(), &problem);
+    if (!read)
+      return fail(options.schedule + ": " + problem.id + ": " +
+                  problem.message);
+    schedule = std::move(*read);
+    struct Size {
+      const char *flag;
+      std::optional<int64_t> given;
+      int actual;
+    } sizes[] = {{"--pp", options.pp, schedule.pp},
+                 {"--vpp", options.vpp, schedule.vpp},
+                 {"--microbatches", options.microbatches,
+                  schedule.microbatches}};
+    for (const Size &size : sizes)
+      if (size.given && *size.given != size.actual)
+        return fail(std::string(size.flag) + " " +
+                    std::to_string(*size.given) + " does not match " +
+                    options.schedule + "'s " + std::to_string(size.actual));
+  } else {
+    if (!options.pp)
+      return fail("--pp is required with --schedule " + options.schedule);
+    if (!options.microbatches)
+      return fail("--microbatches is required with --schedule " +
+                  options.schedule);
+    if (options.vpp && *options.vpp > 1 && options.schedule != "interleaved")
+      return fail("--vpp " + std::to_string(*options.vpp) +
+                  " needs --schedule interleaved");
+    auto made = makeSchedule(options.schedule, static_cast<int>(*options.pp),
+                             static_cast<int>(options.vpp.value_or(1)),
+                             static_cast<int>(*options.microbatches),
+                             &problem);
+    if (!made)
+      return fail(problem.id + ": " + problem.message);
+    schedule = std::move(*made);
+  }
+
+  if (!options.csvOut.empty())
+    if (auto error = writeFileAtomically(options.csvOut, writeCsv(schedule)))
+      return fail(*error);
+
+  std::vector<ScheduleProblem> problems = validateSchedule(schedule);
+  if (!problems.empty()) {
+    for (const ScheduleProblem &p : problems)
+      std::fprintf(stderr, "loom-sim: error: %s: %s\n", p.id.c_str(),
+                   p.message.c_str());
+    std::fprintf(stderr, "loom-sim: error: schedule '%s' is invalid (%zu %s)\n",
+                 schedule.name.c_str(), problems.size(),
+                 problems.size() == 1 ? "problem" : "problems");
+    return 1;
+  }
+
+  auto result = simulate(schedule, options.costs, &problem);
+  if (!result)
+    return fail(problem.id + ": " + problem.message);
+
+  const ActionCosts &c = options.costs;
+  std::printf("schedule %s: pp=%d vpp=%d microbatches=%d; costs F=%s B=%s "
+              "W=%s transfer=%s\n",
+              schedule.name.c_str(), schedule.pp, schedule.vpp,
+              schedule.microbatches, formatNumber(c.f).c_str(),
+              formatNumber(c.b).c_str(), formatNumber(c.w).c_str(),
+              formatNumber(c.transfer).c_str());
+  std::printf("rank        busy        idle\n");
+  for (size_t r = 0; r < result->ranks.size(); ++r)
+    std::printf("%4zu %11s %11s\n", r,
+                fixed(result->ranks[r].busy, 3).c_str(),
+                fixed(result->ranks[r].idle, 3).c_str());
+  std::printf("makespan %s\n", fixed(result->makespan, 3).c_str());
+  std::string theory = theoryText(schedule);
+  std::printf("bubble %s (theory %s)\n",
+              fixed(result->bubbleFraction, 4).c_str(),
+              theory.empty() ? "none for this schedule name" : theory.c_str());
+
+  if (!options.svgOut.empty())
+    if (auto error = writeFileAtomically(
+            options.svgOut, renderTimelineSvg(schedule, *result, c)))
+      return fail(*error);
+  return 0;
+}
