@@ -96,8 +96,8 @@ std::string renderTimelineSvg(const Schedule &schedule,
   // One time unit is wide enough that the shortest compute box holds a
   // two-digit microbatch number, up to a 16000-pixel-wide picture.
   double shortest = 0;
-  for (double cost : {costs.f, split ? costs.b : costs.b + costs.w,
-                      split ? costs.w : 0.0})
+  for (double cost :
+       {costs.f, split ? costs.b : costs.b + costs.w, split ? costs.w : 0.0})
     if (cost > 0 && (shortest == 0 || cost < shortest))
       shortest = cost;
   double unit = shortest > 0 ? 24 / shortest : 24;
@@ -139,12 +139,12 @@ std::string renderTimelineSvg(const Schedule &schedule,
   add("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" + n(width) +
       "\" height=\"" + n(height) + "\" viewBox=\"0 0 " + n(width) + " " +
       n(height) + "\" font-family=\"sans-serif\">\n");
-  add("<rect x=\"0\" y=\"0\" width=\"" + n(width) + "\" height=\"" +
-      n(height) + "\" fill=\"#ffffff\"/>\n");
+  add("<rect x=\"0\" y=\"0\" width=\"" + n(width) + "\" height=\"" + n(height) +
+      "\" fill=\"#ffffff\"/>\n");
 
   // Title.
-  std::string title = displayName(schedule.name) +
-                      ", pp=" + std::to_string(schedule.pp);
+  std::string title =
+      displayName(schedule.name) + ", pp=" + std::to_string(schedule.pp);
   if (schedule.vpp > 1)
     title += ", vpp=" + std::to_string(schedule.vpp);
   title += ", m=" + std::to_string(schedule.microbatches) + ": bubble " +
@@ -152,15 +152,18 @@ std::string renderTimelineSvg(const Schedule &schedule,
   std::string theory = titleTheory(schedule);
   if (!theory.empty())
     title += " (" + theory + ")";
-  add("<text x=\"" + n(left) + "\" y=\"22\" font-size=\"16\" "
+  add("<text x=\"" + n(left) +
+      "\" y=\"22\" font-size=\"16\" "
       "font-weight=\"bold\">" +
       escapeXml(title) + "</text>\n");
 
   // Legend.
   double lx = left;
   for (const Entry &e : legend) {
-    add("<rect x=\"" + n(lx) + "\" y=\"32\" width=\"14\" height=\"14\" "
-        "fill=\"" + e.fill + "\" stroke=\"#999999\" stroke-width=\"0.5\"/>\n");
+    add("<rect x=\"" + n(lx) +
+        "\" y=\"32\" width=\"14\" height=\"14\" "
+        "fill=\"" +
+        e.fill + "\" stroke=\"#999999\" stroke-width=\"0.5\"/>\n");
     add("<text x=\"" + n(lx + 19) + "\" y=\"44\" font-size=\"12\">" +
         escapeXml(e.label) + "</text>\n");
     lx += 19 + 7.0 * e.label.size() + 18;
@@ -185,15 +188,13 @@ std::string renderTimelineSvg(const Schedule &schedule,
       double opacity =
           schedule.vpp > 1 ? 1.0 - 0.45 * chunk / (schedule.vpp - 1) : 1.0;
       add("<rect x=\"" + n(x) + "\" y=\"" + n(y) + "\" width=\"" + n(w) +
-          "\" height=\"" + n(rowHeight) + "\" fill=\"" +
-          fillOf(t.action.kind) + "\"" +
-          (opacity < 1 ? " fill-opacity=\"" + n(opacity) + "\"" : "") +
+          "\" height=\"" + n(rowHeight) + "\" fill=\"" + fillOf(t.action.kind) +
+          "\"" + (opacity < 1 ? " fill-opacity=\"" + n(opacity) + "\"" : "") +
           " stroke=\"#ffffff\" stroke-width=\"1\"><title>" +
           escapeXml(t.action.str()) + " " + n(t.start) + "-" + n(t.end) +
           "</title></rect>\n");
       if (w >= 12)
-        add("<text x=\"" + n(x + w / 2) + "\" y=\"" +
-            n(y + rowHeight / 2 + 4) +
+        add("<text x=\"" + n(x + w / 2) + "\" y=\"" + n(y + rowHeight / 2 + 4) +
             "\" font-size=\"11\" text-anchor=\"middle\" fill=\"" +
             textFillOf(t.action.kind) + "\">" +
             std::to_string(t.action.microbatch) + "</text>\n");
@@ -217,10 +218,9 @@ std::string renderTimelineSvg(const Schedule &schedule,
         "\" font-size=\"11\" text-anchor=\"middle\">" + n(t) + "</text>\n");
   }
   add("<text x=\"" + n(left) + "\" y=\"" + n(axisY + 36) +
-      "\" font-size=\"11\" fill=\"#555555\">time (F=" + n(costs.f) +
-      ", B=" + n(costs.b) + ", W=" + n(costs.w) +
-      ", transfer=" + n(costs.transfer) + "); makespan " +
-      n(result.makespan) + "</text>\n");
+      "\" font-size=\"11\" fill=\"#555555\">time (F=" + n(costs.f) + ", B=" +
+      n(costs.b) + ", W=" + n(costs.w) + ", transfer=" + n(costs.transfer) +
+      "); makespan " + n(result.makespan) + "</text>\n");
   add("</svg>\n");
   return out;
 }

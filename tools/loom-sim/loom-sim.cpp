@@ -119,8 +119,8 @@ static bool parseArgs(int argc, char **argv, Options &options, bool &help) {
       value = arg.substr(eq + 1);
       inlineValue = true;
     }
-    bool known = intFlags.count(flag) || textFlags.count(flag) ||
-                 flag == "--costs";
+    bool known =
+        intFlags.count(flag) || textFlags.count(flag) || flag == "--costs";
     if (!known) {
       fail("unknown argument '" + arg + "'; run 'loom-sim --help'");
       return false;
@@ -209,15 +209,15 @@ int main(int argc, char **argv) {
       const char *flag;
       std::optional<int64_t> given;
       int actual;
-    } sizes[] = {{"--pp", options.pp, schedule.pp},
-                 {"--vpp", options.vpp, schedule.vpp},
-                 {"--microbatches", options.microbatches,
-                  schedule.microbatches}};
+    } sizes[] = {
+        {"--pp", options.pp, schedule.pp},
+        {"--vpp", options.vpp, schedule.vpp},
+        {"--microbatches", options.microbatches, schedule.microbatches}};
     for (const Size &size : sizes)
       if (size.given && *size.given != size.actual)
-        return fail(std::string(size.flag) + " " +
-                    std::to_string(*size.given) + " does not match " +
-                    options.schedule + "'s " + std::to_string(size.actual));
+        return fail(std::string(size.flag) + " " + std::to_string(*size.given) +
+                    " does not match " + options.schedule + "'s " +
+                    std::to_string(size.actual));
   } else {
     if (!options.pp)
       return fail("--pp is required with --schedule " + options.schedule);
@@ -229,8 +229,7 @@ int main(int argc, char **argv) {
                   " needs --schedule interleaved");
     auto made = makeSchedule(options.schedule, static_cast<int>(*options.pp),
                              static_cast<int>(options.vpp.value_or(1)),
-                             static_cast<int>(*options.microbatches),
-                             &problem);
+                             static_cast<int>(*options.microbatches), &problem);
     if (!made)
       return fail(problem.id + ": " + problem.message);
     schedule = std::move(*made);
@@ -264,8 +263,7 @@ int main(int argc, char **argv) {
               formatNumber(c.transfer).c_str());
   std::printf("rank        busy        idle\n");
   for (size_t r = 0; r < result->ranks.size(); ++r)
-    std::printf("%4zu %11s %11s\n", r,
-                fixed(result->ranks[r].busy, 3).c_str(),
+    std::printf("%4zu %11s %11s\n", r, fixed(result->ranks[r].busy, 3).c_str(),
                 fixed(result->ranks[r].idle, 3).c_str());
   std::printf("makespan %s\n", fixed(result->makespan, 3).c_str());
   std::string theory = theoryText(schedule);
