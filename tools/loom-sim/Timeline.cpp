@@ -2,10 +2,11 @@
 
 #include "Timeline.h"
 
+#include "loom/runtime/AtomicFile.h"
+#include "loom/runtime/XmlText.h"
+
 #include <algorithm>
 #include <cstdio>
-#include <fstream>
-#include <unistd.h>
 
 namespace loom::schedule {
 
@@ -19,29 +20,6 @@ std::string formatNumber(double v) {
   if (s == "-0")
     s = "0";
   return s;
-}
-
-static std::string escapeXml(const std::string &text) {
-  std::string out;
-  for (char c : text) {
-    switch (c) {
-    case '&':
-      out += "&amp;";
-      break;
-    case '<':
-      out += "&lt;";
-      break;
-    case '>':
-      out += "&gt;";
-      break;
-    case '"':
-      out += "&quot;";
-      break;
-    default:
-      out += c;
-    }
-  }
-  return out;
 }
 
 static std::string percent(double fraction) {
@@ -155,7 +133,7 @@ std::string renderTimelineSvg(const Schedule &schedule,
   add("<text x=\"" + n(left) +
       "\" y=\"22\" font-size=\"16\" "
       "font-weight=\"bold\">" +
-      escapeXml(title) + "</text>\n");
+      runtime::xmlEscape(title) + "</text>\n");
 
   // Legend.
   double lx = left;
@@ -165,7 +143,7 @@ std::string renderTimelineSvg(const Schedule &schedule,
         "fill=\"" +
         e.fill + "\" stroke=\"#999999\" stroke-width=\"0.5\"/>\n");
     add("<text x=\"" + n(lx + 19) + "\" y=\"44\" font-size=\"12\">" +
-        escapeXml(e.label) + "</text>\n");
+        runtime::xmlEscape(e.label) + "</text>\n");
     lx += 19 + 7.0 * e.label.size() + 18;
   }
   add("<text x=\"" + n(lx) + "\" y=\"44\" font-size=\"12\" fill=\"#555555\">" +
@@ -191,8 +169,8 @@ std::string renderTimelineSvg(const Schedule &schedule,
           "\" height=\"" + n(rowHeight) + "\" fill=\"" + fillOf(t.action.kind) +
           "\"" + (opacity < 1 ? " fill-opacity=\"" + n(opacity) + "\"" : "") +
           " stroke=\"#ffffff\" stroke-width=\"1\"><title>" +
-          escapeXml(t.action.str()) + " " + n(t.start) + "-" + n(t.end) +
-          "</title></rect>\n");
+          runtime::xmlEscape(t.action.str()) + " " + n(t.start) + "-" +
+          n(t.end) + "</title></rect>\n");
       if (w >= 12)
         add("<text x=\"" + n(x + w / 2) + "\" y=\"" + n(y + rowHeight / 2 + 4) +
             "\" font-size=\"11\" text-anchor=\"middle\" fill=\"" +
@@ -225,23 +203,12 @@ std::string renderTimelineSvg(const Schedule &schedule,
   return out;
 }
 
-std::optional<std::string> writeFileAtomically(const std::string &path,
-                                               const std::string &text) {
-  std::string temp = path + ".tmp" + std::to_string(::getpid());
-  {
-    std::ofstream out(temp, std::ios::binary | std::ios::trunc);
-    if (!out)
-      return "cannot write '" + path + "'";
-    out << text;
-    out.flush();
-    if (!out) {
-      std::remove(temp.c_str());
-      return "cannot write '" + path + "'";
-    }
-  }
-  if (std::rename(temp.c_str(), path.c_str()) != 0) {
-    std::remove(temp.c_str());
-    return "cannot write '" + path + "'";
+std::optional<std::string> writeFile(const std::string &path,
+                                     const std::string &text) {
+  try {
+    runtime::writeFileAtomically(path, text);
+  } catch (const std::exception &e) {
+    return "cannot write '" + path + "': " + e.what();
   }
   return std::nullopt;
 }

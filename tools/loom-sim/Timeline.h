@@ -24,10 +24,11 @@ std::string renderTimelineSvg(const Schedule &schedule,
                               const SimulationResult &result,
                               const ActionCosts &costs);
 
-/// Writes `text` to a temporary file next to `path`, then renames it over
-/// `path`; the problem on failure.
-std::optional<std::string> writeFileAtomically(const std::string &path,
-                                               const std::string &text);
+/// Writes `text` over `path` atomically (the runtime's
+/// writeFileAtomically: flushed to disk, then renamed); the problem on
+/// failure.
+std::optional<std::string> writeFile(const std::string &path,
+                                     const std::string &text);
 
 } // namespace loom::schedule
 

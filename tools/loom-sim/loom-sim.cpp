@@ -236,7 +236,7 @@ int main(int argc, char **argv) {
   }
 
   if (!options.csvOut.empty())
-    if (auto error = writeFileAtomically(options.csvOut, writeCsv(schedule)))
+    if (auto error = writeFile(options.csvOut, writeCsv(schedule)))
       return fail(*error);
 
   std::vector<ScheduleProblem> problems = validateSchedule(schedule);
@@ -272,8 +272,8 @@ int main(int argc, char **argv) {
               theory.empty() ? "none for this schedule name" : theory.c_str());
 
   if (!options.svgOut.empty())
-    if (auto error = writeFileAtomically(
-            options.svgOut, renderTimelineSvg(schedule, *result, c)))
+    if (auto error =
+            writeFile(options.svgOut, renderTimelineSvg(schedule, *result, c)))
       return fail(*error);
   return 0;
 }

@@ -3,6 +3,7 @@
 #include "loom/runtime/train/LossPlot.h"
 
 #include "loom/runtime/AtomicFile.h"
+#include "loom/runtime/XmlText.h"
 
 #include <algorithm>
 #include <cmath>
@@ -12,30 +13,6 @@
 using namespace loom::runtime;
 
 namespace {
-
-std::string xmlEscape(const std::string &text) {
-  std::string out;
-  for (char c : text) {
-    switch (c) {
-    case '&':
-      out += "&amp;";
-      break;
-    case '<':
-      out += "&lt;";
-      break;
-    case '>':
-      out += "&gt;";
-      break;
-    case '"':
-      out += "&quot;";
-      break;
-    default:
-      // XML 1.0 has no representation of other control characters.
-      out += static_cast<unsigned char>(c) < 0x20 && c != '\t' ? ' ' : c;
-    }
-  }
-  return out;
-}
 
 std::string fixed(double v, int decimals = 2) {
   char buf[64];
