@@ -138,6 +138,14 @@ void regroupMicrobatches(BlockArgument input, int64_t dp) {
   }
 }
 
+/// A tensor of `rank` dimensions split over `axis` along `dim` alone.
+ShardingAttr splitOver(MLIRContext *context, FlatSymbolRefAttr mesh,
+                       int64_t rank, int64_t dim, StringRef axis) {
+  TensorSharding s = TensorSharding::replicated(rank);
+  s.dims[dim].push_back(axis);
+  return s.toAttr(context, mesh);
+}
+
 /// Megatron's vocab-parallel embedding and output layer: every embedding
 /// table (a parameter) and every loss's logits split their vocabulary over
 /// tp, so the logits are never gathered. A vocabulary that does not divide
@@ -146,10 +154,8 @@ LogicalResult seedVocabulary(func::FuncOp func, int64_t tp,
                              FlatSymbolRefAttr mesh) {
   MLIRContext *context = func.getContext();
   auto splitDim = [&](Value v, int64_t dim) {
-    TensorSharding s =
-        TensorSharding::replicated(cast<ShapedType>(v.getType()).getRank());
-    s.dims[dim].push_back("tp");
-    return s.toAttr(context, mesh);
+    return splitOver(context, mesh, cast<ShapedType>(v.getType()).getRank(),
+                     dim, "tp");
   };
   auto divides = [&](Operation *op, int64_t vocab) {
     if (vocab % tp == 0)
@@ -271,9 +277,7 @@ LogicalResult LoomApplyPlanPass::seed(func::FuncOp func,
            << size << ")";
   };
   auto sharding = [&](int64_t rank, int64_t dim, StringRef axis) {
-    TensorSharding s = TensorSharding::replicated(rank);
-    s.dims[dim].push_back(axis);
-    return s.toAttr(context, mesh);
+    return splitOver(context, mesh, rank, dim, axis);
   };
   bool independentRows = rowsAreIndependent(func);
   if (layout.dp > 1)

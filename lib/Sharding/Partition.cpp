@@ -63,6 +63,8 @@ private:
   /// `value` (whole over `axes`) as a partial sum over them: itself on the
   /// first rank of each group, zeros on the others.
   Value keepOnFirstRank(Value value, const AxisList &axes, Operation *user);
+  void setRankOffset(Operation *op, StringRef name, unsigned numElements,
+                     unsigned element, ArrayRef<StringRef> axes, int64_t unit);
   void joinSmallPartialSums(Operation *op, OpPlan &plan);
   LogicalResult partitionVocabulary(Operation *op, const OpPlan &plan);
   Value globalLogSumExp(Value logits, const AxisList &vocabAxes,
@@ -335,22 +337,11 @@ Value Partitioner::reshard(Value value, RankedTensorType global,
     RankedTensorType sliced = typeOf(next);
     RankedTensorType before = cast<RankedTensorType>(value.getType());
     SmallVector<int64_t> offsets(before.getRank(), 0);
-    SmallVector<Attribute> terms;
-    int64_t stride = sliced.getDimSize(dim);
-    for (StringRef axis :
-         llvm::reverse(ArrayRef<StringRef>(want).drop_front(axes.size()))) {
-      SmallVector<int64_t> coeffs(before.getRank(), 0);
-      coeffs[dim] = stride;
-      terms.push_back(RankTermAttr::get(b.getContext(), meshRef,
-                                        b.getStringAttr(axis), coeffs, 0));
-      stride *= mesh.getAxisSize(axis);
-    }
     auto op = SliceOp::create(b, loc, value, b.getDenseI64ArrayAttr(offsets),
                               b.getDenseI64ArrayAttr(sliced.getShape()));
-    op->setAttr(
-        LoomDialect::kRankTermsAttrName,
-        b.getDictionaryAttr(b.getNamedAttr(
-            "offsets", b.getArrayAttr(llvm::to_vector(llvm::reverse(terms))))));
+    setRankOffset(op, "offsets", before.getRank(), dim,
+                  ArrayRef<StringRef>(want).drop_front(axes.size()),
+                  sliced.getDimSize(dim));
     tagLike(op, user);
     value = op;
     from = next;
@@ -382,23 +373,11 @@ Value Partitioner::keepOnFirstRank(Value value, const AxisList &axes,
   auto zeros = FillOp::create(b, loc, type.clone(rest), b.getF64FloatAttr(0));
   auto stacked = ConcatOp::create(
       b, loc, type.clone(all), ValueRange{row, zeros}, b.getI64IntegerAttr(0));
-  SmallVector<Attribute> terms;
-  int64_t stride = 1;
-  for (StringRef axis : llvm::reverse(axes)) {
-    SmallVector<int64_t> coeffs(all.size(), 0);
-    coeffs[0] = stride;
-    terms.push_back(RankTermAttr::get(b.getContext(), meshRef,
-                                      b.getStringAttr(axis), coeffs, 0));
-    stride *= mesh.getAxisSize(axis);
-  }
   auto mine = SliceOp::create(
       b, loc, stacked,
       b.getDenseI64ArrayAttr(SmallVector<int64_t>(all.size(), 0)),
       b.getDenseI64ArrayAttr(one));
-  mine->setAttr(
-      LoomDialect::kRankTermsAttrName,
-      b.getDictionaryAttr(b.getNamedAttr(
-          "offsets", b.getArrayAttr(llvm::to_vector(llvm::reverse(terms))))));
+  setRankOffset(mine, "offsets", all.size(), 0, axes, 1);
   auto result = ReshapeOp::create(b, loc, type, mine);
   for (Operation *created :
        {row.getOperation(), zeros.getOperation(), stacked.getOperation(),
@@ -456,22 +435,33 @@ void Partitioner::joinSmallPartialSums(Operation *op, OpPlan &plan) {
     s.unreduced = pending;
 }
 
-/// Sets `op`'s `vocab_start` to the first vocabulary row of the rank's
-/// piece: (its index along `axes`) x `rows`, through rank terms.
-void Partitioner::setVocabStart(Operation *op, const AxisList &axes,
-                                int64_t rows) {
+/// Makes element `element` of `op`'s integer attribute `name` (of
+/// `numElements`) depend on the rank: it gains (the rank's row-major index
+/// along `axes`, major first) × `unit`, as the offset of the rank's piece.
+void Partitioner::setRankOffset(Operation *op, StringRef name,
+                                unsigned numElements, unsigned element,
+                                ArrayRef<StringRef> axes, int64_t unit) {
   SmallVector<Attribute> terms;
-  int64_t stride = rows;
+  int64_t stride = unit;
   for (StringRef axis : llvm::reverse(axes)) {
+    SmallVector<int64_t> coeffs(numElements, 0);
+    coeffs[element] = stride;
     terms.push_back(RankTermAttr::get(b.getContext(), meshRef,
-                                      b.getStringAttr(axis), {stride}, 0));
+                                      b.getStringAttr(axis), coeffs, 0));
     stride *= mesh.getAxisSize(axis);
   }
+  op->setAttr(
+      LoomDialect::kRankTermsAttrName,
+      b.getDictionaryAttr(b.getNamedAttr(
+          name, b.getArrayAttr(llvm::to_vector(llvm::reverse(terms))))));
+}
+
+/// Sets `op`'s `vocab_start` to the first vocabulary row of the rank's
+/// piece: (its index along `axes`) x `rows`.
+void Partitioner::setVocabStart(Operation *op, const AxisList &axes,
+                                int64_t rows) {
   op->setAttr("vocab_start", b.getI64IntegerAttr(0));
-  op->setAttr(LoomDialect::kRankTermsAttrName,
-              b.getDictionaryAttr(b.getNamedAttr(
-                  "vocab_start",
-                  b.getArrayAttr(llvm::to_vector(llvm::reverse(terms))))));
+  setRankOffset(op, "vocab_start", 1, 0, axes, rows);
 }
 
 /// Megatron's vocab-parallel cross-entropy statistics: each position's
@@ -638,17 +628,8 @@ LogicalResult Partitioner::rewrite(Operation *op, const OpPlan &givenPlan) {
     const AxisList &seqAxes = plan.operands[0].dims[1];
     if (!seqAxes.empty()) {
       // Rank r's positions start at (its index along the axes) x local S.
-      int64_t stride = cast<RankedTensorType>(rope.getType()).getDimSize(1);
-      SmallVector<Attribute> terms;
-      for (StringRef axis : llvm::reverse(seqAxes)) {
-        terms.push_back(RankTermAttr::get(b.getContext(), meshRef,
-                                          b.getStringAttr(axis), {stride}, 0));
-        stride *= mesh.getAxisSize(axis);
-      }
-      rope->setAttr(LoomDialect::kRankTermsAttrName,
-                    b.getDictionaryAttr(b.getNamedAttr(
-                        "position_offset", b.getArrayAttr(llvm::to_vector(
-                                               llvm::reverse(terms))))));
+      setRankOffset(rope, "position_offset", 1, 0, seqAxes,
+                    cast<RankedTensorType>(rope.getType()).getDimSize(1));
     }
   }
   if (failed(partitionVocabulary(op, plan)))

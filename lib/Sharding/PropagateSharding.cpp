@@ -51,11 +51,6 @@ struct FactorChoice {
   int priority = kUnset;
 };
 
-bool isPrefix(const AxisList &prefix, const AxisList &axes) {
-  return prefix.size() <= axes.size() &&
-         std::equal(prefix.begin(), prefix.end(), axes.begin());
-}
-
 class Propagation {
 public:
   Propagation(func::FuncOp func, MeshOp mesh)
@@ -140,7 +135,7 @@ bool Propagation::extend(Value value, const TensorSharding &proposed,
     used.insert(axes.begin(), axes.end());
   for (auto [dim, axes] : llvm::enumerate(proposed.dims)) {
     AxisList &current = s.sharding.dims[dim];
-    if (!isPrefix(current, axes) || current.size() == axes.size())
+    if (!isPrefixOf(current, axes) || current.size() == axes.size())
       continue;
     // Add the new axes that are free and still divide the dimension.
     AxisList grown = current;
@@ -194,7 +189,7 @@ bool Propagation::propagate(Operation *op, int level) {
         FactorChoice &choice = choices[factor];
         bool stronger = priority < choice.priority;
         bool extends = priority == choice.priority &&
-                       isPrefix(choice.axes, axes) &&
+                       isPrefixOf(choice.axes, axes) &&
                        axes.size() > choice.axes.size();
         if (stronger || extends)
           choice = {axes, priority};
