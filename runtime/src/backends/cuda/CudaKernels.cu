@@ -128,6 +128,21 @@ template <bool Max> __device__ float blockReduce(float v, float *sh) {
   return total;
 }
 
+/// A row's maximum (into `mx`) and Σ exp(row[i] − max), reduced over the
+/// block and returned to every thread: the statistics of softmax and of
+/// cross-entropy and its gradient.
+template <typename T>
+__device__ float blockSumExp(const T *row, int64_t n, float *sh, float &mx) {
+  float m = -INFINITY;
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x)
+    m = fmaxf(m, toF32(row[i]));
+  mx = blockReduce<true>(m, sh);
+  float s = 0.0f;
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x)
+    s += math::fastExp(toF32(row[i]) - mx);
+  return blockReduce<false>(s, sh);
+}
+
 //===- Fill, convert, gather ----------------------------------------------===//
 
 __global__ void fillK(void *out, int dt, int64_t n, float value) {
@@ -250,14 +265,8 @@ __global__ void softmaxRowsK(const T *x, T *y, int64_t rows, int64_t n) {
   for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
     const T *xr = x + r * n;
     T *yr = y + r * n;
-    float mx = -INFINITY;
-    for (int64_t i = threadIdx.x; i < n; i += blockDim.x)
-      mx = fmaxf(mx, toF32(xr[i]));
-    mx = blockReduce<true>(mx, sh);
-    float s = 0.0f;
-    for (int64_t i = threadIdx.x; i < n; i += blockDim.x)
-      s += math::fastExp(toF32(xr[i]) - mx);
-    float inv = 1.0f / blockReduce<false>(s, sh);
+    float mx;
+    float inv = 1.0f / blockSumExp(xr, n, sh, mx);
     for (int64_t i = threadIdx.x; i < n; i += blockDim.x)
       yr[i] = fromF32<T>(math::fastExp(toF32(xr[i]) - mx) * inv);
   }
@@ -376,14 +385,8 @@ __global__ void crossEntropyRowsK(const T *logits, int64_t rows, int64_t v,
       }
       continue;
     }
-    float mx = -INFINITY;
-    for (int64_t i = threadIdx.x; i < v; i += blockDim.x)
-      mx = fmaxf(mx, toF32(row[i]));
-    mx = blockReduce<true>(mx, sh);
-    float s = 0.0f;
-    for (int64_t i = threadIdx.x; i < v; i += blockDim.x)
-      s += math::fastExp(toF32(row[i]) - mx);
-    s = blockReduce<false>(s, sh);
+    float mx;
+    float s = blockSumExp(row, v, sh, mx);
     if (threadIdx.x == 0) {
       if (t < 0 || t >= v) {
         recordError(err, kErrCrossEntropyTarget, r, t, v);
@@ -620,14 +623,8 @@ __global__ void crossEntropyGradRowsK(const T *logits, int64_t rows, int64_t v,
         recordError(err, kErrCrossEntropyTarget, r, t, v);
       continue;
     }
-    float mx = -INFINITY;
-    for (int64_t i = threadIdx.x; i < v; i += blockDim.x)
-      mx = fmaxf(mx, toF32(row[i]));
-    mx = blockReduce<true>(mx, sh);
-    float s = 0.0f;
-    for (int64_t i = threadIdx.x; i < v; i += blockDim.x)
-      s += math::fastExp(toF32(row[i]) - mx);
-    float inv = 1.0f / blockReduce<false>(s, sh);
+    float mx;
+    float inv = 1.0f / blockSumExp(row, v, sh, mx);
     for (int64_t i = threadIdx.x; i < v; i += blockDim.x) {
       float p = math::fastExp(toF32(row[i]) - mx) * inv;
       g[i] = fromF32<T>((p - (i == t ? 1.0f : 0.0f)) * scale);
