@@ -35,6 +35,18 @@ static int64_t product(std::initializer_list<int64_t> factors) {
                         INT64_MAX);
 }
 
+std::optional<int64_t> loom::padVocabulary(const PlanSpec &spec,
+                                           int64_t vocab) {
+  int64_t multiple = product({spec.vocabMultiple, spec.tp});
+  if (multiple <= 0)
+    return std::nullopt;
+  int64_t chunks = vocab / multiple + (vocab % multiple != 0);
+  int64_t padded;
+  if (!checkedMul(chunks, multiple, padded))
+    return std::nullopt;
+  return padded;
+}
+
 namespace {
 /// One walk over the rules, collecting problems and the resolved layout.
 class PlanChecker {
@@ -184,10 +196,8 @@ void PlanChecker::checkTensorParallel(PlanLayout &layout) {
                         ") must be divisible by tp (" + str(tp) + ")");
 
   if (model.vocab > 0) {
-    int64_t multiple = product({spec.vocabMultiple, tp});
-    int64_t chunks = model.vocab / multiple + (model.vocab % multiple != 0);
-    int64_t padded;
-    if (multiple > 0 && checkedMul(chunks, multiple, padded)) {
+    if (std::optional<int64_t> pad = padVocabulary(spec, model.vocab)) {
+      int64_t padded = *pad;
       layout.paddedVocab = padded;
       if (padded != model.vocab)
         report(PlanSeverity::Note, "vocab-padding",

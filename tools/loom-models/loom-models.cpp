@@ -16,6 +16,7 @@
 #include "loom/Models/ModelZoo.h"
 #include "loom/Pipelines/Pipelines.h"
 #include "loom/Plan/PlanSpec.h"
+#include "loom/Plan/PlanValidation.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/MLIRContext.h"
@@ -258,15 +259,14 @@ int main(int argc, char **argv) {
     if (!spec)
       return fail("plan '" + options.plan +
                   "': " + llvm::toString(spec.takeError()));
-    int64_t multiple = spec->vocabMultiple * spec->tp;
-    if (multiple > 0 && config->vocab % multiple != 0) {
-      int64_t padded = (config->vocab / multiple + 1) * multiple;
+    std::optional<int64_t> padded = padVocabulary(*spec, config->vocab);
+    if (padded && *padded != config->vocab) {
       llvm::errs() << "loom-models: the vocabulary (" << config->vocab
-                   << ") is padded to " << padded
+                   << ") is padded to " << *padded
                    << ", a multiple of vocab_multiple * tp = "
                    << spec->vocabMultiple << " * " << spec->tp
                    << ", as Megatron pads it\n";
-      config->vocab = padded;
+      config->vocab = *padded;
     }
   }
   if (std::optional<std::string> error = validateModelConfig(*config))

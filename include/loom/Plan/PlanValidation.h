@@ -18,6 +18,7 @@
 #include "loom/Plan/PlanSpec.h"
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -91,6 +92,10 @@ std::string formatPlanProblem(const PlanProblem &problem);
 /// · pp · dp when dp is given, else the minimum pp · max(tp · cp, ep · etp);
 /// -1 when a degree is below 1 or the product exceeds 2^31 - 1.
 int64_t impliedWorldSize(const PlanSpec &spec);
+
+/// Megatron's padded vocabulary (`vocab_size_with_padding`): `vocab` rounded
+/// up to a multiple of vocab_multiple · tp; none when that overflows.
+std::optional<int64_t> padVocabulary(const PlanSpec &spec, int64_t vocab);
 
 } // namespace loom
 
