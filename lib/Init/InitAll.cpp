@@ -4,6 +4,7 @@
 #include "loom/Dialect/Loom/IR/LoomDialect.h"
 #include "loom/Dialect/Loom/Transforms/Passes.h"
 #include "loom/Pipelines/Pipelines.h"
+#include "loom/Pipelining/Passes.h"
 #include "loom/Sharding/Passes.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -20,5 +21,6 @@ void loom::registerAllPasses() {
   mlir::registerSymbolDCEPass();
   loom::registerLoomPasses();
   loom::registerLoomShardingPasses();
+  loom::registerLoomPipeliningPasses();
   loom::registerLoomPipelines();
 }

@@ -2,6 +2,7 @@
 
 #include "loom/Pipelines/Pipelines.h"
 #include "loom/Dialect/Loom/Transforms/Passes.h"
+#include "loom/Pipelining/Passes.h"
 #include "loom/Plan/PlanSpec.h"
 #include "loom/Sharding/Passes.h"
 
@@ -46,6 +47,23 @@ void loom::buildLoomParallelizePipeline(OpPassManager &pm,
     LoomOverlapGradReducePassOptions overlap;
     overlap.bucketSize = options.bucketSize;
     pm.addPass(createLoomOverlapGradReducePass(overlap));
+  }
+  // Pipeline stages: the per-rank step split by the schedule, one function
+  // per pipeline rank.
+  if (spec && spec->pp > 1) {
+    LoomSplitPipelinePassOptions split;
+    split.vpp = spec->vpp;
+    if (!options.schedule.empty())
+      split.schedule = options.schedule;
+    else {
+      // 1F1B over several model chunks is Megatron's interleaved schedule.
+      PipelineSchedule kind =
+          spec->schedule.value_or(PipelineSchedule::OneFOneB);
+      if (kind == PipelineSchedule::OneFOneB && spec->vpp > 1)
+        kind = PipelineSchedule::Interleaved;
+      split.schedule = stringifySchedule(kind).str();
+    }
+    pm.addPass(createLoomSplitPipelinePass(split));
   }
 }
 

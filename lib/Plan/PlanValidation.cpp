@@ -425,16 +425,6 @@ std::vector<PlanProblem> loom::checkSupported(const PlanSpec &spec,
     problems.push_back(
         {rule.str(), std::move(message), PlanSeverity::Unsupported});
   };
-  if (spec.pp > 1)
-    refuse("unsupported-pp",
-           "pipeline parallelism (pp=" + str(spec.pp) +
-               "): pipeline stages and schedules are not compiled yet");
-  if (spec.vpp > 1 || spec.vppLayers)
-    refuse("unsupported-vpp",
-           "virtual pipeline stages (" +
-               std::string(spec.vpp > 1 ? "vpp" : "vpp_layers") +
-               "): the interleaved schedule is not "
-               "compiled yet");
   if (spec.cp > 1)
     refuse("unsupported-cp", "context parallelism (cp=" + str(spec.cp) +
                                  "): ring attention is not compiled yet");

@@ -554,8 +554,84 @@ FailureOr<std::vector<uint8_t>> loom::emitProgram(func::FuncOp func) {
   return ProgramEmitter(func).emit();
 }
 
+/// A pipeline-parallel module (-loom-split-pipeline): one program per
+/// pipeline rank, in module order, wrapped in a program that carries the
+/// mesh and the schedule.
+static FailureOr<std::vector<uint8_t>> emitPipelineProgram(ModuleOp module) {
+  auto pipeline =
+      module->getAttrOfType<DictionaryAttr>(LoomDialect::kPipelineAttrName);
+  SmallVector<std::vector<uint8_t>> stages;
+  for (auto func : module.getOps<func::FuncOp>()) {
+    if (func.isExternal())
+      continue;
+    FailureOr<std::vector<uint8_t>> bytes = emitProgram(func);
+    if (failed(bytes))
+      return failure();
+    stages.push_back(std::move(*bytes));
+  }
+  int64_t pp = pipeline.getAs<IntegerAttr>("pp").getInt();
+  if (static_cast<int64_t>(stages.size()) != pp)
+    return module.emitError("the pipeline module has ")
+           << stages.size() << " function bodies for pp = " << pp;
+
+  flatbuffers::FlatBufferBuilder b;
+  std::vector<flatbuffers::Offset<fb::Stage>> stageTable;
+  for (const std::vector<uint8_t> &bytes : stages)
+    stageTable.push_back(fb::CreateStageDirect(b, &bytes));
+  std::vector<flatbuffers::Offset<fb::Mesh>> meshTable;
+  for (MeshOp mesh : module.getOps<MeshOp>()) {
+    std::vector<flatbuffers::Offset<fb::MeshAxis>> axes;
+    MeshAttr shape = mesh.getShape();
+    for (auto [name, size] :
+         llvm::zip(shape.getAxisNames(), shape.getAxisSizes()))
+      axes.push_back(
+          fb::CreateMeshAxisDirect(b, name.getValue().str().c_str(), size));
+    meshTable.push_back(
+        fb::CreateMeshDirect(b, mesh.getSymName().str().c_str(), &axes));
+  }
+  std::vector<flatbuffers::Offset<fb::KeyValue>> metadata;
+  if (auto model =
+          module->getAttrOfType<StringAttr>(LoomDialect::kModelAttrName))
+    metadata.push_back(
+        fb::CreateKeyValueDirect(b, "model", model.str().c_str()));
+  for (NamedAttribute entry : pipeline) {
+    std::string value;
+    if (auto i = dyn_cast<IntegerAttr>(entry.getValue()))
+      value = std::to_string(i.getInt());
+    else if (auto str = dyn_cast<StringAttr>(entry.getValue()))
+      value = str.str();
+    metadata.push_back(fb::CreateKeyValueDirect(
+        b, ("pipeline." + entry.getName().str()).c_str(), value.c_str()));
+  }
+  std::string name = "pipeline";
+  for (auto func : module.getOps<func::FuncOp>())
+    if (!func.isExternal()) {
+      // "train_step" from "train_step_pp0".
+      name = func.getSymName().rsplit("_pp").first.str();
+      break;
+    }
+  fb::Version version(runtime::kFormatMajor, runtime::kFormatMinor);
+  auto root = fb::CreateProgramDirect(
+      b, &version, name.c_str(), /*mesh=*/nullptr, /*arena_size=*/0,
+      /*buffers=*/nullptr, /*communicators=*/nullptr, /*constants=*/nullptr,
+      /*inputs=*/nullptr, /*outputs=*/nullptr, /*instructions=*/nullptr,
+      &metadata, &meshTable, runtime::kChecksumPlaceholder, &stageTable);
+  fb::FinishSizePrefixedProgramBuffer(b, root);
+  std::vector<uint8_t> bytes(b.GetBufferPointer(),
+                             b.GetBufferPointer() + b.GetSize());
+  if (!runtime::sealProgram(bytes))
+    return module.emitError("cannot seal the pipeline program");
+  std::string error = runtime::verifyProgram(bytes.data(), bytes.size());
+  if (!error.empty())
+    return module.emitError("the emitted pipeline program does not verify: ")
+           << error;
+  return bytes;
+}
+
 FailureOr<std::vector<uint8_t>> loom::emitProgram(ModuleOp module,
                                                   StringRef function) {
+  if (function.empty() && module->hasAttr(LoomDialect::kPipelineAttrName))
+    return emitPipelineProgram(module);
   SmallVector<func::FuncOp> funcs;
   for (auto func : module.getOps<func::FuncOp>())
     if (!func.isExternal() &&

@@ -58,6 +58,11 @@ struct ParallelizeOptions
       *this, "bucket-size",
       llvm::cl::desc("Bytes per gradient bucket with overlap-grad-reduce"),
       llvm::cl::init(160000000)};
+  Option<std::string> schedule{
+      *this, "schedule",
+      llvm::cl::desc("With pp > 1: a pipeline schedule CSV file "
+                     "(docs/Schedules.md) to run instead of the plan's "
+                     "schedule")};
 };
 
 /// The name `loom-parallelize` is registered for.

@@ -203,6 +203,29 @@ public:
     });
   }
 
+  void sendBuffered(const void *data, size_t bytes, int peer) override {
+    checkPeer(peer, "send");
+    if (peer == r_)
+      return send(data, bytes, peer);
+    run("send", peer, [&] {
+      auto copy = std::make_shared<std::vector<char>>(
+          static_cast<const char *>(data),
+          static_cast<const char *>(data) + bytes);
+      auto buf = ctx_->createUnboundBuffer(copy->data(), bytes);
+      buf->send(peer, gloo::Slot::build(kP2PSlotPrefix, sendSeq_[peer]++));
+      buffered_.push_back({Pending{std::move(buf), peer, true}, copy});
+    });
+  }
+
+  void flushSends() override {
+    std::deque<std::pair<Pending, std::shared_ptr<std::vector<char>>>> ops;
+    ops.swap(buffered_);
+    auto deadline = Clock::now() + deadline_;
+    for (auto &op : ops)
+      run("buffered send", op.first.peer,
+          [&] { complete(op.first, deadline); });
+  }
+
   void groupStart() override { ++groupDepth_; }
 
   void groupEnd() override {
@@ -425,6 +448,8 @@ private:
   std::vector<uint32_t> sendSeq_, recvSeq_;
   int groupDepth_ = 0;
   std::deque<Pending> pending_;
+  /// Buffered sends in flight, each with the copy of its bytes.
+  std::deque<std::pair<Pending, std::shared_ptr<std::vector<char>>>> buffered_;
   std::deque<SelfOp> selfSends_, selfRecvs_;
   std::string failure_;
 };

@@ -115,6 +115,8 @@ struct P2POp {
   int peer = -1;
   const void *sendBuf = nullptr;
   void *recvBuf = nullptr;
+  /// A buffered send's own copy of the bytes (sendBuf points into it).
+  std::vector<unsigned char> copy;
   size_t bytes = 0;
   bool done = false;
   std::string error;
@@ -365,6 +367,27 @@ public:
     post(op);
   }
 
+  void sendBuffered(const void *data, size_t bytes, int peer) override {
+    checkPeer(peer, "send");
+    auto op = std::make_shared<P2POp>();
+    op->isSend = true;
+    op->self = r_;
+    op->peer = peer;
+    op->copy.assign(static_cast<const unsigned char *>(data),
+                    static_cast<const unsigned char *>(data) + bytes);
+    op->sendBuf = op->copy.data();
+    op->bytes = bytes;
+    post(op, /*wait=*/false);
+    buffered_.push_back(op);
+  }
+
+  void flushSends() override {
+    std::vector<std::shared_ptr<P2POp>> ops;
+    ops.swap(buffered_);
+    if (!ops.empty())
+      waitOps(ops, "buffered send");
+  }
+
   void groupStart() override { ++groupDepth_; }
 
   void groupEnd() override {
@@ -523,7 +546,7 @@ private:
             q.end());
   }
 
-  void post(const std::shared_ptr<P2POp> &op) {
+  void post(const std::shared_ptr<P2POp> &op, bool wait = true) {
     std::string err;
     {
       std::lock_guard<std::mutex> lk(g_->mu);
@@ -554,6 +577,8 @@ private:
     }
     if (!err.empty())
       fail(err);
+    if (!wait)
+      return;
     if (groupDepth_ > 0) {
       groupOps_.push_back(op);
       return;
@@ -608,6 +633,7 @@ private:
   uint64_t seq_ = 0;
   int groupDepth_ = 0;
   std::vector<std::shared_ptr<P2POp>> groupOps_;
+  std::vector<std::shared_ptr<P2POp>> buffered_;
   std::vector<unsigned char> tmp_;
 };
 

@@ -668,6 +668,7 @@ void Executor::run() {
       throw ExecutionError("input '" + P.inputs()[i].name + "' of program '" +
                            P.name() + "' was never set before run()");
   std::vector<Communicator *> grouped; // communicators in the open group
+  std::vector<Communicator *> flushed; // communicators with buffered sends
   bool inGroup = false;
   KernelContext ctx{scratch_, scratchBytes_, backend_.get()};
   uint64_t peak = executedPeak_;
@@ -730,7 +731,16 @@ void Executor::run() {
           s.comm->groupStart();
           grouped.push_back(s.comm);
         }
-        if (s.kind == Step::Send)
+        if (s.kind == Step::Send && !inGroup) {
+          // Buffered: the rank goes on (a pipeline stage with its next
+          // microbatch); the end of the run waits for delivery.
+          backend_->synchronize();
+          s.comm->sendBuffered(s.call.in[0].data, s.call.in[0].bytes,
+                               static_cast<int>(peer));
+          if (std::find(flushed.begin(), flushed.end(), s.comm) ==
+              flushed.end())
+            flushed.push_back(s.comm);
+        } else if (s.kind == Step::Send)
           s.comm->send(s.call.in[0].data, s.call.in[0].bytes,
                        static_cast<int>(peer));
         else
@@ -780,6 +790,8 @@ void Executor::run() {
       traceEvents_.insert(traceEvents_.end(), ct->trace.begin(),
                           ct->trace.end());
     }
+    for (Communicator *c : flushed)
+      c->flushSends();
     backend_->synchronize();
   } catch (const CommThreadFailure &f) {
     executedPeak_ = peak;

@@ -58,13 +58,24 @@ int64_t rankOfEntry(const std::string &name) {
   return rank;
 }
 
-std::string inputNames(const Program &program) {
-  std::string names;
-  size_t shown = 0;
+/// The inputs of the program, or of any stage of a pipeline program.
+std::vector<std::string> allInputNames(const Program &program) {
+  std::vector<std::string> names;
   for (const Binding &b : program.inputs())
-    if (shown++ < 8)
-      names += (names.empty() ? "" : ", ") + b.name;
-  if (program.inputs().size() > 8)
+    names.push_back(b.name);
+  for (const auto &stage : program.stages())
+    for (const Binding &b : stage->inputs())
+      if (std::find(names.begin(), names.end(), b.name) == names.end())
+        names.push_back(b.name);
+  return names;
+}
+
+std::string inputNames(const Program &program) {
+  std::vector<std::string> all = allInputNames(program);
+  std::string names;
+  for (size_t i = 0; i < all.size() && i < 8; ++i)
+    names += (names.empty() ? "" : ", ") + all[i];
+  if (all.size() > 8)
     names += ", ...";
   return names;
 }
@@ -82,7 +93,9 @@ std::vector<std::string> checkNpyFiles(const Program &program,
       rankDirs.push_back(name);
     if (name.size() < 4 || name.compare(name.size() - 4, 4, ".npy") != 0)
       continue;
-    if (program.findInput(name.substr(0, name.size() - 4)) < 0)
+    std::vector<std::string> inputs = allInputNames(program);
+    if (std::find(inputs.begin(), inputs.end(),
+                  name.substr(0, name.size() - 4)) == inputs.end())
       fail("--inputs " + path +
            " is named after no input or parameter of the program (they are " +
            inputNames(program) + ")");

@@ -134,13 +134,15 @@ RankResult loom::runtime::runRank(const LaunchOptions &options,
                                   std::shared_ptr<const Program> program,
                                   int rank, int worldSize,
                                   CommunicatorFactory communicators) {
+  if (!options.inputsDir.empty())
+    checkInputs(*program, options.inputsDir, worldSize);
+  // A pipeline program: this rank runs its stage's program.
+  program = programForRank(program, rank);
   ExecutorOptions execOptions;
   execOptions.rank = meshRankFor(*program, rank, worldSize);
   execOptions.communicators = std::move(communicators);
   execOptions.trace = !options.tracePath.empty();
   execOptions.backend = options.backend;
-  if (!options.inputsDir.empty())
-    checkInputs(*program, options.inputsDir, worldSize);
   Executor exec(program, execOptions);
   std::vector<std::string> seeded = bindInputs(exec, options, rank);
 

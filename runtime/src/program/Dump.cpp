@@ -151,6 +151,9 @@ std::string Program::dump() const {
       os << " loc(" << quote(I.loc) << ")";
     os << "\n";
   }
+  // A pipeline program: each stage's program, after a `stage` line.
+  for (size_t i = 0; i < stages_.size(); ++i)
+    os << "stage " << i << "\n" << stages_[i]->dump();
   return os.str();
 }
 

@@ -589,7 +589,68 @@ std::shared_ptr<const Program> ProgramLoader::load(const void *data,
   if (P.minor_ < kFormatMinor)
     upgrade(P);
   verifyInstructions(P);
+  if (p->stages() && p->stages()->size())
+    loadStages(P, *p->stages());
   return prog;
+}
+
+void ProgramLoader::loadStages(
+    Program &P,
+    const flatbuffers::Vector<flatbuffers::Offset<fb::Stage>> &stages) {
+  if (!P.buffers_.empty() || !P.instrs_.empty() || !P.inputs_.empty() ||
+      !P.outputs_.empty())
+    fail("a pipeline program holds its stages' programs and no buffers, "
+         "bindings or instructions of its own");
+  const Mesh &mesh = P.mesh();
+  int pp = mesh.axisIndex("pp");
+  if (pp < 0)
+    fail("a pipeline program's mesh " + mesh.str() + " has no 'pp' axis");
+  if (static_cast<int64_t>(stages.size()) != mesh.axisSizes[pp])
+    fail("the program has " + std::to_string(stages.size()) +
+         " stages for a 'pp' axis of size " +
+         std::to_string(mesh.axisSizes[pp]));
+  for (const fb::Stage *stage : stages) {
+    std::string what = "stage " + std::to_string(P.stages_.size());
+    std::shared_ptr<const Program> program;
+    try {
+      program =
+          Program::load(stage->program()->data(), stage->program()->size());
+    } catch (const ProgramError &e) {
+      fail(what + ": " + e.what());
+    }
+    if (program->isPipeline())
+      fail(what + " is itself a pipeline program");
+    const Mesh &own = program->mesh();
+    if (own.axisNames != mesh.axisNames || own.axisSizes != mesh.axisSizes)
+      fail(what + " runs on mesh " + own.str() + ", not the program's " +
+           mesh.str());
+    P.stages_.push_back(std::move(program));
+  }
+}
+
+size_t Program::stageOf(int64_t rank) const {
+  if (stages_.empty())
+    return 0;
+  const Mesh &m = mesh();
+  int pp = m.axisIndex("pp");
+  int64_t stride = 1;
+  for (size_t a = pp + 1; a < m.axisSizes.size(); ++a)
+    stride *= m.axisSizes[a];
+  return static_cast<size_t>((rank / stride) % m.axisSizes[pp]);
+}
+
+std::string Program::metadataValue(const std::string &key) const {
+  for (const auto &[k, v] : metadata_)
+    if (k == key)
+      return v;
+  return "";
+}
+
+std::shared_ptr<const Program>
+programForRank(const std::shared_ptr<const Program> &program, int64_t rank) {
+  if (!program->isPipeline())
+    return program;
+  return program->stages()[program->stageOf(rank)];
 }
 
 std::shared_ptr<const Program> Program::load(const void *data, size_t size) {

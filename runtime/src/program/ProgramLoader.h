@@ -4,6 +4,7 @@
 #define LOOM_RUNTIME_SRC_PROGRAM_PROGRAMLOADER_H
 
 #include "loom/runtime/Program.h"
+#include "loom/runtime/program_generated.h"
 
 namespace loom::runtime {
 
@@ -17,6 +18,10 @@ private:
   /// current one before it is verified (Upgrade.cpp).
   static void upgrade(Program &program);
   static void upgradeFrom10(Program &program);
+  /// Loads a pipeline program's stage programs (format 1.4).
+  static void
+  loadStages(Program &program,
+             const flatbuffers::Vector<flatbuffers::Offset<fb::Stage>> &stages);
 };
 
 } // namespace loom::runtime

@@ -225,6 +225,21 @@ LogicalResult checkAsync(const Subject &s) {
   return success();
 }
 
+LogicalResult checkPipeline(const Subject &s) {
+  auto dict = dyn_cast<DictionaryAttr>(s.value);
+  if (!dict || !isa<ModuleOp>(s.owner))
+    return s.emitError() << "is a dictionary on a module";
+  for (StringRef key : {"pp", "vpp", "microbatches"}) {
+    auto value = dict.getAs<IntegerAttr>(key);
+    if (!value || value.getInt() < 1)
+      return s.emitError() << "needs a positive integer '" << key << "'";
+  }
+  for (StringRef key : {"schedule", "actions"})
+    if (!dict.getAs<StringAttr>(key))
+      return s.emitError() << "needs a string '" << key << "'";
+  return success();
+}
+
 const DiscardableAttr kAttrs[] = {
     {LoomDialect::kParamAttrName, OnArgument | OnResult, checkName},
     {LoomDialect::kStateAttrName, OnArgument | OnResult, checkName},
@@ -244,6 +259,7 @@ const DiscardableAttr kAttrs[] = {
     {LoomDialect::kArenaSizeAttrName, OnOp, checkNonNegative},
     {LoomDialect::kModelAttrName, OnOp, checkString},
     {LoomDialect::kAsyncAttrName, OnOp, checkAsync},
+    {LoomDialect::kPipelineAttrName, OnOp, checkPipeline},
 };
 
 /// Finds `attr`'s row and checks that it may appear at `place`.

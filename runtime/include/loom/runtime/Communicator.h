@@ -69,6 +69,16 @@ public:
   virtual void groupStart() = 0;
   virtual void groupEnd() = 0;
   virtual void barrier() = 0;
+  /// A buffered send (MPI's MPI_Bsend): the bytes are copied and the call
+  /// returns at once; the message pairs in order with this rank's other
+  /// sends to `peer`. A pipeline stage sends its activations this way and
+  /// goes on with its schedule. flushSends() waits until every buffered
+  /// send has been received, and throws CommError naming any that was not.
+  /// The default sends and waits at once.
+  virtual void sendBuffered(const void *data, size_t bytes, int peer) {
+    send(data, bytes, peer);
+  }
+  virtual void flushSends() {}
 };
 
 } // namespace loom::runtime

@@ -26,7 +26,7 @@ namespace loom::runtime {
 /// The format version this runtime reads and writes. Programs with another
 /// major version are rejected; any minor version of the same major loads.
 constexpr uint16_t kFormatMajor = 1;
-constexpr uint16_t kFormatMinor = 3;
+constexpr uint16_t kFormatMinor = 4;
 
 /// Maximum tensor rank.
 constexpr int kMaxRank = 8;
@@ -163,6 +163,18 @@ public:
   /// The stable text form (what `loom-dump` prints).
   std::string dump() const;
 
+  /// A pipeline-parallel program holds one program per pipeline rank (its
+  /// stages) and nothing else; the ranks whose coordinate on the mesh's
+  /// `pp` axis is i run stage i.
+  bool isPipeline() const { return !stages_.empty(); }
+  const std::vector<std::shared_ptr<const Program>> &stages() const {
+    return stages_;
+  }
+  /// The stage of world rank `rank` (its `pp` coordinate).
+  size_t stageOf(int64_t rank) const;
+  /// A metadata value, or "" when the key is absent.
+  std::string metadataValue(const std::string &key) const;
+
   /// A 64-bit hash of the program file's bytes: the ranks of a job check at
   /// rendezvous that they run the same program.
   uint64_t contentHash() const { return contentHash_; }
@@ -187,7 +199,13 @@ private:
   uint64_t constantsSize_ = 0;
   uint64_t contentHash_ = 0;
   bool hasChecksum_ = false;
+  std::vector<std::shared_ptr<const Program>> stages_;
 };
+
+/// The program world rank `rank` runs: its stage of a pipeline-parallel
+/// program, or `program` itself.
+std::shared_ptr<const Program>
+programForRank(const std::shared_ptr<const Program> &program, int64_t rank);
 
 /// Normalizes a possibly negative dimension index against `rank`; returns -1
 /// when out of range.

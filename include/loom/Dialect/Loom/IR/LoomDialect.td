@@ -78,6 +78,10 @@ def Loom_Dialect : Dialect {
     static constexpr llvm::StringLiteral kAsyncAttrName = "loom.async";
     /// Module attribute naming the zoo model a module was built from.
     static constexpr llvm::StringLiteral kModelAttrName = "loom.model";
+    /// Module attribute of a step split into pipeline ranks
+    /// (-loom-split-pipeline): a dictionary with `pp`, `vpp`,
+    /// `microbatches`, `schedule` (its name) and `actions` (its CSV).
+    static constexpr llvm::StringLiteral kPipelineAttrName = "loom.pipeline";
 
   private:
     /// Registers the attributes; defined beside their storage classes.

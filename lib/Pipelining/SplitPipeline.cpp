@@ -1,0 +1,633 @@
+//===- SplitPipeline.cpp - One program per pipeline rank ------------------===//
+//
+// The partitioned training step holds every microbatch's forward and
+// backward unrolled, each op tagged with its layer, phase and microbatch
+// (-loom-autodiff). Pipeline parallelism is a reordering of those ops over
+// the pipeline ranks:
+//
+//   1. every op gets a home: the ranks it runs on and its slot there, a
+//      compute action of the schedule (F, B or W of a stage and a
+//      microbatch) or the step's tail (gradient norm, optimizer);
+//   2. each rank's ops are sorted by (slot's place in the rank's action
+//      list, original order);
+//   3. every value read on a rank it was not made on becomes a message:
+//      a send right after it is made, a receive before its first use;
+//   4. each rank's ops are cloned, with its sends and receives, into a
+//      function of its own.
+//
+// Sends are buffered (the runtime copies the bytes and goes on), so a
+// rank never waits on a send; it waits on a receive only for a value its
+// peer makes without waiting on this rank's later work, since every rank
+// runs its ops in an order consistent with the schedule, which the
+// schedule validator has checked for deadlocks, and with the step's
+// dataflow. Point-to-point messages between two ranks pair in order, so a
+// receive is moved up where needed to keep the order of its peer's sends.
+//
+//===----------------------------------------------------------------------===//
+
+#include "loom/Dialect/Loom/IR/LoomOps.h"
+#include "loom/Pipelining/Passes.h"
+#include "loom/Schedule/Schedule.h"
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/IRMapping.h"
+#include "mlir/IR/Verifier.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
+#include "llvm/ADT/DenseSet.h"
+#include "llvm/Support/MemoryBuffer.h"
+
+#include <map>
+
+namespace loom {
+#define GEN_PASS_DEF_LOOMSPLITPIPELINEPASS
+#include "loom/Pipelining/Passes.h.inc"
+} // namespace loom
+
+using namespace mlir;
+using namespace loom;
+namespace sched = loom::schedule;
+
+namespace {
+
+/// Where an op runs.
+struct Home {
+  enum Kind { Free, Action, Tail, Unresolved } kind = Unresolved;
+  /// Pipeline ranks it runs on, ascending (one, or more for the update of a
+  /// parameter used on several ranks). Empty for Free ops: they run where
+  /// they are used.
+  SmallVector<int, 2> ranks;
+  /// For actions: the global stage, the action's kind and microbatch.
+  int stage = -1;
+  sched::ActionKind action = sched::ActionKind::F;
+  int microbatch = 0;
+};
+
+/// A value made on rank `from` and read on rank `to`.
+struct Message {
+  Value value;
+  int from = 0, to = 0;
+  /// Positions in the ranks' op lists: sent after op `sendAfter` of `from`;
+  /// received before op `recvBefore` of `to` (the list's size: before the
+  /// return).
+  size_t sendAfter = 0, recvBefore = 0;
+  unsigned id = 0;
+};
+
+class PipelineSplitter {
+public:
+  PipelineSplitter(ModuleOp module, func::FuncOp step, MeshOp mesh,
+                   sched::Schedule schedule, SmallVector<int64_t> stageOfLayer)
+      : module(module), step(step), mesh(mesh),
+        schedule(std::move(schedule)), stageOfLayer(std::move(stageOfLayer)),
+        P(this->schedule.pp) {}
+
+  LogicalResult run();
+
+private:
+  bool isFree(Value v) const {
+    if (isa<BlockArgument>(v))
+      return true;
+    auto it = homes.find(v.getDefiningOp());
+    return it != homes.end() && it->second.kind == Home::Free;
+  }
+  int rankOfStage(int stage) const { return stage % P; }
+  LogicalResult assignHomes();
+  void resolveFromUsers();
+  SmallVector<int, 2> ranksUsing(Value param);
+  LogicalResult orderRanks();
+  void planMessages();
+  LogicalResult buildFunctions();
+  /// The position of (kind, stage, microbatch) in rank r's compute actions.
+  std::optional<size_t> actionIndex(int rank, const Home &home) const;
+
+  ModuleOp module;
+  func::FuncOp step;
+  MeshOp mesh;
+  sched::Schedule schedule;
+  SmallVector<int64_t> stageOfLayer;
+  const int P;
+
+  DenseMap<Operation *, Home> homes;
+  DenseMap<Operation *, unsigned> order;
+  /// Per rank: its ops in execution order, and each op's position.
+  std::vector<std::vector<Operation *>> rankOps;
+  std::vector<DenseMap<Operation *, size_t>> rankPos;
+  std::vector<Message> messages;
+  /// Results every rank returns (the loss and the gradient norm).
+  llvm::DenseSet<unsigned> everywhereResults;
+};
+
+std::optional<size_t> PipelineSplitter::actionIndex(int rank,
+                                                    const Home &home) const {
+  size_t index = 0;
+  for (const sched::Action &a : schedule.ranks[rank]) {
+    if (!sched::isCompute(a.kind))
+      continue;
+    if (a.kind == home.action && a.stage == home.stage &&
+        a.microbatch == home.microbatch)
+      return index;
+    ++index;
+  }
+  return std::nullopt;
+}
+
+SmallVector<int, 2> PipelineSplitter::ranksUsing(Value param) {
+  std::set<int> ranks;
+  SmallVector<Value> worklist{param};
+  llvm::DenseSet<Value> seen;
+  while (!worklist.empty()) {
+    Value v = worklist.pop_back_val();
+    if (!seen.insert(v).second)
+      continue;
+    for (Operation *user : v.getUsers()) {
+      if (isa<AdamWOp>(user))
+        continue;
+      auto it = homes.find(user);
+      if (it == homes.end())
+        continue;
+      if (it->second.kind == Home::Free) {
+        for (Value r : user->getResults())
+          worklist.push_back(r);
+        continue;
+      }
+      ranks.insert(it->second.ranks.begin(), it->second.ranks.end());
+    }
+  }
+  return SmallVector<int, 2>(ranks.begin(), ranks.end());
+}
+
+LogicalResult PipelineSplitter::assignHomes() {
+  bool splits = schedule.splitsBackward();
+  unsigned index = 0;
+  for (Operation &op : step.getBody().front().without_terminator()) {
+    order[&op] = index++;
+    Home home;
+    // Constants, and views and casts of arguments (a microbatch's rows of
+    // the tokens, a parameter's low-precision copy), are repeated where
+    // used; any other op computes on some stage.
+    bool operandsFree =
+        llvm::all_of(op.getOperands(), [&](Value v) { return isFree(v); });
+    bool viewOrConstant =
+        op.getNumOperands() == 0 ||
+        isa<ReshapeOp, SliceOp, ConvertOp, BroadcastOp, TransposeOp>(op);
+    if (operandsFree && viewOrConstant && isMemoryEffectFree(&op) &&
+        op.getNumRegions() == 0 && !op.hasAttr("mesh")) {
+      home.kind = Home::Free;
+      homes[&op] = home;
+      continue;
+    }
+    // The homes of the operands made by ops of some rank.
+    SmallVector<const Home *> staged;
+    for (Value v : op.getOperands())
+      if (!isFree(v)) {
+        const Home &h = homes[v.getDefiningOp()];
+        if (h.kind != Home::Unresolved)
+          staged.push_back(&h);
+      }
+    auto phase = op.getAttrOfType<PhaseAttr>(LoomDialect::kPhaseAttrName);
+    if (phase && !isa<AdamWOp>(op)) {
+      home.kind = Home::Action;
+      bool forward = phase.getValue() == Phase::fwd;
+      home.action = forward ? sched::ActionKind::F
+                    : phase.getValue() == Phase::bwd_weight && splits
+                        ? sched::ActionKind::W
+                        : sched::ActionKind::B;
+      if (auto mb = op.getAttrOfType<IntegerAttr>(
+              LoomDialect::kMicrobatchAttrName))
+        home.microbatch = mb.getInt();
+      if (auto layer =
+              op.getAttrOfType<IntegerAttr>(LoomDialect::kLayerAttrName)) {
+        int64_t l = layer.getInt();
+        if (l < 0 || l >= static_cast<int64_t>(stageOfLayer.size()))
+          return op.emitError("layer ") << l << " outside the model's "
+                                        << stageOfLayer.size() << " layers";
+        home.stage = stageOfLayer[l];
+      } else {
+        // The embedding joins the first stage and the head the last
+        // through the dataflow: a forward op follows its latest operand, a
+        // backward op its earliest (its cotangent flows towards stage 0).
+        for (const Home *h : staged) {
+          int s = h->kind == Home::Action ? h->stage : P * schedule.vpp - 1;
+          if (home.stage < 0)
+            home.stage = s;
+          else
+            home.stage =
+                forward ? std::max(home.stage, s) : std::min(home.stage, s);
+        }
+        if (home.stage < 0) {
+          home.kind = Home::Unresolved;
+          homes[&op] = home;
+          continue;
+        }
+      }
+      home.ranks = {rankOfStage(home.stage)};
+      homes[&op] = home;
+      continue;
+    }
+    if (isa<AdamWOp>(op)) {
+      // The update runs on every rank that uses the parameter, so that a
+      // parameter shared by two stages (tied embeddings) stays one value.
+      home.kind = Home::Tail;
+      home.ranks = ranksUsing(op.getOperand(0));
+      if (home.ranks.empty())
+        home.ranks = {0};
+      homes[&op] = home;
+      continue;
+    }
+    if (staged.empty()) {
+      homes[&op] = home; // Unresolved: placed with its first user.
+      continue;
+    }
+    // Untagged ops the partitioner added inside an action (a gradient's
+    // reduction after its last microbatch, a resharding) stay in it when
+    // all their operands come from actions of one stage; the rest is tail.
+    bool oneStage = llvm::all_of(staged, [&](const Home *h) {
+      return h->kind == Home::Action && h->stage == staged.front()->stage;
+    });
+    if (oneStage) {
+      const Home *latest = staged.front();
+      int rank = latest->ranks.front();
+      size_t latestIndex = *actionIndex(rank, *latest);
+      for (const Home *h : staged)
+        if (size_t i = *actionIndex(rank, *h); i > latestIndex) {
+          latest = h;
+          latestIndex = i;
+        }
+      homes[&op] = *latest;
+      continue;
+    }
+    home.kind = Home::Tail;
+    bool sameReplicas = llvm::all_of(staged, [&](const Home *h) {
+      return h->kind == Home::Tail && h->ranks == staged.front()->ranks;
+    });
+    if (sameReplicas) {
+      home.ranks = staged.front()->ranks;
+    } else {
+      int stage = -1;
+      for (const Home *h : staged)
+        stage = std::max(stage, h->kind == Home::Action
+                                    ? h->stage
+                                    : static_cast<int>(h->ranks.back()));
+      home.ranks = {rankOfStage(stage)};
+    }
+    homes[&op] = home;
+  }
+  resolveFromUsers();
+  return success();
+}
+
+void PipelineSplitter::resolveFromUsers() {
+  Block &body = step.getBody().front();
+  for (Operation &op : llvm::reverse(body.without_terminator())) {
+    Home &home = homes[&op];
+    if (home.kind != Home::Unresolved)
+      continue;
+    const Home *first = nullptr;
+    unsigned firstOrder = ~0u;
+    for (Operation *user : op.getUsers()) {
+      auto it = homes.find(user);
+      if (it == homes.end() || it->second.kind == Home::Unresolved ||
+          it->second.kind == Home::Free)
+        continue;
+      if (order[user] < firstOrder) {
+        firstOrder = order[user];
+        first = &it->second;
+      }
+    }
+    if (first) {
+      home = *first;
+    } else {
+      home.kind = Home::Tail;
+      home.ranks = {P - 1};
+    }
+  }
+}
+
+LogicalResult PipelineSplitter::orderRanks() {
+  rankOps.assign(P, {});
+  rankPos.clear();
+  rankPos.resize(P);
+  std::vector<std::vector<std::pair<uint64_t, Operation *>>> keyed(P);
+  for (Operation &op : step.getBody().front().without_terminator()) {
+    const Home &home = homes[&op];
+    if (home.kind == Home::Free)
+      continue;
+    for (int rank : home.ranks) {
+      uint64_t slot = ~0u;
+      if (home.kind == Home::Action) {
+        std::optional<size_t> index = actionIndex(rank, home);
+        if (!index)
+          return op.emitError("the pipeline schedule '")
+                 << schedule.name << "' has no "
+                 << sched::Action{home.action, home.stage, home.microbatch}
+                        .str()
+                 << " on rank " << rank << " for this op";
+        slot = *index;
+      }
+      keyed[rank].push_back({(slot << 32) | order[&op], &op});
+    }
+  }
+  for (int r = 0; r < P; ++r) {
+    llvm::stable_sort(keyed[r], llvm::less_first());
+    for (auto &[key, op] : keyed[r]) {
+      rankPos[r][op] = rankOps[r].size();
+      rankOps[r].push_back(op);
+    }
+  }
+  return success();
+}
+
+void PipelineSplitter::planMessages() {
+  auto returnOp = cast<func::ReturnOp>(step.getBody().front().getTerminator());
+  for (auto [i, v] : llvm::enumerate(returnOp.getOperands())) {
+    auto name = step.getResultAttrOfType<StringAttr>(
+        i, LoomDialect::kOutputAttrName);
+    if (name && (name.getValue() == "loss" || name.getValue() == "grad_norm"))
+      everywhereResults.insert(i);
+  }
+  // (value, receiving rank) -> message.
+  std::map<std::pair<void *, int>, size_t> byUse;
+  auto need = [&](Value v, int to, size_t position) {
+    if (isFree(v))
+      return;
+    Operation *def = v.getDefiningOp();
+    const Home &home = homes[def];
+    if (llvm::is_contained(home.ranks, to))
+      return;
+    auto [it, inserted] =
+        byUse.try_emplace({v.getAsOpaquePointer(), to}, messages.size());
+    if (!inserted)
+      return;
+    Message m;
+    m.value = v;
+    m.from = home.ranks.front();
+    m.to = to;
+    m.sendAfter = rankPos[m.from][def];
+    m.recvBefore = position;
+    m.id = messages.size();
+    messages.push_back(m);
+  };
+  for (int r = 0; r < P; ++r) {
+    for (auto [pos, op] : llvm::enumerate(rankOps[r]))
+      for (Value v : op->getOperands())
+        need(v, r, pos);
+    for (auto [i, v] : llvm::enumerate(returnOp.getOperands()))
+      if (everywhereResults.contains(i))
+        need(v, r, rankOps[r].size());
+  }
+  // Receives from one peer in the order of its sends: walking a channel's
+  // messages from the last sent, each is received no later than the next.
+  std::map<std::pair<int, int>, std::vector<Message *>> channels;
+  for (Message &m : messages)
+    channels[{m.from, m.to}].push_back(&m);
+  for (auto &[key, list] : channels) {
+    llvm::stable_sort(list, [](const Message *a, const Message *b) {
+      return std::tie(a->sendAfter, a->id) < std::tie(b->sendAfter, b->id);
+    });
+    for (size_t i = list.size(); i-- > 1;)
+      list[i - 1]->recvBefore =
+          std::min(list[i - 1]->recvBefore, list[i]->recvBefore);
+  }
+}
+
+LogicalResult PipelineSplitter::buildFunctions() {
+  OpBuilder b(module.getContext());
+  b.setInsertionPoint(step);
+  Location loc = step.getLoc();
+  auto meshRef = FlatSymbolRefAttr::get(mesh.getSymNameAttr());
+  ArrayAttr ppAxes = b.getStrArrayAttr({"pp"});
+  auto returnOp = cast<func::ReturnOp>(step.getBody().front().getTerminator());
+
+  // Per rank: messages to receive before each position and to send after
+  // each position, in channel order.
+  for (int r = 0; r < P; ++r) {
+    std::map<size_t, std::vector<const Message *>> recvAt, sendAfter;
+    for (const Message &m : messages) {
+      if (m.to == r)
+        recvAt[m.recvBefore].push_back(&m);
+      if (m.from == r)
+        sendAfter[m.sendAfter].push_back(&m);
+    }
+    for (auto *lists : {&recvAt, &sendAfter})
+      for (auto &[pos, list] : *lists)
+        llvm::stable_sort(list, [](const Message *a, const Message *b) {
+          return std::tie(a->sendAfter, a->id) < std::tie(b->sendAfter, b->id);
+        });
+
+    auto func = func::FuncOp::create(
+        b, loc, (step.getSymName() + "_pp" + Twine(r)).str(),
+        step.getFunctionType());
+    // Argument attributes are copied; result attributes once the results
+    // are known.
+    for (unsigned i = 0; i < step.getNumArguments(); ++i)
+      func.setArgAttrs(i, step.getArgAttrDict(i));
+    Block *body = func.addEntryBlock();
+    OpBuilder fb = OpBuilder::atBlockEnd(body);
+    IRMapping map;
+    for (auto [from, to] :
+         llvm::zip(step.getArguments(), body->getArguments()))
+      map.map(from, to);
+
+    // Ops that read only arguments are cloned where first needed.
+    std::function<Value(Value)> local = [&](Value v) -> Value {
+      if (Value mapped = map.lookupOrNull(v))
+        return mapped;
+      Operation *def = v.getDefiningOp();
+      for (Value operand : def->getOperands())
+        local(operand);
+      fb.clone(*def, map);
+      return map.lookup(v);
+    };
+    auto receive = [&](size_t pos) {
+      for (const Message *m : recvAt[pos]) {
+        auto recv = RecvOp::create(fb, m->value.getLoc(), m->value.getType(),
+                                   meshRef, ppAxes,
+                                   fb.getI64IntegerAttr(m->from - m->to));
+        map.map(m->value, recv.getResult());
+      }
+    };
+    for (auto [pos, op] : llvm::enumerate(rankOps[r])) {
+      receive(pos);
+      for (Value operand : op->getOperands())
+        if (!map.contains(operand)) {
+          if (!isFree(operand))
+            return op->emitError("loom-split-pipeline: internal error: an "
+                                 "operand is not ready on pipeline rank ")
+                   << r;
+          local(operand);
+        }
+      fb.clone(*op, map);
+      for (const Message *m : sendAfter[pos])
+        SendOp::create(fb, m->value.getLoc(), map.lookup(m->value), meshRef,
+                       ppAxes, fb.getI64IntegerAttr(m->to - m->from));
+    }
+    receive(rankOps[r].size());
+
+    // Results: what lives on this rank, and the loss and gradient norm.
+    SmallVector<Value> results;
+    SmallVector<DictionaryAttr> resultAttrs;
+    for (auto [i, v] : llvm::enumerate(returnOp.getOperands())) {
+      Value mapped = map.lookupOrNull(v);
+      if (!mapped && isFree(v))
+        mapped = local(v);
+      if (!mapped)
+        continue;
+      results.push_back(mapped);
+      resultAttrs.push_back(step.getResultAttrDict(i));
+    }
+    func::ReturnOp::create(fb, loc, results);
+    func.setType(FunctionType::get(module.getContext(),
+                                   body->getArgumentTypes(),
+                                   ValueRange(results).getTypes()));
+    for (auto [i, attrs] : llvm::enumerate(resultAttrs))
+      if (attrs)
+        func.setResultAttrs(i, attrs);
+    // Arguments this rank never reads go.
+    llvm::BitVector unused(body->getNumArguments());
+    for (BlockArgument arg : body->getArguments())
+      if (arg.use_empty())
+        unused.set(arg.getArgNumber());
+    if (failed(func.eraseArguments(unused)))
+      return func.emitError("cannot drop unused arguments");
+  }
+  return success();
+}
+
+LogicalResult PipelineSplitter::run() {
+  if (failed(assignHomes()) || failed(orderRanks()))
+    return failure();
+  planMessages();
+  if (failed(buildFunctions()))
+    return failure();
+
+  Builder b(module.getContext());
+  module->setAttr(
+      LoomDialect::kPipelineAttrName,
+      b.getDictionaryAttr({
+          b.getNamedAttr("pp", b.getI64IntegerAttr(schedule.pp)),
+          b.getNamedAttr("vpp", b.getI64IntegerAttr(schedule.vpp)),
+          b.getNamedAttr("microbatches",
+                         b.getI64IntegerAttr(schedule.microbatches)),
+          b.getNamedAttr("schedule", b.getStringAttr(schedule.name)),
+          b.getNamedAttr("actions",
+                         b.getStringAttr(sched::writeCsv(schedule))),
+      }));
+  step.erase();
+  return success();
+}
+
+struct LoomSplitPipelinePass
+    : public loom::impl::LoomSplitPipelinePassBase<LoomSplitPipelinePass> {
+  using LoomSplitPipelinePassBase::LoomSplitPipelinePassBase;
+
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    MeshOp mesh;
+    for (MeshOp m : module.getOps<MeshOp>())
+      if (m.getShape().getAxisIndex("pp"))
+        mesh = m;
+    if (!mesh)
+      return; // No pipeline axis: nothing to split.
+    int64_t pp = mesh.getShape().getAxisSize("pp");
+    SmallVector<func::FuncOp> bodies;
+    for (auto func : module.getOps<func::FuncOp>())
+      if (!func.isExternal())
+        bodies.push_back(func);
+    if (bodies.size() != 1) {
+      module.emitError("-loom-split-pipeline needs exactly one function "
+                       "body (the training step), found ")
+          << bodies.size();
+      return signalPassFailure();
+    }
+    func::FuncOp step = bodies.front();
+
+    // Layers and microbatches, from the tags.
+    int64_t layers = 0, microbatches = 1;
+    step.walk([&](Operation *op) {
+      if (auto l = op->getAttrOfType<IntegerAttr>(LoomDialect::kLayerAttrName))
+        layers = std::max(layers, l.getInt() + 1);
+      if (auto m =
+              op->getAttrOfType<IntegerAttr>(LoomDialect::kMicrobatchAttrName))
+        microbatches = std::max(microbatches, m.getInt() + 1);
+    });
+    if (layers == 0) {
+      step.emitError("-loom-split-pipeline: no op carries `loom.layer`; "
+                     "the training step of a zoo or builder model has them");
+      return signalPassFailure();
+    }
+    int64_t stages = pp * vpp;
+    SmallVector<int64_t> perStage(layout.begin(), layout.end());
+    if (perStage.empty()) {
+      if (layers % stages != 0) {
+        step.emitError("[layers-stages] the layers (")
+            << layers << ") do not divide evenly over pp * vpp = " << stages
+            << " virtual stages; give layout=<layers per stage,...>";
+        return signalPassFailure();
+      }
+      perStage.assign(stages, layers / stages);
+    }
+    int64_t sum = 0;
+    for (int64_t n : perStage) {
+      if (n < 1) {
+        step.emitError("[layout] every virtual stage needs at least one "
+                       "layer, layout has ")
+            << n;
+        return signalPassFailure();
+      }
+      sum += n;
+    }
+    if (static_cast<int64_t>(perStage.size()) != stages || sum != layers) {
+      step.emitError("[layout] layout gives ")
+          << perStage.size() << " stages with " << sum
+          << " layers; the step has " << layers << " layers over pp * vpp = "
+          << stages << " virtual stages";
+      return signalPassFailure();
+    }
+    SmallVector<int64_t> stageOfLayer;
+    for (auto [s, n] : llvm::enumerate(perStage))
+      stageOfLayer.append(n, s);
+
+    // The schedule: generated by name, or read from a CSV file.
+    std::optional<sched::Schedule> made;
+    sched::ScheduleProblem problem;
+    StringRef name = schedule;
+    if (name.ends_with(".csv")) {
+      auto file = llvm::MemoryBuffer::getFile(name);
+      if (!file) {
+        step.emitError("cannot read the schedule file '")
+            << name << "': " << file.getError().message();
+        return signalPassFailure();
+      }
+      made = sched::readCsv((*file)->getBuffer().str(), &problem);
+      if (made && (made->pp != pp || made->vpp != vpp ||
+                   made->microbatches != microbatches)) {
+        step.emitError("[schedule-size] the schedule in '")
+            << name << "' is for pp=" << made->pp << ", vpp=" << made->vpp
+            << ", " << made->microbatches << " microbatches; the step has pp="
+            << pp << ", vpp=" << vpp << ", " << microbatches << " microbatches";
+        return signalPassFailure();
+      }
+    } else {
+      made = sched::makeSchedule(name.str(), pp, vpp, microbatches, &problem);
+    }
+    if (!made) {
+      step.emitError("[") << problem.id << "] " << problem.message;
+      return signalPassFailure();
+    }
+    std::vector<sched::ScheduleProblem> problems =
+        sched::validateSchedule(*made);
+    if (!problems.empty()) {
+      InFlightDiagnostic diag = step.emitError("the pipeline schedule '")
+                                << made->name << "' is not sound:";
+      for (const sched::ScheduleProblem &p : problems)
+        diag << " [" << p.id << "] " << p.message << ";";
+      return signalPassFailure();
+    }
+    PipelineSplitter splitter(module, step, mesh, std::move(*made),
+                              std::move(stageOfLayer));
+    if (failed(splitter.run()))
+      return signalPassFailure();
+  }
+};
+
+} // namespace
