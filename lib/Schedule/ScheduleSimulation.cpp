@@ -1,8 +1,9 @@
 //===- ScheduleSimulation.cpp - Lock-step replay of a schedule
 //--------------===//
 //
-// Every rank runs its list in order. Compute actions take their cost; a send
-// takes no time on its rank and delivers `transfer` later; a receive waits for
+// Every rank runs its list in order. Compute actions take their cost (their
+// stage's, when ActionCosts::perStage is given); a send takes no time on its
+// rank and delivers its stage's `transfer` later; a receive waits for
 // the matching send (the k-th receive on a (from, to, direction) channel takes
 // the k-th send, as NCCL and Gloo pair point-to-point messages). A rank blocked
 // on a receive whose send never comes is a deadlock.
@@ -45,7 +46,6 @@ std::optional<SimulationResult> simulate(const Schedule &schedule,
                                          ScheduleProblem *error) {
   int p = (int)schedule.ranks.size();
   bool split = schedule.splitsBackward();
-  double bCost = split ? costs.b : costs.b + costs.w;
   std::vector<size_t> pc(p, 0);
   std::vector<double> now(p, 0.0);
   std::map<Channel, std::vector<double>> arrivals;
@@ -72,13 +72,15 @@ std::optional<SimulationResult> simulate(const Schedule &schedule,
           t.end = std::max(now[r], sent[k]);
           ++k;
         } else if (a.kind == ActionKind::SendF || a.kind == ActionKind::SendB) {
-          arrivals[channelOf(schedule, r, a)].push_back(now[r] +
-                                                        costs.transfer);
+          arrivals[channelOf(schedule, r, a)].push_back(
+              now[r] + costs.of(a.stage).transfer);
           t.end = now[r];
         } else {
-          double cost = a.kind == ActionKind::F   ? costs.f
-                        : a.kind == ActionKind::B ? bCost
-                                                  : costs.w;
+          StageCosts stage = costs.of(a.stage);
+          double cost = a.kind == ActionKind::F ? stage.f
+                        : a.kind == ActionKind::B
+                            ? (split ? stage.b : stage.b + stage.w)
+                            : stage.w;
           t.end = now[r] + cost;
           result.ranks[r].busy += cost;
         }

@@ -369,3 +369,21 @@ TEST(ScheduleTest, BubbleFractionsMatchTheory) {
       EXPECT_LT(zb->bubbleFraction, f1b->bubbleFraction / 2);
     }
 }
+
+// Per-stage costs replace the uniform ones: each stage's compute takes its
+// own time, and a send arrives after its sender stage's transfer.
+TEST(ScheduleTest, SimulatorPerStageCosts) {
+  auto s = makeGPipe(2, 1);
+  ASSERT_TRUE(s);
+  ActionCosts costs;
+  costs.perStage = {StageCosts{1, 1, 0, 0.5}, StageCosts{3, 2, 0, 0.25}};
+  auto sim = simulate(*s, costs);
+  ASSERT_TRUE(sim);
+  // Rank 1: F from 1.5 (1 + 0.5) to 4.5, B to 6.5; rank 0's B waits for
+  // the gradient until 6.75 and ends at 7.75.
+  EXPECT_DOUBLE_EQ(sim->ranks[1].busy, 5.0);
+  EXPECT_DOUBLE_EQ(sim->ranks[0].busy, 2.0);
+  EXPECT_DOUBLE_EQ(sim->makespan, 7.75);
+  EXPECT_DOUBLE_EQ(costs.of(1).f, 3.0);
+  EXPECT_DOUBLE_EQ(costs.of(5).f, 1.0); // out of range: the uniform costs
+}

@@ -135,6 +135,16 @@ std::vector<ScheduleProblem> validateSchedule(const Schedule &schedule);
 // Simulation
 //===----------------------------------------------------------------------===//
 
+/// The costs of one global stage's actions (ActionCosts::perStage).
+struct StageCosts {
+  double f = 1.0;
+  double b = 1.0;
+  double w = 1.0;
+  /// Time from a send of this stage (its F output or its B input gradient)
+  /// to the matching receive.
+  double transfer = 0.0;
+};
+
 /// Time of each action. Without W actions, B is the full backward and costs
 /// b + w. Sends are asynchronous (the sender does not wait); a receive ends
 /// `transfer` after its send.
@@ -143,6 +153,18 @@ struct ActionCosts {
   double b = 1.0;
   double w = 1.0;
   double transfer = 0.0;
+  /// When not empty, one entry per global stage (pp · vpp), used instead of
+  /// f, b, w and transfer: stages may differ (the first holds the
+  /// embedding, the last the output layer; a transfer within a node is
+  /// faster than one across nodes).
+  std::vector<StageCosts> perStage;
+
+  /// The costs of `stage`: perStage[stage], or f, b, w and transfer.
+  StageCosts of(int stage) const {
+    if (stage >= 0 && static_cast<size_t>(stage) < perStage.size())
+      return perStage[stage];
+    return {f, b, w, transfer};
+  }
 };
 
 struct TimedAction {
