@@ -1,0 +1,198 @@
+//===- TrainingStep.h - Time and memory of one training step ----*- C++ -*-===//
+//
+// Prices one optimizer step of a dense decoder-only transformer under a
+// parallel plan (tp with sp, pp with vpp, dp with a ZeRO level, microbatch
+// and global batch, a pipeline schedule, activation recompute) on a
+// Cluster:
+//
+//  - the forward, input-gradient (B) and weight-gradient (W) time of every
+//    virtual pipeline stage for one microbatch, from Megatron's FLOPs
+//    accounting split over the layers and the tp ranks, each kernel by the
+//    roofline (max of FLOPs at peak · efficiency and bytes at HBM speed),
+//    plus the tensor-parallel collectives of every layer;
+//  - the pipeline's transfers of the boundary activation;
+//  - the schedule library's lock-step simulation of the step's schedule
+//    with those per-stage costs (step time of the pipeline, bubble);
+//  - the data-parallel gradient reduction and the optimizer at the end;
+//  - each pipeline rank's memory by Megatron's arithmetic, with the
+//    microbatches in flight read off the schedule.
+//
+// docs/CostModel.md gives every formula and its source. Free of MLIR: the
+// model's numbers come in as plain numbers.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef LOOM_COSTMODEL_TRAININGSTEP_H
+#define LOOM_COSTMODEL_TRAININGSTEP_H
+
+#include "loom/CostModel/Cluster.h"
+#include "loom/CostModel/Collectives.h"
+#include "loom/Schedule/Schedule.h"
+
+#include "llvm/Support/Error.h"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace loom::cost {
+
+/// The numbers of a dense decoder-only transformer (ModelConfig's, in
+/// loom/Models/ModelZoo.h).
+struct TransformerShape {
+  std::string name;
+  int64_t layers = 0;
+  int64_t hidden = 0;
+  int64_t heads = 0;
+  int64_t kvHeads = 0;
+  int64_t headDim = 0;
+  int64_t ffn = 0;
+  /// The vocabulary as the model holds it (Megatron pads it to a multiple
+  /// of 128 · tp; the caller passes the padded size).
+  int64_t vocab = 0;
+  int64_t seq = 0;
+  /// SwiGLU (three ffn-wide matmuls) rather than GELU (two).
+  bool gatedMlp = true;
+  /// The output layer reuses the embedding (Megatron keeps a copy on the
+  /// last stage all the same).
+  bool tiedEmbeddings = false;
+  bool linearBias = false;
+  bool learnedPositions = false;
+};
+
+enum class Recompute { None, Selective, Full };
+
+/// A plan's degrees, as plain numbers.
+struct TrainingPlan {
+  int64_t tp = 1;
+  bool sp = false;
+  int64_t pp = 1;
+  int64_t vpp = 1;
+  int64_t dp = 1;
+  /// 0: replicated optimizer; 1: optimizer states sharded over dp
+  /// (Megatron's distributed optimizer); 2: also gradients; 3: also
+  /// parameters.
+  int64_t zero = 0;
+  int64_t mbs = 1;
+  int64_t gbs = 1;
+  /// gpipe, 1f1b, interleaved or zb-h1 (the schedule library's names).
+  std::string schedule = "1f1b";
+  Recompute recompute = Recompute::None;
+};
+
+/// One transformer layer for one microbatch on one GPU.
+struct LayerCost {
+  /// Forward FLOPs on this GPU (matmuls and attention, Megatron's
+  /// accounting: attention unmasked).
+  double forwardFlops = 0;
+  /// Forward times: weight matmuls, attention core (causal: half the
+  /// accounted FLOPs are run), element-wise kernels, tp collectives.
+  double matmul = 0;
+  double attention = 0;
+  double elementwise = 0;
+  double tpComm = 0;
+  /// ZeRO-3's parameter all-gather in the forward (0 otherwise).
+  double paramGather = 0;
+  /// The phases: F; B = input gradients (matmul dgrad, attention backward,
+  /// element-wise backward, tp collectives, recompute); W = weight
+  /// gradients.
+  double forward = 0;
+  double inputGrad = 0;
+  double weightGrad = 0;
+  /// Parameters of one layer on one GPU, and activation bytes it keeps for
+  /// the backward per microbatch.
+  double params = 0;
+  double activationBytes = 0;
+};
+
+/// A virtual pipeline stage (chunk) for one microbatch.
+struct VirtualStageCost {
+  int64_t layers = 0;
+  bool embedding = false;
+  bool output = false;
+  schedule::StageCosts costs;
+};
+
+/// What one pipeline rank (every GPU of that stage) holds and does.
+struct PipelineRankEstimate {
+  /// Parameters on one GPU of this stage.
+  double params = 0;
+  /// Bytes: bf16 parameters, fp32 gradients, optimizer states (fp32 master,
+  /// Adam's two moments), activations, total.
+  double paramBytes = 0;
+  double gradBytes = 0;
+  double optimizerBytes = 0;
+  double activationBytes = 0;
+  double totalBytes = 0;
+  /// Peak microbatches in flight, in (microbatch, chunk) units and in
+  /// layers' worth of activations.
+  int64_t peakInFlight = 0;
+  int64_t peakInFlightLayers = 0;
+  /// End of the rank's last pipeline action, then the data-parallel
+  /// reduction and the optimizer step; `finish` is when the step ends on
+  /// this rank.
+  double pipelineEnd = 0;
+  double gradReduce = 0;
+  double optimizer = 0;
+  double finish = 0;
+};
+
+/// Communication of one mesh axis, per GPU and step, on the busiest
+/// pipeline rank.
+struct AxisTraffic {
+  MeshAxisKind axis = MeshAxisKind::Tp;
+  int64_t groupSize = 1;
+  bool intraNode = true;
+  int64_t collectives = 0;
+  /// Bytes through each GPU's link (bus bytes: factor · size).
+  double busBytes = 0;
+  double time = 0;
+};
+
+struct StepEstimate {
+  int64_t microbatches = 0;
+  int64_t gpus = 0;
+  int64_t tokensPerStep = 0;
+  double totalParams = 0;
+  LayerCost layer;
+  /// The output layer's forward on the last stage (logits and loss).
+  double outputForward = 0;
+  std::vector<VirtualStageCost> stages;
+  std::vector<PipelineRankEstimate> ranks;
+  std::vector<AxisTraffic> traffic;
+  schedule::Schedule schedule;
+  schedule::ActionCosts costs;
+  schedule::SimulationResult simulation;
+  /// The pipeline's makespan and the step: the latest rank's finish.
+  double pipelineTime = 0;
+  double stepTime = 0;
+  double bubbleFraction = 0;
+  double tokensPerSecond = 0;
+  /// 3 · the forward's model FLOPs (PaLM's 6N + 12·L·H·Q·T per token:
+  /// matmuls with every parameter including the output layer, attention
+  /// unmasked), without recompute.
+  double modelFlopsPerStep = 0;
+  double modelFlopsPerGpu = 0;
+  /// modelFlopsPerStep / (stepTime · gpus · peak).
+  double mfu = 0;
+};
+
+/// Estimates one step; errors (one line each) for a shape or plan the
+/// model cannot price: degrees below 1, gpus ≠ tp·pp·dp, layers not a
+/// multiple of pp · vpp, heads not a multiple of tp, gbs not a multiple of
+/// mbs · dp, the schedule library's refusals.
+llvm::Expected<StepEstimate> estimateTrainingStep(const TransformerShape &model,
+                                                  const TrainingPlan &plan,
+                                                  const Cluster &cluster);
+
+/// A fixed assumption of the training-step model, for printing.
+struct CostAssumption {
+  std::string name;
+  std::string value;
+  std::string source;
+};
+std::vector<CostAssumption> getCostAssumptions();
+
+} // namespace loom::cost
+
+#endif // LOOM_COSTMODEL_TRAININGSTEP_H

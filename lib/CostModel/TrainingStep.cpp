@@ -1,0 +1,622 @@
+//===- TrainingStep.cpp - Pricing one training step of a transformer ------===//
+//
+// Per-layer costs from Megatron's FLOPs accounting and a roofline per
+// kernel, tensor-parallel collectives by the alpha-beta model, pipeline
+// stages simulated with the schedule library, the data-parallel reduction
+// and the optimizer after the pipeline, memory by Megatron's arithmetic.
+// docs/CostModel.md states each formula and its source.
+//
+//===----------------------------------------------------------------------===//
+
+#include "loom/CostModel/TrainingStep.h"
+
+#include "llvm/ADT/Twine.h"
+
+#include <algorithm>
+#include <array>
+
+using namespace loom::cost;
+namespace sched = loom::schedule;
+
+namespace {
+
+constexpr double kBf16Bytes = 2;
+constexpr double kFp32Bytes = 4;
+/// Megatron's mixed precision (docs/source/api-guide/dist_optimizer.md):
+/// bf16 parameters, fp32 gradients (bf16 training accumulates and reduces
+/// gradients in fp32), and an fp32 master copy plus Adam's two moments.
+constexpr double kParamBytes = 2;
+constexpr double kGradBytes = 4;
+constexpr double kOptimizerBytes = 12;
+/// One Adam step per parameter reads the fp32 gradient, master weight and
+/// two moments, writes the master and moments back and the bf16 weight.
+constexpr double kAdamTrafficBytes = 4 * 4 + 3 * 4 + 2;
+
+/// Collectives of one mesh axis: count, bus bytes and time.
+struct CommTally {
+  int64_t calls = 0;
+  double busBytes = 0;
+  double time = 0;
+
+  /// Adds one collective and returns its time.
+  double add(Collective kind, int64_t ranks, double bytes, const Link &link) {
+    if (kind != Collective::SendRecv && ranks <= 1)
+      return 0;
+    double t = collectiveTime(kind, ranks, bytes, link);
+    ++calls;
+    busBytes += busBandwidthFactor(kind, ranks) * bytes;
+    time += t;
+    return t;
+  }
+  CommTally &operator+=(const CommTally &o) {
+    calls += o.calls;
+    busBytes += o.busBytes;
+    time += o.time;
+    return *this;
+  }
+  CommTally scaled(double times) const {
+    return {int64_t(calls * times), busBytes * times, time * times};
+  }
+};
+
+/// The tp and dp collectives of one microbatch through some layers.
+struct StageComm {
+  CommTally tp, dp;
+  StageComm &operator+=(const StageComm &o) {
+    tp += o.tp;
+    dp += o.dp;
+    return *this;
+  }
+  StageComm scaled(double times) const {
+    return {tp.scaled(times), dp.scaled(times)};
+  }
+};
+
+/// Everything derived once from the model, the plan and the cluster.
+struct Context {
+  const TransformerShape &model;
+  const TrainingPlan &plan;
+  const Cluster &cluster;
+  MeshDegrees degrees;
+  const Link *tpLink = nullptr;
+  const Link *dpLink = nullptr;
+  /// Tokens of one microbatch, and of its sequence-parallel shard.
+  double tokens = 0;
+  double shardTokens = 0;
+  double hidden = 0;
+  /// Query and key/value widths on one tp rank (key/value heads are
+  /// replicated when there are fewer than tp of them).
+  double queryWidth = 0;
+  double kvWidth = 0;
+  double ffnWidth = 0;
+  double gate = 1;
+  double vocabWidth = 0;
+  /// The full [tokens, hidden] activation in bf16: the size of every tp
+  /// collective.
+  double activationSize = 0;
+};
+
+double gemmTime(const Cluster &c, double m, double k, double n) {
+  double flops = 2 * m * k * n;
+  double bytes = kBf16Bytes * (m * k + k * n + m * n);
+  return std::max(flops / c.matmulFlops(), bytes / c.hbmBandwidth);
+}
+
+double memoryTime(const Cluster &c, double bytes) {
+  return bytes / c.hbmBandwidth;
+}
+
+/// Matmul weights of one layer over `tp` ranks (one GPU's share), without
+/// norms and biases.
+double layerMatmulParams(const TransformerShape &m, double queryWidth,
+                         double kvWidth, double ffnWidth) {
+  double gate = m.gatedMlp ? 2 : 1;
+  double h = double(m.hidden);
+  return h * (queryWidth + 2 * kvWidth) + queryWidth * h + gate * h * ffnWidth +
+         ffnWidth * h;
+}
+
+/// All parameters of one layer on one GPU: matmuls, two norms (replicated
+/// over tp), biases.
+double layerParams(const Context &c) {
+  double params =
+      layerMatmulParams(c.model, c.queryWidth, c.kvWidth, c.ffnWidth);
+  double normWeights = c.model.linearBias ? 4 : 2; // LayerNorm has a bias
+  params += normWeights * c.hidden;
+  if (c.model.linearBias)
+    params += c.queryWidth + 2 * c.kvWidth + c.gate * c.ffnWidth + 2 * c.hidden;
+  return params;
+}
+
+/// Activation bytes one layer keeps for its backward per microbatch without
+/// recompute:
+/// Korthikanti et al. 2022 (Table 2) with flash attention (no score
+/// matrices), generalized to grouped-query attention and any MLP width.
+/// Replicated over tp unless sp: the inputs of the two norms, of the QKV
+/// and of the MLP matmuls (2h each) and two dropout masks (h each): 10h
+/// per token. Split over tp: Q, K, V, the attention output, the MLP's
+/// first output(s) and its activation. GPT's shapes give 34·s·b·h with sp.
+double fullActivationBytes(const Context &c) {
+  double replicated = 10 * c.hidden * c.shardTokens;
+  double split = (2 * (c.queryWidth + 2 * c.kvWidth) + 2 * c.queryWidth +
+                  2 * c.gate * c.ffnWidth + 2 * c.ffnWidth) *
+                 c.tokens;
+  return replicated + split;
+}
+
+/// What a layer keeps with the plan's recompute: with full recompute only
+/// its input (Megatron's --recompute-granularity full); selective recompute
+/// drops the attention scores, which flash attention never stores.
+double layerActivationBytes(const Context &c) {
+  if (c.plan.recompute == Recompute::Full)
+    return 2 * c.hidden * c.shardTokens;
+  return fullActivationBytes(c);
+}
+
+/// One layer for one microbatch; its collectives go to `comm`.
+LayerCost layerCost(const Context &c, StageComm &comm) {
+  const Cluster &cl = c.cluster;
+  LayerCost cost;
+  double t = c.tokens, h = c.hidden;
+  cost.params = layerParams(c);
+
+  // Weight matmuls: QKV and MLP-up are column-parallel, the output
+  // projection and MLP-down row-parallel. dgrad and wgrad have the same
+  // FLOPs and operands, so the same roofline time.
+  cost.matmul = gemmTime(cl, t, h, c.queryWidth + 2 * c.kvWidth) +
+                gemmTime(cl, t, c.queryWidth, h) +
+                gemmTime(cl, t, h, c.gate * c.ffnWidth) +
+                gemmTime(cl, t, c.ffnWidth, h);
+
+  // Attention core: Q·K^T and scores·V, 4·b·s²·(heads·d) accounted (PaLM,
+  // Megatron: unmasked); a causal flash-attention kernel runs half.
+  double seq = double(c.model.seq), batch = double(c.plan.mbs);
+  double attentionFlops = 4 * batch * seq * seq * c.queryWidth;
+  double attentionBytes = kBf16Bytes * t * (2 * c.queryWidth + 2 * c.kvWidth);
+  cost.attention = std::max(0.5 * attentionFlops / cl.matmulFlops(),
+                            memoryTime(cl, attentionBytes));
+  double attentionBackward =
+      std::max(2 * 0.5 * attentionFlops / cl.matmulFlops(),
+               memoryTime(cl, 2 * attentionBytes));
+
+  // Element-wise kernels, bf16 elements read and written: two norms
+  // (read, write h), two residual adds (read 2h, write h) on the sp shard,
+  // rotary embeddings of q and k, the MLP's activation.
+  double elements = (4 * h + 6 * h) * c.shardTokens + c.gate * c.ffnWidth * t +
+                    c.ffnWidth * t;
+  if (!c.model.learnedPositions)
+    elements += 2 * (c.queryWidth + c.kvWidth) * t;
+  cost.elementwise = memoryTime(cl, kBf16Bytes * elements);
+
+  // Tensor parallelism: with sp an all-gather before and a reduce-scatter
+  // after attention and after the MLP, without sp an all-reduce after
+  // each; the backward runs their transposes (the same sizes).
+  int64_t tp = c.plan.tp;
+  StageComm forwardComm, backwardComm;
+  for (StageComm *phase : {&forwardComm, &backwardComm})
+    for (int i = 0; i < 2; ++i)
+      if (c.plan.sp) {
+        phase->tp.add(Collective::AllGather, tp, c.activationSize, *c.tpLink);
+        phase->tp.add(Collective::ReduceScatter, tp, c.activationSize,
+                      *c.tpLink);
+      } else {
+        phase->tp.add(Collective::AllReduce, tp, c.activationSize, *c.tpLink);
+      }
+  cost.tpComm = forwardComm.tp.time;
+
+  // ZeRO-3 gathers the layer's parameters for the forward and again for
+  // the backward, and reduce-scatters its gradients in every microbatch.
+  if (c.plan.zero >= 3) {
+    double paramSize = kParamBytes * cost.params * double(c.plan.dp);
+    double gradSize = kGradBytes * cost.params * double(c.plan.dp);
+    forwardComm.dp.add(Collective::AllGather, c.plan.dp, paramSize, *c.dpLink);
+    backwardComm.dp.add(Collective::AllGather, c.plan.dp, paramSize, *c.dpLink);
+    backwardComm.dp.add(Collective::ReduceScatter, c.plan.dp, gradSize,
+                        *c.dpLink);
+    cost.paramGather = forwardComm.dp.time;
+  }
+
+  cost.forwardFlops =
+      2 * t * layerMatmulParams(c.model, c.queryWidth, c.kvWidth, c.ffnWidth) +
+      attentionFlops;
+  cost.forward = cost.matmul + cost.attention + cost.elementwise + cost.tpComm +
+                 cost.paramGather;
+  cost.inputGrad = cost.matmul + attentionBackward + 2 * cost.elementwise +
+                   backwardComm.tp.time + backwardComm.dp.time;
+  cost.weightGrad = cost.matmul;
+
+  comm += forwardComm;
+  comm += backwardComm;
+  switch (c.plan.recompute) {
+  case Recompute::Selective: // the attention core again
+    cost.inputGrad += cost.attention;
+    break;
+  case Recompute::Full: // the whole forward again, collectives included
+    cost.inputGrad += cost.forward;
+    comm += forwardComm;
+    break;
+  case Recompute::None:
+    break;
+  }
+  cost.activationBytes = layerActivationBytes(c);
+  return cost;
+}
+
+/// The embedding (first stage) and the output layer with its loss (last
+/// stage) for one microbatch: F, B, W and their collectives.
+struct EdgeCost {
+  double forward = 0, inputGrad = 0, weightGrad = 0;
+  double params = 0;
+  StageComm comm;
+};
+
+EdgeCost embeddingCost(const Context &c) {
+  EdgeCost e;
+  double lookupBytes = kBf16Bytes * c.tokens * c.hidden;
+  e.params = c.vocabWidth * c.hidden;
+  if (c.model.learnedPositions)
+    e.params += double(c.model.seq) * c.hidden;
+  // The vocabulary-parallel lookup ends in an all-reduce (a reduce-scatter
+  // with sp); its backward is an all-gather with sp, nothing without.
+  e.forward = memoryTime(c.cluster, lookupBytes);
+  e.forward += c.plan.sp ? e.comm.tp.add(Collective::ReduceScatter, c.plan.tp,
+                                         c.activationSize, *c.tpLink)
+                         : e.comm.tp.add(Collective::AllReduce, c.plan.tp,
+                                         c.activationSize, *c.tpLink);
+  e.inputGrad = c.plan.sp ? e.comm.tp.add(Collective::AllGather, c.plan.tp,
+                                          c.activationSize, *c.tpLink)
+                          : 0;
+  e.weightGrad = memoryTime(c.cluster, 2 * lookupBytes);
+  return e;
+}
+
+EdgeCost outputCost(const Context &c) {
+  EdgeCost e;
+  const Cluster &cl = c.cluster;
+  double t = c.tokens, h = c.hidden, v = c.vocabWidth;
+  e.params = v * h + h; // the output layer (or the embedding's copy), norm
+  double norm = memoryTime(cl, kBf16Bytes * 2 * h * c.shardTokens);
+  double logits = gemmTime(cl, t, h, v);
+  // Megatron's vocabulary-parallel cross-entropy in fp32: the logits cast,
+  // exponentiated and summed (about three fp32 passes), three all-reduces
+  // of one float per token (maximum, sum, target logit); its backward
+  // writes the logits' gradient (read fp32, write bf16).
+  double crossEntropy = memoryTime(cl, 3 * kFp32Bytes * t * v);
+  double crossEntropyBackward =
+      memoryTime(cl, (kFp32Bytes + kBf16Bytes) * t * v);
+  e.forward = norm + logits + crossEntropy;
+  if (c.plan.sp)
+    e.forward += e.comm.tp.add(Collective::AllGather, c.plan.tp,
+                               c.activationSize, *c.tpLink);
+  for (int i = 0; i < 3; ++i)
+    e.forward += e.comm.tp.add(Collective::AllReduce, c.plan.tp, kFp32Bytes * t,
+                               *c.tpLink);
+  e.inputGrad = crossEntropyBackward + logits + 2 * norm;
+  e.inputGrad += c.plan.sp ? e.comm.tp.add(Collective::ReduceScatter, c.plan.tp,
+                                           c.activationSize, *c.tpLink)
+                           : e.comm.tp.add(Collective::AllReduce, c.plan.tp,
+                                           c.activationSize, *c.tpLink);
+  e.weightGrad = logits;
+  return e;
+}
+
+llvm::Error fail(const llvm::Twine &message) {
+  return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
+}
+
+llvm::Error checkInputs(const TransformerShape &m, const TrainingPlan &p,
+                        const Cluster &cl) {
+  struct Positive {
+    const char *name;
+    int64_t value;
+  };
+  for (Positive v : {Positive{"layers", m.layers},
+                     {"hidden", m.hidden},
+                     {"heads", m.heads},
+                     {"kv_heads", m.kvHeads},
+                     {"head_dim", m.headDim},
+                     {"ffn", m.ffn},
+                     {"vocab", m.vocab},
+                     {"seq", m.seq},
+                     {"tp", p.tp},
+                     {"pp", p.pp},
+                     {"vpp", p.vpp},
+                     {"dp", p.dp},
+                     {"mbs", p.mbs},
+                     {"gbs", p.gbs}})
+    if (v.value < 1)
+      return fail(llvm::Twine(v.name) + " must be at least 1, got " +
+                  llvm::Twine(v.value));
+  if (p.zero < 0 || p.zero > 3)
+    return fail("zero must be in 0..3, got " + llvm::Twine(p.zero));
+  int64_t used = p.tp * p.pp * p.dp;
+  if (used != cl.gpus())
+    return fail("the plan runs on tp*pp*dp = " + llvm::Twine(used) +
+                " GPUs, the cluster '" + cl.name + "' has " +
+                llvm::Twine(cl.gpus()));
+  if (m.layers % (p.pp * p.vpp))
+    return fail("layers (" + llvm::Twine(m.layers) +
+                ") is not a multiple of pp*vpp (" + llvm::Twine(p.pp * p.vpp) +
+                ")");
+  for (Positive v : {Positive{"heads", m.heads},
+                     {"ffn", m.ffn},
+                     {"hidden", m.hidden},
+                     {"vocab", m.vocab}})
+    if (v.value % p.tp)
+      return fail(llvm::Twine(v.name) + " (" + llvm::Twine(v.value) +
+                  ") is not a multiple of tp (" + llvm::Twine(p.tp) + ")");
+  if (p.sp && (m.seq * p.mbs) % p.tp)
+    return fail("sp splits mbs*seq (" + llvm::Twine(m.seq * p.mbs) +
+                " tokens) over tp (" + llvm::Twine(p.tp) +
+                "), which does not divide it");
+  if (p.gbs % (p.mbs * p.dp))
+    return fail("gbs (" + llvm::Twine(p.gbs) +
+                ") is not a multiple of mbs*dp (" + llvm::Twine(p.mbs * p.dp) +
+                ")");
+  return checkCluster(cl);
+}
+
+/// Peak (microbatch, chunk) pairs and layers whose activations rank `r`
+/// keeps, walking its action list: an F adds its chunk's layers, the end
+/// of its backward (W when the schedule splits it, else B) frees them.
+std::pair<int64_t, int64_t> peakInFlight(const sched::Schedule &s, int rank,
+                                         int64_t layersPerChunk) {
+  bool split = s.splitsBackward();
+  int64_t chunks = 0, peak = 0;
+  for (const sched::Action &a : s.ranks[rank]) {
+    if (a.kind == sched::ActionKind::F)
+      peak = std::max(peak, ++chunks);
+    else if (a.kind == (split ? sched::ActionKind::W : sched::ActionKind::B))
+      --chunks;
+  }
+  return {peak, peak * layersPerChunk};
+}
+
+} // namespace
+
+llvm::Expected<StepEstimate>
+loom::cost::estimateTrainingStep(const TransformerShape &model,
+                                 const TrainingPlan &plan,
+                                 const Cluster &cluster) {
+  if (auto error = checkInputs(model, plan, cluster))
+    return std::move(error);
+
+  Context c{model, plan, cluster};
+  c.degrees = {plan.tp, 1, plan.dp, plan.pp};
+  c.tpLink = isAxisWithinNode(cluster, c.degrees, MeshAxisKind::Tp)
+                 ? &cluster.intraNode
+                 : &cluster.interNode;
+  c.dpLink = isAxisWithinNode(cluster, c.degrees, MeshAxisKind::Dp)
+                 ? &cluster.intraNode
+                 : &cluster.interNode;
+  double tp = double(plan.tp);
+  c.tokens = double(plan.mbs * model.seq);
+  c.shardTokens = plan.sp ? c.tokens / tp : c.tokens;
+  c.hidden = double(model.hidden);
+  c.queryWidth = double(model.heads * model.headDim) / tp;
+  int64_t kvHeadsPerRank = (model.kvHeads + plan.tp - 1) / plan.tp;
+  c.kvWidth = double(kvHeadsPerRank * model.headDim);
+  c.ffnWidth = double(model.ffn) / tp;
+  c.gate = model.gatedMlp ? 2 : 1;
+  c.vocabWidth = double(model.vocab) / tp;
+  c.activationSize = kBf16Bytes * c.tokens * c.hidden;
+
+  StepEstimate est;
+  est.gpus = cluster.gpus();
+  est.microbatches = plan.gbs / (plan.mbs * plan.dp);
+  est.tokensPerStep = plan.gbs * model.seq;
+
+  StageComm layerComm;
+  est.layer = layerCost(c, layerComm);
+  EdgeCost embedding = embeddingCost(c), output = outputCost(c);
+  est.outputForward = output.forward;
+
+  // Virtual stages: Megatron's even split, chunk s on rank s mod pp.
+  int64_t stages = plan.pp * plan.vpp;
+  int64_t layersPerChunk = model.layers / stages;
+  double transferBytes = kBf16Bytes * c.shardTokens * c.hidden;
+  if (!plan.sp)
+    transferBytes = kBf16Bytes * c.tokens * c.hidden;
+  std::vector<StageComm> stageComm(stages);
+  for (int64_t s = 0; s < stages; ++s) {
+    VirtualStageCost v;
+    v.layers = layersPerChunk;
+    v.embedding = s == 0;
+    v.output = s == stages - 1;
+    double n = double(layersPerChunk);
+    v.costs.f = n * est.layer.forward;
+    v.costs.b = n * est.layer.inputGrad;
+    v.costs.w = n * est.layer.weightGrad;
+    stageComm[s] = layerComm.scaled(n);
+    for (auto [present, edge] :
+         {std::pair{v.embedding, &embedding}, {v.output, &output}})
+      if (present) {
+        v.costs.f += edge->forward;
+        v.costs.b += edge->inputGrad;
+        v.costs.w += edge->weightGrad;
+        stageComm[s] += edge->comm;
+      }
+    const Link &link = pipelineLink(cluster, c.degrees, s % plan.pp);
+    v.costs.transfer = plan.pp > 1 ? collectiveTime(Collective::SendRecv, 2,
+                                                    transferBytes, link)
+                                   : 0;
+    est.stages.push_back(v);
+  }
+
+  // The pipeline.
+  sched::ScheduleProblem problem;
+  std::string scheduleName = plan.pp > 1 ? plan.schedule : "1f1b";
+  auto schedule = sched::makeSchedule(scheduleName, int(plan.pp), int(plan.vpp),
+                                      int(est.microbatches), &problem);
+  if (!schedule)
+    return fail(problem.id + ": " + problem.message);
+  est.schedule = std::move(*schedule);
+  for (const VirtualStageCost &v : est.stages)
+    est.costs.perStage.push_back(v.costs);
+  const VirtualStageCost &first = est.stages.front();
+  est.costs.f = first.costs.f;
+  est.costs.b = first.costs.b;
+  est.costs.w = first.costs.w;
+  est.costs.transfer = first.costs.transfer;
+  auto simulation = sched::simulate(est.schedule, est.costs, &problem);
+  if (!simulation)
+    return fail(problem.id + ": " + problem.message);
+  est.simulation = std::move(*simulation);
+  est.pipelineTime = est.simulation.makespan;
+  est.bubbleFraction = est.simulation.bubbleFraction;
+
+  // Every pipeline rank: memory, then the data-parallel reduction and the
+  // optimizer after its last pipeline action.
+  double m = double(est.microbatches);
+  double dp = double(plan.dp);
+  std::array<CommTally, 3> busiest; // tp, pp, dp
+  for (int64_t r = 0; r < plan.pp; ++r) {
+    PipelineRankEstimate rank;
+    StageComm comm;
+    CommTally pp;
+    for (int64_t s = r; s < stages; s += plan.pp) {
+      const VirtualStageCost &v = est.stages[s];
+      rank.params += double(v.layers) * est.layer.params;
+      if (v.embedding)
+        rank.params += embedding.params;
+      if (v.output)
+        rank.params += output.params;
+      comm += stageComm[s].scaled(m);
+      const Link &next = pipelineLink(cluster, c.degrees, r);
+      if (plan.pp > 1) {
+        if (s < stages - 1)
+          for (int64_t i = 0; i < est.microbatches; ++i)
+            pp.add(Collective::SendRecv, 2, transferBytes, next);
+        if (s > 0)
+          for (int64_t i = 0; i < est.microbatches; ++i)
+            pp.add(Collective::SendRecv, 2, transferBytes, next);
+      }
+    }
+
+    double paramShard = plan.zero >= 3 ? dp : 1;
+    double gradShard = plan.zero >= 2 ? dp : 1;
+    double optimizerShard = plan.zero >= 1 ? dp : 1;
+    rank.paramBytes = kParamBytes * rank.params / paramShard;
+    rank.gradBytes = kGradBytes * rank.params / gradShard;
+    rank.optimizerBytes = kOptimizerBytes * rank.params / optimizerShard;
+    auto [chunks, layers] = peakInFlight(est.schedule, int(r), layersPerChunk);
+    rank.peakInFlight = chunks;
+    rank.peakInFlightLayers = layers;
+    rank.activationBytes = double(layers) * est.layer.activationBytes;
+    if (plan.recompute == Recompute::Full) // one layer rebuilt at a time
+      rank.activationBytes += fullActivationBytes(c);
+    if (r == (stages - 1) % plan.pp)
+      rank.activationBytes += kFp32Bytes * c.tokens * c.vocabWidth; // logits
+    rank.totalBytes = rank.paramBytes + rank.gradBytes + rank.optimizerBytes +
+                      rank.activationBytes;
+
+    const sched::RankTimeline &timeline = est.simulation.ranks[r];
+    rank.pipelineEnd =
+        timeline.actions.empty() ? 0 : timeline.actions.back().end;
+    CommTally reduce;
+    if (plan.zero == 0) {
+      reduce.add(Collective::AllReduce, plan.dp, kGradBytes * rank.params,
+                 *c.dpLink);
+    } else if (plan.zero <= 2) {
+      reduce.add(Collective::ReduceScatter, plan.dp, kGradBytes * rank.params,
+                 *c.dpLink);
+      reduce.add(Collective::AllGather, plan.dp, kParamBytes * rank.params,
+                 *c.dpLink);
+    }
+    rank.gradReduce = reduce.time;
+    comm.dp += reduce;
+    rank.optimizer =
+        memoryTime(cluster, kAdamTrafficBytes * rank.params / optimizerShard);
+    rank.finish = rank.pipelineEnd + rank.gradReduce + rank.optimizer;
+    est.stepTime = std::max(est.stepTime, rank.finish);
+    est.ranks.push_back(rank);
+
+    CommTally perAxis[3] = {comm.tp, pp, comm.dp};
+    for (int i = 0; i < 3; ++i)
+      if (perAxis[i].time > busiest[i].time ||
+          (busiest[i].calls == 0 && perAxis[i].calls > 0))
+        busiest[i] = perAxis[i];
+  }
+
+  MeshAxisKind axes[3] = {MeshAxisKind::Tp, MeshAxisKind::Pp, MeshAxisKind::Dp};
+  int64_t sizes[3] = {plan.tp, plan.pp, plan.dp};
+  for (int i = 0; i < 3; ++i) {
+    AxisTraffic traffic;
+    traffic.axis = axes[i];
+    traffic.groupSize = sizes[i];
+    traffic.intraNode =
+        axes[i] == MeshAxisKind::Pp
+            ? &pipelineLink(cluster, c.degrees, 0) == &cluster.intraNode
+            : isAxisWithinNode(cluster, c.degrees, axes[i]);
+    traffic.collectives = busiest[i].calls;
+    traffic.busBytes = busiest[i].busBytes;
+    traffic.time = busiest[i].time;
+    est.traffic.push_back(traffic);
+  }
+
+  // Model FLOPs (PaLM, appendix B; Megatron's num_floating_point_operations
+  // without recompute): 3 · forward, the forward being 2 · tokens ·
+  // (matmul parameters + output layer) + 4 · layers · batch · seq² · heads
+  // · head_dim.
+  double seq = double(model.seq), batch = double(plan.gbs);
+  double matmulParams =
+      double(model.layers) *
+          layerMatmulParams(model, double(model.heads * model.headDim),
+                            double(model.kvHeads * model.headDim),
+                            double(model.ffn)) +
+      c.hidden * double(model.vocab);
+  double forwardFlops = 2 * batch * seq * matmulParams +
+                        4 * double(model.layers) * batch * seq * seq *
+                            double(model.heads * model.headDim);
+  est.modelFlopsPerStep = 3 * forwardFlops;
+  est.modelFlopsPerGpu =
+      est.modelFlopsPerStep / est.stepTime / double(est.gpus);
+  est.mfu = est.modelFlopsPerGpu / cluster.peakFlops;
+  est.tokensPerSecond = double(est.tokensPerStep) / est.stepTime;
+
+  // Total parameters: every layer, the embedding (and positions), the final
+  // norm, the output layer unless tied.
+  Context whole = c;
+  whole.queryWidth = double(model.heads * model.headDim);
+  whole.kvWidth = double(model.kvHeads * model.headDim);
+  whole.ffnWidth = double(model.ffn);
+  est.totalParams = double(model.layers) * layerParams(whole) +
+                    double(model.vocab) * c.hidden + c.hidden;
+  if (model.learnedPositions)
+    est.totalParams += seq * c.hidden;
+  if (!model.tiedEmbeddings)
+    est.totalParams += double(model.vocab) * c.hidden;
+  return est;
+}
+
+std::vector<CostAssumption> loom::cost::getCostAssumptions() {
+  return {
+      {"bytes per parameter", "2 bf16 weight + 4 fp32 gradient + 12 optimizer",
+       "Megatron-LM dist_optimizer.md: bf16 params, fp32 grads, fp32 master "
+       "and Adam moments; ZeRO divides the sharded parts by dp"},
+      {"gradient reduction", "fp32, after the last backward, not overlapped",
+       "Megatron-LM reduces gradients in fp32 with bf16 "
+       "(accumulate_allreduce_grads_in_fp32); --overlap-grad-reduce is off by "
+       "default"},
+      {"activations per layer",
+       "10h (replicated unless sp) + Q,K,V, "
+       "attention out, MLP out(s) and activation "
+       "(split over tp), bf16, per token",
+       "Korthikanti et al. 2022, Table 2, with flash attention (no stored "
+       "scores); 34·s·b·h/t for GPT with sp"},
+      {"attention", "4·b·s²·heads·head_dim FLOPs accounted, half run (causal)",
+       "Megatron's and PaLM's accounting count it unmasked; a causal "
+       "flash-attention kernel skips the masked half"},
+      {"backward", "2x forward: B = dgrad + attention backward, W = wgrad",
+       "Megatron's FLOPs accounting; the zero-bubble split (Qi et al. 2024)"},
+      {"element-wise kernels",
+       "norms, residual adds, rotary, MLP activation "
+       "at HBM speed; backward 2x",
+       "roofline: these kernels are memory-bound"},
+      {"tp collectives", "not overlapped with compute",
+       "Megatron-Core without --tp-comm-overlap"},
+      {"optimizer step", "30 bytes of HBM traffic per (sharded) parameter",
+       "Adam: read fp32 grad, master, two moments; write master, moments, "
+       "bf16 weight"},
+  };
+}

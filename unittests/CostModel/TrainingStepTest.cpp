@@ -1,0 +1,226 @@
+//===- TrainingStepTest.cpp - The training-step estimate ------------------===//
+//
+// Megatron's FLOPs and memory arithmetic on small hand-checkable shapes:
+// model FLOPs, per-layer FLOPs over tp, activations (34·s·b·h/t with sp),
+// ZeRO's division of the optimizer, microbatches in flight from the
+// schedule (1F1B p - r, interleaved Megatron's factor), the data-parallel
+// reduction, link choice, and the refusals.
+//
+//===----------------------------------------------------------------------===//
+
+#include "loom/CostModel/TrainingStep.h"
+
+#include "gtest/gtest.h"
+
+using namespace loom::cost;
+
+namespace {
+
+/// GPT-shaped: heads = kv heads, ffn = 4h, GELU, no biases.
+TransformerShape gptShape(int64_t layers = 16) {
+  TransformerShape m;
+  m.name = "test-gpt";
+  m.layers = layers;
+  m.hidden = 1024;
+  m.heads = 16;
+  m.kvHeads = 16;
+  m.headDim = 64;
+  m.ffn = 4096;
+  m.vocab = 32768;
+  m.seq = 2048;
+  m.gatedMlp = false;
+  return m;
+}
+
+Cluster preset(const char *name) {
+  auto cluster = getClusterPreset(name);
+  EXPECT_TRUE(bool(cluster));
+  return cluster ? *cluster : Cluster();
+}
+
+StepEstimate estimate(const TransformerShape &m, const TrainingPlan &p,
+                      const Cluster &c) {
+  auto est = estimateTrainingStep(m, p, c);
+  EXPECT_TRUE(bool(est)) << llvm::toString(est.takeError());
+  return est ? *est : StepEstimate();
+}
+
+std::string errorOf(const TransformerShape &m, const TrainingPlan &p,
+                    const Cluster &c) {
+  auto est = estimateTrainingStep(m, p, c);
+  return est ? "" : llvm::toString(est.takeError());
+}
+
+TEST(TrainingStepTest, ModelFlopsArePalms) {
+  TransformerShape m = gptShape();
+  TrainingPlan p;
+  p.tp = 8;
+  p.gbs = 4;
+  StepEstimate est = estimate(m, p, preset("h100-node"));
+  double h = 1024, s = 2048, L = 16, V = 32768, B = 4;
+  double perLayer = 12 * h * h; // QKV 3h², out h², MLP 8h²
+  double forward = 2 * B * s * (L * perLayer + h * V) + 4 * L * B * s * s * h;
+  EXPECT_DOUBLE_EQ(est.modelFlopsPerStep, 3 * forward);
+  // One layer's forward on one of 8 tp ranks for one microbatch (mbs 1).
+  EXPECT_DOUBLE_EQ(est.layer.forwardFlops,
+                   (2 * s * perLayer + 4 * s * s * h) / 8);
+  EXPECT_EQ(est.tokensPerStep, 4 * 2048);
+  EXPECT_EQ(est.microbatches, 4);
+  EXPECT_NEAR(est.mfu, est.modelFlopsPerStep / (est.stepTime * 8 * 989e12),
+              1e-12);
+  EXPECT_GT(est.mfu, 0);
+  EXPECT_LT(est.mfu, 0.75);
+}
+
+// Korthikanti et al.: 34·s·b·h/t with sp, s·b·h·(10 + 24/t) without; full
+// recompute keeps the layer's input, 2·s·b·h/t with sp.
+TEST(TrainingStepTest, ActivationsPerLayer) {
+  TransformerShape m = gptShape();
+  double sbh = 2048.0 * 2 * 1024;
+  TrainingPlan p;
+  p.tp = 8;
+  p.mbs = 2;
+  p.gbs = 2;
+  p.sp = true;
+  Cluster c = preset("h100-node");
+  EXPECT_DOUBLE_EQ(estimate(m, p, c).layer.activationBytes, 34 * sbh / 8);
+  p.sp = false;
+  EXPECT_DOUBLE_EQ(estimate(m, p, c).layer.activationBytes,
+                   sbh * (10 + 24.0 / 8));
+  p.sp = true;
+  p.recompute = Recompute::Full;
+  EXPECT_DOUBLE_EQ(estimate(m, p, c).layer.activationBytes, 2 * sbh / 8);
+}
+
+// Megatron's distributed optimizer: 18 bytes per parameter without, 6 +
+// 12/dp with it.
+TEST(TrainingStepTest, ZeroDividesTheOptimizer) {
+  TransformerShape m = gptShape();
+  TrainingPlan p;
+  p.tp = 8;
+  p.dp = 2;
+  p.gbs = 2;
+  Cluster c = preset("h100-ib:2");
+  StepEstimate replicated = estimate(m, p, c);
+  const PipelineRankEstimate &r0 = replicated.ranks[0];
+  EXPECT_DOUBLE_EQ(r0.paramBytes + r0.gradBytes + r0.optimizerBytes,
+                   18 * r0.params);
+  p.zero = 1;
+  StepEstimate sharded = estimate(m, p, c);
+  const PipelineRankEstimate &r1 = sharded.ranks[0];
+  EXPECT_DOUBLE_EQ(r1.paramBytes + r1.gradBytes + r1.optimizerBytes,
+                   (6 + 12.0 / 2) * r1.params);
+
+  // The gradient reduction: an fp32 all-reduce over the two nodes; with
+  // ZeRO a reduce-scatter of the gradients and an all-gather of the bf16
+  // parameters.
+  double params = r0.params;
+  EXPECT_DOUBLE_EQ(r0.gradReduce, collectiveTime(Collective::AllReduce, 2,
+                                                 4 * params, c.interNode));
+  EXPECT_DOUBLE_EQ(
+      r1.gradReduce,
+      collectiveTime(Collective::ReduceScatter, 2, 4 * params, c.interNode) +
+          collectiveTime(Collective::AllGather, 2, 2 * params, c.interNode));
+  ASSERT_EQ(sharded.traffic.size(), 3u);
+  EXPECT_EQ(sharded.traffic[0].axis, MeshAxisKind::Tp);
+  EXPECT_TRUE(sharded.traffic[0].intraNode);
+  EXPECT_EQ(sharded.traffic[2].axis, MeshAxisKind::Dp);
+  EXPECT_FALSE(sharded.traffic[2].intraNode);
+  EXPECT_EQ(sharded.traffic[2].collectives, 2);
+}
+
+// 1F1B keeps p - r microbatches on rank r; interleaved keeps Megatron's
+// L · (1 + (p - 1)/(p · v)) layers' worth on the first rank.
+TEST(TrainingStepTest, MicrobatchesInFlight) {
+  TransformerShape m = gptShape(16);
+  TrainingPlan p;
+  p.pp = 4;
+  p.dp = 2;
+  p.gbs = 16; // 8 microbatches
+  Cluster c = preset("h100-node");
+  StepEstimate oneFOneB = estimate(m, p, c);
+  for (int r = 0; r < 4; ++r) {
+    EXPECT_EQ(oneFOneB.ranks[r].peakInFlight, 4 - r) << r;
+    EXPECT_EQ(oneFOneB.ranks[r].peakInFlightLayers, (4 - r) * 4) << r;
+  }
+  p.vpp = 2;
+  p.schedule = "interleaved";
+  StepEstimate interleaved = estimate(m, p, c);
+  EXPECT_EQ(interleaved.ranks[0].peakInFlightLayers,
+            int64_t(16 * (1 + 3.0 / 8)));
+  EXPECT_GT(interleaved.ranks[0].activationBytes,
+            oneFOneB.ranks[0].activationBytes);
+  EXPECT_LT(interleaved.bubbleFraction, oneFOneB.bubbleFraction);
+}
+
+// The stages: even layers, embedding on the first, output layer on the
+// last; the simulated step ends after the slowest rank's reduction.
+TEST(TrainingStepTest, StagesAndStep) {
+  TransformerShape m = gptShape(16);
+  TrainingPlan p;
+  p.tp = 2;
+  p.pp = 4;
+  p.gbs = 8;
+  StepEstimate est = estimate(m, p, preset("h100-node"));
+  ASSERT_EQ(est.stages.size(), 4u);
+  EXPECT_TRUE(est.stages[0].embedding);
+  EXPECT_TRUE(est.stages[3].output);
+  EXPECT_EQ(est.stages[1].layers, 4);
+  EXPECT_DOUBLE_EQ(est.stages[1].costs.f, 4 * est.layer.forward);
+  EXPECT_GT(est.stages[3].costs.f, est.stages[1].costs.f);
+  // tp=2, dp=1, pp=4 in one node: the transfer runs on NVLink.
+  double bytes = 2.0 * 2048 * 1024;
+  EXPECT_DOUBLE_EQ(est.stages[1].costs.transfer, 1e-6 + bytes / 450e9);
+  double latest = 0;
+  for (const PipelineRankEstimate &r : est.ranks)
+    latest = std::max(latest, r.finish);
+  EXPECT_DOUBLE_EQ(est.stepTime, latest);
+  EXPECT_GE(est.stepTime, est.pipelineTime);
+  EXPECT_NEAR(est.tokensPerSecond * est.stepTime, 8 * 2048, 1e-6);
+}
+
+// Zero bubble: W splits off the backward; B + W is the full backward.
+TEST(TrainingStepTest, ZeroBubbleSplitsTheBackward) {
+  TransformerShape m = gptShape(16);
+  TrainingPlan p;
+  p.pp = 4;
+  p.dp = 2;
+  p.gbs = 16;
+  Cluster c = preset("h100-node");
+  StepEstimate f1b = estimate(m, p, c);
+  p.schedule = "zb-h1";
+  StepEstimate zb = estimate(m, p, c);
+  EXPECT_DOUBLE_EQ(zb.layer.weightGrad, zb.layer.matmul);
+  EXPECT_LT(zb.bubbleFraction, f1b.bubbleFraction);
+  EXPECT_LT(zb.pipelineTime, f1b.pipelineTime);
+}
+
+TEST(TrainingStepTest, Refusals) {
+  TransformerShape m = gptShape(16);
+  Cluster c = preset("h100-ib:2");
+  TrainingPlan p;
+  p.tp = 8;
+  EXPECT_EQ(errorOf(m, p, c), "the plan runs on tp*pp*dp = 8 GPUs, the "
+                              "cluster 'h100-ib:2' has 16");
+  p.pp = 2;
+  p.vpp = 3;
+  EXPECT_EQ(errorOf(m, p, c), "layers (16) is not a multiple of pp*vpp (6)");
+  p.vpp = 1;
+  p.gbs = 3;
+  p.mbs = 2;
+  EXPECT_EQ(errorOf(m, p, c), "gbs (3) is not a multiple of mbs*dp (2)");
+  p.gbs = 4;
+  p.mbs = 1;
+  p.vpp = 2;
+  p.schedule = "interleaved";
+  p.gbs = 3;
+  EXPECT_EQ(errorOf(m, p, c).rfind("interleaved-microbatches: ", 0), 0u)
+      << errorOf(m, p, c);
+  TrainingPlan wide;
+  wide.tp = 16;
+  m.heads = 24;
+  m.kvHeads = 24;
+  EXPECT_EQ(errorOf(m, wide, c), "heads (24) is not a multiple of tp (16)");
+}
+
+} // namespace
