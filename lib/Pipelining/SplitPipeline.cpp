@@ -77,9 +77,8 @@ class PipelineSplitter {
 public:
   PipelineSplitter(ModuleOp module, func::FuncOp step, MeshOp mesh,
                    sched::Schedule schedule, SmallVector<int64_t> stageOfLayer)
-      : module(module), step(step), mesh(mesh),
-        schedule(std::move(schedule)), stageOfLayer(std::move(stageOfLayer)),
-        P(this->schedule.pp) {}
+      : module(module), step(step), mesh(mesh), schedule(std::move(schedule)),
+        stageOfLayer(std::move(stageOfLayer)), P(this->schedule.pp) {}
 
   LogicalResult run();
 
@@ -177,13 +176,17 @@ LogicalResult PipelineSplitter::assignHomes() {
       continue;
     }
     // The homes of the operands made by ops of some rank.
-    SmallVector<const Home *> staged;
+    // (Copies: `homes` grows below, which moves its entries.)
+    SmallVector<Home> stagedHomes;
     for (Value v : op.getOperands())
       if (!isFree(v)) {
         const Home &h = homes[v.getDefiningOp()];
         if (h.kind != Home::Unresolved)
-          staged.push_back(&h);
+          stagedHomes.push_back(h);
       }
+    SmallVector<const Home *> staged;
+    for (const Home &h : stagedHomes)
+      staged.push_back(&h);
     auto phase = op.getAttrOfType<PhaseAttr>(LoomDialect::kPhaseAttrName);
     if (phase && !isa<AdamWOp>(op)) {
       home.kind = Home::Action;
@@ -192,8 +195,8 @@ LogicalResult PipelineSplitter::assignHomes() {
                     : phase.getValue() == Phase::bwd_weight && splits
                         ? sched::ActionKind::W
                         : sched::ActionKind::B;
-      if (auto mb = op.getAttrOfType<IntegerAttr>(
-              LoomDialect::kMicrobatchAttrName))
+      if (auto mb =
+              op.getAttrOfType<IntegerAttr>(LoomDialect::kMicrobatchAttrName))
         home.microbatch = mb.getInt();
       if (auto layer =
               op.getAttrOfType<IntegerAttr>(LoomDialect::kLayerAttrName)) {
@@ -340,8 +343,8 @@ LogicalResult PipelineSplitter::orderRanks() {
 void PipelineSplitter::planMessages() {
   auto returnOp = cast<func::ReturnOp>(step.getBody().front().getTerminator());
   for (auto [i, v] : llvm::enumerate(returnOp.getOperands())) {
-    auto name = step.getResultAttrOfType<StringAttr>(
-        i, LoomDialect::kOutputAttrName);
+    auto name =
+        step.getResultAttrOfType<StringAttr>(i, LoomDialect::kOutputAttrName);
     if (name && (name.getValue() == "loss" || name.getValue() == "grad_norm"))
       everywhereResults.insert(i);
   }
@@ -424,8 +427,7 @@ LogicalResult PipelineSplitter::buildFunctions() {
     Block *body = func.addEntryBlock();
     OpBuilder fb = OpBuilder::atBlockEnd(body);
     IRMapping map;
-    for (auto [from, to] :
-         llvm::zip(step.getArguments(), body->getArguments()))
+    for (auto [from, to] : llvm::zip(step.getArguments(), body->getArguments()))
       map.map(from, to);
 
     // Ops that read only arguments are cloned where first needed.
@@ -440,9 +442,9 @@ LogicalResult PipelineSplitter::buildFunctions() {
     };
     auto receive = [&](size_t pos) {
       for (const Message *m : recvAt[pos]) {
-        auto recv = RecvOp::create(fb, m->value.getLoc(), m->value.getType(),
-                                   meshRef, ppAxes,
-                                   fb.getI64IntegerAttr(m->from - m->to));
+        auto recv =
+            RecvOp::create(fb, m->value.getLoc(), m->value.getType(), meshRef,
+                           ppAxes, fb.getI64IntegerAttr(m->from - m->to));
         map.map(m->value, recv.getResult());
       }
     };
@@ -457,9 +459,15 @@ LogicalResult PipelineSplitter::buildFunctions() {
           local(operand);
         }
       fb.clone(*op, map);
-      for (const Message *m : sendAfter[pos])
+      for (const Message *m : sendAfter[pos]) {
+        if (!map.contains(m->value))
+          return m->value.getDefiningOp()->emitError(
+                     "loom-split-pipeline: internal error: a value sent from "
+                     "pipeline rank ")
+                 << r << " is not made there before position " << pos;
         SendOp::create(fb, m->value.getLoc(), map.lookup(m->value), meshRef,
                        ppAxes, fb.getI64IntegerAttr(m->to - m->from));
+      }
     }
     receive(rankOps[r].size());
 
@@ -509,8 +517,7 @@ LogicalResult PipelineSplitter::run() {
           b.getNamedAttr("microbatches",
                          b.getI64IntegerAttr(schedule.microbatches)),
           b.getNamedAttr("schedule", b.getStringAttr(schedule.name)),
-          b.getNamedAttr("actions",
-                         b.getStringAttr(sched::writeCsv(schedule))),
+          b.getNamedAttr("actions", b.getStringAttr(sched::writeCsv(schedule))),
       }));
   step.erase();
   return success();
@@ -579,8 +586,8 @@ struct LoomSplitPipelinePass
     if (static_cast<int64_t>(perStage.size()) != stages || sum != layers) {
       step.emitError("[layout] layout gives ")
           << perStage.size() << " stages with " << sum
-          << " layers; the step has " << layers << " layers over pp * vpp = "
-          << stages << " virtual stages";
+          << " layers; the step has " << layers
+          << " layers over pp * vpp = " << stages << " virtual stages";
       return signalPassFailure();
     }
     SmallVector<int64_t> stageOfLayer;
@@ -603,8 +610,9 @@ struct LoomSplitPipelinePass
                    made->microbatches != microbatches)) {
         step.emitError("[schedule-size] the schedule in '")
             << name << "' is for pp=" << made->pp << ", vpp=" << made->vpp
-            << ", " << made->microbatches << " microbatches; the step has pp="
-            << pp << ", vpp=" << vpp << ", " << microbatches << " microbatches";
+            << ", " << made->microbatches
+            << " microbatches; the step has pp=" << pp << ", vpp=" << vpp
+            << ", " << microbatches << " microbatches";
         return signalPassFailure();
       }
     } else {

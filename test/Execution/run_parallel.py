@@ -68,7 +68,9 @@ def compile_step(step_mlir, passes, out):
 
 
 def shardings(program):
-    """Output name -> (axes per dim or None), and the mesh's axis sizes."""
+    """Output name -> (axes per dim or None), the mesh's axis sizes, and
+    output name -> the pipeline stage that writes it (the first one, for a
+    parameter two stages share; 0 without pipeline stages)."""
     dump = run(["loom-dump", program])
     mesh = {}
     m = re.search(r"^mesh @\w+ \[([^\]]*)\]", dump, re.M)
@@ -76,18 +78,25 @@ def shardings(program):
         for item in m.group(1).split(", "):
             name, size = item.split("=")
             mesh[name] = int(size)
-    outputs = {}
+    outputs, stages, stage = {}, {}, 0
     for line in dump.splitlines():
+        m = re.match(r"stage (\d+)$", line)
+        if m:
+            stage = int(m.group(1))
+            continue
         m = re.match(r'output "([^"]+)" = %\d+(?: piece @\w+ \[(.*)\])?$',
                      line)
         if not m:
             continue
+        if m.group(1) in outputs:
+            continue
+        stages[m.group(1)] = stage
         dims = None
         if m.group(2) is not None:
             dims = [[a for a in d.strip("{}").split(", ") if a]
                     for d in re.findall(r"\{[^}]*\}", m.group(2))]
         outputs[m.group(1)] = dims
-    return outputs, mesh
+    return outputs, mesh, stages
 
 
 def coords(rank, mesh):
@@ -99,18 +108,21 @@ def coords(rank, mesh):
     return c
 
 
-def assemble(name, dims, mesh, world, outdir):
-    """The whole tensor from every rank's piece of output `name`."""
+def assemble(name, dims, mesh, world, outdir, stage=0):
+    """The whole tensor from the pieces of output `name` on the ranks of
+    pipeline stage `stage`."""
     def load(rank):
         sub = outdir if rank == 0 else os.path.join(outdir, f"rank{rank}")
         return np.load(os.path.join(sub, name + ".npy"))
+    ranks = [r for r in range(world)
+             if coords(r, mesh).get("pp", 0) == stage]
     if dims is None:
-        return load(0)
-    piece = load(0)
+        return load(ranks[0])
+    piece = load(ranks[0])
     shape = [n * math.prod(mesh[a] for a in axes)
              for n, axes in zip(piece.shape, dims)]
     whole = np.zeros(shape, piece.dtype)
-    for rank in range(world):
+    for rank in ranks:
         c = coords(rank, mesh)
         p = load(rank)
         index = []
@@ -150,7 +162,7 @@ def main():
     compile_step(step, [], one)
     extra = f" {args.parallelize_options}" if args.parallelize_options else ""
     compile_step(step, [f"-loom-parallelize=plan={args.plan}{extra}"], many)
-    outputs, mesh = shardings(many)
+    outputs, mesh, stages = shardings(many)
     world = math.prod(mesh.values()) if mesh else 1
 
     def train(program, name, nproc, steps=args.steps):
@@ -197,7 +209,7 @@ def main():
     lr = LR
     ref = {n: np.load(os.path.join(out1, n + ".npy")).astype(np.float64)
            for n in outputs}
-    got = {n: assemble(n, d, mesh, world, outn).astype(np.float64)
+    got = {n: assemble(n, d, mesh, world, outn, stages[n]).astype(np.float64)
            for n, d in outputs.items()}
     # Parameters whose gradient is rounding noise, by their first moment.
     moments = {n[:-len(".exp_avg")]: np.max(np.abs(ref[n]))

@@ -446,11 +446,10 @@ TEST(PlanSupport, NotSupportedYet) {
     return rules;
   };
   using Rules = std::vector<std::string>;
-  EXPECT_EQ(rulesOf("pp=2"), Rules{"unsupported-pp"});
-  EXPECT_EQ(rulesOf("pp=2,vpp=2"),
-            (Rules{"unsupported-pp", "unsupported-vpp"}));
-  EXPECT_EQ(rulesOf("pp=2,vpp_layers=2"),
-            (Rules{"unsupported-pp", "unsupported-vpp"}));
+  // Pipeline parallelism is compiled (-loom-split-pipeline).
+  EXPECT_EQ(rulesOf("pp=2"), Rules{});
+  EXPECT_EQ(rulesOf("pp=2,vpp=2"), Rules{});
+  EXPECT_EQ(rulesOf("pp=2,vpp_layers=2"), Rules{});
   EXPECT_EQ(rulesOf("cp=2"), Rules{"unsupported-cp"});
   EXPECT_EQ(rulesOf("ep=2"), Rules{"unsupported-ep"});
   EXPECT_EQ(rulesOf("tp=2,etp=1"), Rules{"unsupported-etp"});
@@ -460,14 +459,13 @@ TEST(PlanSupport, NotSupportedYet) {
   EXPECT_EQ(rulesOf("tp=2", &m), Rules{});
   EXPECT_EQ(rulesOf("tp=4"), Rules{});
   EXPECT_EQ(rulesOf("tp=2,sp,pp=2,cp=2,ep=4,etp=1"),
-            (Rules{"unsupported-pp", "unsupported-cp", "unsupported-ep",
-                   "unsupported-etp"}));
+            (Rules{"unsupported-cp", "unsupported-ep", "unsupported-etp"}));
 
-  std::vector<PlanProblem> problems = checkSupported(spec("pp=2"));
+  std::vector<PlanProblem> problems = checkSupported(spec("cp=2"));
   EXPECT_TRUE(hasErrors(problems));
   EXPECT_EQ(formatPlanProblem(problems[0]),
-            "not supported yet: pipeline parallelism (pp=2): pipeline stages "
-            "and schedules are not compiled yet [unsupported-pp]");
+            "not supported yet: context parallelism (cp=2): ring attention "
+            "is not compiled yet [unsupported-cp]");
 }
 
 TEST(PlanSupport, HasErrorsAndFormat) {

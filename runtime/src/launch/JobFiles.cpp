@@ -220,8 +220,13 @@ JobFiles::JobFiles(const LaunchOptions &options, const Program &program,
   checkOutputs(options, program, ranks_);
   if (options.outputsDir.empty())
     return;
-  for (const Binding &b : program.outputs())
-    outputs_.push_back(b.name);
+  for (int rank : ranks_) {
+    const Program &own = program.isPipeline()
+                             ? *program.stages()[program.stageOf(rank)]
+                             : program;
+    for (const Binding &b : own.outputs())
+      outputs_[rank].push_back(b.name);
+  }
   target_ = trimmed(options.outputsDir);
   StagingPlace place = stagingPlace(target_, jobId);
   std::string pattern = place.dir + "/" + place.prefix + "XXXXXX";
@@ -262,7 +267,7 @@ void JobFiles::commit() {
       fs::create_directories(dir, error);
       if (!fs::is_directory(dir))
         fail("cannot create the output directory " + dir.string());
-      for (const std::string &name : outputs_) {
+      for (const std::string &name : outputs_[rank]) {
         std::string to = rankFile(target_, rank, name);
         if (!fs::is_regular_file(rankFile(staging_, rank, name)))
           fail("rank " + std::to_string(rank) + " wrote no output '" + name +
@@ -272,7 +277,7 @@ void JobFiles::commit() {
       }
     }
     for (int rank : ranks_)
-      for (const std::string &name : outputs_)
+      for (const std::string &name : outputs_[rank])
         move(rankFile(staging_, rank, name), rankFile(target_, rank, name));
     fs::remove_all(staging_, error);
     forgetStaging(staging_);

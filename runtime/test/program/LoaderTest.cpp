@@ -56,7 +56,7 @@ TEST(Loader, LoadsValidProgram) {
 TEST(Loader, StableDump) {
   auto bytes = smallProgram().finish();
   auto p = Program::load(bytes.data(), bytes.size());
-  const char *golden = R"(loom.program "small" version 1.3
+  const char *golden = R"(loom.program "small" version 1.4
 mesh @world [dp=1, tp=1]
 arena 160
 constants 48

@@ -5,7 +5,7 @@
 // A planned forward graph becomes one instruction per op, buffers at the
 // planned offsets, parameters bound as inputs and outputs.
 
-// CHECK: loom.program "forward" version 1.3
+// CHECK: loom.program "forward" version 1.4
 // CHECK: mesh []
 // CHECK: arena [[ARENA:[0-9]+]]
 // CHECK: buffer %0 "tokens" input i32[2,4] offset

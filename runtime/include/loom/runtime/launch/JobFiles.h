@@ -16,6 +16,7 @@
 #include "loom/runtime/Program.h"
 #include "loom/runtime/launch/LaunchOptions.h"
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -79,7 +80,8 @@ public:
 
 private:
   LaunchOptions rankOptions_;
-  std::vector<std::string> outputs_;
+  /// Each rank's output names (a pipeline stage writes its own).
+  std::map<int, std::vector<std::string>> outputs_;
   std::vector<int> ranks_;
   std::string target_, staging_, tracePath_, stagedTrace_;
 };
