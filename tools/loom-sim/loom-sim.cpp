@@ -2,14 +2,18 @@
 //
 //   loom-sim --pp P [--vpp V] --microbatches M --schedule NAME|FILE.csv
 //            [--costs F,B,W,T] [--csv OUT] [--svg OUT]
+//   loom-sim --model NAME --plan SPEC --cluster PRESET|--cluster-file FILE
+//            [--trace OUT.svg|OUT.json]
 //
 // A thin main over LoomSchedule (include/loom/Schedule/Schedule.h): builds a
 // schedule (or reads one from CSV), validates it, simulates it and prints
 // each rank's busy and idle time and the step's bubble fraction next to the
-// theory; --svg draws the timeline (Timeline.cpp).
+// theory; --svg draws the timeline (Timeline.cpp). With --model it prices a
+// zoo model's training step with LoomCostModel instead (ModelStep.cpp).
 //
 //===----------------------------------------------------------------------===//
 
+#include "ModelStep.h"
 #include "Timeline.h"
 
 #include "loom/Schedule/Schedule.h"
@@ -27,6 +31,8 @@ using namespace loom::schedule;
 static const char *const kUsage =
     R"(usage: loom-sim --pp P [--vpp V] --microbatches M --schedule NAME|FILE.csv
                 [--costs F,B,W,T] [--csv OUT] [--svg OUT]
+       loom-sim --model NAME --plan SPEC (--cluster PRESET | --cluster-file F)
+                [--trace OUT.svg|OUT.json]
 
 Builds a pipeline schedule (or reads one from a CSV file), validates it,
 simulates it lock-step and prints each rank's busy and idle time and the
@@ -46,6 +52,16 @@ options:
   --csv OUT          write the schedule as CSV to OUT
   --svg OUT          draw the simulated timeline as SVG to OUT
   --help             print this text
+
+a model's training step (the cost model, docs/CostModel.md):
+  --model NAME       a zoo model (loom-models --list), dense only
+  --plan SPEC        a plan spec (docs/PlanSpec.md), e.g.
+                     'tp=8,sp,pp=4,vpp=5,dp=2,mbs=1,gbs=128'; its degrees
+                     must multiply to the cluster's GPUs
+  --cluster PRESET   h100-node, h100-ib:N or a100-ib:N (N nodes of 8 GPUs)
+  --cluster-file F   a cluster described in a file (key = value lines)
+  --trace OUT        write the simulated timeline: OUT.svg (the schedule
+                     picture, milliseconds) or OUT.json (Chrome trace)
 )";
 
 static int fail(const std::string &message) {
@@ -64,6 +80,8 @@ struct Options {
   std::optional<int64_t> pp, vpp, microbatches;
   std::string schedule, csvOut, svgOut;
   ActionCosts costs;
+  bool costsGiven = false;
+  loom::sim::ModelStepOptions model;
 };
 } // namespace
 
@@ -104,7 +122,12 @@ static bool parseArgs(int argc, char **argv, Options &options, bool &help) {
   std::map<std::string, std::string *> textFlags = {
       {"--schedule", &options.schedule},
       {"--csv", &options.csvOut},
-      {"--svg", &options.svgOut}};
+      {"--svg", &options.svgOut},
+      {"--model", &options.model.model},
+      {"--plan", &options.model.plan},
+      {"--cluster", &options.model.cluster},
+      {"--cluster-file", &options.model.clusterFile},
+      {"--trace", &options.model.trace}};
   std::map<std::string, bool> seen;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
@@ -154,6 +177,8 @@ static bool parseArgs(int argc, char **argv, Options &options, bool &help) {
     } else if (auto problem = parseCosts(value, options.costs)) {
       fail("--costs " + *problem);
       return false;
+    } else {
+      options.costsGiven = true;
     }
   }
   return true;
@@ -188,6 +213,37 @@ int main(int argc, char **argv) {
     std::fputs(kUsage, stdout);
     return 0;
   }
+  const loom::sim::ModelStepOptions &model = options.model;
+  bool modelMode = !model.model.empty();
+  struct Given {
+    const char *flag;
+    bool given;
+  };
+  if (modelMode) {
+    Given scheduleFlags[] = {
+        {"--pp", options.pp.has_value()},
+        {"--vpp", options.vpp.has_value()},
+        {"--microbatches", options.microbatches.has_value()},
+        {"--schedule", !options.schedule.empty()},
+        {"--costs", options.costsGiven},
+        {"--csv", !options.csvOut.empty()},
+        {"--svg", !options.svgOut.empty()}};
+    for (const Given &g : scheduleFlags)
+      if (g.given)
+        return fail(std::string(g.flag) +
+                    " does not go with --model (the plan gives the "
+                    "schedule; --trace OUT.svg draws it)");
+    if (model.plan.empty())
+      return fail("--model needs --plan SPEC");
+    return loom::sim::runModelStep(model);
+  }
+  Given modelFlags[] = {{"--plan", !model.plan.empty()},
+                        {"--cluster", !model.cluster.empty()},
+                        {"--cluster-file", !model.clusterFile.empty()},
+                        {"--trace", !model.trace.empty()}};
+  for (const Given &g : modelFlags)
+    if (g.given)
+      return fail(std::string(g.flag) + " needs --model NAME");
   if (options.schedule.empty())
     return fail("--schedule is required (gpipe, 1f1b, interleaved, zb-h1 or "
                 "FILE.csv); run 'loom-sim --help'");
