@@ -269,9 +269,9 @@ parseValue(const KeyBinding &binding, llvm::StringRef text, double &value) {
     return std::nullopt;
   }
   if (binding.info.key == "matmul_efficiency") {
-    if (auto problem = loom::runtime::parseReal(view, 0, 1, value))
+    if (auto problem = loom::runtime::parseReal(view, -1e9, 1e9, value))
       return problem;
-    if (value <= 0)
+    if (value <= 0 || value > 1)
       return std::string("must be in (0, 1], got ") + std::string(view);
     return std::nullopt;
   }

@@ -143,7 +143,7 @@ TEST(ClusterTest, FileErrors) {
   EXPECT_EQ(err("base = h100-node\npeak_tflops = 0\n"),
             "c.txt:2: peak_tflops must be positive, got 0");
   EXPECT_EQ(err("base = h100-node\nmatmul_efficiency = 1.5\n"),
-            "c.txt:2: matmul_efficiency must be in [0, 1], got 1.5");
+            "c.txt:2: matmul_efficiency must be in (0, 1], got 1.5");
   EXPECT_EQ(err("base = h100-node\nmatmul_efficiency = 0\n"),
             "c.txt:2: matmul_efficiency must be in (0, 1], got 0");
   EXPECT_EQ(err("base = h100-node\nnodes = 2.5\n"),
