@@ -327,6 +327,13 @@ llvm::Error checkInputs(const TransformerShape &m, const TrainingPlan &p,
     if (v.value < 1)
       return fail(llvm::Twine(v.name) + " must be at least 1, got " +
                   llvm::Twine(v.value));
+  if (p.vpp > 1 && p.pp == 1)
+    return fail("vpp (" + llvm::Twine(p.vpp) + ") needs pp > 1");
+  if (p.vpp > 1 && p.schedule != "1f1b" && p.schedule != "interleaved")
+    return fail("vpp (" + llvm::Twine(p.vpp) +
+                ") needs the interleaved "
+                "schedule, got " +
+                p.schedule);
   if (p.zero < 0 || p.zero > 3)
     return fail("zero must be in 0..3, got " + llvm::Twine(p.zero));
   int64_t used = p.tp * p.pp * p.dp;
@@ -414,9 +421,9 @@ loom::cost::estimateTrainingStep(const TransformerShape &model,
   // Virtual stages: Megatron's even split, chunk s on rank s mod pp.
   int64_t stages = plan.pp * plan.vpp;
   int64_t layersPerChunk = model.layers / stages;
+  // The boundary activation: each tp rank sends its sequence shard with
+  // sp, the whole activation without.
   double transferBytes = kBf16Bytes * c.shardTokens * c.hidden;
-  if (!plan.sp)
-    transferBytes = kBf16Bytes * c.tokens * c.hidden;
   std::vector<StageComm> stageComm(stages);
   for (int64_t s = 0; s < stages; ++s) {
     VirtualStageCost v;
@@ -445,7 +452,11 @@ loom::cost::estimateTrainingStep(const TransformerShape &model,
 
   // The pipeline.
   sched::ScheduleProblem problem;
-  std::string scheduleName = plan.pp > 1 ? plan.schedule : "1f1b";
+  // Megatron's 1F1B with vpp > 1 is the interleaved schedule.
+  std::string scheduleName = plan.pp == 1 ? "1f1b"
+                             : plan.vpp > 1 && plan.schedule == "1f1b"
+                                 ? "interleaved"
+                                 : plan.schedule;
   auto schedule = sched::makeSchedule(scheduleName, int(plan.pp), int(plan.vpp),
                                       int(est.microbatches), &problem);
   if (!schedule)

@@ -143,9 +143,9 @@ TEST(TrainingStepTest, MicrobatchesInFlight) {
     EXPECT_EQ(oneFOneB.ranks[r].peakInFlight, 4 - r) << r;
     EXPECT_EQ(oneFOneB.ranks[r].peakInFlightLayers, (4 - r) * 4) << r;
   }
-  p.vpp = 2;
-  p.schedule = "interleaved";
+  p.vpp = 2; // 1F1B with vpp > 1 is Megatron's interleaved schedule
   StepEstimate interleaved = estimate(m, p, c);
+  EXPECT_EQ(interleaved.schedule.name, "interleaved");
   EXPECT_EQ(interleaved.ranks[0].peakInFlightLayers,
             int64_t(16 * (1 + 3.0 / 8)));
   EXPECT_GT(interleaved.ranks[0].activationBytes,
@@ -216,6 +216,17 @@ TEST(TrainingStepTest, Refusals) {
   p.gbs = 3;
   EXPECT_EQ(errorOf(m, p, c).rfind("interleaved-microbatches: ", 0), 0u)
       << errorOf(m, p, c);
+  TrainingPlan zbv;
+  zbv.pp = 2;
+  zbv.vpp = 2;
+  zbv.dp = 8;
+  zbv.gbs = 16;
+  zbv.schedule = "zb-h1";
+  EXPECT_EQ(errorOf(m, zbv, c),
+            "vpp (2) needs the interleaved schedule, got zb-h1");
+  zbv.pp = 1;
+  zbv.dp = 16;
+  EXPECT_EQ(errorOf(m, zbv, c), "vpp (2) needs pp > 1");
   TrainingPlan wide;
   wide.tp = 16;
   m.heads = 24;
