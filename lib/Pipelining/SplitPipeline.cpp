@@ -144,7 +144,10 @@ SmallVector<int, 2> PipelineSplitter::ranksUsing(Value param) {
       auto it = homes.find(user);
       if (it == homes.end())
         continue;
-      if (it->second.kind == Home::Free) {
+      // A view is used where its users are; an op not placed yet (the
+      // embedding, which reads only arguments) goes with its users.
+      if (it->second.kind == Home::Free ||
+          it->second.kind == Home::Unresolved) {
         for (Value r : user->getResults())
           worklist.push_back(r);
         continue;
@@ -231,7 +234,15 @@ LogicalResult PipelineSplitter::assignHomes() {
       // The update runs on every rank that uses the parameter, so that a
       // parameter shared by two stages (tied embeddings) stays one value.
       home.kind = Home::Tail;
-      home.ranks = ranksUsing(op.getOperand(0));
+      // The parameter, through the views of it the update reads (ZeRO's
+      // shard of it).
+      Value param = op.getOperand(0);
+      while (Operation *def = param.getDefiningOp()) {
+        if (!isFree(param) || def->getNumOperands() == 0)
+          break;
+        param = def->getOperand(0);
+      }
+      home.ranks = ranksUsing(param);
       if (home.ranks.empty())
         home.ranks = {0};
       homes[&op] = home;

@@ -216,6 +216,21 @@ void LoomApplyPlanPass::runOnOperation() {
   func::FuncOp func = bodies.front();
   ModelFacts facts = readModelFacts(func);
   int64_t world = worldSize > 0 ? worldSize : impliedWorldSize(*spec);
+  // Without gbs, the training step's own microbatches (-loom-autodiff's)
+  // are the plan's: gbs = microbatches * mbs * dp, as Megatron counts it.
+  if (!spec->gbs) {
+    int64_t microbatches = 1;
+    func.walk([&](Operation *op) {
+      if (auto m =
+              op->getAttrOfType<IntegerAttr>(LoomDialect::kMicrobatchAttrName))
+        microbatches = std::max(microbatches, m.getInt() + 1);
+    });
+    int64_t modelRanks = spec->tp * spec->cp * spec->pp;
+    int64_t dp = spec->dp.value_or(
+        modelRanks > 0 && world % modelRanks == 0 ? world / modelRanks : 0);
+    if (dp > 0 && microbatches > 1)
+      spec->gbs = microbatches * spec->mbs * dp;
+  }
   // Every problem, with its rule; errors and what is not built yet stop.
   std::vector<PlanProblem> problems = validatePlan(*spec, facts, world);
   for (PlanProblem &p : checkSupported(*spec, &facts))

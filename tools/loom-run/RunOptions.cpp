@@ -34,6 +34,9 @@ options:
   --plan SPEC         compile MODEL.mlir under a parallel plan (e.g.
                       dp=2,tp=2; docs/PlanSpec.md): one program for the
                       plan's ranks, run with --nproc or a launcher
+  --schedule S        with a plan's pp > 1: the pipeline schedule, gpipe,
+                      1f1b, interleaved or zb-h1 (the plan's schedule=), or
+                      a schedule CSV file (docs/Schedules.md)
   --overlap-grad-reduce  with --plan: bucket the data-parallel gradient
                       reductions and run them on the communication thread,
                       overlapped with backward (Megatron-LM's flag)
@@ -218,6 +221,8 @@ RunOptions loom::parseRunOptions(int argc, char **argv) {
       options.stepsGiven = true;
     } else if (flag == "--plan")
       options.plan = value;
+    else if (flag == "--schedule")
+      options.schedule = value;
     else if (flag == "--bucket-size")
       options.bucketSize =
           integerFlag(flag, value, 1, std::numeric_limits<int64_t>::max());
@@ -237,6 +242,20 @@ RunOptions loom::parseRunOptions(int argc, char **argv) {
   }
   if (options.modelPath.empty())
     throw std::invalid_argument("no model or program given (see --help)");
+  if (!options.schedule.empty()) {
+    if (options.plan.empty())
+      throw std::invalid_argument("--schedule orders a plan's pipeline "
+                                  "stages: add --plan with pp > 1");
+    // A schedule by name is the plan's own key; a file goes to the
+    // pipeline splitter as it is.
+    bool file =
+        options.schedule.size() > 4 &&
+        options.schedule.compare(options.schedule.size() - 4, 4, ".csv") == 0;
+    if (!file) {
+      options.plan += ",schedule=" + options.schedule;
+      options.schedule.clear();
+    }
+  }
   if (options.overlapGradReduce && options.plan.empty())
     throw std::invalid_argument("--overlap-grad-reduce overlaps a plan's "
                                 "data-parallel reductions: add --plan");

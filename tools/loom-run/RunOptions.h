@@ -21,6 +21,9 @@ struct RunOptions {
 
   /// A parallel plan (docs/PlanSpec.md) the MLIR is compiled under.
   std::string plan;
+  /// --schedule FILE.csv: the pipeline schedule a plan with pp > 1 runs
+  /// (a schedule by name is added to `plan`).
+  std::string schedule;
   /// --overlap-grad-reduce: bucket the plan's data-parallel gradient
   /// reductions and overlap them with backward (--bucket-size bytes each).
   bool overlapGradReduce = false;

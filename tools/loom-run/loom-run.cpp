@@ -75,6 +75,9 @@ loadOrCompile(const std::string &path, const RunOptions *train = nullptr,
     if (!plan.empty())
       pipeline << "loom-parallelize{plan=\"" << plan << "\""
                << (ranks > 1 ? " world-size=" + std::to_string(ranks) : "")
+               << (parallel && !parallel->schedule.empty()
+                       ? " schedule=" + parallel->schedule
+                       : "")
                << (parallel && parallel->overlapGradReduce
                        ? " overlap-grad-reduce=true bucket-size=" +
                              std::to_string(parallel->bucketSize)

@@ -31,19 +31,40 @@ namespace {
   throw std::runtime_error(message);
 }
 
-/// The buffer bound to input `name`, or null.
-const BufferInfo *inputBuffer(const Program &program, const std::string &name) {
-  for (const Binding &b : program.inputs())
-    if (b.name == name)
-      return &program.buffers()[b.buffer];
-  return nullptr;
+/// The programs that run: a pipeline program's stages, or the program.
+std::vector<const Program *> runningPrograms(const Program &program) {
+  std::vector<const Program *> programs;
+  for (const auto &stage : program.stages())
+    programs.push_back(stage.get());
+  if (programs.empty())
+    programs.push_back(&program);
+  return programs;
 }
 
+/// The binding of input `name` and its program (the first stage that has
+/// it), or nulls.
+std::pair<const Program *, const Binding *>
+inputBinding(const Program &program, const std::string &name) {
+  for (const Program *p : runningPrograms(program))
+    for (const Binding &b : p->inputs())
+      if (b.name == name)
+        return {p, &b};
+  return {nullptr, nullptr};
+}
+
+/// The buffer bound to input `name` (in any stage), or null.
+const BufferInfo *inputBuffer(const Program &program, const std::string &name) {
+  auto [owner, binding] = inputBinding(program, name);
+  return binding ? &owner->buffers()[binding->buffer] : nullptr;
+}
+
+/// Whether every program that runs has output `name`.
 bool hasOutput(const Program &program, const std::string &name) {
-  for (const Binding &b : program.outputs())
-    if (b.name == name)
-      return true;
-  return false;
+  for (const Program *p : runningPrograms(program))
+    if (std::none_of(p->outputs().begin(), p->outputs().end(),
+                     [&](const Binding &b) { return b.name == name; }))
+      return false;
+  return true;
 }
 
 /// What the trainer needs of the program, checked up front.
@@ -79,22 +100,20 @@ StepShape checkTrainingStep(const Program &program) {
   if (!isInteger(step->dtype) || !step->shape.empty())
     fail("input 'step' must be a scalar integer, got " + step->typeStr());
   // The whole batch: a rank's tokens may be its piece of it.
-  for (const Binding &b : program.inputs())
-    if (b.name == "tokens") {
-      std::vector<int64_t> whole = wholeShape(program, b);
-      shape.rows = whole[0];
-      shape.seq = whole[1];
-    }
+  auto [owner, binding] = inputBinding(program, "tokens");
+  std::vector<int64_t> whole = wholeShape(*owner, *binding);
+  shape.rows = whole[0];
+  shape.seq = whole[1];
   shape.tokens = tokens->dtype;
   shape.step = step->dtype;
-  // The vocabulary: the logits' last dimension of the loss.
-  for (const InstrInfo &instr : program.instructions())
-    if ((instr.op == Opcode::CrossEntropy ||
-         instr.op == Opcode::CrossEntropyGrad) &&
-        !instr.operands.empty()) {
-      shape.vocab = program.buffers()[instr.operands[0]].shape.back();
-      break;
-    }
+  // The vocabulary: the logits' last dimension of the loss (on a
+  // pipeline's last stage).
+  for (const Program *p : runningPrograms(program))
+    for (const InstrInfo &instr : p->instructions())
+      if ((instr.op == Opcode::CrossEntropy ||
+           instr.op == Opcode::CrossEntropyGrad) &&
+          !instr.operands.empty() && shape.vocab < 1)
+        shape.vocab = p->buffers()[instr.operands[0]].shape.back();
   if (shape.vocab < 1)
     fail("program '" + program.name() +
          "' has no cross_entropy: cannot tell its vocabulary");
@@ -135,6 +154,19 @@ std::vector<const Binding *> persistentBindings(const Program &program) {
   return bindings;
 }
 
+/// Every persistent tensor of the job once (a pipeline's stages hold
+/// theirs; a tied parameter is in two), with the program it is in.
+std::vector<std::pair<const Program *, const Binding *>>
+jobPersistentBindings(const Program &program) {
+  std::vector<std::pair<const Program *, const Binding *>> all;
+  std::set<std::string> seen;
+  for (const Program *p : runningPrograms(program))
+    for (const Binding *b : persistentBindings(*p))
+      if (seen.insert(b->name).second)
+        all.push_back({p, b});
+  return all;
+}
+
 } // namespace
 
 std::string loom::runtime::trainingStateId(const Program &program) {
@@ -142,10 +174,10 @@ std::string loom::runtime::trainingStateId(const Program &program) {
   // name: the same for every plan of one model, so that a checkpoint (of
   // whole tensors) resumes under another plan.
   std::set<std::string> entries;
-  for (const Binding *b : persistentBindings(program)) {
-    const BufferInfo &buffer = program.buffers()[b->buffer];
+  for (auto [owner, b] : jobPersistentBindings(program)) {
+    const BufferInfo &buffer = owner->buffers()[b->buffer];
     std::string entry = b->name + " " + dtypeName(buffer.dtype) + "[";
-    for (int64_t d : wholeShape(program, *b))
+    for (int64_t d : wholeShape(*owner, *b))
       entry += std::to_string(d) + ",";
     entries.insert(entry + "]");
   }
@@ -218,7 +250,9 @@ struct TrainJob {
 /// One rank's training loop; rank 0 also reports, logs and saves.
 void trainRank(TrainJob &job, int64_t rank, CommunicatorFactory comms) {
   const TrainOptions &options = job.options;
-  const Program &P = *job.program;
+  // A pipeline program: this rank runs its stage's program.
+  std::shared_ptr<const Program> own = programForRank(job.program, rank);
+  const Program &P = *own;
   const StepShape &shape = job.shape;
   bool lead = rank == 0;
 
@@ -230,7 +264,7 @@ void trainRank(TrainJob &job, int64_t rank, CommunicatorFactory comms) {
   execOptions.backend = job.launch.backend;
   execOptions.rank = rank;
   execOptions.communicators = std::move(comms);
-  Executor exec(job.program, execOptions);
+  Executor exec(own, execOptions);
   auto bindingOf = [&](const std::string &name) -> const Binding & {
     for (const Binding &b : P.inputs())
       if (b.name == name)
@@ -307,8 +341,11 @@ void trainRank(TrainJob &job, int64_t rank, CommunicatorFactory comms) {
     Clock::time_point begin = Clock::now();
     Batch batch = sampler.next();
     double lr = learningRate(options.schedule, step);
-    setPiece("tokens", asIndices(batch.tokens, shape.tokens));
-    setPiece("targets", asIndices(batch.targets, shape.tokens));
+    // (A pipeline's first stage reads the tokens, its last the targets.)
+    if (P.findInput("tokens") >= 0)
+      setPiece("tokens", asIndices(batch.tokens, shape.tokens));
+    if (P.findInput("targets") >= 0)
+      setPiece("targets", asIndices(batch.targets, shape.tokens));
     exec.setInput("lr", HostTensor::f32({}, {static_cast<float>(lr)}));
     exec.setInput("step", scalarInteger(shape.step, step));
     exec.run();
@@ -386,8 +423,9 @@ TrainResult loom::runtime::runTraining(const TrainOptions &options,
     BatchSampler check(*data, job.shape.rows, job.shape.seq, job.shape.vocab);
     check.next();
   }
-  std::vector<const Binding *> persistent = persistentBindings(P);
-  for (const Binding *b : persistent)
+  std::vector<std::pair<const Program *, const Binding *>> persistent =
+      jobPersistentBindings(P);
+  for (auto [owner, b] : persistent)
     job.result.persistentNames.push_back(b->name);
   if (!options.loadDir.empty() && latestCheckpointStep(options.loadDir)) {
     Checkpoint c = loadCheckpoint(options.loadDir);
@@ -395,12 +433,12 @@ TrainResult loom::runtime::runTraining(const TrainOptions &options,
             checkpointMismatch(options.loadDir, c, options.model, job.stateId);
         !why.empty())
       fail(why);
-    for (const Binding *b : persistent) {
+    for (auto [owner, b] : persistent) {
       auto it = c.tensors.find(b->name);
       if (it == c.tensors.end())
         fail("checkpoint " + options.loadDir + " has no tensor '" + b->name +
              "'");
-      if (it->second.shape != wholeShape(P, *b))
+      if (it->second.shape != wholeShape(*owner, *b))
         fail("checkpoint " + options.loadDir + ": '" + b->name +
              "' has another shape than the program's");
     }
