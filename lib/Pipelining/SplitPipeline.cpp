@@ -37,6 +37,7 @@
 #include "llvm/Support/MemoryBuffer.h"
 
 #include <map>
+#include <tuple>
 
 namespace loom {
 #define GEN_PASS_DEF_LOOMSPLITPIPELINEPASS
@@ -107,6 +108,10 @@ private:
   const int P;
 
   DenseMap<Operation *, Home> homes;
+  /// Per rank: (kind, stage, microbatch) -> place among its compute
+  /// actions (filled on first use).
+  mutable std::vector<std::map<std::tuple<int, int, int>, size_t>>
+      actionIndices;
   DenseMap<Operation *, unsigned> order;
   /// Per rank: its ops in execution order, and each op's position.
   std::vector<std::vector<Operation *>> rankOps;
@@ -118,16 +123,21 @@ private:
 
 std::optional<size_t> PipelineSplitter::actionIndex(int rank,
                                                     const Home &home) const {
-  size_t index = 0;
-  for (const sched::Action &a : schedule.ranks[rank]) {
-    if (!sched::isCompute(a.kind))
-      continue;
-    if (a.kind == home.action && a.stage == home.stage &&
-        a.microbatch == home.microbatch)
-      return index;
-    ++index;
+  if (actionIndices.empty()) {
+    actionIndices.resize(P);
+    for (int r = 0; r < P; ++r) {
+      size_t index = 0;
+      for (const sched::Action &a : schedule.ranks[r])
+        if (sched::isCompute(a.kind))
+          actionIndices[r][{static_cast<int>(a.kind), a.stage, a.microbatch}] =
+              index++;
+    }
   }
-  return std::nullopt;
+  auto it = actionIndices[rank].find(
+      {static_cast<int>(home.action), home.stage, home.microbatch});
+  if (it == actionIndices[rank].end())
+    return std::nullopt;
+  return it->second;
 }
 
 SmallVector<int, 2> PipelineSplitter::ranksUsing(Value param) {
@@ -227,6 +237,22 @@ LogicalResult PipelineSplitter::assignHomes() {
         }
       }
       home.ranks = {rankOfStage(home.stage)};
+      // An op that reads a value of a later action on its rank moves to
+      // that action: a gradient's sum over microbatches adds microbatch k
+      // to the sum of those before it, and a schedule may run k's backward
+      // first.
+      if (std::optional<size_t> own = actionIndex(home.ranks.front(), home))
+        for (const Home *h : staged) {
+          if (h->kind != Home::Action || h->ranks != home.ranks)
+            continue;
+          std::optional<size_t> other = actionIndex(home.ranks.front(), *h);
+          if (other && *other > *own) {
+            home.action = h->action;
+            home.stage = h->stage;
+            home.microbatch = h->microbatch;
+            own = other;
+          }
+        }
       homes[&op] = home;
       continue;
     }
@@ -622,8 +648,9 @@ struct LoomSplitPipelinePass
         step.emitError("[schedule-size] the schedule in '")
             << name << "' is for pp=" << made->pp << ", vpp=" << made->vpp
             << ", " << made->microbatches
-            << " microbatches; the step has pp=" << pp << ", vpp=" << vpp
-            << ", " << microbatches << " microbatches";
+            << " microbatches; the step has pp=" << pp
+            << ", vpp=" << static_cast<int64_t>(vpp) << ", " << microbatches
+            << " microbatches";
         return signalPassFailure();
       }
     } else {
