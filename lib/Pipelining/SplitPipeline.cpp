@@ -482,6 +482,7 @@ LogicalResult PipelineSplitter::buildFunctions() {
         auto recv =
             RecvOp::create(fb, m->value.getLoc(), m->value.getType(), meshRef,
                            ppAxes, fb.getI64IntegerAttr(m->from - m->to));
+        recv->setAttr(LoomDialect::kActionAttrName, fb.getStringAttr("recv"));
         map.map(m->value, recv.getResult());
       }
     };
@@ -495,15 +496,25 @@ LogicalResult PipelineSplitter::buildFunctions() {
                    << r;
           local(operand);
         }
-      fb.clone(*op, map);
+      Operation *copy = fb.clone(*op, map);
+      const Home &home = homes[op];
+      copy->setAttr(
+          LoomDialect::kActionAttrName,
+          fb.getStringAttr(
+              home.kind == Home::Action
+                  ? sched::Action{home.action, home.stage, home.microbatch}
+                        .str()
+                  : std::string("optimizer")));
       for (const Message *m : sendAfter[pos]) {
         if (!map.contains(m->value))
           return m->value.getDefiningOp()->emitError(
                      "loom-split-pipeline: internal error: a value sent from "
                      "pipeline rank ")
                  << r << " is not made there before position " << pos;
-        SendOp::create(fb, m->value.getLoc(), map.lookup(m->value), meshRef,
-                       ppAxes, fb.getI64IntegerAttr(m->to - m->from));
+        auto send =
+            SendOp::create(fb, m->value.getLoc(), map.lookup(m->value), meshRef,
+                           ppAxes, fb.getI64IntegerAttr(m->to - m->from));
+        send->setAttr(LoomDialect::kActionAttrName, fb.getStringAttr("send"));
       }
     }
     receive(rankOps[r].size());

@@ -17,6 +17,7 @@
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Tools/mlir-translate/Translation.h"
+#include "llvm/ADT/ScopeExit.h"
 #include "llvm/ADT/SmallPtrSet.h"
 #include "llvm/Support/CommandLine.h"
 
@@ -29,6 +30,28 @@ namespace fb = loom::fb;
 constexpr int64_t kMaxConstantsBytes = int64_t(1) << 30;
 
 namespace {
+
+/// Appends instructions [first, last] of `action` to `spans`, extending the
+/// last span when it is the same action and ends right before `first`.
+void lastActionSpan(std::string &spans, StringRef action, size_t first,
+                    size_t last) {
+  size_t start = spans.rfind(';');
+  start = start == std::string::npos ? 0 : start + 1;
+  StringRef previous = StringRef(spans).substr(start);
+  auto [name, range] = previous.rsplit(':');
+  auto [from, to] = range.split('-');
+  size_t previousLast = 0;
+  if (!previous.empty() && name == action &&
+      !to.getAsInteger(10, previousLast) && previousLast + 1 == first) {
+    std::string merged = (name + ":" + from + "-" + Twine(last)).str();
+    spans.resize(start);
+    spans += merged;
+    return;
+  }
+  if (!spans.empty())
+    spans += ";";
+  spans += (action + ":" + Twine(first) + "-" + Twine(last)).str();
+}
 using AttrList = std::vector<flatbuffers::Offset<fb::Attr>>;
 
 class ProgramEmitter {
@@ -442,7 +465,20 @@ FailureOr<std::vector<uint8_t>> ProgramEmitter::emit() {
     returned.insert(value);
   for (auto [value, argument] : *updates)
     persistentValues.insert(value);
+  // The schedule action of each run of instructions (a pipeline stage's
+  // ops carry `loom.action`): "F(s0,m1):12-40;recv:41-41;...".
+  std::string actionSpans;
+  auto noteAction = [&](Operation &op, size_t first) {
+    auto action = op.getAttrOfType<StringAttr>(LoomDialect::kActionAttrName);
+    size_t end = instructions.size();
+    if (!action || end == first)
+      return;
+    lastActionSpan(actionSpans, action.getValue(), first, end - 1);
+  };
   for (Operation &op : func.getBody().front().without_terminator()) {
+    size_t firstInstruction = instructions.size();
+    auto noted =
+        llvm::make_scope_exit([&] { noteAction(op, firstInstruction); });
     if (auto constant = dyn_cast<ConstantOp>(op)) {
       if (failed(addConstant(constant)))
         return failure();
@@ -529,6 +565,9 @@ FailureOr<std::vector<uint8_t>> ProgramEmitter::emit() {
   std::vector<flatbuffers::Offset<fb::KeyValue>> metadata;
   metadata.push_back(
       fb::CreateKeyValueDirect(b, "function", func.getSymName().str().c_str()));
+  if (!actionSpans.empty())
+    metadata.push_back(fb::CreateKeyValueDirect(b, "pipeline.action_spans",
+                                                actionSpans.c_str()));
   if (auto model = func->getParentOfType<ModuleOp>()->getAttrOfType<StringAttr>(
           LoomDialect::kModelAttrName))
     metadata.push_back(

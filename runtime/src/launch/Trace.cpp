@@ -4,10 +4,12 @@
 
 #include "loom/runtime/AtomicFile.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
+#include <map>
 #include <sstream>
 #include <stdexcept>
 
@@ -29,6 +31,97 @@ std::string loom::runtime::jsonEscape(const std::string &text) {
   return out;
 }
 
+std::vector<ActionSpan>
+loom::runtime::actionSpans(const Program &program,
+                           const std::vector<TraceEvent> &events) {
+  std::vector<ActionSpan> spans;
+  std::string text = program.metadataValue("pipeline.action_spans");
+  // "F(s0,m1):12-40;recv:41-41;..."
+  std::vector<std::pair<size_t, size_t>> ranges;
+  size_t at = 0;
+  while (at < text.size()) {
+    size_t end = text.find(';', at);
+    if (end == std::string::npos)
+      end = text.size();
+    std::string entry = text.substr(at, end - at);
+    at = end + 1;
+    size_t colon = entry.rfind(':'), dash = entry.rfind('-');
+    if (colon == std::string::npos || dash == std::string::npos || dash < colon)
+      continue;
+    ActionSpan span;
+    span.action = entry.substr(0, colon);
+    spans.push_back(span);
+    ranges.push_back({std::stoul(entry.substr(colon + 1, dash - colon - 1)),
+                      std::stoul(entry.substr(dash + 1))});
+  }
+  if (spans.empty())
+    return spans;
+  // Each span runs from its first traced instruction's start to its last's
+  // end; instruction i belongs to the span whose range holds it. The
+  // events of several runs (steps) follow each other: a compute-stream
+  // instruction before the previous one starts the next run.
+  std::vector<const TraceEvent *> ordered;
+  for (const TraceEvent &e : events)
+    ordered.push_back(&e);
+  std::stable_sort(ordered.begin(), ordered.end(),
+                   [](const TraceEvent *a, const TraceEvent *b) {
+                     return a->startUs < b->startUs;
+                   });
+  std::map<std::pair<size_t, size_t>, ActionSpan> byRun;
+  size_t run = 0;
+  int64_t lastCompute = -1;
+  for (const TraceEvent *e : ordered) {
+    if (e->stream == StreamKind::Compute) {
+      if (static_cast<int64_t>(e->instruction) < lastCompute)
+        ++run;
+      lastCompute = e->instruction;
+    }
+    auto it =
+        std::upper_bound(ranges.begin(), ranges.end(), e->instruction,
+                         [](size_t i, const std::pair<size_t, size_t> &r) {
+                           return i < r.first;
+                         });
+    if (it == ranges.begin())
+      continue;
+    size_t k = static_cast<size_t>(it - ranges.begin()) - 1;
+    if (e->instruction > ranges[k].second)
+      continue;
+    double end = e->startUs + e->durationUs;
+    auto [entry, inserted] = byRun.try_emplace({run, k}, spans[k]);
+    ActionSpan &span = entry->second;
+    if (inserted) {
+      span.startUs = e->startUs;
+      span.endUs = end;
+    } else {
+      span.startUs = std::min(span.startUs, e->startUs);
+      span.endUs = std::max(span.endUs, end);
+    }
+  }
+  std::vector<ActionSpan> traced;
+  for (auto &[key, span] : byRun) {
+    traced.push_back(span);
+    traced.back().run = key.first;
+  }
+  return traced;
+}
+
+/// Chrome's reserved colour names: forwards blue, backwards orange, weight
+/// gradients green, waiting for a peer grey.
+static const char *actionColor(const std::string &action) {
+  switch (action.empty() ? ' ' : action[0]) {
+  case 'F':
+    return "rail_response";
+  case 'B':
+    return "rail_animation";
+  case 'W':
+    return "good";
+  case 'r':
+    return "grey";
+  default:
+    return "generic_work";
+  }
+}
+
 /// One JSON event per line: a rank is a process, a stream a thread.
 static void appendEvents(std::ostream &os, const RankResult &result,
                          bool &first) {
@@ -46,6 +139,22 @@ static void appendEvents(std::ostream &os, const RankResult &result,
        << (stream == 0 ? "compute" : "comm") << "\"}}";
   }
   const Program &program = *result.program;
+  // A pipeline stage: one more track with its schedule's actions.
+  std::vector<ActionSpan> spans = actionSpans(program, result.events);
+  if (!spans.empty()) {
+    sep();
+    os << "{\"ph\":\"M\",\"name\":\"thread_name\",\"pid\":" << result.rank
+       << ",\"tid\":2,\"args\":{\"name\":\"schedule\"}}";
+  }
+  for (const ActionSpan &span : spans) {
+    sep();
+    os << std::fixed << std::setprecision(3) << "{\"ph\":\"X\",\"name\":\""
+       << jsonEscape(span.action) << "\",\"cname\":\""
+       << actionColor(span.action) << "\",\"pid\":" << result.rank
+       << ",\"tid\":2,\"ts\":" << span.startUs
+       << ",\"dur\":" << span.endUs - span.startUs
+       << ",\"args\":{\"run\":" << span.run << "}}";
+  }
   for (const TraceEvent &e : result.events) {
     const InstrInfo &instr = program.instructions()[e.instruction];
     sep();

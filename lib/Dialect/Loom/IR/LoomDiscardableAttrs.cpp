@@ -260,6 +260,7 @@ const DiscardableAttr kAttrs[] = {
     {LoomDialect::kModelAttrName, OnOp, checkString},
     {LoomDialect::kAsyncAttrName, OnOp, checkAsync},
     {LoomDialect::kPipelineAttrName, OnOp, checkPipeline},
+    {LoomDialect::kActionAttrName, OnOp, checkString},
 };
 
 /// Finds `attr`'s row and checks that it may appear at `place`.

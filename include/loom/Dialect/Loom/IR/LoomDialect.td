@@ -82,6 +82,10 @@ def Loom_Dialect : Dialect {
     /// (-loom-split-pipeline): a dictionary with `pp`, `vpp`,
     /// `microbatches`, `schedule` (its name) and `actions` (its CSV).
     static constexpr llvm::StringLiteral kPipelineAttrName = "loom.pipeline";
+    /// Op attribute of a pipeline rank's op: the schedule action it runs in
+    /// ("F(s0,m1)", "B(...)", "W(...)"), "recv", "send" or "optimizer"
+    /// (the step's tail); the program's trace shows these.
+    static constexpr llvm::StringLiteral kActionAttrName = "loom.action";
 
   private:
     /// Registers the attributes; defined beside their storage classes.

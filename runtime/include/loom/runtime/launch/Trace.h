@@ -3,7 +3,9 @@
 // Writes the trace events of finished ranks in the Chrome trace format
 // (chrome://tracing, Perfetto): a process per rank, a thread per stream
 // (compute, comm), one complete event per executed instruction with its
-// source location. A multi-process job writes one part per process
+// source location; a pipeline stage's rank also gets a `schedule` thread
+// with one event per schedule action (F, B, W, waiting in a receive, the
+// optimizer). A multi-process job writes one part per process
 // (rankTracePartPath) and the process that spawned them merges the parts.
 //
 //===----------------------------------------------------------------------===//
@@ -21,6 +23,21 @@ namespace loom::runtime {
 /// `text` as the contents of a JSON string: quotes and backslashes escaped,
 /// control characters as \u00XX; other bytes (UTF-8) unchanged.
 std::string jsonEscape(const std::string &text);
+
+/// One schedule action of a pipeline stage as it ran: from the start of
+/// its first instruction to the end of its last (µs, steady clock).
+struct ActionSpan {
+  std::string action;
+  double startUs = 0, endUs = 0;
+  /// Which run of the program (step) it belongs to, from 0.
+  size_t run = 0;
+};
+
+/// The actions of a pipeline stage's run, from its program's
+/// `pipeline.action_spans` metadata (the compiler's instruction ranges of
+/// each action) and the run's trace events; empty for other programs.
+std::vector<ActionSpan> actionSpans(const Program &program,
+                                    const std::vector<TraceEvent> &events);
 
 /// The trace of `results`: a whole JSON document, or with `complete` false
 /// only its events, comma-separated one per line (a part to merge).
