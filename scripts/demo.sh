@@ -78,3 +78,22 @@ paste -d, "$train/one-rank/loss.csv" "$train/four-ranks/loss.csv" |
   awk -F, 'NR > 1 && (NR - 1) % 10 == 0 { printf "%4d  %13.6f  %14.6f\n", $1, $2, $8 }
     NR > 1 { d = $2 - $8; if (d < 0) d = -d; if (d / $2 > worst) worst = d / $2 }
     END { printf "largest relative difference over %d steps: %.1e\n", NR - 1, worst }'
+
+step "loom-run --train --plan pp=2,vpp=2,tp=2 --nproc 4: pipeline stages, interleaved 1F1B"
+# tiny-gpt with 4 layers: 2 pipeline ranks with 2 model chunks each (layers
+# 0 and 2 on rank 0, 1 and 3 on rank 1), each stage split over 2 tensor-
+# parallel ranks; 4 microbatches per step in Megatron's interleaved order.
+loom-models tiny-gpt --vocab 256 --seq 64 --batch 16 --layers 4 -o "$train/tiny-gpt-4.mlir"
+loom-run "$train/tiny-gpt-4.mlir" --train --steps 30 --warmup 5 --lr 3e-3 \
+  --micro-batches 4 --log "$train/pp-one-rank" --quiet
+loom-run "$train/tiny-gpt-4.mlir" --train --steps 30 --warmup 5 --lr 3e-3 \
+  --micro-batches 4 --plan pp=2,vpp=2,tp=2 --nproc 4 --log "$train/pp-four-ranks"
+echo "step  loss (1 rank)  loss (4 ranks)"
+paste -d, "$train/pp-one-rank/loss.csv" "$train/pp-four-ranks/loss.csv" |
+  awk -F, 'NR > 1 && (NR - 1) % 10 == 0 { printf "%4d  %13.6f  %14.6f\n", $1, $2, $8 }
+    NR > 1 { d = $2 - $8; if (d < 0) d = -d; if (d / $2 > worst) worst = d / $2 }
+    END { printf "largest relative difference over %d steps: %.1e\n", NR - 1, worst }'
+
+step "loom-sim --model llama3-70b: a Megatron-style plan on 64 H100s, priced"
+loom-sim --model llama3-70b --plan 'tp=8,sp,pp=4,vpp=5,dp=2,gbs=128' --cluster h100-ib:8 |
+  grep -E '^(pipeline|step time|tokens/s|MFU|memory peak)'
