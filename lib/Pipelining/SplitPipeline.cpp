@@ -26,6 +26,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "loom/Dialect/Loom/IR/LoomOps.h"
+#include "loom/Dialect/Loom/IR/OpCost.h"
 #include "loom/Pipelining/Passes.h"
 #include "loom/Schedule/Schedule.h"
 
@@ -34,9 +35,11 @@
 #include "mlir/IR/Verifier.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
 #include "llvm/ADT/DenseSet.h"
+#include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/MemoryBuffer.h"
 
 #include <map>
+#include <set>
 #include <tuple>
 
 namespace loom {
@@ -77,9 +80,11 @@ struct Message {
 class PipelineSplitter {
 public:
   PipelineSplitter(ModuleOp module, func::FuncOp step, MeshOp mesh,
-                   sched::Schedule schedule, SmallVector<int64_t> stageOfLayer)
+                   sched::Schedule schedule, SmallVector<int64_t> stageOfLayer,
+                   bool report)
       : module(module), step(step), mesh(mesh), schedule(std::move(schedule)),
-        stageOfLayer(std::move(stageOfLayer)), P(this->schedule.pp) {}
+        stageOfLayer(std::move(stageOfLayer)), P(this->schedule.pp),
+        report(report) {}
 
   LogicalResult run();
 
@@ -97,6 +102,9 @@ private:
   LogicalResult orderRanks();
   void planMessages();
   LogicalResult buildFunctions();
+  /// Remarks per pipeline rank: microbatches in flight and stash bytes, as
+  /// the compiled order keeps them, next to the schedule's bound.
+  void reportStash();
   /// The position of (kind, stage, microbatch) in rank r's compute actions.
   std::optional<size_t> actionIndex(int rank, const Home &home) const;
 
@@ -106,6 +114,7 @@ private:
   sched::Schedule schedule;
   SmallVector<int64_t> stageOfLayer;
   const int P;
+  const bool report;
 
   DenseMap<Operation *, Home> homes;
   /// Per rank: (kind, stage, microbatch) -> place among its compute
@@ -549,10 +558,98 @@ LogicalResult PipelineSplitter::buildFunctions() {
   return success();
 }
 
+void PipelineSplitter::reportStash() {
+  bool splits = schedule.splitsBackward();
+  auto isBackward = [](const Home &h) {
+    return h.kind == Home::Action && h.action != sched::ActionKind::F;
+  };
+  for (int r = 0; r < P; ++r) {
+    // A stash interval: from where a value of F(s, m) is made (or
+    // received) to its last use by a backward action of this rank.
+    struct Interval {
+      size_t start, end;
+      std::pair<int, int> key;
+      int64_t bytes;
+    };
+    std::vector<Interval> intervals;
+    auto lastBackwardUse =
+        [&](Value v) -> std::optional<std::pair<size_t, int>> {
+      std::optional<std::pair<size_t, int>> last;
+      for (Operation *user : v.getUsers()) {
+        auto pos = rankPos[r].find(user);
+        if (pos == rankPos[r].end() || !isBackward(homes[user]))
+          continue;
+        if (!last || pos->second > last->first)
+          last = std::make_pair(pos->second, homes[user].stage);
+      }
+      return last;
+    };
+    for (auto [pos, op] : llvm::enumerate(rankOps[r])) {
+      const Home &home = homes[op];
+      if (home.kind != Home::Action || home.action != sched::ActionKind::F)
+        continue;
+      for (Value v : op->getResults())
+        if (auto last = lastBackwardUse(v))
+          intervals.push_back({pos,
+                               last->first,
+                               {home.stage, home.microbatch},
+                               getTensorBytes(v.getType())});
+    }
+    for (const Message &m : messages) {
+      if (m.to != r)
+        continue;
+      const Home &from = homes[m.value.getDefiningOp()];
+      if (from.kind != Home::Action || from.action != sched::ActionKind::F)
+        continue;
+      if (auto last = lastBackwardUse(m.value))
+        intervals.push_back({m.recvBefore,
+                             last->first,
+                             {last->second, from.microbatch},
+                             getTensorBytes(m.value.getType())});
+    }
+    // The most microbatch-chunks (s, m) and bytes alive at once.
+    size_t inFlight = 0;
+    int64_t peakBytes = 0;
+    for (size_t i = 0; i <= rankOps[r].size(); ++i) {
+      std::set<std::pair<int, int>> live;
+      int64_t bytes = 0;
+      for (const Interval &in : intervals)
+        if (in.start <= i && i <= in.end) {
+          live.insert(in.key);
+          bytes += in.bytes;
+        }
+      inFlight = std::max(inFlight, live.size());
+      peakBytes = std::max(peakBytes, bytes);
+    }
+    // The schedule's own count: from F(s, m) to its B (its W when the
+    // schedule splits the backward).
+    std::set<std::pair<int, int>> open;
+    size_t bound = 0;
+    for (const sched::Action &a : schedule.ranks[r]) {
+      if (a.kind == sched::ActionKind::F)
+        open.insert({a.stage, a.microbatch});
+      if (a.kind == (splits ? sched::ActionKind::W : sched::ActionKind::B))
+        open.erase({a.stage, a.microbatch});
+      bound = std::max(bound, open.size());
+    }
+    SmallVector<std::string> stages;
+    for (int s = r; s < schedule.stages(); s += P)
+      stages.push_back(std::to_string(s));
+    module.emitRemark() << "pipeline rank " << r << " (stages "
+                        << llvm::join(stages, ", ") << "): at most " << inFlight
+                        << " microbatch-chunks in flight in the compiled "
+                           "order, the schedule keeps "
+                        << bound << "; stash at its peak " << peakBytes
+                        << " bytes";
+  }
+}
+
 LogicalResult PipelineSplitter::run() {
   if (failed(assignHomes()) || failed(orderRanks()))
     return failure();
   planMessages();
+  if (report)
+    reportStash();
   if (failed(buildFunctions()))
     return failure();
 
@@ -681,7 +778,7 @@ struct LoomSplitPipelinePass
       return signalPassFailure();
     }
     PipelineSplitter splitter(module, step, mesh, std::move(*made),
-                              std::move(stageOfLayer));
+                              std::move(stageOfLayer), report);
     if (failed(splitter.run()))
       return signalPassFailure();
   }

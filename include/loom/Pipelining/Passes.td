@@ -39,6 +39,12 @@ def LoomSplitPipelinePass : Pass<"loom-split-pipeline", "mlir::ModuleOp"> {
     `loom.pipeline` (pp, vpp, microbatches, the schedule's name and its
     actions as CSV, docs/Schedules.md) for the program emitter.
 
+    With `report`, a remark per pipeline rank gives the most
+    microbatch-chunks whose stash (forward values a backward reads) is
+    alive at once in the compiled order, the schedule's own count of
+    forwards not yet backwarded (1F1B: p - r on rank r), and the stash's
+    bytes at that peak.
+
     Errors name their cause: a schedule that does not fit (its own
     problem ids), a layout whose counts do not sum to the layers, a step
     without `loom.layer` tags.
@@ -50,6 +56,9 @@ def LoomSplitPipelinePass : Pass<"loom-split-pipeline", "mlir::ModuleOp"> {
            "Virtual stages (model chunks) per pipeline rank">,
     ListOption<"layout", "layout", "int64_t",
                "Layers per virtual stage, in stage order (default: even)">,
+    Option<"report", "report", "bool", /*default=*/"false",
+           "Remark per pipeline rank: microbatches in flight and stash "
+           "bytes in the compiled order, next to the schedule's count">,
   ];
   let dependentDialects = ["::loom::LoomDialect",
                            "::mlir::func::FuncDialect"];
