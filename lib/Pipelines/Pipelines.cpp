@@ -53,6 +53,8 @@ void loom::buildLoomParallelizePipeline(OpPassManager &pm,
   if (spec && spec->pp > 1) {
     LoomSplitPipelinePassOptions split;
     split.vpp = spec->vpp;
+    split.firstLayers = spec->firstLayers.value_or(0);
+    split.lastLayers = spec->lastLayers.value_or(0);
     if (!options.schedule.empty())
       split.schedule = options.schedule;
     else {

@@ -709,6 +709,34 @@ struct LoomSplitPipelinePass
     }
     int64_t stages = pp * vpp;
     SmallVector<int64_t> perStage(layout.begin(), layout.end());
+    if (perStage.empty() && (firstLayers > 0 || lastLayers > 0)) {
+      // Megatron's uneven layout: per pipeline rank, then over its chunks.
+      int64_t given = (firstLayers > 0) + (lastLayers > 0);
+      int64_t rest = layers - firstLayers - lastLayers;
+      int64_t others = pp - given;
+      if (rest < 0 || (others == 0 && rest != 0) ||
+          (others > 0 && rest % others != 0)) {
+        step.emitError("[layers-uneven] the layers (")
+            << layers << ") less first-layers and last-layers (" << rest
+            << ") do not split evenly over the other " << others << " stage(s)";
+        return signalPassFailure();
+      }
+      SmallVector<int64_t> perRank(pp, others ? rest / others : 0);
+      if (firstLayers > 0)
+        perRank.front() = firstLayers;
+      if (lastLayers > 0)
+        perRank.back() = lastLayers;
+      for (int64_t s = 0; s < stages; ++s) {
+        int64_t n = perRank[s % pp];
+        if (n % vpp != 0) {
+          step.emitError("[layers-vpp] pipeline rank ")
+              << s % pp << " has " << n << " layers, not divisible by vpp = "
+              << static_cast<int64_t>(vpp);
+          return signalPassFailure();
+        }
+        perStage.push_back(n / vpp);
+      }
+    }
     if (perStage.empty()) {
       if (layers % stages != 0) {
         step.emitError("[layers-stages] the layers (")

@@ -67,10 +67,12 @@ std::optional<RecomputeGranularity> loom::parseRecompute(StringRef text) {
 
 bool PlanSpec::operator==(const PlanSpec &other) const {
   return tp == other.tp && sp == other.sp && cp == other.cp && pp == other.pp &&
-         vpp == other.vpp && vppLayers == other.vppLayers && dp == other.dp &&
-         ep == other.ep && etp == other.etp && zero == other.zero &&
-         mbs == other.mbs && gbs == other.gbs && schedule == other.schedule &&
-         recompute == other.recompute && vocabMultiple == other.vocabMultiple;
+         vpp == other.vpp && vppLayers == other.vppLayers &&
+         firstLayers == other.firstLayers && lastLayers == other.lastLayers &&
+         dp == other.dp && ep == other.ep && etp == other.etp &&
+         zero == other.zero && mbs == other.mbs && gbs == other.gbs &&
+         schedule == other.schedule && recompute == other.recompute &&
+         vocabMultiple == other.vocabMultiple;
 }
 
 //===----------------------------------------------------------------------===//
@@ -231,6 +233,10 @@ static const StringRef kVppAliases[] = {"virtual_pipeline_model_parallel_size",
                                         "num_virtual_stages_per_pipeline_rank"};
 static const StringRef kVppLayersAliases[] = {
     "num_layers_per_virtual_pipeline_stage"};
+static const StringRef kFirstLayersAliases[] = {
+    "decoder_first_pipeline_num_layers"};
+static const StringRef kLastLayersAliases[] = {
+    "decoder_last_pipeline_num_layers"};
 static const StringRef kCpAliases[] = {"context_parallel_size"};
 static const StringRef kDpAliases[] = {"data_parallel_size"};
 static const StringRef kEpAliases[] = {"expert_model_parallel_size"};
@@ -258,6 +264,13 @@ static const PlanKeyInfo kPlanKeys[] = {
     {"vpp_layers", "N", kVppLayersAliases,
      "--num-layers-per-virtual-pipeline-stage N",
      "layers per model chunk: vpp = layers / (pp * N)"},
+    {"first_layers", "N", kFirstLayersAliases,
+     "--decoder-first-pipeline-num-layers N",
+     "layers of the first pipeline stage (uneven layout; the stages "
+     "without a count share the rest evenly)"},
+    {"last_layers", "N", kLastLayersAliases,
+     "--decoder-last-pipeline-num-layers N",
+     "layers of the last pipeline stage (uneven layout)"},
     {"cp", "N", kCpAliases, "--context-parallel-size N",
      "context parallelism: the sequence split over N ranks"},
     {"dp", "N", kDpAliases, "(derived: world / (tp * cp * pp))",
@@ -295,6 +308,8 @@ enum KeyIndex : unsigned {
   kPp,
   kVpp,
   kVppLayers,
+  kFirstLayers,
+  kLastLayers,
   kCp,
   kDp,
   kEp,
@@ -318,6 +333,8 @@ static const Setter kSetters[] = {
     setInt<&PlanSpec::pp>,
     setInt<&PlanSpec::vpp>,
     setOptionalInt<&PlanSpec::vppLayers>,
+    setOptionalInt<&PlanSpec::firstLayers>,
+    setOptionalInt<&PlanSpec::lastLayers>,
     setInt<&PlanSpec::cp>,
     setOptionalInt<&PlanSpec::dp>,
     setInt<&PlanSpec::ep>,
@@ -416,9 +433,9 @@ llvm::Expected<PlanSpec> loom::parsePlanSpec(StringRef text) {
     std::optional<KeyName> key = lookupKeyName(keyText);
     if (!key)
       return parseError(where + ": unknown key '" + keyText +
-                        "'; the keys are tp, sp, pp, vpp, vpp_layers, cp, "
-                        "dp, ep, etp, zero, mbs, gbs, schedule, recompute, "
-                        "vocab_multiple");
+                        "'; the keys are tp, sp, pp, vpp, vpp_layers, "
+                        "first_layers, last_layers, cp, dp, ep, etp, zero, "
+                        "mbs, gbs, schedule, recompute, vocab_multiple");
     if (setAt[key->key])
       return parseError(where + ": " + kPlanKeys[key->key].name +
                         " is already set at column " +
@@ -466,6 +483,8 @@ static const MegatronFlag kMegatronFlags[] = {
     {"--num-virtual-stages-per-pipeline-rank", FlagKind::Key, true, kVpp},
     {"--num-layers-per-virtual-pipeline-stage", FlagKind::Key, true,
      kVppLayers},
+    {"--decoder-first-pipeline-num-layers", FlagKind::Key, true, kFirstLayers},
+    {"--decoder-last-pipeline-num-layers", FlagKind::Key, true, kLastLayers},
     {"--context-parallel-size", FlagKind::Key, true, kCp},
     {"--expert-model-parallel-size", FlagKind::Key, true, kEp},
     {"--expert-tensor-parallel-size", FlagKind::Key, true, kEtp},
@@ -669,6 +688,10 @@ std::string loom::toString(const PlanSpec &spec) {
     add(kVpp, spec.vpp);
   if (spec.vppLayers)
     add(kVppLayers, *spec.vppLayers);
+  if (spec.firstLayers)
+    add(kFirstLayers, *spec.firstLayers);
+  if (spec.lastLayers)
+    add(kLastLayers, *spec.lastLayers);
   if (spec.cp != 1)
     add(kCp, spec.cp);
   if (spec.dp)

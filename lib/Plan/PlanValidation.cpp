@@ -92,6 +92,8 @@ bool PlanChecker::checkRanges() {
   check("pp", spec.pp);
   check("vpp", spec.vpp);
   check("vpp_layers", spec.vppLayers);
+  check("first_layers", spec.firstLayers);
+  check("last_layers", spec.lastLayers);
   check("cp", spec.cp);
   check("dp", spec.dp);
   check("ep", spec.ep);
@@ -260,7 +262,44 @@ void PlanChecker::checkPipeline(PlanLayout &layout) {
           "give vpp (virtual stages per pipeline rank) or vpp_layers (layers "
           "per virtual stage), not both");
   bool layersDivide = true;
-  if (model.layers && model.layers % pp != 0) {
+  bool uneven = spec.firstLayers || spec.lastLayers;
+  if (uneven) {
+    // Megatron's uneven layout: the first and/or last stage get their own
+    // counts, the other stages share the rest evenly.
+    layersDivide = false;
+    if (pp == 1)
+      error("uneven-needs-pp",
+            "first_layers and last_layers set the layers of the first and "
+            "last pipeline stages and need pp > 1");
+    else if (spec.vppLayers)
+      error("uneven-vpp-layers",
+            "an uneven layout (first_layers, last_layers) takes vpp, not "
+            "vpp_layers");
+    else if (model.layers) {
+      int64_t given = (spec.firstLayers ? 1 : 0) + (spec.lastLayers ? 1 : 0);
+      int64_t rest = model.layers - spec.firstLayers.value_or(0) -
+                     spec.lastLayers.value_or(0);
+      int64_t others = pp - given;
+      if (rest < 0 || (others == 0 && rest != 0) ||
+          (others > 0 && (rest < others || rest % others != 0)))
+        error("layers-uneven", "the layers (" + str(model.layers) +
+                                   ") less first_layers and "
+                                   "last_layers (" +
+                                   str(rest) +
+                                   ") must split evenly, at least "
+                                   "one each, over the other " +
+                                   str(others) + " stage(s)");
+      else if (spec.vpp > 1) {
+        int64_t middle = others ? rest / others : 0;
+        for (int64_t n : {spec.firstLayers.value_or(middle),
+                          spec.lastLayers.value_or(middle), middle})
+          if (n && n % spec.vpp != 0)
+            error("layers-vpp", "each stage's layers (" + str(n) +
+                                    ") must be divisible by vpp (" +
+                                    str(spec.vpp) + ")");
+      }
+    }
+  } else if (model.layers && model.layers % pp != 0) {
     layersDivide = false;
     error("layers-pp", "the layers (" + str(model.layers) +
                            ") must be divisible by pp (" + str(pp) + ")");

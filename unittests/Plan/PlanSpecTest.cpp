@@ -86,6 +86,19 @@ TEST(PlanSpec, EveryKey) {
   EXPECT_EQ(spec.recompute, RecomputeGranularity::Selective);
   EXPECT_EQ(spec.vocabMultiple, 64);
   EXPECT_EQ(parse("vpp_layers=3").vppLayers, 3);
+  // Megatron's uneven layout, by key, alias and flag; it round-trips.
+  PlanSpec uneven =
+      parse("pp=4,first_layers=3,decoder_last_pipeline_num_layers=1");
+  EXPECT_EQ(uneven.firstLayers, 3);
+  EXPECT_EQ(uneven.lastLayers, 1);
+  EXPECT_EQ(toString(uneven), "pp=4,first_layers=3,last_layers=1");
+  EXPECT_EQ(parse(toString(uneven)), uneven);
+  llvm::Expected<PlanSpec> flags =
+      parseMegatronFlags({"--pipeline-model-parallel-size", "4",
+                          "--decoder-first-pipeline-num-layers", "3",
+                          "--decoder-last-pipeline-num-layers=1"});
+  ASSERT_TRUE(static_cast<bool>(flags));
+  EXPECT_EQ(*flags, uneven);
 }
 
 TEST(PlanSpec, OrderAndSpacesDoNotMatter) {
@@ -297,8 +310,8 @@ TEST(PlanSpec, ErrorsNameTheEntryAndColumn) {
             "column 1 ('tp='): tp needs a positive integer, got ''");
   EXPECT_EQ(parseError("tp=2, depth=3"),
             "column 7 ('depth=3'): unknown key 'depth'; the keys are tp, sp, "
-            "pp, vpp, vpp_layers, cp, dp, ep, etp, zero, mbs, gbs, schedule, "
-            "recompute, vocab_multiple");
+            "pp, vpp, vpp_layers, first_layers, last_layers, cp, dp, ep, etp, "
+            "zero, mbs, gbs, schedule, recompute, vocab_multiple");
   EXPECT_EQ(parseError("tp=2,sp,tp=4"),
             "column 9 ('tp=4'): tp is already set at column 1");
   EXPECT_EQ(parseError("tp=2,tensor_model_parallel_size=2"),
@@ -392,9 +405,9 @@ TEST(PlanSpec, KeyTable) {
     }
   }
   EXPECT_EQ(names, (std::vector<std::string>{
-                       "tp", "sp", "pp", "vpp", "vpp_layers", "cp", "dp", "ep",
-                       "etp", "zero", "mbs", "gbs", "schedule", "recompute",
-                       "vocab_multiple"}));
+                       "tp", "sp", "pp", "vpp", "vpp_layers", "first_layers",
+                       "last_layers", "cp", "dp", "ep", "etp", "zero", "mbs",
+                       "gbs", "schedule", "recompute", "vocab_multiple"}));
 }
 
 } // namespace

@@ -11,8 +11,11 @@ def LoomSplitPipelinePass : Pass<"loom-split-pipeline", "mlir::ModuleOp"> {
   let description = [{
     Runs after -loom-partition on a training step whose mesh has a `pp`
     axis (of size p > 1). Transformer layers (`loom.layer`) are assigned to
-    the p·vpp virtual stages, evenly or by `layout` (layers per virtual
-    stage); stage s runs on pipeline rank s mod p (Megatron's interleaved
+    the p·vpp virtual stages, evenly, by Megatron's uneven layout
+    (`first-layers`, `last-layers`: the first and last pipeline stage's
+    layers, the other stages sharing the rest; with vpp each stage's
+    layers are split evenly over its chunks), or by `layout` (layers per
+    virtual stage); stage s runs on pipeline rank s mod p (Megatron's interleaved
     placement). The ops before the first layer (the embedding) follow the
     first stage, the ops after the last (final norm, head, loss) the last
     one, by the dataflow: a forward op without a layer joins the latest
@@ -56,6 +59,11 @@ def LoomSplitPipelinePass : Pass<"loom-split-pipeline", "mlir::ModuleOp"> {
            "Virtual stages (model chunks) per pipeline rank">,
     ListOption<"layout", "layout", "int64_t",
                "Layers per virtual stage, in stage order (default: even)">,
+    Option<"firstLayers", "first-layers", "int64_t", /*default=*/"0",
+           "Layers of the first pipeline stage (Megatron's "
+           "--decoder-first-pipeline-num-layers; 0: even)">,
+    Option<"lastLayers", "last-layers", "int64_t", /*default=*/"0",
+           "Layers of the last pipeline stage (0: even)">,
     Option<"report", "report", "bool", /*default=*/"false",
            "Remark per pipeline rank: microbatches in flight and stash "
            "bytes in the compiled order, next to the schedule's count">,

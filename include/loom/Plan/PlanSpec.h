@@ -75,6 +75,10 @@ struct PlanSpec {
   /// Layers per virtual stage (--num-layers-per-virtual-pipeline-stage), the
   /// other way to ask for interleaving: vpp = layers / (pp · vppLayers).
   std::optional<int64_t> vppLayers;
+  /// Layers of the first and of the last pipeline stage, the others
+  /// sharing the rest evenly (--decoder-first-pipeline-num-layers,
+  /// --decoder-last-pipeline-num-layers): an uneven layout.
+  std::optional<int64_t> firstLayers, lastLayers;
   /// Data parallelism; when omitted, world size / (tp · cp · pp).
   std::optional<int64_t> dp;
   /// Expert parallelism (--expert-model-parallel-size).
