@@ -14,6 +14,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "ModelStep.h"
+#include "ProgramReplay.h"
 #include "Timeline.h"
 
 #include "loom/Schedule/Schedule.h"
@@ -33,6 +34,8 @@ static const char *const kUsage =
                 [--costs F,B,W,T] [--csv OUT] [--svg OUT]
        loom-sim --model NAME --plan SPEC (--cluster PRESET | --cluster-file F)
                 [--trace OUT.svg|OUT.json]
+       loom-sim --program FILE.loom [--cluster PRESET | --cluster-file F]
+                [--svg OUT]
 
 Builds a pipeline schedule (or reads one from a CSV file), validates it,
 simulates it lock-step and prints each rank's busy and idle time and the
@@ -62,6 +65,16 @@ a model's training step (the cost model, docs/CostModel.md):
   --cluster-file F   a cluster described in a file (key = value lines)
   --trace OUT        write the simulated timeline: OUT.svg (the schedule
                      picture, milliseconds) or OUT.json (Chrome trace)
+
+a compiled program (loom-translate --loom-to-program; a pipeline program
+holds one program per pipeline rank and its schedule):
+  --program FILE     replay it on the cluster (default h100-node): each
+                     instruction priced (matmul FLOPs, other kernels' bytes,
+                     collectives by the alpha-beta model on their group's
+                     link), summed per schedule action, the schedule
+                     simulated; prints per-stage F/B/W, each rank's arena
+                     (the compiled memory plan), traffic per mesh axis, the
+                     bubble, step time and tokens/s; --svg draws it
 )";
 
 static int fail(const std::string &message) {
@@ -82,6 +95,7 @@ struct Options {
   ActionCosts costs;
   bool costsGiven = false;
   loom::sim::ModelStepOptions model;
+  std::string program;
 };
 } // namespace
 
@@ -127,7 +141,8 @@ static bool parseArgs(int argc, char **argv, Options &options, bool &help) {
       {"--plan", &options.model.plan},
       {"--cluster", &options.model.cluster},
       {"--cluster-file", &options.model.clusterFile},
-      {"--trace", &options.model.trace}};
+      {"--trace", &options.model.trace},
+      {"--program", &options.program}};
   std::map<std::string, bool> seen;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
@@ -214,6 +229,22 @@ int main(int argc, char **argv) {
     return 0;
   }
   const loom::sim::ModelStepOptions &model = options.model;
+  if (!options.program.empty()) {
+    if (!model.model.empty() || !model.plan.empty() ||
+        !options.schedule.empty() || options.pp || options.vpp ||
+        options.microbatches || options.costsGiven || !model.trace.empty() ||
+        !options.csvOut.empty())
+      return fail("--program takes only --cluster or --cluster-file and "
+                  "--svg (the program holds its plan and schedule)");
+    if (!model.cluster.empty() && !model.clusterFile.empty())
+      return fail("give --cluster or --cluster-file, not both");
+    loom::sim::ProgramReplayOptions replay;
+    replay.program = options.program;
+    replay.cluster = model.cluster;
+    replay.clusterFile = model.clusterFile;
+    replay.svg = options.svgOut;
+    return loom::sim::runProgramReplay(replay);
+  }
   bool modelMode = !model.model.empty();
   struct Given {
     const char *flag;
