@@ -55,6 +55,7 @@ void loom::buildLoomParallelizePipeline(OpPassManager &pm,
     split.vpp = spec->vpp;
     split.firstLayers = spec->firstLayers.value_or(0);
     split.lastLayers = spec->lastLayers.value_or(0);
+    split.balance = options.pipelineBalance;
     if (!options.schedule.empty())
       split.schedule = options.schedule;
     else {

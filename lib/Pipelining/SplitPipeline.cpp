@@ -38,6 +38,7 @@
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/MemoryBuffer.h"
 
+#include <limits>
 #include <map>
 #include <set>
 #include <tuple>
@@ -668,6 +669,86 @@ LogicalResult PipelineSplitter::run() {
   return success();
 }
 
+/// Layers per virtual stage balanced by cost: each layer's FLOPs (every op
+/// tagged with it, forward and backward, as the ops' CostOpInterface counts
+/// them), the first stage also carrying what comes before the first layer
+/// (the embedding) and the last what comes after the last (output layer
+/// and loss), three times their forward FLOPs (forward and backward).
+/// Contiguous groups of at least one layer minimizing the most expensive
+/// stage (dynamic programming over the split points).
+SmallVector<int64_t> balancedLayout(func::FuncOp step, int64_t layers,
+                                    int64_t stages) {
+  std::vector<double> cost(layers, 0.0);
+  double before = 0, after = 0;
+  bool seenLayer = false;
+  double pending = 0; // forward cost without a layer since the last layer op
+  auto flopsOf = [](Operation *op) {
+    auto costed = dyn_cast<CostOpInterface>(op);
+    return costed ? costed.getMatmulFlops() + costed.getVectorFlops() : 0.0;
+  };
+  for (Operation &op : step.getBody().front().without_terminator()) {
+    auto layer = op.getAttrOfType<IntegerAttr>(LoomDialect::kLayerAttrName);
+    auto phase = op.getAttrOfType<PhaseAttr>(LoomDialect::kPhaseAttrName);
+    auto mb = op.getAttrOfType<IntegerAttr>(LoomDialect::kMicrobatchAttrName);
+    bool firstForward =
+        phase && phase.getValue() == Phase::fwd && (!mb || mb.getInt() == 0);
+    if (layer && layer.getInt() < layers) {
+      cost[layer.getInt()] += flopsOf(&op);
+      if (firstForward) {
+        seenLayer = true;
+        pending = 0;
+      }
+      continue;
+    }
+    // Microbatch 0's forward without a layer: before its first layer op
+    // (the embedding) or after its last (head and loss).
+    if (!firstForward)
+      continue;
+    if (!seenLayer)
+      before += flopsOf(&op);
+    else
+      pending += flopsOf(&op);
+  }
+  // The layers' costs hold every microbatch, forward and backward; the
+  // embedding's and head's were taken from microbatch 0's forward.
+  int64_t microbatches = 1;
+  step.walk([&](Operation *op) {
+    if (auto mb =
+            op->getAttrOfType<IntegerAttr>(LoomDialect::kMicrobatchAttrName))
+      microbatches = std::max(microbatches, mb.getInt() + 1);
+  });
+  after = pending * 3 * microbatches;
+  before *= 3 * microbatches;
+  // best[s][l]: the least max stage cost of layers [0, l) in s stages.
+  const double inf = std::numeric_limits<double>::infinity();
+  std::vector<double> prefix(layers + 1, 0.0);
+  for (int64_t l = 0; l < layers; ++l)
+    prefix[l + 1] = prefix[l] + cost[l];
+  std::vector<std::vector<double>> best(stages + 1,
+                                        std::vector<double>(layers + 1, inf));
+  std::vector<std::vector<int64_t>> split(stages + 1,
+                                          std::vector<int64_t>(layers + 1, 0));
+  best[0][0] = 0;
+  for (int64_t s = 1; s <= stages; ++s)
+    for (int64_t l = s; l <= layers - (stages - s); ++l)
+      for (int64_t k = s - 1; k < l; ++k) {
+        double stage = prefix[l] - prefix[k] + (s == 1 ? before : 0) +
+                       (s == stages ? after : 0);
+        double worst = std::max(best[s - 1][k], stage);
+        if (worst < best[s][l]) {
+          best[s][l] = worst;
+          split[s][l] = k;
+        }
+      }
+  SmallVector<int64_t> perStage(stages, 0);
+  for (int64_t s = stages, l = layers; s > 0; --s) {
+    int64_t k = split[s][l];
+    perStage[s - 1] = l - k;
+    l = k;
+  }
+  return perStage;
+}
+
 struct LoomSplitPipelinePass
     : public loom::impl::LoomSplitPipelinePassBase<LoomSplitPipelinePass> {
   using LoomSplitPipelinePassBase::LoomSplitPipelinePassBase;
@@ -735,6 +816,25 @@ struct LoomSplitPipelinePass
           return signalPassFailure();
         }
         perStage.push_back(n / vpp);
+      }
+    }
+    if (balance != "even" && balance != "cost") {
+      step.emitError("[balance] balance is 'even' or 'cost', got '")
+          << balance << "'";
+      return signalPassFailure();
+    }
+    if (perStage.empty() && balance == "cost") {
+      if (layers < stages) {
+        step.emitError("[layers-stages] the layers (")
+            << layers << ") are fewer than the pp * vpp = " << stages
+            << " virtual stages";
+        return signalPassFailure();
+      }
+      perStage = balancedLayout(step, layers, stages);
+      if (report) {
+        InFlightDiagnostic remark =
+            step.emitRemark("layers per virtual stage, balanced by cost: ");
+        llvm::interleaveComma(perStage, remark);
       }
     }
     if (perStage.empty()) {

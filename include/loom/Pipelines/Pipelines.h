@@ -58,6 +58,11 @@ struct ParallelizeOptions
       *this, "bucket-size",
       llvm::cl::desc("Bytes per gradient bucket with overlap-grad-reduce"),
       llvm::cl::init(160000000)};
+  Option<std::string> pipelineBalance{
+      *this, "pipeline-balance",
+      llvm::cl::desc("With pp > 1 and no uneven layout in the plan: 'even' "
+                     "or 'cost' (-loom-split-pipeline's balance)"),
+      llvm::cl::init("even")};
   Option<std::string> schedule{
       *this, "schedule",
       llvm::cl::desc("With pp > 1: a pipeline schedule CSV file "

@@ -14,8 +14,12 @@ def LoomSplitPipelinePass : Pass<"loom-split-pipeline", "mlir::ModuleOp"> {
     the p·vpp virtual stages, evenly, by Megatron's uneven layout
     (`first-layers`, `last-layers`: the first and last pipeline stage's
     layers, the other stages sharing the rest; with vpp each stage's
-    layers are split evenly over its chunks), or by `layout` (layers per
-    virtual stage); stage s runs on pipeline rank s mod p (Megatron's interleaved
+    layers are split evenly over its chunks), balanced by cost
+    (`balance=cost`: contiguous layers minimizing the most expensive
+    stage's FLOPs, from the ops' CostOpInterface, the embedding counted on
+    the first stage and the output layer and loss on the last, as
+    Megatron's --account-for-embedding/loss-in-pipeline-split do by
+    hand), or by `layout` (layers per virtual stage); stage s runs on pipeline rank s mod p (Megatron's interleaved
     placement). The ops before the first layer (the embedding) follow the
     first stage, the ops after the last (final norm, head, loss) the last
     one, by the dataflow: a forward op without a layer joins the latest
@@ -64,6 +68,10 @@ def LoomSplitPipelinePass : Pass<"loom-split-pipeline", "mlir::ModuleOp"> {
            "--decoder-first-pipeline-num-layers; 0: even)">,
     Option<"lastLayers", "last-layers", "int64_t", /*default=*/"0",
            "Layers of the last pipeline stage (0: even)">,
+    Option<"balance", "balance", "std::string", /*default=*/"\"even\"",
+           "Without a layout: 'even' (layers / (pp * vpp) each) or 'cost' "
+           "(contiguous layers balancing each stage's FLOPs, the embedding "
+           "on the first, the output layer and loss on the last)">,
     Option<"report", "report", "bool", /*default=*/"false",
            "Remark per pipeline rank: microbatches in flight and stash "
            "bytes in the compiled order, next to the schedule's count">,
