@@ -581,6 +581,19 @@ LogicalResult Partitioner::rewrite(Operation *op, const OpPlan &givenPlan) {
       bool alike = !first.unreduced.empty();
       for (Value v : op->getOperands())
         alike &= actual[v] == first;
+      // Not in the forward when the op wants its operands reduced and split
+      // (sequence parallelism's residual stream): summed partial sums would
+      // keep the stream whole and unreduced on every rank, tp times the
+      // bytes of Megatron's sequence-sharded stream (and of what a pipeline
+      // stage sends), for the same number of reduce-scatters.
+      auto phase = op->getAttrOfType<PhaseAttr>(LoomDialect::kPhaseAttrName);
+      bool forward = phase && phase.getValue() == Phase::fwd;
+      if (alike && forward)
+        for (const TensorSharding &want : plan.operands)
+          if (want.unreduced.empty() && want.dims != first.dims &&
+              llvm::any_of(want.dims,
+                           [](const AxisList &d) { return !d.empty(); }))
+            alike = false;
       if (alike) {
         for (TensorSharding &s : plan.operands)
           s = first;
