@@ -48,6 +48,8 @@ public:
         grace_(std::min(options.reportGrace, options.deadline)) {}
 
   ~NcclCommunicator() override {
+    for (const BufferedSend &b : buffered_)
+      t_->deallocate(t_->self, b.data);
     if (comm_)
       t_->commDestroy(t_->self, comm_, /*abort=*/0);
     if (temp_)
@@ -165,7 +167,42 @@ public:
     p2p(true, const_cast<void *>(data), bytes, peer);
   }
   void recv(void *data, size_t bytes, int peer) override {
+    if (!buffered_.empty() && depth_ == 0) {
+      // The sends this rank buffered go out with the receive in one NCCL
+      // group (Megatron's batched isend/irecv): two stages that each send
+      // before they receive never wait on each other.
+      groupStart();
+      postBuffered();
+      p2p(false, data, bytes, peer);
+      groupEnd();
+      releaseBuffered();
+      return;
+    }
     p2p(false, data, bytes, peer);
+  }
+
+  /// A buffered send: the bytes are copied to a device buffer of its own
+  /// and sent with this rank's next receive (in one group) or at
+  /// flushSends(), so the rank goes on meanwhile.
+  void sendBuffered(const void *data, size_t bytes, int peer) override {
+    if (peer < 0 || peer >= n_)
+      throw CommError(prefix("send") + ": peer " + std::to_string(peer) +
+                      " outside a group of " + std::to_string(n_));
+    begin("send", false);
+    void *copy = nullptr;
+    call(t_->allocate(t_->self, bytes ? bytes : 1, &copy), "send", peer);
+    buffered_.push_back({copy, bytes, peer});
+    call(t_->copyDeviceToDevice(t_->self, copy, data, bytes, stream_), "send",
+         peer);
+  }
+
+  void flushSends() override {
+    if (buffered_.empty())
+      return;
+    groupStart();
+    postBuffered();
+    groupEnd();
+    releaseBuffered();
   }
 
   void groupStart() override {
@@ -185,6 +222,24 @@ public:
   }
 
 private:
+  struct BufferedSend {
+    void *data;
+    size_t bytes;
+    int peer;
+  };
+
+  void postBuffered() {
+    for (const BufferedSend &b : buffered_)
+      p2p(true, b.data, b.bytes, b.peer);
+  }
+
+  /// After the group that sent them completed.
+  void releaseBuffered() {
+    for (const BufferedSend &b : buffered_)
+      t_->deallocate(t_->self, b.data);
+    buffered_.clear();
+  }
+
   std::string prefix(const std::string &what) const {
     return "NcclCommunicator: " + what + " on rank " + std::to_string(r_) +
            " (world " + std::to_string(members_[r_]) + ") of group " +
@@ -343,6 +398,8 @@ private:
   void *temp_ = nullptr;
   size_t tempBytes_ = 0;
   int depth_ = 0;
+  /// Buffered sends not yet posted (sendBuffered), each with its own copy.
+  std::vector<BufferedSend> buffered_;
   uint64_t seq_ = 0;
   std::string failure_;
 };
