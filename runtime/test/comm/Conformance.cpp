@@ -4,6 +4,7 @@
 
 #include "loom/runtime/DType.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <sstream>
@@ -391,6 +392,23 @@ void loom::runtime::test::runSendRecv(Communicator &comm, Report &report) {
     comm.groupEnd();
     if (r > 0)
       check(in, r - 1, 30, "pipeline shift");
+  }
+
+  // Buffered sends outside groups: every rank sends to both neighbours
+  // first (a ring that plain sends would deadlock), overwrites its buffer
+  // (the message holds its own copy), then receives, in send order.
+  if (n > 1) {
+    std::vector<int32_t> out(11), in(11, -1), back(11, -1);
+    fill(out, r, 40);
+    comm.sendBuffered(out.data(), out.size() * 4, next);
+    fill(out, r, 41);
+    comm.sendBuffered(out.data(), out.size() * 4, prev);
+    std::fill(out.begin(), out.end(), -7);
+    comm.recv(in.data(), in.size() * 4, prev);
+    comm.recv(back.data(), back.size() * 4, next);
+    comm.flushSends();
+    check(in, prev, 40, "buffered ring forward");
+    check(back, next, 41, "buffered ring backward");
   }
   comm.barrier();
 }
