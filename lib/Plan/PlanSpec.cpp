@@ -71,7 +71,8 @@ bool PlanSpec::operator==(const PlanSpec &other) const {
          firstLayers == other.firstLayers && lastLayers == other.lastLayers &&
          dp == other.dp && ep == other.ep && etp == other.etp &&
          zero == other.zero && mbs == other.mbs && gbs == other.gbs &&
-         schedule == other.schedule && recompute == other.recompute &&
+         schedule == other.schedule && cpComm == other.cpComm &&
+         dispatcher == other.dispatcher && recompute == other.recompute &&
          vocabMultiple == other.vocabMultiple;
 }
 
@@ -202,6 +203,60 @@ static std::optional<std::string> setSchedule(PlanSpec &spec, Value value) {
   return std::nullopt;
 }
 
+StringRef loom::stringifyCpComm(CpCommType type) {
+  switch (type) {
+  case CpCommType::P2P:
+    return "p2p";
+  case CpCommType::AllGather:
+    return "all_gather";
+  case CpCommType::A2A:
+    return "a2a";
+  case CpCommType::A2AP2P:
+    return "a2a+p2p";
+  }
+  return "";
+}
+
+std::optional<CpCommType> loom::parseCpComm(StringRef text) {
+  return llvm::StringSwitch<std::optional<CpCommType>>(text)
+      .Case("p2p", CpCommType::P2P)
+      .Case("all_gather", CpCommType::AllGather)
+      .Case("a2a", CpCommType::A2A)
+      .Case("a2a+p2p", CpCommType::A2AP2P)
+      .Default(std::nullopt);
+}
+
+StringRef loom::stringifyDispatcher(TokenDispatcher dispatcher) {
+  return dispatcher == TokenDispatcher::AllToAll ? "alltoall" : "allgather";
+}
+
+std::optional<TokenDispatcher> loom::parseDispatcher(StringRef text) {
+  return llvm::StringSwitch<std::optional<TokenDispatcher>>(text)
+      .Case("alltoall", TokenDispatcher::AllToAll)
+      .Case("allgather", TokenDispatcher::AllGather)
+      .Default(std::nullopt);
+}
+
+static std::optional<std::string> setCpComm(PlanSpec &spec, Value value) {
+  if (!value)
+    return std::string("needs a value");
+  std::optional<CpCommType> type = parseCpComm(*value);
+  if (!type)
+    return "needs p2p, all_gather, a2a or a2a+p2p, got '" + value->str() + "'";
+  spec.cpComm = *type;
+  return std::nullopt;
+}
+
+static std::optional<std::string> setDispatcher(PlanSpec &spec, Value value) {
+  if (!value)
+    return std::string("needs a value");
+  std::optional<TokenDispatcher> dispatcher = parseDispatcher(*value);
+  if (!dispatcher)
+    return "needs alltoall or allgather, got '" + value->str() + "'";
+  spec.dispatcher = *dispatcher;
+  return std::nullopt;
+}
+
 static std::optional<std::string> setRecompute(PlanSpec &spec, Value value) {
   if (!value)
     return std::string("needs a value");
@@ -238,6 +293,8 @@ static const StringRef kFirstLayersAliases[] = {
 static const StringRef kLastLayersAliases[] = {
     "decoder_last_pipeline_num_layers"};
 static const StringRef kCpAliases[] = {"context_parallel_size"};
+static const StringRef kCpCommAliases[] = {"cp_comm_type"};
+static const StringRef kDispatcherAliases[] = {"moe_token_dispatcher_type"};
 static const StringRef kDpAliases[] = {"data_parallel_size"};
 static const StringRef kEpAliases[] = {"expert_model_parallel_size"};
 static const StringRef kEtpAliases[] = {"expert_tensor_parallel_size"};
@@ -273,12 +330,19 @@ static const PlanKeyInfo kPlanKeys[] = {
      "layers of the last pipeline stage (uneven layout)"},
     {"cp", "N", kCpAliases, "--context-parallel-size N",
      "context parallelism: the sequence split over N ranks"},
+    {"cp_comm", "p2p|all_gather|a2a|a2a+p2p", kCpCommAliases,
+     "--cp-comm-type p2p|all_gather|a2a|a2a+p2p",
+     "how context parallelism exchanges keys and values (default p2p: ring "
+     "attention)"},
     {"dp", "N", kDpAliases, "(derived: world / (tp * cp * pp))",
      "data parallelism; derived from the world size when omitted"},
     {"ep", "N", kEpAliases, "--expert-model-parallel-size N",
      "expert parallelism: a MoE layer's experts split over N ranks"},
     {"etp", "N", kEtpAliases, "--expert-tensor-parallel-size N",
      "tensor parallelism inside each expert; tp when omitted"},
+    {"dispatcher", "alltoall|allgather", kDispatcherAliases,
+     "--moe-token-dispatcher-type alltoall|allgather",
+     "how a MoE layer moves tokens to their experts (default alltoall)"},
     {"zero", "0..3", kZeroAliases,
      "--use-distributed-optimizer (1), --data-parallel-sharding-strategy "
      "no_shard|optim|optim_grads|optim_grads_params (0..3), "
@@ -311,9 +375,11 @@ enum KeyIndex : unsigned {
   kFirstLayers,
   kLastLayers,
   kCp,
+  kCpComm,
   kDp,
   kEp,
   kEtp,
+  kDispatcher,
   kZero,
   kMbs,
   kGbs,
@@ -336,9 +402,11 @@ static const Setter kSetters[] = {
     setOptionalInt<&PlanSpec::firstLayers>,
     setOptionalInt<&PlanSpec::lastLayers>,
     setInt<&PlanSpec::cp>,
+    setCpComm,
     setOptionalInt<&PlanSpec::dp>,
     setInt<&PlanSpec::ep>,
     setOptionalInt<&PlanSpec::etp>,
+    setDispatcher,
     setZero,
     setInt<&PlanSpec::mbs>,
     setOptionalInt<&PlanSpec::gbs>,
@@ -434,8 +502,9 @@ llvm::Expected<PlanSpec> loom::parsePlanSpec(StringRef text) {
     if (!key)
       return parseError(where + ": unknown key '" + keyText +
                         "'; the keys are tp, sp, pp, vpp, vpp_layers, "
-                        "first_layers, last_layers, cp, dp, ep, etp, zero, "
-                        "mbs, gbs, schedule, recompute, vocab_multiple");
+                        "first_layers, last_layers, cp, cp_comm, dp, ep, etp, "
+                        "dispatcher, zero, mbs, gbs, schedule, recompute, "
+                        "vocab_multiple");
     if (setAt[key->key])
       return parseError(where + ": " + kPlanKeys[key->key].name +
                         " is already set at column " +
@@ -486,6 +555,8 @@ static const MegatronFlag kMegatronFlags[] = {
     {"--decoder-first-pipeline-num-layers", FlagKind::Key, true, kFirstLayers},
     {"--decoder-last-pipeline-num-layers", FlagKind::Key, true, kLastLayers},
     {"--context-parallel-size", FlagKind::Key, true, kCp},
+    {"--cp-comm-type", FlagKind::Key, true, kCpComm},
+    {"--moe-token-dispatcher-type", FlagKind::Key, true, kDispatcher},
     {"--expert-model-parallel-size", FlagKind::Key, true, kEp},
     {"--expert-tensor-parallel-size", FlagKind::Key, true, kEtp},
     {"--micro-batch-size", FlagKind::Key, true, kMbs},
@@ -694,12 +765,18 @@ std::string loom::toString(const PlanSpec &spec) {
     add(kLastLayers, *spec.lastLayers);
   if (spec.cp != 1)
     add(kCp, spec.cp);
+  if (spec.cpComm)
+    entries.push_back(kPlanKeys[kCpComm].name.str() + "=" +
+                      stringifyCpComm(*spec.cpComm).str());
   if (spec.dp)
     add(kDp, *spec.dp);
   if (spec.ep != 1)
     add(kEp, spec.ep);
   if (spec.etp)
     add(kEtp, *spec.etp);
+  if (spec.dispatcher)
+    entries.push_back(kPlanKeys[kDispatcher].name.str() + "=" +
+                      stringifyDispatcher(*spec.dispatcher).str());
   if (spec.zero != 0)
     add(kZero, spec.zero);
   if (spec.mbs != 1)

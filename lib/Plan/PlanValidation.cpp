@@ -226,6 +226,19 @@ void PlanChecker::checkContextParallel() {
     error("seq-cp", "with cp > 1 the sequence (" + str(model.seq) +
                         ") must be divisible by 2 * cp = " + str(2 * spec.cp) +
                         " (each rank takes two chunks for load balance)");
+  if (spec.cpComm && spec.cp == 1)
+    error("cp-comm-needs-cp",
+          "cp_comm=" + stringifyCpComm(*spec.cpComm).str() +
+              " sets how context parallelism communicates and needs cp > 1");
+  // All-to-all (Ulysses) trades the sequence for heads: each cp rank takes
+  // heads / (tp * cp) of the heads a tp rank has (Megatron's
+  // "num_heads % cp_size == 0" for a2a).
+  if (spec.cpComm == CpCommType::A2A && spec.cp > 1 && model.heads &&
+      model.heads % (spec.tp * spec.cp) != 0)
+    error("heads-cp-a2a", "cp_comm=a2a splits the attention heads (" +
+                              str(model.heads) +
+                              ") over tp * cp = " + str(spec.tp) + " * " +
+                              str(spec.cp) + "; they must be divisible by it");
 }
 
 void PlanChecker::checkBatch(PlanLayout &layout) {
@@ -372,6 +385,11 @@ void PlanChecker::checkPipeline(PlanLayout &layout) {
 void PlanChecker::checkExperts() {
   int64_t etp = spec.etp.value_or(spec.tp);
   if (!model.isMoE()) {
+    if (spec.dispatcher)
+      error("dispatcher-needs-moe",
+            "dispatcher=" + stringifyDispatcher(*spec.dispatcher).str() +
+                " moves tokens to experts, but the model is dense (experts "
+                "= 0)");
     if (spec.ep > 1 || etp != spec.tp)
       error(
           "ep-needs-moe",

@@ -93,6 +93,20 @@ TEST(PlanSpec, EveryKey) {
   EXPECT_EQ(uneven.lastLayers, 1);
   EXPECT_EQ(toString(uneven), "pp=4,first_layers=3,last_layers=1");
   EXPECT_EQ(parse(toString(uneven)), uneven);
+  // Context parallelism's exchange and the MoE dispatcher (Megatron's
+  // --cp-comm-type and --moe-token-dispatcher-type).
+  PlanSpec cpEp =
+      parse("cp=2,cp_comm=a2a,ep=4,moe_token_dispatcher_type=allgather");
+  EXPECT_EQ(cpEp.cpComm, CpCommType::A2A);
+  EXPECT_EQ(cpEp.dispatcher, TokenDispatcher::AllGather);
+  EXPECT_EQ(toString(cpEp), "cp=2,cp_comm=a2a,ep=4,dispatcher=allgather");
+  EXPECT_EQ(parse("cp=2,cp_comm_type=a2a+p2p").cpComm, CpCommType::A2AP2P);
+  llvm::Expected<PlanSpec> cpFlags =
+      parseMegatronFlags({"--context-parallel-size", "2", "--cp-comm-type",
+                          "a2a", "--expert-model-parallel-size", "4",
+                          "--moe-token-dispatcher-type", "allgather"});
+  ASSERT_TRUE(static_cast<bool>(cpFlags));
+  EXPECT_EQ(*cpFlags, cpEp);
   llvm::Expected<PlanSpec> flags =
       parseMegatronFlags({"--pipeline-model-parallel-size", "4",
                           "--decoder-first-pipeline-num-layers", "3",
@@ -310,8 +324,9 @@ TEST(PlanSpec, ErrorsNameTheEntryAndColumn) {
             "column 1 ('tp='): tp needs a positive integer, got ''");
   EXPECT_EQ(parseError("tp=2, depth=3"),
             "column 7 ('depth=3'): unknown key 'depth'; the keys are tp, sp, "
-            "pp, vpp, vpp_layers, first_layers, last_layers, cp, dp, ep, etp, "
-            "zero, mbs, gbs, schedule, recompute, vocab_multiple");
+            "pp, vpp, vpp_layers, first_layers, last_layers, cp, cp_comm, dp, "
+            "ep, etp, dispatcher, zero, mbs, gbs, schedule, recompute, "
+            "vocab_multiple");
   EXPECT_EQ(parseError("tp=2,sp,tp=4"),
             "column 9 ('tp=4'): tp is already set at column 1");
   EXPECT_EQ(parseError("tp=2,tensor_model_parallel_size=2"),
@@ -398,6 +413,10 @@ TEST(PlanSpec, KeyTable) {
         value = alias == "use_distributed_optimizer" ? "" : "=optim_grads";
       if (key.name == "recompute")
         value = alias == "recompute_activations" ? "" : "=selective";
+      if (key.name == "cp_comm")
+        value = "=a2a";
+      if (key.name == "dispatcher")
+        value = "=allgather";
       EXPECT_NE(parse(alias.str() + value), PlanSpec()) << alias.str() << value;
       EXPECT_NE(toString(parse(alias.str() + value)).find(key.name.str()),
                 std::string::npos)
@@ -406,8 +425,9 @@ TEST(PlanSpec, KeyTable) {
   }
   EXPECT_EQ(names, (std::vector<std::string>{
                        "tp", "sp", "pp", "vpp", "vpp_layers", "first_layers",
-                       "last_layers", "cp", "dp", "ep", "etp", "zero", "mbs",
-                       "gbs", "schedule", "recompute", "vocab_multiple"}));
+                       "last_layers", "cp", "cp_comm", "dp", "ep", "etp",
+                       "dispatcher", "zero", "mbs", "gbs", "schedule",
+                       "recompute", "vocab_multiple"}));
 }
 
 } // namespace

@@ -253,6 +253,22 @@ TEST(PlanValidation, SequenceDividesForContextParallel) {
   expectClean("cp=2", m, 2);
 }
 
+TEST(PlanValidation, ContextParallelExchange) {
+  ModelFacts m = dense();
+  m.seq = 32;
+  expectOnly("cp_comm=a2a", m, 1, "cp-comm-needs-cp",
+             "cp_comm=a2a sets how context parallelism communicates and "
+             "needs cp > 1");
+  // Ulysses splits the heads over tp * cp.
+  m.heads = 6;
+  expectOnly("cp=4,cp_comm=a2a", m, 4, "heads-cp-a2a",
+             "cp_comm=a2a splits the attention heads (6) over tp * cp = 1 * "
+             "4; they must be divisible by it");
+  expectClean("cp=2,cp_comm=a2a", m, 2);
+  expectClean("cp=4,cp_comm=p2p", m, 4);
+  expectClean("cp=4,cp_comm=all_gather", m, 4);
+}
+
 TEST(PlanValidation, GlobalBatch) {
   expectOnly("dp=4,mbs=2,gbs=12", dense(), 4, "gbs-divisible",
              "gbs (12) must be divisible by mbs * dp = 2 * 4 = 8");
@@ -338,6 +354,10 @@ TEST(PlanValidation, ExpertParallelismNeedsMoE) {
              "etp=1 splits experts, but the model is dense");
   expectClean("tp=2,etp=2", dense(), 2);
   expectClean("ep=2", moe(), 2);
+  expectOnly("dispatcher=allgather", dense(), 1, "dispatcher-needs-moe",
+             "dispatcher=allgather moves tokens to experts, but the model is "
+             "dense");
+  expectClean("ep=2,dispatcher=allgather", moe(), 2);
 }
 
 TEST(PlanValidation, ExpertsDivideByEp) {

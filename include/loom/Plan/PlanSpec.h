@@ -50,8 +50,29 @@ enum class PipelineSchedule {
 /// --recompute-granularity; the values of -loom-autodiff's `recompute`).
 enum class RecomputeGranularity { None, Selective, Full };
 
+/// How context parallelism exchanges keys and values
+/// (Megatron-Core's --cp-comm-type).
+enum class CpCommType {
+  /// Ring attention: K/V blocks passed around the cp ranks.
+  P2P,
+  /// K/V all-gathered over cp.
+  AllGather,
+  /// All-to-all between sequence and heads (DeepSpeed-Ulysses).
+  A2A,
+  /// All-to-all inside cp subgroups, rings between them.
+  A2AP2P,
+};
+
+/// How a MoE layer moves tokens to their experts
+/// (--moe-token-dispatcher-type).
+enum class TokenDispatcher { AllToAll, AllGather };
+
 /// The spelling of a schedule in plan specs: gpipe, 1f1b, interleaved, zb-h1.
 llvm::StringRef stringifySchedule(PipelineSchedule schedule);
+llvm::StringRef stringifyCpComm(CpCommType type);
+std::optional<CpCommType> parseCpComm(llvm::StringRef text);
+llvm::StringRef stringifyDispatcher(TokenDispatcher dispatcher);
+std::optional<TokenDispatcher> parseDispatcher(llvm::StringRef text);
 std::optional<PipelineSchedule> parseSchedule(llvm::StringRef text);
 /// none, selective, full.
 llvm::StringRef stringifyRecompute(RecomputeGranularity recompute);
@@ -98,6 +119,10 @@ struct PlanSpec {
   /// Needs pp > 1. When omitted, 1f1b, which with vpp > 1 is interleaved
   /// 1F1B (PlanLayout::schedule gives the one in effect).
   std::optional<PipelineSchedule> schedule;
+  /// Context parallelism's exchange; p2p (Megatron's default) when omitted.
+  std::optional<CpCommType> cpComm;
+  /// A MoE model's token dispatcher; alltoall when omitted.
+  std::optional<TokenDispatcher> dispatcher;
   RecomputeGranularity recompute = RecomputeGranularity::None;
   /// The vocabulary is padded to a multiple of vocabMultiple · tp
   /// (--make-vocab-size-divisible-by).
