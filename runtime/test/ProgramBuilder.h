@@ -120,6 +120,8 @@ public:
   uint64_t arenaTop = 0;
   /// If set, written as arena_size instead of arenaTop.
   int64_t arenaSizeOverride = -1;
+  /// A pipeline program's stages: each a whole program file's bytes.
+  std::vector<std::vector<uint8_t>> stages;
 
   static uint64_t bytesOf(DType t, const std::vector<int64_t> &shape) {
     uint64_t n = runtime::dtypeSize(t);
@@ -253,13 +255,17 @@ public:
           b, static_cast<fb::Opcode>(t.op), &t.operands, &t.results, &as,
           t.comm, static_cast<fb::Stream>(t.stream), t.loc.c_str()));
     }
+    std::vector<flatbuffers::Offset<fb::Stage>> stageTable;
+    for (const std::vector<uint8_t> &stage : stages)
+      stageTable.push_back(fb::CreateStageDirect(b, &stage));
     fb::Version version(major, minor);
     auto root = fb::CreateProgramDirect(
         b, &version, name.c_str(), legacy ? &axes : nullptr,
         arenaSizeOverride >= 0 ? static_cast<uint64_t>(arenaSizeOverride)
                                : arenaTop,
         &bufs, &cs, &constants, &ins, &outs, &is, nullptr,
-        legacy ? nullptr : &meshes, legacy ? 0 : runtime::kChecksumPlaceholder);
+        legacy ? nullptr : &meshes, legacy ? 0 : runtime::kChecksumPlaceholder,
+        stages.empty() ? nullptr : &stageTable);
     fb::FinishSizePrefixedProgramBuffer(b, root);
     std::vector<uint8_t> bytes(b.GetBufferPointer(),
                                b.GetBufferPointer() + b.GetSize());

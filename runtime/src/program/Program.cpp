@@ -197,7 +197,7 @@ void *alignedAlloc(size_t bytes) {
 } // namespace
 
 std::shared_ptr<const Program> ProgramLoader::load(const void *data,
-                                                   size_t size) {
+                                                   size_t size, bool isStage) {
   if (!data || size < 8)
     fail("file is empty or truncated (" + std::to_string(size) + " bytes)");
   if (size >= FLATBUFFERS_MAX_BUFFER_SIZE)
@@ -589,8 +589,11 @@ std::shared_ptr<const Program> ProgramLoader::load(const void *data,
   if (P.minor_ < kFormatMinor)
     upgrade(P);
   verifyInstructions(P);
-  if (p->stages() && p->stages()->size())
+  if (p->stages() && p->stages()->size()) {
+    if (isStage)
+      fail("a pipeline program's stage holds stages of its own");
     loadStages(P, *p->stages());
+  }
   return prog;
 }
 
@@ -613,13 +616,15 @@ void ProgramLoader::loadStages(
     std::string what = "stage " + std::to_string(P.stages_.size());
     std::shared_ptr<const Program> program;
     try {
-      program =
-          Program::load(stage->program()->data(), stage->program()->size());
+      program = load(stage->program()->data(), stage->program()->size(), true);
     } catch (const ProgramError &e) {
-      fail(what + ": " + e.what());
+      // The stage's own problem, without a second "invalid Loom program".
+      std::string cause = e.what();
+      const std::string prefix = "invalid Loom program: ";
+      if (cause.compare(0, prefix.size(), prefix) == 0)
+        cause = cause.substr(prefix.size());
+      fail(what + ": " + cause);
     }
-    if (program->isPipeline())
-      fail(what + " is itself a pipeline program");
     const Mesh &own = program->mesh();
     if (own.axisNames != mesh.axisNames || own.axisSizes != mesh.axisSizes)
       fail(what + " runs on mesh " + own.str() + ", not the program's " +

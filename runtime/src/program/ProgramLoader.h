@@ -11,7 +11,10 @@ namespace loom::runtime {
 /// Decodes and verifies programs; the one friend of Program.
 class ProgramLoader {
 public:
-  static std::shared_ptr<const Program> load(const void *data, size_t size);
+  /// `isStage`: the program is a pipeline program's stage, which may not
+  /// hold stages itself (checked before anything nested is read).
+  static std::shared_ptr<const Program> load(const void *data, size_t size,
+                                             bool isStage = false);
 
 private:
   /// Rewrites a program of an older minor version of the format into the

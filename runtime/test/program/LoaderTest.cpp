@@ -314,6 +314,73 @@ TEST(Loader, MeshesSpanTheSameRanks) {
   EXPECT_EQ(loadError(b), "");
 }
 
+/// A pipeline program of `stageCount` stage programs over `mesh`.
+ProgramBuilder
+pipelineProgram(std::vector<std::pair<std::string, int64_t>> mesh,
+                int stageCount) {
+  ProgramBuilder p("step");
+  p.mesh = mesh;
+  for (int s = 0; s < stageCount; ++s) {
+    ProgramBuilder stage("step_pp" + std::to_string(s));
+    stage.mesh = mesh;
+    uint32_t x = stage.input("x", DType::F32, {4});
+    uint32_t y = stage.output("y" + std::to_string(s), DType::F32, {4});
+    stage.op(Opcode::Neg, {x}, {y});
+    p.stages.push_back(stage.finish());
+  }
+  return p;
+}
+
+TEST(Loader, PipelineProgramHoldsOneProgramPerStage) {
+  std::vector<uint8_t> bytes =
+      pipelineProgram({{"pp", 2}, {"tp", 2}}, 2).finish();
+  auto program = Program::load(bytes.data(), bytes.size());
+  ASSERT_TRUE(program->isPipeline());
+  ASSERT_EQ(program->stages().size(), 2u);
+  // Megatron order: tp fastest, so ranks 0-1 are stage 0, 2-3 stage 1.
+  EXPECT_EQ(program->stageOf(1), 0u);
+  EXPECT_EQ(program->stageOf(2), 1u);
+  EXPECT_EQ(programForRank(program, 3)->name(), "step_pp1");
+  EXPECT_NE(program->dump().find("stage 1\nloom.program \"step_pp1\""),
+            std::string::npos);
+}
+
+TEST(Loader, RejectsMalformedPipelinePrograms) {
+  // A stage per pp coordinate, no more and no fewer.
+  EXPECT_NE(loadError(pipelineProgram({{"pp", 2}}, 3))
+                .find("the program has 3 stages for a 'pp' axis of size 2"),
+            std::string::npos);
+  EXPECT_NE(loadError(pipelineProgram({{"dp", 2}}, 2))
+                .find("a pipeline program's mesh [dp=2] has no 'pp' axis"),
+            std::string::npos);
+  // Stages run on the program's mesh.
+  ProgramBuilder other = pipelineProgram({{"pp", 2}}, 2);
+  ProgramBuilder wrong("step_pp1");
+  wrong.mesh = {{"pp", 2}, {"tp", 2}};
+  wrong.op(Opcode::Neg, {wrong.input("x", DType::F32, {4})},
+           {wrong.output("y", DType::F32, {4})});
+  other.stages[1] = wrong.finish();
+  EXPECT_NE(loadError(other).find("stage 1 runs on mesh [pp=2, tp=2], not the "
+                                  "program's [pp=2]"),
+            std::string::npos);
+  // A damaged stage is named.
+  ProgramBuilder damaged = pipelineProgram({{"pp", 2}}, 2);
+  damaged.stages[0].resize(damaged.stages[0].size() - 8);
+  EXPECT_NE(loadError(damaged).find("stage 0: "), std::string::npos);
+  // Stages do not nest (nor recurse as deep as a file lets them).
+  ProgramBuilder nested = pipelineProgram({{"pp", 2}}, 2);
+  nested.stages[0] = pipelineProgram({{"pp", 2}}, 2).finish();
+  EXPECT_NE(loadError(nested).find("stage 0: a pipeline program's stage holds "
+                                   "stages of its own"),
+            std::string::npos);
+  // Nothing of its own beside the stages.
+  ProgramBuilder mixed = pipelineProgram({{"pp", 2}}, 2);
+  mixed.op(Opcode::Neg, {mixed.input("x", DType::F32, {4})},
+           {mixed.output("y", DType::F32, {4})});
+  EXPECT_NE(loadError(mixed).find("holds its stages' programs and no buffers"),
+            std::string::npos);
+}
+
 TEST(Loader, ReadsTheOneMeshOfFormat1_0) {
   auto b = smallProgram();
   b.major = 1;
