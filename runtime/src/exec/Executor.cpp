@@ -195,6 +195,12 @@ Executor::Executor(std::shared_ptr<const Program> program,
                    ExecutorOptions options)
     : program_(std::move(program)), options_(std::move(options)) {
   const Program &P = *program_;
+  if (P.isPipeline())
+    throw ExecutionError("program '" + P.name() +
+                         "' is a pipeline program of " +
+                         std::to_string(P.stages().size()) +
+                         " stages: a rank runs its stage's program "
+                         "(programForRank)");
   rank_ = options_.rank;
   if (rank_ < 0 || rank_ >= P.mesh().size())
     throw ExecutionError("rank " + std::to_string(rank_) +
