@@ -98,6 +98,9 @@ private:
   }
   int rankOfStage(int stage) const { return stage % P; }
   LogicalResult assignHomes();
+  /// A gradient of a parameter read on several ranks: each rank's terms
+  /// summed there first, so one partial sum per rank crosses.
+  void sumSharedGradientsPerRank();
   void resolveFromUsers();
   SmallVector<int, 2> ranksUsing(Value param);
   LogicalResult orderRanks();
@@ -645,8 +648,105 @@ void PipelineSplitter::reportStash() {
   }
 }
 
+void PipelineSplitter::sumSharedGradientsPerRank() {
+  // A parameter read on several ranks (tied embeddings) has a gradient
+  // summed over microbatches from terms made on each of them; summed in
+  // the step's order, every term of the other ranks would cross to the
+  // rank of the sum. Each rank sums its own terms first, and one sum per
+  // rank crosses, once per step.
+  SmallVector<AdamWOp> updates;
+  for (auto update : step.getBody().front().getOps<AdamWOp>())
+    if (homes[update].ranks.size() > 1)
+      updates.push_back(update);
+  for (AdamWOp update : updates) {
+    // The sum: the update's gradient, or what its one-operand reduction
+    // (a data-parallel all-reduce, a conversion) reads.
+    Value sum = update->getOperand(1);
+    if (!sum.getDefiningOp<AddOp>() && sum.getDefiningOp() &&
+        sum.getDefiningOp()->getNumOperands() == 1)
+      sum = sum.getDefiningOp()->getOperand(0);
+    auto end = sum.getDefiningOp<AddOp>();
+    if (!end || homes[end].kind != Home::Action)
+      continue;
+    // Its terms, in the step's order, through single-use adds.
+    SmallVector<Value> terms;
+    SmallVector<Operation *> adds;
+    std::function<void(Value)> collect = [&](Value v) {
+      auto add = v.getDefiningOp<AddOp>();
+      if (add && (v == sum || v.hasOneUse()) &&
+          homes[add].kind == Home::Action) {
+        adds.push_back(add);
+        collect(add.getLhs());
+        collect(add.getRhs());
+        return;
+      }
+      terms.push_back(v);
+    };
+    collect(sum);
+    // Terms by the rank that makes them, ranks in order of first term.
+    SmallVector<int> rankOrder;
+    std::map<int, SmallVector<Value>> byRank;
+    for (Value t : terms) {
+      if (isFree(t))
+        return; // A constant term: left as it is.
+      int r = homes[t.getDefiningOp()].ranks.front();
+      if (!byRank.count(r))
+        rankOrder.push_back(r);
+      byRank[r].push_back(t);
+    }
+    if (rankOrder.size() < 2)
+      continue;
+    // Each rank's partial sum, made in the last of its terms' actions on
+    // that rank; the total where the sum was.
+    OpBuilder b(end);
+    const Home endHome = homes[end];
+    int endRank = endHome.ranks.front();
+    SmallVector<Value> partials;
+    // The end's rank first, so that its sum adds the others' once each.
+    llvm::stable_sort(rankOrder, [&](int x, int y) {
+      return (x == endRank) > (y == endRank);
+    });
+    for (int r : rankOrder) {
+      SmallVector<Value> &list = byRank[r];
+      Home latest = homes[list.front().getDefiningOp()];
+      for (Value t : list) {
+        const Home &h = homes[t.getDefiningOp()];
+        std::optional<size_t> a = actionIndex(r, h), l = actionIndex(r, latest);
+        if (h.kind == Home::Action && a && (!l || *a > *l))
+          latest = h;
+      }
+      Value partial = list.front();
+      for (Value t : ArrayRef<Value>(list).drop_front()) {
+        auto add = AddOp::create(b, end.getLoc(), partial, t);
+        add->setDiscardableAttrs(end->getDiscardableAttrDictionary());
+        homes[add] = latest;
+        order[add] = order[end];
+        partial = add;
+      }
+      partials.push_back(partial);
+    }
+    Value total = partials.front();
+    for (Value p : ArrayRef<Value>(partials).drop_front()) {
+      auto add = AddOp::create(b, end.getLoc(), total, p);
+      add->setDiscardableAttrs(end->getDiscardableAttrDictionary());
+      homes[add] = endHome;
+      order[add] = order[end];
+      total = add;
+    }
+    end.getResult().replaceAllUsesWith(total);
+    for (Operation *add : adds) {
+      homes.erase(add);
+      order.erase(add);
+      add->erase();
+    }
+  }
+}
+
 LogicalResult PipelineSplitter::run() {
-  if (failed(assignHomes()) || failed(orderRanks()))
+  if (failed(assignHomes()))
+    return failure();
+  sumSharedGradientsPerRank();
+  if (failed(orderRanks()))
     return failure();
   planMessages();
   if (report)
