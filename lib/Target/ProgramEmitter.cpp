@@ -31,26 +31,36 @@ constexpr int64_t kMaxConstantsBytes = int64_t(1) << 30;
 
 namespace {
 
-/// Appends instructions [first, last] of `action` to `spans`, extending the
-/// last span when it is the same action and ends right before `first`.
-void lastActionSpan(std::string &spans, StringRef action, size_t first,
-                    size_t last) {
-  size_t start = spans.rfind(';');
-  start = start == std::string::npos ? 0 : start + 1;
-  StringRef previous = StringRef(spans).substr(start);
-  auto [name, range] = previous.rsplit(':');
-  auto [from, to] = range.split('-');
-  size_t previousLast = 0;
-  if (!previous.empty() && name == action &&
-      !to.getAsInteger(10, previousLast) && previousLast + 1 == first) {
-    std::string merged = (name + ":" + from + "-" + Twine(last)).str();
-    spans.resize(start);
-    spans += merged;
-    return;
+/// The mesh table of `meshes`, each with its axes in order.
+std::vector<flatbuffers::Offset<fb::Mesh>>
+createMeshTable(flatbuffers::FlatBufferBuilder &b, ArrayRef<MeshOp> meshes) {
+  std::vector<flatbuffers::Offset<fb::Mesh>> table;
+  for (MeshOp mesh : meshes) {
+    std::vector<flatbuffers::Offset<fb::MeshAxis>> axes;
+    MeshAttr shape = mesh.getShape();
+    for (auto [name, size] :
+         llvm::zip(shape.getAxisNames(), shape.getAxisSizes()))
+      axes.push_back(
+          fb::CreateMeshAxisDirect(b, name.getValue().str().c_str(), size));
+    table.push_back(
+        fb::CreateMeshDirect(b, mesh.getSymName().str().c_str(), &axes));
   }
-  if (!spans.empty())
-    spans += ";";
-  spans += (action + ":" + Twine(first) + "-" + Twine(last)).str();
+  return table;
+}
+
+/// The finished buffer's bytes, sealed with their checksum and checked
+/// with the runtime's verifier; errors are reported at `where`.
+FailureOr<std::vector<uint8_t>> sealAndVerify(flatbuffers::FlatBufferBuilder &b,
+                                              Operation *where) {
+  std::vector<uint8_t> bytes(b.GetBufferPointer(),
+                             b.GetBufferPointer() + b.GetSize());
+  if (!runtime::sealProgram(bytes))
+    return where->emitError(
+        "cannot seal the emitted program with its checksum");
+  std::string error = runtime::verifyProgram(bytes.data(), bytes.size());
+  if (!error.empty())
+    return where->emitError("the emitted program does not verify: ") << error;
+  return bytes;
 }
 using AttrList = std::vector<flatbuffers::Offset<fb::Attr>>;
 
@@ -466,14 +476,19 @@ FailureOr<std::vector<uint8_t>> ProgramEmitter::emit() {
   for (auto [value, argument] : *updates)
     persistentValues.insert(value);
   // The schedule action of each run of instructions (a pipeline stage's
-  // ops carry `loom.action`): "F(s0,m1):12-40;recv:41-41;...".
-  std::string actionSpans;
+  // ops carry `loom.action`); adjacent instructions of one action are one
+  // span.
+  std::vector<runtime::InstructionSpan> actionSpans;
   auto noteAction = [&](Operation &op, size_t first) {
     auto action = op.getAttrOfType<StringAttr>(LoomDialect::kActionAttrName);
     size_t end = instructions.size();
     if (!action || end == first)
       return;
-    lastActionSpan(actionSpans, action.getValue(), first, end - 1);
+    if (!actionSpans.empty() && actionSpans.back().action == action.str() &&
+        actionSpans.back().last + 1 == first)
+      actionSpans.back().last = end - 1;
+    else
+      actionSpans.push_back({action.str(), first, end - 1});
   };
   for (Operation &op : func.getBody().front().without_terminator()) {
     size_t firstInstruction = instructions.size();
@@ -543,17 +558,8 @@ FailureOr<std::vector<uint8_t>> ProgramEmitter::emit() {
     outputs.push_back(*binding);
   }
 
-  std::vector<flatbuffers::Offset<fb::Mesh>> meshTable;
-  for (MeshOp mesh : meshes) {
-    std::vector<flatbuffers::Offset<fb::MeshAxis>> axes;
-    MeshAttr shape = mesh.getShape();
-    for (auto [name, size] :
-         llvm::zip(shape.getAxisNames(), shape.getAxisSizes()))
-      axes.push_back(
-          fb::CreateMeshAxisDirect(b, name.getValue().str().c_str(), size));
-    meshTable.push_back(
-        fb::CreateMeshDirect(b, mesh.getSymName().str().c_str(), &axes));
-  }
+  std::vector<flatbuffers::Offset<fb::Mesh>> meshTable =
+      createMeshTable(b, meshes);
   std::vector<flatbuffers::Offset<fb::Communicator>> communicators;
   for (auto [id, comm] : llvm::enumerate(comms)) {
     std::vector<flatbuffers::Offset<flatbuffers::String>> names;
@@ -566,8 +572,9 @@ FailureOr<std::vector<uint8_t>> ProgramEmitter::emit() {
   metadata.push_back(
       fb::CreateKeyValueDirect(b, "function", func.getSymName().str().c_str()));
   if (!actionSpans.empty())
-    metadata.push_back(fb::CreateKeyValueDirect(b, "pipeline.action_spans",
-                                                actionSpans.c_str()));
+    metadata.push_back(fb::CreateKeyValueDirect(
+        b, "pipeline.action_spans",
+        runtime::formatActionSpans(actionSpans).c_str()));
   if (auto model = func->getParentOfType<ModuleOp>()->getAttrOfType<StringAttr>(
           LoomDialect::kModelAttrName))
     metadata.push_back(
@@ -579,14 +586,7 @@ FailureOr<std::vector<uint8_t>> ProgramEmitter::emit() {
       &buffers, &communicators, &constants, &inputs, &outputs, &instructions,
       &metadata, &meshTable, runtime::kChecksumPlaceholder);
   fb::FinishSizePrefixedProgramBuffer(b, root);
-  std::vector<uint8_t> bytes(b.GetBufferPointer(),
-                             b.GetBufferPointer() + b.GetSize());
-  if (!runtime::sealProgram(bytes))
-    return func.emitError("cannot seal the emitted program with its checksum");
-  std::string error = runtime::verifyProgram(bytes.data(), bytes.size());
-  if (!error.empty())
-    return func.emitError("the emitted program does not verify: ") << error;
-  return bytes;
+  return sealAndVerify(b, func);
 }
 
 FailureOr<std::vector<uint8_t>> loom::emitProgram(func::FuncOp func) {
@@ -617,17 +617,9 @@ static FailureOr<std::vector<uint8_t>> emitPipelineProgram(ModuleOp module) {
   std::vector<flatbuffers::Offset<fb::Stage>> stageTable;
   for (const std::vector<uint8_t> &bytes : stages)
     stageTable.push_back(fb::CreateStageDirect(b, &bytes));
-  std::vector<flatbuffers::Offset<fb::Mesh>> meshTable;
-  for (MeshOp mesh : module.getOps<MeshOp>()) {
-    std::vector<flatbuffers::Offset<fb::MeshAxis>> axes;
-    MeshAttr shape = mesh.getShape();
-    for (auto [name, size] :
-         llvm::zip(shape.getAxisNames(), shape.getAxisSizes()))
-      axes.push_back(
-          fb::CreateMeshAxisDirect(b, name.getValue().str().c_str(), size));
-    meshTable.push_back(
-        fb::CreateMeshDirect(b, mesh.getSymName().str().c_str(), &axes));
-  }
+  SmallVector<MeshOp> meshes(module.getOps<MeshOp>());
+  std::vector<flatbuffers::Offset<fb::Mesh>> meshTable =
+      createMeshTable(b, meshes);
   std::vector<flatbuffers::Offset<fb::KeyValue>> metadata;
   if (auto model =
           module->getAttrOfType<StringAttr>(LoomDialect::kModelAttrName))
@@ -656,15 +648,7 @@ static FailureOr<std::vector<uint8_t>> emitPipelineProgram(ModuleOp module) {
       /*inputs=*/nullptr, /*outputs=*/nullptr, /*instructions=*/nullptr,
       &metadata, &meshTable, runtime::kChecksumPlaceholder, &stageTable);
   fb::FinishSizePrefixedProgramBuffer(b, root);
-  std::vector<uint8_t> bytes(b.GetBufferPointer(),
-                             b.GetBufferPointer() + b.GetSize());
-  if (!runtime::sealProgram(bytes))
-    return module.emitError("cannot seal the pipeline program");
-  std::string error = runtime::verifyProgram(bytes.data(), bytes.size());
-  if (!error.empty())
-    return module.emitError("the emitted pipeline program does not verify: ")
-           << error;
-  return bytes;
+  return sealAndVerify(b, module);
 }
 
 FailureOr<std::vector<uint8_t>> loom::emitProgram(ModuleOp module,

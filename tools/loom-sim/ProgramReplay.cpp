@@ -21,6 +21,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "ProgramReplay.h"
+#include "Text.h"
 #include "Timeline.h"
 
 #include "loom/CostModel/Cluster.h"
@@ -42,24 +43,14 @@
 using namespace loom::runtime;
 using namespace loom::cost;
 using namespace loom::schedule;
+using namespace loom::sim;
 
 namespace {
-
-int fail(const std::string &message) {
-  std::fprintf(stderr, "loom-sim: error: %s\n", message.c_str());
-  return 1;
-}
 
 /// Seconds as milliseconds with 4 significant digits ("0.01234 ms").
 std::string ms(double seconds) {
   char buffer[64];
   std::snprintf(buffer, sizeof(buffer), "%.4g ms", seconds * 1e3);
-  return buffer;
-}
-
-std::string fixed(double v, int digits) {
-  char buffer[64];
-  std::snprintf(buffer, sizeof(buffer), "%.*f", digits, v);
   return buffer;
 }
 
@@ -151,25 +142,12 @@ SpanKind parseSpanName(const std::string &name) {
   return kind;
 }
 
-/// Instruction index → span name, from "NAME:FIRST-LAST;...".
+/// Instruction index → the name of the action it runs in ("" outside).
 std::vector<std::string> spanOfInstructions(const Program &p) {
   std::vector<std::string> of(p.instructions().size());
-  std::string text = p.metadataValue("pipeline.action_spans");
-  size_t at = 0;
-  while (at < text.size()) {
-    size_t end = text.find(';', at);
-    if (end == std::string::npos)
-      end = text.size();
-    std::string entry = text.substr(at, end - at);
-    at = end + 1;
-    size_t colon = entry.rfind(':'), dash = entry.rfind('-');
-    if (colon == std::string::npos || dash == std::string::npos || dash < colon)
-      continue;
-    size_t first = std::stoul(entry.substr(colon + 1, dash - colon - 1));
-    size_t last = std::stoul(entry.substr(dash + 1));
-    for (size_t i = first; i <= last && i < of.size(); ++i)
-      of[i] = entry.substr(0, colon);
-  }
+  for (const InstructionSpan &span : p.actionSpans())
+    for (size_t i = span.first; i <= span.last && i < of.size(); ++i)
+      of[i] = span.action;
   return of;
 }
 

@@ -221,10 +221,7 @@ JobFiles::JobFiles(const LaunchOptions &options, const Program &program,
   if (options.outputsDir.empty())
     return;
   for (int rank : ranks_) {
-    const Program &own = program.isPipeline()
-                             ? *program.stages()[program.stageOf(rank)]
-                             : program;
-    for (const Binding &b : own.outputs())
+    for (const Binding &b : program.forRank(rank).outputs())
       outputs_[rank].push_back(b.name);
   }
   target_ = trimmed(options.outputsDir);

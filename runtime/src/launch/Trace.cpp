@@ -34,28 +34,9 @@ std::string loom::runtime::jsonEscape(const std::string &text) {
 std::vector<ActionSpan>
 loom::runtime::actionSpans(const Program &program,
                            const std::vector<TraceEvent> &events) {
-  std::vector<ActionSpan> spans;
-  std::string text = program.metadataValue("pipeline.action_spans");
-  // "F(s0,m1):12-40;recv:41-41;..."
-  std::vector<std::pair<size_t, size_t>> ranges;
-  size_t at = 0;
-  while (at < text.size()) {
-    size_t end = text.find(';', at);
-    if (end == std::string::npos)
-      end = text.size();
-    std::string entry = text.substr(at, end - at);
-    at = end + 1;
-    size_t colon = entry.rfind(':'), dash = entry.rfind('-');
-    if (colon == std::string::npos || dash == std::string::npos || dash < colon)
-      continue;
-    ActionSpan span;
-    span.action = entry.substr(0, colon);
-    spans.push_back(span);
-    ranges.push_back({std::stoul(entry.substr(colon + 1, dash - colon - 1)),
-                      std::stoul(entry.substr(dash + 1))});
-  }
-  if (spans.empty())
-    return spans;
+  std::vector<InstructionSpan> ranges = program.actionSpans();
+  if (ranges.empty())
+    return {};
   // Each span runs from its first traced instruction's start to its last's
   // end; instruction i belongs to the span whose range holds it. The
   // events of several runs (steps) follow each other: a compute-stream
@@ -76,20 +57,19 @@ loom::runtime::actionSpans(const Program &program,
         ++run;
       lastCompute = e->instruction;
     }
-    auto it =
-        std::upper_bound(ranges.begin(), ranges.end(), e->instruction,
-                         [](size_t i, const std::pair<size_t, size_t> &r) {
-                           return i < r.first;
-                         });
+    auto it = std::upper_bound(
+        ranges.begin(), ranges.end(), e->instruction,
+        [](size_t i, const InstructionSpan &r) { return i < r.first; });
     if (it == ranges.begin())
       continue;
     size_t k = static_cast<size_t>(it - ranges.begin()) - 1;
-    if (e->instruction > ranges[k].second)
+    if (e->instruction > ranges[k].last)
       continue;
     double end = e->startUs + e->durationUs;
-    auto [entry, inserted] = byRun.try_emplace({run, k}, spans[k]);
+    auto [entry, inserted] = byRun.try_emplace({run, k});
     ActionSpan &span = entry->second;
     if (inserted) {
+      span.action = ranges[k].action;
       span.startUs = e->startUs;
       span.endUs = end;
     } else {

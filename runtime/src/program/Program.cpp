@@ -8,6 +8,7 @@
 
 #include "loom/runtime/Program.h"
 #include "loom/runtime/Checksum.h"
+#include "loom/runtime/ParseNumber.h"
 #include "loom/runtime/TensorLimits.h"
 #include "loom/runtime/program_generated.h"
 
@@ -651,11 +652,49 @@ std::string Program::metadataValue(const std::string &key) const {
   return "";
 }
 
+const Program &Program::forRank(int64_t rank) const {
+  return stages_.empty() ? *this : *stages_[stageOf(rank)];
+}
+
 std::shared_ptr<const Program>
 programForRank(const std::shared_ptr<const Program> &program, int64_t rank) {
   if (!program->isPipeline())
     return program;
   return program->stages()[program->stageOf(rank)];
+}
+
+std::string formatActionSpans(const std::vector<InstructionSpan> &spans) {
+  std::string text;
+  for (const InstructionSpan &s : spans)
+    text += (text.empty() ? "" : ";") + s.action + ":" +
+            std::to_string(s.first) + "-" + std::to_string(s.last);
+  return text;
+}
+
+std::vector<InstructionSpan> Program::actionSpans() const {
+  std::vector<InstructionSpan> spans;
+  std::string text = metadataValue("pipeline.action_spans");
+  size_t at = 0;
+  while (at < text.size()) {
+    size_t end = text.find(';', at);
+    if (end == std::string::npos)
+      end = text.size();
+    std::string entry = text.substr(at, end - at);
+    at = end + 1;
+    // The action's name may hold no ':' or '-' after its last ':'.
+    size_t colon = entry.rfind(':'), dash = entry.rfind('-');
+    if (colon == std::string::npos || dash == std::string::npos || dash < colon)
+      continue;
+    int64_t first = 0, last = 0;
+    if (parseInteger(entry.substr(colon + 1, dash - colon - 1), 0, INT64_MAX,
+                     first) ||
+        parseInteger(entry.substr(dash + 1), 0, INT64_MAX, last) ||
+        first > last)
+      continue;
+    spans.push_back({entry.substr(0, colon), static_cast<size_t>(first),
+                     static_cast<size_t>(last)});
+  }
+  return spans;
 }
 
 std::shared_ptr<const Program> Program::load(const void *data, size_t size) {

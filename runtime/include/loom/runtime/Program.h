@@ -122,6 +122,17 @@ struct Binding {
   }
 };
 
+/// Instructions [first, last] of a program that run one schedule action
+/// ("F(s0,m1)", "B(s1,m0)", "W(...)", "send", "recv", "optimizer").
+struct InstructionSpan {
+  std::string action;
+  size_t first = 0, last = 0;
+};
+
+/// The `pipeline.action_spans` metadata text of `spans`:
+/// "F(s0,m1):12-40;recv:41-41;...". Program::actionSpans reads it back.
+std::string formatActionSpans(const std::vector<InstructionSpan> &spans);
+
 class Program {
 public:
   /// Verifies and decodes `size` bytes at `data` (copied). Throws
@@ -174,6 +185,12 @@ public:
   size_t stageOf(int64_t rank) const;
   /// A metadata value, or "" when the key is absent.
   std::string metadataValue(const std::string &key) const;
+  /// A pipeline stage's schedule actions by instruction range, from its
+  /// `pipeline.action_spans` metadata; empty for other programs.
+  std::vector<InstructionSpan> actionSpans() const;
+  /// The program world rank `rank` runs: its stage of a pipeline program,
+  /// or this one.
+  const Program &forRank(int64_t rank) const;
 
   /// A 64-bit hash of the program file's bytes: the ranks of a job check at
   /// rendezvous that they run the same program.
