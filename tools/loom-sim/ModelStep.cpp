@@ -8,6 +8,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "ModelStep.h"
+#include "Text.h"
 #include "Timeline.h"
 
 #include "loom/CostModel/Cluster.h"
@@ -23,22 +24,7 @@
 
 using namespace loom;
 using namespace loom::cost;
-
-static int fail(const std::string &message) {
-  std::fprintf(stderr, "loom-sim: error: %s\n", message.c_str());
-  return 1;
-}
-
-static std::string fixed(double v, int digits) {
-  char buffer[64];
-  std::snprintf(buffer, sizeof(buffer), "%.*f", digits, v);
-  return buffer;
-}
-
-static bool endsWith(const std::string &s, const std::string &tail) {
-  return s.size() >= tail.size() &&
-         s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
-}
+using namespace loom::sim;
 
 /// "12.345 ms" below a second, "1.234 s" above.
 static std::string duration(double seconds) {

@@ -15,6 +15,7 @@
 
 #include "ModelStep.h"
 #include "ProgramReplay.h"
+#include "Text.h"
 #include "Timeline.h"
 
 #include "loom/Schedule/Schedule.h"
@@ -28,6 +29,7 @@
 #include <vector>
 
 using namespace loom::schedule;
+using namespace loom::sim;
 
 static const char *const kUsage =
     R"(usage: loom-sim --pp P [--vpp V] --microbatches M --schedule NAME|FILE.csv
@@ -76,17 +78,6 @@ holds one program per pipeline rank and its schedule):
                      (the compiled memory plan), traffic per mesh axis, the
                      bubble, step time and tokens/s; --svg draws it
 )";
-
-static int fail(const std::string &message) {
-  std::fprintf(stderr, "loom-sim: error: %s\n", message.c_str());
-  return 1;
-}
-
-static std::string fixed(double v, int digits) {
-  char buffer[64];
-  std::snprintf(buffer, sizeof(buffer), "%.*f", digits, v);
-  return buffer;
-}
 
 namespace {
 struct Options {
@@ -197,11 +188,6 @@ static bool parseArgs(int argc, char **argv, Options &options, bool &help) {
     }
   }
   return true;
-}
-
-static bool endsWith(const std::string &s, const std::string &tail) {
-  return s.size() >= tail.size() &&
-         s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
 }
 
 /// "(p-1)/(m+p-1) = 0.2727" and friends for a known schedule; empty else.
