@@ -777,7 +777,7 @@ LogicalResult PipelineSplitter::run() {
 /// Contiguous groups of at least one layer minimizing the most expensive
 /// stage (dynamic programming over the split points).
 SmallVector<int64_t> balancedLayout(func::FuncOp step, int64_t layers,
-                                    int64_t stages) {
+                                    int64_t microbatches, int64_t stages) {
   std::vector<double> cost(layers, 0.0);
   double before = 0, after = 0;
   bool seenLayer = false;
@@ -811,12 +811,6 @@ SmallVector<int64_t> balancedLayout(func::FuncOp step, int64_t layers,
   }
   // The layers' costs hold every microbatch, forward and backward; the
   // embedding's and head's were taken from microbatch 0's forward.
-  int64_t microbatches = 1;
-  step.walk([&](Operation *op) {
-    if (auto mb =
-            op->getAttrOfType<IntegerAttr>(LoomDialect::kMicrobatchAttrName))
-      microbatches = std::max(microbatches, mb.getInt() + 1);
-  });
   after = pending * 3 * microbatches;
   before *= 3 * microbatches;
   // best[s][l]: the least max stage cost of layers [0, l) in s stages.
@@ -875,14 +869,8 @@ struct LoomSplitPipelinePass
     func::FuncOp step = bodies.front();
 
     // Layers and microbatches, from the tags.
-    int64_t layers = 0, microbatches = 1;
-    step.walk([&](Operation *op) {
-      if (auto l = op->getAttrOfType<IntegerAttr>(LoomDialect::kLayerAttrName))
-        layers = std::max(layers, l.getInt() + 1);
-      if (auto m =
-              op->getAttrOfType<IntegerAttr>(LoomDialect::kMicrobatchAttrName))
-        microbatches = std::max(microbatches, m.getInt() + 1);
-    });
+    int64_t layers = LoomDialect::getLayerCount(step);
+    int64_t microbatches = LoomDialect::getMicrobatchCount(step);
     if (layers == 0) {
       step.emitError("-loom-split-pipeline: no op carries `loom.layer`; "
                      "the training step of a zoo or builder model has them");
@@ -930,7 +918,7 @@ struct LoomSplitPipelinePass
             << " virtual stages";
         return signalPassFailure();
       }
-      perStage = balancedLayout(step, layers, stages);
+      perStage = balancedLayout(step, layers, microbatches, stages);
       if (report) {
         InFlightDiagnostic remark =
             step.emitRemark("layers per virtual stage, balanced by cost: ");

@@ -219,12 +219,7 @@ void LoomApplyPlanPass::runOnOperation() {
   // Without gbs, the training step's own microbatches (-loom-autodiff's)
   // are the plan's: gbs = microbatches * mbs * dp, as Megatron counts it.
   if (!spec->gbs) {
-    int64_t microbatches = 1;
-    func.walk([&](Operation *op) {
-      if (auto m =
-              op->getAttrOfType<IntegerAttr>(LoomDialect::kMicrobatchAttrName))
-        microbatches = std::max(microbatches, m.getInt() + 1);
-    });
+    int64_t microbatches = LoomDialect::getMicrobatchCount(func);
     int64_t modelRanks = spec->tp * spec->cp * spec->pp;
     int64_t dp = spec->dp.value_or(
         modelRanks > 0 && world % modelRanks == 0 ? world / modelRanks : 0);

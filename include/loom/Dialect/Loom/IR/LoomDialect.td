@@ -41,6 +41,12 @@ def Loom_Dialect : Dialect {
     /// Op attribute: the microbatch of a training step an op works on.
     static constexpr llvm::StringLiteral kMicrobatchAttrName =
         "loom.microbatch";
+    /// The microbatches a training step unrolls: one more than the largest
+    /// `loom.microbatch` under `root` (1 when no op carries one).
+    static int64_t getMicrobatchCount(::mlir::Operation *root);
+    /// The transformer layers of a graph: one more than the largest
+    /// `loom.layer` under `root` (0 when no op carries one).
+    static int64_t getLayerCount(::mlir::Operation *root);
     /// Op attribute: rank-dependent terms of the op's integer attributes, a
     /// dictionary from attribute name to an array of #loom.rank_term.
     static constexpr llvm::StringLiteral kRankTermsAttrName =
