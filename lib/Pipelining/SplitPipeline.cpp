@@ -28,6 +28,7 @@
 #include "loom/Dialect/Loom/IR/LoomOps.h"
 #include "loom/Dialect/Loom/IR/OpCost.h"
 #include "loom/Pipelining/Passes.h"
+#include "loom/Plan/PlanLayout.h"
 #include "loom/Schedule/Schedule.h"
 
 #include "mlir/IR/Builders.h"
@@ -880,23 +881,21 @@ struct LoomSplitPipelinePass
     SmallVector<int64_t> perStage(layout.begin(), layout.end());
     if (perStage.empty() && (firstLayers > 0 || lastLayers > 0)) {
       // Megatron's uneven layout: per pipeline rank, then over its chunks.
-      int64_t given = (firstLayers > 0) + (lastLayers > 0);
-      int64_t rest = layers - firstLayers - lastLayers;
-      int64_t others = pp - given;
-      if (rest < 0 || (others == 0 && rest != 0) ||
-          (others > 0 && rest % others != 0)) {
+      auto given = [](int64_t n) {
+        return n > 0 ? std::optional<int64_t>(n) : std::nullopt;
+      };
+      std::optional<std::vector<int64_t>> perRank =
+          unevenStageLayers(layers, pp, given(firstLayers), given(lastLayers));
+      if (!perRank) {
         step.emitError("[layers-uneven] the layers (")
-            << layers << ") less first-layers and last-layers (" << rest
-            << ") do not split evenly over the other " << others << " stage(s)";
+            << layers << ") less first-layers (" << firstLayers
+            << ") and last-layers (" << lastLayers
+            << ") do not split evenly, at least one each, over the other "
+               "pipeline stages";
         return signalPassFailure();
       }
-      SmallVector<int64_t> perRank(pp, others ? rest / others : 0);
-      if (firstLayers > 0)
-        perRank.front() = firstLayers;
-      if (lastLayers > 0)
-        perRank.back() = lastLayers;
       for (int64_t s = 0; s < stages; ++s) {
-        int64_t n = perRank[s % pp];
+        int64_t n = (*perRank)[s % pp];
         if (n % vpp != 0) {
           step.emitError("[layers-vpp] pipeline rank ")
               << s % pp << " has " << n << " layers, not divisible by vpp = "

@@ -101,3 +101,23 @@ std::optional<LayerPlacement> loom::placeLayer(const PlanLayout &layout,
   int64_t chunk = layer / layout.layersPerChunk;
   return LayerPlacement{chunk % layout.pp, chunk / layout.pp};
 }
+
+std::optional<std::vector<int64_t>>
+loom::unevenStageLayers(int64_t layers, int64_t pp,
+                        std::optional<int64_t> first,
+                        std::optional<int64_t> last) {
+  if (pp < 2)
+    return std::nullopt;
+  int64_t given = (first ? 1 : 0) + (last ? 1 : 0);
+  int64_t rest = layers - first.value_or(0) - last.value_or(0);
+  int64_t others = pp - given;
+  if (rest < 0 || (others == 0 && rest != 0) ||
+      (others > 0 && (rest < others || rest % others != 0)))
+    return std::nullopt;
+  std::vector<int64_t> perRank(pp, others ? rest / others : 0);
+  if (first)
+    perRank.front() = *first;
+  if (last)
+    perRank.back() = *last;
+  return perRank;
+}

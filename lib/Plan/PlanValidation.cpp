@@ -289,12 +289,13 @@ void PlanChecker::checkPipeline(PlanLayout &layout) {
             "an uneven layout (first_layers, last_layers) takes vpp, not "
             "vpp_layers");
     else if (model.layers) {
-      int64_t given = (spec.firstLayers ? 1 : 0) + (spec.lastLayers ? 1 : 0);
+      std::optional<std::vector<int64_t>> perRank = unevenStageLayers(
+          model.layers, pp, spec.firstLayers, spec.lastLayers);
       int64_t rest = model.layers - spec.firstLayers.value_or(0) -
                      spec.lastLayers.value_or(0);
-      int64_t others = pp - given;
-      if (rest < 0 || (others == 0 && rest != 0) ||
-          (others > 0 && (rest < others || rest % others != 0)))
+      int64_t others =
+          pp - (spec.firstLayers ? 1 : 0) - (spec.lastLayers ? 1 : 0);
+      if (!perRank)
         error("layers-uneven", "the layers (" + str(model.layers) +
                                    ") less first_layers and "
                                    "last_layers (" +
@@ -304,8 +305,7 @@ void PlanChecker::checkPipeline(PlanLayout &layout) {
                                    str(others) + " stage(s)");
       else if (spec.vpp > 1) {
         int64_t middle = others ? rest / others : 0;
-        for (int64_t n : {spec.firstLayers.value_or(middle),
-                          spec.lastLayers.value_or(middle), middle})
+        for (int64_t n : {perRank->front(), perRank->back(), middle})
           if (n && n % spec.vpp != 0)
             error("layers-vpp", "each stage's layers (" + str(n) +
                                     ") must be divisible by vpp (" +

@@ -252,3 +252,24 @@ TEST(PlanLayout, LayerPlacement) {
 }
 
 } // namespace
+
+namespace {
+using Layers = std::optional<std::vector<int64_t>>;
+
+TEST(PlanLayout, UnevenStageLayers) {
+  // The first stage's count given, the others share the rest.
+  EXPECT_EQ(unevenStageLayers(3, 2, 1, std::nullopt),
+            (Layers{std::vector<int64_t>{1, 2}}));
+  EXPECT_EQ(unevenStageLayers(5, 3, 1, 1),
+            (Layers{std::vector<int64_t>{1, 3, 1}}));
+  // Llama 3 405B's 126 layers over pp = 16 with 6 on the last stage.
+  std::vector<int64_t> llama(15, 8);
+  llama.push_back(6);
+  EXPECT_EQ(unevenStageLayers(126, 16, std::nullopt, 6), Layers{llama});
+  // Not whole, nothing left for a middle stage, more than there is.
+  EXPECT_EQ(unevenStageLayers(6, 3, 1, std::nullopt), std::nullopt);
+  EXPECT_EQ(unevenStageLayers(2, 3, 1, 1), std::nullopt);
+  EXPECT_EQ(unevenStageLayers(3, 2, 2, 2), std::nullopt);
+  EXPECT_EQ(unevenStageLayers(4, 1, 2, std::nullopt), std::nullopt);
+}
+} // namespace

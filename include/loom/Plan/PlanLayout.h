@@ -115,6 +115,14 @@ int64_t getDenseRank(const PlanLayout &layout, const RankCoords &coords);
 std::optional<LayerPlacement> placeLayer(const PlanLayout &layout,
                                          int64_t layer);
 
+/// Megatron's uneven pipeline layout (--decoder-first/last-pipeline-num-
+/// layers): the layers of each of the pp pipeline ranks when the first
+/// and/or the last have their own counts and the others share the rest
+/// evenly, at least one each. None when the layers do not split so.
+std::optional<std::vector<int64_t>>
+unevenStageLayers(int64_t layers, int64_t pp, std::optional<int64_t> first,
+                  std::optional<int64_t> last);
+
 } // namespace loom
 
 #endif // LOOM_PLAN_PLANLAYOUT_H
