@@ -112,6 +112,12 @@ private:
   void reportStash();
   /// The position of (kind, stage, microbatch) in rank r's compute actions.
   std::optional<size_t> actionIndex(int rank, const Home &home) const;
+  /// Whether action home `a` runs after action home `b` on `rank`; an
+  /// action not on the rank's list never does.
+  bool runsAfter(int rank, const Home &a, const Home &b) const {
+    std::optional<size_t> x = actionIndex(rank, a), y = actionIndex(rank, b);
+    return a.kind == Home::Action && x && (!y || *x > *y);
+  }
 
   ModuleOp module;
   func::FuncOp step;
@@ -255,18 +261,10 @@ LogicalResult PipelineSplitter::assignHomes() {
       // that action: a gradient's sum over microbatches adds microbatch k
       // to the sum of those before it, and a schedule may run k's backward
       // first.
-      if (std::optional<size_t> own = actionIndex(home.ranks.front(), home))
-        for (const Home *h : staged) {
-          if (h->kind != Home::Action || h->ranks != home.ranks)
-            continue;
-          std::optional<size_t> other = actionIndex(home.ranks.front(), *h);
-          if (other && *other > *own) {
-            home.action = h->action;
-            home.stage = h->stage;
-            home.microbatch = h->microbatch;
-            own = other;
-          }
-        }
+      if (actionIndex(home.ranks.front(), home))
+        for (const Home *h : staged)
+          if (h->ranks == home.ranks && runsAfter(home.ranks.front(), *h, home))
+            home = *h;
       homes[&op] = home;
       continue;
     }
@@ -300,13 +298,9 @@ LogicalResult PipelineSplitter::assignHomes() {
     });
     if (oneStage) {
       const Home *latest = staged.front();
-      int rank = latest->ranks.front();
-      size_t latestIndex = *actionIndex(rank, *latest);
       for (const Home *h : staged)
-        if (size_t i = *actionIndex(rank, *h); i > latestIndex) {
+        if (runsAfter(latest->ranks.front(), *h, *latest))
           latest = h;
-          latestIndex = i;
-        }
       homes[&op] = *latest;
       continue;
     }
@@ -710,12 +704,9 @@ void PipelineSplitter::sumSharedGradientsPerRank() {
     for (int r : rankOrder) {
       SmallVector<Value> &list = byRank[r];
       Home latest = homes[list.front().getDefiningOp()];
-      for (Value t : list) {
-        const Home &h = homes[t.getDefiningOp()];
-        std::optional<size_t> a = actionIndex(r, h), l = actionIndex(r, latest);
-        if (h.kind == Home::Action && a && (!l || *a > *l))
-          latest = h;
-      }
+      for (Value t : list)
+        if (runsAfter(r, homes[t.getDefiningOp()], latest))
+          latest = homes[t.getDefiningOp()];
       Value partial = list.front();
       for (Value t : ArrayRef<Value>(list).drop_front()) {
         auto add = AddOp::create(b, end.getLoc(), partial, t);
