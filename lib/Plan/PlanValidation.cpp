@@ -239,6 +239,14 @@ void PlanChecker::checkContextParallel() {
                               str(model.heads) +
                               ") over tp * cp = " + str(spec.tp) + " * " +
                               str(spec.cp) + "; they must be divisible by it");
+  // The keys and values travel the same all-to-all, so their heads split
+  // the same way (one error when both do not divide).
+  else if (spec.cpComm == CpCommType::A2A && spec.cp > 1 && model.kvHeads &&
+           model.kvHeads % (spec.tp * spec.cp) != 0)
+    error("heads-cp-a2a", "cp_comm=a2a splits the key/value heads (" +
+                              str(model.kvHeads) +
+                              ") over tp * cp = " + str(spec.tp) + " * " +
+                              str(spec.cp) + "; they must be divisible by it");
 }
 
 void PlanChecker::checkBatch(PlanLayout &layout) {
@@ -432,6 +440,7 @@ std::vector<PlanProblem> PlanChecker::run(PlanLayout &layout) {
   layout.ep = spec.ep;
   layout.etp = spec.etp.value_or(spec.tp);
   layout.sp = spec.sp;
+  layout.cpComm = spec.cpComm.value_or(CpCommType::P2P);
   layout.zero = spec.zero;
   layout.mbs = spec.mbs;
   layout.recompute = spec.recompute;
@@ -482,9 +491,14 @@ std::vector<PlanProblem> loom::checkSupported(const PlanSpec &spec,
     problems.push_back(
         {rule.str(), std::move(message), PlanSeverity::Unsupported});
   };
-  if (spec.cp > 1)
-    refuse("unsupported-cp", "context parallelism (cp=" + str(spec.cp) +
-                                 "): ring attention is not compiled yet");
+  CpCommType cpComm = spec.cpComm.value_or(CpCommType::P2P);
+  if (spec.cp > 1 &&
+      (cpComm == CpCommType::P2P || cpComm == CpCommType::A2AP2P))
+    refuse("unsupported-cp-comm",
+           "context parallelism with cp_comm=" + stringifyCpComm(cpComm).str() +
+               (spec.cpComm ? "" : " (the default, as in Megatron-Core)") +
+               ": ring attention is not compiled yet; give "
+               "cp_comm=all_gather or cp_comm=a2a");
   if (spec.ep > 1)
     refuse("unsupported-ep",
            "expert parallelism (ep=" + str(spec.ep) +

@@ -18,6 +18,13 @@
 //       tensor-parallel regions, which keep their own split, so the
 //       partitioner all-gathers the sequence into each region and
 //       reduce-scatters its partial sums out of it.
+//   cp  every data input's sequence (dim 1) over cp: every op but
+//       attention runs on the rank's positions. cp_comm=all_gather lets
+//       attention's rule gather the keys and values (and reduce-scatter
+//       their gradients); cp_comm=a2a pins attention's operands and
+//       results to heads split over cp and the whole sequence (Ulysses),
+//       so an all-to-all trades the sequence for heads on the way in and
+//       back on the way out. With sp, the sequence splits over cp, then tp.
 //
 //===----------------------------------------------------------------------===//
 
@@ -187,6 +194,53 @@ LogicalResult seedVocabulary(func::FuncOp func, int64_t tp,
   return success();
 }
 
+/// DeepSpeed-Ulysses (cp_comm=a2a): every attention and attention_grad
+/// reads and makes its tensors with the whole sequence and the heads split
+/// over tp then cp, through loom.reshard pins on its operands and after its
+/// results; outside, they keep the sequence split over cp. The partitioner
+/// makes each pin one all-to-all (cp moves between the sequence and the
+/// heads), two around the forward and their conjugates in the backward.
+void pinUlyssesAttention(func::FuncOp func, const PlanLayout &layout,
+                         FlatSymbolRefAttr mesh) {
+  MLIRContext *context = func.getContext();
+  auto make = [&](bool heads) {
+    TensorSharding s = TensorSharding::replicated(4);
+    if (layout.dp > 1)
+      s.dims[0].push_back("dp");
+    if (!heads)
+      s.dims[1].push_back("cp");
+    if (layout.tp > 1)
+      s.dims[2].push_back("tp");
+    if (heads)
+      s.dims[2].push_back("cp");
+    return s.toAttr(context, mesh);
+  };
+  ShardingAttr byHeads = make(true), bySequence = make(false);
+  OpBuilder b(context);
+  func.walk([&](Operation *op) {
+    if (!isa<AttentionOp, AttentionGradOp>(op))
+      return;
+    b.setInsertionPoint(op);
+    for (OpOperand &operand : op->getOpOperands()) {
+      auto pin = ReshardOp::create(b, op->getLoc(), operand.get(), byHeads);
+      pin->setDiscardableAttrs(op->getDiscardableAttrDictionary());
+      operand.set(pin);
+    }
+    b.setInsertionPointAfter(op);
+    SmallVector<Attribute> resultShardings;
+    for (Value result : op->getResults()) {
+      auto pin = ReshardOp::create(b, op->getLoc(), result, bySequence);
+      pin->setDiscardableAttrs(op->getDiscardableAttrDictionary());
+      result.replaceAllUsesExcept(pin, pin);
+      resultShardings.push_back(byHeads);
+    }
+    op->setAttr(LoomDialect::kShardingAttrName,
+                op->getNumResults() == 1
+                    ? resultShardings.front()
+                    : Attribute(ArrayAttr::get(context, resultShardings)));
+  });
+}
+
 struct LoomApplyPlanPass
     : public loom::impl::LoomApplyPlanPassBase<LoomApplyPlanPass> {
   using LoomApplyPlanPassBase::LoomApplyPlanPassBase;
@@ -290,20 +344,38 @@ LogicalResult LoomApplyPlanPass::seed(func::FuncOp func,
     return splitOver(context, mesh, rank, dim, axis);
   };
   bool independentRows = rowsAreIndependent(func);
-  if (layout.dp > 1)
-    for (BlockArgument arg : func.getArguments()) {
-      unsigned i = arg.getArgNumber();
-      auto type = cast<ShapedType>(arg.getType());
-      if (!func.getArgAttr(i, LoomDialect::kInputAttrName) ||
-          type.getRank() == 0)
-        continue;
+  int64_t seq = readModelFacts(func).seq;
+  for (BlockArgument arg : func.getArguments()) {
+    unsigned i = arg.getArgNumber();
+    auto type = cast<ShapedType>(arg.getType());
+    if (!func.getArgAttr(i, LoomDialect::kInputAttrName) || type.getRank() == 0)
+      continue;
+    TensorSharding split = TensorSharding::replicated(type.getRank());
+    if (layout.dp > 1) {
       if (failed(check(arg, 0, "dp", layout.dp, func)))
         return failure();
       if (independentRows)
         regroupMicrobatches(arg, layout.dp);
-      func.setArgAttr(i, LoomDialect::kShardingAttrName,
-                      sharding(type.getRank(), 0, "dp"));
+      split.dims[0].push_back("dp");
     }
+    // The positions of a sequence input ([batch, seq, ...]).
+    if (layout.cp > 1 && type.getRank() >= 2 && type.getDimSize(1) == seq) {
+      if (failed(check(arg, 1, "cp", layout.cp, func)))
+        return failure();
+      split.dims[1].push_back("cp");
+    }
+    if (split.isReplicated())
+      continue;
+    func.setArgAttr(i, LoomDialect::kShardingAttrName,
+                    split.toAttr(context, mesh));
+    // With sp, a sequence split over cp is as weak as the norms' [cp, tp]
+    // seeds, so that where they meet the longer split extends it, as the
+    // residual stream is split in Megatron (cp, then tp).
+    if (layout.sp && layout.tp > 1 && !split.dims[1].empty())
+      func.setArgAttr(i, LoomDialect::kPriorityAttrName,
+                      IntegerAttr::get(IntegerType::get(context, 64),
+                                       kSequenceParallelPriority));
+  }
   if (layout.tp > 1) {
     WalkResult walk = func.walk([&](Operation *op) {
       int64_t dim = -1;
@@ -341,16 +413,24 @@ LogicalResult LoomApplyPlanPass::seed(func::FuncOp func,
       auto type = cast<ShapedType>(result.getType());
       if (type.getRank() != 3) // [batch, sequence, hidden] only
         return WalkResult::advance();
-      if (failed(check(result, 1, "tp", layout.tp, op)))
+      // Under cp, each rank's positions split further over tp.
+      TensorSharding split = TensorSharding::replicated(type.getRank());
+      if (layout.cp > 1)
+        split.dims[1].push_back("cp");
+      split.dims[1].push_back("tp");
+      if (failed(check(result, 1, layout.cp > 1 ? "cp, tp" : "tp",
+                       layout.cp * layout.tp, op)))
         return WalkResult::interrupt();
-      op->setAttr(LoomDialect::kShardingAttrName,
-                  sharding(type.getRank(), 1, "tp"));
+      op->setAttr(LoomDialect::kShardingAttrName, split.toAttr(context, mesh));
       op->setAttr(LoomDialect::kPriorityAttrName, weaker);
       return WalkResult::advance();
     });
     if (walk.wasInterrupted())
       return failure();
   }
+  // Last: the pins take the place of the tensor-parallel attention seeds.
+  if (layout.cp > 1 && layout.cpComm == CpCommType::A2A)
+    pinUlyssesAttention(func, layout, mesh);
   return success();
 }
 

@@ -72,6 +72,10 @@ private:
   void setVocabStart(Operation *op, const AxisList &axes, int64_t rows);
   void tagLike(Operation *created, Operation *user);
   ArrayAttr axesAttr(ArrayRef<StringRef> axes);
+  void planContractedMerges();
+
+  /// Plans fixed ahead of the decisions (planContractedMerges).
+  DenseMap<Operation *, OpPlan> fixedPlans;
 
   func::FuncOp func;
   MeshAttr mesh;
@@ -98,7 +102,75 @@ TensorSharding Partitioner::targetOf(Value v) {
   return s;
 }
 
+/// A weight gradient dW = xᵀ·dy contracts the positions of x[..., K1] and
+/// dy[..., K2] after reshaping both to [positions, K]. Merged that way, a
+/// split of an inner dimension (the sequence under context parallelism)
+/// leaves each rank rows that are not one block of the merged dimension,
+/// and the reshape's rule would gather them. A sum does not care which
+/// rows a rank holds, only that both operands hold the same ones in the
+/// same order: so when each position dimension splits alike in x and dy
+/// (their common prefix of axes; the rest is gathered first), the merged
+/// rows are taken as split over all those axes, each rank contracts its
+/// own positions, and dW is a partial sum over them (as over dp), never a
+/// gather of the activations. The merged tensors have no other use.
+void Partitioner::planContractedMerges() {
+  func.walk([&](MatmulOp matmul) {
+    if (!matmul.getTransposeLhs() || matmul.getTransposeRhs() ||
+        matmul.getLhs().getType().getRank() != 2 ||
+        matmul.getRhs().getType().getRank() != 2)
+      return;
+    auto lhs = matmul.getLhs().getDefiningOp<ReshapeOp>();
+    auto rhs = matmul.getRhs().getDefiningOp<ReshapeOp>();
+    if (!lhs || !rhs || lhs == rhs || !lhs->hasOneUse() || !rhs->hasOneUse())
+      return;
+    RankedTensorType x = lhs.getInput().getType(),
+                     dy = rhs.getInput().getType();
+    if (x.getRank() < 3 ||
+        x.getShape().drop_back() != dy.getShape().drop_back())
+      return;
+    int64_t positions = x.getRank() - 1;
+    if (lhs.getType().getDimSize(0) !=
+        dy.getNumElements() / dy.getShape().back())
+      return;
+    TensorSharding xs = targetOf(lhs.getInput()),
+                   dys = targetOf(rhs.getInput());
+    TensorSharding xIn = xs, dyIn = dys;
+    AxisList merged;
+    bool inner = false;
+    for (int64_t d = 0; d < positions; ++d) {
+      AxisList common;
+      for (auto [a, b2] : llvm::zip(xs.dims[d], dys.dims[d])) {
+        if (a != b2)
+          break;
+        common.push_back(a);
+      }
+      xIn.dims[d] = dyIn.dims[d] = common;
+      merged.append(common);
+      inner |= d > 0 && !common.empty();
+    }
+    // Without a split inner dimension the reshape's own rule does as well.
+    if (!inner)
+      return;
+    auto plan = [&](ReshapeOp reshape, const TensorSharding &in) {
+      TensorSharding out = TensorSharding::replicated(2);
+      out.dims[0] = merged;
+      out.dims[1] = in.dims[positions];
+      OpPlan p;
+      p.operands.push_back(in);
+      p.results.push_back(out);
+      reshape->setAttr(LoomDialect::kShardingAttrName,
+                       out.toAttr(b.getContext(), meshRef));
+      fixedPlans[reshape] = std::move(p);
+    };
+    plan(lhs, xIn);
+    plan(rhs, dyIn);
+  });
+}
+
 FailureOr<OpPlan> Partitioner::decide(Operation *op) {
+  auto fixed = fixedPlans.find(op);
+  if (fixed != fixedPlans.end())
+    return fixed->second;
   OpPlan plan;
   if (ShardingAttr pin = getPinnedSharding(op)) {
     TensorSharding pinned = TensorSharding::fromAttr(pin);
@@ -645,6 +717,17 @@ LogicalResult Partitioner::rewrite(Operation *op, const OpPlan &givenPlan) {
                     cast<RankedTensorType>(rope.getType()).getDimSize(1));
     }
   }
+  if (isa<AttentionOp, AttentionGradOp>(op)) {
+    const AxisList &queryAxes = plan.operands[0].dims[1];
+    if (!queryAxes.empty()) {
+      // Context parallelism: rank r's queries start at (its index along
+      // the axes) x local S of the keys' positions.
+      op->setAttr("query_offset", b.getI64IntegerAttr(0));
+      setRankOffset(
+          op, "query_offset", 1, 0, queryAxes,
+          cast<RankedTensorType>(op->getOperand(0).getType()).getDimSize(1));
+    }
+  }
   if (failed(partitionVocabulary(op, plan)))
     return failure();
   if (plan.splitsSum) {
@@ -683,6 +766,7 @@ LogicalResult Partitioner::rewrite(Operation *op, const OpPlan &givenPlan) {
 LogicalResult Partitioner::run() {
   // Decisions on the global shapes.
   std::vector<std::pair<Operation *, OpPlan>> plans;
+  planContractedMerges();
   Operation *terminator = func.getBody().front().getTerminator();
   for (Operation &op : func.getBody().front()) {
     if (&op == terminator)

@@ -261,10 +261,18 @@ TEST(PlanValidation, ContextParallelExchange) {
              "needs cp > 1");
   // Ulysses splits the heads over tp * cp.
   m.heads = 6;
+  m.kvHeads = 6;
   expectOnly("cp=4,cp_comm=a2a", m, 4, "heads-cp-a2a",
              "cp_comm=a2a splits the attention heads (6) over tp * cp = 1 * "
              "4; they must be divisible by it");
   expectClean("cp=2,cp_comm=a2a", m, 2);
+  // The key/value heads travel the same all-to-all.
+  m.heads = 8;
+  m.kvHeads = 2;
+  expectOnly("cp=4,cp_comm=a2a", m, 4, "heads-cp-a2a",
+             "cp_comm=a2a splits the key/value heads (2) over tp * cp = 1 * "
+             "4; they must be divisible by it");
+  m.kvHeads = 6;
   expectClean("cp=4,cp_comm=p2p", m, 4);
   expectClean("cp=4,cp_comm=all_gather", m, 4);
 }
@@ -470,7 +478,12 @@ TEST(PlanSupport, NotSupportedYet) {
   EXPECT_EQ(rulesOf("pp=2"), Rules{});
   EXPECT_EQ(rulesOf("pp=2,vpp=2"), Rules{});
   EXPECT_EQ(rulesOf("pp=2,vpp_layers=2"), Rules{});
-  EXPECT_EQ(rulesOf("cp=2"), Rules{"unsupported-cp"});
+  // Context parallelism: all_gather and a2a are compiled, the ring is not.
+  EXPECT_EQ(rulesOf("cp=2"), Rules{"unsupported-cp-comm"});
+  EXPECT_EQ(rulesOf("cp=2,cp_comm=p2p"), Rules{"unsupported-cp-comm"});
+  EXPECT_EQ(rulesOf("cp=2,cp_comm=a2a+p2p"), Rules{"unsupported-cp-comm"});
+  EXPECT_EQ(rulesOf("cp=2,cp_comm=all_gather"), Rules{});
+  EXPECT_EQ(rulesOf("cp=2,cp_comm=a2a"), Rules{});
   EXPECT_EQ(rulesOf("ep=2"), Rules{"unsupported-ep"});
   EXPECT_EQ(rulesOf("tp=2,etp=1"), Rules{"unsupported-etp"});
   ModelFacts m = dense();
@@ -478,14 +491,17 @@ TEST(PlanSupport, NotSupportedYet) {
   EXPECT_EQ(rulesOf("tp=4", &m), Rules{"unsupported-kv-replication"});
   EXPECT_EQ(rulesOf("tp=2", &m), Rules{});
   EXPECT_EQ(rulesOf("tp=4"), Rules{});
-  EXPECT_EQ(rulesOf("tp=2,sp,pp=2,cp=2,ep=4,etp=1"),
-            (Rules{"unsupported-cp", "unsupported-ep", "unsupported-etp"}));
+  EXPECT_EQ(
+      rulesOf("tp=2,sp,pp=2,cp=2,ep=4,etp=1"),
+      (Rules{"unsupported-cp-comm", "unsupported-ep", "unsupported-etp"}));
 
   std::vector<PlanProblem> problems = checkSupported(spec("cp=2"));
   EXPECT_TRUE(hasErrors(problems));
   EXPECT_EQ(formatPlanProblem(problems[0]),
-            "not supported yet: context parallelism (cp=2): ring attention "
-            "is not compiled yet [unsupported-cp]");
+            "not supported yet: context parallelism with cp_comm=p2p (the "
+            "default, as in Megatron-Core): ring attention is not compiled "
+            "yet; give cp_comm=all_gather or cp_comm=a2a "
+            "[unsupported-cp-comm]");
 }
 
 TEST(PlanSupport, HasErrorsAndFormat) {

@@ -57,6 +57,9 @@ struct PlanLayout {
   int64_t tp = 1, cp = 1, pp = 1, dp = 1;
   int64_t ep = 1, etp = 1, edp = 1;
   bool sp = false;
+  /// How attention communicates over cp (Megatron's default, p2p, when the
+  /// plan does not say).
+  CpCommType cpComm = CpCommType::P2P;
   /// Model chunks per stage (1: not interleaved).
   int64_t vpp = 1;
   int64_t zero = 0;

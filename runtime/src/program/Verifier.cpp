@@ -636,8 +636,19 @@ void InstrChecker::attentionOperands() {
     fail("query heads " + std::to_string(q.shape[2]) +
          " must be a multiple of key/value heads " +
          std::to_string(k.shape[2]));
-  if (I.getBool("causal") && k.shape[1] != q.shape[1])
-    fail("causal attention needs equal query and key sequence lengths");
+  // The queries stand at query_offset .. query_offset + Sq - 1 of the keys'
+  // positions on every rank (a piece of the sequence under context
+  // parallelism).
+  int64_t lo = 0, hi = 0;
+  if (const AttrValue *offset = I.attr("query_offset")) {
+    lo = offset->minValue(P.meshes(), 0);
+    hi = offset->maxValue(P.meshes(), 0);
+  }
+  if (lo < 0 || hi + q.shape[1] > k.shape[1])
+    fail("query positions [" + std::to_string(lo) +
+         (lo != hi ? ".." + std::to_string(hi) : std::string()) + ", +" +
+         std::to_string(q.shape[1]) + ") lie outside the " +
+         std::to_string(k.shape[1]) + " key positions");
 }
 
 void InstrChecker::normOperands() {

@@ -148,11 +148,29 @@ func.func @attention_kv(%q: tensor<2x8x4x16xf32>, %k: tensor<2x8x4x16xf32>, %v: 
 
 // -----
 
-// Query and key/value agree on the sequence.
+// The queries are positions of the keys' sequence.
 func.func @attention_seq(%q: tensor<2x8x4x16xf32>, %k: tensor<2x6x4x16xf32>) {
-  // expected-error @+2 {{sequence (dim 1) of query is 8 but of key/value is 6}}
+  // expected-error @+2 {{query positions 0 .. 7 (query_offset + sequence, dim 1) lie outside the 6 key/value positions}}
   // expected-error @+1 {{failed to infer returned types}}
   %0 = loom.attention %q, %k, %k : tensor<2x8x4x16xf32>, tensor<2x6x4x16xf32>, tensor<2x6x4x16xf32> -> tensor<2x8x4x16xf32>
+  return
+}
+
+// -----
+
+// A piece of the queries (context parallelism) must lie inside the keys.
+func.func @attention_query_offset(%q: tensor<2x4x4x16xf32>, %k: tensor<2x8x4x16xf32>) {
+  // expected-error @+2 {{query positions 6 .. 9 (query_offset + sequence, dim 1) lie outside the 8 key/value positions}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = loom.attention %q, %k, %k {causal, query_offset = 6} : tensor<2x4x4x16xf32>, tensor<2x8x4x16xf32>, tensor<2x8x4x16xf32> -> tensor<2x4x4x16xf32>
+  return
+}
+
+// -----
+
+func.func @attention_grad_query_offset(%q: tensor<2x4x4x16xf32>, %k: tensor<2x8x4x16xf32>) {
+  // expected-error @+1 {{query positions 5 .. 8 (query_offset + sequence, dim 1) lie outside the 8 key/value positions}}
+  %0:3 = loom.attention_grad %q, %k, %k, %q, %q {causal, query_offset = 5} : tensor<2x4x4x16xf32>, tensor<2x8x4x16xf32>, tensor<2x8x4x16xf32>
   return
 }
 

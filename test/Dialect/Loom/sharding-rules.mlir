@@ -115,10 +115,14 @@ func.func @norms(%x: tensor<2x16x64xf32>, %w: tensor<64xf32>, %b: tensor<64xf32>
 
 // Attention: query heads are (key/value head, head in its group), so
 // sharding the key/value heads shards whole groups; each query needs all
-// keys and all of the head dimension.
+// keys and all of the head dimension. The queries' positions pass through
+// (context parallelism's all-gather form); in the gradient, dk and dv sum
+// over them.
 func.func @attention(%q: tensor<2x16x8x64xf32>, %kv: tensor<2x16x2x64xf32>) {
-  // expected-remark @below {{sharding rule: ([i, j, lm, n], [i, k, l, n], [i, k, l, n])->([i, j, lm, n]) {i=2, j=16, k=16, l=2, m=4, n=64} need_replication={j, k, m, n}}}
+  // expected-remark @below {{sharding rule: ([i, j, lm, n], [i, k, l, n], [i, k, l, n])->([i, j, lm, n]) {i=2, j=16, k=16, l=2, m=4, n=64} need_replication={k, m, n}}}
   %0 = loom.attention %q, %kv, %kv {causal} : tensor<2x16x8x64xf32>, tensor<2x16x2x64xf32>, tensor<2x16x2x64xf32> -> tensor<2x16x8x64xf32>
+  // expected-remark @below {{sharding rule: ([i, j, lm, n], [i, k, l, n], [i, k, l, n], [i, j, lm, n], [i, j, lm, n])->([i, j, lm, n], [i, k, l, n], [i, k, l, n]) {i=2, j=16, k=16, l=2, m=4, n=64} reduction={j} need_replication={k, m, n}}}
+  %1:3 = loom.attention_grad %q, %kv, %kv, %0, %0 {causal} : tensor<2x16x8x64xf32>, tensor<2x16x2x64xf32>, tensor<2x16x2x64xf32>
   return
 }
 

@@ -18,7 +18,7 @@
 // CHECK: = rmsnorm(%{{[0-9]+}}, %3) {epsilon = 1e-05}
 // CHECK: = matmul(%{{[0-9]+}}, %4) {transpose_lhs = false, transpose_rhs = true}
 // CHECK: = rope(%{{[0-9]+}}) {theta = 10000.0, position_offset = 0, inverse = false}
-// CHECK: = attention(%{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}) {causal = true} loc(
+// CHECK: = attention(%{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}) {causal = true, query_offset = 0} loc(
 // CHECK: = gelu(%{{[0-9]+}}) {approximate = "tanh"}
 // CHECK: %[[LOSS]] = cross_entropy(
 func.func @forward(%tokens: tensor<2x4xi32> {loom.input = "tokens"},

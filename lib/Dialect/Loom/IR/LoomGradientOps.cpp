@@ -34,7 +34,8 @@ LogicalResult SoftmaxGradOp::verify() {
 
 LogicalResult AttentionGradOp::verify() {
   ShapeErrors err{getLoc(), getOperationName()};
-  return checkAttentionOperands(getQuery(), getKey(), getValue(), err);
+  return checkAttentionOperands(getQuery(), getKey(), getValue(),
+                                static_cast<int64_t>(getQueryOffset()), err);
 }
 
 LogicalResult CrossEntropyGradOp::verify() {

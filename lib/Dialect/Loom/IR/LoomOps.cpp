@@ -70,7 +70,8 @@ LogicalResult AttentionOp::inferReturnTypes(MLIRContext *,
                                             SmallVectorImpl<Type> &results) {
   ShapeErrors err{loc, AttentionOp::getOperationName()};
   FailureOr<RankedTensorType> q = checkAttentionOperands(
-      adaptor.getQuery(), adaptor.getKey(), adaptor.getValue(), err);
+      adaptor.getQuery(), adaptor.getKey(), adaptor.getValue(),
+      static_cast<int64_t>(adaptor.getQueryOffset()), err);
   if (failed(q))
     return failure();
   results.push_back(*q);

@@ -184,10 +184,14 @@ ShardingRule RopeOp::getShardingRule() {
 /// (`likeQuery`, `likeKey`): the batch passes through; the query heads are
 /// (key/value head, head in its group), so sharding the key/value heads
 /// shards every head of a group together; each query row needs all keys and
-/// all of D (context parallelism will partition the keys itself).
+/// all of D. The query positions split as `querySeqKind` says: each rank
+/// computes its rows against all keys (context parallelism's all-gather
+/// form, the rows' position set by query_offset), and in the gradient
+/// dk and dv are then partial sums over the query shards.
 static ShardingRule getAttentionRule(Operation *op,
                                      ArrayRef<TensorDim> likeQuery,
-                                     ArrayRef<TensorDim> likeKey) {
+                                     ArrayRef<TensorDim> likeKey,
+                                     FactorKind querySeqKind) {
   ShardingRule rule(op);
   Value q = op->getOperand(0), k = op->getOperand(1);
   int64_t hq = dimSize(q, 2), hkv = dimSize(k, 2);
@@ -202,7 +206,7 @@ static ShardingRule getAttentionRule(Operation *op,
   int64_t batch = rule.addFactor(dimSize(q, 0));
   addTo(batch, likeQuery, 0);
   addTo(batch, likeKey, 0);
-  int64_t seq = rule.addFactor(dimSize(q, 1), FactorKind::NeedReplication);
+  int64_t seq = rule.addFactor(dimSize(q, 1), querySeqKind);
   addTo(seq, likeQuery, 1);
   int64_t keys = rule.addFactor(dimSize(k, 1), FactorKind::NeedReplication);
   addTo(keys, likeKey, 1);
@@ -221,13 +225,15 @@ static ShardingRule getAttentionRule(Operation *op,
 
 ShardingRule AttentionOp::getShardingRule() {
   return getAttentionRule(*this, {operand(0, 0), result(0, 0)},
-                          {operand(1, 0), operand(2, 0)});
+                          {operand(1, 0), operand(2, 0)},
+                          FactorKind::PassThrough);
 }
 
 ShardingRule AttentionGradOp::getShardingRule() {
   return getAttentionRule(
       *this, {operand(0, 0), operand(3, 0), operand(4, 0), result(0, 0)},
-      {operand(1, 0), operand(2, 0), result(1, 0), result(2, 0)});
+      {operand(1, 0), operand(2, 0), result(1, 0), result(2, 0)},
+      FactorKind::Reduction);
 }
 
 //===----------------------------------------------------------------------===//

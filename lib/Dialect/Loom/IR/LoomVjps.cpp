@@ -264,9 +264,9 @@ LogicalResult AttentionOp::buildVjp(OpBuilder &builder,
   Value ct = resultCotangents[0];
   if (!ct)
     return noCotangents(*this, operandCotangents);
-  auto grad = AttentionGradOp::create(builder, getLoc(), getQuery(), getKey(),
-                                      getValue(), getResult(), ct,
-                                      getCausalAttr(), getScaleAttr());
+  auto grad = AttentionGradOp::create(
+      builder, getLoc(), getQuery(), getKey(), getValue(), getResult(), ct,
+      getCausalAttr(), getScaleAttr(), getQueryOffsetAttr());
   operandCotangents.assign(
       {grad.getQueryGrad(), grad.getKeyGrad(), grad.getValueGrad()});
   return success();

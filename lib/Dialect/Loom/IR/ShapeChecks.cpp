@@ -78,7 +78,7 @@ LogicalResult loom::verifyEpsilon(Operation *op, double epsilon) {
 
 FailureOr<RankedTensorType>
 loom::checkAttentionOperands(Value query, Value key, Value value,
-                             const ShapeErrors &err) {
+                             int64_t queryOffset, const ShapeErrors &err) {
   auto q = staticTensor(query, "query", err);
   auto k = staticTensor(key, "key", err);
   auto v = staticTensor(value, "value", err);
@@ -100,14 +100,22 @@ loom::checkAttentionOperands(Value query, Value key, Value value,
     (void)err.fail("query, key and value must have one element type");
     return failure();
   }
-  static const char *dimNames[] = {"batch (dim 0)", "sequence (dim 1)", "",
-                                   "head_dim (dim 3)"};
-  for (int dim : {0, 1, 3})
+  static const char *dimNames[] = {"batch (dim 0)", "", "", "head_dim (dim 3)"};
+  for (int dim : {0, 3})
     if (q->getDimSize(dim) != k->getDimSize(dim)) {
       (void)err.fail(dimNames[dim], " of query is ", q->getDimSize(dim),
                      " but of key/value is ", k->getDimSize(dim));
       return failure();
     }
+  // The queries are a piece of the keys' sequence (all of it but under
+  // context parallelism).
+  if (queryOffset < 0 || queryOffset + q->getDimSize(1) > k->getDimSize(1)) {
+    (void)err.fail("query positions ", queryOffset, " .. ",
+                   queryOffset + q->getDimSize(1) - 1,
+                   " (query_offset + sequence, dim 1) lie outside the ",
+                   k->getDimSize(1), " key/value positions");
+    return failure();
+  }
   int64_t qHeads = q->getDimSize(2), kvHeads = k->getDimSize(2);
   if (kvHeads == 0 || qHeads % kvHeads != 0) {
     (void)err.fail("query heads (", qHeads,

@@ -163,6 +163,8 @@ void attentionK(const OpCall &c, KernelContext &ctx) {
   const float *q = v.load(Q), *k = v.load(K), *val = v.load(V);
   float *o = v.result(O);
   bool causal = attrOf(c, attr::Attention::causal).i;
+  // Query row i stands at position qo + i of the keys' sequence.
+  int64_t qo = attrOf(c, attr::Attention::query_offset).i;
   float scale = math::attentionScale(c.attrs, d);
   if (sk == 0) {
     std::fill(o, o + O.numel, 0.0f);
@@ -186,10 +188,10 @@ void attentionK(const OpCall &c, KernelContext &ctx) {
           const float *vb = val + (b * sk * hkv + kh) * d;
           float *ob = o + (b * sq * hq + h) * d;
           int64_t rows = std::min(kCausalBlock, sq - q0);
-          int64_t keys = causal ? std::min(q0 + rows, sk) : sk;
+          int64_t keys = causal ? std::min(qo + q0 + rows, sk) : sk;
           gemm(false, true, rows, keys, d, scale, qb + q0 * hq * d, hq * d, kb,
                hkv * d, scores, keys);
-          softmaxBlock(scores, rows, keys, q0, causal);
+          softmaxBlock(scores, rows, keys, qo + q0, causal);
           gemm(false, false, rows, d, keys, 1.0f, scores, keys, vb, hkv * d,
                ob + q0 * hq * d, hq * d);
         },
@@ -223,6 +225,7 @@ void attentionGradK(const OpCall &c, KernelContext &ctx) {
     });
   }
   bool causal = attrOf(c, attr::AttentionGrad::causal).i;
+  int64_t qo = attrOf(c, attr::AttentionGrad::query_offset).i;
   const LoomAttrValue &scaleAttr = c.attrs.values[attr::AttentionGrad::scale];
   float scale =
       scaleAttr.present
@@ -254,10 +257,10 @@ void attentionGradK(const OpCall &c, KernelContext &ctx) {
             float *dvb = dv + b * sk * ks + kh * d;
             for (int64_t q0 = 0; q0 < sq; q0 += kGradBlock) {
               int64_t rows = std::min(kGradBlock, sq - q0);
-              int64_t keys = causal ? std::min(q0 + rows, sk) : sk;
+              int64_t keys = causal ? std::min(qo + q0 + rows, sk) : sk;
               gemm(false, true, rows, keys, d, scale, qb + q0 * qs, qs, kb, ks,
                    p, keys);
-              softmaxBlock(p, rows, keys, q0, causal);
+              softmaxBlock(p, rows, keys, qo + q0, causal);
               gemm(false, true, rows, keys, d, 1.0f, dob + q0 * qs, qs, vb, ks,
                    dp, keys);
               scoreGradBlock(p, dp, dob + q0 * qs, ob + q0 * qs, rows, keys, d,

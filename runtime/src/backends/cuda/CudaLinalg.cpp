@@ -389,7 +389,8 @@ int runAttention(PluginState &st, const LoomKernelCall &c, cudaStream_t s) {
       TRY(gemm(st, s1, s));
       TRY(checkCuda(
           launchMaskedSoftmax(scores, group * sq, sq, sk,
-                              c.attrs.values[attr::Attention::causal].i, s),
+                              c.attrs.values[attr::Attention::causal].i, s,
+                              c.attrs.values[attr::Attention::query_offset].i),
           "attention softmax"));
       // O[b, :, kh*group + g, :] = P[g] V[b, :, kh, :]
       Gemm s2;
@@ -445,6 +446,7 @@ int runAttentionGrad(PluginState &st, const LoomKernelCall &c, cudaStream_t s) {
   float *dp = reinterpret_cast<float *>(
       scratch + align256(kGradBlock * sk * sizeof(float)));
   bool causal = c.attrs.values[attr::AttentionGrad::causal].i;
+  int64_t qo = c.attrs.values[attr::AttentionGrad::query_offset].i;
   static_assert(static_cast<int>(attr::AttentionGrad::scale) ==
                 static_cast<int>(attr::Attention::scale));
   float scale = math::attentionScale(c.attrs, d);
@@ -463,7 +465,7 @@ int runAttentionGrad(PluginState &st, const LoomKernelCall &c, cudaStream_t s) {
         float *dvb = dv + b * sk * ks + kh * d;
         for (int64_t q0 = 0; q0 < sq; q0 += kGradBlock) {
           int64_t rows = std::min(kGradBlock, sq - q0);
-          int64_t keys = causal ? std::min(q0 + rows, sk) : sk;
+          int64_t keys = causal ? std::min(qo + q0 + rows, sk) : sk;
           // P = softmax(scale · q kᵀ), masked: [rows, keys].
           Gemm g1;
           g1.tb = true;
@@ -478,8 +480,9 @@ int runAttentionGrad(PluginState &st, const LoomKernelCall &c, cudaStream_t s) {
           g1.c = p;
           g1.ldc = keys;
           TRY(gemm(st, g1, s));
-          TRY(checkCuda(launchMaskedSoftmax(p, rows, rows, keys, causal, s, q0),
-                        "attention_grad softmax"));
+          TRY(checkCuda(
+              launchMaskedSoftmax(p, rows, rows, keys, causal, s, qo + q0),
+              "attention_grad softmax"));
           // dP = do vᵀ, then dS = P (dP - rowsum(do o)) in place.
           Gemm g2 = g1;
           g2.alpha = 1.0f;

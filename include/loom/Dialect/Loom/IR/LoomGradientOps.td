@@ -119,15 +119,19 @@ def Loom_SoftmaxGradOp : Loom_PureOp<"softmax_grad", [Loom_OwnShardingRule,
   let hasVerifier = 1;
 }
 
+def Loom_LowersAttentionGrad : Loom_Lowers<85> {
+  let programRankDependent = ["query_offset"];
+}
+
 def Loom_AttentionGradOp : Loom_PureOp<"attention_grad", [Loom_OwnShardingRule, 
     AllTypesMatch<["query", "result", "result_grad", "query_grad"]>,
     AllTypesMatch<["key", "key_grad"]>, AllTypesMatch<["value", "value_grad"]>,
-    Loom_Lowers<85>, Loom_Cost<["getMatmulFlops", "getVectorFlops"]>]> {
+    Loom_LowersAttentionGrad, Loom_Cost<["getMatmulFlops", "getVectorFlops"]>]> {
   let summary = "gradient of loom.attention, recomputing the scores";
   let description = [{
-    The cotangents of q, k and v of `loom.attention` (same `causal` and
-    `scale`), from q, k, v, the forward result o and its cotangent do. The
-    probabilities P are recomputed block by block from q and k, never kept
+    The cotangents of q, k and v of `loom.attention` (same `causal`, `scale`
+    and `query_offset`), from q, k, v, the forward result o and its
+    cotangent do. The probabilities P are recomputed block by block from q and k, never kept
     whole: with D = Σ_d do·o per query row, dS = P·(do·vᵀ − D),
     dq = scale·dS·k, dk = scale·dSᵀ·q, dv = Pᵀ·do; the query heads that
     share a key/value head sum into its dk and dv.
@@ -140,7 +144,8 @@ def Loom_AttentionGradOp : Loom_PureOp<"attention_grad", [Loom_OwnShardingRule,
   let arguments = (ins Loom_FloatTensor:$query, Loom_FloatTensor:$key,
                    Loom_FloatTensor:$value, Loom_FloatTensor:$result,
                    Loom_FloatTensor:$result_grad, UnitAttr:$causal,
-                   OptionalAttr<F64Attr>:$scale);
+                   OptionalAttr<F64Attr>:$scale,
+                   DefaultValuedAttr<I64Attr, "0">:$query_offset);
   let results = (outs Loom_FloatTensor:$query_grad, Loom_FloatTensor:$key_grad,
                       Loom_FloatTensor:$value_grad);
   let assemblyFormat = [{

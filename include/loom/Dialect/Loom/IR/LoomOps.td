@@ -32,6 +32,9 @@ def Loom_LowersSoftmax : Loom_Lowers<22> { let programDims = ["axis"]; }
 def Loom_LowersRope : Loom_Lowers<23> {
   let programRankDependent = ["position_offset"];
 }
+def Loom_LowersAttention : Loom_Lowers<30> {
+  let programRankDependent = ["query_offset"];
+}
 def Loom_LowersSlice : Loom_Lowers<52> {
   let programRankDependent = ["offsets"];
 }
@@ -432,13 +435,18 @@ def Loom_RopeOp : Loom_UnaryOp<"rope", [Loom_OwnShardingRule, Loom_Differentiabl
 // Attention, embedding, loss
 //===----------------------------------------------------------------------===//
 
-def Loom_AttentionOp : Loom_InferredOp<"attention", [Loom_OwnShardingRule, Loom_Differentiable, Loom_Lowers<30>,
+def Loom_AttentionOp : Loom_InferredOp<"attention", [Loom_OwnShardingRule, Loom_Differentiable, Loom_LowersAttention,
     Loom_Cost<["getMatmulFlops", "getVectorFlops"]>]> {
   let summary = "fused self-attention with grouped-query heads";
   let description = [{
     softmax(q·kᵀ·scale, masked causally when `causal`)·v for q[B, S, Hq, D] and
     k, v[B, S, Hkv, D], where Hq is a multiple of Hkv: query head h reads
     key/value head h / (Hq / Hkv). `scale` defaults to 1/sqrt(D).
+
+    The queries may be a piece of the sequence the keys span (context
+    parallelism): query row i stands at position `query_offset` + i, and
+    causally sees the keys at positions up to its own, so
+    query_offset + S_q <= S_k. The offset is rank-dependent in a program.
 
     ```mlir
     %o = loom.attention %q, %k, %v {causal}
@@ -448,7 +456,8 @@ def Loom_AttentionOp : Loom_InferredOp<"attention", [Loom_OwnShardingRule, Loom_
   }];
   let arguments = (ins Loom_FloatTensor:$query, Loom_FloatTensor:$key,
                    Loom_FloatTensor:$value, UnitAttr:$causal,
-                   OptionalAttr<F64Attr>:$scale);
+                   OptionalAttr<F64Attr>:$scale,
+                   DefaultValuedAttr<I64Attr, "0">:$query_offset);
   let results = (outs Loom_FloatTensor:$result);
   let assemblyFormat = [{
     $query `,` $key `,` $value attr-dict `:` type($query) `,` type($key) `,`
