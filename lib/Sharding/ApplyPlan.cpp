@@ -199,7 +199,10 @@ LogicalResult seedVocabulary(func::FuncOp func, int64_t tp,
 /// over tp then cp, through loom.reshard pins on its operands and after its
 /// results; outside, they keep the sequence split over cp. The partitioner
 /// makes each pin one all-to-all (cp moves between the sequence and the
-/// heads), two around the forward and their conjugates in the backward.
+/// heads): q, k and v in and the output out in the forward; the gradient
+/// reads the forward's q, k, v and output as they were split for it (as
+/// Transformer Engine keeps them), so it takes one all-to-all in (the
+/// output's gradient) and three out.
 void pinUlyssesAttention(func::FuncOp func, const PlanLayout &layout,
                          FlatSymbolRefAttr mesh) {
   MLIRContext *context = func.getContext();
@@ -217,14 +220,21 @@ void pinUlyssesAttention(func::FuncOp func, const PlanLayout &layout,
   };
   ShardingAttr byHeads = make(true), bySequence = make(false);
   OpBuilder b(context);
+  // Each value split by heads once: what the forward split, the gradient
+  // reads (the forward comes first in the step).
+  DenseMap<Value, Value> splitByHeads;
   func.walk([&](Operation *op) {
     if (!isa<AttentionOp, AttentionGradOp>(op))
       return;
     b.setInsertionPoint(op);
     for (OpOperand &operand : op->getOpOperands()) {
-      auto pin = ReshardOp::create(b, op->getLoc(), operand.get(), byHeads);
-      pin->setDiscardableAttrs(op->getDiscardableAttrDictionary());
-      operand.set(pin);
+      Value &byHeadsValue = splitByHeads[operand.get()];
+      if (!byHeadsValue) {
+        auto pin = ReshardOp::create(b, op->getLoc(), operand.get(), byHeads);
+        pin->setDiscardableAttrs(op->getDiscardableAttrDictionary());
+        byHeadsValue = pin;
+      }
+      operand.set(byHeadsValue);
     }
     b.setInsertionPointAfter(op);
     SmallVector<Attribute> resultShardings;
@@ -232,6 +242,7 @@ void pinUlyssesAttention(func::FuncOp func, const PlanLayout &layout,
       auto pin = ReshardOp::create(b, op->getLoc(), result, bySequence);
       pin->setDiscardableAttrs(op->getDiscardableAttrDictionary());
       result.replaceAllUsesExcept(pin, pin);
+      splitByHeads[pin] = result;
       resultShardings.push_back(byHeads);
     }
     op->setAttr(LoomDialect::kShardingAttrName,

@@ -331,6 +331,80 @@ TEST(Kernels, Attention) {
   expectNear(r[0], want, 1e-5, "scale");
 }
 
+/// Rows [from, from + n) of dimension 1 of a [B, S, H, D] f32 tensor.
+HostTensor sequenceRows(const HostTensor &t, int64_t from, int64_t n) {
+  int64_t b = t.shape[0], s = t.shape[1], row = t.shape[2] * t.shape[3];
+  std::vector<float> all = t.toF32(), piece;
+  for (int64_t i = 0; i < b; ++i)
+    piece.insert(piece.end(), all.begin() + (i * s + from) * row,
+                 all.begin() + (i * s + from + n) * row);
+  return HostTensor::f32({b, n, t.shape[2], t.shape[3]}, piece);
+}
+
+std::vector<double> toDoubles(const HostTensor &t) {
+  std::vector<float> f = t.toF32();
+  return std::vector<double>(f.begin(), f.end());
+}
+
+// Context parallelism's all-gather form: each rank computes its piece of
+// the queries (at query_offset) against all keys. The pieces' outputs and
+// query gradients are the rows of the whole attention's, and their key and
+// value gradients sum to the whole ones; odd head counts, GQA ratios 1, 2
+// and 3, 2 to 4 pieces, causal or not.
+TEST(Kernels, AttentionQueryPiecesAreTheWholeAttention) {
+  const int64_t B = 2, S = 12, D = 5;
+  struct Heads {
+    int64_t q, kv;
+  };
+  uint32_t seed = 40;
+  for (Heads h : {Heads{3, 1}, Heads{6, 3}, Heads{5, 5}, Heads{6, 2}})
+    for (int64_t pieces : {2, 3, 4})
+      for (bool causal : {true, false}) {
+        std::string what =
+            "hq=" + std::to_string(h.q) + " hkv=" + std::to_string(h.kv) +
+            " pieces=" + std::to_string(pieces) + (causal ? " causal" : "");
+        SCOPED_TRACE(what);
+        auto q = randomF32({B, S, h.q, D}, seed++);
+        auto k = randomF32({B, S, h.kv, D}, seed++);
+        auto v = randomF32({B, S, h.kv, D}, seed++);
+        auto dout = randomF32({B, S, h.q, D}, seed++);
+        std::vector<TAttr> whole = {TAttr::B("causal", causal)};
+        HostTensor o = runOp(Opcode::Attention, {q, k, v},
+                             {{DType::F32, {B, S, h.q, D}}}, whole)[0];
+        auto grads = runOp(Opcode::AttentionGrad, {q, k, v, o, dout},
+                           {{DType::F32, {B, S, h.q, D}},
+                            {DType::F32, {B, S, h.kv, D}},
+                            {DType::F32, {B, S, h.kv, D}}},
+                           whole);
+        int64_t n = S / pieces;
+        std::vector<double> dk(B * S * h.kv * D), dv(dk.size());
+        for (int64_t r = 0; r < pieces; ++r) {
+          std::vector<TAttr> piece = {TAttr::B("causal", causal),
+                                      TAttr::I("query_offset", r * n)};
+          HostTensor qr = sequenceRows(q, r * n, n);
+          HostTensor orow = runOp(Opcode::Attention, {qr, k, v},
+                                  {{DType::F32, {B, n, h.q, D}}}, piece)[0];
+          expectNear(orow, toDoubles(sequenceRows(o, r * n, n)), 1e-5,
+                     "output rows");
+          auto g = runOp(Opcode::AttentionGrad,
+                         {qr, k, v, orow, sequenceRows(dout, r * n, n)},
+                         {{DType::F32, {B, n, h.q, D}},
+                          {DType::F32, {B, S, h.kv, D}},
+                          {DType::F32, {B, S, h.kv, D}}},
+                         piece);
+          expectNear(g[0], toDoubles(sequenceRows(grads[0], r * n, n)), 1e-5,
+                     "dq rows");
+          std::vector<float> gk = g[1].toF32(), gv = g[2].toF32();
+          for (size_t i = 0; i < dk.size(); ++i) {
+            dk[i] += gk[i];
+            dv[i] += gv[i];
+          }
+        }
+        expectNear(grads[1], dk, 1e-5, "dk = sum of the pieces'");
+        expectNear(grads[2], dv, 1e-5, "dv = sum of the pieces'");
+      }
+}
+
 TEST(Kernels, AttentionBf16) {
   const int B = 1, S = 4, H = 2, D = 8;
   auto q = randomF32({B, S, H, D}, 15).convert(DType::BF16);
