@@ -5,7 +5,8 @@
 # tiny-gpt trains on the King James Bible (the training step derived by the
 # compiler), stops at a checkpoint, and resumes from it; last, the same
 # training step under Megatron's tp=2,sp,dp=2,zero=1 on 4 ranks follows the
-# single-rank loss curve. The loss curves and checkpoints stay in
+# single-rank loss curve, and so do pipeline stages (pp=2,vpp=2,tp=2) and
+# context parallelism (cp=2,tp=2,sp). The loss curves and checkpoints stay in
 # build/demo/tiny-gpt/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +17,15 @@ trap 'rm -rf "$out"' EXIT
 
 model=${1:-tiny-llama}
 step() { printf '\n== %s\n' "$*"; }
+# The loss of one rank's run ($1/loss.csv) next to a parallel run's ($2),
+# every 10 steps, and their largest relative difference.
+compare_losses() {
+  echo "step  loss (1 rank)  loss (4 ranks)"
+  paste -d, "$1/loss.csv" "$2/loss.csv" |
+    awk -F, 'NR > 1 && (NR - 1) % 10 == 0 { printf "%4d  %13.6f  %14.6f\n", $1, $2, $8 }
+      NR > 1 { d = $2 - $8; if (d < 0) d = -d; if (d / $2 > worst) worst = d / $2 }
+      END { printf "largest relative difference over %d steps: %.1e\n", NR - 1, worst }'
+}
 
 step "loom-models $model --stats"
 loom-models "$model" --stats
@@ -73,11 +83,7 @@ loom-run "$train/tiny-gpt.mlir" --train --steps 100 --warmup 10 --lr 3e-3 \
   --log "$train/one-rank" --quiet
 loom-run "$train/tiny-gpt.mlir" --train --steps 100 --warmup 10 --lr 3e-3 \
   --plan tp=2,sp,dp=2,zero=1 --nproc 4 --log "$train/four-ranks"
-echo "step  loss (1 rank)  loss (4 ranks)"
-paste -d, "$train/one-rank/loss.csv" "$train/four-ranks/loss.csv" |
-  awk -F, 'NR > 1 && (NR - 1) % 10 == 0 { printf "%4d  %13.6f  %14.6f\n", $1, $2, $8 }
-    NR > 1 { d = $2 - $8; if (d < 0) d = -d; if (d / $2 > worst) worst = d / $2 }
-    END { printf "largest relative difference over %d steps: %.1e\n", NR - 1, worst }'
+compare_losses "$train/one-rank" "$train/four-ranks"
 
 step "loom-run --train --plan pp=2,vpp=2,tp=2 --nproc 4: pipeline stages, interleaved 1F1B"
 # tiny-gpt with 4 layers: 2 pipeline ranks with 2 model chunks each (layers
@@ -88,11 +94,19 @@ loom-run "$train/tiny-gpt-4.mlir" --train --steps 30 --warmup 5 --lr 3e-3 \
   --micro-batches 4 --log "$train/pp-one-rank" --quiet
 loom-run "$train/tiny-gpt-4.mlir" --train --steps 30 --warmup 5 --lr 3e-3 \
   --micro-batches 4 --plan pp=2,vpp=2,tp=2 --nproc 4 --log "$train/pp-four-ranks"
-echo "step  loss (1 rank)  loss (4 ranks)"
-paste -d, "$train/pp-one-rank/loss.csv" "$train/pp-four-ranks/loss.csv" |
-  awk -F, 'NR > 1 && (NR - 1) % 10 == 0 { printf "%4d  %13.6f  %14.6f\n", $1, $2, $8 }
-    NR > 1 { d = $2 - $8; if (d < 0) d = -d; if (d / $2 > worst) worst = d / $2 }
-    END { printf "largest relative difference over %d steps: %.1e\n", NR - 1, worst }'
+compare_losses "$train/pp-one-rank" "$train/pp-four-ranks"
+
+step "loom-run --train --plan cp=2,cp_comm=all_gather,tp=2,sp --nproc 4: context parallelism"
+# tiny-llama over 64 positions: each cp rank holds 32 of them (16 per rank
+# of its tensor-parallel pair between the tensor-parallel regions); every
+# attention all-gathers the keys and values over cp, and each rank's
+# queries see them from their own positions on.
+loom-models tiny-llama --vocab 256 --seq 64 --batch 16 -o "$train/tiny-llama.mlir"
+loom-run "$train/tiny-llama.mlir" --train --steps 30 --warmup 5 --lr 3e-3 \
+  --log "$train/cp-one-rank" --quiet
+loom-run "$train/tiny-llama.mlir" --train --steps 30 --warmup 5 --lr 3e-3 \
+  --plan cp=2,cp_comm=all_gather,tp=2,sp --nproc 4 --log "$train/cp-four-ranks"
+compare_losses "$train/cp-one-rank" "$train/cp-four-ranks"
 
 step "loom-sim --model llama3-70b: a Megatron-style plan on 64 H100s, priced"
 loom-sim --model llama3-70b --plan 'tp=8,sp,pp=4,vpp=5,dp=2,gbs=128' --cluster h100-ib:8 |
