@@ -43,6 +43,11 @@ void loom::buildLoomParallelizePipeline(OpPassManager &pm,
     pm.addPass(createLoomPropagateShardingPass());
   }
   pm.addPass(createLoomPartitionPass());
+  // Context parallelism's ring (p2p, Megatron's default exchange) from the
+  // all-gather form partitioning gives.
+  if (spec && spec->cp > 1 &&
+      spec->cpComm.value_or(CpCommType::P2P) == CpCommType::P2P)
+    pm.addPass(createLoomRingAttentionPass());
   if (options.overlapGradReduce) {
     LoomOverlapGradReducePassOptions overlap;
     overlap.bucketSize = options.bucketSize;

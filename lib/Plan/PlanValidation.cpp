@@ -491,14 +491,11 @@ std::vector<PlanProblem> loom::checkSupported(const PlanSpec &spec,
     problems.push_back(
         {rule.str(), std::move(message), PlanSeverity::Unsupported});
   };
-  CpCommType cpComm = spec.cpComm.value_or(CpCommType::P2P);
-  if (spec.cp > 1 &&
-      (cpComm == CpCommType::P2P || cpComm == CpCommType::A2AP2P))
+  if (spec.cp > 1 && spec.cpComm == CpCommType::A2AP2P)
     refuse("unsupported-cp-comm",
-           "context parallelism with cp_comm=" + stringifyCpComm(cpComm).str() +
-               (spec.cpComm ? "" : " (the default, as in Megatron-Core)") +
-               ": ring attention is not compiled yet; give "
-               "cp_comm=all_gather or cp_comm=a2a");
+           "context parallelism with cp_comm=a2a+p2p (all-to-all within "
+           "groups, rings between them) is not compiled yet; give "
+           "cp_comm=p2p, all_gather or a2a");
   if (spec.ep > 1)
     refuse("unsupported-ep",
            "expert parallelism (ep=" + str(spec.ep) +

@@ -133,7 +133,7 @@ TEST(PlanLayout, DesignExample) {
   std::vector<std::string> unsupported;
   for (const PlanProblem &p : checkSupported(*spec, &llama))
     unsupported.push_back(p.rule);
-  EXPECT_EQ(unsupported, (std::vector<std::string>{"unsupported-cp-comm"}));
+  EXPECT_TRUE(unsupported.empty());
 }
 
 TEST(PlanLayout, InvalidPlansFail) {

@@ -478,9 +478,10 @@ TEST(PlanSupport, NotSupportedYet) {
   EXPECT_EQ(rulesOf("pp=2"), Rules{});
   EXPECT_EQ(rulesOf("pp=2,vpp=2"), Rules{});
   EXPECT_EQ(rulesOf("pp=2,vpp_layers=2"), Rules{});
-  // Context parallelism: all_gather and a2a are compiled, the ring is not.
-  EXPECT_EQ(rulesOf("cp=2"), Rules{"unsupported-cp-comm"});
-  EXPECT_EQ(rulesOf("cp=2,cp_comm=p2p"), Rules{"unsupported-cp-comm"});
+  // Context parallelism: the ring (the default), all_gather and a2a are
+  // compiled; the hierarchical a2a+p2p is not.
+  EXPECT_EQ(rulesOf("cp=2"), Rules{});
+  EXPECT_EQ(rulesOf("cp=2,cp_comm=p2p"), Rules{});
   EXPECT_EQ(rulesOf("cp=2,cp_comm=a2a+p2p"), Rules{"unsupported-cp-comm"});
   EXPECT_EQ(rulesOf("cp=2,cp_comm=all_gather"), Rules{});
   EXPECT_EQ(rulesOf("cp=2,cp_comm=a2a"), Rules{});
@@ -492,16 +493,16 @@ TEST(PlanSupport, NotSupportedYet) {
   EXPECT_EQ(rulesOf("tp=2", &m), Rules{});
   EXPECT_EQ(rulesOf("tp=4"), Rules{});
   EXPECT_EQ(
-      rulesOf("tp=2,sp,pp=2,cp=2,ep=4,etp=1"),
+      rulesOf("tp=2,sp,pp=2,cp=2,cp_comm=a2a+p2p,ep=4,etp=1"),
       (Rules{"unsupported-cp-comm", "unsupported-ep", "unsupported-etp"}));
 
-  std::vector<PlanProblem> problems = checkSupported(spec("cp=2"));
+  std::vector<PlanProblem> problems =
+      checkSupported(spec("cp=2,cp_comm=a2a+p2p"));
   EXPECT_TRUE(hasErrors(problems));
   EXPECT_EQ(formatPlanProblem(problems[0]),
-            "not supported yet: context parallelism with cp_comm=p2p (the "
-            "default, as in Megatron-Core): ring attention is not compiled "
-            "yet; give cp_comm=all_gather or cp_comm=a2a "
-            "[unsupported-cp-comm]");
+            "not supported yet: context parallelism with cp_comm=a2a+p2p "
+            "(all-to-all within groups, rings between them) is not compiled "
+            "yet; give cp_comm=p2p, all_gather or a2a [unsupported-cp-comm]");
 }
 
 TEST(PlanSupport, HasErrorsAndFormat) {

@@ -147,6 +147,34 @@ def LoomPartitionPass : Pass<"loom-partition", "mlir::ModuleOp"> {
   let dependentDialects = ["::loom::LoomDialect"];
 }
 
+def LoomRingAttentionPass : Pass<"loom-ring-attention", "mlir::ModuleOp"> {
+  let summary = "Context parallelism's all-gather attention as ring attention";
+  let description = [{
+    Megatron-Core's `--cp-comm-type p2p`, after -loom-partition. Partitioning
+    gives context parallelism its all-gather form: an attention whose keys
+    and values are all-gathered over one mesh axis (cp), its queries at a
+    rank-dependent `query_offset`; in the backward the same gathers and the
+    key and value gradients reduce-scattered. This pass makes each such
+    attention a ring over the axis's P ranks instead, so no rank ever holds
+    all keys:
+
+    - forward: P steps; step i runs `loom.attention_block` of the rank's
+      queries against the key/value block that started on rank r − i (its
+      `key_offset` a rank term, n·((r − i) mod P)), and passes the block on
+      with `loom.collective_permute` (P − 1 transfers of K and V each).
+      The blocks' outputs merge by their log-sum-exp; a causal block that
+      lies wholly after the rank's queries contributes nothing.
+    - backward: the same ring; each step's `loom.attention_block_grad`
+      (from the merged output and log-sum-exp) adds to the queries'
+      gradient on the rank and to the block's dk, dv, which travel with
+      the block and reach their owner with one more transfer.
+
+    An attention_grad whose forward is not a rewritten attention (so that
+    its log-sum-exp is unknown) keeps the all-gather form.
+  }];
+  let dependentDialects = ["::loom::LoomDialect"];
+}
+
 def LoomOverlapGradReducePass
     : Pass<"loom-overlap-grad-reduce", "mlir::ModuleOp"> {
   let summary = "Bucket the data-parallel gradient reductions and overlap "

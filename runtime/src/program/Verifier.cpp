@@ -99,7 +99,9 @@ private:
   /// The shapes of the gradient ops; false for other opcodes.
   bool checkGradientShapes();
   /// attention's q, k, v (operands 0-2).
-  void attentionOperands();
+  /// Attention's q, k, v (operands 0-2); `queriesWithinKeys`: the queries
+  /// are positions of the keys' sequence (not so for a block of keys).
+  void attentionOperands(bool queriesWithinKeys = true);
   /// A norm's x, w (operands 0-1) for a row of x.shape.back().
   void normOperands();
 
@@ -367,6 +369,17 @@ void InstrChecker::checkShapes() {
     sameShape(in(0), inName(0), out(0), outName(0));
     sameDType(in(0), inName(0), out(0), outName(0));
     return;
+  case Opcode::AttentionBlock: {
+    attentionOperands(/*queriesWithinKeys=*/false);
+    sameShape(in(0), inName(0), out(0), outName(0));
+    sameDType(in(0), inName(0), out(0), outName(0));
+    if (out(1).dtype != DType::F32)
+      fail(outName(1) + " (the log-sum-exp) must be f32");
+    expectShape(
+        out(1), outName(1),
+        std::vector<int64_t>(in(0).shape.begin(), in(0).shape.end() - 1));
+    return;
+  }
   case Opcode::CrossEntropy: {
     const BufferInfo &l = in(0), &t = in(1);
     requireRank(l, inName(0), 1, true);
@@ -622,7 +635,7 @@ void InstrChecker::checkShapes() {
   }
 }
 
-void InstrChecker::attentionOperands() {
+void InstrChecker::attentionOperands(bool queriesWithinKeys) {
   const BufferInfo &q = in(0), &k = in(1), &v = in(2);
   for (size_t j = 0; j < 3; ++j) {
     requireRank(in(j), inName(j) + " ([B, S, H, D])", 4);
@@ -636,6 +649,8 @@ void InstrChecker::attentionOperands() {
     fail("query heads " + std::to_string(q.shape[2]) +
          " must be a multiple of key/value heads " +
          std::to_string(k.shape[2]));
+  if (!queriesWithinKeys)
+    return;
   // The queries stand at query_offset .. query_offset + Sq - 1 of the keys'
   // positions on every rank (a piece of the sequence under context
   // parallelism).
@@ -682,6 +697,19 @@ bool InstrChecker::checkGradientShapes() {
     if (normalizeDim(I.getInt("axis", -1), in(0).shape.size()) < 0)
       fail("axis " + std::to_string(I.getInt("axis", -1)) +
            " is not a dimension of " + inName(0));
+    return true;
+  case Opcode::AttentionBlockGrad:
+    // q, k, v, o, do, lse -> dq, dk, dv.
+    attentionOperands(/*queriesWithinKeys=*/false);
+    same(in(0), inName(0), in(3), inName(3));
+    same(in(0), inName(0), in(4), inName(4));
+    if (in(5).dtype != DType::F32)
+      fail(inName(5) + " (the log-sum-exp) must be f32");
+    expectShape(
+        in(5), inName(5),
+        std::vector<int64_t>(in(0).shape.begin(), in(0).shape.end() - 1));
+    for (size_t r = 0; r < 3; ++r)
+      same(in(r), inName(r), out(r), outName(r));
     return true;
   case Opcode::AttentionGrad:
     // q, k, v, o, do -> dq, dk, dv.

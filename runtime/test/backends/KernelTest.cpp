@@ -405,6 +405,115 @@ TEST(Kernels, AttentionQueryPiecesAreTheWholeAttention) {
       }
 }
 
+// Ring attention's blocks: each piece of the queries against each block of
+// the keys (attention_block, at its offsets), merged by log-sum-exp, is the
+// whole attention's rows; the blocks' gradients (attention_block_grad,
+// from the merged output and log-sum-exp) sum to the whole gradients.
+TEST(Kernels, AttentionBlocksMergeToTheWholeAttention) {
+  const int64_t B = 2, S = 12, D = 5;
+  struct Heads {
+    int64_t q, kv;
+  };
+  uint32_t seed = 90;
+  for (Heads h : {Heads{3, 1}, Heads{6, 3}, Heads{5, 5}})
+    for (int64_t pieces : {2, 3, 4})
+      for (bool causal : {true, false}) {
+        SCOPED_TRACE(
+            "hq=" + std::to_string(h.q) + " hkv=" + std::to_string(h.kv) +
+            " pieces=" + std::to_string(pieces) + (causal ? " causal" : ""));
+        auto q = randomF32({B, S, h.q, D}, seed++);
+        auto k = randomF32({B, S, h.kv, D}, seed++);
+        auto v = randomF32({B, S, h.kv, D}, seed++);
+        auto dout = randomF32({B, S, h.q, D}, seed++);
+        std::vector<TAttr> whole = {TAttr::B("causal", causal)};
+        HostTensor o = runOp(Opcode::Attention, {q, k, v},
+                             {{DType::F32, {B, S, h.q, D}}}, whole)[0];
+        auto grads = runOp(Opcode::AttentionGrad, {q, k, v, o, dout},
+                           {{DType::F32, {B, S, h.q, D}},
+                            {DType::F32, {B, S, h.kv, D}},
+                            {DType::F32, {B, S, h.kv, D}}},
+                           whole);
+        int64_t n = S / pieces, rowSize = h.q * D;
+        std::vector<double> dk(B * S * h.kv * D), dv(dk.size());
+        for (int64_t r = 0; r < pieces; ++r) {
+          HostTensor qr = sequenceRows(q, r * n, n);
+          // Merge the blocks: running output and log-sum-exp per query row.
+          std::vector<double> merged(B * n * rowSize, 0.0),
+              lse(B * n * h.q, -INFINITY);
+          std::vector<HostTensor> blockOut, blockLse;
+          for (int64_t s = 0; s < pieces; ++s) {
+            std::vector<TAttr> attrs = {TAttr::B("causal", causal),
+                                        TAttr::I("query_offset", r * n),
+                                        TAttr::I("key_offset", s * n)};
+            auto part = runOp(
+                Opcode::AttentionBlock,
+                {qr, sequenceRows(k, s * n, n), sequenceRows(v, s * n, n)},
+                {{DType::F32, {B, n, h.q, D}}, {DType::F32, {B, n, h.q}}},
+                attrs);
+            blockOut.push_back(part[0]);
+            blockLse.push_back(part[1]);
+          }
+          for (int64_t i = 0; i < B * n * h.q; ++i) {
+            double total = -INFINITY;
+            for (const HostTensor &l : blockLse) {
+              double x = l.as<float>()[i];
+              if (x == -INFINITY)
+                continue;
+              total = total == -INFINITY
+                          ? x
+                          : std::max(total, x) +
+                                std::log1p(std::exp(-std::abs(total - x)));
+            }
+            lse[i] = total;
+            for (size_t s = 0; s < blockOut.size(); ++s) {
+              double x = blockLse[s].as<float>()[i];
+              if (x == -INFINITY)
+                continue;
+              for (int64_t e = 0; e < D; ++e)
+                merged[i * D + e] +=
+                    std::exp(x - total) * blockOut[s].as<float>()[i * D + e];
+            }
+          }
+          expectNear(
+              HostTensor::f32({B, n, h.q, D},
+                              std::vector<float>(merged.begin(), merged.end())),
+              toDoubles(sequenceRows(o, r * n, n)), 1e-5, "merged output rows");
+          HostTensor orow = sequenceRows(o, r * n, n);
+          HostTensor lseRow = HostTensor::f32(
+              {B, n, h.q}, std::vector<float>(lse.begin(), lse.end()));
+          std::vector<double> dq(B * n * rowSize, 0.0);
+          for (int64_t s = 0; s < pieces; ++s) {
+            auto g = runOp(
+                Opcode::AttentionBlockGrad,
+                {qr, sequenceRows(k, s * n, n), sequenceRows(v, s * n, n), orow,
+                 sequenceRows(dout, r * n, n), lseRow},
+                {{DType::F32, {B, n, h.q, D}},
+                 {DType::F32, {B, n, h.kv, D}},
+                 {DType::F32, {B, n, h.kv, D}}},
+                {TAttr::B("causal", causal), TAttr::I("query_offset", r * n),
+                 TAttr::I("key_offset", s * n)});
+            std::vector<float> gq = g[0].toF32(), gk = g[1].toF32(),
+                               gv = g[2].toF32();
+            for (size_t i = 0; i < dq.size(); ++i)
+              dq[i] += gq[i];
+            // Block s's rows of dk and dv, back at their place.
+            int64_t kvRow = h.kv * D;
+            for (int64_t b = 0; b < B; ++b)
+              for (int64_t j = 0; j < n * kvRow; ++j) {
+                dk[(b * S + s * n) * kvRow + j] += gk[b * n * kvRow + j];
+                dv[(b * S + s * n) * kvRow + j] += gv[b * n * kvRow + j];
+              }
+          }
+          expectNear(HostTensor::f32({B, n, h.q, D},
+                                     std::vector<float>(dq.begin(), dq.end())),
+                     toDoubles(sequenceRows(grads[0], r * n, n)), 1e-5,
+                     "dq rows = sum of the blocks'");
+        }
+        expectNear(grads[1], dk, 1e-5, "dk = sum of the blocks'");
+        expectNear(grads[2], dv, 1e-5, "dv = sum of the blocks'");
+      }
+}
+
 TEST(Kernels, AttentionBf16) {
   const int B = 1, S = 4, H = 2, D = 8;
   auto q = randomF32({B, S, H, D}, 15).convert(DType::BF16);

@@ -38,6 +38,21 @@ LogicalResult AttentionGradOp::verify() {
                                 static_cast<int64_t>(getQueryOffset()), err);
 }
 
+LogicalResult AttentionBlockGradOp::verify() {
+  ShapeErrors err{getLoc(), getOperationName()};
+  FailureOr<RankedTensorType> q = checkAttentionOperands(
+      getQuery(), getKey(), getValue(), std::nullopt, err);
+  if (failed(q))
+    return failure();
+  RankedTensorType lse = getLogsumexp().getType();
+  if (lse.getShape() != q->getShape().drop_back() ||
+      !lse.getElementType().isF32())
+    return emitOpError("logsumexp must be f32 ")
+           << shapeString(q->getShape().drop_back())
+           << " (the query's shape without the head dim), got " << lse;
+  return success();
+}
+
 LogicalResult CrossEntropyGradOp::verify() {
   RankedTensorType logits = getLogits().getType();
   if (logits.getRank() < 1)

@@ -115,6 +115,17 @@ double AttentionOp::getVectorFlops() {
   return 6 * scores;
 }
 
+// A block of keys costs what attention does over those keys.
+double AttentionBlockOp::getMatmulFlops() {
+  return 4 * elements(getQuery()) * dimSize(getKey(), 1);
+}
+
+double AttentionBlockOp::getVectorFlops() {
+  double scores = elements(getQuery()) / dimSize(getQuery(), 3) *
+                  static_cast<double>(dimSize(getKey(), 1));
+  return 6 * scores;
+}
+
 //===----------------------------------------------------------------------===//
 // Loss, reductions, mixture of experts, optimizer
 //===----------------------------------------------------------------------===//
@@ -177,6 +188,16 @@ double AttentionGradOp::getMatmulFlops() {
 }
 
 double AttentionGradOp::getVectorFlops() {
+  double scores = elements(getQuery()) / dimSize(getQuery(), 3) *
+                  static_cast<double>(dimSize(getKey(), 1));
+  return 9 * scores;
+}
+
+double AttentionBlockGradOp::getMatmulFlops() {
+  return 10 * elements(getQuery()) * dimSize(getKey(), 1);
+}
+
+double AttentionBlockGradOp::getVectorFlops() {
   double scores = elements(getQuery()) / dimSize(getQuery(), 3) *
                   static_cast<double>(dimSize(getKey(), 1));
   return 9 * scores;

@@ -78,6 +78,22 @@ LogicalResult AttentionOp::inferReturnTypes(MLIRContext *,
   return success();
 }
 
+LogicalResult
+AttentionBlockOp::inferReturnTypes(MLIRContext *context,
+                                   std::optional<Location> loc, Adaptor adaptor,
+                                   SmallVectorImpl<Type> &results) {
+  ShapeErrors err{loc, AttentionBlockOp::getOperationName()};
+  FailureOr<RankedTensorType> q =
+      checkAttentionOperands(adaptor.getQuery(), adaptor.getKey(),
+                             adaptor.getValue(), std::nullopt, err);
+  if (failed(q))
+    return failure();
+  results.push_back(*q);
+  results.push_back(RankedTensorType::get(q->getShape().drop_back(),
+                                          Float32Type::get(context)));
+  return success();
+}
+
 double AttentionOp::getEffectiveScale() {
   if (std::optional<llvm::APFloat> scale = getScale())
     return scale->convertToDouble();

@@ -78,7 +78,8 @@ LogicalResult loom::verifyEpsilon(Operation *op, double epsilon) {
 
 FailureOr<RankedTensorType>
 loom::checkAttentionOperands(Value query, Value key, Value value,
-                             int64_t queryOffset, const ShapeErrors &err) {
+                             std::optional<int64_t> queryOffset,
+                             const ShapeErrors &err) {
   auto q = staticTensor(query, "query", err);
   auto k = staticTensor(key, "key", err);
   auto v = staticTensor(value, "value", err);
@@ -109,9 +110,10 @@ loom::checkAttentionOperands(Value query, Value key, Value value,
     }
   // The queries are a piece of the keys' sequence (all of it but under
   // context parallelism).
-  if (queryOffset < 0 || queryOffset + q->getDimSize(1) > k->getDimSize(1)) {
-    (void)err.fail("query positions ", queryOffset, " .. ",
-                   queryOffset + q->getDimSize(1) - 1,
+  if (queryOffset && (*queryOffset < 0 ||
+                      *queryOffset + q->getDimSize(1) > k->getDimSize(1))) {
+    (void)err.fail("query positions ", *queryOffset, " .. ",
+                   *queryOffset + q->getDimSize(1) - 1,
                    " (query_offset + sequence, dim 1) lie outside the ",
                    k->getDimSize(1), " key/value positions");
     return failure();

@@ -55,12 +55,14 @@ mlir::LogicalResult verifyLogSumExp(mlir::Operation *op, mlir::Value logsumexp,
 /// Checks a normalization's epsilon.
 mlir::LogicalResult verifyEpsilon(mlir::Operation *op, double epsilon);
 
-/// Checks attention's q[B, Sq, Hq, D], k and v[B, Sk, Hkv, D], whose
-/// queries stand at positions queryOffset .. queryOffset + Sq - 1 of the
-/// keys' sequence; returns q's type (the result's).
+/// Checks attention's q[B, Sq, Hq, D], k and v[B, Sk, Hkv, D]; with
+/// `queryOffset`, that the queries stand at positions queryOffset ..
+/// queryOffset + Sq - 1 of the keys' sequence (not for a block of the keys,
+/// which may lie anywhere). Returns q's type (the result's).
 mlir::FailureOr<mlir::RankedTensorType>
 checkAttentionOperands(mlir::Value query, mlir::Value key, mlir::Value value,
-                       int64_t queryOffset, const ShapeErrors &err);
+                       std::optional<int64_t> queryOffset,
+                       const ShapeErrors &err);
 
 /// Checks a [tokens, k] routing tensor against `tokens`.
 mlir::LogicalResult checkRouting(mlir::RankedTensorType routing,

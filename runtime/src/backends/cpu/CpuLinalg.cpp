@@ -281,6 +281,178 @@ void attentionGradK(const OpCall &c, KernelContext &ctx) {
   F32View::store(c.out[2], dv);
 }
 
+/// The keys of a block a query at position `query` sees: all `keys`, or
+/// when causal those at positions up to its own (the block's first key
+/// stands at `keyOffset`).
+inline int64_t visibleKeys(int64_t query, int64_t keyOffset, int64_t keys,
+                           bool causal) {
+  if (!causal)
+    return keys;
+  return std::clamp<int64_t>(query - keyOffset + 1, 0, keys);
+}
+
+/// The masked softmax of `rows` score rows against a block of keys, in
+/// place, with each row's log-sum-exp (`lse`, `lseStride` apart): row i's
+/// query stands at position query0 + i; a row that sees no key gives zeros
+/// and −∞.
+LOOM_CPU_CLONES void softmaxBlockLse(float *scores, int64_t rows, int64_t keys,
+                                     int64_t query0, int64_t keyOffset,
+                                     bool causal, float *lse,
+                                     int64_t lseStride) {
+  for (int64_t i = 0; i < rows; ++i) {
+    float *row = scores + i * keys;
+    int64_t valid = visibleKeys(query0 + i, keyOffset, keys, causal);
+    if (valid == 0) {
+      std::fill(row, row + keys, 0.0f);
+      lse[i * lseStride] = -std::numeric_limits<float>::infinity();
+      continue;
+    }
+    float mx = math::rowMax(row, valid, 1);
+    float sum = 0.0f;
+    for (int64_t j = 0; j < valid; ++j)
+      sum += (row[j] = math::fastExp(row[j] - mx));
+    float inv = 1.0f / sum;
+    for (int64_t j = 0; j < valid; ++j)
+      row[j] *= inv;
+    std::fill(row + valid, row + keys, 0.0f);
+    lse[i * lseStride] = mx + std::log(sum);
+  }
+}
+
+/// Attention of the queries against one block of keys (ring attention's
+/// step), with each query's log-sum-exp; the tasks are attentionK's.
+void attentionBlockK(const OpCall &c, KernelContext &ctx) {
+  const TensorRef &Q = c.in[0], &K = c.in[1], &V = c.in[2], &O = c.out[0];
+  int64_t nb = Q.shape[0], sq = Q.shape[1], hq = Q.shape[2], d = Q.shape[3];
+  int64_t sk = K.shape[1], hkv = K.shape[2];
+  F32View v{static_cast<char *>(ctx.scratch)};
+  const float *q = v.load(Q), *k = v.load(K), *val = v.load(V);
+  float *o = v.result(O);
+  auto *lse = static_cast<float *>(c.out[1].data);
+  bool causal = attrOf(c, attr::AttentionBlock::causal).i;
+  int64_t qo = attrOf(c, attr::AttentionBlock::query_offset).i;
+  int64_t ko = attrOf(c, attr::AttentionBlock::key_offset).i;
+  float scale = math::attentionScale(c.attrs, d);
+  size_t slot = attentionSlotBytes(c);
+  size_t before =
+      static_cast<size_t>(v.next - static_cast<char *>(ctx.scratch));
+  int64_t blocks = (sq + kCausalBlock - 1) / kCausalBlock;
+  parallelFor(
+      nb * hq * blocks, 2 * kCausalBlock * sk * d,
+      [&](int64_t task) {
+        int64_t b = task / (hq * blocks), h = task / blocks % hq;
+        int64_t q0 = task % blocks * kCausalBlock, kh = h / (hq / hkv);
+        int64_t rows = std::min(kCausalBlock, sq - q0);
+        float *ob = o + (b * sq * hq + h) * d;
+        float *lseb = lse + b * sq * hq + h;
+        // The keys the block's last row sees (the most of any row).
+        int64_t keys = visibleKeys(qo + q0 + rows - 1, ko, sk, causal);
+        if (keys == 0 || d == 0) {
+          for (int64_t i = q0; i < q0 + rows; ++i) {
+            std::fill(ob + i * hq * d, ob + i * hq * d + d, 0.0f);
+            lseb[i * hq] =
+                keys == 0 ? -std::numeric_limits<float>::infinity() : 0.0f;
+          }
+          return;
+        }
+        float *scores =
+            reinterpret_cast<float *>(v.next + threadIndex() * slot);
+        const float *qb = q + (b * sq * hq + h) * d;
+        const float *kb = k + (b * sk * hkv + kh) * d;
+        const float *vb = val + (b * sk * hkv + kh) * d;
+        gemm(false, true, rows, keys, d, scale, qb + q0 * hq * d, hq * d, kb,
+             hkv * d, scores, keys);
+        softmaxBlockLse(scores, rows, keys, qo + q0, ko, causal, lseb + q0 * hq,
+                        hq);
+        gemm(false, false, rows, d, keys, 1.0f, scores, keys, vb, hkv * d,
+             ob + q0 * hq * d, hq * d);
+      },
+      threadSlots(ctx.scratchBytes, slot, before));
+  F32View::store(O, o);
+}
+
+/// One key block's part of the attention backward (attentionGradK's loop
+/// with the keys at key_offset and P from the whole attention's
+/// log-sum-exp instead of a softmax over the block).
+void attentionBlockGradK(const OpCall &c, KernelContext &ctx) {
+  const TensorRef &Q = c.in[0], &K = c.in[1], &V = c.in[2], &O = c.in[3],
+                  &DO = c.in[4];
+  int64_t nb = Q.shape[0], sq = Q.shape[1], hq = Q.shape[2], d = Q.shape[3];
+  int64_t sk = K.shape[1], hkv = K.shape[2];
+  F32View view{static_cast<char *>(ctx.scratch)};
+  const float *q = view.load(Q), *k = view.load(K), *v = view.load(V),
+              *o = view.load(O), *dout = view.load(DO);
+  const auto *lse = static_cast<const float *>(c.in[5].data);
+  float *dq = view.result(c.out[0]), *dk = view.result(c.out[1]),
+        *dv = view.result(c.out[2]);
+  for (int r = 0; r < 3; ++r) {
+    float *out = r == 0 ? dq : r == 1 ? dk : dv;
+    parallelRanges(c.out[r].numel, 1, [&](int64_t b, int64_t e) {
+      std::fill(out + b, out + e, 0.0f);
+    });
+  }
+  bool causal = attrOf(c, attr::AttentionBlockGrad::causal).i;
+  int64_t qo = attrOf(c, attr::AttentionBlockGrad::query_offset).i;
+  int64_t ko = attrOf(c, attr::AttentionBlockGrad::key_offset).i;
+  float scale = math::attentionScale(c.attrs, d);
+  if (sk && sq && d) {
+    int64_t group = hq / hkv, qs = hq * d, ks = hkv * d;
+    size_t slot = 2 * align64(kGradBlock * sk * sizeof(float));
+    size_t before =
+        static_cast<size_t>(view.next - static_cast<char *>(ctx.scratch));
+    parallelFor(
+        nb * hkv, 5 * sq * sk * d * group,
+        [&](int64_t task) {
+          int64_t b = task / hkv, kh = task % hkv;
+          float *p =
+              reinterpret_cast<float *>(view.next + threadIndex() * slot);
+          float *dp =
+              p + align64(kGradBlock * sk * sizeof(float)) / sizeof(float);
+          for (int64_t h = kh * group; h < (kh + 1) * group; ++h) {
+            const float *qb = q + b * sq * qs + h * d;
+            const float *ob = o + b * sq * qs + h * d;
+            const float *dob = dout + b * sq * qs + h * d;
+            const float *lseb = lse + b * sq * hq + h;
+            float *dqb = dq + b * sq * qs + h * d;
+            const float *kb = k + b * sk * ks + kh * d;
+            const float *vb = v + b * sk * ks + kh * d;
+            float *dkb = dk + b * sk * ks + kh * d;
+            float *dvb = dv + b * sk * ks + kh * d;
+            for (int64_t q0 = 0; q0 < sq; q0 += kGradBlock) {
+              int64_t rows = std::min(kGradBlock, sq - q0);
+              int64_t keys = visibleKeys(qo + q0 + rows - 1, ko, sk, causal);
+              if (keys == 0)
+                continue;
+              gemm(false, true, rows, keys, d, scale, qb + q0 * qs, qs, kb, ks,
+                   p, keys);
+              for (int64_t i = 0; i < rows; ++i) {
+                float *row = p + i * keys;
+                int64_t valid = visibleKeys(qo + q0 + i, ko, keys, causal);
+                float rowLse = lseb[(q0 + i) * hq];
+                for (int64_t j = 0; j < valid; ++j)
+                  row[j] = math::fastExp(row[j] - rowLse);
+                std::fill(row + valid, row + keys, 0.0f);
+              }
+              gemm(false, true, rows, keys, d, 1.0f, dob + q0 * qs, qs, vb, ks,
+                   dp, keys);
+              scoreGradBlock(p, dp, dob + q0 * qs, ob + q0 * qs, rows, keys, d,
+                             qs);
+              gemm(false, false, rows, d, keys, scale, dp, keys, kb, ks,
+                   dqb + q0 * qs, qs);
+              gemm(true, false, keys, d, rows, scale, dp, keys, qb + q0 * qs,
+                   qs, dkb, ks, 1.0f);
+              gemm(true, false, keys, d, rows, 1.0f, p, keys, dob + q0 * qs, qs,
+                   dvb, ks, 1.0f);
+            }
+          }
+        },
+        threadSlots(ctx.scratchBytes, slot, before));
+  }
+  F32View::store(c.out[0], dq);
+  F32View::store(c.out[1], dk);
+  F32View::store(c.out[2], dv);
+}
+
 } // namespace
 
 bool selectLinalg(OpCall &c) {
@@ -292,6 +464,17 @@ bool selectLinalg(OpCall &c) {
   case Opcode::GroupedMatmul:
     c.kernel = &groupedMatmulK;
     c.scratchBytes = f32ScratchBytes(c);
+    return true;
+  case Opcode::AttentionBlock:
+    c.kernel = &attentionBlockK;
+    c.scratchBytes =
+        threadSlotsBytes(attentionSlotBytes(c), f32ScratchBytes(c));
+    return true;
+  case Opcode::AttentionBlockGrad:
+    c.kernel = &attentionBlockGradK;
+    c.scratchBytes = threadSlotsBytes(
+        2 * align64(kGradBlock * c.in[1].shape[1] * sizeof(float)),
+        f32ScratchBytes(c));
     return true;
   case Opcode::AttentionGrad:
     c.kernel = &attentionGradK;

@@ -155,6 +155,48 @@ def Loom_AttentionGradOp : Loom_PureOp<"attention_grad", [Loom_OwnShardingRule,
   let hasVerifier = 1;
 }
 
+def Loom_LowersAttentionBlockGrad : Loom_Lowers<34> {
+  let programRankDependent = ["query_offset", "key_offset"];
+}
+
+def Loom_AttentionBlockGradOp : Loom_PureOp<"attention_block_grad", [
+    AllTypesMatch<["query", "result", "result_grad", "query_grad"]>,
+    AllTypesMatch<["key", "key_grad"]>, AllTypesMatch<["value", "value_grad"]>,
+    Loom_LowersAttentionBlockGrad, Loom_Cost<["getMatmulFlops", "getVectorFlops"]>]> {
+  let summary = "one key block's part of the attention gradient";
+  let description = [{
+    The part of `loom.attention_grad` that one block of keys k, v (at
+    `key_offset`, as in `loom.attention_block`) contributes, given the whole
+    attention's output o, its cotangent do and each query's log-sum-exp
+    over all keys: P = exp(scale·q·kᵀ − lse) (masked), D = Σ_d do·o,
+    dS = P·(do·vᵀ − D); dq = scale·dS·k (this block's term of the queries'
+    gradient), dk = scale·dSᵀ·q, dv = Pᵀ·do. Ring attention's backward sums
+    the blocks' dq on the query's rank and passes dk, dv along with their
+    block.
+
+    ```mlir
+    %dq, %dk, %dv = loom.attention_block_grad %q, %k, %v, %o, %do, %lse
+        {causal, key_offset = 8 : i64}
+        : tensor<2x8x4x16xf32>, tensor<2x8x2x16xf32>, tensor<2x8x2x16xf32>,
+          tensor<2x8x4xf32>
+    ```
+  }];
+  let arguments = (ins Loom_FloatTensor:$query, Loom_FloatTensor:$key,
+                   Loom_FloatTensor:$value, Loom_FloatTensor:$result,
+                   Loom_FloatTensor:$result_grad, Loom_FloatTensor:$logsumexp,
+                   UnitAttr:$causal, OptionalAttr<F64Attr>:$scale,
+                   DefaultValuedAttr<I64Attr, "0">:$query_offset,
+                   DefaultValuedAttr<I64Attr, "0">:$key_offset);
+  let results = (outs Loom_FloatTensor:$query_grad, Loom_FloatTensor:$key_grad,
+                      Loom_FloatTensor:$value_grad);
+  let assemblyFormat = [{
+    $query `,` $key `,` $value `,` $result `,` $result_grad `,` $logsumexp
+    attr-dict `:` type($query) `,` type($key) `,` type($value) `,`
+    type($logsumexp)
+  }];
+  let hasVerifier = 1;
+}
+
 def Loom_LowersCrossEntropyGrad : Loom_Lowers<86> {
   let programRankDependent = ["vocab_start"];
 }

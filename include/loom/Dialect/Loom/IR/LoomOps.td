@@ -35,6 +35,9 @@ def Loom_LowersRope : Loom_Lowers<23> {
 def Loom_LowersAttention : Loom_Lowers<30> {
   let programRankDependent = ["query_offset"];
 }
+def Loom_LowersAttentionBlock : Loom_Lowers<33> {
+  let programRankDependent = ["query_offset", "key_offset"];
+}
 def Loom_LowersSlice : Loom_Lowers<52> {
   let programRankDependent = ["offsets"];
 }
@@ -466,6 +469,38 @@ def Loom_AttentionOp : Loom_InferredOp<"attention", [Loom_OwnShardingRule, Loom_
   let extraClassDeclaration = [{
     /// The softmax scale: the attribute, or 1/sqrt(head dim).
     double getEffectiveScale();
+  }];
+}
+
+def Loom_AttentionBlockOp : Loom_InferredOp<"attention_block", [Loom_LowersAttentionBlock,
+    Loom_Cost<["getMatmulFlops", "getVectorFlops"]>]> {
+  let summary = "attention of queries against one block of keys, with its log-sum-exp";
+  let description = [{
+    `loom.attention` of q[B, Sq, Hq, D] against one block k, v[B, Sk, Hkv, D]
+    of the keys (ring attention's step): query row i stands at position
+    `query_offset` + i, key j at `key_offset` + j, and when `causal` a query
+    sees the keys at positions up to its own. Gives the block's output
+    [B, Sq, Hq, D] (zero for a query that sees no key) and each query's
+    log-sum-exp of its scaled scores [B, Sq, Hq] in f32 (−∞ for none):
+    blocks merge by o = Σ_b exp(lse_b − lse)·o_b with lse = log Σ_b
+    exp(lse_b). The offsets are rank-dependent in a program; the op is made
+    after partitioning, from the all-gather form of context parallelism.
+
+    ```mlir
+    %o, %lse = loom.attention_block %q, %k, %v {causal, query_offset = 8 : i64}
+        : tensor<2x8x4x16xf32>, tensor<2x8x2x16xf32>, tensor<2x8x2x16xf32>
+        -> tensor<2x8x4x16xf32>, tensor<2x8x4xf32>
+    ```
+  }];
+  let arguments = (ins Loom_FloatTensor:$query, Loom_FloatTensor:$key,
+                   Loom_FloatTensor:$value, UnitAttr:$causal,
+                   OptionalAttr<F64Attr>:$scale,
+                   DefaultValuedAttr<I64Attr, "0">:$query_offset,
+                   DefaultValuedAttr<I64Attr, "0">:$key_offset);
+  let results = (outs Loom_FloatTensor:$result, Loom_FloatTensor:$logsumexp);
+  let assemblyFormat = [{
+    $query `,` $key `,` $value attr-dict `:` type($query) `,` type($key) `,`
+    type($value) `->` type($result) `,` type($logsumexp)
   }];
 }
 

@@ -1,0 +1,305 @@
+//===- RingAttention.cpp - Context parallelism's ring (p2p) form ----------===//
+//
+// Rewrites the all-gather form of context parallelism that partitioning
+// gives (keys and values all-gathered over cp before attention; in the
+// backward gathered again, their gradients reduce-scattered) into ring
+// attention: the key/value blocks travel around the cp ranks with
+// collective_permute, each step's attention_block is merged into the
+// rank's output by log-sum-exp, and the backward passes each block's
+// gradients along with it (see the pass description in Passes.td).
+//
+//===----------------------------------------------------------------------===//
+
+#include "loom/Dialect/Loom/IR/LoomOps.h"
+#include "loom/Sharding/Passes.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/Builders.h"
+
+namespace loom {
+#define GEN_PASS_DEF_LOOMRINGATTENTIONPASS
+#include "loom/Sharding/Passes.h.inc"
+} // namespace loom
+
+using namespace mlir;
+using namespace loom;
+
+namespace {
+
+/// The ring of one mesh axis: its P ranks pass blocks to the next.
+struct Ring {
+  FlatSymbolRefAttr mesh;
+  StringAttr axis;
+  int64_t size = 0;
+};
+
+/// `v` as an all-gather of sequence pieces (dimension 1) over one axis.
+AllGatherOp gatheredSequence(Value v) {
+  auto gather = v.getDefiningOp<AllGatherOp>();
+  if (!gather || gather.getAxes().size() != 1 || gather.getGatherDim() != 1)
+    return {};
+  return gather;
+}
+
+/// The ring the keys and values of an attention (or its gradient) are
+/// gathered over, when both are and the queries' offset is the rank's
+/// piece along the same axis.
+std::optional<Ring> ringOf(Operation *op, Value key, Value value,
+                           ModuleOp module) {
+  AllGatherOp k = gatheredSequence(key), v = gatheredSequence(value);
+  if (!k || !v || k.getAxes() != v.getAxes() || k.getMesh() != v.getMesh())
+    return std::nullopt;
+  auto terms =
+      op->getAttrOfType<DictionaryAttr>(LoomDialect::kRankTermsAttrName);
+  auto offset = terms ? terms.getAs<ArrayAttr>("query_offset") : ArrayAttr();
+  if (!offset || offset.size() != 1)
+    return std::nullopt;
+  auto term = dyn_cast<RankTermAttr>(offset[0]);
+  StringAttr axis = cast<StringAttr>(k.getAxes()[0]);
+  int64_t local = cast<RankedTensorType>(k.getInput().getType()).getDimSize(1);
+  if (!term || term.getAxis() != axis || term.getShift() != 0 ||
+      term.getCoeffs() != ArrayRef<int64_t>{local} ||
+      cast<RankedTensorType>(op->getOperand(0).getType()).getDimSize(1) !=
+          local)
+    return std::nullopt;
+  auto meshOp = module.lookupSymbol<MeshOp>(k.getMeshAttr());
+  if (!meshOp)
+    return std::nullopt;
+  std::optional<int64_t> size = meshOp.getShape().getAxisSize(axis);
+  if (!size)
+    return std::nullopt;
+  return Ring{k.getMeshAttr(), axis, *size};
+}
+
+class RingBuilder {
+public:
+  RingBuilder(Operation *like, const Ring &ring)
+      : like(like), ring(ring), b(like) {}
+
+  /// The next rank's copy of `v` (this rank's comes from the previous).
+  Value pass(Value v) {
+    return tag(CollectivePermuteOp::create(b, loc(), v.getType(), v, ring.mesh,
+                                           b.getStrArrayAttr({ring.axis}),
+                                           b.getI64IntegerAttr(1)));
+  }
+
+  /// Rank terms for query_offset (the rank's piece) and key_offset (the
+  /// piece of the rank `step` places back on the ring), `local` positions
+  /// each.
+  void setOffsets(Operation *op, int64_t step, int64_t local) {
+    MLIRContext *context = b.getContext();
+    auto term = [&](int64_t shift) {
+      return b.getArrayAttr(
+          {RankTermAttr::get(context, ring.mesh, ring.axis, {local}, shift)});
+    };
+    op->setAttr(LoomDialect::kRankTermsAttrName,
+                b.getDictionaryAttr(
+                    {b.getNamedAttr("query_offset", term(0)),
+                     b.getNamedAttr("key_offset",
+                                    term((ring.size - step) % ring.size))}));
+  }
+
+  /// `o`, `lse` with the block `oBlock`, `lseBlock` merged in: weights
+  /// exp(lse_x − lse_new) with lse_new = m + log(Σ exp(lse_x − m)), m the
+  /// larger (a block no query sees has lse −∞ and weight 0).
+  std::pair<Value, Value> merge(Value o, Value lse, Value oBlock,
+                                Value lseBlock) {
+    auto rows = cast<RankedTensorType>(lse.getType());
+    SmallVector<int64_t> one = {1}, two = {2};
+    llvm::append_range(one, rows.getShape());
+    llvm::append_range(two, rows.getShape());
+    Value a = tag(ReshapeOp::create(b, loc(), rows.clone(one), lse));
+    Value c = tag(ReshapeOp::create(b, loc(), rows.clone(one), lseBlock));
+    Value both = tag(ConcatOp::create(
+        b, loc(), rows.clone(two), ValueRange{a, c}, b.getI64IntegerAttr(0)));
+    Value m = tag(ReduceOp::create(b, loc(), both, ReduceKind::max,
+                                   b.getDenseI64ArrayAttr({0}), false));
+    Value ea =
+        tag(ExpOp::create(b, loc(), tag(SubOp::create(b, loc(), lse, m))));
+    Value eb =
+        tag(ExpOp::create(b, loc(), tag(SubOp::create(b, loc(), lseBlock, m))));
+    Value sum = tag(AddOp::create(b, loc(), ea, eb));
+    Value lseNew =
+        tag(AddOp::create(b, loc(), m, tag(LogOp::create(b, loc(), sum))));
+    auto weighted = [&](Value x, Value e) {
+      auto type = cast<RankedTensorType>(x.getType());
+      Value w = tag(DivOp::create(b, loc(), e, sum));
+      Value wide =
+          tag(BroadcastOp::create(b, loc(), type.clone(b.getF32Type()), w,
+                                  b.getDenseI64ArrayAttr({0, 1, 2})));
+      if (!type.getElementType().isF32())
+        wide = tag(ConvertOp::create(b, loc(), type, wide));
+      return tag(MulOp::create(b, loc(), x, wide));
+    };
+    Value oNew =
+        tag(AddOp::create(b, loc(), weighted(o, ea), weighted(oBlock, eb)));
+    return {oNew, lseNew};
+  }
+
+  template <typename OpT> Value tag(OpT op) {
+    tagOp(op.getOperation());
+    return op->getResult(0);
+  }
+  Operation *tagOp(Operation *op) {
+    for (StringRef name :
+         {LoomDialect::kPhaseAttrName, LoomDialect::kLayerAttrName,
+          LoomDialect::kMicrobatchAttrName})
+      if (Attribute a = like->getAttr(name))
+        op->setAttr(name, a);
+    return op;
+  }
+  Location loc() { return like->getLoc(); }
+  OpBuilder &builder() { return b; }
+
+private:
+  Operation *like;
+  Ring ring;
+  OpBuilder b;
+};
+
+/// Erases `gather` once nothing reads it.
+void eraseIfUnused(AllGatherOp gather) {
+  if (gather && gather->use_empty())
+    gather->erase();
+}
+
+/// The forward ring in place of `attention`; returns the merged output
+/// and log-sum-exp.
+std::pair<Value, Value> buildForwardRing(AttentionOp attention,
+                                         const Ring &ring) {
+  RingBuilder r(attention, ring);
+  OpBuilder &b = r.builder();
+  AllGatherOp keyGather = gatheredSequence(attention.getKey());
+  AllGatherOp valueGather = gatheredSequence(attention.getValue());
+  Value k = keyGather.getInput(), v = valueGather.getInput();
+  int64_t local = cast<RankedTensorType>(k.getType()).getDimSize(1);
+  Value o, lse;
+  for (int64_t step = 0; step < ring.size; ++step) {
+    // The next block is on its way while this one is computed.
+    Value nextK, nextV;
+    if (step + 1 < ring.size) {
+      nextK = r.pass(k);
+      nextV = r.pass(v);
+    }
+    auto block = AttentionBlockOp::create(
+        b, r.loc(), attention.getQuery(), k, v, attention.getCausalAttr(),
+        attention.getScaleAttr(), b.getI64IntegerAttr(0),
+        b.getI64IntegerAttr(0));
+    r.tagOp(block);
+    r.setOffsets(block, step, local);
+    if (step == 0) {
+      o = block.getResult();
+      lse = block.getLogsumexp();
+    } else {
+      std::tie(o, lse) =
+          r.merge(o, lse, block.getResult(), block.getLogsumexp());
+    }
+    k = nextK;
+    v = nextV;
+  }
+  attention.getResult().replaceAllUsesWith(o);
+  attention->erase();
+  eraseIfUnused(keyGather);
+  eraseIfUnused(valueGather);
+  return {o, lse};
+}
+
+/// The reduce-scatter over `ring`'s axis of the sequence of `grad`, when it
+/// is the gradient's one use.
+ReduceScatterOp scatteredSequence(Value grad, const Ring &ring) {
+  if (!grad.hasOneUse())
+    return {};
+  auto scatter = dyn_cast<ReduceScatterOp>(*grad.getUsers().begin());
+  if (!scatter || scatter.getScatterDim() != 1 ||
+      scatter.getAxes().size() != 1 || scatter.getAxes()[0] != ring.axis ||
+      scatter.getReduction() != CollectiveReduction::sum)
+    return {};
+  return scatter;
+}
+
+/// The backward ring in place of `grad` and the reduce-scatters of its
+/// key and value gradients; false (nothing changed) when they are not
+/// the all-gather form's.
+bool buildBackwardRing(AttentionGradOp grad, Value lse, const Ring &ring) {
+  ReduceScatterOp keyScatter = scatteredSequence(grad.getKeyGrad(), ring);
+  ReduceScatterOp valueScatter = scatteredSequence(grad.getValueGrad(), ring);
+  if (!keyScatter || !valueScatter)
+    return false;
+  RingBuilder r(grad, ring);
+  OpBuilder &b = r.builder();
+  AllGatherOp keyGather = gatheredSequence(grad.getKey());
+  AllGatherOp valueGather = gatheredSequence(grad.getValue());
+  Value k = keyGather.getInput(), v = valueGather.getInput();
+  int64_t local = cast<RankedTensorType>(k.getType()).getDimSize(1);
+  Value dq, dk, dv;
+  for (int64_t step = 0; step < ring.size; ++step) {
+    Value nextK, nextV;
+    if (step + 1 < ring.size) {
+      nextK = r.pass(k);
+      nextV = r.pass(v);
+    }
+    auto block = AttentionBlockGradOp::create(
+        b, r.loc(), grad.getQueryGrad().getType(), k.getType(), v.getType(),
+        grad.getQuery(), k, v, grad.getResult(), grad.getResultGrad(), lse,
+        grad.getCausalAttr(), grad.getScaleAttr(), b.getI64IntegerAttr(0),
+        b.getI64IntegerAttr(0));
+    r.tagOp(block);
+    r.setOffsets(block, step, local);
+    if (step == 0) {
+      dq = block.getQueryGrad();
+      dk = block.getKeyGrad();
+      dv = block.getValueGrad();
+    } else {
+      // The block's gradients so far came with it from the previous rank.
+      dq = r.tag(AddOp::create(b, r.loc(), dq, block.getQueryGrad()));
+      dk = r.tag(AddOp::create(b, r.loc(), r.pass(dk), block.getKeyGrad()));
+      dv = r.tag(AddOp::create(b, r.loc(), r.pass(dv), block.getValueGrad()));
+    }
+    k = nextK;
+    v = nextV;
+  }
+  // Each rank now holds the whole gradients of the next rank's block.
+  if (ring.size > 1) {
+    dk = r.pass(dk);
+    dv = r.pass(dv);
+  }
+  grad.getQueryGrad().replaceAllUsesWith(dq);
+  keyScatter.getResult().replaceAllUsesWith(dk);
+  valueScatter.getResult().replaceAllUsesWith(dv);
+  keyScatter->erase();
+  valueScatter->erase();
+  grad->erase();
+  eraseIfUnused(keyGather);
+  eraseIfUnused(valueGather);
+  return true;
+}
+
+struct LoomRingAttentionPass
+    : public loom::impl::LoomRingAttentionPassBase<LoomRingAttentionPass> {
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    for (auto func : module.getOps<func::FuncOp>()) {
+      // The forward before its gradient: the gradient needs the forward's
+      // log-sum-exp, found through the output it reads.
+      DenseMap<Value, Value> logSumExpOf;
+      SmallVector<AttentionOp> attentions;
+      func.walk([&](AttentionOp a) { attentions.push_back(a); });
+      for (AttentionOp a : attentions)
+        if (std::optional<Ring> ring =
+                ringOf(a, a.getKey(), a.getValue(), module)) {
+          auto [o, lse] = buildForwardRing(a, *ring);
+          logSumExpOf[o] = lse;
+        }
+      SmallVector<AttentionGradOp> grads;
+      func.walk([&](AttentionGradOp g) { grads.push_back(g); });
+      for (AttentionGradOp g : grads) {
+        Value lse = logSumExpOf.lookup(g.getResult());
+        std::optional<Ring> ring = ringOf(g, g.getKey(), g.getValue(), module);
+        if (lse && ring)
+          buildBackwardRing(g, lse, *ring);
+      }
+    }
+  }
+};
+
+} // namespace
