@@ -76,12 +76,18 @@ public:
   RingBuilder(Operation *like, const Ring &ring)
       : like(like), ring(ring), b(like) {}
 
-  /// The next rank's copy of `v` (this rank's comes from the previous).
+  /// Starts passing `v` to the next rank (and receiving the previous
+  /// rank's): an asynchronous collective on the comm stream, so the
+  /// transfer runs while the block before it is computed; `arrived` waits
+  /// for it right before its first use.
   Value pass(Value v) {
-    return tag(CollectivePermuteOp::create(b, loc(), v.getType(), v, ring.mesh,
-                                           b.getStrArrayAttr({ring.axis}),
-                                           b.getI64IntegerAttr(1)));
+    auto permute = CollectivePermuteOp::create(
+        b, loc(), v.getType(), v, ring.mesh, b.getStrArrayAttr({ring.axis}),
+        b.getI64IntegerAttr(1));
+    permute->setAttr(LoomDialect::kAsyncAttrName, b.getUnitAttr());
+    return tag(permute);
   }
+  Value arrived(Value passed) { return tag(WaitOp::create(b, loc(), passed)); }
 
   /// Rank terms for query_offset (the rank's piece) and key_offset (the
   /// piece of the rank `step` places back on the ring), `local` positions
@@ -176,6 +182,10 @@ std::pair<Value, Value> buildForwardRing(AttentionOp attention,
   Value o, lse;
   for (int64_t step = 0; step < ring.size; ++step) {
     // The next block is on its way while this one is computed.
+    if (step > 0) {
+      k = r.arrived(k);
+      v = r.arrived(v);
+    }
     Value nextK, nextV;
     if (step + 1 < ring.size) {
       nextK = r.pass(k);
@@ -233,7 +243,15 @@ bool buildBackwardRing(AttentionGradOp grad, Value lse, const Ring &ring) {
   int64_t local = cast<RankedTensorType>(k.getType()).getDimSize(1);
   Value dq, dk, dv;
   for (int64_t step = 0; step < ring.size; ++step) {
-    Value nextK, nextV;
+    // The next block, and this block's gradients so far (from the ranks
+    // that held it before), travel while the block is computed.
+    Value nextK, nextV, dkSoFar, dvSoFar;
+    if (step > 0) {
+      k = r.arrived(k);
+      v = r.arrived(v);
+      dkSoFar = r.pass(dk);
+      dvSoFar = r.pass(dv);
+    }
     if (step + 1 < ring.size) {
       nextK = r.pass(k);
       nextV = r.pass(v);
@@ -250,18 +268,19 @@ bool buildBackwardRing(AttentionGradOp grad, Value lse, const Ring &ring) {
       dk = block.getKeyGrad();
       dv = block.getValueGrad();
     } else {
-      // The block's gradients so far came with it from the previous rank.
       dq = r.tag(AddOp::create(b, r.loc(), dq, block.getQueryGrad()));
-      dk = r.tag(AddOp::create(b, r.loc(), r.pass(dk), block.getKeyGrad()));
-      dv = r.tag(AddOp::create(b, r.loc(), r.pass(dv), block.getValueGrad()));
+      dk = r.tag(
+          AddOp::create(b, r.loc(), r.arrived(dkSoFar), block.getKeyGrad()));
+      dv = r.tag(
+          AddOp::create(b, r.loc(), r.arrived(dvSoFar), block.getValueGrad()));
     }
     k = nextK;
     v = nextV;
   }
   // Each rank now holds the whole gradients of the next rank's block.
   if (ring.size > 1) {
-    dk = r.pass(dk);
-    dv = r.pass(dv);
+    dk = r.arrived(r.pass(dk));
+    dv = r.arrived(r.pass(dv));
   }
   grad.getQueryGrad().replaceAllUsesWith(dq);
   keyScatter.getResult().replaceAllUsesWith(dk);
