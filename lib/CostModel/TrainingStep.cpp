@@ -1,9 +1,10 @@
 //===- TrainingStep.cpp - Pricing one training step of a transformer ------===//
 //
 // Per-layer costs from Megatron's FLOPs accounting and a roofline per
-// kernel, tensor-parallel collectives by the alpha-beta model, pipeline
-// stages simulated with the schedule library, the data-parallel reduction
-// and the optimizer after the pipeline, memory by Megatron's arithmetic.
+// kernel, tensor- and context-parallel collectives by the alpha-beta model,
+// pipeline stages simulated with the schedule library, the gradient
+// reduction and the optimizer after the pipeline, memory by Megatron's
+// arithmetic.
 // docs/CostModel.md states each formula and its source.
 //
 //===----------------------------------------------------------------------===//
@@ -59,16 +60,17 @@ struct CommTally {
   }
 };
 
-/// The tp and dp collectives of one microbatch through some layers.
+/// The tp, cp and dp collectives of one microbatch through some layers.
 struct StageComm {
-  CommTally tp, dp;
+  CommTally tp, cp, dp;
   StageComm &operator+=(const StageComm &o) {
     tp += o.tp;
+    cp += o.cp;
     dp += o.dp;
     return *this;
   }
   StageComm scaled(double times) const {
-    return {tp.scaled(times), dp.scaled(times)};
+    return {tp.scaled(times), cp.scaled(times), dp.scaled(times)};
   }
 };
 
@@ -79,10 +81,16 @@ struct Context {
   const Cluster &cluster;
   MeshDegrees degrees;
   const Link *tpLink = nullptr;
+  const Link *cpLink = nullptr;
+  /// The gradient group: dp · cp ranks (every rank of it holds a partial
+  /// sum of each weight gradient) and its link.
+  int64_t gradRanks = 1;
   const Link *dpLink = nullptr;
-  /// Tokens of one microbatch, and of its sequence-parallel shard.
+  /// Tokens of one microbatch on this rank (seq / cp positions), of its
+  /// sequence-parallel shard, and of the whole sequence.
   double tokens = 0;
   double shardTokens = 0;
+  double sequenceTokens = 0;
   double hidden = 0;
   /// Query and key/value widths on one tp rank (key/value heads are
   /// replicated when there are fewer than tp of them).
@@ -91,7 +99,7 @@ struct Context {
   double ffnWidth = 0;
   double gate = 1;
   double vocabWidth = 0;
-  /// The full [tokens, hidden] activation in bf16: the size of every tp
+  /// This rank's [tokens, hidden] activation in bf16: the size of every tp
   /// collective.
   double activationSize = 0;
 };
@@ -136,11 +144,17 @@ double layerParams(const Context &c) {
 /// and of the MLP matmuls (2h each) and two dropout masks (h each): 10h
 /// per token. Split over tp: Q, K, V, the attention output, the MLP's
 /// first output(s) and its activation. GPT's shapes give 34·s·b·h with sp.
+/// With cp every term is of the rank's seq / cp positions; Ulysses (a2a)
+/// keeps Q, K, V split by heads instead (the same bytes) and the attention
+/// output twice: split by heads for the attention backward and by
+/// positions for the output projection's.
 double fullActivationBytes(const Context &c) {
   double replicated = 10 * c.hidden * c.shardTokens;
   double split = (2 * (c.queryWidth + 2 * c.kvWidth) + 2 * c.queryWidth +
                   2 * c.gate * c.ffnWidth + 2 * c.ffnWidth) *
                  c.tokens;
+  if (c.plan.cp > 1 && c.plan.cpComm == CpComm::A2A)
+    split += 2 * c.queryWidth * c.tokens;
   return replicated + split;
 }
 
@@ -151,6 +165,58 @@ double layerActivationBytes(const Context &c) {
   if (c.plan.recompute == Recompute::Full)
     return 2 * c.hidden * c.shardTokens;
   return fullActivationBytes(c);
+}
+
+/// Buffers of the whole sequence that exist during one layer's attention
+/// with cp_comm=all_gather and are freed after it: the backward gathers K
+/// and V again and makes dK and dV for every position before
+/// reduce-scattering them (the forward holds only the gathered K and V).
+double gatheredKvBytes(const Context &c) {
+  if (c.plan.cp == 1 || c.plan.cpComm != CpComm::AllGather)
+    return 0;
+  return 4 * kBf16Bytes * c.sequenceTokens * c.kvWidth;
+}
+
+/// The attention core one GPU runs: queries of `querySeq` positions
+/// against `keySeq` keys, per sequence, with the given widths. all_gather:
+/// the rank's own queries against the whole sequence's keys; a2a
+/// (Ulysses): the whole sequence on heads / cp of the tp rank's heads.
+/// Either way 1/cp of the attention.
+struct AttentionWork {
+  double querySeq, keySeq, queryWidth, kvWidth;
+};
+
+AttentionWork attentionWork(const Context &c) {
+  double seq = double(c.model.seq), cp = double(c.plan.cp);
+  if (c.plan.cpComm == CpComm::A2A)
+    return {seq, seq, c.queryWidth / cp, c.kvWidth / cp};
+  return {seq / cp, seq, c.queryWidth, c.kvWidth};
+}
+
+/// Context parallelism's collectives of one layer over the cp group, not
+/// overlapped (Loom compiles them as their own ops around attention).
+/// all_gather: K and V all-gathered in the forward and again in the
+/// backward, dK and dV reduce-scattered (each the whole sequence's
+/// [seq, k/t]). a2a: q, k, v to heads and the output back in the forward;
+/// the output gradient in and dq, dk, dv out in the backward (each the
+/// rank's [seq/cp, width] buffer).
+void addCpCollectives(const Context &c, CommTally &forward,
+                      CommTally &backward) {
+  int64_t cp = c.plan.cp;
+  if (c.plan.cpComm == CpComm::AllGather) {
+    double kv = kBf16Bytes * c.sequenceTokens * c.kvWidth;
+    for (int i = 0; i < 2; ++i) {
+      forward.add(Collective::AllGather, cp, kv, *c.cpLink);
+      backward.add(Collective::AllGather, cp, kv, *c.cpLink);
+      backward.add(Collective::ReduceScatter, cp, kv, *c.cpLink);
+    }
+    return;
+  }
+  double q = kBf16Bytes * c.tokens * c.queryWidth;
+  double kv = kBf16Bytes * c.tokens * c.kvWidth;
+  for (CommTally *phase : {&forward, &backward})
+    for (double size : {q, kv, kv, q})
+      phase->add(Collective::AllToAll, cp, size, *c.cpLink);
 }
 
 /// One layer for one microbatch; its collectives go to `comm`.
@@ -169,10 +235,14 @@ LayerCost layerCost(const Context &c, StageComm &comm) {
                 gemmTime(cl, t, c.ffnWidth, h);
 
   // Attention core: Q·K^T and scores·V, 4·b·s²·(heads·d) accounted (PaLM,
-  // Megatron: unmasked); a causal flash-attention kernel runs half.
-  double seq = double(c.model.seq), batch = double(c.plan.mbs);
-  double attentionFlops = 4 * batch * seq * seq * c.queryWidth;
-  double attentionBytes = kBf16Bytes * t * (2 * c.queryWidth + 2 * c.kvWidth);
+  // Megatron: unmasked); a causal flash-attention kernel runs half (with
+  // cp too: each rank's two sequence chunks balance the mask).
+  AttentionWork a = attentionWork(c);
+  double batch = double(c.plan.mbs);
+  double attentionFlops = 4 * batch * a.querySeq * a.keySeq * a.queryWidth;
+  double attentionBytes =
+      kBf16Bytes * batch *
+      (2 * a.querySeq * a.queryWidth + 2 * a.keySeq * a.kvWidth);
   cost.attention = std::max(0.5 * attentionFlops / cl.matmulFlops(),
                             memoryTime(cl, attentionBytes));
   double attentionBackward =
@@ -203,16 +273,19 @@ LayerCost layerCost(const Context &c, StageComm &comm) {
         phase->tp.add(Collective::AllReduce, tp, c.activationSize, *c.tpLink);
       }
   cost.tpComm = forwardComm.tp.time;
+  addCpCollectives(c, forwardComm.cp, backwardComm.cp);
+  cost.cpComm = forwardComm.cp.time;
 
   // ZeRO-3 gathers the layer's parameters for the forward and again for
-  // the backward, and reduce-scatters its gradients in every microbatch.
+  // the backward, and reduce-scatters its gradients in every microbatch,
+  // over the gradient group.
   if (c.plan.zero >= 3) {
-    double paramSize = kParamBytes * cost.params * double(c.plan.dp);
-    double gradSize = kGradBytes * cost.params * double(c.plan.dp);
-    forwardComm.dp.add(Collective::AllGather, c.plan.dp, paramSize, *c.dpLink);
-    backwardComm.dp.add(Collective::AllGather, c.plan.dp, paramSize, *c.dpLink);
-    backwardComm.dp.add(Collective::ReduceScatter, c.plan.dp, gradSize,
-                        *c.dpLink);
+    int64_t n = c.gradRanks;
+    double paramSize = kParamBytes * cost.params * double(n);
+    double gradSize = kGradBytes * cost.params * double(n);
+    forwardComm.dp.add(Collective::AllGather, n, paramSize, *c.dpLink);
+    backwardComm.dp.add(Collective::AllGather, n, paramSize, *c.dpLink);
+    backwardComm.dp.add(Collective::ReduceScatter, n, gradSize, *c.dpLink);
     cost.paramGather = forwardComm.dp.time;
   }
 
@@ -220,9 +293,10 @@ LayerCost layerCost(const Context &c, StageComm &comm) {
       2 * t * layerMatmulParams(c.model, c.queryWidth, c.kvWidth, c.ffnWidth) +
       attentionFlops;
   cost.forward = cost.matmul + cost.attention + cost.elementwise + cost.tpComm +
-                 cost.paramGather;
+                 cost.cpComm + cost.paramGather;
   cost.inputGrad = cost.matmul + attentionBackward + 2 * cost.elementwise +
-                   backwardComm.tp.time + backwardComm.dp.time;
+                   backwardComm.tp.time + backwardComm.cp.time +
+                   backwardComm.dp.time;
   cost.weightGrad = cost.matmul;
 
   comm += forwardComm;
@@ -304,6 +378,47 @@ llvm::Error fail(const llvm::Twine &message) {
   return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
 }
 
+/// The plan spec's spelling (loom::stringifyCpComm).
+const char *cpCommName(CpComm comm) {
+  switch (comm) {
+  case CpComm::P2P:
+    return "p2p";
+  case CpComm::AllGather:
+    return "all_gather";
+  case CpComm::A2A:
+    return "a2a";
+  case CpComm::A2AP2P:
+    return "a2a+p2p";
+  }
+  return "?";
+}
+
+/// What context parallelism needs: a form Loom compiles (the ring forms
+/// are refused as the plan checker refuses them), the sequence in 2 · cp
+/// chunks (each rank takes two, for the causal mask's balance), and for
+/// Ulysses query and key/value heads that split over tp · cp.
+llvm::Error checkContextParallel(const TransformerShape &m,
+                                 const TrainingPlan &p) {
+  if (p.cp == 1)
+    return llvm::Error::success();
+  if (p.cpComm == CpComm::P2P || p.cpComm == CpComm::A2AP2P)
+    return fail(llvm::Twine("cp_comm=") + cpCommName(p.cpComm) +
+                " is not compiled (ring attention); the cost model prices "
+                "all_gather and a2a");
+  if (m.seq % (2 * p.cp))
+    return fail("seq (" + llvm::Twine(m.seq) + ") is not a multiple of 2*cp (" +
+                llvm::Twine(2 * p.cp) + ")");
+  if (p.cpComm != CpComm::A2A)
+    return llvm::Error::success();
+  for (auto [name, heads] :
+       {std::pair{"heads", m.heads}, {"kv_heads", m.kvHeads}})
+    if (heads % (p.tp * p.cp))
+      return fail(llvm::Twine("cp_comm=a2a splits ") + name + " (" +
+                  llvm::Twine(heads) + ") over tp*cp (" +
+                  llvm::Twine(p.tp * p.cp) + "), which does not divide them");
+  return llvm::Error::success();
+}
+
 llvm::Error checkInputs(const TransformerShape &m, const TrainingPlan &p,
                         const Cluster &cl) {
   struct Positive {
@@ -319,6 +434,7 @@ llvm::Error checkInputs(const TransformerShape &m, const TrainingPlan &p,
                      {"vocab", m.vocab},
                      {"seq", m.seq},
                      {"tp", p.tp},
+                     {"cp", p.cp},
                      {"pp", p.pp},
                      {"vpp", p.vpp},
                      {"dp", p.dp},
@@ -336,9 +452,9 @@ llvm::Error checkInputs(const TransformerShape &m, const TrainingPlan &p,
                 p.schedule);
   if (p.zero < 0 || p.zero > 3)
     return fail("zero must be in 0..3, got " + llvm::Twine(p.zero));
-  int64_t used = p.tp * p.pp * p.dp;
+  int64_t used = p.tp * p.cp * p.pp * p.dp;
   if (used != cl.gpus())
-    return fail("the plan runs on tp*pp*dp = " + llvm::Twine(used) +
+    return fail("the plan runs on tp*cp*pp*dp = " + llvm::Twine(used) +
                 " GPUs, the cluster '" + cl.name + "' has " +
                 llvm::Twine(cl.gpus()));
   if (m.layers % (p.pp * p.vpp))
@@ -352,8 +468,10 @@ llvm::Error checkInputs(const TransformerShape &m, const TrainingPlan &p,
     if (v.value % p.tp)
       return fail(llvm::Twine(v.name) + " (" + llvm::Twine(v.value) +
                   ") is not a multiple of tp (" + llvm::Twine(p.tp) + ")");
-  if (p.sp && (m.seq * p.mbs) % p.tp)
-    return fail("sp splits mbs*seq (" + llvm::Twine(m.seq * p.mbs) +
+  if (auto error = checkContextParallel(m, p))
+    return error;
+  if (p.sp && (m.seq / p.cp * p.mbs) % p.tp)
+    return fail("sp splits mbs*seq/cp (" + llvm::Twine(m.seq / p.cp * p.mbs) +
                 " tokens) over tp (" + llvm::Twine(p.tp) +
                 "), which does not divide it");
   if (p.gbs % (p.mbs * p.dp))
@@ -361,6 +479,21 @@ llvm::Error checkInputs(const TransformerShape &m, const TrainingPlan &p,
                 ") is not a multiple of mbs*dp (" + llvm::Twine(p.mbs * p.dp) +
                 ")");
   return checkCluster(cl);
+}
+
+/// The link every group along `axis` runs on.
+const Link &axisLink(const Cluster &cluster, const MeshDegrees &degrees,
+                     MeshAxisKind axis) {
+  return isAxisWithinNode(cluster, degrees, axis) ? cluster.intraNode
+                                                  : cluster.interNode;
+}
+
+/// The mesh with cp folded into dp: the gradient group (Megatron's
+/// data-parallel group with context parallelism) is every dp and cp
+/// coordinate of a (tp, pp) coordinate, and since cp and dp are adjacent
+/// in the rank order, that is one axis of dp · cp ranks.
+MeshDegrees gradientMesh(const MeshDegrees &d) {
+  return {d.tp, 1, d.cp * d.dp, d.pp};
 }
 
 /// Peak (microbatch, chunk) pairs and layers whose activations rank `r`
@@ -389,15 +522,14 @@ loom::cost::estimateTrainingStep(const TransformerShape &model,
     return std::move(error);
 
   Context c{model, plan, cluster};
-  c.degrees = {plan.tp, 1, plan.dp, plan.pp};
-  c.tpLink = isAxisWithinNode(cluster, c.degrees, MeshAxisKind::Tp)
-                 ? &cluster.intraNode
-                 : &cluster.interNode;
-  c.dpLink = isAxisWithinNode(cluster, c.degrees, MeshAxisKind::Dp)
-                 ? &cluster.intraNode
-                 : &cluster.interNode;
+  c.degrees = {plan.tp, plan.cp, plan.dp, plan.pp};
+  c.tpLink = &axisLink(cluster, c.degrees, MeshAxisKind::Tp);
+  c.cpLink = &axisLink(cluster, c.degrees, MeshAxisKind::Cp);
+  c.gradRanks = plan.dp * plan.cp;
+  c.dpLink = &axisLink(cluster, gradientMesh(c.degrees), MeshAxisKind::Dp);
   double tp = double(plan.tp);
-  c.tokens = double(plan.mbs * model.seq);
+  c.sequenceTokens = double(plan.mbs * model.seq);
+  c.tokens = c.sequenceTokens / double(plan.cp);
   c.shardTokens = plan.sp ? c.tokens / tp : c.tokens;
   c.hidden = double(model.hidden);
   c.queryWidth = double(model.heads * model.headDim) / tp;
@@ -476,11 +608,11 @@ loom::cost::estimateTrainingStep(const TransformerShape &model,
   est.pipelineTime = est.simulation.makespan;
   est.bubbleFraction = est.simulation.bubbleFraction;
 
-  // Every pipeline rank: memory, then the data-parallel reduction and the
-  // optimizer after its last pipeline action.
+  // Every pipeline rank: memory, then the gradient reduction over dp · cp
+  // and the optimizer after its last pipeline action.
   double m = double(est.microbatches);
-  double dp = double(plan.dp);
-  std::array<CommTally, 3> busiest; // tp, pp, dp
+  double gradRanks = double(c.gradRanks);
+  std::array<CommTally, 4> busiest; // tp, cp, pp, dp
   for (int64_t r = 0; r < plan.pp; ++r) {
     PipelineRankEstimate rank;
     StageComm comm;
@@ -504,9 +636,9 @@ loom::cost::estimateTrainingStep(const TransformerShape &model,
       }
     }
 
-    double paramShard = plan.zero >= 3 ? dp : 1;
-    double gradShard = plan.zero >= 2 ? dp : 1;
-    double optimizerShard = plan.zero >= 1 ? dp : 1;
+    double paramShard = plan.zero >= 3 ? gradRanks : 1;
+    double gradShard = plan.zero >= 2 ? gradRanks : 1;
+    double optimizerShard = plan.zero >= 1 ? gradRanks : 1;
     rank.paramBytes = kParamBytes * rank.params / paramShard;
     rank.gradBytes = kGradBytes * rank.params / gradShard;
     rank.optimizerBytes = kOptimizerBytes * rank.params / optimizerShard;
@@ -516,6 +648,7 @@ loom::cost::estimateTrainingStep(const TransformerShape &model,
     rank.activationBytes = double(layers) * est.layer.activationBytes;
     if (plan.recompute == Recompute::Full) // one layer rebuilt at a time
       rank.activationBytes += fullActivationBytes(c);
+    rank.activationBytes += gatheredKvBytes(c); // one layer at a time
     if (r == (stages - 1) % plan.pp)
       rank.activationBytes += kFp32Bytes * c.tokens * c.vocabWidth; // logits
     rank.totalBytes = rank.paramBytes + rank.gradBytes + rank.optimizerBytes +
@@ -526,12 +659,12 @@ loom::cost::estimateTrainingStep(const TransformerShape &model,
         timeline.actions.empty() ? 0 : timeline.actions.back().end;
     CommTally reduce;
     if (plan.zero == 0) {
-      reduce.add(Collective::AllReduce, plan.dp, kGradBytes * rank.params,
+      reduce.add(Collective::AllReduce, c.gradRanks, kGradBytes * rank.params,
                  *c.dpLink);
     } else if (plan.zero <= 2) {
-      reduce.add(Collective::ReduceScatter, plan.dp, kGradBytes * rank.params,
-                 *c.dpLink);
-      reduce.add(Collective::AllGather, plan.dp, kParamBytes * rank.params,
+      reduce.add(Collective::ReduceScatter, c.gradRanks,
+                 kGradBytes * rank.params, *c.dpLink);
+      reduce.add(Collective::AllGather, c.gradRanks, kParamBytes * rank.params,
                  *c.dpLink);
     }
     rank.gradReduce = reduce.time;
@@ -542,23 +675,23 @@ loom::cost::estimateTrainingStep(const TransformerShape &model,
     est.stepTime = std::max(est.stepTime, rank.finish);
     est.ranks.push_back(rank);
 
-    CommTally perAxis[3] = {comm.tp, pp, comm.dp};
-    for (int i = 0; i < 3; ++i)
+    CommTally perAxis[4] = {comm.tp, comm.cp, pp, comm.dp};
+    for (int i = 0; i < 4; ++i)
       if (perAxis[i].time > busiest[i].time ||
           (busiest[i].calls == 0 && perAxis[i].calls > 0))
         busiest[i] = perAxis[i];
   }
 
-  MeshAxisKind axes[3] = {MeshAxisKind::Tp, MeshAxisKind::Pp, MeshAxisKind::Dp};
-  int64_t sizes[3] = {plan.tp, plan.pp, plan.dp};
-  for (int i = 0; i < 3; ++i) {
+  MeshAxisKind axes[4] = {MeshAxisKind::Tp, MeshAxisKind::Cp, MeshAxisKind::Pp,
+                          MeshAxisKind::Dp};
+  int64_t sizes[4] = {plan.tp, plan.cp, plan.pp, c.gradRanks};
+  const Link *links[4] = {c.tpLink, c.cpLink,
+                          &pipelineLink(cluster, c.degrees, 0), c.dpLink};
+  for (int i = 0; i < 4; ++i) {
     AxisTraffic traffic;
     traffic.axis = axes[i];
     traffic.groupSize = sizes[i];
-    traffic.intraNode =
-        axes[i] == MeshAxisKind::Pp
-            ? &pipelineLink(cluster, c.degrees, 0) == &cluster.intraNode
-            : isAxisWithinNode(cluster, c.degrees, axes[i]);
+    traffic.intraNode = links[i] == &cluster.intraNode;
     traffic.collectives = busiest[i].calls;
     traffic.busBytes = busiest[i].busBytes;
     traffic.time = busiest[i].time;
@@ -626,6 +759,10 @@ std::vector<CostAssumption> loom::cost::getCostAssumptions() {
        "roofline: these kernels are memory-bound"},
       {"tp collectives", "not overlapped with compute",
        "Megatron-Core without --tp-comm-overlap"},
+      {"cp collectives",
+       "not overlapped with compute; weight gradients reduced over dp*cp",
+       "Loom compiles all_gather and a2a as collectives around attention; "
+       "Megatron's data-parallel group with context parallelism"},
       {"optimizer step", "30 bytes of HBM traffic per (sharded) parameter",
        "Adam: read fp32 grad, master, two moments; write master, moments, "
        "bf16 weight"},

@@ -44,6 +44,21 @@ static std::string constantValue(double v) {
   return buffer;
 }
 
+/// The plan spec's cp_comm as the cost model's.
+static CpComm costCpComm(CpCommType type) {
+  switch (type) {
+  case CpCommType::P2P:
+    return CpComm::P2P;
+  case CpCommType::AllGather:
+    return CpComm::AllGather;
+  case CpCommType::A2A:
+    return CpComm::A2A;
+  case CpCommType::A2AP2P:
+    return CpComm::A2AP2P;
+  }
+  return CpComm::P2P;
+}
+
 static std::string linkName(bool intraNode) {
   return intraNode ? "within a node (intra-node link)"
                    : "across nodes (inter-node link)";
@@ -161,9 +176,6 @@ int loom::sim::runModelStep(const ModelStepOptions &options) {
       derivePlanLayout(*spec, facts, cluster->gpus());
   if (!layout)
     return fail(llvm::toString(layout.takeError()));
-  if (layout->cp > 1)
-    return fail("cp=" + std::to_string(layout->cp) +
-                ": context parallelism is not in the cost model yet");
 
   TransformerShape shape;
   shape.name = config->name;
@@ -183,6 +195,8 @@ int loom::sim::runModelStep(const ModelStepOptions &options) {
   TrainingPlan plan;
   plan.tp = layout->tp;
   plan.sp = layout->sp;
+  plan.cp = layout->cp;
+  plan.cpComm = costCpComm(layout->cpComm);
   plan.pp = layout->pp;
   plan.vpp = layout->vpp;
   plan.dp = layout->dp;
@@ -199,8 +213,15 @@ int loom::sim::runModelStep(const ModelStepOptions &options) {
 
   llvm::Expected<StepEstimate> estimate =
       estimateTrainingStep(shape, plan, *cluster);
-  if (!estimate)
-    return fail(llvm::toString(estimate.takeError()));
+  if (!estimate) {
+    // A plan that leaves cp_comm out gets Megatron's ring, which the user
+    // may not know is the default.
+    std::string defaulted = plan.cp > 1 && !spec->cpComm
+                                ? " (p2p is cp_comm's default, as in "
+                                  "Megatron-Core)"
+                                : "";
+    return fail(llvm::toString(estimate.takeError()) + defaulted);
+  }
   const StepEstimate &est = *estimate;
 
   // What went in.
@@ -214,13 +235,19 @@ int loom::sim::runModelStep(const ModelStepOptions &options) {
               (long long)config->vocab, (long long)shape.vocab,
               (long long)shape.seq,
               (fixed(est.totalParams / 1e9, 2) + " B").c_str());
-  std::printf("plan %s: tp=%lld%s pp=%lld vpp=%lld dp=%lld zero=%lld mbs=%lld "
-              "gbs=%lld schedule=%s recompute=%s; %lld microbatches, %lld "
-              "tokens per step\n",
+  // cp only when the plan has it, so the line of a plan without stays as
+  // it was.
+  std::string cp = plan.cp > 1
+                       ? " cp=" + std::to_string(plan.cp) +
+                             " cp_comm=" + stringifyCpComm(layout->cpComm).str()
+                       : "";
+  std::printf("plan %s: tp=%lld%s%s pp=%lld vpp=%lld dp=%lld zero=%lld "
+              "mbs=%lld gbs=%lld schedule=%s recompute=%s; %lld microbatches, "
+              "%lld tokens per step\n",
               toString(*spec).c_str(), (long long)plan.tp, plan.sp ? " sp" : "",
-              (long long)plan.pp, (long long)plan.vpp, (long long)plan.dp,
-              (long long)plan.zero, (long long)plan.mbs, (long long)plan.gbs,
-              est.schedule.name.c_str(),
+              cp.c_str(), (long long)plan.pp, (long long)plan.vpp,
+              (long long)plan.dp, (long long)plan.zero, (long long)plan.mbs,
+              (long long)plan.gbs, est.schedule.name.c_str(),
               stringifyRecompute(layout->recompute).str().c_str(),
               (long long)est.microbatches, (long long)est.tokensPerStep);
   for (const PlanProblem &problem : problems)
@@ -239,10 +266,12 @@ int loom::sim::runModelStep(const ModelStepOptions &options) {
   // Per layer, per stage, per rank.
   const LayerCost &l = est.layer;
   std::printf("layer (one microbatch, one GPU): F %s = matmul %s + attention "
-              "%s + element-wise %s + tp %s%s; B %s; W %s; %s GFLOP forward\n",
+              "%s + element-wise %s + tp %s%s%s; B %s; W %s; %s GFLOP "
+              "forward\n",
               duration(l.forward).c_str(), duration(l.matmul).c_str(),
               duration(l.attention).c_str(), duration(l.elementwise).c_str(),
               duration(l.tpComm).c_str(),
+              plan.cp > 1 ? (" + cp " + duration(l.cpComm)).c_str() : "",
               l.paramGather > 0
                   ? (" + zero-3 gather " + duration(l.paramGather)).c_str()
                   : "",
@@ -281,14 +310,22 @@ int loom::sim::runModelStep(const ModelStepOptions &options) {
       peakRank = r;
     }
   }
-  for (const AxisTraffic &t : est.traffic)
+  for (const AxisTraffic &t : est.traffic) {
+    // Without cp its line would only say so; with cp the gradient group
+    // is dp · cp ranks.
+    if (t.axis == MeshAxisKind::Cp && plan.cp == 1)
+      continue;
+    std::string axis = t.axis == MeshAxisKind::Dp && plan.cp > 1
+                           ? "dp (with cp)"
+                           : axisName(t.axis);
     std::printf("comm %s: group of %lld %s; per GPU and step: %lld %s, %s "
                 "GB, %s\n",
-                axisName(t.axis), (long long)t.groupSize,
+                axis.c_str(), (long long)t.groupSize,
                 t.groupSize > 1 ? linkName(t.intraNode).c_str() : "(none)",
                 (long long)t.collectives,
                 t.collectives == 1 ? "collective" : "collectives",
                 gigabytes(t.busBytes).c_str(), duration(t.time).c_str());
+  }
 
   // The step.
   size_t last = 0;

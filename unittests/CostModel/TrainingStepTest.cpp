@@ -4,7 +4,8 @@
 // model FLOPs, per-layer FLOPs over tp, activations (34·s·b·h/t with sp),
 // ZeRO's division of the optimizer, microbatches in flight from the
 // schedule (1F1B p - r, interleaved Megatron's factor), the data-parallel
-// reduction, link choice, and the refusals.
+// reduction, link choice, context parallelism's compute, traffic and
+// memory in both compiled forms, and the refusals.
 //
 //===----------------------------------------------------------------------===//
 
@@ -121,12 +122,14 @@ TEST(TrainingStepTest, ZeroDividesTheOptimizer) {
       r1.gradReduce,
       collectiveTime(Collective::ReduceScatter, 2, 4 * params, c.interNode) +
           collectiveTime(Collective::AllGather, 2, 2 * params, c.interNode));
-  ASSERT_EQ(sharded.traffic.size(), 3u);
+  ASSERT_EQ(sharded.traffic.size(), 4u);
   EXPECT_EQ(sharded.traffic[0].axis, MeshAxisKind::Tp);
   EXPECT_TRUE(sharded.traffic[0].intraNode);
-  EXPECT_EQ(sharded.traffic[2].axis, MeshAxisKind::Dp);
-  EXPECT_FALSE(sharded.traffic[2].intraNode);
-  EXPECT_EQ(sharded.traffic[2].collectives, 2);
+  EXPECT_EQ(sharded.traffic[1].axis, MeshAxisKind::Cp);
+  EXPECT_EQ(sharded.traffic[1].collectives, 0);
+  EXPECT_EQ(sharded.traffic[3].axis, MeshAxisKind::Dp);
+  EXPECT_FALSE(sharded.traffic[3].intraNode);
+  EXPECT_EQ(sharded.traffic[3].collectives, 2);
 }
 
 // 1F1B keeps p - r microbatches on rank r; interleaved keeps Megatron's
@@ -200,7 +203,7 @@ TEST(TrainingStepTest, Refusals) {
   Cluster c = preset("h100-ib:2");
   TrainingPlan p;
   p.tp = 8;
-  EXPECT_EQ(errorOf(m, p, c), "the plan runs on tp*pp*dp = 8 GPUs, the "
+  EXPECT_EQ(errorOf(m, p, c), "the plan runs on tp*cp*pp*dp = 8 GPUs, the "
                               "cluster 'h100-ib:2' has 16");
   p.pp = 2;
   p.vpp = 3;
@@ -232,6 +235,174 @@ TEST(TrainingStepTest, Refusals) {
   m.heads = 24;
   m.kvHeads = 24;
   EXPECT_EQ(errorOf(m, wide, c), "heads (24) is not a multiple of tp (16)");
+}
+
+/// Llama-shaped (grouped-query attention, SwiGLU) for context parallelism:
+/// 32 heads, 8 key/value heads, long sequences.
+TransformerShape llamaShape() {
+  TransformerShape m;
+  m.name = "test-llama";
+  m.layers = 8;
+  m.hidden = 4096;
+  m.heads = 32;
+  m.kvHeads = 8;
+  m.headDim = 128;
+  m.ffn = 14336;
+  m.vocab = 131072;
+  m.seq = 8192;
+  return m;
+}
+
+TrainingPlan cpPlan(int64_t cp, CpComm comm) {
+  TrainingPlan p;
+  p.tp = 4;
+  p.sp = true;
+  p.cp = cp;
+  p.cpComm = comm;
+  p.dp = 4 / cp;
+  p.gbs = 8;
+  return p;
+}
+
+// Each cp rank holds seq / cp positions: the weight matmuls and the
+// attention (its queries against every key, or every position on heads /
+// cp heads) take half the time at cp = 2, and so do a layer's
+// activations. Same world size: cp = 2 takes a dp rank's place.
+TEST(TrainingStepTest, ContextParallelHalvesTheLayer) {
+  TransformerShape m = llamaShape();
+  Cluster c = preset("h100-ib:2");
+  StepEstimate one = estimate(m, cpPlan(1, CpComm::P2P), c);
+  for (CpComm comm : {CpComm::AllGather, CpComm::A2A}) {
+    StepEstimate two = estimate(m, cpPlan(2, comm), c);
+    const LayerCost &a = one.layer, &b = two.layer;
+    EXPECT_NEAR(b.matmul / a.matmul, 0.5, 0.02);
+    EXPECT_NEAR(b.attention / a.attention, 0.5, 0.02);
+    EXPECT_NEAR((b.matmul + b.attention) / (a.matmul + a.attention), 0.5, 0.02);
+    EXPECT_DOUBLE_EQ(b.forwardFlops, a.forwardFlops / 2);
+    EXPECT_NEAR(b.elementwise / a.elementwise, 0.5, 1e-9);
+    // The model's FLOPs and tokens do not depend on the plan.
+    EXPECT_DOUBLE_EQ(two.modelFlopsPerStep, one.modelFlopsPerStep);
+    EXPECT_EQ(two.tokensPerStep, one.tokensPerStep);
+    // The tp collectives move half the positions (their latency aside).
+    EXPECT_NEAR(b.tpComm / a.tpComm, 0.5, 0.02);
+    EXPECT_GT(b.cpComm, 0);
+    EXPECT_EQ(a.cpComm, 0);
+  }
+  StepEstimate allGather = estimate(m, cpPlan(2, CpComm::AllGather), c);
+  EXPECT_DOUBLE_EQ(allGather.layer.activationBytes,
+                   one.layer.activationBytes / 2);
+  // Ulysses keeps the attention output split by heads as well.
+  StepEstimate a2a = estimate(m, cpPlan(2, CpComm::A2A), c);
+  double tokens = 8192 / 2, queryWidth = 32 * 128 / 4;
+  EXPECT_DOUBLE_EQ(a2a.layer.activationBytes,
+                   one.layer.activationBytes / 2 + 2 * tokens * queryWidth);
+}
+
+// The bytes each form moves per layer and microbatch over cp (bus bytes:
+// NCCL's factor · size). all_gather: each of K and V gathers the whole
+// sequence's [seq, kv/tp], (cp - 1)/cp of it through each link, twice
+// forward and again backward, and dK, dV reduce-scatter the same size.
+// a2a: q, k, v, out forward and their gradients backward, each the rank's
+// [seq/cp, width] buffer of which (cp - 1)/cp leaves.
+TEST(TrainingStepTest, ContextParallelTraffic) {
+  TransformerShape m = llamaShape();
+  Cluster c = preset("h100-ib:2");
+  double seq = 8192, kvWidth = 8 * 128 / 2, queryWidth = 32 * 128 / 2;
+  double layers = 8;
+  for (int64_t cp : {2, 4}) {
+    double share = double(cp - 1) / double(cp);
+    TrainingPlan p = cpPlan(cp, CpComm::AllGather);
+    p.tp = 2;
+    p.dp = 8 / cp;
+    p.gbs = 8 / cp;
+    double perStep = layers * double(p.gbs / p.dp); // layer-microbatches
+    StepEstimate allGather = estimate(m, p, c);
+    const AxisTraffic &ag = allGather.traffic[1];
+    EXPECT_EQ(ag.axis, MeshAxisKind::Cp);
+    EXPECT_EQ(ag.groupSize, cp);
+    double kv = 2 * seq * kvWidth; // bf16 bytes of one gathered K or V
+    EXPECT_EQ(ag.collectives, int64_t(6 * perStep));
+    EXPECT_NEAR(ag.busBytes, perStep * 6 * share * kv, 1e-3);
+    // The forward's two gathers, each on the cp group's link.
+    const Link &link = cp * p.tp <= 8 ? c.intraNode : c.interNode;
+    EXPECT_DOUBLE_EQ(allGather.layer.cpComm,
+                     2 * collectiveTime(Collective::AllGather, cp, kv, link));
+
+    p.cpComm = CpComm::A2A;
+    StepEstimate a2a = estimate(m, p, c);
+    const AxisTraffic &u = a2a.traffic[1];
+    double local = seq / double(cp);
+    double perLayer = 2 * 2 * local * (2 * queryWidth + 2 * kvWidth);
+    EXPECT_EQ(u.collectives, int64_t(8 * perStep));
+    EXPECT_NEAR(u.busBytes, perStep * share * perLayer, 1e-3);
+    // Per layer, in bf16 bytes before the (cp - 1)/cp share: Ulysses
+    // 4 · seq/cp · (2q + 2k), all_gather 12 · seq · k. With q = 4k (four
+    // query heads per key/value head) that is 40/cp against 12 in units
+    // of seq · k: a2a moves more at cp = 2 and less from cp = 4 on.
+    double ratio = u.busBytes / ag.busBytes;
+    EXPECT_NEAR(ratio, 40 / double(cp) / 12, 1e-9);
+    EXPECT_EQ(ratio > 1, cp == 2);
+  }
+}
+
+// The gradient group is dp · cp: weight gradients are partial sums over
+// the positions of every cp rank, reduced (and ZeRO-sharded) with dp.
+// all_gather's whole-sequence K, V, dK, dV exist one layer at a time.
+TEST(TrainingStepTest, ContextParallelGradientsAndMemory) {
+  TransformerShape m = llamaShape();
+  Cluster c = preset("h100-ib:2");
+  TrainingPlan p = cpPlan(2, CpComm::AllGather);
+  p.tp = 8; // tp in a node, cp across the two
+  p.dp = 1;
+  p.gbs = 2;
+  p.zero = 1;
+  StepEstimate est = estimate(m, p, c);
+  const PipelineRankEstimate &r = est.ranks[0];
+  EXPECT_FALSE(est.traffic[1].intraNode);
+  EXPECT_EQ(est.traffic[3].groupSize, 2);
+  EXPECT_FALSE(est.traffic[3].intraNode);
+  EXPECT_DOUBLE_EQ(r.optimizerBytes, 12 * r.params / 2);
+  EXPECT_DOUBLE_EQ(
+      r.gradReduce,
+      collectiveTime(Collective::ReduceScatter, 2, 4 * r.params, c.interNode) +
+          collectiveTime(Collective::AllGather, 2, 2 * r.params, c.interNode));
+  // Memory: 8 layers in flight (one microbatch), the logits, and one
+  // layer's whole-sequence K, V, dK and dV.
+  double kvWidth = 128; // 8 kv heads over tp = 8
+  double gathered = 4 * 2 * 8192 * kvWidth;
+  double logits = 4 * (8192 / 2) * (131072 / 8);
+  EXPECT_DOUBLE_EQ(r.activationBytes,
+                   8 * est.layer.activationBytes + logits + gathered);
+  p.cpComm = CpComm::A2A;
+  m.kvHeads = 16; // a2a splits them over tp · cp
+  StepEstimate a2a = estimate(m, p, c);
+  EXPECT_DOUBLE_EQ(a2a.ranks[0].activationBytes,
+                   8 * a2a.layer.activationBytes + logits);
+}
+
+TEST(TrainingStepTest, ContextParallelRefusals) {
+  TransformerShape m = llamaShape();
+  Cluster c = preset("h100-ib:2");
+  TrainingPlan p = cpPlan(2, CpComm::P2P);
+  p.tp = 8;
+  p.dp = 1;
+  EXPECT_EQ(errorOf(m, p, c), "cp_comm=p2p is not compiled (ring attention); "
+                              "the cost model prices all_gather and a2a");
+  p.cpComm = CpComm::A2AP2P;
+  EXPECT_EQ(errorOf(m, p, c),
+            "cp_comm=a2a+p2p is not compiled (ring attention); the cost "
+            "model prices all_gather and a2a");
+  // Llama's 8 key/value heads do not split over tp · cp = 16.
+  p.cpComm = CpComm::A2A;
+  EXPECT_EQ(errorOf(m, p, c), "cp_comm=a2a splits kv_heads (8) over tp*cp "
+                              "(16), which does not divide them");
+  p.cpComm = CpComm::AllGather;
+  m.seq = 8190;
+  EXPECT_EQ(errorOf(m, p, c), "seq (8190) is not a multiple of 2*cp (4)");
+  m.seq = 8192;
+  p.dp = 2;
+  EXPECT_EQ(errorOf(m, p, c), "the plan runs on tp*cp*pp*dp = 32 GPUs, the "
+                              "cluster 'h100-ib:2' has 16");
 }
 
 } // namespace

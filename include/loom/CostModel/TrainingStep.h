@@ -1,19 +1,19 @@
 //===- TrainingStep.h - Time and memory of one training step ----*- C++ -*-===//
 //
 // Prices one optimizer step of a dense decoder-only transformer under a
-// parallel plan (tp with sp, pp with vpp, dp with a ZeRO level, microbatch
-// and global batch, a pipeline schedule, activation recompute) on a
-// Cluster:
+// parallel plan (tp with sp, cp in its all-gather or all-to-all form, pp
+// with vpp, dp with a ZeRO level, microbatch and global batch, a pipeline
+// schedule, activation recompute) on a Cluster:
 //
 //  - the forward, input-gradient (B) and weight-gradient (W) time of every
 //    virtual pipeline stage for one microbatch, from Megatron's FLOPs
 //    accounting split over the layers and the tp ranks, each kernel by the
 //    roofline (max of FLOPs at peak · efficiency and bytes at HBM speed),
-//    plus the tensor-parallel collectives of every layer;
+//    plus the tensor- and context-parallel collectives of every layer;
 //  - the pipeline's transfers of the boundary activation;
 //  - the schedule library's lock-step simulation of the step's schedule
 //    with those per-stage costs (step time of the pipeline, bubble);
-//  - the data-parallel gradient reduction and the optimizer at the end;
+//  - the gradient reduction over dp · cp and the optimizer at the end;
 //  - each pipeline rank's memory by Megatron's arithmetic, with the
 //    microbatches in flight read off the schedule.
 //
@@ -62,14 +62,32 @@ struct TransformerShape {
 
 enum class Recompute { None, Selective, Full };
 
+/// How context parallelism exchanges keys and values (Megatron-Core's
+/// --cp-comm-type). Loom compiles and the model prices AllGather and A2A;
+/// the ring forms are refused, as the compiler refuses them.
+enum class CpComm {
+  /// Ring attention: K/V blocks passed around the cp ranks.
+  P2P,
+  /// K and V all-gathered over cp, dK and dV reduce-scattered back.
+  AllGather,
+  /// DeepSpeed-Ulysses: all-to-alls between sequence and heads.
+  A2A,
+  /// All-to-all inside cp subgroups, rings between them.
+  A2AP2P,
+};
+
 /// A plan's degrees, as plain numbers.
 struct TrainingPlan {
   int64_t tp = 1;
   bool sp = false;
+  /// Context parallelism: each rank holds seq / cp positions of every
+  /// activation. Megatron's default exchange is p2p, which is refused.
+  int64_t cp = 1;
+  CpComm cpComm = CpComm::P2P;
   int64_t pp = 1;
   int64_t vpp = 1;
   int64_t dp = 1;
-  /// 0: replicated optimizer; 1: optimizer states sharded over dp
+  /// 0: replicated optimizer; 1: optimizer states sharded over dp · cp
   /// (Megatron's distributed optimizer); 2: also gradients; 3: also
   /// parameters.
   int64_t zero = 0;
@@ -86,15 +104,16 @@ struct LayerCost {
   /// accounting: attention unmasked).
   double forwardFlops = 0;
   /// Forward times: weight matmuls, attention core (causal: half the
-  /// accounted FLOPs are run), element-wise kernels, tp collectives.
+  /// accounted FLOPs are run), element-wise kernels, tp and cp collectives.
   double matmul = 0;
   double attention = 0;
   double elementwise = 0;
   double tpComm = 0;
+  double cpComm = 0;
   /// ZeRO-3's parameter all-gather in the forward (0 otherwise).
   double paramGather = 0;
   /// The phases: F; B = input gradients (matmul dgrad, attention backward,
-  /// element-wise backward, tp collectives, recompute); W = weight
+  /// element-wise backward, tp and cp collectives, recompute); W = weight
   /// gradients.
   double forward = 0;
   double inputGrad = 0;
@@ -138,7 +157,7 @@ struct PipelineRankEstimate {
 };
 
 /// Communication of one mesh axis, per GPU and step, on the busiest
-/// pipeline rank.
+/// pipeline rank. The dp entry is the gradient group, dp · cp ranks.
 struct AxisTraffic {
   MeshAxisKind axis = MeshAxisKind::Tp;
   int64_t groupSize = 1;
@@ -159,6 +178,7 @@ struct StepEstimate {
   double outputForward = 0;
   std::vector<VirtualStageCost> stages;
   std::vector<PipelineRankEstimate> ranks;
+  /// tp, cp, pp, dp.
   std::vector<AxisTraffic> traffic;
   schedule::Schedule schedule;
   schedule::ActionCosts costs;
@@ -178,9 +198,10 @@ struct StepEstimate {
 };
 
 /// Estimates one step; errors (one line each) for a shape or plan the
-/// model cannot price: degrees below 1, gpus ≠ tp·pp·dp, layers not a
-/// multiple of pp · vpp, heads not a multiple of tp, gbs not a multiple of
-/// mbs · dp, the schedule library's refusals.
+/// model cannot price: degrees below 1, gpus ≠ tp·cp·pp·dp, layers not a
+/// multiple of pp · vpp, heads not a multiple of tp, seq not a multiple of
+/// 2 · cp, the ring forms of cp, a2a's heads not a multiple of tp · cp, gbs
+/// not a multiple of mbs · dp, the schedule library's refusals.
 llvm::Expected<StepEstimate> estimateTrainingStep(const TransformerShape &model,
                                                   const TrainingPlan &plan,
                                                   const Cluster &cluster);
