@@ -393,18 +393,21 @@ const char *cpCommName(CpComm comm) {
   return "?";
 }
 
-/// What context parallelism needs: a form Loom compiles (the ring forms
-/// are refused as the plan checker refuses them), the sequence in 2 · cp
+/// What context parallelism needs: a form the model prices (the ring,
+/// p2p, is compiled but its overlapped block transfers are not priced yet;
+/// a2a+p2p is not compiled, as the plan checker says), the sequence in 2 · cp
 /// chunks (each rank takes two, for the causal mask's balance), and for
 /// Ulysses query and key/value heads that split over tp · cp.
 llvm::Error checkContextParallel(const TransformerShape &m,
                                  const TrainingPlan &p) {
   if (p.cp == 1)
     return llvm::Error::success();
-  if (p.cpComm == CpComm::P2P || p.cpComm == CpComm::A2AP2P)
-    return fail(llvm::Twine("cp_comm=") + cpCommName(p.cpComm) +
-                " is not compiled (ring attention); the cost model prices "
-                "all_gather and a2a");
+  if (p.cpComm == CpComm::P2P)
+    return fail("cp_comm=p2p (ring attention) is not in the cost model yet; "
+                "it prices all_gather and a2a");
+  if (p.cpComm == CpComm::A2AP2P)
+    return fail("cp_comm=a2a+p2p is not compiled (rings between all-to-all "
+                "groups); the cost model prices all_gather and a2a");
   if (m.seq % (2 * p.cp))
     return fail("seq (" + llvm::Twine(m.seq) + ") is not a multiple of 2*cp (" +
                 llvm::Twine(2 * p.cp) + ")");

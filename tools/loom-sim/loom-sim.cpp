@@ -64,7 +64,7 @@ a model's training step (the cost model, docs/CostModel.md):
                      'tp=8,sp,pp=4,vpp=5,dp=2,mbs=1,gbs=128'; its degrees
                      must multiply to the cluster's GPUs; cp needs
                      cp_comm=all_gather or cp_comm=a2a (p2p, the ring, is
-                     not compiled)
+                     not priced yet)
   --cluster PRESET   h100-node, h100-ib:N or a100-ib:N (N nodes of 8 GPUs)
   --cluster-file F   a cluster described in a file (key = value lines)
   --trace OUT        write the simulated timeline: OUT.svg (the schedule

@@ -386,12 +386,12 @@ TEST(TrainingStepTest, ContextParallelRefusals) {
   TrainingPlan p = cpPlan(2, CpComm::P2P);
   p.tp = 8;
   p.dp = 1;
-  EXPECT_EQ(errorOf(m, p, c), "cp_comm=p2p is not compiled (ring attention); "
-                              "the cost model prices all_gather and a2a");
+  EXPECT_EQ(errorOf(m, p, c), "cp_comm=p2p (ring attention) is not in the cost "
+                              "model yet; it prices all_gather and a2a");
   p.cpComm = CpComm::A2AP2P;
   EXPECT_EQ(errorOf(m, p, c),
-            "cp_comm=a2a+p2p is not compiled (ring attention); the cost "
-            "model prices all_gather and a2a");
+            "cp_comm=a2a+p2p is not compiled (rings between all-to-all "
+            "groups); the cost model prices all_gather and a2a");
   // Llama's 8 key/value heads do not split over tp · cp = 16.
   p.cpComm = CpComm::A2A;
   EXPECT_EQ(errorOf(m, p, c), "cp_comm=a2a splits kv_heads (8) over tp*cp "

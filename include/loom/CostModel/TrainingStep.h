@@ -63,8 +63,8 @@ struct TransformerShape {
 enum class Recompute { None, Selective, Full };
 
 /// How context parallelism exchanges keys and values (Megatron-Core's
-/// --cp-comm-type). Loom compiles and the model prices AllGather and A2A;
-/// the ring forms are refused, as the compiler refuses them.
+/// --cp-comm-type). The model prices AllGather and A2A; it refuses P2P
+/// (compiled, not priced yet) and A2AP2P (not compiled).
 enum class CpComm {
   /// Ring attention: K/V blocks passed around the cp ranks.
   P2P,
@@ -200,7 +200,7 @@ struct StepEstimate {
 /// Estimates one step; errors (one line each) for a shape or plan the
 /// model cannot price: degrees below 1, gpus ≠ tp·cp·pp·dp, layers not a
 /// multiple of pp · vpp, heads not a multiple of tp, seq not a multiple of
-/// 2 · cp, the ring forms of cp, a2a's heads not a multiple of tp · cp, gbs
+/// 2 · cp, cp_comm p2p or a2a+p2p, a2a's heads not a multiple of tp · cp, gbs
 /// not a multiple of mbs · dp, the schedule library's refusals.
 llvm::Expected<StepEstimate> estimateTrainingStep(const TransformerShape &model,
                                                   const TrainingPlan &plan,
