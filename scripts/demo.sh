@@ -6,7 +6,7 @@
 # compiler), stops at a checkpoint, and resumes from it; last, the same
 # training step under Megatron's tp=2,sp,dp=2,zero=1 on 4 ranks follows the
 # single-rank loss curve, and so do pipeline stages (pp=2,vpp=2,tp=2) and
-# context parallelism (cp=2,tp=2,sp). The loss curves and checkpoints stay in
+# context parallelism with ring attention (cp=2,tp=2,sp). The loss curves and checkpoints stay in
 # build/demo/tiny-gpt/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -96,16 +96,16 @@ loom-run "$train/tiny-gpt-4.mlir" --train --steps 30 --warmup 5 --lr 3e-3 \
   --micro-batches 4 --plan pp=2,vpp=2,tp=2 --nproc 4 --log "$train/pp-four-ranks"
 compare_losses "$train/pp-one-rank" "$train/pp-four-ranks"
 
-step "loom-run --train --plan cp=2,cp_comm=all_gather,tp=2,sp --nproc 4: context parallelism"
+step "loom-run --train --plan cp=2,tp=2,sp --nproc 4: context parallelism, ring attention"
 # tiny-llama over 64 positions: each cp rank holds 32 of them (16 per rank
 # of its tensor-parallel pair between the tensor-parallel regions); every
-# attention all-gathers the keys and values over cp, and each rank's
-# queries see them from their own positions on.
+# attention passes the key/value blocks around the cp ranks (Megatron's
+# default cp_comm=p2p) and merges the blocks by their log-sum-exp.
 loom-models tiny-llama --vocab 256 --seq 64 --batch 16 -o "$train/tiny-llama.mlir"
 loom-run "$train/tiny-llama.mlir" --train --steps 30 --warmup 5 --lr 3e-3 \
   --log "$train/cp-one-rank" --quiet
 loom-run "$train/tiny-llama.mlir" --train --steps 30 --warmup 5 --lr 3e-3 \
-  --plan cp=2,cp_comm=all_gather,tp=2,sp --nproc 4 --log "$train/cp-four-ranks"
+  --plan cp=2,tp=2,sp --nproc 4 --log "$train/cp-four-ranks"
 compare_losses "$train/cp-one-rank" "$train/cp-four-ranks"
 
 step "loom-sim --model llama3-70b: a Megatron-style plan on 64 H100s, priced"
