@@ -330,6 +330,50 @@ LOOM_HD inline void softmaxRowMasked(float *s, int64_t n, int64_t valid) {
     s[i] = 0.0f;
 }
 
+/// The keys of a block that a query at position `query` sees (ring
+/// attention's attention_block): all `keys`, or when causal those at
+/// positions up to its own, the block's first key standing at `keyOffset`.
+LOOM_HD inline int64_t visibleKeys(int64_t query, int64_t keyOffset,
+                                   int64_t keys, bool causal) {
+  if (!causal)
+    return keys;
+  int64_t v = query - keyOffset + 1;
+  return v < 0 ? 0 : v > keys ? keys : v;
+}
+
+/// In-place softmax of a row of f32 scores against a block of n keys of
+/// which the first `valid` are visible (the rest set to 0), returning the
+/// row's log-sum-exp; a row that sees no key (valid == 0) becomes zeros and
+/// gives −∞. The sum of exponentials runs in key order.
+LOOM_HD inline float softmaxRowLse(float *s, int64_t n, int64_t valid) {
+  if (valid <= 0) {
+    for (int64_t j = 0; j < n; ++j)
+      s[j] = 0.0f;
+    return -INFINITY;
+  }
+  float mx = rowMax(s, valid, 1);
+  float sum = 0.0f;
+  for (int64_t j = 0; j < valid; ++j)
+    sum += (s[j] = fastExp(s[j] - mx));
+  float inv = 1.0f / sum;
+  for (int64_t j = 0; j < valid; ++j)
+    s[j] *= inv;
+  for (int64_t j = valid; j < n; ++j)
+    s[j] = 0.0f;
+  return mx + logf(sum);
+}
+
+/// The probabilities of a row of f32 scores against a block of n keys from
+/// the whole attention's log-sum-exp `lse` (attention_block_grad's P), in
+/// place: e^(s_j − lse) for the first `valid` keys, 0 for the rest.
+LOOM_HD inline void probRowFromLse(float *s, int64_t n, int64_t valid,
+                                   float lse) {
+  for (int64_t j = 0; j < valid; ++j)
+    s[j] = fastExp(s[j] - lse);
+  for (int64_t j = valid < 0 ? 0 : valid; j < n; ++j)
+    s[j] = 0.0f;
+}
+
 /// The backward of rmsnormRow over one row: dx (may be dy), and x·r·dy
 /// added to the f32 accumulator dw.
 template <typename T, typename W>

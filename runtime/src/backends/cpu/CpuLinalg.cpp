@@ -281,15 +281,7 @@ void attentionGradK(const OpCall &c, KernelContext &ctx) {
   F32View::store(c.out[2], dv);
 }
 
-/// The keys of a block a query at position `query` sees: all `keys`, or
-/// when causal those at positions up to its own (the block's first key
-/// stands at `keyOffset`).
-inline int64_t visibleKeys(int64_t query, int64_t keyOffset, int64_t keys,
-                           bool causal) {
-  if (!causal)
-    return keys;
-  return std::clamp<int64_t>(query - keyOffset + 1, 0, keys);
-}
+using math::visibleKeys;
 
 /// The masked softmax of `rows` score rows against a block of keys, in
 /// place, with each row's log-sum-exp (`lse`, `lseStride` apart): row i's
@@ -299,24 +291,10 @@ LOOM_CPU_CLONES void softmaxBlockLse(float *scores, int64_t rows, int64_t keys,
                                      int64_t query0, int64_t keyOffset,
                                      bool causal, float *lse,
                                      int64_t lseStride) {
-  for (int64_t i = 0; i < rows; ++i) {
-    float *row = scores + i * keys;
-    int64_t valid = visibleKeys(query0 + i, keyOffset, keys, causal);
-    if (valid == 0) {
-      std::fill(row, row + keys, 0.0f);
-      lse[i * lseStride] = -std::numeric_limits<float>::infinity();
-      continue;
-    }
-    float mx = math::rowMax(row, valid, 1);
-    float sum = 0.0f;
-    for (int64_t j = 0; j < valid; ++j)
-      sum += (row[j] = math::fastExp(row[j] - mx));
-    float inv = 1.0f / sum;
-    for (int64_t j = 0; j < valid; ++j)
-      row[j] *= inv;
-    std::fill(row + valid, row + keys, 0.0f);
-    lse[i * lseStride] = mx + std::log(sum);
-  }
+  for (int64_t i = 0; i < rows; ++i)
+    lse[i * lseStride] =
+        math::softmaxRowLse(scores + i * keys, keys,
+                            visibleKeys(query0 + i, keyOffset, keys, causal));
 }
 
 /// Attention of the queries against one block of keys (ring attention's
@@ -425,14 +403,10 @@ void attentionBlockGradK(const OpCall &c, KernelContext &ctx) {
                 continue;
               gemm(false, true, rows, keys, d, scale, qb + q0 * qs, qs, kb, ks,
                    p, keys);
-              for (int64_t i = 0; i < rows; ++i) {
-                float *row = p + i * keys;
-                int64_t valid = visibleKeys(qo + q0 + i, ko, keys, causal);
-                float rowLse = lseb[(q0 + i) * hq];
-                for (int64_t j = 0; j < valid; ++j)
-                  row[j] = math::fastExp(row[j] - rowLse);
-                std::fill(row + valid, row + keys, 0.0f);
-              }
+              for (int64_t i = 0; i < rows; ++i)
+                math::probRowFromLse(p + i * keys, keys,
+                                     visibleKeys(qo + q0 + i, ko, keys, causal),
+                                     lseb[(q0 + i) * hq]);
               gemm(false, true, rows, keys, d, 1.0f, dob + q0 * qs, qs, vb, ks,
                    dp, keys);
               scoreGradBlock(p, dp, dob + q0 * qs, ob + q0 * qs, rows, keys, d,

@@ -736,6 +736,34 @@ __global__ void attentionDsK(const float *p, float *ds, const float *dout,
   }
 }
 
+/// attention_block's softmax, one thread per row with KernelMath's
+/// softmaxRowLse (the CPU's order of sums): row r of [rows, sk] is query
+/// qOffset + r % sq of the r / sq-th head; its log-sum-exp goes to
+/// lse[(r / sq) * lseHead + (r % sq) * lseRow].
+__global__ void softmaxLseK(float *scores, int64_t rows, int64_t sq, int64_t sk,
+                            bool causal, int64_t qOffset, int64_t kOffset,
+                            float *lse, int64_t lseRow, int64_t lseHead) {
+  GRID_STRIDE(r, rows) {
+    int64_t i = r % sq;
+    lse[(r / sq) * lseHead + i * lseRow] = math::softmaxRowLse(
+        scores + r * sk, sk,
+        math::visibleKeys(qOffset + i, kOffset, sk, causal));
+  }
+}
+
+/// attention_block_grad's P, one thread per row with KernelMath's
+/// probRowFromLse: row r of [rows, keys] is query qOffset + r, its
+/// log-sum-exp lse[r * lseRow].
+__global__ void probFromLseK(float *p, int64_t rows, int64_t keys, bool causal,
+                             int64_t qOffset, int64_t kOffset, const float *lse,
+                             int64_t lseRow) {
+  GRID_STRIDE(r, rows) {
+    math::probRowFromLse(p + r * keys, keys,
+                         math::visibleKeys(qOffset + r, kOffset, keys, causal),
+                         lse[r * lseRow]);
+  }
+}
+
 /// Widest element (8, 4, 2 or 1 bytes) that divides a row and aligns the
 /// base pointers, for byte-moving kernels.
 int moveWidth(int64_t rowBytes, const void *a, const void *b) {
@@ -1273,6 +1301,28 @@ cudaError_t launchAttentionDs(const float *p, float *ds, const float *dout,
     return cudaSuccess;
   attentionDsK<<<rowBlocks(rows), kRowThreads, 0, s>>>(p, ds, dout, o, rows,
                                                        keys, d, ld);
+  return cudaGetLastError();
+}
+
+cudaError_t launchSoftmaxLse(float *scores, int64_t rows, int64_t sq,
+                             int64_t sk, bool causal, int64_t qOffset,
+                             int64_t kOffset, float *lse, int64_t lseRow,
+                             int64_t lseHead, cudaStream_t s) {
+  if (rows == 0 || sq == 0)
+    return cudaSuccess;
+  softmaxLseK<<<blocksFor(rows), kThreads, 0, s>>>(
+      scores, rows, sq, sk, causal, qOffset, kOffset, lse, lseRow, lseHead);
+  return cudaGetLastError();
+}
+
+cudaError_t launchProbFromLse(float *p, int64_t rows, int64_t keys, bool causal,
+                              int64_t qOffset, int64_t kOffset,
+                              const float *lse, int64_t lseRow,
+                              cudaStream_t s) {
+  if (rows == 0 || keys == 0)
+    return cudaSuccess;
+  probFromLseK<<<blocksFor(rows), kThreads, 0, s>>>(
+      p, rows, keys, causal, qOffset, kOffset, lse, lseRow);
   return cudaGetLastError();
 }
 

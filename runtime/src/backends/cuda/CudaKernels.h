@@ -197,6 +197,22 @@ cudaError_t launchCombineGrad(const void *y, const void *w, int dtype,
 cudaError_t launchAttentionDs(const float *p, float *ds, const float *dout,
                               const float *o, int64_t rows, int64_t keys,
                               int64_t d, int64_t ld, cudaStream_t s);
+/// attention_block's masked softmax of f32 score rows [rows, sk], in place,
+/// with each row's log-sum-exp (KernelMath's softmaxRowLse, one thread per
+/// row): row r is query qOffset + (r % sq) of the (r / sq)-th head, key j
+/// stands at kOffset + j (causal: visible when at or before the query); its
+/// log-sum-exp goes to lse[(r / sq) * lseHead + (r % sq) * lseRow] (−∞ and a
+/// zero row when it sees no key).
+cudaError_t launchSoftmaxLse(float *scores, int64_t rows, int64_t sq,
+                             int64_t sk, bool causal, int64_t qOffset,
+                             int64_t kOffset, float *lse, int64_t lseRow,
+                             int64_t lseHead, cudaStream_t s);
+/// attention_block_grad's P over f32 score rows [rows, keys], in place:
+/// e^(s − lse[r * lseRow]) for the keys row r (query qOffset + r) sees,
+/// 0 for the others (KernelMath's probRowFromLse, one thread per row).
+cudaError_t launchProbFromLse(float *p, int64_t rows, int64_t keys, bool causal,
+                              int64_t qOffset, int64_t kOffset,
+                              const float *lse, int64_t lseRow, cudaStream_t s);
 
 } // namespace loom::runtime::cuda
 

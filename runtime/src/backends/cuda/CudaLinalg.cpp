@@ -8,7 +8,10 @@
 // converted to f32 in scratch first, as the CPU backend does. Attention is
 // two batched GEMMs per (batch, key/value head) around a masked softmax,
 // in f32; attention_grad recomputes it block by block of query rows, as the
-// CPU kernel does, with five GEMMs per block.
+// CPU kernel does, with five GEMMs per block. Ring attention's
+// attention_block and attention_block_grad are the same code with the keys
+// at key_offset, the softmax also giving each row's log-sum-exp, and the
+// backward's P taken from the whole attention's log-sum-exp.
 //
 //===----------------------------------------------------------------------===//
 
@@ -348,16 +351,42 @@ int runGroupedMatmul(PluginState &st, const LoomKernelCall &c, cudaStream_t s) {
   return storeResults(c, ops, s);
 }
 
+static_assert(static_cast<int>(attr::AttentionBlock::causal) ==
+                  static_cast<int>(attr::Attention::causal) &&
+              static_cast<int>(attr::AttentionBlock::scale) ==
+                  static_cast<int>(attr::Attention::scale) &&
+              static_cast<int>(attr::AttentionBlock::query_offset) ==
+                  static_cast<int>(attr::Attention::query_offset));
+static_assert(static_cast<int>(attr::AttentionBlockGrad::causal) ==
+                  static_cast<int>(attr::AttentionGrad::causal) &&
+              static_cast<int>(attr::AttentionBlockGrad::scale) ==
+                  static_cast<int>(attr::AttentionGrad::scale) &&
+              static_cast<int>(attr::AttentionBlockGrad::query_offset) ==
+                  static_cast<int>(attr::AttentionGrad::query_offset));
+
+/// attention, or attention_block: the keys stand at key_offset and the
+/// softmax writes each query row's log-sum-exp to the second result.
 int runAttention(PluginState &st, const LoomKernelCall &c, cudaStream_t s) {
   const LoomTensor &Q = c.in[0], &K = c.in[1], &O = c.out[0];
   int64_t nb = Q.shape[0], sq = Q.shape[1], hq = Q.shape[2], d = Q.shape[3];
   int64_t sk = K.shape[1], hkv = K.shape[2];
-  if (numel(O) == 0)
+  bool block = c.opcode == kAttentionBlock;
+  const char *name = block ? "attention_block" : "attention";
+  bool causal = c.attrs.values[attr::Attention::causal].i;
+  int64_t qo = c.attrs.values[attr::Attention::query_offset].i;
+  int64_t ko = block ? c.attrs.values[attr::AttentionBlock::key_offset].i : 0;
+  if (numel(O) == 0 && !(block && numel(c.out[1])))
     return LOOM_OK;
-  if (sk == 0 || d == 0)
-    return checkCuda(
-        cudaMemsetAsync(O.data, 0, numel(O) * dtypeBytes(O.dtype), s),
-        "attention");
+  if (sk == 0 || d == 0) {
+    TRY(checkCuda(cudaMemsetAsync(O.data, 0, numel(O) * dtypeBytes(O.dtype), s),
+                  name));
+    // No keys: −∞; no head dimension: the CPU's 0.
+    if (block)
+      TRY(checkCuda(launchFill(c.out[1].data, c.out[1].dtype, numel(c.out[1]),
+                               sk == 0 ? -INFINITY : 0.0f, s),
+                    name));
+    return LOOM_OK;
+  }
   char *scratch = static_cast<char *>(c.scratch);
   Operands ops;
   TRY(resolve(c, false, scratch, ops, s));
@@ -366,6 +395,7 @@ int runAttention(PluginState &st, const LoomKernelCall &c, cudaStream_t s) {
   const float *k = static_cast<const float *>(ops.in[1]);
   const float *v = static_cast<const float *>(ops.in[2]);
   float *o = static_cast<float *>(ops.out[0]);
+  float *lse = block ? static_cast<float *>(ops.out[1]) : nullptr;
   int64_t group = hq / hkv;
   for (int64_t b = 0; b < nb; ++b)
     for (int64_t kh = 0; kh < hkv; ++kh) {
@@ -387,11 +417,15 @@ int runAttention(PluginState &st, const LoomKernelCall &c, cudaStream_t s) {
       s1.strideC = sq * sk;
       s1.batch = group;
       TRY(gemm(st, s1, s));
-      TRY(checkCuda(
-          launchMaskedSoftmax(scores, group * sq, sq, sk,
-                              c.attrs.values[attr::Attention::causal].i, s,
-                              c.attrs.values[attr::Attention::query_offset].i),
-          "attention softmax"));
+      if (block)
+        TRY(checkCuda(launchSoftmaxLse(scores, group * sq, sq, sk, causal, qo,
+                                       ko, lse + b * sq * hq + kh * group, hq,
+                                       1, s),
+                      "attention_block softmax"));
+      else
+        TRY(checkCuda(
+            launchMaskedSoftmax(scores, group * sq, sq, sk, causal, s, qo),
+            "attention softmax"));
       // O[b, :, kh*group + g, :] = P[g] V[b, :, kh, :]
       Gemm s2;
       s2.m = sq;
@@ -421,7 +455,9 @@ constexpr int64_t kGradBlock = 32;
 /// softmax(S), dP = do·vᵀ, dS = P∘(dP − rowsum(do∘o)); dq = scale·dS·k,
 /// dk += scale·dSᵀ·q, dv += Pᵀ·do (beta = 1). The query heads of a group
 /// add into their kv head in head order, then block order, all on one
-/// stream: the sums are deterministic.
+/// stream: the sums are deterministic. attention_block_grad: the keys stand
+/// at key_offset and P = e^(scale·q·kᵀ − lse) from the lse operand; blocks
+/// of rows that see no key are skipped.
 int runAttentionGrad(PluginState &st, const LoomKernelCall &c, cudaStream_t s) {
   const LoomTensor &Q = c.in[0], &K = c.in[1];
   int64_t nb = Q.shape[0], sq = Q.shape[1], hq = Q.shape[2], d = Q.shape[3];
@@ -434,12 +470,15 @@ int runAttentionGrad(PluginState &st, const LoomKernelCall &c, cudaStream_t s) {
   const float *v = static_cast<const float *>(ops.in[2]);
   const float *o = static_cast<const float *>(ops.in[3]);
   const float *dout = static_cast<const float *>(ops.in[4]);
+  bool block = c.opcode == kAttentionBlockGrad;
+  const char *name = block ? "attention_block_grad" : "attention_grad";
+  const float *lse = block ? static_cast<const float *>(ops.in[5]) : nullptr;
   float *grads[3];
   for (int i = 0; i < 3; ++i) {
     grads[i] = static_cast<float *>(ops.out[i]);
     TRY(checkCuda(
         cudaMemsetAsync(grads[i], 0, numel(c.out[i]) * sizeof(float), s),
-        "attention_grad"));
+        name));
   }
   float *dq = grads[0], *dk = grads[1], *dv = grads[2];
   float *p = reinterpret_cast<float *>(scratch);
@@ -447,6 +486,8 @@ int runAttentionGrad(PluginState &st, const LoomKernelCall &c, cudaStream_t s) {
       scratch + align256(kGradBlock * sk * sizeof(float)));
   bool causal = c.attrs.values[attr::AttentionGrad::causal].i;
   int64_t qo = c.attrs.values[attr::AttentionGrad::query_offset].i;
+  int64_t ko =
+      block ? c.attrs.values[attr::AttentionBlockGrad::key_offset].i : 0;
   static_assert(static_cast<int>(attr::AttentionGrad::scale) ==
                 static_cast<int>(attr::Attention::scale));
   float scale = math::attentionScale(c.attrs, d);
@@ -465,8 +506,12 @@ int runAttentionGrad(PluginState &st, const LoomKernelCall &c, cudaStream_t s) {
         float *dvb = dv + b * sk * ks + kh * d;
         for (int64_t q0 = 0; q0 < sq; q0 += kGradBlock) {
           int64_t rows = std::min(kGradBlock, sq - q0);
-          int64_t keys = causal ? std::min(qo + q0 + rows, sk) : sk;
-          // P = softmax(scale · q kᵀ), masked: [rows, keys].
+          // The keys the block's last row sees (the most of any row).
+          int64_t keys = math::visibleKeys(qo + q0 + rows - 1, ko, sk, causal);
+          if (keys == 0)
+            continue;
+          // P = softmax(scale · q kᵀ), masked (attention_block_grad:
+          // e^(scale · q kᵀ − lse)): [rows, keys].
           Gemm g1;
           g1.tb = true;
           g1.m = rows;
@@ -480,9 +525,15 @@ int runAttentionGrad(PluginState &st, const LoomKernelCall &c, cudaStream_t s) {
           g1.c = p;
           g1.ldc = keys;
           TRY(gemm(st, g1, s));
-          TRY(checkCuda(
-              launchMaskedSoftmax(p, rows, rows, keys, causal, s, qo + q0),
-              "attention_grad softmax"));
+          if (block)
+            TRY(checkCuda(launchProbFromLse(p, rows, keys, causal, qo + q0, ko,
+                                            lse + (b * sq + q0) * hq + h, hq,
+                                            s),
+                          "attention_block_grad P"));
+          else
+            TRY(checkCuda(
+                launchMaskedSoftmax(p, rows, rows, keys, causal, s, qo + q0),
+                "attention_grad softmax"));
           // dP = do vᵀ, then dS = P (dP - rowsum(do o)) in place.
           Gemm g2 = g1;
           g2.alpha = 1.0f;
@@ -492,7 +543,7 @@ int runAttentionGrad(PluginState &st, const LoomKernelCall &c, cudaStream_t s) {
           TRY(gemm(st, g2, s));
           TRY(checkCuda(launchAttentionDs(p, dp, dob + q0 * qs, ob + q0 * qs,
                                           rows, keys, d, qs, s),
-                        "attention_grad dS"));
+                        name));
           // dq = scale · dS k: [rows, d].
           Gemm g3;
           g3.m = rows;
@@ -537,22 +588,25 @@ int runAttentionGrad(PluginState &st, const LoomKernelCall &c, cudaStream_t s) {
 
 bool loom::runtime::cuda::isLinalg(uint16_t op) {
   return op == kMatmul || op == kGroupedMatmul || op == kAttention ||
-         op == kAttentionGrad;
+         op == kAttentionGrad || op == kAttentionBlock ||
+         op == kAttentionBlockGrad;
 }
 
 int loom::runtime::cuda::prepareLinalg(PluginState &, const LoomKernelCall &c,
                                        size_t *scratch) {
-  const char *name = c.opcode == kMatmul          ? "matmul"
-                     : c.opcode == kGroupedMatmul ? "grouped_matmul"
-                     : c.opcode == kAttention     ? "attention"
-                                                  : "attention_grad";
+  const char *name = c.opcode == kMatmul           ? "matmul"
+                     : c.opcode == kGroupedMatmul  ? "grouped_matmul"
+                     : c.opcode == kAttention      ? "attention"
+                     : c.opcode == kAttentionGrad  ? "attention_grad"
+                     : c.opcode == kAttentionBlock ? "attention_block"
+                                                   : "attention_block_grad";
   for (int i = 0; i < c.numIn; ++i)
     if (!floatType(c.in[i].dtype))
       return unsupportedLinalg(name, "operands must be f32, bf16 or f16");
   for (int i = 0; i < c.numOut; ++i)
     if (!floatType(c.out[i].dtype))
       return unsupportedLinalg(name, "results must be f32, bf16 or f16");
-  if (c.opcode == kAttentionGrad) {
+  if (c.opcode == kAttentionGrad || c.opcode == kAttentionBlockGrad) {
     int64_t hq = c.in[0].shape[2], sk = c.in[1].shape[1];
     int64_t hkv = c.in[1].shape[2];
     if (hkv == 0 || hq % hkv != 0)
@@ -564,7 +618,7 @@ int loom::runtime::cuda::prepareLinalg(PluginState &, const LoomKernelCall &c,
         2 * align256(std::max<int64_t>(kGradBlock * sk, 1) * sizeof(float));
     return LOOM_OK;
   }
-  if (c.opcode == kAttention) {
+  if (c.opcode == kAttention || c.opcode == kAttentionBlock) {
     int64_t sq = c.in[0].shape[1], hq = c.in[0].shape[2];
     int64_t sk = c.in[1].shape[1], hkv = c.in[1].shape[2];
     if (hkv == 0 || hq % hkv != 0)
@@ -587,6 +641,7 @@ int loom::runtime::cuda::runLinalg(PluginState &st, const LoomKernelCall &c,
   case kGroupedMatmul:
     return runGroupedMatmul(st, c, s);
   case kAttentionGrad:
+  case kAttentionBlockGrad:
     return runAttentionGrad(st, c, s);
   default:
     return runAttention(st, c, s);

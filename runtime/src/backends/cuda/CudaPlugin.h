@@ -64,7 +64,8 @@ int64_t numel(const LoomTensor &t);
 size_t dtypeBytes(int dtype);
 inline size_t align256(size_t n) { return (n + 255) / 256 * 256; }
 
-/// matmul, grouped_matmul, attention.
+/// matmul, grouped_matmul, attention, attention_grad, attention_block,
+/// attention_block_grad.
 bool isLinalg(uint16_t opcode);
 int prepareLinalg(PluginState &st, const LoomKernelCall &c, size_t *scratch);
 int runLinalg(PluginState &st, const LoomKernelCall &c, cudaStream_t s);
