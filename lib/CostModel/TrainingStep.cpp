@@ -167,42 +167,88 @@ double layerActivationBytes(const Context &c) {
   return fullActivationBytes(c);
 }
 
-/// Buffers of the whole sequence that exist during one layer's attention
-/// with cp_comm=all_gather and are freed after it: the backward gathers K
+/// Buffers that exist during one layer's attention and are freed after
+/// it. cp_comm=all_gather: the whole sequence's; the backward gathers K
 /// and V again and makes dK and dV for every position before
 /// reduce-scattering them (the forward holds only the gathered K and V).
-double gatheredKvBytes(const Context &c) {
-  if (c.plan.cp == 1 || c.plan.cpComm != CpComm::AllGather)
+/// p2p (the ring): two blocks in flight, the one computed on and the one
+/// arriving, each of the backward's K, V, dK and dV (seq / cp positions;
+/// no whole-sequence buffer).
+double attentionTransientBytes(const Context &c) {
+  if (c.plan.cp == 1)
     return 0;
-  return 4 * kBf16Bytes * c.sequenceTokens * c.kvWidth;
+  if (c.plan.cpComm == CpComm::AllGather)
+    return 4 * kBf16Bytes * c.sequenceTokens * c.kvWidth;
+  if (c.plan.cpComm == CpComm::P2P)
+    return 2 * 4 * kBf16Bytes * c.tokens * c.kvWidth;
+  return 0;
 }
 
 /// The attention core one GPU runs: queries of `querySeq` positions
-/// against `keySeq` keys, per sequence, with the given widths. all_gather:
-/// the rank's own queries against the whole sequence's keys; a2a
-/// (Ulysses): the whole sequence on heads / cp of the tp rank's heads.
-/// Either way 1/cp of the attention.
+/// against `keySeq` keys, per sequence, with the given widths. all_gather
+/// and p2p: the rank's own queries against the whole sequence's keys
+/// (gathered, or block by block around the ring); a2a (Ulysses): the whole
+/// sequence on heads / cp of the tp rank's heads. Either way 1/cp of the
+/// attention as accounted (unmasked).
 struct AttentionWork {
   double querySeq, keySeq, queryWidth, kvWidth;
+  /// The causal mask's work on the slowest rank over its accounted share's
+  /// half: Loom gives cp rank r the contiguous positions r·S/cp ..
+  /// (r+1)·S/cp (no load-balancing chunks), whose queries see the keys
+  /// 0 .. (r+1)·S/cp, so the ranks run 1, 3, 5, ... half-blocks of
+  /// (S/cp)²: the last one (2cp − 1)/cp² of the causal attention instead
+  /// of 1/cp, (2cp − 1)/cp times its share. a2a splits heads: balanced.
+  double causalImbalance;
 };
 
 AttentionWork attentionWork(const Context &c) {
   double seq = double(c.model.seq), cp = double(c.plan.cp);
   if (c.plan.cpComm == CpComm::A2A)
-    return {seq, seq, c.queryWidth / cp, c.kvWidth / cp};
-  return {seq / cp, seq, c.queryWidth, c.kvWidth};
+    return {seq, seq, c.queryWidth / cp, c.kvWidth / cp, 1};
+  return {seq / cp, seq, c.queryWidth, c.kvWidth, (2 * cp - 1) / cp};
 }
 
-/// Context parallelism's collectives of one layer over the cp group, not
-/// overlapped (Loom compiles them as their own ops around attention).
-/// all_gather: K and V all-gathered in the forward and again in the
-/// backward, dK and dV reduce-scattered (each the whole sequence's
-/// [seq, k/t]). a2a: q, k, v to heads and the output back in the forward;
-/// the output gradient in and dq, dk, dv out in the backward (each the
-/// rank's [seq/cp, width] buffer).
-void addCpCollectives(const Context &c, CommTally &forward,
-                      CommTally &backward) {
+/// The time context parallelism's exchange adds to a layer's forward and
+/// backward (what is not hidden behind computation).
+struct CpExposed {
+  double forward = 0, backward = 0;
+};
+
+/// Context parallelism's exchange of one layer over the cp group. Its
+/// collectives (all_gather, a2a) are not overlapped: Loom compiles them as
+/// their own ops around attention. all_gather: K and V all-gathered in the
+/// forward and again in the backward, dK and dV reduce-scattered (each the
+/// whole sequence's [seq, k/t]). a2a: q, k, v to heads and the output back
+/// in the forward; the output gradient in and dq, dk, dv out in the
+/// backward (each the rank's [seq/cp, width] buffer). p2p (ring
+/// attention): cp − 1 ring steps per phase, each an asynchronous
+/// point-to-point transfer to the next rank of the K and V blocks (the
+/// backward's also of the travelling dK and dV, then one more transfer
+/// of dK and dV to their owner) while the step's block is computed: a step
+/// exposes max(0, transfer − block), the block being the rank's attention
+/// (`forwardBlock`, `backwardBlock`: its forward and backward over cp).
+CpExposed addCpCollectives(const Context &c, CommTally &forward,
+                           CommTally &backward, double forwardBlock,
+                           double backwardBlock) {
   int64_t cp = c.plan.cp;
+  if (c.plan.cpComm == CpComm::P2P) {
+    CpExposed exposed;
+    if (cp == 1)
+      return exposed;
+    double block = kBf16Bytes * c.tokens * c.kvWidth; // one K, V, dK or dV
+    auto step = [&](CommTally &phase, int blocks, double compute) {
+      double transfer = 0;
+      for (int i = 0; i < blocks; ++i)
+        transfer += phase.add(Collective::SendRecv, 2, block, *c.cpLink);
+      return std::max(0.0, transfer - compute);
+    };
+    for (int64_t i = 0; i + 1 < cp; ++i) {
+      exposed.forward += step(forward, 2, forwardBlock);
+      exposed.backward += step(backward, 4, backwardBlock);
+    }
+    exposed.backward += step(backward, 2, backwardBlock);
+    return exposed;
+  }
   if (c.plan.cpComm == CpComm::AllGather) {
     double kv = kBf16Bytes * c.sequenceTokens * c.kvWidth;
     for (int i = 0; i < 2; ++i) {
@@ -210,13 +256,14 @@ void addCpCollectives(const Context &c, CommTally &forward,
       backward.add(Collective::AllGather, cp, kv, *c.cpLink);
       backward.add(Collective::ReduceScatter, cp, kv, *c.cpLink);
     }
-    return;
+    return {forward.time, backward.time};
   }
   double q = kBf16Bytes * c.tokens * c.queryWidth;
   double kv = kBf16Bytes * c.tokens * c.kvWidth;
   for (CommTally *phase : {&forward, &backward})
     for (double size : {q, kv, kv, q})
       phase->add(Collective::AllToAll, cp, size, *c.cpLink);
+  return {forward.time, backward.time};
 }
 
 /// One layer for one microbatch; its collectives go to `comm`.
@@ -235,19 +282,20 @@ LayerCost layerCost(const Context &c, StageComm &comm) {
                 gemmTime(cl, t, c.ffnWidth, h);
 
   // Attention core: Q·K^T and scores·V, 4·b·s²·(heads·d) accounted (PaLM,
-  // Megatron: unmasked); a causal flash-attention kernel runs half (with
-  // cp too: each rank's two sequence chunks balance the mask).
+  // Megatron: unmasked); a causal flash-attention kernel runs half. With
+  // cp in contiguous pieces (all_gather, p2p) the mask leaves the last
+  // rank more than half of its share, and the slowest rank is priced.
   AttentionWork a = attentionWork(c);
   double batch = double(c.plan.mbs);
   double attentionFlops = 4 * batch * a.querySeq * a.keySeq * a.queryWidth;
+  double causalFlops = 0.5 * attentionFlops * a.causalImbalance;
   double attentionBytes =
       kBf16Bytes * batch *
       (2 * a.querySeq * a.queryWidth + 2 * a.keySeq * a.kvWidth);
-  cost.attention = std::max(0.5 * attentionFlops / cl.matmulFlops(),
-                            memoryTime(cl, attentionBytes));
-  double attentionBackward =
-      std::max(2 * 0.5 * attentionFlops / cl.matmulFlops(),
-               memoryTime(cl, 2 * attentionBytes));
+  cost.attention =
+      std::max(causalFlops / cl.matmulFlops(), memoryTime(cl, attentionBytes));
+  double attentionBackward = std::max(2 * causalFlops / cl.matmulFlops(),
+                                      memoryTime(cl, 2 * attentionBytes));
 
   // Element-wise kernels, bf16 elements read and written: two norms
   // (read, write h), two residual adds (read 2h, write h) on the sp shard,
@@ -273,8 +321,12 @@ LayerCost layerCost(const Context &c, StageComm &comm) {
         phase->tp.add(Collective::AllReduce, tp, c.activationSize, *c.tpLink);
       }
   cost.tpComm = forwardComm.tp.time;
-  addCpCollectives(c, forwardComm.cp, backwardComm.cp);
-  cost.cpComm = forwardComm.cp.time;
+  double cp = double(c.plan.cp);
+  CpExposed cpExposed =
+      addCpCollectives(c, forwardComm.cp, backwardComm.cp, cost.attention / cp,
+                       attentionBackward / cp);
+  cost.cpComm = cpExposed.forward;
+  cost.cpTransfer = forwardComm.cp.time;
 
   // ZeRO-3 gathers the layer's parameters for the forward and again for
   // the backward, and reduce-scatters its gradients in every microbatch,
@@ -295,7 +347,7 @@ LayerCost layerCost(const Context &c, StageComm &comm) {
   cost.forward = cost.matmul + cost.attention + cost.elementwise + cost.tpComm +
                  cost.cpComm + cost.paramGather;
   cost.inputGrad = cost.matmul + attentionBackward + 2 * cost.elementwise +
-                   backwardComm.tp.time + backwardComm.cp.time +
+                   backwardComm.tp.time + cpExposed.backward +
                    backwardComm.dp.time;
   cost.weightGrad = cost.matmul;
 
@@ -393,21 +445,17 @@ const char *cpCommName(CpComm comm) {
   return "?";
 }
 
-/// What context parallelism needs: a form the model prices (the ring,
-/// p2p, is compiled but its overlapped block transfers are not priced yet;
-/// a2a+p2p is not compiled, as the plan checker says), the sequence in 2 · cp
-/// chunks (each rank takes two, for the causal mask's balance), and for
-/// Ulysses query and key/value heads that split over tp · cp.
+/// What context parallelism needs: a compiled form (a2a+p2p is not, as the
+/// plan checker says), the sequence in 2 · cp chunks (the plan checker's
+/// rule, Megatron's load-balancing chunks; Loom's pieces are contiguous),
+/// and for Ulysses query and key/value heads that split over tp · cp.
 llvm::Error checkContextParallel(const TransformerShape &m,
                                  const TrainingPlan &p) {
   if (p.cp == 1)
     return llvm::Error::success();
-  if (p.cpComm == CpComm::P2P)
-    return fail("cp_comm=p2p (ring attention) is not in the cost model yet; "
-                "it prices all_gather and a2a");
   if (p.cpComm == CpComm::A2AP2P)
     return fail("cp_comm=a2a+p2p is not compiled (rings between all-to-all "
-                "groups); the cost model prices all_gather and a2a");
+                "groups); the cost model prices p2p, all_gather and a2a");
   if (m.seq % (2 * p.cp))
     return fail("seq (" + llvm::Twine(m.seq) + ") is not a multiple of 2*cp (" +
                 llvm::Twine(2 * p.cp) + ")");
@@ -651,7 +699,7 @@ loom::cost::estimateTrainingStep(const TransformerShape &model,
     rank.activationBytes = double(layers) * est.layer.activationBytes;
     if (plan.recompute == Recompute::Full) // one layer rebuilt at a time
       rank.activationBytes += fullActivationBytes(c);
-    rank.activationBytes += gatheredKvBytes(c); // one layer at a time
+    rank.activationBytes += attentionTransientBytes(c); // one layer at a time
     if (r == (stages - 1) % plan.pp)
       rank.activationBytes += kFp32Bytes * c.tokens * c.vocabWidth; // logits
     rank.totalBytes = rank.paramBytes + rank.gradBytes + rank.optimizerBytes +
@@ -751,9 +799,12 @@ std::vector<CostAssumption> loom::cost::getCostAssumptions() {
        "(split over tp), bf16, per token",
        "Korthikanti et al. 2022, Table 2, with flash attention (no stored "
        "scores); 34·s·b·h/t for GPT with sp"},
-      {"attention", "4·b·s²·heads·head_dim FLOPs accounted, half run (causal)",
+      {"attention",
+       "4·b·s²·heads·head_dim FLOPs accounted, half run (causal); with cp "
+       "(all_gather, p2p) the slowest rank's (2cp-1)/cp² of it",
        "Megatron's and PaLM's accounting count it unmasked; a causal "
-       "flash-attention kernel skips the masked half"},
+       "flash-attention kernel skips the masked half; Loom's cp pieces are "
+       "contiguous, so rank r runs 2r+1 half-blocks"},
       {"backward", "2x forward: B = dgrad + attention backward, W = wgrad",
        "Megatron's FLOPs accounting; the zero-bubble split (Qi et al. 2024)"},
       {"element-wise kernels",
@@ -763,8 +814,11 @@ std::vector<CostAssumption> loom::cost::getCostAssumptions() {
       {"tp collectives", "not overlapped with compute",
        "Megatron-Core without --tp-comm-overlap"},
       {"cp collectives",
-       "not overlapped with compute; weight gradients reduced over dp*cp",
-       "Loom compiles all_gather and a2a as collectives around attention; "
+       "all_gather, a2a not overlapped with compute; p2p's ring transfers "
+       "overlapped with each step's block; weight gradients reduced over "
+       "dp*cp",
+       "Loom compiles all_gather and a2a as collectives around attention, "
+       "p2p as asynchronous collective_permutes waited on before each block; "
        "Megatron's data-parallel group with context parallelism"},
       {"optimizer step", "30 bytes of HBM traffic per (sharded) parameter",
        "Adam: read fp32 grad, master, two moments; write master, moments, "

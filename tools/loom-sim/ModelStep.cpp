@@ -265,13 +265,18 @@ int loom::sim::runModelStep(const ModelStepOptions &options) {
 
   // Per layer, per stage, per rank.
   const LayerCost &l = est.layer;
+  // The ring's transfers overlap its blocks: what is left of them.
+  std::string cpTerm = plan.cp == 1 ? ""
+                       : plan.cpComm == CpComm::P2P
+                           ? " + cp " + duration(l.cpComm) + " (exposed of " +
+                                 duration(l.cpTransfer) + " ring transfers)"
+                           : " + cp " + duration(l.cpComm);
   std::printf("layer (one microbatch, one GPU): F %s = matmul %s + attention "
               "%s + element-wise %s + tp %s%s%s; B %s; W %s; %s GFLOP "
               "forward\n",
               duration(l.forward).c_str(), duration(l.matmul).c_str(),
               duration(l.attention).c_str(), duration(l.elementwise).c_str(),
-              duration(l.tpComm).c_str(),
-              plan.cp > 1 ? (" + cp " + duration(l.cpComm)).c_str() : "",
+              duration(l.tpComm).c_str(), cpTerm.c_str(),
               l.paramGather > 0
                   ? (" + zero-3 gather " + duration(l.paramGather)).c_str()
                   : "",

@@ -5,7 +5,9 @@
 // ZeRO's division of the optimizer, microbatches in flight from the
 // schedule (1F1B p - r, interleaved Megatron's factor), the data-parallel
 // reduction, link choice, context parallelism's compute, traffic and
-// memory in both compiled forms, and the refusals.
+// memory in its three compiled forms (the ring's transfers hidden behind
+// its blocks), the causal mask's imbalance over contiguous cp pieces, and
+// the refusals.
 //
 //===----------------------------------------------------------------------===//
 
@@ -264,20 +266,23 @@ TrainingPlan cpPlan(int64_t cp, CpComm comm) {
   return p;
 }
 
-// Each cp rank holds seq / cp positions: the weight matmuls and the
-// attention (its queries against every key, or every position on heads /
-// cp heads) take half the time at cp = 2, and so do a layer's
-// activations. Same world size: cp = 2 takes a dp rank's place.
+// Each cp rank holds seq / cp positions: the weight matmuls take half the
+// time at cp = 2, and so do a layer's activations. The attention is half
+// of its accounted FLOPs too (its queries against every key, or every
+// position on heads / cp heads), but under the causal mask the contiguous
+// pieces of all_gather and p2p leave the last rank 3 of the 4 half-blocks
+// (1 + 3 over the two ranks): 3/4 of cp = 1's time; Ulysses' heads split
+// evenly. Same world size: cp = 2 takes a dp rank's place.
 TEST(TrainingStepTest, ContextParallelHalvesTheLayer) {
   TransformerShape m = llamaShape();
   Cluster c = preset("h100-ib:2");
   StepEstimate one = estimate(m, cpPlan(1, CpComm::P2P), c);
-  for (CpComm comm : {CpComm::AllGather, CpComm::A2A}) {
+  for (CpComm comm : {CpComm::P2P, CpComm::AllGather, CpComm::A2A}) {
     StepEstimate two = estimate(m, cpPlan(2, comm), c);
     const LayerCost &a = one.layer, &b = two.layer;
     EXPECT_NEAR(b.matmul / a.matmul, 0.5, 0.02);
-    EXPECT_NEAR(b.attention / a.attention, 0.5, 0.02);
-    EXPECT_NEAR((b.matmul + b.attention) / (a.matmul + a.attention), 0.5, 0.02);
+    EXPECT_NEAR(b.attention / a.attention, comm == CpComm::A2A ? 0.5 : 0.75,
+                0.02);
     EXPECT_DOUBLE_EQ(b.forwardFlops, a.forwardFlops / 2);
     EXPECT_NEAR(b.elementwise / a.elementwise, 0.5, 1e-9);
     // The model's FLOPs and tokens do not depend on the plan.
@@ -285,9 +290,26 @@ TEST(TrainingStepTest, ContextParallelHalvesTheLayer) {
     EXPECT_EQ(two.tokensPerStep, one.tokensPerStep);
     // The tp collectives move half the positions (their latency aside).
     EXPECT_NEAR(b.tpComm / a.tpComm, 0.5, 0.02);
-    EXPECT_GT(b.cpComm, 0);
+    EXPECT_GT(b.cpTransfer, 0);
+    // The ring's transfers within a node hide behind its blocks.
+    if (comm == CpComm::P2P)
+      EXPECT_EQ(b.cpComm, 0);
+    else
+      EXPECT_EQ(b.cpComm, b.cpTransfer);
     EXPECT_EQ(a.cpComm, 0);
+    EXPECT_EQ(a.cpTransfer, 0);
   }
+  // cp = 4: the last rank runs 7 of the 16 half-blocks, (2cp - 1)/cp².
+  TrainingPlan four = cpPlan(4, CpComm::P2P);
+  four.dp = 1;
+  four.gbs = 1;
+  TrainingPlan base = four;
+  base.cp = 1;
+  base.dp = 4;
+  base.gbs = 4;
+  EXPECT_NEAR(estimate(m, four, c).layer.attention /
+                  estimate(m, base, c).layer.attention,
+              7.0 / 16, 1e-9);
   StepEstimate allGather = estimate(m, cpPlan(2, CpComm::AllGather), c);
   EXPECT_DOUBLE_EQ(allGather.layer.activationBytes,
                    one.layer.activationBytes / 2);
@@ -380,18 +402,77 @@ TEST(TrainingStepTest, ContextParallelGradientsAndMemory) {
                    8 * a2a.layer.activationBytes + logits);
 }
 
+// Ring attention (p2p): per layer and microbatch cp - 1 forward steps each
+// passing the rank's K and V blocks ([seq/cp, kv/tp] each) to the next
+// rank, cp - 1 backward steps passing K, V and the travelling dK, dV, and
+// one last transfer of dK, dV to their owner: point-to-point transfers on
+// the cp link (bus factor 1). Each step's transfer overlaps its block
+// (the rank's attention / cp, its backward's / cp in the backward), and
+// only the excess is exposed. Memory: two blocks of the backward's K, V,
+// dK, dV in flight, no whole-sequence buffer.
+TEST(TrainingStepTest, ContextParallelRing) {
+  TransformerShape m = llamaShape();
+  Cluster c = preset("h100-ib:2");
+  double seq = 8192;
+  for (int64_t cp : {2, 4}) {
+    TrainingPlan p = cpPlan(cp, CpComm::P2P);
+    p.tp = 16 / cp; // a node of tp ranks: the cp ring crosses nodes
+    p.dp = 1;
+    p.gbs = 1;
+    double kvWidth = 8 * 128 / double(std::min<int64_t>(p.tp, 8));
+    StepEstimate ring = estimate(m, p, c);
+    const AxisTraffic &t = ring.traffic[1];
+    EXPECT_EQ(t.axis, MeshAxisKind::Cp);
+    EXPECT_FALSE(t.intraNode);
+    double layers = 8, block = 2 * seq / double(cp) * kvWidth;
+    int64_t perLayer = 2 * (cp - 1) + 4 * (cp - 1) + 2;
+    EXPECT_EQ(t.collectives, int64_t(layers) * perLayer);
+    EXPECT_NEAR(t.busBytes, layers * double(perLayer) * block, 1e-3);
+
+    const LayerCost &l = ring.layer;
+    double send = collectiveTime(Collective::SendRecv, 2, block, c.interNode);
+    double forwardBlock = l.attention / double(cp);
+    double backwardBlock = 2 * forwardBlock; // compute-bound at seq 8192
+    EXPECT_DOUBLE_EQ(l.cpTransfer, double(2 * (cp - 1)) * send);
+    EXPECT_GT(2 * send, forwardBlock); // over InfiniBand: partly exposed
+    EXPECT_NEAR(l.cpComm, double(cp - 1) * (2 * send - forwardBlock), 1e-12);
+    EXPECT_DOUBLE_EQ(l.forward, l.matmul + l.attention + l.elementwise +
+                                    l.tpComm + l.cpComm);
+    // The backward against all_gather's: the same compute, the ring's
+    // exposed steps instead of 2 gathers and 2 reduce-scatters.
+    double exposedBackward =
+        double(cp - 1) * std::max(0.0, 4 * send - backwardBlock) +
+        std::max(0.0, 2 * send - backwardBlock);
+    TrainingPlan gather = p;
+    gather.cpComm = CpComm::AllGather;
+    StepEstimate ag = estimate(m, gather, c);
+    double kv = 2 * seq * kvWidth;
+    double agBackward =
+        2 * collectiveTime(Collective::AllGather, cp, kv, c.interNode) +
+        2 * collectiveTime(Collective::ReduceScatter, cp, kv, c.interNode);
+    EXPECT_DOUBLE_EQ(ag.layer.attention, l.attention);
+    EXPECT_NEAR(l.inputGrad - ag.layer.inputGrad, exposedBackward - agBackward,
+                1e-12);
+    // Two blocks in flight of K, V, dK, dV instead of the whole sequence's.
+    double logits = 4 * seq / double(cp) * (131072 / double(p.tp));
+    EXPECT_DOUBLE_EQ(ring.ranks[0].activationBytes,
+                     8 * l.activationBytes + logits + 2 * 4 * block);
+    EXPECT_DOUBLE_EQ(ag.ranks[0].activationBytes,
+                     8 * l.activationBytes + logits + 4 * kv);
+  }
+}
+
 TEST(TrainingStepTest, ContextParallelRefusals) {
   TransformerShape m = llamaShape();
   Cluster c = preset("h100-ib:2");
   TrainingPlan p = cpPlan(2, CpComm::P2P);
   p.tp = 8;
   p.dp = 1;
-  EXPECT_EQ(errorOf(m, p, c), "cp_comm=p2p (ring attention) is not in the cost "
-                              "model yet; it prices all_gather and a2a");
+  EXPECT_EQ(errorOf(m, p, c), ""); // the ring is priced
   p.cpComm = CpComm::A2AP2P;
   EXPECT_EQ(errorOf(m, p, c),
             "cp_comm=a2a+p2p is not compiled (rings between all-to-all "
-            "groups); the cost model prices all_gather and a2a");
+            "groups); the cost model prices p2p, all_gather and a2a");
   // Llama's 8 key/value heads do not split over tp · cp = 16.
   p.cpComm = CpComm::A2A;
   EXPECT_EQ(errorOf(m, p, c), "cp_comm=a2a splits kv_heads (8) over tp*cp "

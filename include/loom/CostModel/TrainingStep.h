@@ -1,7 +1,7 @@
 //===- TrainingStep.h - Time and memory of one training step ----*- C++ -*-===//
 //
 // Prices one optimizer step of a dense decoder-only transformer under a
-// parallel plan (tp with sp, cp in its all-gather or all-to-all form, pp
+// parallel plan (tp with sp, cp as a ring, all-gather or all-to-all, pp
 // with vpp, dp with a ZeRO level, microbatch and global batch, a pipeline
 // schedule, activation recompute) on a Cluster:
 //
@@ -9,7 +9,8 @@
 //    virtual pipeline stage for one microbatch, from Megatron's FLOPs
 //    accounting split over the layers and the tp ranks, each kernel by the
 //    roofline (max of FLOPs at peak · efficiency and bytes at HBM speed),
-//    plus the tensor- and context-parallel collectives of every layer;
+//    plus the tensor- and context-parallel collectives of every layer (the
+//    ring's transfers overlapped with its blocks);
 //  - the pipeline's transfers of the boundary activation;
 //  - the schedule library's lock-step simulation of the step's schedule
 //    with those per-stage costs (step time of the pipeline, bubble);
@@ -63,8 +64,8 @@ struct TransformerShape {
 enum class Recompute { None, Selective, Full };
 
 /// How context parallelism exchanges keys and values (Megatron-Core's
-/// --cp-comm-type). The model prices AllGather and A2A; it refuses P2P
-/// (compiled, not priced yet) and A2AP2P (not compiled).
+/// --cp-comm-type). The model prices P2P, AllGather and A2A; it refuses
+/// A2AP2P (not compiled).
 enum class CpComm {
   /// Ring attention: K/V blocks passed around the cp ranks.
   P2P,
@@ -81,7 +82,7 @@ struct TrainingPlan {
   int64_t tp = 1;
   bool sp = false;
   /// Context parallelism: each rank holds seq / cp positions of every
-  /// activation. Megatron's default exchange is p2p, which is refused.
+  /// activation. Megatron's default exchange is p2p, the ring.
   int64_t cp = 1;
   CpComm cpComm = CpComm::P2P;
   int64_t pp = 1;
@@ -104,12 +105,17 @@ struct LayerCost {
   /// accounting: attention unmasked).
   double forwardFlops = 0;
   /// Forward times: weight matmuls, attention core (causal: half the
-  /// accounted FLOPs are run), element-wise kernels, tp and cp collectives.
+  /// accounted FLOPs are run; with cp in contiguous pieces the slowest
+  /// rank's share), element-wise kernels, tp collectives, and the time cp's
+  /// exchange adds (p2p: what its transfers do not hide behind the blocks).
   double matmul = 0;
   double attention = 0;
   double elementwise = 0;
   double tpComm = 0;
   double cpComm = 0;
+  /// The forward's cp transfer time on the link (cpComm but for p2p, whose
+  /// transfers overlap the attention blocks).
+  double cpTransfer = 0;
   /// ZeRO-3's parameter all-gather in the forward (0 otherwise).
   double paramGather = 0;
   /// The phases: F; B = input gradients (matmul dgrad, attention backward,
@@ -200,7 +206,7 @@ struct StepEstimate {
 /// Estimates one step; errors (one line each) for a shape or plan the
 /// model cannot price: degrees below 1, gpus ≠ tp·cp·pp·dp, layers not a
 /// multiple of pp · vpp, heads not a multiple of tp, seq not a multiple of
-/// 2 · cp, cp_comm p2p or a2a+p2p, a2a's heads not a multiple of tp · cp, gbs
+/// 2 · cp, cp_comm a2a+p2p, a2a's heads not a multiple of tp · cp, gbs
 /// not a multiple of mbs · dp, the schedule library's refusals.
 llvm::Expected<StepEstimate> estimateTrainingStep(const TransformerShape &model,
                                                   const TrainingPlan &plan,
