@@ -143,8 +143,10 @@ Value TransformerBuilder::moeMlp(Value x, const Twine &prefix) {
   auto router =
       RouterOp::create(b, loc, logits, config.topK, config.softmaxBeforeTopK,
                        config.normalizeTopK);
-  Value slots = DispatchOp::create(b, loc, flat, router.getIndices(), E,
-                                   config.getExpertCapacity());
+  Value slots = DispatchOp::create(
+      b, loc, flat, router.getIndices(), b.getI64IntegerAttr(E),
+      b.getI64IntegerAttr(config.getExpertCapacity()),
+      /*expert_start=*/b.getI64IntegerAttr(0), /*total_experts=*/nullptr);
   auto expertLinear = [&](Value in, const Twine &name, int64_t inSize,
                           int64_t outSize) -> Value {
     Value w =
@@ -156,7 +158,9 @@ Value TransformerBuilder::moeMlp(Value x, const Twine &prefix) {
   Value h = SwigluOp::create(b, loc, gate, up);
   Value y = expertLinear(h, "down_proj", F, H);
   Value out =
-      CombineOp::create(b, loc, y, router.getWeights(), router.getIndices());
+      CombineOp::create(b, loc, y, router.getWeights(), router.getIndices(),
+                        /*expert_start=*/b.getI64IntegerAttr(0),
+                        /*total_experts=*/nullptr);
   return ReshapeOp::create(b, loc, x.getType(), out);
 }
 

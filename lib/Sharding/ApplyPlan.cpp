@@ -312,6 +312,17 @@ void LoomApplyPlanPass::runOnOperation() {
         << plan << "': " << llvm::toString(layout.takeError());
     return signalPassFailure();
   }
+  // Experts fold onto the data-parallel ranks (edp = 1): each data rank
+  // holds ep's block of the experts.
+  if (layout->ep > 1 && layout->ep != layout->dp) {
+    func.emitError("plan '")
+        << plan << "': not supported yet: expert parallelism over "
+        << layout->ep << " ranks with dp = " << layout->dp
+        << ": experts are folded onto the data-parallel ranks, so ep must "
+           "equal dp (expert data parallelism, edp = dp / ep > 1, is not "
+           "compiled yet) [unsupported-ep]";
+    return signalPassFailure();
+  }
   std::vector<MeshAxis> axes = withoutUnitAxes(layout->denseMesh());
   if (axes.empty())
     return; // one rank: nothing to split
@@ -434,6 +445,25 @@ LogicalResult LoomApplyPlanPass::seed(func::FuncOp func,
         return WalkResult::interrupt();
       op->setAttr(LoomDialect::kShardingAttrName, split.toAttr(context, mesh));
       op->setAttr(LoomDialect::kPriorityAttrName, weaker);
+      return WalkResult::advance();
+    });
+    if (walk.wasInterrupted())
+      return failure();
+  }
+  // Expert parallelism (ep = dp): every expert weight (a grouped matmul's
+  // [E, ...] parameter) split by experts over the data-parallel ranks.
+  // Dispatch then fills each rank's experts' slots from all tokens
+  // (all-gathered over dp: Megatron's allgather dispatcher), and combine's
+  // partial sums are reduce-scattered back to the rank's tokens.
+  if (layout.ep > 1) {
+    WalkResult walk = func.walk([&](GroupedMatmulOp matmul) {
+      auto weight = dyn_cast<BlockArgument>(matmul.getWeight());
+      if (!weight)
+        return WalkResult::advance();
+      if (failed(check(weight, 0, "dp", layout.ep, matmul)))
+        return WalkResult::interrupt();
+      func.setArgAttr(weight.getArgNumber(), LoomDialect::kShardingAttrName,
+                      sharding(3, 0, "dp"));
       return WalkResult::advance();
     });
     if (walk.wasInterrupted())

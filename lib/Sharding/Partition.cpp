@@ -67,6 +67,7 @@ private:
                      unsigned element, ArrayRef<StringRef> axes, int64_t unit);
   void joinSmallPartialSums(Operation *op, OpPlan &plan);
   LogicalResult partitionVocabulary(Operation *op, const OpPlan &plan);
+  void partitionExperts(Operation *op, const OpPlan &plan);
   Value globalLogSumExp(Value logits, const AxisList &vocabAxes,
                         Operation *user);
   void setVocabStart(Operation *op, const AxisList &axes, int64_t rows);
@@ -628,6 +629,30 @@ LogicalResult Partitioner::partitionVocabulary(Operation *op,
   return success();
 }
 
+/// The expert-parallel forms of dispatch, combine and combine_grad (their
+/// own partitions of the experts): the rank's block of experts starts at
+/// (its index along the axes) x the block's size, of all the experts.
+void Partitioner::partitionExperts(Operation *op, const OpPlan &plan) {
+  Value experts; // the tensor whose dimension 0 is the experts
+  const AxisList *axes = nullptr;
+  if (auto dispatch = dyn_cast<DispatchOp>(op)) {
+    experts = dispatch.getResult();
+    axes = &plan.results[0].dims[0];
+  } else if (isa<CombineOp, CombineGradOp>(op)) {
+    experts = op->getOperand(0);
+    axes = &plan.operands[0].dims[0];
+  }
+  if (!axes || axes->empty())
+    return;
+  int64_t total = globalTypes[experts].getDimSize(0);
+  int64_t block = cast<RankedTensorType>(experts.getType()).getDimSize(0);
+  if (auto dispatch = dyn_cast<DispatchOp>(op))
+    dispatch.setNumExperts(block);
+  op->setAttr("total_experts", b.getI64IntegerAttr(total));
+  op->setAttr("expert_start", b.getI64IntegerAttr(0));
+  setRankOffset(op, "expert_start", 1, 0, *axes, block);
+}
+
 LogicalResult Partitioner::rewrite(Operation *op, const OpPlan &givenPlan) {
   b.setInsertionPoint(op);
   OpPlan plan = givenPlan;
@@ -730,6 +755,7 @@ LogicalResult Partitioner::rewrite(Operation *op, const OpPlan &givenPlan) {
   }
   if (failed(partitionVocabulary(op, plan)))
     return failure();
+  partitionExperts(op, plan);
   if (plan.splitsSum) {
     // Losses and means divide by the global count.
     if (auto ce = dyn_cast<CrossEntropyOp>(op); ce && !ce.getCountAttr())

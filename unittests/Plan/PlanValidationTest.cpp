@@ -485,7 +485,12 @@ TEST(PlanSupport, NotSupportedYet) {
   EXPECT_EQ(rulesOf("cp=2,cp_comm=a2a+p2p"), Rules{"unsupported-cp-comm"});
   EXPECT_EQ(rulesOf("cp=2,cp_comm=all_gather"), Rules{});
   EXPECT_EQ(rulesOf("cp=2,cp_comm=a2a"), Rules{});
-  EXPECT_EQ(rulesOf("ep=2"), Rules{"unsupported-ep"});
+  // Expert parallelism: the allgather dispatcher (the default) is compiled,
+  // the all-to-all one is not, nor experts folded over cp ranks.
+  EXPECT_EQ(rulesOf("ep=2"), Rules{});
+  EXPECT_EQ(rulesOf("ep=2,dispatcher=allgather"), Rules{});
+  EXPECT_EQ(rulesOf("ep=2,dispatcher=alltoall"), Rules{"unsupported-ep"});
+  EXPECT_EQ(rulesOf("ep=2,cp=2,cp_comm=all_gather"), Rules{"unsupported-ep"});
   EXPECT_EQ(rulesOf("tp=2,etp=1"), Rules{"unsupported-etp"});
   ModelFacts m = dense();
   m.kvHeads = 2;

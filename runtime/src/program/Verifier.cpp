@@ -102,6 +102,9 @@ private:
   /// Attention's q, k, v (operands 0-2); `queriesWithinKeys`: the queries
   /// are positions of the keys' sequence (not so for a block of keys).
   void attentionOperands(bool queriesWithinKeys = true);
+  /// An expert-parallel block of `local` experts: expert_start on every
+  /// rank and the block within total_experts (default: local).
+  void expertBlock(int64_t local);
   /// A norm's x, w (operands 0-1) for a row of x.shape.back().
   void normOperands();
 
@@ -587,6 +590,7 @@ void InstrChecker::checkShapes() {
       fail("num_experts must be >= 1 and capacity >= 0");
     expectShape(out(0), outName(0), {e, c, x.shape[1]});
     sameDType(x, inName(0), out(0), outName(0));
+    expertBlock(e);
     return;
   }
   case Opcode::Combine: {
@@ -599,6 +603,7 @@ void InstrChecker::checkShapes() {
     sameShape(w, inName(1), ids, inName(2));
     expectShape(out(0), outName(0), {w.shape[0], y.shape[2]});
     sameDType(y, inName(0), out(0), outName(0));
+    expertBlock(y.shape[0]);
     return;
   }
   case Opcode::AdamW: {
@@ -633,6 +638,19 @@ void InstrChecker::checkShapes() {
     checkCollective();
     return;
   }
+}
+
+void InstrChecker::expertBlock(int64_t local) {
+  int64_t total = I.getInt("total_experts", local), lo = 0, hi = 0;
+  if (const AttrValue *start = I.attr("expert_start")) {
+    lo = start->minValue(P.meshes(), 0);
+    hi = start->maxValue(P.meshes(), 0);
+  }
+  if (lo < 0 || hi + local > total)
+    fail("experts [" + std::to_string(lo) +
+         (lo != hi ? ".." + std::to_string(hi) : std::string()) + ", +" +
+         std::to_string(local) + ") lie outside the " + std::to_string(total) +
+         " experts (total_experts)");
 }
 
 void InstrChecker::attentionOperands(bool queriesWithinKeys) {
@@ -776,6 +794,7 @@ bool InstrChecker::checkGradientShapes() {
     sameDType(y, inName(0), dout, inName(3));
     same(y, inName(0), out(0), outName(0));
     same(w, inName(1), out(1), outName(1));
+    expertBlock(y.shape[0]);
     return true;
   }
   default:

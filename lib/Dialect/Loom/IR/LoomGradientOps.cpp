@@ -131,5 +131,9 @@ LogicalResult CombineGradOp::verify() {
     return emitOpError("result_grad ")
            << dout << " must be the combined result, "
            << RankedTensorType::get(expected, y.getElementType());
-  return success();
+  std::optional<int64_t> total;
+  if (getTotalExperts())
+    total = static_cast<int64_t>(*getTotalExperts());
+  return checkExpertBlock(static_cast<int64_t>(getExpertStart()), total,
+                          y.getDimSize(0), err);
 }

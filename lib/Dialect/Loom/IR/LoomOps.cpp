@@ -458,6 +458,12 @@ LogicalResult DispatchOp::inferReturnTypes(MLIRContext *,
   if (experts < 1 || capacity < 1)
     return err.fail("num_experts (", experts, ") and capacity (", capacity,
                     ") must be >= 1");
+  std::optional<int64_t> total;
+  if (adaptor.getTotalExperts())
+    total = static_cast<int64_t>(*adaptor.getTotalExperts());
+  if (failed(checkExpertBlock(static_cast<int64_t>(adaptor.getExpertStart()),
+                              total, experts, err)))
+    return failure();
   results.push_back(RankedTensorType::get({experts, capacity, x->getDimSize(1)},
                                           x->getElementType()));
   return success();
@@ -480,6 +486,12 @@ LogicalResult CombineOp::inferReturnTypes(MLIRContext *,
     return err.fail("weights ", shapeString(w->getShape()), " and indices ",
                     shapeString(idx->getShape()),
                     " must both be [tokens, top_k]");
+  std::optional<int64_t> total;
+  if (adaptor.getTotalExperts())
+    total = static_cast<int64_t>(*adaptor.getTotalExperts());
+  if (failed(checkExpertBlock(static_cast<int64_t>(adaptor.getExpertStart()),
+                              total, y->getDimSize(0), err)))
+    return failure();
   results.push_back(RankedTensorType::get({w->getDimSize(0), y->getDimSize(2)},
                                           y->getElementType()));
   return success();

@@ -462,16 +462,18 @@ ShardingRule RouterGradOp::getShardingRule() {
   return rule;
 }
 
-// Slots are given in token order over all tokens: tokens, experts and
-// slots need replication (expert parallelism will partition them); the
-// hidden dimension passes through.
+// Slots are given in token order over all tokens: tokens and slots need
+// replication; the experts split into blocks (expert parallelism, the own
+// partition: each rank fills its experts' slots, which are those of the
+// whole dispatch); the hidden dimension passes through.
 ShardingRule DispatchOp::getShardingRule() {
   ShardingRule rule(*this);
   share(rule, dimSize(getInput(), 0), FactorKind::NeedReplication,
         {operand(0, 0), operand(1, 0)});
   share(rule, dimSize(getIndices(), 1), FactorKind::NeedReplication,
         {operand(1, 1)});
-  share(rule, dimSize(getResult(), 0), FactorKind::NeedReplication,
+  // Expert parallelism: a rank's block of the experts (expert_start).
+  share(rule, dimSize(getResult(), 0), FactorKind::OwnPartition,
         {result(0, 0)});
   share(rule, dimSize(getResult(), 1), FactorKind::NeedReplication,
         {result(0, 1)});
@@ -482,7 +484,8 @@ ShardingRule DispatchOp::getShardingRule() {
 
 ShardingRule CombineOp::getShardingRule() {
   ShardingRule rule(*this);
-  share(rule, dimSize(getInput(), 0), FactorKind::NeedReplication,
+  // A block of the experts gives the rank's part of each token's sum.
+  share(rule, dimSize(getInput(), 0), FactorKind::OwnPartition,
         {operand(0, 0)});
   share(rule, dimSize(getInput(), 1), FactorKind::NeedReplication,
         {operand(0, 1)});
@@ -499,7 +502,7 @@ ShardingRule CombineOp::getShardingRule() {
 // cotangent keeps.
 ShardingRule CombineGradOp::getShardingRule() {
   ShardingRule rule(*this);
-  share(rule, dimSize(getInput(), 0), FactorKind::NeedReplication,
+  share(rule, dimSize(getInput(), 0), FactorKind::OwnPartition,
         {operand(0, 0), result(0, 0)});
   share(rule, dimSize(getInput(), 1), FactorKind::NeedReplication,
         {operand(0, 1), result(0, 1)});

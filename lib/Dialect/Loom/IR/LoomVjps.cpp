@@ -535,7 +535,8 @@ LogicalResult DispatchOp::buildVjp(OpBuilder &builder,
         RankedTensorType::get(tensorType(getIndices()).getShape(),
                               tensorType(getInput()).getElementType());
     Value ones = filled(builder, getLoc(), weightsType, 1.0);
-    ct = CombineOp::create(builder, getLoc(), ct, ones, getIndices());
+    ct = CombineOp::create(builder, getLoc(), ct, ones, getIndices(),
+                           getExpertStartAttr(), getTotalExpertsAttr());
   }
   operandCotangents.assign({ct, Value()});
   return success();
@@ -547,9 +548,10 @@ LogicalResult CombineOp::buildVjp(OpBuilder &builder,
   Value ct = resultCotangents[0];
   if (!ct)
     return noCotangents(*this, operandCotangents);
-  auto grad = CombineGradOp::create(builder, getLoc(), getInput().getType(),
-                                    getWeights().getType(), getInput(),
-                                    getWeights(), getIndices(), ct);
+  auto grad = CombineGradOp::create(
+      builder, getLoc(), getInput().getType(), getWeights().getType(),
+      getInput(), getWeights(), getIndices(), ct, getExpertStartAttr(),
+      getTotalExpertsAttr());
   operandCotangents.assign(
       {grad.getInputGrad(), grad.getWeightsGrad(), Value()});
   return success();

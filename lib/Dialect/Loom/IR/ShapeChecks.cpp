@@ -127,6 +127,17 @@ loom::checkAttentionOperands(Value query, Value key, Value value,
   return *q;
 }
 
+LogicalResult loom::checkExpertBlock(int64_t start,
+                                     std::optional<int64_t> total,
+                                     int64_t local, const ShapeErrors &err) {
+  int64_t all = total.value_or(local);
+  if (start < 0 || start + local > all)
+    return err.fail("experts ", start, " .. ", start + local - 1,
+                    " (expert_start + the experts held) lie outside the ", all,
+                    " experts (total_experts)");
+  return success();
+}
+
 LogicalResult loom::checkRouting(RankedTensorType routing, StringRef what,
                                  int64_t tokens, const ShapeErrors &err) {
   if (routing.getRank() != 2)

@@ -64,6 +64,12 @@ checkAttentionOperands(mlir::Value query, mlir::Value key, mlir::Value value,
                        std::optional<int64_t> queryOffset,
                        const ShapeErrors &err);
 
+/// Checks an expert-parallel block: experts start .. start + local - 1 of
+/// `total` (default: local).
+mlir::LogicalResult checkExpertBlock(int64_t start,
+                                     std::optional<int64_t> total,
+                                     int64_t local, const ShapeErrors &err);
+
 /// Checks a [tokens, k] routing tensor against `tokens`.
 mlir::LogicalResult checkRouting(mlir::RankedTensorType routing,
                                  llvm::StringRef what, int64_t tokens,

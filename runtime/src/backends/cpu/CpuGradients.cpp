@@ -250,7 +250,7 @@ template <typename T> void routerGradK(const OpCall &c, KernelContext &ctx) {
 
 template <typename T> void combineGradK(const OpCall &c, KernelContext &ctx) {
   const TensorRef &y = c.in[0], &w = c.in[1], &ids = c.in[2], &dout = c.in[3];
-  int64_t e = y.shape[0], cap = y.shape[1], h = y.shape[2];
+  int64_t cap = y.shape[1], h = y.shape[2];
   int64_t tokens = w.shape[0], k = w.shape[1];
   const T *yv = y.as<const T>(), *wv = w.as<const T>();
   const T *dv = dout.as<const T>();
@@ -258,18 +258,12 @@ template <typename T> void combineGradK(const OpCall &c, KernelContext &ctx) {
   parallelRanges(c.out[0].numel, 1, [&](int64_t b, int64_t end) {
     std::fill(dy + b, dy + end, fromF32<T>(0.0f));
   });
-  // The slots of combine (and dispatch): token order, then choice order;
-  // -1 past the capacity.
+  // The slots of combine (and dispatch) in the rank's block of experts.
+  ExpertBlock block = expertBlock(c, attr::CombineGrad::expert_start,
+                                  attr::CombineGrad::total_experts, y.shape[0]);
   int64_t *count = static_cast<int64_t *>(ctx.scratch);
-  int64_t *slots = count + e;
-  std::fill(count, count + e, 0);
-  for (int64_t i = 0; i < tokens * k; ++i) {
-    int64_t ex = loadIndex(ids, i);
-    if (ex < 0 || ex >= e)
-      outOfRange("combine_grad expert index", ex, i, e);
-    int64_t slot = count[ex]++;
-    slots[i] = slot < cap ? ex * cap + slot : -1;
-  }
+  int64_t *slots = count + block.total;
+  assignSlots(ids, block, cap, count, slots, "combine_grad expert index");
   parallelFor(tokens, 3 * k * h, [&](int64_t t) {
     for (int64_t j = 0; j < k; ++j) {
       int64_t slot = slots[t * k + j];
@@ -328,7 +322,12 @@ bool selectGradient(OpCall &c) {
   }
   case Opcode::CombineGrad:
     c.kernel = LOOM_PICK_FLOAT(combineGradK, t);
-    c.scratchBytes = (c.in[0].shape[0] + c.in[1].numel) * sizeof(int64_t);
+    c.scratchBytes =
+        (expertBlock(c, attr::CombineGrad::expert_start,
+                     attr::CombineGrad::total_experts, c.in[0].shape[0])
+             .total +
+         c.in[1].numel) *
+        sizeof(int64_t);
     return true;
   default:
     return false;

@@ -49,6 +49,24 @@ inline int64_t loadIndex(const TensorRef &t, int64_t i) {
                                : static_cast<const int64_t *>(t.data)[i];
 }
 
+/// The experts a dispatch, combine or combine_grad holds: `size` experts
+/// from `start` of `total` (all of them but under expert parallelism).
+struct ExpertBlock {
+  int64_t start = 0, size = 0, total = 0;
+};
+/// The block of `c`, whose experts dimension is `size`, from its
+/// expert_start and total_experts attributes (slots `startAttr`,
+/// `totalAttr`).
+ExpertBlock expertBlock(const OpCall &c, int startAttr, int totalAttr,
+                        int64_t size);
+/// The slot of each (token, choice) among the block's experts' `cap` rows
+/// (row index in [size·cap]): token order, then choice order, counted over
+/// all experts as dispatch and combine define it; -1 past the capacity or
+/// for an expert outside the block. `count` holds block.total counters; an
+/// index outside [0, total) is an error naming `what`.
+void assignSlots(const TensorRef &ids, const ExpertBlock &block, int64_t cap,
+                 int64_t *count, int64_t *slots, const char *what);
+
 /// Copies `bytes` bytes (on several threads unless the ranges overlap).
 void copyBytes(void *dst, const void *src, size_t bytes);
 /// Converts n elements of any float type to f32 (dst may not alias src).

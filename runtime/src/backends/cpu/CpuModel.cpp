@@ -119,28 +119,16 @@ template <typename T> void routerK(const OpCall &c, KernelContext &ctx) {
       threadSlots(ctx.scratchBytes, slot));
 }
 
-/// The slot of each (token, choice) among its expert's `cap` rows (row
-/// index in [e·cap]), -1 past the capacity: token order, then choice order,
-/// as combine and dispatch define it. `count` holds e counters.
-void assignSlots(const TensorRef &ids, int64_t e, int64_t cap, int64_t *count,
-                 int64_t *slots, const char *what) {
-  std::fill(count, count + e, 0);
-  for (int64_t i = 0; i < ids.numel; ++i) {
-    int64_t ex = loadIndex(ids, i);
-    if (ex < 0 || ex >= e)
-      outOfRange(what, ex, i, e);
-    int64_t slot = count[ex]++;
-    slots[i] = slot < cap ? ex * cap + slot : -1;
-  }
-}
-
 void dispatchK(const OpCall &c, KernelContext &ctx) {
   const TensorRef &x = c.in[0], &ids = c.in[1], &y = c.out[0];
-  int64_t e = y.shape[0], cap = y.shape[1];
+  int64_t cap = y.shape[1];
   int64_t k = ids.shape[1];
+  ExpertBlock block = expertBlock(c, attr::Dispatch::expert_start,
+                                  attr::Dispatch::total_experts, y.shape[0]);
   size_t row = x.shape[1] * dtypeSize(x.dtype);
-  int64_t *count = static_cast<int64_t *>(ctx.scratch), *slots = count + e;
-  assignSlots(ids, e, cap, count, slots, "dispatch expert index");
+  int64_t *count = static_cast<int64_t *>(ctx.scratch),
+          *slots = count + block.total;
+  assignSlots(ids, block, cap, count, slots, "dispatch expert index");
   // Slots no token fills stay zero.
   char *dst = static_cast<char *>(y.data);
   parallelRanges(static_cast<int64_t>(y.bytes), 1, [&](int64_t b, int64_t end) {
@@ -155,10 +143,13 @@ void dispatchK(const OpCall &c, KernelContext &ctx) {
 
 template <typename T> void combineK(const OpCall &c, KernelContext &ctx) {
   const TensorRef &y = c.in[0], &w = c.in[1], &ids = c.in[2], &out = c.out[0];
-  int64_t e = y.shape[0], cap = y.shape[1], h = y.shape[2];
+  int64_t cap = y.shape[1], h = y.shape[2];
   int64_t tokens = w.shape[0], k = w.shape[1];
-  int64_t *count = static_cast<int64_t *>(ctx.scratch), *slots = count + e;
-  assignSlots(ids, e, cap, count, slots, "combine expert index");
+  ExpertBlock block = expertBlock(c, attr::Combine::expert_start,
+                                  attr::Combine::total_experts, y.shape[0]);
+  int64_t *count = static_cast<int64_t *>(ctx.scratch),
+          *slots = count + block.total;
+  assignSlots(ids, block, cap, count, slots, "combine expert index");
   // A row of h f32 sums per thread, after the slots.
   char *areas = reinterpret_cast<char *>(slots + ids.numel);
   size_t slotBytes = (h * sizeof(float) + 63) / 64 * 64;
@@ -188,6 +179,27 @@ template <typename T> void combineK(const OpCall &c, KernelContext &ctx) {
 
 } // namespace
 
+ExpertBlock expertBlock(const OpCall &c, int startAttr, int totalAttr,
+                        int64_t size) {
+  const LoomAttrValue &total = c.attrs.values[totalAttr];
+  return {c.attrs.values[startAttr].i, size, total.present ? total.i : size};
+}
+
+void assignSlots(const TensorRef &ids, const ExpertBlock &block, int64_t cap,
+                 int64_t *count, int64_t *slots, const char *what) {
+  std::fill(count, count + block.total, 0);
+  for (int64_t i = 0; i < ids.numel; ++i) {
+    int64_t ex = loadIndex(ids, i);
+    if (ex < 0 || ex >= block.total)
+      outOfRange(what, ex, i, block.total);
+    int64_t slot = count[ex]++;
+    int64_t local = ex - block.start;
+    slots[i] = slot < cap && local >= 0 && local < block.size
+                   ? local * cap + slot
+                   : -1;
+  }
+}
+
 bool selectModel(OpCall &c) {
   switch (c.op) {
   case Opcode::Embedding:
@@ -202,13 +214,20 @@ bool selectModel(OpCall &c) {
     c.scratchBytes =
         threadSlotsBytes((c.in[0].shape[1] * sizeof(float) + 63) / 64 * 64);
     return true;
-  case Opcode::Dispatch:
+  case Opcode::Dispatch: {
     c.kernel = &dispatchK;
-    c.scratchBytes = (c.out[0].shape[0] + c.in[1].numel) * sizeof(int64_t);
+    ExpertBlock block =
+        expertBlock(c, attr::Dispatch::expert_start,
+                    attr::Dispatch::total_experts, c.out[0].shape[0]);
+    c.scratchBytes = (block.total + c.in[1].numel) * sizeof(int64_t);
     return true;
+  }
   case Opcode::Combine: {
     c.kernel = LOOM_PICK_FLOAT(combineK, c.in[0].dtype);
-    size_t slots = (c.in[0].shape[0] + c.in[2].numel) * sizeof(int64_t);
+    ExpertBlock block =
+        expertBlock(c, attr::Combine::expert_start,
+                    attr::Combine::total_experts, c.in[0].shape[0]);
+    size_t slots = (block.total + c.in[2].numel) * sizeof(int64_t);
     c.scratchBytes = threadSlotsBytes(
         (c.in[0].shape[2] * sizeof(float) + 63) / 64 * 64, slots);
     return true;

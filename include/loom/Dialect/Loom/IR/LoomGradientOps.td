@@ -289,16 +289,22 @@ def Loom_RouterGradOp : Loom_PureOp<"router_grad", [Loom_OwnShardingRule,
   let hasVerifier = 1;
 }
 
-def Loom_CombineGradOp : Loom_PureOp<"combine_grad", [Loom_OwnShardingRule, 
+def Loom_LowersCombineGrad : Loom_Lowers<89> {
+  let programRankDependent = ["expert_start"];
+}
+
+def Loom_CombineGradOp : Loom_PureOp<"combine_grad", [Loom_OwnShardingRule,
     AllTypesMatch<["input", "input_grad"]>,
-    AllTypesMatch<["weights", "weights_grad"]>, Loom_Lowers<89>,
+    AllTypesMatch<["weights", "weights_grad"]>, Loom_LowersCombineGrad,
     Loom_Cost<["getVectorFlops"]>]> {
   let summary = "gradient of loom.combine";
   let description = [{
     Replays the slot assignment of `loom.combine` (tokens past capacity have
     none): dinput[e, slot] = weights[t, j]·dout[t] and dweights[t, j] =
     dout[t]·input[e, slot] for each token t and choice j with a slot;
-    slots no token filled and dropped choices get zero.
+    slots no token filled and dropped choices get zero. With a block of
+    the experts (`expert_start`, `total_experts`, as in `loom.combine`),
+    dweights holds the block's choices' terms only (zero for the others).
 
     ```mlir
     %dy, %dw = loom.combine_grad %y, %w, %idx, %dout
@@ -307,7 +313,9 @@ def Loom_CombineGradOp : Loom_PureOp<"combine_grad", [Loom_OwnShardingRule,
     ```
   }];
   let arguments = (ins Loom_FloatTensor:$input, Loom_FloatTensor:$weights,
-                   Loom_IndexTensor:$indices, Loom_FloatTensor:$result_grad);
+                   Loom_IndexTensor:$indices, Loom_FloatTensor:$result_grad,
+                   DefaultValuedAttr<I64Attr, "0">:$expert_start,
+                   OptionalAttr<I64Attr>:$total_experts);
   let results = (outs Loom_FloatTensor:$input_grad,
                       Loom_FloatTensor:$weights_grad);
   let assemblyFormat = [{

@@ -38,6 +38,14 @@ def Loom_LowersAttention : Loom_Lowers<30> {
 def Loom_LowersAttentionBlock : Loom_Lowers<33> {
   let programRankDependent = ["query_offset", "key_offset"];
 }
+// The expert-parallel forms of dispatch and combine: the rank's block of
+// experts starts at a rank-dependent expert_start.
+def Loom_LowersDispatch : Loom_Lowers<61> {
+  let programRankDependent = ["expert_start"];
+}
+def Loom_LowersCombine : Loom_Lowers<62> {
+  let programRankDependent = ["expert_start"];
+}
 def Loom_LowersSlice : Loom_Lowers<52> {
   let programRankDependent = ["offsets"];
 }
@@ -743,7 +751,7 @@ def Loom_RouterOp : Loom_InferredOp<"router", [Loom_OwnShardingRule, Loom_Differ
   }];
 }
 
-def Loom_DispatchOp : Loom_InferredOp<"dispatch", [Loom_OwnShardingRule, Loom_Differentiable, Loom_Lowers<61>,
+def Loom_DispatchOp : Loom_InferredOp<"dispatch", [Loom_OwnShardingRule, Loom_Differentiable, Loom_LowersDispatch,
                                                    Loom_MovesData]> {
   let summary = "gather tokens into per-expert slots";
   let description = [{
@@ -751,13 +759,21 @@ def Loom_DispatchOp : Loom_InferredOp<"dispatch", [Loom_OwnShardingRule, Loom_Di
     to `capacity` slots per expert; unfilled slots are zero and tokens past
     capacity are dropped. x[T, H], indices[T, k] → [E, C, H].
 
+    Expert parallelism: the result may hold a block of the experts only,
+    experts `expert_start` .. `expert_start` + `num_experts` − 1 of
+    `total_experts` (default: `num_experts`); the slots are those of the
+    whole dispatch (an expert's slots depend on its own tokens alone), and
+    choices of other experts are left to the ranks holding them.
+
     ```mlir
     %d = loom.dispatch %x, %idx {num_experts = 8 : i64, capacity = 16 : i64}
         : tensor<32x64xf32>, tensor<32x2xi32> -> tensor<8x16x64xf32>
     ```
   }];
   let arguments = (ins Loom_FloatTensor:$input, Loom_IndexTensor:$indices,
-                   I64Attr:$num_experts, I64Attr:$capacity);
+                   I64Attr:$num_experts, I64Attr:$capacity,
+                   DefaultValuedAttr<I64Attr, "0">:$expert_start,
+                   OptionalAttr<I64Attr>:$total_experts);
   let results = (outs Loom_FloatTensor:$result);
   let assemblyFormat = [{
     $input `,` $indices attr-dict `:` type($input) `,` type($indices) `->`
@@ -765,13 +781,15 @@ def Loom_DispatchOp : Loom_InferredOp<"dispatch", [Loom_OwnShardingRule, Loom_Di
   }];
 }
 
-def Loom_CombineOp : Loom_InferredOp<"combine", [Loom_OwnShardingRule, Loom_Differentiable, Loom_Lowers<62>,
+def Loom_CombineOp : Loom_InferredOp<"combine", [Loom_OwnShardingRule, Loom_Differentiable, Loom_LowersCombine,
                                                  Loom_Cost<["getVectorFlops"]>]> {
   let summary = "weighted sum of expert outputs back per token";
   let description = [{
     Replays the slot assignment of `loom.dispatch` and sums, for each token,
     its experts' rows times its router weights. y[E, C, H], weights[T, k],
-    indices[T, k] → [T, H].
+    indices[T, k] → [T, H]. With a block of the experts (`expert_start`,
+    `total_experts`, as in `loom.dispatch`), the sum is over the block's
+    experts only: the rank's part of the whole sum.
 
     ```mlir
     %o = loom.combine %y, %w, %idx
@@ -780,7 +798,9 @@ def Loom_CombineOp : Loom_InferredOp<"combine", [Loom_OwnShardingRule, Loom_Diff
     ```
   }];
   let arguments = (ins Loom_FloatTensor:$input, Loom_FloatTensor:$weights,
-                   Loom_IndexTensor:$indices);
+                   Loom_IndexTensor:$indices,
+                   DefaultValuedAttr<I64Attr, "0">:$expert_start,
+                   OptionalAttr<I64Attr>:$total_experts);
   let results = (outs Loom_FloatTensor:$result);
   let assemblyFormat = [{
     $input `,` $weights `,` $indices attr-dict `:` type($input) `,`
