@@ -6,7 +6,8 @@
 # compiler), stops at a checkpoint, and resumes from it; last, the same
 # training step under Megatron's tp=2,sp,dp=2,zero=1 on 4 ranks follows the
 # single-rank loss curve, and so do pipeline stages (pp=2,vpp=2,tp=2) and
-# context parallelism with ring attention (cp=2,tp=2,sp). The loss curves and checkpoints stay in
+# context parallelism with ring attention (cp=2,tp=2,sp) and expert
+# parallelism (tiny-moe, ep=2,tp=2,sp). The loss curves and checkpoints stay in
 # build/demo/tiny-gpt/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -107,6 +108,17 @@ loom-run "$train/tiny-llama.mlir" --train --steps 30 --warmup 5 --lr 3e-3 \
 loom-run "$train/tiny-llama.mlir" --train --steps 30 --warmup 5 --lr 3e-3 \
   --plan cp=2,tp=2,sp --nproc 4 --log "$train/cp-four-ranks"
 compare_losses "$train/cp-one-rank" "$train/cp-four-ranks"
+
+step "loom-run --train --plan ep=2,tp=2,sp --nproc 4: expert parallelism"
+# tiny-moe: each of the 2 data ranks holds 2 of the 4 experts (and half of
+# each expert's ffn, over tp); tokens are all-gathered into each rank's
+# dispatch of its experts and the combined sums reduce-scattered back.
+loom-models tiny-moe --vocab 256 --seq 64 --batch 16 -o "$train/tiny-moe.mlir"
+loom-run "$train/tiny-moe.mlir" --train --steps 30 --warmup 5 --lr 3e-3 \
+  --log "$train/ep-one-rank" --quiet
+loom-run "$train/tiny-moe.mlir" --train --steps 30 --warmup 5 --lr 3e-3 \
+  --plan ep=2,tp=2,sp --nproc 4 --log "$train/ep-four-ranks"
+compare_losses "$train/ep-one-rank" "$train/ep-four-ranks"
 
 step "loom-sim --model llama3-70b: a Megatron-style plan on 64 H100s, priced"
 loom-sim --model llama3-70b --plan 'tp=8,sp,pp=4,vpp=5,dp=2,gbs=128' --cluster h100-ib:8 |

@@ -342,7 +342,8 @@ static const PlanKeyInfo kPlanKeys[] = {
      "tensor parallelism inside each expert; tp when omitted"},
     {"dispatcher", "alltoall|allgather", kDispatcherAliases,
      "--moe-token-dispatcher-type alltoall|allgather",
-     "how a MoE layer moves tokens to their experts (default alltoall)"},
+     "how a MoE layer moves tokens to their experts (default allgather, "
+     "as in Megatron-Core)"},
     {"zero", "0..3", kZeroAliases,
      "--use-distributed-optimizer (1), --data-parallel-sharding-strategy "
      "no_shard|optim|optim_grads|optim_grads_params (0..3), "
