@@ -610,6 +610,55 @@ TEST(CudaPlugin, MixtureOfExpertsGradientsMatchTheCpu) {
       << e;
 }
 
+TEST(CudaPlugin, ExpertBlocksMatchTheCpu) {
+  auto gpu = cudaOrSkip();
+  if (!gpu)
+    GTEST_SKIP() << "no CUDA device";
+  // 6 experts in blocks of 2 and 3; expert 3 has five choices, so capacity
+  // 2 drops some. Slots are the whole op's.
+  const int64_t e = 6, k = 2, t = 7, h = 5;
+  Host ids = i64({t, k}, {0, 3, 3, 1, 3, 5, 2, 3, 4, 1, 3, 0, 5, 2});
+  for (int64_t cap : {t, int64_t{2}})
+    for (int64_t size : {2, 3})
+      for (int64_t start = 0; start < e; start += size) {
+        SCOPED_TRACE("capacity " + std::to_string(cap) + ", experts " +
+                     std::to_string(start) + " +" + std::to_string(size));
+        OpAttrs d{};
+        d.values[attr::Dispatch::num_experts] = intAttr(size);
+        d.values[attr::Dispatch::capacity] = intAttr(cap);
+        d.values[attr::Dispatch::expert_start] = intAttr(start);
+        d.values[attr::Dispatch::total_experts] = intAttr(e);
+        expectLikeCpu(*gpu, Opcode::Dispatch, d, {f32({t, h}, 23), ids},
+                      {result({size, cap, h})}, 0.0f);
+        OpAttrs c{};
+        c.values[attr::Combine::expert_start] = intAttr(start);
+        c.values[attr::Combine::total_experts] = intAttr(e);
+        expectLikeCpu(*gpu, Opcode::Combine, c,
+                      {f32({size, cap, h}, 24), f32({t, k}, 25), ids},
+                      {result({t, h})});
+        OpAttrs g{};
+        g.values[attr::CombineGrad::expert_start] = intAttr(start);
+        g.values[attr::CombineGrad::total_experts] = intAttr(e);
+        expectLikeCpu(
+            *gpu, Opcode::CombineGrad, g,
+            {f32({size, cap, h}, 26), f32({t, k}, 27), ids, f32({t, h}, 28)},
+            {result({size, cap, h}), result({t, k})});
+      }
+  // An index past the block but inside the 6 experts has no slot; one past
+  // the 6 is an error naming total_experts' limit.
+  OpAttrs d{};
+  d.values[attr::Dispatch::num_experts] = intAttr(2);
+  d.values[attr::Dispatch::capacity] = intAttr(2);
+  d.values[attr::Dispatch::expert_start] = intAttr(2);
+  d.values[attr::Dispatch::total_experts] = intAttr(e);
+  std::string err =
+      dataError(*gpu, Opcode::Dispatch, d,
+                {f32({3, h}, 29), i32({3, 1}, {3, 5, 6})}, {result({2, 2, h})});
+  EXPECT_NE(err.find("dispatch expert index 6 at position 2 is outside [0, 6)"),
+            std::string::npos)
+      << err;
+}
+
 TEST(CudaPlugin, AttentionGradMatchesTheCpu) {
   auto gpu = cudaOrSkip();
   if (!gpu)

@@ -853,6 +853,89 @@ TEST(Kernels, DispatchExpertOutOfRange) {
                ExecutionError);
 }
 
+/// Rows [start, start + size) of `cap` slots of h elements of an [E, cap, h]
+/// tensor.
+std::vector<float> expertRows(const HostTensor &t, int64_t start, int64_t size,
+                              int64_t cap, int64_t h) {
+  std::vector<float> v = t.toF32();
+  return std::vector<float>(v.begin() + start * cap * h,
+                            v.begin() + (start + size) * cap * h);
+}
+
+TEST(Kernels, ExpertBlocksAreTheWholeMoE) {
+  // E = 6 experts, top-2, T = 10 tokens: expert 3 gets six choices, 0 four,
+  // so capacity 2 drops some (in token order, then choice order).
+  const int64_t e = 6, k = 2, t = 10, h = 3;
+  auto ids = tensorInt<int>(DType::I32, {t, k}, {0, 3, 3, 1, 3, 5, 2, 3, 0, 1,
+                                                 4, 3, 1, 0, 5, 4, 3, 2, 0, 4});
+  auto x = randomF32({t, h}, 41), w = randomF32({t, k}, 42),
+       dout = randomF32({t, h}, 43);
+  for (int64_t cap : {t, int64_t{2}}) {
+    SCOPED_TRACE("capacity " + std::to_string(cap));
+    auto y = randomF32({e, cap, h}, 44);
+    auto whole = runOp(Opcode::Dispatch, {x, ids}, {{DType::F32, {e, cap, h}}},
+                       {TAttr::I("num_experts", e), TAttr::I("capacity", cap)});
+    auto wholeSum = runOp(Opcode::Combine, {y, w, ids}, {{DType::F32, {t, h}}});
+    auto wholeGrad = runOp(Opcode::CombineGrad, {y, w, ids, dout},
+                           {{DType::F32, {e, cap, h}}, {DType::F32, {t, k}}});
+    for (int64_t size : {2, 3}) {
+      SCOPED_TRACE("blocks of " + std::to_string(size));
+      std::vector<double> sum(t * h, 0.0), dw(t * k, 0.0);
+      for (int64_t start = 0; start < e; start += size) {
+        SCOPED_TRACE("expert_start " + std::to_string(start));
+        std::vector<TAttr> block = {TAttr::I("expert_start", start),
+                                    TAttr::I("total_experts", e)};
+        std::vector<TAttr> dispatchAttrs = block;
+        dispatchAttrs.push_back(TAttr::I("num_experts", size));
+        dispatchAttrs.push_back(TAttr::I("capacity", cap));
+        auto d = runOp(Opcode::Dispatch, {x, ids},
+                       {{DType::F32, {size, cap, h}}}, dispatchAttrs);
+        EXPECT_EQ(d[0].toF32(), expertRows(whole[0], start, size, cap, h));
+
+        std::vector<float> yv = expertRows(y, start, size, cap, h);
+        auto yb = tensorF32({size, cap, h}, yv);
+        auto c =
+            runOp(Opcode::Combine, {yb, w, ids}, {{DType::F32, {t, h}}}, block);
+        std::vector<float> cv = c[0].toF32();
+        for (int64_t i = 0; i < t * h; ++i)
+          sum[i] += cv[i];
+
+        auto g =
+            runOp(Opcode::CombineGrad, {yb, w, ids, dout},
+                  {{DType::F32, {size, cap, h}}, {DType::F32, {t, k}}}, block);
+        EXPECT_EQ(g[0].toF32(), expertRows(wholeGrad[0], start, size, cap, h));
+        std::vector<float> gv = g[1].toF32();
+        for (int64_t i = 0; i < t * k; ++i)
+          dw[i] += gv[i];
+      }
+      expectNear(wholeSum[0], sum, 1e-6, "combine");
+      expectNear(wholeGrad[1], dw, 1e-6, "combine_grad dweights");
+    }
+  }
+}
+
+TEST(Kernels, ExpertIndexOutsideTheWholeMoE) {
+  // Index 4 is outside the block [0, 2) but inside the 5 experts: no slot;
+  // index 5 is outside the whole op.
+  auto x = tensorF32({3, 2}, {1, 2, 3, 4, 5, 6});
+  auto ids = tensorInt<int>(DType::I32, {3, 1}, {1, 4, 5});
+  std::vector<TAttr> attrs = {
+      TAttr::I("num_experts", 2), TAttr::I("capacity", 2),
+      TAttr::I("expert_start", 0), TAttr::I("total_experts", 5)};
+  try {
+    runOp(Opcode::Dispatch, {x, ids}, {{DType::F32, {2, 2, 2}}}, attrs);
+    ADD_FAILURE() << "no error for expert index 5 of 5 experts";
+  } catch (const ExecutionError &e) {
+    EXPECT_NE(std::string(e.what()).find(
+                  "dispatch expert index 5 at position 2 is outside [0, 5)"),
+              std::string::npos)
+        << e.what();
+  }
+  auto ok = tensorInt<int>(DType::I32, {3, 1}, {1, 4, 0});
+  auto d = runOp(Opcode::Dispatch, {x, ok}, {{DType::F32, {2, 2, 2}}}, attrs);
+  expectNear(d[0], {5, 6, 0, 0, 1, 2, 0, 0}, 0);
+}
+
 //===- optimizer ----------------------------------------------------------===//
 
 TEST(Kernels, AdamW) {

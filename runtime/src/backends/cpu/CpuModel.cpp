@@ -192,11 +192,7 @@ void assignSlots(const TensorRef &ids, const ExpertBlock &block, int64_t cap,
     int64_t ex = loadIndex(ids, i);
     if (ex < 0 || ex >= block.total)
       outOfRange(what, ex, i, block.total);
-    int64_t slot = count[ex]++;
-    int64_t local = ex - block.start;
-    slots[i] = slot < cap && local >= 0 && local < block.size
-                   ? local * cap + slot
-                   : -1;
+    slots[i] = math::expertSlot(ex, count[ex]++, cap, block.start, block.size);
   }
 }
 

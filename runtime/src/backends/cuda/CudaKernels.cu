@@ -469,54 +469,56 @@ __global__ void routerK(const T *logits, int64_t tokens, int64_t e, int64_t k,
   }
 }
 
-/// Slot of every (token, choice) in token order, as the CPU kernels assign
-/// them: scratch = [counts: e][slots: tokens * k]; -1 marks a bad index.
-__global__ void assignSlotsK(const void *ids, int idType, int64_t tokens,
-                             int64_t k, int64_t e, int64_t *scratch,
-                             DeviceError *err) {
+/// Row of every (token, choice) among the block's experts' capacity rows,
+/// as the CPU kernels assign them (KernelMath's expertSlot, counted in
+/// token order over all block.total experts): scratch = [counts:
+/// block.total][slots: n]; -1 past the capacity, outside the block or for a
+/// bad index.
+__global__ void assignSlotsK(const void *ids, int idType, int64_t n,
+                             ExpertBlock block, int64_t capacity,
+                             int64_t *scratch, DeviceError *err) {
   if (blockIdx.x != 0 || threadIdx.x != 0)
     return;
-  int64_t *count = scratch, *slot = scratch + e;
-  for (int64_t x = 0; x < e; ++x)
+  int64_t *count = scratch, *slot = scratch + block.total;
+  for (int64_t x = 0; x < block.total; ++x)
     count[x] = 0;
-  for (int64_t i = 0; i < tokens * k; ++i) {
+  for (int64_t i = 0; i < n; ++i) {
     int64_t ex = loadIndex(ids, idType, i);
-    if (ex < 0 || ex >= e) {
-      recordError(err, kErrExpertIndex, i, ex, e);
+    if (ex < 0 || ex >= block.total) {
+      recordError(err, kErrExpertIndex, i, ex, block.total);
       slot[i] = -1;
       continue;
     }
-    slot[i] = count[ex]++;
+    slot[i] =
+        math::expertSlot(ex, count[ex]++, capacity, block.start, block.size);
   }
 }
 
+/// out[slot of (t, j)] = x[t] for every (token, choice) with a slot.
 template <typename E>
-__global__ void dispatchCopyK(const E *x, int64_t rowElems, const void *ids,
-                              int idType, int64_t tokens, int64_t k,
-                              int64_t capacity, const int64_t *slot, E *out) {
+__global__ void dispatchCopyK(const E *x, int64_t rowElems, int64_t tokens,
+                              int64_t k, const int64_t *slot, E *out) {
   GRID_STRIDE(idx, tokens * k * rowElems) {
     int64_t c = idx / rowElems, j = idx % rowElems;
     int64_t s = slot[c];
-    if (s < 0 || s >= capacity)
+    if (s < 0)
       continue;
-    int64_t ex = loadIndex(ids, idType, c);
-    out[(ex * capacity + s) * rowElems + j] = x[(c / k) * rowElems + j];
+    out[s * rowElems + j] = x[(c / k) * rowElems + j];
   }
 }
 
+/// out[t] = sum over the choices j with a slot of w[t, j] y[slot of (t, j)].
 template <typename T>
-__global__ void combineK(const T *y, const T *w, const void *ids, int idType,
-                         int64_t tokens, int64_t k, int64_t capacity, int64_t h,
-                         const int64_t *slot, T *out) {
+__global__ void combineK(const T *y, const T *w, int64_t tokens, int64_t k,
+                         int64_t h, const int64_t *slot, T *out) {
   GRID_STRIDE(idx, tokens * h) {
     int64_t t = idx / h, i = idx % h;
     float acc = 0.0f;
     for (int64_t j = 0; j < k; ++j) {
       int64_t s = slot[t * k + j];
-      if (s < 0 || s >= capacity)
+      if (s < 0)
         continue;
-      int64_t ex = loadIndex(ids, idType, t * k + j);
-      acc += toF32(w[t * k + j]) * toF32(y[(ex * capacity + s) * h + i]);
+      acc += toF32(w[t * k + j]) * toF32(y[s * h + i]);
     }
     out[idx] = fromF32<T>(acc);
   }
@@ -680,33 +682,30 @@ __global__ void routerGradK(const T *logits, const void *ids, int idType,
 /// dy[slot of (t, j)] = w[t, j] * dout[t] for every (t, j, i); each slot
 /// has at most one (token, choice), so no two threads write one element.
 template <typename T>
-__global__ void combineGradRowsK(const T *w, const void *ids, int idType,
-                                 const T *dout, int64_t tokens, int64_t k,
-                                 int64_t capacity, int64_t h,
-                                 const int64_t *slot, T *dy) {
+__global__ void combineGradRowsK(const T *w, const T *dout, int64_t tokens,
+                                 int64_t k, int64_t h, const int64_t *slot,
+                                 T *dy) {
   GRID_STRIDE(idx, tokens * k * h) {
     int64_t c = idx / h, i = idx % h;
     int64_t s = slot[c];
-    if (s < 0 || s >= capacity)
+    if (s < 0)
       continue;
-    int64_t ex = loadIndex(ids, idType, c);
-    dy[(ex * capacity + s) * h + i] =
-        fromF32<T>(toF32(w[c]) * toF32(dout[(c / k) * h + i]));
+    dy[s * h + i] = fromF32<T>(toF32(w[c]) * toF32(dout[(c / k) * h + i]));
   }
 }
 
-/// dw[t, j] = dout[t] . y[slot of (t, j)] (0 past the capacity), one
-/// thread per (token, choice), summed in element order as the CPU does.
+/// dw[t, j] = dout[t] . y[slot of (t, j)] (0 without a slot: past the
+/// capacity or another block's expert), one thread per (token, choice),
+/// summed in element order as the CPU does.
 template <typename T>
-__global__ void combineGradWeightsK(const T *y, const void *ids, int idType,
-                                    const T *dout, int64_t tokens, int64_t k,
-                                    int64_t capacity, int64_t h,
-                                    const int64_t *slot, T *dw) {
+__global__ void combineGradWeightsK(const T *y, const T *dout, int64_t tokens,
+                                    int64_t k, int64_t h, const int64_t *slot,
+                                    T *dw) {
   GRID_STRIDE(c, tokens * k) {
     int64_t s = slot[c];
     float dot = 0.0f;
-    if (s >= 0 && s < capacity) {
-      const T *row = y + (loadIndex(ids, idType, c) * capacity + s) * h;
+    if (s >= 0) {
+      const T *row = y + s * h;
       const T *grad = dout + (c / k) * h;
       for (int64_t i = 0; i < h; ++i)
         dot += toF32(grad[i]) * toF32(row[i]);
@@ -1038,35 +1037,37 @@ cudaError_t launchRouter(const void *logits, int dtype, int64_t tokens,
 }
 
 cudaError_t launchDispatch(const void *x, int64_t tokens, int64_t rowBytes,
-                           const void *ids, int idType, int64_t k, int64_t e,
-                           int64_t capacity, void *out, int64_t *scratch,
-                           DeviceError *err, cudaStream_t s) {
-  cudaError_t st = cudaMemsetAsync(out, 0, e * capacity * rowBytes, s);
+                           const void *ids, int idType, int64_t k,
+                           ExpertBlock block, int64_t capacity, void *out,
+                           int64_t *scratch, DeviceError *err, cudaStream_t s) {
+  cudaError_t st = cudaMemsetAsync(out, 0, block.size * capacity * rowBytes, s);
   if (st != cudaSuccess || tokens * k == 0 || rowBytes == 0)
     return st;
-  assignSlotsK<<<1, 1, 0, s>>>(ids, idType, tokens, k, e, scratch, err);
+  assignSlotsK<<<1, 1, 0, s>>>(ids, idType, tokens * k, block, capacity,
+                               scratch, err);
   int w = moveWidth(rowBytes, x, out);
   int64_t rowElems = rowBytes / w;
-  LOOM_WIDTH_DISPATCH(
-      w, E,
-      dispatchCopyK<E><<<blocksFor(tokens * k * rowElems), kThreads, 0, s>>>(
-          static_cast<const E *>(x), rowElems, ids, idType, tokens, k, capacity,
-          scratch + e, static_cast<E *>(out)));
+  LOOM_WIDTH_DISPATCH(w, E,
+                      dispatchCopyK<E>
+                      <<<blocksFor(tokens * k * rowElems), kThreads, 0, s>>>(
+                          static_cast<const E *>(x), rowElems, tokens, k,
+                          scratch + block.total, static_cast<E *>(out)));
   return cudaGetLastError();
 }
 
 cudaError_t launchCombine(const void *y, const void *w, int dtype,
                           const void *ids, int idType, int64_t tokens,
-                          int64_t k, int64_t e, int64_t capacity, int64_t h,
-                          void *out, int64_t *scratch, DeviceError *err,
-                          cudaStream_t s) {
+                          int64_t k, ExpertBlock block, int64_t capacity,
+                          int64_t h, void *out, int64_t *scratch,
+                          DeviceError *err, cudaStream_t s) {
   if (tokens * h == 0)
     return cudaSuccess;
-  assignSlotsK<<<1, 1, 0, s>>>(ids, idType, tokens, k, e, scratch, err);
+  assignSlotsK<<<1, 1, 0, s>>>(ids, idType, tokens * k, block, capacity,
+                               scratch, err);
   LOOM_FLOAT_DISPATCH(dtype, T,
                       combineK<T><<<blocksFor(tokens * h), kThreads, 0, s>>>(
                           static_cast<const T *>(y), static_cast<const T *>(w),
-                          ids, idType, tokens, k, capacity, h, scratch + e,
+                          tokens, k, h, scratch + block.total,
                           static_cast<T *>(out)));
   return cudaGetLastError();
 }
@@ -1146,15 +1147,14 @@ cudaError_t normGrad(int accumulators, const void *x, const void *w,
 }
 
 template <typename T>
-void combineGradOf(const T *y, const T *w, const void *ids, int idType,
-                   const T *dout, int64_t tokens, int64_t k, int64_t capacity,
-                   int64_t h, const int64_t *slot, T *dy, T *dw,
+void combineGradOf(const T *y, const T *w, const T *dout, int64_t tokens,
+                   int64_t k, int64_t h, const int64_t *slot, T *dy, T *dw,
                    cudaStream_t s) {
   if (h > 0)
     combineGradRowsK<T><<<blocksFor(tokens * k * h), kThreads, 0, s>>>(
-        w, ids, idType, dout, tokens, k, capacity, h, slot, dy);
+        w, dout, tokens, k, h, slot, dy);
   combineGradWeightsK<T><<<serialBlocks(tokens * k), kSerialThreads, 0, s>>>(
-      y, ids, idType, dout, tokens, k, capacity, h, slot, dw);
+      y, dout, tokens, k, h, slot, dw);
 }
 
 } // namespace
@@ -1274,23 +1274,23 @@ cudaError_t launchRouterGrad(const void *logits, int dtype, const void *ids,
 
 cudaError_t launchCombineGrad(const void *y, const void *w, int dtype,
                               const void *ids, int idType, const void *dout,
-                              int64_t tokens, int64_t k, int64_t e,
+                              int64_t tokens, int64_t k, ExpertBlock block,
                               int64_t capacity, int64_t h, void *dy, void *dw,
                               int64_t *scratch, DeviceError *err,
                               cudaStream_t s) {
   size_t elem = dtype == LOOM_F32 ? 4 : 2;
-  cudaError_t st = cudaMemsetAsync(dy, 0, e * capacity * h * elem, s);
+  cudaError_t st = cudaMemsetAsync(dy, 0, block.size * capacity * h * elem, s);
   if (st != cudaSuccess || tokens * k == 0)
     return st;
   // The slots of combine: token order, then choice order.
-  assignSlotsK<<<1, 1, 0, s>>>(ids, idType, tokens, k, e, scratch, err);
-  const int64_t *slot = scratch + e;
-  LOOM_FLOAT_DISPATCH(dtype, T,
-                      combineGradOf<T>(static_cast<const T *>(y),
-                                       static_cast<const T *>(w), ids, idType,
-                                       static_cast<const T *>(dout), tokens, k,
-                                       capacity, h, slot, static_cast<T *>(dy),
-                                       static_cast<T *>(dw), s));
+  assignSlotsK<<<1, 1, 0, s>>>(ids, idType, tokens * k, block, capacity,
+                               scratch, err);
+  const int64_t *slot = scratch + block.total;
+  LOOM_FLOAT_DISPATCH(
+      dtype, T,
+      combineGradOf<T>(static_cast<const T *>(y), static_cast<const T *>(w),
+                       static_cast<const T *>(dout), tokens, k, h, slot,
+                       static_cast<T *>(dy), static_cast<T *>(dw), s));
   return cudaGetLastError();
 }
 

@@ -121,19 +121,32 @@ cudaError_t launchReduce(const void *x, void *y, int dtype, int rank,
                          bool square, cudaStream_t s);
 
 /// Mixture of experts. `scratch` layouts are documented in CudaKernels.cu.
+///
+/// The experts a dispatch, combine or combine_grad holds: `size` experts
+/// (its experts dimension) from `start` of `total` (all of them but under
+/// expert parallelism). Slots are the whole op's, counted over all `total`
+/// experts (KernelMath's expertSlot); a choice of an expert outside the
+/// block gets none. Expert indices outside [0, total) are data errors.
+struct ExpertBlock {
+  int64_t start, size, total;
+};
 cudaError_t launchRouter(const void *logits, int dtype, int64_t tokens,
                          int64_t e, int64_t k, bool softmaxBeforeTopk,
                          bool normalize, void *weights, int32_t *indices,
                          float *scratch, cudaStream_t s);
+/// out[block.size, capacity, H] (zero where no token went); `scratch`:
+/// block.total + tokens * k int64.
 cudaError_t launchDispatch(const void *x, int64_t tokens, int64_t rowBytes,
-                           const void *ids, int idType, int64_t k, int64_t e,
-                           int64_t capacity, void *out, int64_t *scratch,
-                           DeviceError *err, cudaStream_t s);
+                           const void *ids, int idType, int64_t k,
+                           ExpertBlock block, int64_t capacity, void *out,
+                           int64_t *scratch, DeviceError *err, cudaStream_t s);
+/// out[T, H]: the block's part of the weighted sum; `scratch` as
+/// launchDispatch's.
 cudaError_t launchCombine(const void *y, const void *w, int dtype,
                           const void *ids, int idType, int64_t tokens,
-                          int64_t k, int64_t e, int64_t capacity, int64_t h,
-                          void *out, int64_t *scratch, DeviceError *err,
-                          cudaStream_t s);
+                          int64_t k, ExpertBlock block, int64_t capacity,
+                          int64_t h, void *out, int64_t *scratch,
+                          DeviceError *err, cudaStream_t s);
 
 //===- Gradients ------------------------------------------------------===//
 
@@ -183,11 +196,12 @@ cudaError_t launchRouterGrad(const void *logits, int dtype, const void *ids,
                              bool softmaxBeforeTopk, bool normalize,
                              void *scratch, DeviceError *err, cudaStream_t s);
 /// combine's slots replayed (as launchCombine assigns them); dy[E, C, H]
-/// (zero where no token went) and dw[T, k]. `scratch`: e + tokens * k
-/// int64, as launchCombine's.
+/// of the block's experts (zero where no token went) and dw[T, k] (zero for
+/// a choice without a slot). `scratch`: block.total + tokens * k int64, as
+/// launchCombine's.
 cudaError_t launchCombineGrad(const void *y, const void *w, int dtype,
                               const void *ids, int idType, const void *dout,
-                              int64_t tokens, int64_t k, int64_t e,
+                              int64_t tokens, int64_t k, ExpertBlock block,
                               int64_t capacity, int64_t h, void *dy, void *dw,
                               int64_t *scratch, DeviceError *err,
                               cudaStream_t s);

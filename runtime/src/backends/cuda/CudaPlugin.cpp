@@ -127,6 +127,30 @@ const char *opName(uint16_t op) {
   }
 }
 
+/// The experts of a dispatch, combine or combine_grad whose experts
+/// dimension is `size`: from expert_start (slot `startAttr`) of
+/// total_experts (`totalAttr`; default `size`), as the CPU kernels read them.
+ExpertBlock expertBlock(const LoomKernelCall &c, int startAttr, int totalAttr,
+                        int64_t size) {
+  const LoomAttrValue &total = c.attrs.values[totalAttr];
+  return {c.attrs.values[startAttr].i, size, total.present ? total.i : size};
+}
+/// x[T, H], ids[T, k] -> out[E, C, H].
+ExpertBlock dispatchBlock(const LoomKernelCall &c) {
+  return expertBlock(c, attr::Dispatch::expert_start,
+                     attr::Dispatch::total_experts, c.out[0].shape[0]);
+}
+/// y[E, C, H], w, ids -> out.
+ExpertBlock combineBlock(const LoomKernelCall &c) {
+  return expertBlock(c, attr::Combine::expert_start,
+                     attr::Combine::total_experts, c.in[0].shape[0]);
+}
+/// y[E, C, H], w, ids, dout -> dy, dw.
+ExpertBlock combineGradBlock(const LoomKernelCall &c) {
+  return expertBlock(c, attr::CombineGrad::expert_start,
+                     attr::CombineGrad::total_experts, c.in[0].shape[0]);
+}
+
 int unsupported(const LoomKernelCall &c, const std::string &why) {
   const char *n = opName(c.opcode);
   return fail(LOOM_UNSUPPORTED,
@@ -330,8 +354,8 @@ int prepare(void *self, const LoomKernelCall *cp, size_t *scratch) {
     *scratch = align256(numel(c.in[0]) * sizeof(float));
     return LOOM_OK;
   case kDispatch: {
-    int64_t e = c.out[0].shape[0], slots = numel(c.in[1]);
-    *scratch = align256((e + slots) * sizeof(int64_t));
+    ExpertBlock block = dispatchBlock(c);
+    *scratch = align256((block.total + numel(c.in[1])) * sizeof(int64_t));
     return LOOM_OK;
   }
   case kCombine: {
@@ -339,8 +363,8 @@ int prepare(void *self, const LoomKernelCall *cp, size_t *scratch) {
         c.out[0].dtype != c.in[0].dtype)
       return unsupported(c, "expert outputs, weights and result must share "
                             "a float type");
-    int64_t e = c.in[0].shape[0], slots = numel(c.in[2]);
-    *scratch = align256((e + slots) * sizeof(int64_t));
+    ExpertBlock block = combineBlock(c);
+    *scratch = align256((block.total + numel(c.in[2])) * sizeof(int64_t));
     return LOOM_OK;
   }
   case kRmsNormGrad:
@@ -390,8 +414,8 @@ int prepare(void *self, const LoomKernelCall *cp, size_t *scratch) {
                             "must share a float type");
     if (!isInt(c.in[2].dtype))
       return unsupported(c, "expert indices must be i32 or i64");
-    int64_t e = c.in[0].shape[0], slots = numel(c.in[2]);
-    *scratch = align256((e + slots) * sizeof(int64_t));
+    ExpertBlock block = combineGradBlock(c);
+    *scratch = align256((block.total + numel(c.in[2])) * sizeof(int64_t));
     return LOOM_OK;
   }
   default:
@@ -642,16 +666,16 @@ int run(void *self, const LoomKernelCall *cp, LoomStream stream) {
     int64_t rowBytes = in[0].shape[1] * dtypeBytes(in[0].dtype);
     return checkedLaunch(st, s, what, [&] {
       return launchDispatch(in[0].data, in[0].shape[0], rowBytes, in[1].data,
-                            in[1].dtype, in[1].shape[1], y.shape[0], y.shape[1],
-                            y.data, static_cast<int64_t *>(c.scratch), st.err,
-                            s);
+                            in[1].dtype, in[1].shape[1], dispatchBlock(c),
+                            y.shape[1], y.data,
+                            static_cast<int64_t *>(c.scratch), st.err, s);
     });
   }
   case kCombine:
     return checkedLaunch(st, s, what, [&] {
       return launchCombine(
           in[0].data, in[1].data, in[0].dtype, in[2].data, in[2].dtype,
-          in[1].shape[0], in[1].shape[1], in[0].shape[0], in[0].shape[1],
+          in[1].shape[0], in[1].shape[1], combineBlock(c), in[0].shape[1],
           in[0].shape[2], y.data, static_cast<int64_t *>(c.scratch), st.err, s);
     });
   case kRmsNormGrad:
@@ -715,11 +739,11 @@ int run(void *self, const LoomKernelCall *cp, LoomStream stream) {
   case kCombineGrad:
     // y[E, C, H], w[T, k], ids[T, k], dout[T, H] -> dy, dw
     return checkedLaunch(st, s, what, [&] {
-      return launchCombineGrad(in[0].data, in[1].data, dt, in[2].data,
-                               in[2].dtype, in[3].data, in[1].shape[0],
-                               in[1].shape[1], in[0].shape[0], in[0].shape[1],
-                               in[0].shape[2], y.data, c.out[1].data,
-                               static_cast<int64_t *>(c.scratch), st.err, s);
+      return launchCombineGrad(
+          in[0].data, in[1].data, dt, in[2].data, in[2].dtype, in[3].data,
+          in[1].shape[0], in[1].shape[1], combineGradBlock(c), in[0].shape[1],
+          in[0].shape[2], y.data, c.out[1].data,
+          static_cast<int64_t *>(c.scratch), st.err, s);
     });
   default:
     return unsupported(c, "");
