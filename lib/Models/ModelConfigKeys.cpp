@@ -56,27 +56,45 @@ Problem parseInteger(ModelConfig &config, StringRef text) {
   return std::nullopt;
 }
 
-Problem checkCapacityFactor(const ModelConfig &config) {
-  // Also rejects NaN and infinity, which no capacity can be computed from.
-  double factor = config.capacityFactor;
+/// The bound of the load-balancing loss weight (Megatron uses 1e-2 to 1e-3).
+constexpr double kMaxAuxLossCoeff = 1e6;
+
+/// A real key in [0, maximum]. Also rejects NaN and infinity.
+Problem realProblem(double factor, double maximum) {
   std::ostringstream value;
   value << factor;
-  if (std::isfinite(factor) && factor > kMaxCapacityFactor)
-    return runtime::rangeProblem(0.0, kMaxCapacityFactor, value.str());
+  if (std::isfinite(factor) && factor > maximum)
+    return runtime::rangeProblem(0.0, maximum, value.str());
   if (std::isfinite(factor) && factor >= 0)
     return std::nullopt;
   return "must be a number >= 0, got " + value.str();
 }
 
-Problem parseCapacityFactor(ModelConfig &config, StringRef text) {
+Problem parseRealKey(double &field, StringRef text, double maximum) {
   double value, large;
-  if (!runtime::parseReal(text.str(), 0, kMaxCapacityFactor, value)) {
-    config.capacityFactor = value;
+  if (!runtime::parseReal(text.str(), 0, maximum, value)) {
+    field = value;
     return std::nullopt;
   }
   if (!runtime::parseReal(text.str(), 0, DBL_MAX, large))
-    return runtime::rangeProblem(0.0, kMaxCapacityFactor, text.str());
+    return runtime::rangeProblem(0.0, maximum, text.str());
   return "needs a number >= 0, got '" + text.str() + "'";
+}
+
+Problem checkCapacityFactor(const ModelConfig &config) {
+  return realProblem(config.capacityFactor, kMaxCapacityFactor);
+}
+
+Problem parseCapacityFactor(ModelConfig &config, StringRef text) {
+  return parseRealKey(config.capacityFactor, text, kMaxCapacityFactor);
+}
+
+Problem checkAuxLossCoeff(const ModelConfig &config) {
+  return realProblem(config.auxLossCoeff, kMaxAuxLossCoeff);
+}
+
+Problem parseAuxLossCoeff(ModelConfig &config, StringRef text) {
+  return parseRealKey(config.auxLossCoeff, text, kMaxAuxLossCoeff);
 }
 
 Problem dtypeProblem(StringRef dtype) {
@@ -123,6 +141,9 @@ llvm::ArrayRef<ModelConfigKey> loom::getModelConfigKeys() {
                                       "experts: min(2, experts))"),
       {"capacity_factor", "F", "expert capacity factor (0: dropless)",
        parseCapacityFactor, checkCapacityFactor},
+      {"moe_aux_loss_coeff", "F",
+       "weight of the router's load-balancing loss (0: none)",
+       parseAuxLossCoeff, checkAuxLossCoeff},
       {"dtype", "f32|bf16|f16", "element type", parseDType, checkDType},
   };
   return keys;

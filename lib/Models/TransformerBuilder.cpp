@@ -56,6 +56,7 @@ private:
   Value attention(Value x, const Twine &prefix);
   Value denseMlp(Value x, const Twine &prefix);
   Value moeMlp(Value x, const Twine &prefix);
+  Value loadBalancingLoss(Value logits, Value indices);
 
   const ModelConfig &config;
   OpBuilder b;
@@ -63,6 +64,8 @@ private:
   Type elementType;
   Block *body = nullptr;
   SmallVector<std::string> paramNames;
+  /// Each MoE layer's load-balancing loss, added to the step's loss.
+  SmallVector<Value> auxLosses;
 };
 } // namespace
 
@@ -135,6 +138,44 @@ Value TransformerBuilder::denseMlp(Value x, const Twine &prefix) {
   return linear(h, prefix + ".down_proj", F, H);
 }
 
+/// The Switch Transformer's load-balancing loss as Megatron-Core computes
+/// it (switch_load_balancing_loss_func): coeff · E · Σ_e P_e · f_e, with
+/// P_e the mean router probability of expert e over the tokens (softmax over
+/// all experts) and f_e the fraction of the tokens' k choices that went to
+/// e, before any capacity drop. f_e is counted by a dispatch of ones with
+/// room for every token (no gradient flows through it); the loss's gradient
+/// reaches the router through P.
+Value TransformerBuilder::loadBalancingLoss(Value logits, Value indices) {
+  auto logitsType = cast<RankedTensorType>(logits.getType());
+  int64_t T = logitsType.getDimSize(0), E = logitsType.getDimSize(1);
+  auto f32 = [&](ArrayRef<int64_t> shape) {
+    return RankedTensorType::get(shape, b.getF32Type());
+  };
+  Value probs = logits;
+  if (!logitsType.getElementType().isF32())
+    probs = ConvertOp::create(b, loc, f32({T, E}), probs);
+  probs = SoftmaxOp::create(b, loc, probs, b.getI64IntegerAttr(-1));
+  Value meanProb = ReduceOp::create(b, loc, probs, ReduceKind::mean,
+                                    b.getDenseI64ArrayAttr({0}), false);
+  Value ones = FillOp::create(b, loc, f32({T, 1}), b.getF64FloatAttr(1.0));
+  Value chosen = DispatchOp::create(
+      b, loc, ones, indices, b.getI64IntegerAttr(E), b.getI64IntegerAttr(T),
+      /*expert_start=*/b.getI64IntegerAttr(0), /*total_experts=*/nullptr);
+  // count_e / T: the mean over the slots (T of them, one per token).
+  Value share = ReduceOp::create(b, loc, chosen, ReduceKind::mean,
+                                 b.getDenseI64ArrayAttr({1, 2}), false);
+  Value dot =
+      ReduceOp::create(b, loc, MulOp::create(b, loc, meanProb, share),
+                       ReduceKind::sum, b.getDenseI64ArrayAttr({0}), false);
+  // Σ_e P_e · count_e / T sums to 1 · k when balanced; f_e = count_e / (T·k).
+  return ScaleOp::create(
+      b, loc, dot,
+      b.getF64FloatAttr(
+          config.auxLossCoeff * static_cast<double>(E) /
+          static_cast<double>(
+              cast<RankedTensorType>(indices.getType()).getDimSize(1))));
+}
+
 Value TransformerBuilder::moeMlp(Value x, const Twine &prefix) {
   int64_t T = config.getTokens(), H = config.hidden, F = config.ffn;
   int64_t E = config.experts;
@@ -143,6 +184,8 @@ Value TransformerBuilder::moeMlp(Value x, const Twine &prefix) {
   auto router =
       RouterOp::create(b, loc, logits, config.topK, config.softmaxBeforeTopK,
                        config.normalizeTopK);
+  if (config.auxLossCoeff > 0)
+    auxLosses.push_back(loadBalancingLoss(logits, router.getIndices()));
   Value slots = DispatchOp::create(
       b, loc, flat, router.getIndices(), b.getI64IntegerAttr(E),
       b.getI64IntegerAttr(config.getExpertCapacity()),
@@ -210,6 +253,8 @@ OwningOpRef<ModuleOp> TransformerBuilder::build() {
   }
   Value loss = CrossEntropyOp::create(b, loc, logits, targets, Value(),
                                       IntegerAttr(), IntegerAttr());
+  for (Value aux : auxLosses)
+    loss = AddOp::create(b, loc, loss, aux);
   func::ReturnOp::create(b, loc, loss);
 
   func.setType(b.getFunctionType(body->getArgumentTypes(), {loss.getType()}));

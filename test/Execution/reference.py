@@ -38,6 +38,7 @@ class Config:
     experts: int = 0           # 0: dense
     topk: int = 0
     capacity_factor: float = 1.0  # 0: dropless
+    moe_aux_loss_coeff: float = 0.0  # the router's load-balancing loss
     softmax_before_topk: bool = False
     normalize_topk: bool = False
     dtype: str = "f32"
@@ -144,6 +145,8 @@ def config_from_flags(name, flags):
             setattr(cfg, _INT_FLAGS[flag], int(value))
         elif flag == "--capacity-factor":
             cfg.capacity_factor = float(value)
+        elif flag == "--moe-aux-loss-coeff":
+            cfg.moe_aux_loss_coeff = float(value)
         elif flag == "--dtype":
             cfg.dtype = value
         else:
@@ -448,12 +451,23 @@ def forward(cfg, params, tokens, targets, variant=None, stats=None):
             slots = _slots(idx, E, C, variant)
             stats["dropped"] = stats.get("dropped", 0) + int(np.sum(slots < 0))
             stats["assignments"] = stats.get("assignments", 0) + idx.size
+        if cfg.moe_aux_loss_coeff > 0:
+            # Megatron-Core's switch_load_balancing_loss_func: probabilities
+            # over all experts summed per expert, times the tokens routed to
+            # it, scaled by E * coeff / (T * T * k).
+            z = logits - logits.max(axis=-1, keepdims=True)
+            probs = np.exp(z) / np.exp(z).sum(axis=-1, keepdims=True)
+            tokens_per_expert = np.bincount(idx.reshape(-1), minlength=E)
+            aux_losses.append(
+                np.sum(probs.sum(axis=0) * tokens_per_expert) * E *
+                cfg.moe_aux_loss_coeff / (T * T * cfg.topk))
         slots_x = dispatch(flat, idx, E, C, variant)
         gate = grouped_matmul(slots_x, P[p + ".experts.gate_proj.weight"])
         up = grouped_matmul(slots_x, P[p + ".experts.up_proj.weight"])
         y = grouped_matmul(swiglu(gate, up), P[p + ".experts.down_proj.weight"])
         return combine(y, w, idx, C, variant).reshape(B, S, H)
 
+    aux_losses = []
     table = P["embed_tokens.weight"]
     h = table[tokens.astype(np.int64)]
     if cfg.learned_positions:
@@ -469,4 +483,4 @@ def forward(cfg, params, tokens, targets, variant=None, stats=None):
         logits = h @ table.T
     else:
         logits = linear(h, "lm_head")
-    return float(cross_entropy(logits, targets))
+    return float(cross_entropy(logits, targets)) + float(sum(aux_losses))

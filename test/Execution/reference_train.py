@@ -376,7 +376,7 @@ def model_forward(cfg, P, tokens, targets, variant=None):
                                   eps))
 
     cache = {"tokens": tokens, "targets": targets, "layers": [],
-             "routing": []}
+             "routing": [], "aux": 0.0}
     h = P["embed_tokens.weight"][tokens.astype(np.int64)]
     if cfg.learned_positions:
         h = cast(h + broadcast(P["embed_positions.weight"], (B, S, H), (1, 2)))
@@ -408,6 +408,18 @@ def model_forward(cfg, P, tokens, targets, variant=None):
             w, idx = ref.router(logits, cfg.topk, cfg.softmax_before_topk,
                                 cfg.normalize_topk)
             c["w"], c["idx"] = cast(w), idx
+            if cfg.moe_aux_loss_coeff > 0:
+                # The load-balancing loss (reference.py's forward): softmax
+                # over all experts, the tokens routed to each expert.
+                z = logits - logits.max(axis=-1, keepdims=True)
+                c["aux_probs"] = probs = np.exp(z) / np.exp(z).sum(
+                    axis=-1, keepdims=True)
+                c["aux_routed"] = routed = np.bincount(idx.reshape(-1),
+                                                       minlength=E)
+                c["aux_scale"] = aux_scale = (E * cfg.moe_aux_loss_coeff /
+                                              (T * T * cfg.topk))
+                cache["aux"] += float(np.sum(probs.sum(axis=0) * routed) *
+                                      aux_scale)
             c["slots"] = sl = slots(idx, E, C)
             srt = np.sort(logits, axis=-1)[:, ::-1]
             margin = (float(np.min(srt[:, cfg.topk - 1] - srt[:, cfg.topk]))
@@ -443,7 +455,7 @@ def model_forward(cfg, P, tokens, targets, variant=None):
     else:
         logits = linear(hf, "lm_head")
     cache["logits"] = logits
-    loss = float(ref.cross_entropy(logits, targets))
+    loss = float(ref.cross_entropy(logits, targets)) + cache["aux"]
     return loss, cache
 
 
@@ -513,6 +525,13 @@ def model_backward(cfg, P, cache, dloss=1.0, variant=None):
             dflat = dispatch_bwd(cast(dxs_g + dxs_u), c["idx"], sl, T)
             dlog = router_bwd(dw, c["logits"], c["idx"],
                               cfg.softmax_before_topk, cfg.normalize_topk)
+            if "aux_probs" in c:
+                # d aux / d probs[t, e] = scale * routed[e] (the counts get
+                # no gradient), through the softmax over the experts.
+                probs = c["aux_probs"]
+                g = dloss * c["aux_scale"] * c["aux_routed"][None, :]
+                dlog = dlog + probs * (g - np.sum(probs * g, axis=-1,
+                                                  keepdims=True))
             dflat = dflat + linear_back(cast(dlog), c["x2"].reshape(T, H),
                                         m + ".router")
             dx2 = dflat.reshape(B, S, H)

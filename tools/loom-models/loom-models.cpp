@@ -59,10 +59,15 @@ scalar loss out) as loom MLIR, or its parameter and FLOP counts as JSON.
 options (each overrides the preset's configuration key of that name;
 --kv-heads sets kv_heads):
 )";
-  for (const ModelConfigKey &key : getModelConfigKeys())
-    text +=
-        formatv("  {0,-22}{1}\n", flagFor(key.name) + " " + key.valueHint.str(),
-                key.description);
+  for (const ModelConfigKey &key : getModelConfigKeys()) {
+    // A flag too long for its column puts its description on the next line.
+    std::string flag = flagFor(key.name) + " " + key.valueHint.str();
+    if (flag.size() >= 22)
+      flag += "\n" + std::string(24, ' ');
+    else
+      flag.resize(22, ' ');
+    text += formatv("  {0}{1}\n", flag, key.description);
+  }
   text += R"(  --stats               print {"total_params", "active_params",
                         "flops_per_token", ...} instead of the graph
   -o FILE               write to FILE instead of standard output

@@ -43,6 +43,9 @@ struct ModelConfig {
   /// Expert capacity = ceil(tokens · topK / experts · capacityFactor);
   /// 0 means dropless (capacity = tokens).
   double capacityFactor = 1.0;
+  /// The router's load-balancing loss weight (Megatron's
+  /// --moe-aux-loss-coeff, Switch Transformer's form); 0: none.
+  double auxLossCoeff = 0.0;
   bool softmaxBeforeTopK = false;
   bool normalizeTopK = false;
   /// Element type name: f32, bf16 or f16.
