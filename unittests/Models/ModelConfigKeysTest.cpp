@@ -32,6 +32,8 @@ std::vector<KeyCase> everyKey() {
       {"topk", "3", [](const ModelConfig &c) { return c.topK == 3; }},
       {"capacity_factor", "1.5",
        [](const ModelConfig &c) { return c.capacityFactor == 1.5; }},
+      {"moe_aux_loss_coeff", "0.01",
+       [](const ModelConfig &c) { return c.auxLossCoeff == 0.01; }},
       {"dtype", "bf16", [](const ModelConfig &c) { return c.dtype == "bf16"; }},
   };
 }
@@ -77,6 +79,10 @@ TEST(ModelConfigKeys, BadValueNamesTheKeyAndChangesNothing) {
        "capacity_factor needs a number >= 0, got '-1'"},
       {"capacity_factor", "inf",
        "capacity_factor needs a number >= 0, got 'inf'"},
+      {"moe_aux_loss_coeff", "-0.5",
+       "moe_aux_loss_coeff needs a number >= 0, got '-0.5'"},
+      {"moe_aux_loss_coeff", "nan",
+       "moe_aux_loss_coeff needs a number >= 0, got 'nan'"},
       {"dtype", "f64", "dtype must be f32, bf16 or f16, got 'f64'"},
   };
   const ModelConfig preset = *lookupModel("tiny-moe");
