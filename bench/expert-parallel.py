@@ -1,0 +1,114 @@
+#!/usr/bin/env python3
+"""Expert parallelism on 2 CPU ranks against 1 rank, and the bytes it moves.
+
+Builds a MoE training step (`loom-models tiny-moe --layers 2 --hidden 1024
+--heads 8 --kv-heads 8 --ffn 2048 --experts 8 --topk 2 --seq 256 --batch 4
+--vocab 8000 --train`: 8 experts, top-2, most of its work in the experts)
+and compiles it with loom-opt + loom-translate single-rank, under dp=2
+(every rank runs all experts on all tokens: MoE layers without expert
+parallelism gather the tokens) and under ep=2 (each rank runs 4 experts;
+Megatron's allgather dispatcher). As bench/parallel-efficiency.py does (its
+step_time), the single-rank program runs with 2 OpenMP/OpenBLAS threads and
+each 2-rank program with 1 thread per rank (`--comm local`); a step's time
+is the span of the traced instructions / K. Efficiency = T(1 rank) /
+T(2 ranks).
+
+Bytes per token: from the compiled ep=2 IR, what one rank receives per MoE
+layer forward in the dispatcher's collectives (the all-gathers of tokens,
+routing indices and weights into dispatch, the reduce-scatter out of
+combine: (ep − 1) / ep of each whole tensor), per token of the rank; next to
+the all-to-all dispatcher's lower bound with uniform routing: each of a
+token's k choices is on another rank with probability (ep − 1) / ep, and
+its hidden row travels there and back.
+
+    python3 bench/expert-parallel.py [K] [REPEATS]   (default 2 2)
+"""
+import importlib.util
+import os
+import re
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+spec = importlib.util.spec_from_file_location(
+    "parallel_efficiency", os.path.join(HERE, "parallel-efficiency.py"))
+parallel_efficiency = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(parallel_efficiency)
+tool, step_time = parallel_efficiency.tool, parallel_efficiency.step_time
+
+HIDDEN, TOPK, EP = 1024, 2, 2
+MODEL = (f"tiny-moe --layers 2 --hidden {HIDDEN} --heads 8 --kv-heads 8 "
+         f"--ffn 2048 --experts 8 --topk {TOPK} --seq 256 --batch 4 "
+         "--vocab 8000").split()
+TOKENS = 256 * 4
+
+
+def dispatcher_bytes(mlir):
+    """Bytes one rank receives per MoE layer forward in the dispatcher's
+    collectives (layer 0, fwd), from the compiled IR."""
+    total = 0
+    for line in mlir.splitlines():
+        if ("loom.layer = 0 : i64" not in line or 'phase<"fwd">' not in line
+                or not re.search(r"loom\.(all_gather|reduce_scatter) ", line)
+                or '"dp"' not in line):
+            continue
+        # The whole tensor: the all-gather's result, the reduce-scatter's
+        # operand (the first tensor type on the line).
+        types = re.findall(r"tensor<([0-9x]+)x(f32|i32)>", line)
+        dims, _ = types[-1] if "all_gather" in line else types[0]
+        elements = 1
+        for d in dims.split("x"):
+            elements *= int(d)
+        total += elements * 4 * (EP - 1) // EP
+    return total
+
+
+def main():
+    k = int(sys.argv[1]) if len(sys.argv) > 1 else 2
+    repeats = int(sys.argv[2]) if len(sys.argv) > 2 else 2
+    runs = [("1 rank x 2 threads", "", 1),
+            ("dp=2 (experts on every rank)", "dp=2", 2),
+            ("ep=2 (allgather dispatcher)", "ep=2", 2)]
+    best = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        step = os.path.join(tmp, "step.mlir")
+        tool("loom-models", *MODEL, "--train", "-o", step)
+        programs, ir = {}, {}
+        for name, plan, _ in runs:
+            out = os.path.join(tmp, f"{plan or 'one'}.loom")
+            if plan:
+                tool("loom-opt", step, f"-loom-parallelize=plan={plan}", "-o",
+                     out + ".partitioned.mlir")
+                with open(out + ".partitioned.mlir") as f:
+                    ir[name] = f.read()
+            source = out + ".partitioned.mlir" if plan else step
+            tool("loom-opt", source, "-loom-forward-to-program", "-o",
+                 out + ".mlir")
+            tool("loom-translate", "--loom-to-program", out + ".mlir", "-o",
+                 out)
+            programs[name] = out
+        for rep in range(repeats):
+            load = os.getloadavg()[0]
+            for name, _, nproc in runs:
+                t = step_time(programs[name], k, nproc)
+                print(f"repeat {rep + 1} (load {load:.2f}): {name:30} "
+                      f"{t[0]:6.2f} s/step", flush=True)
+                best[name] = min(best.get(name, t), t, key=lambda x: x[0])
+    ref = best[runs[0][0]][0]
+    print(f"\nbest of {repeats}, {k} steps each: {' '.join(MODEL)}")
+    print(f"{'run':30} {'s/step':>7} {'reference (1 rank)':>18} "
+          f"{'efficiency':>10}")
+    for name, _, _ in runs:
+        t = best[name][0]
+        print(f"{name:30} {t:7.2f} {ref:18.2f} {ref / t:10.0%}")
+    moved = dispatcher_bytes(ir[runs[2][0]])
+    local_tokens = TOKENS // EP
+    bound = 2 * TOPK * (EP - 1) / EP * HIDDEN * 4
+    print(f"ep=2, one MoE layer forward: {moved} bytes received per rank, "
+          f"{moved / local_tokens:.0f} per token; the all-to-all lower bound "
+          f"(uniform routing, there and back): {bound:.0f} per token "
+          f"({moved / local_tokens / bound:.2f}x)")
+
+
+if __name__ == "__main__":
+    main()
