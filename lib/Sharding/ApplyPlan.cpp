@@ -145,6 +145,64 @@ void regroupMicrobatches(BlockArgument input, int64_t dp) {
   }
 }
 
+/// Whether a parameter is read as a table of learned positions ([seq, ...]
+/// broadcast along the sequence).
+bool readsPositions(OpOperand &use) {
+  auto broadcast = dyn_cast<BroadcastOp>(use.getOwner());
+  return broadcast && broadcast.getDims()[0] == 1;
+}
+
+/// Whether the step takes Megatron's load-balanced sequence order: causal
+/// attention split by the ring (cp_comm=p2p), where contiguous pieces would
+/// leave the last cp rank most of the work; rope gives the positions. Not
+/// when an MoE dispatch may drop tokens (which ones depends on their
+/// order), nor with a learned position table: the training step's
+/// gradient of the table is already derived in the sequence's own order.
+bool balancesSequence(func::FuncOp func, const PlanLayout &layout,
+                      bool independentRows) {
+  if (layout.cp < 2 || layout.cpComm != CpCommType::P2P || !independentRows)
+    return false;
+  for (BlockArgument arg : func.getArguments())
+    if (func.getArgAttr(arg.getArgNumber(), LoomDialect::kParamAttrName) &&
+        llvm::any_of(arg.getUses(), readsPositions))
+      return false;
+  WalkResult causal = func.walk([](AttentionOp attention) {
+    return attention.getCausal() ? WalkResult::interrupt()
+                                 : WalkResult::advance();
+  });
+  return causal.wasInterrupted();
+}
+
+/// `v` with dimension `dim` (2·cp chunks) in Megatron's load-balanced
+/// order: chunks 0, 2·cp − 1, 1, 2·cp − 2, ..., so that cp rank r's
+/// contiguous piece is chunks r and 2·cp − 1 − r. Its uses take the
+/// permuted value.
+Value permuteIntoChunks(Value v, int64_t dim, int64_t cp) {
+  auto type = cast<RankedTensorType>(v.getType());
+  int64_t chunk = type.getDimSize(dim) / (2 * cp);
+  SmallVector<int64_t> split(type.getShape());
+  split[dim] = 2 * cp;
+  split.insert(split.begin() + dim + 1, chunk);
+  OpBuilder b(v.getContext());
+  b.setInsertionPointToStart(v.getParentBlock());
+  Location loc = v.getLoc();
+  auto chunks = ReshapeOp::create(b, loc, type.clone(split), v);
+  SmallVector<Value> pieces;
+  for (int64_t r = 0; r < cp; ++r)
+    for (int64_t index : {r, 2 * cp - 1 - r}) {
+      SmallVector<int64_t> offsets(split.size(), 0), sizes = split;
+      offsets[dim] = index;
+      sizes[dim] = 1;
+      pieces.push_back(
+          SliceOp::create(b, loc, type.clone(sizes), chunks, offsets, sizes));
+    }
+  auto ordered = ConcatOp::create(b, loc, type.clone(split), pieces,
+                                  b.getI64IntegerAttr(dim));
+  auto permuted = ReshapeOp::create(b, loc, type, ordered);
+  v.replaceAllUsesExcept(permuted, chunks);
+  return permuted;
+}
+
 /// A tensor of `rank` dimensions split over `axis` along `dim` alone.
 ShardingAttr splitOver(MLIRContext *context, FlatSymbolRefAttr mesh,
                        int64_t rank, int64_t dim, StringRef axis) {
@@ -367,6 +425,33 @@ LogicalResult LoomApplyPlanPass::seed(func::FuncOp func,
   };
   bool independentRows = rowsAreIndependent(func);
   int64_t seq = readModelFacts(func).seq;
+  bool balanced = balancesSequence(func, layout, independentRows);
+  if (balanced)
+    func->setAttr(LoomDialect::kCpChunksAttrName,
+                  IntegerAttr::get(IntegerType::get(context, 64), layout.cp));
+  // The value each sequence split seeds: the input itself, or its
+  // load-balanced permutation (the input then stays whole over cp).
+  auto seedSequence = [&](Value v, const TensorSharding &split) {
+    Attribute priority;
+    // With sp, a sequence split over cp is as weak as the norms' [cp, tp]
+    // seeds, so that where they meet the longer split extends it, as the
+    // residual stream is split in Megatron (cp, then tp).
+    if (layout.sp && layout.tp > 1 && !split.dims[1].empty())
+      priority = IntegerAttr::get(IntegerType::get(context, 64),
+                                  kSequenceParallelPriority);
+    if (auto arg = dyn_cast<BlockArgument>(v)) {
+      func.setArgAttr(arg.getArgNumber(), LoomDialect::kShardingAttrName,
+                      split.toAttr(context, mesh));
+      if (priority)
+        func.setArgAttr(arg.getArgNumber(), LoomDialect::kPriorityAttrName,
+                        priority);
+      return;
+    }
+    v.getDefiningOp()->setAttr(LoomDialect::kShardingAttrName,
+                               split.toAttr(context, mesh));
+    if (priority)
+      v.getDefiningOp()->setAttr(LoomDialect::kPriorityAttrName, priority);
+  };
   for (BlockArgument arg : func.getArguments()) {
     unsigned i = arg.getArgNumber();
     auto type = cast<ShapedType>(arg.getType());
@@ -384,19 +469,17 @@ LogicalResult LoomApplyPlanPass::seed(func::FuncOp func,
     if (layout.cp > 1 && type.getRank() >= 2 && type.getDimSize(1) == seq) {
       if (failed(check(arg, 1, "cp", layout.cp, func)))
         return failure();
+      if (balanced) {
+        if (!split.isReplicated())
+          seedSequence(arg, split);
+        split.dims[1].push_back("cp");
+        seedSequence(permuteIntoChunks(arg, 1, layout.cp), split);
+        continue;
+      }
       split.dims[1].push_back("cp");
     }
-    if (split.isReplicated())
-      continue;
-    func.setArgAttr(i, LoomDialect::kShardingAttrName,
-                    split.toAttr(context, mesh));
-    // With sp, a sequence split over cp is as weak as the norms' [cp, tp]
-    // seeds, so that where they meet the longer split extends it, as the
-    // residual stream is split in Megatron (cp, then tp).
-    if (layout.sp && layout.tp > 1 && !split.dims[1].empty())
-      func.setArgAttr(i, LoomDialect::kPriorityAttrName,
-                      IntegerAttr::get(IntegerType::get(context, 64),
-                                       kSequenceParallelPriority));
+    if (!split.isReplicated())
+      seedSequence(arg, split);
   }
   if (layout.tp > 1) {
     WalkResult walk = func.walk([&](Operation *op) {

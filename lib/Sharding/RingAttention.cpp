@@ -26,12 +26,28 @@ using namespace loom;
 
 namespace {
 
-/// The ring of one mesh axis: its P ranks pass blocks to the next.
+/// The ring of one mesh axis: its P ranks pass blocks to the next. A rank's
+/// sequence is one contiguous piece (chunks = 1) or, in Megatron's
+/// load-balanced order (loom.cp_chunks), chunks r and 2·P − 1 − r of 2·P.
 struct Ring {
   FlatSymbolRefAttr mesh;
   StringAttr axis;
   int64_t size = 0;
+  int64_t chunks = 1;
 };
+
+/// Where piece `piece` of the sequence rank `owner` holds starts, for
+/// `length` positions per piece: `base` + `coeff` · owner.
+struct PieceStart {
+  int64_t base, coeff;
+};
+PieceStart pieceStart(const Ring &ring, int64_t piece, int64_t length) {
+  if (ring.chunks == 1)
+    return {0, length};
+  if (piece == 0)
+    return {0, length};
+  return {(2 * ring.size - 1) * length, -length};
+}
 
 /// `v` as an all-gather of sequence pieces (dimension 1) over one axis.
 AllGatherOp gatheredSequence(Value v) {
@@ -68,7 +84,11 @@ std::optional<Ring> ringOf(Operation *op, Value key, Value value,
   std::optional<int64_t> size = meshOp.getShape().getAxisSize(axis);
   if (!size)
     return std::nullopt;
-  return Ring{k.getMeshAttr(), axis, *size};
+  auto func = op->getParentOfType<func::FuncOp>();
+  auto chunks =
+      func->getAttrOfType<IntegerAttr>(LoomDialect::kCpChunksAttrName);
+  bool balanced = chunks && chunks.getInt() == *size && local % 2 == 0;
+  return Ring{k.getMeshAttr(), axis, *size, balanced ? 2 : 1};
 }
 
 class RingBuilder {
@@ -89,20 +109,50 @@ public:
   }
   Value arrived(Value passed) { return tag(WaitOp::create(b, loc(), passed)); }
 
-  /// Rank terms for query_offset (the rank's piece) and key_offset (the
-  /// piece of the rank `step` places back on the ring), `local` positions
-  /// each.
-  void setOffsets(Operation *op, int64_t step, int64_t local) {
+  /// query_offset (piece `queryPiece` of the rank's sequence) and
+  /// key_offset (piece `keyPiece` of the block rank r − `step` sent), each
+  /// piece `length` positions: a base and a rank term.
+  void setOffsets(Operation *op, int64_t queryPiece, int64_t keyPiece,
+                  int64_t step, int64_t length) {
     MLIRContext *context = b.getContext();
-    auto term = [&](int64_t shift) {
-      return b.getArrayAttr(
-          {RankTermAttr::get(context, ring.mesh, ring.axis, {local}, shift)});
+    auto offset = [&](StringRef name, int64_t piece, int64_t shift) {
+      PieceStart start = pieceStart(ring, piece, length);
+      op->setAttr(name, b.getI64IntegerAttr(start.base));
+      return b.getNamedAttr(
+          name, b.getArrayAttr({RankTermAttr::get(context, ring.mesh, ring.axis,
+                                                  {start.coeff}, shift)}));
     };
     op->setAttr(LoomDialect::kRankTermsAttrName,
-                b.getDictionaryAttr(
-                    {b.getNamedAttr("query_offset", term(0)),
-                     b.getNamedAttr("key_offset",
-                                    term((ring.size - step) % ring.size))}));
+                b.getDictionaryAttr({offset("query_offset", queryPiece, 0),
+                                     offset("key_offset", keyPiece,
+                                            (ring.size - step) % ring.size)}));
+  }
+
+  /// The rank's pieces of `x` along the sequence (dimension 1).
+  SmallVector<Value> pieces(Value x) {
+    if (ring.chunks == 1)
+      return {x};
+    auto type = cast<RankedTensorType>(x.getType());
+    int64_t length = type.getDimSize(1) / ring.chunks;
+    SmallVector<Value> result;
+    for (int64_t piece = 0; piece < ring.chunks; ++piece) {
+      SmallVector<int64_t> offsets(type.getRank(), 0), sizes(type.getShape());
+      offsets[1] = piece * length;
+      sizes[1] = length;
+      result.push_back(
+          tag(SliceOp::create(b, loc(), type.clone(sizes), x, offsets, sizes)));
+    }
+    return result;
+  }
+  /// The pieces put back together.
+  Value joined(ArrayRef<Value> parts) {
+    if (parts.size() == 1)
+      return parts.front();
+    auto type = cast<RankedTensorType>(parts.front().getType());
+    SmallVector<int64_t> shape(type.getShape());
+    shape[1] *= static_cast<int64_t>(parts.size());
+    return tag(ConcatOp::create(b, loc(), type.clone(shape), parts,
+                                b.getI64IntegerAttr(1)));
   }
 
   /// `o`, `lse` with the block `oBlock`, `lseBlock` merged in: weights
@@ -178,8 +228,13 @@ std::pair<Value, Value> buildForwardRing(AttentionOp attention,
   AllGatherOp keyGather = gatheredSequence(attention.getKey());
   AllGatherOp valueGather = gatheredSequence(attention.getValue());
   Value k = keyGather.getInput(), v = valueGather.getInput();
-  int64_t local = cast<RankedTensorType>(k.getType()).getDimSize(1);
-  Value o, lse;
+  int64_t length =
+      cast<RankedTensorType>(k.getType()).getDimSize(1) / ring.chunks;
+  SmallVector<Value> queries = r.pieces(attention.getQuery());
+  // Each query piece's output and log-sum-exp so far. Its first block (its
+  // own rank's first piece of keys) is never wholly masked: the diagonal,
+  // or keys all before it.
+  SmallVector<Value> outs(queries.size()), lses(queries.size());
   for (int64_t step = 0; step < ring.size; ++step) {
     // The next block is on its way while this one is computed.
     if (step > 0) {
@@ -191,22 +246,27 @@ std::pair<Value, Value> buildForwardRing(AttentionOp attention,
       nextK = r.pass(k);
       nextV = r.pass(v);
     }
-    auto block = AttentionBlockOp::create(
-        b, r.loc(), attention.getQuery(), k, v, attention.getCausalAttr(),
-        attention.getScaleAttr(), b.getI64IntegerAttr(0),
-        b.getI64IntegerAttr(0));
-    r.tagOp(block);
-    r.setOffsets(block, step, local);
-    if (step == 0) {
-      o = block.getResult();
-      lse = block.getLogsumexp();
-    } else {
-      std::tie(o, lse) =
-          r.merge(o, lse, block.getResult(), block.getLogsumexp());
-    }
+    SmallVector<Value> keys = r.pieces(k), values = r.pieces(v);
+    for (auto [qi, query] : llvm::enumerate(queries))
+      for (auto [ki, key] : llvm::enumerate(keys)) {
+        auto block = AttentionBlockOp::create(
+            b, r.loc(), query, key, values[ki], attention.getCausalAttr(),
+            attention.getScaleAttr(), b.getI64IntegerAttr(0),
+            b.getI64IntegerAttr(0));
+        r.tagOp(block);
+        r.setOffsets(block, qi, ki, step, length);
+        if (!outs[qi]) {
+          outs[qi] = block.getResult();
+          lses[qi] = block.getLogsumexp();
+        } else {
+          std::tie(outs[qi], lses[qi]) = r.merge(
+              outs[qi], lses[qi], block.getResult(), block.getLogsumexp());
+        }
+      }
     k = nextK;
     v = nextV;
   }
+  Value o = r.joined(outs), lse = r.joined(lses);
   attention.getResult().replaceAllUsesWith(o);
   attention->erase();
   eraseIfUnused(keyGather);
@@ -240,8 +300,14 @@ bool buildBackwardRing(AttentionGradOp grad, Value lse, const Ring &ring) {
   AllGatherOp keyGather = gatheredSequence(grad.getKey());
   AllGatherOp valueGather = gatheredSequence(grad.getValue());
   Value k = keyGather.getInput(), v = valueGather.getInput();
-  int64_t local = cast<RankedTensorType>(k.getType()).getDimSize(1);
-  Value dq, dk, dv;
+  int64_t length =
+      cast<RankedTensorType>(k.getType()).getDimSize(1) / ring.chunks;
+  SmallVector<Value> queries = r.pieces(grad.getQuery()),
+                     outs = r.pieces(grad.getResult()),
+                     outGrads = r.pieces(grad.getResultGrad()),
+                     lses = r.pieces(lse);
+  SmallVector<Value> dqs(queries.size());
+  Value dk, dv;
   for (int64_t step = 0; step < ring.size; ++step) {
     // The next block, and this block's gradients so far (from the ranks
     // that held it before), travel while the block is computed.
@@ -256,27 +322,36 @@ bool buildBackwardRing(AttentionGradOp grad, Value lse, const Ring &ring) {
       nextK = r.pass(k);
       nextV = r.pass(v);
     }
-    auto block = AttentionBlockGradOp::create(
-        b, r.loc(), grad.getQueryGrad().getType(), k.getType(), v.getType(),
-        grad.getQuery(), k, v, grad.getResult(), grad.getResultGrad(), lse,
-        grad.getCausalAttr(), grad.getScaleAttr(), b.getI64IntegerAttr(0),
-        b.getI64IntegerAttr(0));
-    r.tagOp(block);
-    r.setOffsets(block, step, local);
+    SmallVector<Value> keys = r.pieces(k), values = r.pieces(v);
+    SmallVector<Value> dks(keys.size()), dvs(keys.size());
+    auto add = [&](Value &sum, Value term) {
+      sum = sum ? r.tag(AddOp::create(b, r.loc(), sum, term)) : term;
+    };
+    for (auto [qi, query] : llvm::enumerate(queries))
+      for (auto [ki, key] : llvm::enumerate(keys)) {
+        auto block = AttentionBlockGradOp::create(
+            b, r.loc(), query.getType(), key.getType(), values[ki].getType(),
+            query, key, values[ki], outs[qi], outGrads[qi], lses[qi],
+            grad.getCausalAttr(), grad.getScaleAttr(), b.getI64IntegerAttr(0),
+            b.getI64IntegerAttr(0));
+        r.tagOp(block);
+        r.setOffsets(block, qi, ki, step, length);
+        add(dqs[qi], block.getQueryGrad());
+        add(dks[ki], block.getKeyGrad());
+        add(dvs[ki], block.getValueGrad());
+      }
+    Value dkStep = r.joined(dks), dvStep = r.joined(dvs);
     if (step == 0) {
-      dq = block.getQueryGrad();
-      dk = block.getKeyGrad();
-      dv = block.getValueGrad();
+      dk = dkStep;
+      dv = dvStep;
     } else {
-      dq = r.tag(AddOp::create(b, r.loc(), dq, block.getQueryGrad()));
-      dk = r.tag(
-          AddOp::create(b, r.loc(), r.arrived(dkSoFar), block.getKeyGrad()));
-      dv = r.tag(
-          AddOp::create(b, r.loc(), r.arrived(dvSoFar), block.getValueGrad()));
+      dk = r.tag(AddOp::create(b, r.loc(), r.arrived(dkSoFar), dkStep));
+      dv = r.tag(AddOp::create(b, r.loc(), r.arrived(dvSoFar), dvStep));
     }
     k = nextK;
     v = nextV;
   }
+  Value dq = r.joined(dqs);
   // Each rank now holds the whole gradients of the next rank's block.
   if (ring.size > 1) {
     dk = r.arrived(r.pass(dk));
@@ -293,11 +368,59 @@ bool buildBackwardRing(AttentionGradOp grad, Value lse, const Ring &ring) {
   return true;
 }
 
+/// In the load-balanced order a rank's sequence is two chunks, r and
+/// 2·P − 1 − r: a rope whose positions partitioning set from the rank's
+/// contiguous piece (position_offset = L · r, L its sequence) becomes one
+/// rope per chunk, each at its chunk's first position.
+void splitRopeIntoChunks(RopeOp rope, int64_t chunksAttr, ModuleOp module) {
+  auto terms =
+      rope->getAttrOfType<DictionaryAttr>(LoomDialect::kRankTermsAttrName);
+  auto offset = terms ? terms.getAs<ArrayAttr>("position_offset") : ArrayAttr();
+  auto type = cast<RankedTensorType>(rope.getType());
+  int64_t local = type.getDimSize(1);
+  if (!offset || offset.size() != 1 || rope.getPositionOffset() != 0 ||
+      local % 2 != 0)
+    return;
+  auto term = dyn_cast<RankTermAttr>(offset[0]);
+  auto meshOp = module.lookupSymbol<MeshOp>(term ? term.getMesh() : nullptr);
+  if (!term || !meshOp || term.getShift() != 0 ||
+      term.getCoeffs() != ArrayRef<int64_t>{local} ||
+      meshOp.getShape().getAxisSize(term.getAxis()) != chunksAttr)
+    return;
+  Ring ring{term.getMesh(), term.getAxis(), chunksAttr, 2};
+  RingBuilder r(rope, ring);
+  OpBuilder &b = r.builder();
+  SmallVector<Value> parts;
+  for (auto [piece, x] : llvm::enumerate(r.pieces(rope.getInput()))) {
+    PieceStart start = pieceStart(ring, piece, local / 2);
+    auto part =
+        RopeOp::create(b, rope.getLoc(), x.getType(), x, rope.getThetaAttr(),
+                       b.getI64IntegerAttr(start.base), rope.getInverseAttr());
+    r.tagOp(part);
+    part->setAttr(
+        LoomDialect::kRankTermsAttrName,
+        b.getDictionaryAttr(b.getNamedAttr(
+            "position_offset",
+            b.getArrayAttr({RankTermAttr::get(b.getContext(), ring.mesh,
+                                              ring.axis, {start.coeff}, 0)}))));
+    parts.push_back(part);
+  }
+  rope.getResult().replaceAllUsesWith(r.joined(parts));
+  rope->erase();
+}
+
 struct LoomRingAttentionPass
     : public loom::impl::LoomRingAttentionPassBase<LoomRingAttentionPass> {
   void runOnOperation() override {
     ModuleOp module = getOperation();
     for (auto func : module.getOps<func::FuncOp>()) {
+      if (auto chunks = func->getAttrOfType<IntegerAttr>(
+              LoomDialect::kCpChunksAttrName)) {
+        SmallVector<RopeOp> ropes;
+        func.walk([&](RopeOp rope) { ropes.push_back(rope); });
+        for (RopeOp rope : ropes)
+          splitRopeIntoChunks(rope, chunks.getInt(), module);
+      }
       // The forward before its gradient: the gradient needs the forward's
       // log-sum-exp, found through the output it reads.
       DenseMap<Value, Value> logSumExpOf;

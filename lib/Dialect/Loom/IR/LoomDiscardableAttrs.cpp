@@ -261,6 +261,7 @@ const DiscardableAttr kAttrs[] = {
     {LoomDialect::kAsyncAttrName, OnOp, checkAsync},
     {LoomDialect::kPipelineAttrName, OnOp, checkPipeline},
     {LoomDialect::kActionAttrName, OnOp, checkString},
+    {LoomDialect::kCpChunksAttrName, OnOp, checkNonNegative},
 };
 
 /// Finds `attr`'s row and checks that it may appear at `place`.

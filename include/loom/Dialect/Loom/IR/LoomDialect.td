@@ -92,6 +92,12 @@ def Loom_Dialect : Dialect {
     /// ("F(s0,m1)", "B(...)", "W(...)"), "recv", "send" or "optimizer"
     /// (the step's tail); the program's trace shows these.
     static constexpr llvm::StringLiteral kActionAttrName = "loom.action";
+    /// Op attribute (on a function) of a step whose sequence is in
+    /// Megatron's load-balanced order for context parallelism: the number
+    /// of cp ranks; rank r holds chunks r and 2·cp − 1 − r of 2·cp
+    /// (-loom-apply-plan permutes the inputs, -loom-ring-attention gives
+    /// rope and attention each chunk's positions).
+    static constexpr llvm::StringLiteral kCpChunksAttrName = "loom.cp_chunks";
 
   private:
     /// Registers the attributes; defined beside their storage classes.
