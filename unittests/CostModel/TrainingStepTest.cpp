@@ -270,9 +270,10 @@ TrainingPlan cpPlan(int64_t cp, CpComm comm) {
 // time at cp = 2, and so do a layer's activations. The attention is half
 // of its accounted FLOPs too (its queries against every key, or every
 // position on heads / cp heads), but under the causal mask the contiguous
-// pieces of all_gather and p2p leave the last rank 3 of the 4 half-blocks
-// (1 + 3 over the two ranks): 3/4 of cp = 1's time; Ulysses' heads split
-// evenly. Same world size: cp = 2 takes a dp rank's place.
+// pieces of all_gather leave the last rank 3 of the 4 half-blocks (1 + 3
+// over the two ranks): 3/4 of cp = 1's time; the ring's load-balanced
+// chunks and Ulysses' heads split evenly. Same world size: cp = 2 takes a
+// dp rank's place.
 TEST(TrainingStepTest, ContextParallelHalvesTheLayer) {
   TransformerShape m = llamaShape();
   Cluster c = preset("h100-ib:2");
@@ -281,8 +282,8 @@ TEST(TrainingStepTest, ContextParallelHalvesTheLayer) {
     StepEstimate two = estimate(m, cpPlan(2, comm), c);
     const LayerCost &a = one.layer, &b = two.layer;
     EXPECT_NEAR(b.matmul / a.matmul, 0.5, 0.02);
-    EXPECT_NEAR(b.attention / a.attention, comm == CpComm::A2A ? 0.5 : 0.75,
-                0.02);
+    EXPECT_NEAR(b.attention / a.attention,
+                comm == CpComm::AllGather ? 0.75 : 0.5, 0.02);
     EXPECT_DOUBLE_EQ(b.forwardFlops, a.forwardFlops / 2);
     EXPECT_NEAR(b.elementwise / a.elementwise, 0.5, 1e-9);
     // The model's FLOPs and tokens do not depend on the plan.
@@ -299,8 +300,9 @@ TEST(TrainingStepTest, ContextParallelHalvesTheLayer) {
     EXPECT_EQ(a.cpComm, 0);
     EXPECT_EQ(a.cpTransfer, 0);
   }
-  // cp = 4: the last rank runs 7 of the 16 half-blocks, (2cp - 1)/cp².
-  TrainingPlan four = cpPlan(4, CpComm::P2P);
+  // cp = 4 all_gather: the last rank runs 7 of the 16 half-blocks,
+  // (2cp - 1)/cp²; the ring's ranks 4 each.
+  TrainingPlan four = cpPlan(4, CpComm::AllGather);
   four.dp = 1;
   four.gbs = 1;
   TrainingPlan base = four;
@@ -310,6 +312,10 @@ TEST(TrainingStepTest, ContextParallelHalvesTheLayer) {
   EXPECT_NEAR(estimate(m, four, c).layer.attention /
                   estimate(m, base, c).layer.attention,
               7.0 / 16, 1e-9);
+  four.cpComm = CpComm::P2P;
+  EXPECT_NEAR(estimate(m, four, c).layer.attention /
+                  estimate(m, base, c).layer.attention,
+              4.0 / 16, 1e-9);
   StepEstimate allGather = estimate(m, cpPlan(2, CpComm::AllGather), c);
   EXPECT_DOUBLE_EQ(allGather.layer.activationBytes,
                    one.layer.activationBytes / 2);
@@ -450,8 +456,13 @@ TEST(TrainingStepTest, ContextParallelRing) {
     double agBackward =
         2 * collectiveTime(Collective::AllGather, cp, kv, c.interNode) +
         2 * collectiveTime(Collective::ReduceScatter, cp, kv, c.interNode);
-    EXPECT_DOUBLE_EQ(ag.layer.attention, l.attention);
-    EXPECT_NEAR(l.inputGrad - ag.layer.inputGrad, exposedBackward - agBackward,
+    // all_gather's contiguous pieces leave its last rank (2cp - 1)/cp times
+    // the ring's balanced attention, forward and (twice) backward.
+    EXPECT_NEAR(ag.layer.attention,
+                l.attention * double(2 * cp - 1) / double(cp), 1e-15);
+    EXPECT_NEAR(l.inputGrad - ag.layer.inputGrad,
+                exposedBackward - agBackward +
+                    2 * (l.attention - ag.layer.attention),
                 1e-12);
     // Two blocks in flight of K, V, dK, dV instead of the whole sequence's.
     double logits = 4 * seq / double(cp) * (131072 / double(p.tp));
