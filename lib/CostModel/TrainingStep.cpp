@@ -1,7 +1,9 @@
 //===- TrainingStep.cpp - Pricing one training step of a transformer ------===//
 //
 // Per-layer costs from Megatron's FLOPs accounting and a roofline per
-// kernel, tensor- and context-parallel collectives by the alpha-beta model,
+// kernel (MoE layers: the router, dispatch, the rank's experts' grouped
+// matmuls, combine), tensor-, context- and expert-parallel collectives by
+// the alpha-beta model,
 // pipeline stages simulated with the schedule library, the gradient
 // reduction and the optimizer after the pipeline, memory by Megatron's
 // arithmetic.
@@ -15,6 +17,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 
 using namespace loom::cost;
 namespace sched = loom::schedule;
@@ -60,17 +63,20 @@ struct CommTally {
   }
 };
 
-/// The tp, cp and dp collectives of one microbatch through some layers.
+/// The tp, cp and dp collectives of one microbatch through some layers,
+/// and the MoE dispatcher's (over dp · tp and dp).
 struct StageComm {
-  CommTally tp, cp, dp;
+  CommTally tp, cp, dp, ep;
   StageComm &operator+=(const StageComm &o) {
     tp += o.tp;
     cp += o.cp;
     dp += o.dp;
+    ep += o.ep;
     return *this;
   }
   StageComm scaled(double times) const {
-    return {tp.scaled(times), cp.scaled(times), dp.scaled(times)};
+    return {tp.scaled(times), cp.scaled(times), dp.scaled(times),
+            ep.scaled(times)};
   }
 };
 
@@ -102,6 +108,17 @@ struct Context {
   /// This rank's [tokens, hidden] activation in bf16: the size of every tp
   /// collective.
   double activationSize = 0;
+  /// MoE: the tokens of one dispatch (the dp group's microbatch, mbs · seq
+  /// · dp: the dispatcher gathers them over dp · tp), each expert's
+  /// capacity in it, the experts on this rank (E / ep) and the rows its
+  /// grouped matmuls run (their capacity slots), and the all-gathers' group
+  /// (dp · tp ranks) and link.
+  double dispatchTokens = 0;
+  double capacity = 0;
+  double localExperts = 0;
+  double expertRows = 0;
+  int64_t dispatchRanks = 1;
+  const Link *dispatchLink = nullptr;
 };
 
 double gemmTime(const Cluster &c, double m, double k, double n) {
@@ -115,25 +132,55 @@ double memoryTime(const Cluster &c, double bytes) {
 }
 
 /// Matmul weights of one layer over `tp` ranks (one GPU's share), without
-/// norms and biases.
+/// norms and biases. A MoE layer's MLP is `experts` of them (none for a
+/// dense model: one MLP).
 double layerMatmulParams(const TransformerShape &m, double queryWidth,
-                         double kvWidth, double ffnWidth) {
+                         double kvWidth, double ffnWidth, double experts = 0) {
   double gate = m.gatedMlp ? 2 : 1;
   double h = double(m.hidden);
-  return h * (queryWidth + 2 * kvWidth) + queryWidth * h + gate * h * ffnWidth +
-         ffnWidth * h;
+  double attention = h * (queryWidth + 2 * kvWidth) + queryWidth * h;
+  double mlp = gate * h * ffnWidth + ffnWidth * h;
+  if (m.isMoE())
+    return attention + experts * mlp + h * double(m.experts); // + router
+  return attention + mlp;
 }
 
-/// All parameters of one layer on one GPU: matmuls, two norms (replicated
-/// over tp), biases.
+/// The expert weights of one MoE layer on one GPU: E / ep experts' MLPs,
+/// each split over tp.
+double expertParams(const Context &c) {
+  return c.localExperts * (c.gate + 1) * c.hidden * c.ffnWidth;
+}
+
+/// All parameters of one layer on one GPU: matmuls (a MoE layer's router
+/// and the rank's experts), two norms (replicated over tp), biases.
 double layerParams(const Context &c) {
-  double params =
-      layerMatmulParams(c.model, c.queryWidth, c.kvWidth, c.ffnWidth);
+  double params = layerMatmulParams(c.model, c.queryWidth, c.kvWidth,
+                                    c.ffnWidth, c.localExperts);
   double normWeights = c.model.linearBias ? 4 : 2; // LayerNorm has a bias
   params += normWeights * c.hidden;
+  double mlpBias = c.model.isMoE() ? 0 : c.gate * c.ffnWidth + c.hidden;
   if (c.model.linearBias)
-    params += c.queryWidth + 2 * c.kvWidth + c.gate * c.ffnWidth + 2 * c.hidden;
+    params += c.queryWidth + 2 * c.kvWidth + mlpBias + c.hidden;
   return params;
+}
+
+/// Whether ZeRO shards the expert weights. Loom's -loom-shard-optimizer
+/// adds the dp axis to a tensor only when dp does not split it already;
+/// under ep it does (E / ep experts per data rank), so the expert weights,
+/// their gradients and optimizer states stay whole on their rank. Without
+/// ep they are replicated over dp like every dense weight.
+bool zeroShardsExperts(const TrainingPlan &p) { return p.ep == 1; }
+
+/// What a MoE layer keeps for its backward per microbatch beyond the
+/// dense part (the MLP's input is in the 10h): the router's fp32
+/// probabilities, the gathered indices (i32) and weights, and on the
+/// rank's expert rows the dispatched tokens, the up (and gate) outputs,
+/// the activation and the experts' outputs (combine's backward).
+double moeActivationBytes(const Context &c) {
+  double rows = c.expertRows, h = c.hidden, f = c.ffnWidth;
+  return kFp32Bytes * c.tokens * double(c.model.experts) +
+         (4 + kBf16Bytes) * c.dispatchTokens * double(c.model.topK) +
+         kBf16Bytes * rows * (2 * h + (c.gate + 1) * f);
 }
 
 /// Activation bytes one layer keeps for its backward per microbatch without
@@ -150,6 +197,10 @@ double layerParams(const Context &c) {
 /// positions for the output projection's.
 double fullActivationBytes(const Context &c) {
   double replicated = 10 * c.hidden * c.shardTokens;
+  if (c.model.isMoE())
+    return replicated +
+           (2 * (c.queryWidth + 2 * c.kvWidth) + 2 * c.queryWidth) * c.tokens +
+           moeActivationBytes(c);
   double split = (2 * (c.queryWidth + 2 * c.kvWidth) + 2 * c.queryWidth +
                   2 * c.gate * c.ffnWidth + 2 * c.ffnWidth) *
                  c.tokens;
@@ -182,6 +233,84 @@ double attentionTransientBytes(const Context &c) {
   if (c.plan.cpComm == CpComm::P2P)
     return 2 * 4 * kBf16Bytes * c.tokens * c.kvWidth;
   return 0;
+}
+
+/// A MoE layer's buffers that live during its dispatch and combine only:
+/// the gathered tokens [T, h] and combine's partial sums [T, h] of the whole
+/// dispatch (their gradients in the backward).
+double moeTransientBytes(const Context &c) {
+  if (!c.model.isMoE())
+    return 0;
+  return 2 * kBf16Bytes * c.dispatchTokens * c.hidden;
+}
+
+/// A grouped matmul: `groups` experts, each [rows, k] x [k, n], by the
+/// roofline over all of them (the weights of every group are read).
+double groupedGemmTime(const Cluster &c, double groups, double rows, double k,
+                       double n) {
+  double flops = 2 * groups * rows * k * n;
+  double bytes = kBf16Bytes * groups * (rows * k + k * n + rows * n);
+  return std::max(flops / c.matmulFlops(), bytes / c.hbmBandwidth);
+}
+
+/// One MoE layer's MLP for one microbatch, as Loom compiles Megatron's
+/// allgather dispatcher: the router on the rank's tokens, its top-k
+/// indices and weights and the tokens all-gathered over dp · tp (the whole
+/// dp group's microbatch on every rank), dispatch into the capacity slots
+/// of the rank's experts (E / ep with ep; every expert without: plain dp
+/// runs all experts on all tokens of its group), the grouped matmuls with
+/// each expert's ffn split over tp and their output all-reduced over tp,
+/// combine, and with ep a reduce-scatter over dp back to the rank's
+/// tokens. The backward runs the conjugates: the indices, weights and
+/// output gradient all-gathered, the experts' input gradient all-reduced
+/// over tp, with ep the router weights' and the tokens' gradients
+/// reduce-scattered over dp. Fills `cost`'s MoE fields.
+void addMoeLayer(const Context &c, LayerCost &cost, StageComm &forward,
+                 StageComm &backward) {
+  const Cluster &cl = c.cluster;
+  double h = c.hidden, rows = c.expertRows, k = double(c.model.topK);
+  double experts = double(c.model.experts), tokens = c.dispatchTokens;
+  cost.expertParams = expertParams(c);
+  cost.expertRows = rows;
+
+  // The router: [T, h] x [h, E], then softmax and top-k in fp32.
+  double routerMatmul = gemmTime(cl, c.tokens, h, experts);
+  double routerScores =
+      memoryTime(cl, kFp32Bytes * (3 * c.tokens * experts + 2 * c.tokens * k));
+  cost.router = routerMatmul + routerScores;
+
+  // The rank's experts, each over its capacity slots.
+  double perExpert = rows / c.localExperts;
+  cost.expertMatmul =
+      groupedGemmTime(cl, c.localExperts, perExpert, h, c.gate * c.ffnWidth) +
+      groupedGemmTime(cl, c.localExperts, perExpert, c.ffnWidth, h);
+  // Dispatch reads the gathered tokens and writes the slots; combine reads
+  // the slots and writes every token's sum.
+  cost.dispatchCombine = memoryTime(cl, 2 * kBf16Bytes * (tokens + rows) * h);
+
+  double tokenBytes = kBf16Bytes * tokens * h;
+  double indexBytes = 4 * tokens * k, weightBytes = kBf16Bytes * tokens * k;
+  int64_t dp = c.plan.dp;
+  bool ep = c.plan.ep > 1;
+  for (StageComm *phase : {&forward, &backward}) {
+    for (double size : {tokenBytes, indexBytes, weightBytes})
+      phase->ep.add(Collective::AllGather, c.dispatchRanks, size,
+                    *c.dispatchLink);
+    phase->tp.add(Collective::AllReduce, c.plan.tp, kBf16Bytes * rows * h,
+                  *c.tpLink);
+  }
+  if (ep) {
+    forward.ep.add(Collective::ReduceScatter, dp, tokenBytes, *c.dpLink);
+    backward.ep.add(Collective::ReduceScatter, dp, weightBytes, *c.dpLink);
+    backward.ep.add(Collective::ReduceScatter, dp, tokenBytes, *c.dpLink);
+  }
+  cost.dispatcherComm = forward.ep.time;
+  cost.expertTpComm = collectiveTime(Collective::AllReduce, c.plan.tp,
+                                     kBf16Bytes * rows * h, *c.tpLink);
+  if (c.plan.tp == 1)
+    cost.expertTpComm = 0;
+  // The router's weight gradient is a matmul like its forward.
+  cost.weightGrad += routerMatmul;
 }
 
 /// The attention core one GPU runs: queries of `querySeq` positions
@@ -277,11 +406,17 @@ LayerCost layerCost(const Context &c, StageComm &comm) {
 
   // Weight matmuls: QKV and MLP-up are column-parallel, the output
   // projection and MLP-down row-parallel. dgrad and wgrad have the same
-  // FLOPs and operands, so the same roofline time.
+  // FLOPs and operands, so the same roofline time. A MoE layer's MLP is
+  // its experts' grouped matmuls (addMoeLayer).
+  bool moe = c.model.isMoE();
+  StageComm forwardComm, backwardComm;
+  if (moe)
+    addMoeLayer(c, cost, forwardComm, backwardComm);
   cost.matmul = gemmTime(cl, t, h, c.queryWidth + 2 * c.kvWidth) +
-                gemmTime(cl, t, c.queryWidth, h) +
-                gemmTime(cl, t, h, c.gate * c.ffnWidth) +
-                gemmTime(cl, t, c.ffnWidth, h);
+                gemmTime(cl, t, c.queryWidth, h);
+  cost.matmul += moe ? cost.expertMatmul
+                     : gemmTime(cl, t, h, c.gate * c.ffnWidth) +
+                           gemmTime(cl, t, c.ffnWidth, h);
 
   // Attention core: Q·K^T and scores·V, 4·b·s²·(heads·d) accounted (PaLM,
   // Megatron: unmasked); a causal flash-attention kernel runs half. With
@@ -302,19 +437,24 @@ LayerCost layerCost(const Context &c, StageComm &comm) {
   // Element-wise kernels, bf16 elements read and written: two norms
   // (read, write h), two residual adds (read 2h, write h) on the sp shard,
   // rotary embeddings of q and k, the MLP's activation.
-  double elements = (4 * h + 6 * h) * c.shardTokens + c.gate * c.ffnWidth * t +
-                    c.ffnWidth * t;
+  // MoE layers: the activation on the expert rows, plus dispatch and
+  // combine.
+  double mlpRows = moe ? c.expertRows : t;
+  double elements = (4 * h + 6 * h) * c.shardTokens +
+                    c.gate * c.ffnWidth * mlpRows + c.ffnWidth * mlpRows;
   if (!c.model.learnedPositions)
     elements += 2 * (c.queryWidth + c.kvWidth) * t;
   cost.elementwise = memoryTime(cl, kBf16Bytes * elements);
+  if (moe)
+    cost.elementwise += cost.dispatchCombine;
 
   // Tensor parallelism: with sp an all-gather before and a reduce-scatter
   // after attention and after the MLP, without sp an all-reduce after
-  // each; the backward runs their transposes (the same sizes).
+  // each; the backward runs their transposes (the same sizes). A MoE
+  // layer's dispatcher gathers over dp · tp instead of the MLP's pair.
   int64_t tp = c.plan.tp;
-  StageComm forwardComm, backwardComm;
   for (StageComm *phase : {&forwardComm, &backwardComm})
-    for (int i = 0; i < 2; ++i)
+    for (int i = 0; i < (moe ? 1 : 2); ++i)
       if (c.plan.sp) {
         phase->tp.add(Collective::AllGather, tp, c.activationSize, *c.tpLink);
         phase->tp.add(Collective::ReduceScatter, tp, c.activationSize,
@@ -335,23 +475,33 @@ LayerCost layerCost(const Context &c, StageComm &comm) {
   // over the gradient group.
   if (c.plan.zero >= 3) {
     int64_t n = c.gradRanks;
-    double paramSize = kParamBytes * cost.params * double(n);
-    double gradSize = kGradBytes * cost.params * double(n);
+    double sharded = zeroShardsExperts(c.plan)
+                         ? cost.params
+                         : cost.params - cost.expertParams;
+    double paramSize = kParamBytes * sharded * double(n);
+    double gradSize = kGradBytes * sharded * double(n);
     forwardComm.dp.add(Collective::AllGather, n, paramSize, *c.dpLink);
     backwardComm.dp.add(Collective::AllGather, n, paramSize, *c.dpLink);
     backwardComm.dp.add(Collective::ReduceScatter, n, gradSize, *c.dpLink);
     cost.paramGather = forwardComm.dp.time;
   }
 
-  cost.forwardFlops =
-      2 * t * layerMatmulParams(c.model, c.queryWidth, c.kvWidth, c.ffnWidth) +
-      attentionFlops;
+  cost.forwardFlops = 2 * t *
+                          layerMatmulParams(c.model, c.queryWidth, c.kvWidth,
+                                            moe ? 0 : c.ffnWidth) +
+                      attentionFlops;
+  if (moe) // the router's and the expert rows' matmuls
+    cost.forwardFlops += 2 * c.expertRows * (c.gate + 1) * h * c.ffnWidth;
   cost.forward = cost.matmul + cost.attention + cost.elementwise + cost.tpComm +
                  cost.cpComm + cost.paramGather;
   cost.inputGrad = cost.matmul + attentionBackward + 2 * cost.elementwise +
                    backwardComm.tp.time + cpExposed.backward +
                    backwardComm.dp.time;
-  cost.weightGrad = cost.matmul;
+  cost.weightGrad += cost.matmul;
+  if (moe) { // the router (its wgrad is in weightGrad) and the dispatcher
+    cost.forward += cost.router + cost.dispatcherComm;
+    cost.inputGrad += cost.router + backwardComm.ep.time;
+  }
 
   comm += forwardComm;
   comm += backwardComm;
@@ -472,6 +622,55 @@ llvm::Error checkContextParallel(const TransformerShape &m,
   return llvm::Error::success();
 }
 
+/// Expert parallelism as Loom compiles it (the compiler's rules, named as
+/// it names them): experts folded onto all data ranks (ep = dp), not with
+/// cp, the allgather dispatcher, each expert split over tp (etp = tp) and
+/// then sp (Megatron-Core's rule). MoE layers with cp are not priced.
+llvm::Error checkExperts(const TransformerShape &m, const TrainingPlan &p) {
+  if (p.ep < 1)
+    return fail("ep must be at least 1, got " + llvm::Twine(p.ep));
+  if (!m.isMoE())
+    return p.ep > 1 ? fail("ep=" + llvm::Twine(p.ep) +
+                           " splits experts, but the model is dense "
+                           "(experts = 0) [ep-needs-moe]")
+                    : llvm::Error::success();
+  if (m.topK < 1 || m.topK > m.experts)
+    return fail("top-k (" + llvm::Twine(m.topK) + ") must be in 1..experts (" +
+                llvm::Twine(m.experts) + ")");
+  if (m.experts % p.ep)
+    return fail("the experts (" + llvm::Twine(m.experts) +
+                ") must be divisible by ep (" + llvm::Twine(p.ep) +
+                ") [experts-ep]");
+  if (p.ep > 1 && p.dispatcher == Dispatcher::AllToAll)
+    return fail(
+        "expert parallelism with dispatcher=alltoall (ep=" + llvm::Twine(p.ep) +
+        "): the all-to-all token dispatch is not compiled; give "
+        "dispatcher=allgather (the default) [unsupported-ep]");
+  if (p.ep > 1 && p.cp > 1)
+    return fail("expert parallelism with context parallelism (ep=" +
+                llvm::Twine(p.ep) + ", cp=" + llvm::Twine(p.cp) +
+                "): experts folded over cp ranks are not compiled "
+                "[unsupported-ep]");
+  if (p.ep > 1 && p.ep != p.dp)
+    return fail("expert parallelism over " + llvm::Twine(p.ep) +
+                " ranks with dp = " + llvm::Twine(p.dp) +
+                ": experts are folded onto the data-parallel ranks, so ep "
+                "must equal dp (expert data parallelism, edp = dp / ep > 1, "
+                "is not compiled) [unsupported-ep]");
+  if (p.etp != 0 && p.etp != p.tp)
+    return fail("expert tensor parallelism different from tp (etp=" +
+                llvm::Twine(p.etp) + ", tp=" + llvm::Twine(p.tp) +
+                "): the folded expert mesh is not compiled [unsupported-etp]");
+  if (p.tp > 1 && !p.sp)
+    return fail("a MoE model with tp > 1 needs sp (Megatron-Core refuses to "
+                "train MoE layers with tensor parallelism and without "
+                "sequence parallelism) [moe-tp-sp]");
+  if (p.cp > 1)
+    return fail("MoE layers with context parallelism (cp=" + llvm::Twine(p.cp) +
+                ") are not priced by the cost model");
+  return llvm::Error::success();
+}
+
 llvm::Error checkInputs(const TransformerShape &m, const TrainingPlan &p,
                         const Cluster &cl) {
   struct Positive {
@@ -523,6 +722,8 @@ llvm::Error checkInputs(const TransformerShape &m, const TrainingPlan &p,
                   ") is not a multiple of tp (" + llvm::Twine(p.tp) + ")");
   if (auto error = checkContextParallel(m, p))
     return error;
+  if (auto error = checkExperts(m, p))
+    return error;
   if (p.sp && (m.seq / p.cp * p.mbs) % p.tp)
     return fail("sp splits mbs*seq/cp (" + llvm::Twine(m.seq / p.cp * p.mbs) +
                 " tokens) over tp (" + llvm::Twine(p.tp) +
@@ -565,6 +766,26 @@ std::pair<int64_t, int64_t> peakInFlight(const sched::Schedule &s, int rank,
   return {peak, peak * layersPerChunk};
 }
 
+/// The MoE layer's dispatch on one rank: the dp group's microbatch
+/// gathered over dp · tp (cp is 1: checkExperts), each expert's capacity
+/// in it as ModelConfig::getExpertCapacity counts it, and the slots of the
+/// rank's experts: E / ep with ep, all E without.
+void setExpertShapes(Context &c) {
+  const TransformerShape &m = c.model;
+  c.dispatchTokens = c.tokens * double(c.plan.dp);
+  double perExpert = c.dispatchTokens * double(m.topK) / double(m.experts);
+  c.capacity =
+      m.capacityFactor > 0
+          ? std::min(c.dispatchTokens,
+                     std::max(1.0, std::ceil(perExpert * m.capacityFactor)))
+          : c.dispatchTokens;
+  c.localExperts = double(m.experts / c.plan.ep);
+  c.expertRows = c.localExperts * c.capacity;
+  c.dispatchRanks = c.plan.dp * c.plan.tp;
+  MeshDegrees group{c.plan.tp * c.plan.dp, 1, 1, c.plan.pp};
+  c.dispatchLink = &axisLink(c.cluster, group, MeshAxisKind::Tp);
+}
+
 } // namespace
 
 llvm::Expected<StepEstimate>
@@ -592,6 +813,8 @@ loom::cost::estimateTrainingStep(const TransformerShape &model,
   c.gate = model.gatedMlp ? 2 : 1;
   c.vocabWidth = double(model.vocab) / tp;
   c.activationSize = kBf16Bytes * c.tokens * c.hidden;
+  if (model.isMoE())
+    setExpertShapes(c);
 
   StepEstimate est;
   est.gpus = cluster.gpus();
@@ -665,7 +888,7 @@ loom::cost::estimateTrainingStep(const TransformerShape &model,
   // and the optimizer after its last pipeline action.
   double m = double(est.microbatches);
   double gradRanks = double(c.gradRanks);
-  std::array<CommTally, 4> busiest; // tp, cp, pp, dp
+  std::array<CommTally, 5> busiest; // tp, cp, pp, dp, MoE dispatcher
   for (int64_t r = 0; r < plan.pp; ++r) {
     PipelineRankEstimate rank;
     StageComm comm;
@@ -673,6 +896,7 @@ loom::cost::estimateTrainingStep(const TransformerShape &model,
     for (int64_t s = r; s < stages; s += plan.pp) {
       const VirtualStageCost &v = est.stages[s];
       rank.params += double(v.layers) * est.layer.params;
+      rank.expertParams += double(v.layers) * est.layer.expertParams;
       if (v.embedding)
         rank.params += embedding.params;
       if (v.output)
@@ -692,9 +916,16 @@ loom::cost::estimateTrainingStep(const TransformerShape &model,
     double paramShard = plan.zero >= 3 ? gradRanks : 1;
     double gradShard = plan.zero >= 2 ? gradRanks : 1;
     double optimizerShard = plan.zero >= 1 ? gradRanks : 1;
-    rank.paramBytes = kParamBytes * rank.params / paramShard;
-    rank.gradBytes = kGradBytes * rank.params / gradShard;
-    rank.optimizerBytes = kOptimizerBytes * rank.params / optimizerShard;
+    // ZeRO's share of the rank's parameters (expert weights under ep stay
+    // whole: zeroShardsExperts), and what the dp reduction carries (expert
+    // gradients under ep need none: each rank owns its experts).
+    double whole = zeroShardsExperts(plan) ? 0 : rank.expertParams;
+    double sharded = rank.params - whole;
+    auto shard = [&](double divisor) { return sharded / divisor + whole; };
+    double reduced = plan.ep > 1 ? sharded : rank.params;
+    rank.paramBytes = kParamBytes * shard(paramShard);
+    rank.gradBytes = kGradBytes * shard(gradShard);
+    rank.optimizerBytes = kOptimizerBytes * shard(optimizerShard);
     auto [chunks, layers] = peakInFlight(est.schedule, int(r), layersPerChunk);
     rank.peakInFlight = chunks;
     rank.peakInFlightLayers = layers;
@@ -702,6 +933,7 @@ loom::cost::estimateTrainingStep(const TransformerShape &model,
     if (plan.recompute == Recompute::Full) // one layer rebuilt at a time
       rank.activationBytes += fullActivationBytes(c);
     rank.activationBytes += attentionTransientBytes(c); // one layer at a time
+    rank.activationBytes += moeTransientBytes(c);
     if (r == (stages - 1) % plan.pp)
       rank.activationBytes += kFp32Bytes * c.tokens * c.vocabWidth; // logits
     rank.totalBytes = rank.paramBytes + rank.gradBytes + rank.optimizerBytes +
@@ -712,24 +944,24 @@ loom::cost::estimateTrainingStep(const TransformerShape &model,
         timeline.actions.empty() ? 0 : timeline.actions.back().end;
     CommTally reduce;
     if (plan.zero == 0) {
-      reduce.add(Collective::AllReduce, c.gradRanks, kGradBytes * rank.params,
+      reduce.add(Collective::AllReduce, c.gradRanks, kGradBytes * reduced,
                  *c.dpLink);
     } else if (plan.zero <= 2) {
-      reduce.add(Collective::ReduceScatter, c.gradRanks,
-                 kGradBytes * rank.params, *c.dpLink);
-      reduce.add(Collective::AllGather, c.gradRanks, kParamBytes * rank.params,
+      reduce.add(Collective::ReduceScatter, c.gradRanks, kGradBytes * reduced,
+                 *c.dpLink);
+      reduce.add(Collective::AllGather, c.gradRanks, kParamBytes * reduced,
                  *c.dpLink);
     }
     rank.gradReduce = reduce.time;
     comm.dp += reduce;
     rank.optimizer =
-        memoryTime(cluster, kAdamTrafficBytes * rank.params / optimizerShard);
+        memoryTime(cluster, kAdamTrafficBytes * shard(optimizerShard));
     rank.finish = rank.pipelineEnd + rank.gradReduce + rank.optimizer;
     est.stepTime = std::max(est.stepTime, rank.finish);
     est.ranks.push_back(rank);
 
-    CommTally perAxis[4] = {comm.tp, comm.cp, pp, comm.dp};
-    for (int i = 0; i < 4; ++i)
+    CommTally perAxis[5] = {comm.tp, comm.cp, pp, comm.dp, comm.ep};
+    for (int i = 0; i < 5; ++i)
       if (perAxis[i].time > busiest[i].time ||
           (busiest[i].calls == 0 && perAxis[i].calls > 0))
         busiest[i] = perAxis[i];
@@ -750,17 +982,27 @@ loom::cost::estimateTrainingStep(const TransformerShape &model,
     traffic.time = busiest[i].time;
     est.traffic.push_back(traffic);
   }
+  if (model.isMoE()) {
+    est.dispatcher.axis = MeshAxisKind::Dp;
+    est.dispatcher.groupSize = c.dispatchRanks;
+    est.dispatcher.intraNode = c.dispatchLink == &cluster.intraNode;
+    est.dispatcher.collectives = busiest[4].calls;
+    est.dispatcher.busBytes = busiest[4].busBytes;
+    est.dispatcher.time = busiest[4].time;
+  }
 
   // Model FLOPs (PaLM, appendix B; Megatron's num_floating_point_operations
   // without recompute): 3 · forward, the forward being 2 · tokens ·
   // (matmul parameters + output layer) + 4 · layers · batch · seq² · heads
-  // · head_dim.
+  // · head_dim. A MoE layer's parameters a token meets: the router and
+  // top-k experts (capacity padding and plain dp's redundant experts are
+  // not model FLOPs).
   double seq = double(model.seq), batch = double(plan.gbs);
   double matmulParams =
       double(model.layers) *
           layerMatmulParams(model, double(model.heads * model.headDim),
                             double(model.kvHeads * model.headDim),
-                            double(model.ffn)) +
+                            double(model.ffn), double(model.topK)) +
       c.hidden * double(model.vocab);
   double forwardFlops = 2 * batch * seq * matmulParams +
                         4 * double(model.layers) * batch * seq * seq *
@@ -777,6 +1019,7 @@ loom::cost::estimateTrainingStep(const TransformerShape &model,
   whole.queryWidth = double(model.heads * model.headDim);
   whole.kvWidth = double(model.kvHeads * model.headDim);
   whole.ffnWidth = double(model.ffn);
+  whole.localExperts = double(model.experts);
   est.totalParams = double(model.layers) * layerParams(whole) +
                     double(model.vocab) * c.hidden + c.hidden;
   if (model.learnedPositions)

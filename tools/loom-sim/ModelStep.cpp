@@ -116,6 +116,38 @@ static std::string renderChromeTrace(const StepEstimate &est) {
   return out;
 }
 
+/// A MoE layer's parts of the layer line: who runs which expert rows, and
+/// the forward times of the router, the experts, dispatch and combine and
+/// the dispatcher's collectives.
+static void printMoeLayer(const StepEstimate &est, const TrainingPlan &plan) {
+  const LayerCost &l = est.layer;
+  std::printf(
+      "moe layer (one microbatch, one GPU): %s: %s expert rows (capacity "
+      "slots); router %s, experts %s (in matmul), dispatch+combine %s (in "
+      "element-wise), experts' tp all-reduce %s (in tp), dispatcher %s; "
+      "%s B expert params\n",
+      plan.ep > 1 ? "ep: E/ep experts per rank"
+                  : "no ep: every expert on every token of the dp group",
+      fixed(l.expertRows, 0).c_str(), duration(l.router).c_str(),
+      duration(l.expertMatmul).c_str(), duration(l.dispatchCombine).c_str(),
+      duration(l.expertTpComm).c_str(), duration(l.dispatcherComm).c_str(),
+      fixed(l.expertParams / 1e9, 3).c_str());
+}
+
+/// The MoE dispatcher's collectives per GPU and step.
+static void printDispatcherTraffic(const StepEstimate &est,
+                                   const TrainingPlan &plan) {
+  const AxisTraffic &t = est.dispatcher;
+  std::printf("comm moe dispatcher: all-gathers over dp*tp = %lld %s%s; per "
+              "GPU and step: %lld %s, %s GB, %s\n",
+              (long long)t.groupSize,
+              t.groupSize > 1 ? linkName(t.intraNode).c_str() : "(none)",
+              plan.ep > 1 ? ", reduce-scatters over dp" : "",
+              (long long)t.collectives,
+              t.collectives == 1 ? "collective" : "collectives",
+              gigabytes(t.busBytes).c_str(), duration(t.time).c_str());
+}
+
 int loom::sim::runModelStep(const ModelStepOptions &options) {
   if (!options.trace.empty() && !endsWith(options.trace, ".json") &&
       !endsWith(options.trace, ".svg"))
@@ -127,10 +159,6 @@ int loom::sim::runModelStep(const ModelStepOptions &options) {
   if (!config)
     return fail("unknown model '" + options.model +
                 "'; models: " + llvm::join(getModelNames(), ", "));
-  if (config->isMoE())
-    return fail(options.model +
-                " is a mixture-of-experts model; the cost model prices "
-                "dense models only");
 
   // The cluster.
   if (options.cluster.empty() == options.clusterFile.empty())
@@ -156,6 +184,8 @@ int loom::sim::runModelStep(const ModelStepOptions &options) {
   facts.ffn = config->ffn;
   facts.vocab = config->vocab;
   facts.seq = config->seq;
+  facts.experts = config->experts;
+  facts.topK = config->topK;
   std::vector<PlanProblem> problems =
       validatePlan(*spec, facts, cluster->gpus());
   // The first broken rule, and how many more there are.
@@ -191,6 +221,9 @@ int loom::sim::runModelStep(const ModelStepOptions &options) {
   shape.tiedEmbeddings = config->tiedEmbeddings;
   shape.linearBias = config->linearBias;
   shape.learnedPositions = config->learnedPositions;
+  shape.experts = config->experts;
+  shape.topK = config->topK;
+  shape.capacityFactor = config->capacityFactor;
 
   TrainingPlan plan;
   plan.tp = layout->tp;
@@ -200,6 +233,14 @@ int loom::sim::runModelStep(const ModelStepOptions &options) {
   plan.pp = layout->pp;
   plan.vpp = layout->vpp;
   plan.dp = layout->dp;
+  plan.ep = layout->ep;
+  // The plan's etp when it gives one (Loom compiles etp = tp only).
+  plan.etp = spec->etp.value_or(0);
+  // Loom compiles the allgather dispatcher, and builds it when the plan
+  // leaves the dispatcher out.
+  plan.dispatcher = spec->dispatcher == TokenDispatcher::AllToAll
+                        ? Dispatcher::AllToAll
+                        : Dispatcher::AllGather;
   plan.zero = layout->zero;
   plan.mbs = layout->mbs;
   plan.gbs = layout->gbs;
@@ -216,11 +257,13 @@ int loom::sim::runModelStep(const ModelStepOptions &options) {
   if (!estimate) {
     // A plan that leaves cp_comm out gets Megatron's ring, which the user
     // may not know is the default.
-    std::string defaulted = plan.cp > 1 && !spec->cpComm
-                                ? " (p2p is cp_comm's default, as in "
-                                  "Megatron-Core)"
-                                : "";
-    return fail(llvm::toString(estimate.takeError()) + defaulted);
+    std::string message = llvm::toString(estimate.takeError());
+    std::string defaulted =
+        plan.cp > 1 && !spec->cpComm &&
+                llvm::StringRef(message).contains("cp_comm")
+            ? " (p2p is cp_comm's default, as in Megatron-Core)"
+            : "";
+    return fail(message + defaulted);
   }
   const StepEstimate &est = *estimate;
 
@@ -235,19 +278,30 @@ int loom::sim::runModelStep(const ModelStepOptions &options) {
               (long long)config->vocab, (long long)shape.vocab,
               (long long)shape.seq,
               (fixed(est.totalParams / 1e9, 2) + " B").c_str());
+  if (shape.isMoE())
+    std::printf(
+        "experts %lld, top-%lld, ffn %lld each, capacity factor %s\n",
+        (long long)shape.experts, (long long)shape.topK, (long long)shape.ffn,
+        shape.capacityFactor > 0 ? constantValue(shape.capacityFactor).c_str()
+                                 : "0 (dropless)");
   // cp only when the plan has it, so the line of a plan without stays as
   // it was.
   std::string cp = plan.cp > 1
                        ? " cp=" + std::to_string(plan.cp) +
                              " cp_comm=" + stringifyCpComm(layout->cpComm).str()
                        : "";
-  std::printf("plan %s: tp=%lld%s%s pp=%lld vpp=%lld dp=%lld zero=%lld "
+  // ep (and the dispatcher) only for a MoE model.
+  std::string ep =
+      shape.isMoE() ? " ep=" + std::to_string(plan.ep) + " dispatcher=allgather"
+                    : "";
+  std::printf("plan %s: tp=%lld%s%s pp=%lld vpp=%lld dp=%lld%s zero=%lld "
               "mbs=%lld gbs=%lld schedule=%s recompute=%s; %lld microbatches, "
               "%lld tokens per step\n",
               toString(*spec).c_str(), (long long)plan.tp, plan.sp ? " sp" : "",
               cp.c_str(), (long long)plan.pp, (long long)plan.vpp,
-              (long long)plan.dp, (long long)plan.zero, (long long)plan.mbs,
-              (long long)plan.gbs, est.schedule.name.c_str(),
+              (long long)plan.dp, ep.c_str(), (long long)plan.zero,
+              (long long)plan.mbs, (long long)plan.gbs,
+              est.schedule.name.c_str(),
               stringifyRecompute(layout->recompute).str().c_str(),
               (long long)est.microbatches, (long long)est.tokensPerStep);
   for (const PlanProblem &problem : problems)
@@ -282,6 +336,8 @@ int loom::sim::runModelStep(const ModelStepOptions &options) {
                   : "",
               duration(l.inputGrad).c_str(), duration(l.weightGrad).c_str(),
               fixed(l.forwardFlops / 1e9, 1).c_str());
+  if (shape.isMoE())
+    printMoeLayer(est, plan);
   for (size_t s = 0; s < est.stages.size(); ++s) {
     const VirtualStageCost &v = est.stages[s];
     std::string extras = std::string(v.embedding ? " + embedding" : "") +
@@ -315,6 +371,8 @@ int loom::sim::runModelStep(const ModelStepOptions &options) {
       peakRank = r;
     }
   }
+  if (shape.isMoE())
+    printDispatcherTraffic(est, plan);
   for (const AxisTraffic &t : est.traffic) {
     // Without cp its line would only say so; with cp the gradient group
     // is dp · cp ranks.

@@ -498,3 +498,142 @@ TEST(TrainingStepTest, ContextParallelRefusals) {
 }
 
 } // namespace
+
+namespace {
+
+/// A small MoE: 4 SwiGLU experts of width 2048, top-2, capacity factor 1.
+TransformerShape moeShape() {
+  TransformerShape m = gptShape(4);
+  m.gatedMlp = true;
+  m.ffn = 2048;
+  m.experts = 4;
+  m.topK = 2;
+  return m;
+}
+
+/// One node of as many H100s as the plan uses.
+Cluster nodeFor(const TrainingPlan &p) {
+  Cluster c = preset("h100-node");
+  c.gpusPerNode = p.tp * p.cp * p.pp * p.dp;
+  return c;
+}
+
+TrainingPlan moePlan(int64_t ep, int64_t zero = 0) {
+  TrainingPlan p;
+  p.dp = 2;
+  p.ep = ep;
+  p.zero = zero;
+  p.gbs = 2;
+  return p;
+}
+
+} // namespace
+
+// ep = 2 runs the rank's 2 experts on their capacity slots: capacity =
+// 2 · 2048 tokens · top-2 / 4 experts = 2048 each, 4096 rows = T·k/ep;
+// plain dp runs all 4 experts on all of them: twice the rows, the expert
+// FLOPs and (compute-bound) the expert matmul time.
+TEST(TrainingStepTest, ExpertParallelismHalvesTheExpertWork) {
+  TransformerShape m = moeShape();
+  Cluster c = nodeFor(moePlan(1));
+  StepEstimate ep = estimate(m, moePlan(2), c);
+  StepEstimate dp = estimate(m, moePlan(1), c);
+  EXPECT_DOUBLE_EQ(ep.layer.expertRows, 4096);
+  EXPECT_DOUBLE_EQ(dp.layer.expertRows, 8192);
+  double expertFlops = 2 * 4096.0 * 3 * 1024 * 2048;
+  EXPECT_DOUBLE_EQ(dp.layer.forwardFlops - ep.layer.forwardFlops, expertFlops);
+  EXPECT_NEAR(dp.layer.expertMatmul / ep.layer.expertMatmul, 2, 1e-9);
+  EXPECT_DOUBLE_EQ(dp.layer.expertParams, 2 * ep.layer.expertParams);
+  EXPECT_DOUBLE_EQ(ep.layer.expertParams, 2 * 3 * 1024.0 * 2048);
+  // Model FLOPs count a token's top-2 experts either way.
+  EXPECT_DOUBLE_EQ(ep.modelFlopsPerStep, dp.modelFlopsPerStep);
+  EXPECT_LT(ep.stepTime, dp.stepTime);
+}
+
+// The dispatcher per layer and microbatch: forward the tokens (bf16), the
+// indices (i32) and weights (bf16) all-gathered over dp · tp and, with ep,
+// the combined tokens reduce-scattered over dp; backward the same gathers
+// (the output gradient for the tokens), the weights' and tokens' gradients
+// reduce-scattered. Without ep nothing is reduce-scattered.
+TEST(TrainingStepTest, DispatcherBytes) {
+  TransformerShape m = moeShape();
+  Cluster c = nodeFor(moePlan(1));
+  double tokens = 2 * 2048.0; // the dp group's microbatch
+  double tokenBytes = 2 * tokens * 1024, indexBytes = 4 * tokens * 2,
+         weightBytes = 2 * tokens * 2;
+  double gather = busBandwidthFactor(Collective::AllGather, 2);
+  double scatter = busBandwidthFactor(Collective::ReduceScatter, 2);
+  double gathers = 2 * gather * (tokenBytes + indexBytes + weightBytes);
+  double scatters = scatter * (2 * tokenBytes + weightBytes);
+  StepEstimate ep = estimate(m, moePlan(2), c);
+  EXPECT_EQ(ep.dispatcher.groupSize, 2);
+  EXPECT_EQ(ep.dispatcher.collectives, 4 * 9);
+  EXPECT_DOUBLE_EQ(ep.dispatcher.busBytes, 4 * (gathers + scatters));
+  StepEstimate dp = estimate(m, moePlan(1), c);
+  EXPECT_EQ(dp.dispatcher.collectives, 4 * 6);
+  EXPECT_DOUBLE_EQ(dp.dispatcher.busBytes, 4 * gathers);
+  // A dense model has no dispatcher.
+  EXPECT_EQ(estimate(gptShape(4), moePlan(1), c).dispatcher.collectives, 0);
+}
+
+// Under ep the expert weights are split over dp: their gradients are not
+// reduced, and ZeRO (which shards over dp) leaves them whole; without ep
+// they are replicated and ZeRO shards them like the dense weights.
+TEST(TrainingStepTest, ExpertMemoryAndReduction) {
+  TransformerShape m = moeShape();
+  Cluster c = nodeFor(moePlan(1));
+  for (int64_t zero : {0, 1}) {
+    StepEstimate ep = estimate(m, moePlan(2, zero), c);
+    const PipelineRankEstimate &r = ep.ranks[0];
+    double experts = 4 * ep.layer.expertParams;
+    EXPECT_DOUBLE_EQ(r.expertParams, experts);
+    double dense = r.params - experts;
+    EXPECT_NEAR(r.optimizerBytes, 12 * (dense / (zero ? 2 : 1) + experts),
+                1e-3);
+    EXPECT_NEAR(r.gradBytes, 4 * r.params, 1e-3);
+    if (zero == 0)
+      EXPECT_NEAR(ep.traffic[3].busBytes,
+                  busBandwidthFactor(Collective::AllReduce, 2) * 4 * dense,
+                  1e-3);
+  }
+  StepEstimate dp = estimate(m, moePlan(1, 1), c);
+  const PipelineRankEstimate &r = dp.ranks[0];
+  EXPECT_NEAR(r.optimizerBytes, 12 * r.params / 2, 1e-3);
+  EXPECT_DOUBLE_EQ(r.expertParams, 4 * 4 * 3 * 1024.0 * 2048);
+  // Dispatch and expert activations: twice the rows without ep.
+  StepEstimate ep = estimate(m, moePlan(2), c);
+  EXPECT_GT(dp.layer.activationBytes, ep.layer.activationBytes);
+}
+
+// The compiler's refusals, by rule.
+TEST(TrainingStepTest, ExpertParallelRefusals) {
+  TransformerShape m = moeShape();
+  Cluster c = nodeFor(moePlan(1));
+  TrainingPlan p = moePlan(2);
+  p.dp = 4;
+  p.gbs = 4;
+  p.tp = 2;
+  p.sp = true;
+  EXPECT_NE(errorOf(m, p, nodeFor(p)).find("ep must equal dp"),
+            std::string::npos);
+  p = moePlan(2);
+  p.dispatcher = Dispatcher::AllToAll;
+  EXPECT_NE(errorOf(m, p, c).find("dispatcher=alltoall"), std::string::npos);
+  p = moePlan(2);
+  p.tp = 4;
+  p.sp = true;
+  p.etp = 1;
+  EXPECT_NE(errorOf(m, p, nodeFor(p)).find("[unsupported-etp]"),
+            std::string::npos);
+  p.etp = 0;
+  p.sp = false;
+  EXPECT_NE(errorOf(m, p, nodeFor(p)).find("[moe-tp-sp]"), std::string::npos);
+  p = moePlan(2);
+  p.cp = 2;
+  p.tp = 2;
+  p.sp = true;
+  EXPECT_NE(errorOf(m, p, nodeFor(p)).find("with context parallelism"),
+            std::string::npos);
+  EXPECT_NE(errorOf(gptShape(4), moePlan(2), c).find("[ep-needs-moe]"),
+            std::string::npos);
+}

@@ -1,9 +1,10 @@
 //===- TrainingStep.h - Time and memory of one training step ----*- C++ -*-===//
 //
-// Prices one optimizer step of a dense decoder-only transformer under a
-// parallel plan (tp with sp, cp as a ring, all-gather or all-to-all, pp
-// with vpp, dp with a ZeRO level, microbatch and global batch, a pipeline
-// schedule, activation recompute) on a Cluster:
+// Prices one optimizer step of a decoder-only transformer, dense or
+// mixture-of-experts, under a parallel plan (tp with sp, cp as a ring,
+// all-gather or all-to-all, pp with vpp, dp with a ZeRO level, experts
+// folded onto dp by ep with the allgather dispatcher, microbatch and global
+// batch, a pipeline schedule, activation recompute) on a Cluster:
 //
 //  - the forward, input-gradient (B) and weight-gradient (W) time of every
 //    virtual pipeline stage for one microbatch, from Megatron's FLOPs
@@ -38,8 +39,9 @@
 
 namespace loom::cost {
 
-/// The numbers of a dense decoder-only transformer (ModelConfig's, in
-/// loom/Models/ModelZoo.h).
+/// The numbers of a decoder-only transformer (ModelConfig's, in
+/// loom/Models/ModelZoo.h). With experts > 0 every layer's MLP is a MoE
+/// layer: a router and `experts` MLPs of width `ffn`, `topK` per token.
 struct TransformerShape {
   std::string name;
   int64_t layers = 0;
@@ -59,6 +61,14 @@ struct TransformerShape {
   bool tiedEmbeddings = false;
   bool linearBias = false;
   bool learnedPositions = false;
+  /// Mixture of experts: 0 experts for a dense model.
+  int64_t experts = 0;
+  int64_t topK = 0;
+  /// Expert capacity = ceil(tokens · topK / experts · capacityFactor),
+  /// tokens those of one dispatch; 0: dropless (capacity = tokens).
+  double capacityFactor = 1.0;
+
+  bool isMoE() const { return experts > 0; }
 };
 
 enum class Recompute { None, Selective, Full };
@@ -77,6 +87,11 @@ enum class CpComm {
   A2AP2P,
 };
 
+/// How MoE layers move tokens to their experts (Megatron-Core's
+/// --moe-token-dispatcher-type). Loom compiles AllGather; the model refuses
+/// AllToAll with ep > 1, as the compiler does.
+enum class Dispatcher { AllGather, AllToAll };
+
 /// A plan's degrees, as plain numbers.
 struct TrainingPlan {
   int64_t tp = 1;
@@ -88,6 +103,12 @@ struct TrainingPlan {
   int64_t pp = 1;
   int64_t vpp = 1;
   int64_t dp = 1;
+  /// Expert parallelism: the experts folded onto the dp ranks (ep = dp or
+  /// 1), E / ep per rank; expert tensor parallelism, 0 meaning tp (Loom
+  /// compiles etp = tp only).
+  int64_t ep = 1;
+  int64_t etp = 0;
+  Dispatcher dispatcher = Dispatcher::AllGather;
   /// 0: replicated optimizer; 1: optimizer states sharded over dp · cp
   /// (Megatron's distributed optimizer); 2: also gradients; 3: also
   /// parameters.
@@ -128,6 +149,22 @@ struct LayerCost {
   /// the backward per microbatch.
   double params = 0;
   double activationBytes = 0;
+  /// MoE layers (0 for a dense model): the expert weights among `params`
+  /// (E / ep experts' share over tp); rows the rank's grouped matmuls run
+  /// (capacity · E / ep with ep, capacity · E without: every expert on
+  /// every token of the dp group, as Loom compiles plain dp); forward times
+  /// of the router (matmul, softmax and top-k), of the expert matmuls
+  /// (within `matmul`), of dispatch and combine (within `elementwise`), of
+  /// the dispatcher's collectives (all-gathers over dp · tp, reduce-scatters
+  /// over dp, not overlapped) and of the experts' tp all-reduce (within
+  /// `tpComm`).
+  double expertParams = 0;
+  double expertRows = 0;
+  double router = 0;
+  double expertMatmul = 0;
+  double dispatchCombine = 0;
+  double dispatcherComm = 0;
+  double expertTpComm = 0;
 };
 
 /// A virtual pipeline stage (chunk) for one microbatch.
@@ -140,8 +177,9 @@ struct VirtualStageCost {
 
 /// What one pipeline rank (every GPU of that stage) holds and does.
 struct PipelineRankEstimate {
-  /// Parameters on one GPU of this stage.
+  /// Parameters on one GPU of this stage; of them, expert weights (MoE).
   double params = 0;
+  double expertParams = 0;
   /// Bytes: bf16 parameters, fp32 gradients, optimizer states (fp32 master,
   /// Adam's two moments), activations, total.
   double paramBytes = 0;
@@ -164,6 +202,9 @@ struct PipelineRankEstimate {
 
 /// Communication of one mesh axis, per GPU and step, on the busiest
 /// pipeline rank. The dp entry is the gradient group, dp · cp ranks.
+/// StepEstimate::dispatcher uses it for MoE layers' token dispatch: its
+/// all-gathers run over dp · tp ranks (the group and link given here), its
+/// reduce-scatters over dp.
 struct AxisTraffic {
   MeshAxisKind axis = MeshAxisKind::Tp;
   int64_t groupSize = 1;
@@ -186,6 +227,8 @@ struct StepEstimate {
   std::vector<PipelineRankEstimate> ranks;
   /// tp, cp, pp, dp.
   std::vector<AxisTraffic> traffic;
+  /// MoE layers' dispatcher collectives (none for a dense model).
+  AxisTraffic dispatcher;
   schedule::Schedule schedule;
   schedule::ActionCosts costs;
   schedule::SimulationResult simulation;
@@ -207,7 +250,9 @@ struct StepEstimate {
 /// model cannot price: degrees below 1, gpus ≠ tp·cp·pp·dp, layers not a
 /// multiple of pp · vpp, heads not a multiple of tp, seq not a multiple of
 /// 2 · cp, cp_comm a2a+p2p, a2a's heads not a multiple of tp · cp, gbs
-/// not a multiple of mbs · dp, the schedule library's refusals.
+/// not a multiple of mbs · dp, the schedule library's refusals; for MoE
+/// what Loom does not compile (ep ≠ dp, ep with cp, dispatcher=alltoall,
+/// etp ≠ tp, tp without sp) and what the model does not price (cp).
 llvm::Expected<StepEstimate> estimateTrainingStep(const TransformerShape &model,
                                                   const TrainingPlan &plan,
                                                   const Cluster &cluster);
