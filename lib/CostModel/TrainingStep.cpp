@@ -322,12 +322,13 @@ void addMoeLayer(const Context &c, LayerCost &cost, StageComm &forward,
 struct AttentionWork {
   double querySeq, keySeq, queryWidth, kvWidth;
   /// The causal mask's work on the slowest rank over its accounted share's
-  /// half. all_gather gives cp rank r the contiguous positions r·S/cp ..
-  /// (r+1)·S/cp, whose queries see the keys 0 .. (r+1)·S/cp, so the ranks
-  /// run 1, 3, 5, ... half-blocks of (S/cp)²: the last one (2cp − 1)/cp²
-  /// of the causal attention instead of 1/cp, (2cp − 1)/cp times its
-  /// share. p2p takes Megatron's load-balanced chunks (r and 2cp − 1 − r)
-  /// and a2a splits heads: balanced.
+  /// half. p2p and all_gather take Megatron's load-balanced chunks (r and
+  /// 2cp − 1 − r) for rope models: balanced. With a learned position table
+  /// Loom keeps contiguous pieces, r·S/cp .. (r+1)·S/cp, whose queries see
+  /// the keys 0 .. (r+1)·S/cp, so the ranks run 1, 3, 5, ... half-blocks
+  /// of (S/cp)²: the last one (2cp − 1)/cp² of the causal attention
+  /// instead of 1/cp, (2cp − 1)/cp times its share. a2a splits heads:
+  /// balanced.
   double causalImbalance;
 };
 
@@ -335,7 +336,7 @@ AttentionWork attentionWork(const Context &c) {
   double seq = double(c.model.seq), cp = double(c.plan.cp);
   if (c.plan.cpComm == CpComm::A2A)
     return {seq, seq, c.queryWidth / cp, c.kvWidth / cp, 1};
-  double imbalance = c.plan.cpComm == CpComm::AllGather ? (2 * cp - 1) / cp : 1;
+  double imbalance = c.model.learnedPositions ? (2 * cp - 1) / cp : 1;
   return {seq / cp, seq, c.queryWidth, c.kvWidth, imbalance};
 }
 
@@ -420,8 +421,8 @@ LayerCost layerCost(const Context &c, StageComm &comm) {
 
   // Attention core: Q·K^T and scores·V, 4·b·s²·(heads·d) accounted (PaLM,
   // Megatron: unmasked); a causal flash-attention kernel runs half. With
-  // cp in contiguous pieces (all_gather) the mask leaves the last rank
-  // more than half of its share, and the slowest rank is priced.
+  // cp in contiguous pieces (learned positions) the mask leaves the last
+  // rank more than half of its share, and the slowest rank is priced.
   AttentionWork a = attentionWork(c);
   double batch = double(c.plan.mbs);
   double attentionFlops = 4 * batch * a.querySeq * a.keySeq * a.queryWidth;
@@ -1046,11 +1047,11 @@ std::vector<CostAssumption> loom::cost::getCostAssumptions() {
        "scores); 34·s·b·h/t for GPT with sp"},
       {"attention",
        "4·b·s²·heads·head_dim FLOPs accounted, half run (causal); with cp "
-       "all_gather the slowest rank's (2cp-1)/cp² of it",
+       "and learned positions the slowest rank's (2cp-1)/cp² of it",
        "Megatron's and PaLM's accounting count it unmasked; a causal "
-       "flash-attention kernel skips the masked half; all_gather's cp pieces "
-       "are contiguous, so rank r runs 2r+1 half-blocks (p2p takes "
-       "Megatron's load-balanced chunks)"},
+       "flash-attention kernel skips the masked half; cp takes Megatron's "
+       "load-balanced chunks, but with a learned position table its pieces "
+       "are contiguous, so rank r runs 2r+1 half-blocks"},
       {"backward", "2x forward: B = dgrad + attention backward, W = wgrad",
        "Megatron's FLOPs accounting; the zero-bubble split (Qi et al. 2024)"},
       {"element-wise kernels",

@@ -44,10 +44,16 @@ void loom::buildLoomParallelizePipeline(OpPassManager &pm,
   }
   pm.addPass(createLoomPartitionPass());
   // Context parallelism's ring (p2p, Megatron's default exchange) from the
-  // all-gather form partitioning gives.
+  // all-gather form partitioning gives; for all_gather, the form itself in
+  // the load-balanced order.
+  CpCommType cpComm =
+      spec ? spec->cpComm.value_or(CpCommType::P2P) : CpCommType::P2P;
   if (spec && spec->cp > 1 &&
-      spec->cpComm.value_or(CpCommType::P2P) == CpCommType::P2P)
-    pm.addPass(createLoomRingAttentionPass());
+      (cpComm == CpCommType::P2P || cpComm == CpCommType::AllGather)) {
+    LoomRingAttentionPassOptions ring;
+    ring.keepGather = cpComm == CpCommType::AllGather;
+    pm.addPass(createLoomRingAttentionPass(ring));
+  }
   if (options.overlapGradReduce) {
     LoomOverlapGradReducePassOptions overlap;
     overlap.bucketSize = options.bucketSize;

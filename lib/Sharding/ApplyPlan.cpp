@@ -153,14 +153,15 @@ bool readsPositions(OpOperand &use) {
 }
 
 /// Whether the step takes Megatron's load-balanced sequence order: causal
-/// attention split by the ring (cp_comm=p2p), where contiguous pieces would
-/// leave the last cp rank most of the work; rope gives the positions. Not
+/// attention split by the ring or the all-gather (cp_comm=p2p,
+/// all_gather), where contiguous pieces would leave the last cp rank most
+/// of the work; rope gives the positions. Not
 /// when an MoE dispatch may drop tokens (which ones depends on their
 /// order), nor with a learned position table: the training step's
 /// gradient of the table is already derived in the sequence's own order.
 bool balancesSequence(func::FuncOp func, const PlanLayout &layout,
                       bool independentRows) {
-  if (layout.cp < 2 || layout.cpComm != CpCommType::P2P || !independentRows)
+  if (layout.cp < 2 || layout.cpComm == CpCommType::A2A || !independentRows)
     return false;
   for (BlockArgument arg : func.getArguments())
     if (func.getArgAttr(arg.getArgNumber(), LoomDialect::kParamAttrName) &&

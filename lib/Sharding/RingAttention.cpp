@@ -128,6 +128,21 @@ public:
                                             (ring.size - step) % ring.size)}));
   }
 
+  /// query_offset as setOffsets does; key_offset a constant (a piece of
+  /// keys all ranks hold at the same place).
+  void setOffsets(Operation *op, int64_t queryPiece, int64_t length,
+                  int64_t keyStart) {
+    PieceStart start = pieceStart(ring, queryPiece, length);
+    op->setAttr("query_offset", b.getI64IntegerAttr(start.base));
+    op->setAttr("key_offset", b.getI64IntegerAttr(keyStart));
+    op->setAttr(
+        LoomDialect::kRankTermsAttrName,
+        b.getDictionaryAttr(b.getNamedAttr(
+            "query_offset",
+            b.getArrayAttr({RankTermAttr::get(b.getContext(), ring.mesh,
+                                              ring.axis, {start.coeff}, 0)}))));
+  }
+
   /// The rank's pieces of `x` along the sequence (dimension 1).
   SmallVector<Value> pieces(Value x) {
     if (ring.chunks == 1)
@@ -409,8 +424,110 @@ void splitRopeIntoChunks(RopeOp rope, int64_t chunksAttr, ModuleOp module) {
   rope->erase();
 }
 
+/// The all-gathered keys of the load-balanced order, as (piece, first
+/// position): rank s's block holds chunks s and 2·P − 1 − s, at the same
+/// place on every rank.
+SmallVector<std::pair<Value, int64_t>> gatheredChunks(RingBuilder &r,
+                                                      const Ring &ring,
+                                                      Value gathered,
+                                                      int64_t length) {
+  SmallVector<std::pair<Value, int64_t>> chunks;
+  auto type = cast<RankedTensorType>(gathered.getType());
+  for (int64_t rank = 0; rank < ring.size; ++rank)
+    for (int64_t piece = 0; piece < 2; ++piece) {
+      SmallVector<int64_t> offsets(type.getRank(), 0), sizes(type.getShape());
+      offsets[1] = (2 * rank + piece) * length;
+      sizes[1] = length;
+      Value slice = r.tag(SliceOp::create(
+          r.builder(), r.loc(), type.clone(sizes), gathered, offsets, sizes));
+      PieceStart start = pieceStart(ring, piece, length);
+      chunks.push_back({slice, start.base + start.coeff * rank});
+    }
+  return chunks;
+}
+
+/// The all-gather form in the load-balanced order (cp_comm=all_gather
+/// with loom.cp_chunks): the gathered keys are the ranks' chunk pairs, not
+/// the sequence in order, so each of the rank's two query chunks runs
+/// against each of the 2·P key chunks at its positions (attention_block),
+/// merged by log-sum-exp. Returns the output and log-sum-exp.
+std::pair<Value, Value> buildForwardGathered(AttentionOp attention,
+                                             const Ring &ring) {
+  RingBuilder r(attention, ring);
+  OpBuilder &b = r.builder();
+  int64_t length =
+      cast<RankedTensorType>(attention.getQuery().getType()).getDimSize(1) / 2;
+  auto keys = gatheredChunks(r, ring, attention.getKey(), length);
+  auto values = gatheredChunks(r, ring, attention.getValue(), length);
+  SmallVector<Value> queries = r.pieces(attention.getQuery());
+  SmallVector<Value> outs(queries.size()), lses(queries.size());
+  for (auto [qi, query] : llvm::enumerate(queries))
+    for (auto [ki, key] : llvm::enumerate(keys)) {
+      auto block = AttentionBlockOp::create(
+          b, r.loc(), query, key.first, values[ki].first,
+          attention.getCausalAttr(), attention.getScaleAttr(),
+          b.getI64IntegerAttr(0), b.getI64IntegerAttr(0));
+      r.tagOp(block);
+      r.setOffsets(block, qi, length, key.second);
+      // Chunk 0 holds position 0, which every query sees: the first block
+      // merged is never wholly masked.
+      if (!outs[qi]) {
+        outs[qi] = block.getResult();
+        lses[qi] = block.getLogsumexp();
+      } else {
+        std::tie(outs[qi], lses[qi]) = r.merge(
+            outs[qi], lses[qi], block.getResult(), block.getLogsumexp());
+      }
+    }
+  Value o = r.joined(outs), lse = r.joined(lses);
+  attention.getResult().replaceAllUsesWith(o);
+  attention->erase();
+  return {o, lse};
+}
+
+/// The gradient of buildForwardGathered's attention: each block's dq adds
+/// to its query chunk's, its dk and dv are the key chunk's terms from this
+/// rank's queries, put back in the gathered order for the reduce-scatters
+/// partitioning made.
+void buildBackwardGathered(AttentionGradOp grad, Value lse, const Ring &ring) {
+  RingBuilder r(grad, ring);
+  OpBuilder &b = r.builder();
+  int64_t length =
+      cast<RankedTensorType>(grad.getQuery().getType()).getDimSize(1) / 2;
+  auto keys = gatheredChunks(r, ring, grad.getKey(), length);
+  auto values = gatheredChunks(r, ring, grad.getValue(), length);
+  SmallVector<Value> queries = r.pieces(grad.getQuery()),
+                     outs = r.pieces(grad.getResult()),
+                     outGrads = r.pieces(grad.getResultGrad()),
+                     lses = r.pieces(lse);
+  SmallVector<Value> dqs(queries.size()), dks(keys.size()), dvs(keys.size());
+  auto add = [&](Value &sum, Value term) {
+    sum = sum ? r.tag(AddOp::create(b, r.loc(), sum, term)) : term;
+  };
+  for (auto [qi, query] : llvm::enumerate(queries))
+    for (auto [ki, key] : llvm::enumerate(keys)) {
+      Value value = values[ki].first;
+      auto block = AttentionBlockGradOp::create(
+          b, r.loc(), query.getType(), key.first.getType(), value.getType(),
+          query, key.first, value, outs[qi], outGrads[qi], lses[qi],
+          grad.getCausalAttr(), grad.getScaleAttr(), b.getI64IntegerAttr(0),
+          b.getI64IntegerAttr(0));
+      r.tagOp(block);
+      r.setOffsets(block, qi, length, key.second);
+      add(dqs[qi], block.getQueryGrad());
+      add(dks[ki], block.getKeyGrad());
+      add(dvs[ki], block.getValueGrad());
+    }
+  grad.getQueryGrad().replaceAllUsesWith(r.joined(dqs));
+  grad.getKeyGrad().replaceAllUsesWith(r.joined(dks));
+  grad.getValueGrad().replaceAllUsesWith(r.joined(dvs));
+  grad->erase();
+}
+
 struct LoomRingAttentionPass
     : public loom::impl::LoomRingAttentionPassBase<LoomRingAttentionPass> {
+  using LoomRingAttentionPassBase::LoomRingAttentionPassBase;
+
   void runOnOperation() override {
     ModuleOp module = getOperation();
     for (auto func : module.getOps<func::FuncOp>()) {
@@ -426,18 +543,26 @@ struct LoomRingAttentionPass
       DenseMap<Value, Value> logSumExpOf;
       SmallVector<AttentionOp> attentions;
       func.walk([&](AttentionOp a) { attentions.push_back(a); });
-      for (AttentionOp a : attentions)
-        if (std::optional<Ring> ring =
-                ringOf(a, a.getKey(), a.getValue(), module)) {
-          auto [o, lse] = buildForwardRing(a, *ring);
-          logSumExpOf[o] = lse;
-        }
+      // With keepGather, only the load-balanced order needs a rewrite:
+      // contiguous pieces are the all-gather form as partitioning made it.
+      for (AttentionOp a : attentions) {
+        std::optional<Ring> ring = ringOf(a, a.getKey(), a.getValue(), module);
+        if (!ring || (keepGather && ring->chunks == 1))
+          continue;
+        auto [o, lse] = keepGather ? buildForwardGathered(a, *ring)
+                                   : buildForwardRing(a, *ring);
+        logSumExpOf[o] = lse;
+      }
       SmallVector<AttentionGradOp> grads;
       func.walk([&](AttentionGradOp g) { grads.push_back(g); });
       for (AttentionGradOp g : grads) {
         Value lse = logSumExpOf.lookup(g.getResult());
         std::optional<Ring> ring = ringOf(g, g.getKey(), g.getValue(), module);
-        if (lse && ring)
+        if (!lse || !ring)
+          continue;
+        if (keepGather)
+          buildBackwardGathered(g, lse, *ring);
+        else
           buildBackwardRing(g, lse, *ring);
       }
     }

@@ -269,11 +269,11 @@ TrainingPlan cpPlan(int64_t cp, CpComm comm) {
 // Each cp rank holds seq / cp positions: the weight matmuls take half the
 // time at cp = 2, and so do a layer's activations. The attention is half
 // of its accounted FLOPs too (its queries against every key, or every
-// position on heads / cp heads), but under the causal mask the contiguous
-// pieces of all_gather leave the last rank 3 of the 4 half-blocks (1 + 3
-// over the two ranks): 3/4 of cp = 1's time; the ring's load-balanced
-// chunks and Ulysses' heads split evenly. Same world size: cp = 2 takes a
-// dp rank's place.
+// position on heads / cp heads), balanced under the causal mask by
+// Megatron's load-balanced chunks (p2p, all_gather) or by heads (a2a). A
+// learned position table keeps contiguous pieces, which leave the last
+// rank 3 of the 4 half-blocks (1 + 3 over the two ranks): 3/4 of cp = 1's
+// time. Same world size: cp = 2 takes a dp rank's place.
 TEST(TrainingStepTest, ContextParallelHalvesTheLayer) {
   TransformerShape m = llamaShape();
   Cluster c = preset("h100-ib:2");
@@ -282,8 +282,7 @@ TEST(TrainingStepTest, ContextParallelHalvesTheLayer) {
     StepEstimate two = estimate(m, cpPlan(2, comm), c);
     const LayerCost &a = one.layer, &b = two.layer;
     EXPECT_NEAR(b.matmul / a.matmul, 0.5, 0.02);
-    EXPECT_NEAR(b.attention / a.attention,
-                comm == CpComm::AllGather ? 0.75 : 0.5, 0.02);
+    EXPECT_NEAR(b.attention / a.attention, 0.5, 0.02);
     EXPECT_DOUBLE_EQ(b.forwardFlops, a.forwardFlops / 2);
     EXPECT_NEAR(b.elementwise / a.elementwise, 0.5, 1e-9);
     // The model's FLOPs and tokens do not depend on the plan.
@@ -300,19 +299,20 @@ TEST(TrainingStepTest, ContextParallelHalvesTheLayer) {
     EXPECT_EQ(a.cpComm, 0);
     EXPECT_EQ(a.cpTransfer, 0);
   }
-  // cp = 4 all_gather: the last rank runs 7 of the 16 half-blocks,
-  // (2cp - 1)/cp²; the ring's ranks 4 each.
+  // cp = 4 with a learned position table: the last rank runs 7 of the 16
+  // half-blocks, (2cp - 1)/cp²; with rope every rank runs 4.
   TrainingPlan four = cpPlan(4, CpComm::AllGather);
+  TransformerShape learned = m;
+  learned.learnedPositions = true;
   four.dp = 1;
   four.gbs = 1;
   TrainingPlan base = four;
   base.cp = 1;
   base.dp = 4;
   base.gbs = 4;
-  EXPECT_NEAR(estimate(m, four, c).layer.attention /
-                  estimate(m, base, c).layer.attention,
+  EXPECT_NEAR(estimate(learned, four, c).layer.attention /
+                  estimate(learned, base, c).layer.attention,
               7.0 / 16, 1e-9);
-  four.cpComm = CpComm::P2P;
   EXPECT_NEAR(estimate(m, four, c).layer.attention /
                   estimate(m, base, c).layer.attention,
               4.0 / 16, 1e-9);
@@ -456,13 +456,8 @@ TEST(TrainingStepTest, ContextParallelRing) {
     double agBackward =
         2 * collectiveTime(Collective::AllGather, cp, kv, c.interNode) +
         2 * collectiveTime(Collective::ReduceScatter, cp, kv, c.interNode);
-    // all_gather's contiguous pieces leave its last rank (2cp - 1)/cp times
-    // the ring's balanced attention, forward and (twice) backward.
-    EXPECT_NEAR(ag.layer.attention,
-                l.attention * double(2 * cp - 1) / double(cp), 1e-15);
-    EXPECT_NEAR(l.inputGrad - ag.layer.inputGrad,
-                exposedBackward - agBackward +
-                    2 * (l.attention - ag.layer.attention),
+    EXPECT_DOUBLE_EQ(ag.layer.attention, l.attention);
+    EXPECT_NEAR(l.inputGrad - ag.layer.inputGrad, exposedBackward - agBackward,
                 1e-12);
     // Two blocks in flight of K, V, dK, dV instead of the whole sequence's.
     double logits = 4 * seq / double(cp) * (131072 / double(p.tp));

@@ -171,7 +171,19 @@ def LoomRingAttentionPass : Pass<"loom-ring-attention", "mlir::ModuleOp"> {
 
     An attention_grad whose forward is not a rewritten attention (so that
     its log-sum-exp is unknown) keeps the all-gather form.
+
+    With `keep-gather` (cp_comm=all_gather) the keys stay all-gathered and
+    only a step in the load-balanced order (loom.cp_chunks) is rewritten:
+    the gathered keys are the ranks' chunk pairs, so each query chunk runs
+    against each key chunk at its positions (attention_block, merged by
+    log-sum-exp), and the key chunks' gradients go back to the
+    reduce-scatters in the gathered order. In both modes, with
+    loom.cp_chunks each rope runs per chunk at the chunk's positions.
   }];
+  let options = [
+    Option<"keepGather", "keep-gather", "bool", /*default=*/"false",
+           "keep the keys all-gathered (cp_comm=all_gather)">
+  ];
   let dependentDialects = ["::loom::LoomDialect"];
 }
 
