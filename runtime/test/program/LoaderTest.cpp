@@ -476,6 +476,38 @@ TEST(Loader, RejectsSliceOutOfBoundsForSomeRank) {
             std::string::npos);
 }
 
+// Context parallelism: some rank's queries would stand past the keys.
+TEST(Loader, RejectsQueryOffsetPastTheKeysForSomeRank) {
+  ProgramBuilder b;
+  b.mesh = {{"cp", 4}};
+  uint32_t q = b.input("q", DType::F32, {1, 4, 2, 8});
+  uint32_t k = b.input("k", DType::F32, {1, 8, 2, 8});
+  uint32_t o = b.output("o", DType::F32, {1, 4, 2, 8});
+  b.op(Opcode::Attention, {q, k, k}, {o},
+       {TAttr::B("causal", true), TAttr::I("query_offset", 0).term("cp", {4})});
+  EXPECT_NE(loadError(b).find("query positions [0..12, +4) lie outside the 8 "
+                              "key positions"),
+            std::string::npos)
+      << loadError(b);
+}
+
+// Expert parallelism: some rank's block of experts past total_experts.
+TEST(Loader, RejectsExpertBlockPastTheExpertsForSomeRank) {
+  ProgramBuilder b;
+  b.mesh = {{"dp", 4}};
+  uint32_t x = b.input("x", DType::F32, {8, 4});
+  uint32_t ids = b.input("ids", DType::I32, {8, 2});
+  uint32_t y = b.output("y", DType::F32, {2, 8, 4});
+  b.op(Opcode::Dispatch, {x, ids}, {y},
+       {TAttr::I("num_experts", 2), TAttr::I("capacity", 8),
+        TAttr::I("expert_start", 0).term("dp", {2}),
+        TAttr::I("total_experts", 6)});
+  EXPECT_NE(loadError(b).find("experts [0..6, +2) lie outside the 6 experts "
+                              "(total_experts)"),
+            std::string::npos)
+      << loadError(b);
+}
+
 TEST(Loader, RejectsUnboundInput) {
   ProgramBuilder b;
   b.buffer("x", DType::F32, {4}, BufferKind::Input);

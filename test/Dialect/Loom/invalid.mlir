@@ -1033,3 +1033,48 @@ func.func @output_path(%x: tensor<4xf32>) -> (tensor<4xf32> {loom.output = "../.
 func.func @param_path(%x: tensor<4xf32> {loom.param = ".."}) {
   return
 }
+
+// -----
+
+// An expert-parallel dispatch's block lies within all the experts.
+func.func @dispatch_expert_block(%x: tensor<32x8xf32>, %i: tensor<32x2xi32>) {
+  // expected-error @+2 {{experts 6 .. 7 (expert_start + the experts held) lie outside the 6 experts (total_experts)}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = loom.dispatch %x, %i {num_experts = 2 : i64, capacity = 16 : i64, expert_start = 6 : i64, total_experts = 6 : i64} : tensor<32x8xf32>, tensor<32x2xi32> -> tensor<2x16x8xf32>
+  return
+}
+
+// -----
+
+func.func @combine_expert_block(%y: tensor<4x16x8xf32>, %w: tensor<32x2xf32>, %i: tensor<32x2xi32>) {
+  // expected-error @+2 {{experts 0 .. 3 (expert_start + the experts held) lie outside the 3 experts (total_experts)}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = loom.combine %y, %w, %i {total_experts = 3 : i64} : tensor<4x16x8xf32>, tensor<32x2xf32>, tensor<32x2xi32> -> tensor<32x8xf32>
+  return
+}
+
+// -----
+
+func.func @combine_grad_expert_block(%y: tensor<4x16x8xf32>, %w: tensor<32x2xf32>, %i: tensor<32x2xi32>, %d: tensor<32x8xf32>) {
+  // expected-error @+1 {{experts -2 .. 1 (expert_start + the experts held) lie outside the 8 experts (total_experts)}}
+  %0:2 = loom.combine_grad %y, %w, %i, %d {expert_start = -2 : i64, total_experts = 8 : i64} : tensor<4x16x8xf32>, tensor<32x2xf32>, tensor<32x2xi32>, tensor<32x8xf32>
+  return
+}
+
+// -----
+
+// A ring attention block's log-sum-exp is f32, one per query row and head.
+func.func @attention_block_grad_lse(%q: tensor<2x4x4x16xf32>, %k: tensor<2x4x2x16xf32>, %lse: tensor<2x4x2xf32>) {
+  // expected-error @+1 {{logsumexp must be f32 [2, 4, 4] (the query's shape without the head dim), got 'tensor<2x4x2xf32>'}}
+  %0:3 = loom.attention_block_grad %q, %k, %k, %q, %q, %lse {causal} : tensor<2x4x4x16xf32>, tensor<2x4x2x16xf32>, tensor<2x4x2x16xf32>, tensor<2x4x2xf32>
+  return
+}
+
+// -----
+
+func.func @attention_block_heads(%q: tensor<2x4x3x16xf32>, %k: tensor<2x4x2x16xf32>) {
+  // expected-error @+2 {{query heads (3) must be a multiple of key/value heads (2)}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0:2 = loom.attention_block %q, %k, %k {causal} : tensor<2x4x3x16xf32>, tensor<2x4x2x16xf32>, tensor<2x4x2x16xf32> -> tensor<2x4x3x16xf32>, tensor<2x4x3xf32>
+  return
+}
