@@ -44,7 +44,9 @@ loom-opt "$out/$model.mlir" -loom-forward-to-program="report=true" -mlir-print-d
 
 step "loom-translate: the per-rank program (text dump, first instructions)"
 loom-translate --loom-to-program "$out/planned.mlir" -o "$out/$model.loom"
-loom-dump "$out/$model.loom" | grep -E '^[0-9]+: ' | head -8
+# (Through a file: with pipefail, `| head` would stop loom-dump by SIGPIPE.)
+loom-dump "$out/$model.loom" >"$out/$model.dump"
+grep -m 8 -E '^[0-9]+: ' "$out/$model.dump"
 
 step "loom-run: one rank"
 loom-run "$out/$model.loom" --outputs "$out/run" --trace "$out/trace.json"
