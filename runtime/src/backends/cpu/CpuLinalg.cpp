@@ -155,49 +155,92 @@ LOOM_CPU_CLONES void scoreGradBlock(const float *p, float *dp,
   }
 }
 
-void attentionK(const OpCall &c, KernelContext &ctx) {
+using math::visibleKeys;
+
+/// The masked softmax of `rows` score rows against a block of keys, in
+/// place, with each row's log-sum-exp (`lse`, `lseStride` apart): row i's
+/// query stands at position query0 + i; a row that sees no key gives zeros
+/// and −∞.
+LOOM_CPU_CLONES void softmaxBlockLse(float *scores, int64_t rows, int64_t keys,
+                                     int64_t query0, int64_t keyOffset,
+                                     bool causal, float *lse,
+                                     int64_t lseStride) {
+  for (int64_t i = 0; i < rows; ++i)
+    lse[i * lseStride] =
+        math::softmaxRowLse(scores + i * keys, keys,
+                            visibleKeys(query0 + i, keyOffset, keys, causal));
+}
+
+/// The attention forward, one task per (batch, head, block of query rows),
+/// each block's rows computed alone: attention (`lse` null, the keys the
+/// whole sequence, keyOffset 0) and attention_block (a block of the keys
+/// at keyOffset; each row's log-sum-exp written to `lse`). Query row i
+/// stands at position queryOffset + i.
+void attentionForward(const OpCall &c, KernelContext &ctx, bool causal,
+                      int64_t queryOffset, int64_t keyOffset, float *lse) {
   const TensorRef &Q = c.in[0], &K = c.in[1], &V = c.in[2], &O = c.out[0];
   int64_t nb = Q.shape[0], sq = Q.shape[1], hq = Q.shape[2], d = Q.shape[3];
   int64_t sk = K.shape[1], hkv = K.shape[2];
   F32View v{static_cast<char *>(ctx.scratch)};
   const float *q = v.load(Q), *k = v.load(K), *val = v.load(V);
   float *o = v.result(O);
-  bool causal = attrOf(c, attr::Attention::causal).i;
-  // Query row i stands at position qo + i of the keys' sequence.
-  int64_t qo = attrOf(c, attr::Attention::query_offset).i;
   float scale = math::attentionScale(c.attrs, d);
-  if (sk == 0) {
-    std::fill(o, o + O.numel, 0.0f);
-  } else if (sq && d) {
-    int64_t group = hq / hkv;
-    size_t slot = attentionSlotBytes(c);
-    size_t before =
-        static_cast<size_t>(v.next - static_cast<char *>(ctx.scratch));
-    int64_t blocks = (sq + kCausalBlock - 1) / kCausalBlock;
-    // One task per (batch, head, block of query rows); each block's rows
-    // are computed alone.
-    parallelFor(
-        nb * hq * blocks, 2 * kCausalBlock * sk * d,
-        [&](int64_t task) {
-          int64_t b = task / (hq * blocks), h = task / blocks % hq;
-          int64_t q0 = task % blocks * kCausalBlock, kh = h / group;
-          float *scores =
-              reinterpret_cast<float *>(v.next + threadIndex() * slot);
-          const float *qb = q + (b * sq * hq + h) * d;
-          const float *kb = k + (b * sk * hkv + kh) * d;
-          const float *vb = val + (b * sk * hkv + kh) * d;
-          float *ob = o + (b * sq * hq + h) * d;
-          int64_t rows = std::min(kCausalBlock, sq - q0);
-          int64_t keys = causal ? std::min(qo + q0 + rows, sk) : sk;
-          gemm(false, true, rows, keys, d, scale, qb + q0 * hq * d, hq * d, kb,
-               hkv * d, scores, keys);
-          softmaxBlock(scores, rows, keys, qo + q0, causal);
-          gemm(false, false, rows, d, keys, 1.0f, scores, keys, vb, hkv * d,
-               ob + q0 * hq * d, hq * d);
-        },
-        threadSlots(ctx.scratchBytes, slot, before));
-  }
+  int64_t group = hq / hkv;
+  size_t slot = attentionSlotBytes(c);
+  size_t before =
+      static_cast<size_t>(v.next - static_cast<char *>(ctx.scratch));
+  int64_t blocks = (sq + kCausalBlock - 1) / kCausalBlock;
+  parallelFor(
+      nb * hq * blocks, 2 * kCausalBlock * sk * d,
+      [&](int64_t task) {
+        int64_t b = task / (hq * blocks), h = task / blocks % hq;
+        int64_t q0 = task % blocks * kCausalBlock, kh = h / group;
+        int64_t rows = std::min(kCausalBlock, sq - q0);
+        float *ob = o + (b * sq * hq + h) * d;
+        float *lseb = lse ? lse + b * sq * hq + h : nullptr;
+        // The keys the block's last row sees (the most of any row).
+        int64_t keys =
+            visibleKeys(queryOffset + q0 + rows - 1, keyOffset, sk, causal);
+        if (keys == 0 || d == 0) {
+          for (int64_t i = q0; i < q0 + rows; ++i) {
+            std::fill(ob + i * hq * d, ob + i * hq * d + d, 0.0f);
+            if (lseb)
+              lseb[i * hq] =
+                  keys == 0 ? -std::numeric_limits<float>::infinity() : 0.0f;
+          }
+          return;
+        }
+        float *scores =
+            reinterpret_cast<float *>(v.next + threadIndex() * slot);
+        const float *qb = q + (b * sq * hq + h) * d;
+        const float *kb = k + (b * sk * hkv + kh) * d;
+        const float *vb = val + (b * sk * hkv + kh) * d;
+        gemm(false, true, rows, keys, d, scale, qb + q0 * hq * d, hq * d, kb,
+             hkv * d, scores, keys);
+        if (lseb)
+          softmaxBlockLse(scores, rows, keys, queryOffset + q0, keyOffset,
+                          causal, lseb + q0 * hq, hq);
+        else
+          softmaxBlock(scores, rows, keys, queryOffset + q0, causal);
+        gemm(false, false, rows, d, keys, 1.0f, scores, keys, vb, hkv * d,
+             ob + q0 * hq * d, hq * d);
+      },
+      threadSlots(ctx.scratchBytes, slot, before));
   F32View::store(O, o);
+}
+
+void attentionK(const OpCall &c, KernelContext &ctx) {
+  attentionForward(c, ctx, attrOf(c, attr::Attention::causal).i,
+                   attrOf(c, attr::Attention::query_offset).i, 0, nullptr);
+}
+
+/// Attention of the queries against one block of keys (ring attention's
+/// step), with each query's log-sum-exp.
+void attentionBlockK(const OpCall &c, KernelContext &ctx) {
+  attentionForward(c, ctx, attrOf(c, attr::AttentionBlock::causal).i,
+                   attrOf(c, attr::AttentionBlock::query_offset).i,
+                   attrOf(c, attr::AttentionBlock::key_offset).i,
+                   static_cast<float *>(c.out[1].data));
 }
 
 /// Query rows per block of the attention backward: two [rows, keys] blocks
@@ -206,9 +249,15 @@ constexpr int64_t kGradBlock = kCausalBlock / 2;
 
 /// The attention backward, recomputing P block by block (FlashAttention's
 /// backward without tiling the keys): for each block of query rows,
-/// S = scale·q·kᵀ, P = softmax(S) (masked), dP = do·vᵀ, D = rowsum(do·o),
+/// S = scale·q·kᵀ, P (masked), dP = do·vᵀ, D = rowsum(do·o),
 /// dS = P·(dP − D); dq = scale·dS·k, dk += scale·dSᵀ·q, dv += Pᵀ·do.
-void attentionGradK(const OpCall &c, KernelContext &ctx) {
+/// attention_grad (`lse` null): P = softmax(S) over the whole sequence of
+/// keys. attention_block_grad: the keys are a block at keyOffset and
+/// P = exp(S − lse) from the whole attention's log-sum-exp, so the block's
+/// terms of dq, dk and dv come out.
+void attentionBackward(const OpCall &c, KernelContext &ctx, bool causal,
+                       int64_t queryOffset, int64_t keyOffset,
+                       const float *lse) {
   const TensorRef &Q = c.in[0], &K = c.in[1], &V = c.in[2], &O = c.in[3],
                   &DO = c.in[4];
   int64_t nb = Q.shape[0], sq = Q.shape[1], hq = Q.shape[2], d = Q.shape[3];
@@ -224,13 +273,7 @@ void attentionGradK(const OpCall &c, KernelContext &ctx) {
       std::fill(out + b, out + e, 0.0f);
     });
   }
-  bool causal = attrOf(c, attr::AttentionGrad::causal).i;
-  int64_t qo = attrOf(c, attr::AttentionGrad::query_offset).i;
-  const LoomAttrValue &scaleAttr = c.attrs.values[attr::AttentionGrad::scale];
-  float scale =
-      scaleAttr.present
-          ? static_cast<float>(scaleAttr.f)
-          : static_cast<float>(1.0 / std::sqrt(static_cast<double>(d)));
+  float scale = math::attentionScale(c.attrs, d);
   if (sk && sq && d) {
     int64_t group = hq / hkv, qs = hq * d, ks = hkv * d;
     size_t slot = 2 * align64(kGradBlock * sk * sizeof(float));
@@ -250,6 +293,7 @@ void attentionGradK(const OpCall &c, KernelContext &ctx) {
             const float *qb = q + b * sq * qs + h * d;
             const float *ob = o + b * sq * qs + h * d;
             const float *dob = dout + b * sq * qs + h * d;
+            const float *lseb = lse ? lse + b * sq * hq + h : nullptr;
             float *dqb = dq + b * sq * qs + h * d;
             const float *kb = k + b * sk * ks + kh * d;
             const float *vb = v + b * sk * ks + kh * d;
@@ -257,156 +301,20 @@ void attentionGradK(const OpCall &c, KernelContext &ctx) {
             float *dvb = dv + b * sk * ks + kh * d;
             for (int64_t q0 = 0; q0 < sq; q0 += kGradBlock) {
               int64_t rows = std::min(kGradBlock, sq - q0);
-              int64_t keys = causal ? std::min(qo + q0 + rows, sk) : sk;
-              gemm(false, true, rows, keys, d, scale, qb + q0 * qs, qs, kb, ks,
-                   p, keys);
-              softmaxBlock(p, rows, keys, qo + q0, causal);
-              gemm(false, true, rows, keys, d, 1.0f, dob + q0 * qs, qs, vb, ks,
-                   dp, keys);
-              scoreGradBlock(p, dp, dob + q0 * qs, ob + q0 * qs, rows, keys, d,
-                             qs);
-              gemm(false, false, rows, d, keys, scale, dp, keys, kb, ks,
-                   dqb + q0 * qs, qs);
-              gemm(true, false, keys, d, rows, scale, dp, keys, qb + q0 * qs,
-                   qs, dkb, ks, 1.0f);
-              gemm(true, false, keys, d, rows, 1.0f, p, keys, dob + q0 * qs, qs,
-                   dvb, ks, 1.0f);
-            }
-          }
-        },
-        threadSlots(ctx.scratchBytes, slot, before));
-  }
-  F32View::store(c.out[0], dq);
-  F32View::store(c.out[1], dk);
-  F32View::store(c.out[2], dv);
-}
-
-using math::visibleKeys;
-
-/// The masked softmax of `rows` score rows against a block of keys, in
-/// place, with each row's log-sum-exp (`lse`, `lseStride` apart): row i's
-/// query stands at position query0 + i; a row that sees no key gives zeros
-/// and −∞.
-LOOM_CPU_CLONES void softmaxBlockLse(float *scores, int64_t rows, int64_t keys,
-                                     int64_t query0, int64_t keyOffset,
-                                     bool causal, float *lse,
-                                     int64_t lseStride) {
-  for (int64_t i = 0; i < rows; ++i)
-    lse[i * lseStride] =
-        math::softmaxRowLse(scores + i * keys, keys,
-                            visibleKeys(query0 + i, keyOffset, keys, causal));
-}
-
-/// Attention of the queries against one block of keys (ring attention's
-/// step), with each query's log-sum-exp; the tasks are attentionK's.
-void attentionBlockK(const OpCall &c, KernelContext &ctx) {
-  const TensorRef &Q = c.in[0], &K = c.in[1], &V = c.in[2], &O = c.out[0];
-  int64_t nb = Q.shape[0], sq = Q.shape[1], hq = Q.shape[2], d = Q.shape[3];
-  int64_t sk = K.shape[1], hkv = K.shape[2];
-  F32View v{static_cast<char *>(ctx.scratch)};
-  const float *q = v.load(Q), *k = v.load(K), *val = v.load(V);
-  float *o = v.result(O);
-  auto *lse = static_cast<float *>(c.out[1].data);
-  bool causal = attrOf(c, attr::AttentionBlock::causal).i;
-  int64_t qo = attrOf(c, attr::AttentionBlock::query_offset).i;
-  int64_t ko = attrOf(c, attr::AttentionBlock::key_offset).i;
-  float scale = math::attentionScale(c.attrs, d);
-  size_t slot = attentionSlotBytes(c);
-  size_t before =
-      static_cast<size_t>(v.next - static_cast<char *>(ctx.scratch));
-  int64_t blocks = (sq + kCausalBlock - 1) / kCausalBlock;
-  parallelFor(
-      nb * hq * blocks, 2 * kCausalBlock * sk * d,
-      [&](int64_t task) {
-        int64_t b = task / (hq * blocks), h = task / blocks % hq;
-        int64_t q0 = task % blocks * kCausalBlock, kh = h / (hq / hkv);
-        int64_t rows = std::min(kCausalBlock, sq - q0);
-        float *ob = o + (b * sq * hq + h) * d;
-        float *lseb = lse + b * sq * hq + h;
-        // The keys the block's last row sees (the most of any row).
-        int64_t keys = visibleKeys(qo + q0 + rows - 1, ko, sk, causal);
-        if (keys == 0 || d == 0) {
-          for (int64_t i = q0; i < q0 + rows; ++i) {
-            std::fill(ob + i * hq * d, ob + i * hq * d + d, 0.0f);
-            lseb[i * hq] =
-                keys == 0 ? -std::numeric_limits<float>::infinity() : 0.0f;
-          }
-          return;
-        }
-        float *scores =
-            reinterpret_cast<float *>(v.next + threadIndex() * slot);
-        const float *qb = q + (b * sq * hq + h) * d;
-        const float *kb = k + (b * sk * hkv + kh) * d;
-        const float *vb = val + (b * sk * hkv + kh) * d;
-        gemm(false, true, rows, keys, d, scale, qb + q0 * hq * d, hq * d, kb,
-             hkv * d, scores, keys);
-        softmaxBlockLse(scores, rows, keys, qo + q0, ko, causal, lseb + q0 * hq,
-                        hq);
-        gemm(false, false, rows, d, keys, 1.0f, scores, keys, vb, hkv * d,
-             ob + q0 * hq * d, hq * d);
-      },
-      threadSlots(ctx.scratchBytes, slot, before));
-  F32View::store(O, o);
-}
-
-/// One key block's part of the attention backward (attentionGradK's loop
-/// with the keys at key_offset and P from the whole attention's
-/// log-sum-exp instead of a softmax over the block).
-void attentionBlockGradK(const OpCall &c, KernelContext &ctx) {
-  const TensorRef &Q = c.in[0], &K = c.in[1], &V = c.in[2], &O = c.in[3],
-                  &DO = c.in[4];
-  int64_t nb = Q.shape[0], sq = Q.shape[1], hq = Q.shape[2], d = Q.shape[3];
-  int64_t sk = K.shape[1], hkv = K.shape[2];
-  F32View view{static_cast<char *>(ctx.scratch)};
-  const float *q = view.load(Q), *k = view.load(K), *v = view.load(V),
-              *o = view.load(O), *dout = view.load(DO);
-  const auto *lse = static_cast<const float *>(c.in[5].data);
-  float *dq = view.result(c.out[0]), *dk = view.result(c.out[1]),
-        *dv = view.result(c.out[2]);
-  for (int r = 0; r < 3; ++r) {
-    float *out = r == 0 ? dq : r == 1 ? dk : dv;
-    parallelRanges(c.out[r].numel, 1, [&](int64_t b, int64_t e) {
-      std::fill(out + b, out + e, 0.0f);
-    });
-  }
-  bool causal = attrOf(c, attr::AttentionBlockGrad::causal).i;
-  int64_t qo = attrOf(c, attr::AttentionBlockGrad::query_offset).i;
-  int64_t ko = attrOf(c, attr::AttentionBlockGrad::key_offset).i;
-  float scale = math::attentionScale(c.attrs, d);
-  if (sk && sq && d) {
-    int64_t group = hq / hkv, qs = hq * d, ks = hkv * d;
-    size_t slot = 2 * align64(kGradBlock * sk * sizeof(float));
-    size_t before =
-        static_cast<size_t>(view.next - static_cast<char *>(ctx.scratch));
-    parallelFor(
-        nb * hkv, 5 * sq * sk * d * group,
-        [&](int64_t task) {
-          int64_t b = task / hkv, kh = task % hkv;
-          float *p =
-              reinterpret_cast<float *>(view.next + threadIndex() * slot);
-          float *dp =
-              p + align64(kGradBlock * sk * sizeof(float)) / sizeof(float);
-          for (int64_t h = kh * group; h < (kh + 1) * group; ++h) {
-            const float *qb = q + b * sq * qs + h * d;
-            const float *ob = o + b * sq * qs + h * d;
-            const float *dob = dout + b * sq * qs + h * d;
-            const float *lseb = lse + b * sq * hq + h;
-            float *dqb = dq + b * sq * qs + h * d;
-            const float *kb = k + b * sk * ks + kh * d;
-            const float *vb = v + b * sk * ks + kh * d;
-            float *dkb = dk + b * sk * ks + kh * d;
-            float *dvb = dv + b * sk * ks + kh * d;
-            for (int64_t q0 = 0; q0 < sq; q0 += kGradBlock) {
-              int64_t rows = std::min(kGradBlock, sq - q0);
-              int64_t keys = visibleKeys(qo + q0 + rows - 1, ko, sk, causal);
+              int64_t keys = visibleKeys(queryOffset + q0 + rows - 1, keyOffset,
+                                         sk, causal);
               if (keys == 0)
                 continue;
               gemm(false, true, rows, keys, d, scale, qb + q0 * qs, qs, kb, ks,
                    p, keys);
-              for (int64_t i = 0; i < rows; ++i)
-                math::probRowFromLse(p + i * keys, keys,
-                                     visibleKeys(qo + q0 + i, ko, keys, causal),
-                                     lseb[(q0 + i) * hq]);
+              if (lseb)
+                for (int64_t i = 0; i < rows; ++i)
+                  math::probRowFromLse(p + i * keys, keys,
+                                       visibleKeys(queryOffset + q0 + i,
+                                                   keyOffset, keys, causal),
+                                       lseb[(q0 + i) * hq]);
+              else
+                softmaxBlock(p, rows, keys, queryOffset + q0, causal);
               gemm(false, true, rows, keys, d, 1.0f, dob + q0 * qs, qs, vb, ks,
                    dp, keys);
               scoreGradBlock(p, dp, dob + q0 * qs, ob + q0 * qs, rows, keys, d,
@@ -425,6 +333,19 @@ void attentionBlockGradK(const OpCall &c, KernelContext &ctx) {
   F32View::store(c.out[0], dq);
   F32View::store(c.out[1], dk);
   F32View::store(c.out[2], dv);
+}
+
+void attentionGradK(const OpCall &c, KernelContext &ctx) {
+  attentionBackward(c, ctx, attrOf(c, attr::AttentionGrad::causal).i,
+                    attrOf(c, attr::AttentionGrad::query_offset).i, 0, nullptr);
+}
+
+/// One key block's part of the attention backward.
+void attentionBlockGradK(const OpCall &c, KernelContext &ctx) {
+  attentionBackward(c, ctx, attrOf(c, attr::AttentionBlockGrad::causal).i,
+                    attrOf(c, attr::AttentionBlockGrad::query_offset).i,
+                    attrOf(c, attr::AttentionBlockGrad::key_offset).i,
+                    static_cast<const float *>(c.in[5].data));
 }
 
 } // namespace
@@ -439,25 +360,17 @@ bool selectLinalg(OpCall &c) {
     c.kernel = &groupedMatmulK;
     c.scratchBytes = f32ScratchBytes(c);
     return true;
-  case Opcode::AttentionBlock:
-    c.kernel = &attentionBlockK;
-    c.scratchBytes =
-        threadSlotsBytes(attentionSlotBytes(c), f32ScratchBytes(c));
-    return true;
-  case Opcode::AttentionBlockGrad:
-    c.kernel = &attentionBlockGradK;
-    c.scratchBytes = threadSlotsBytes(
-        2 * align64(kGradBlock * c.in[1].shape[1] * sizeof(float)),
-        f32ScratchBytes(c));
-    return true;
   case Opcode::AttentionGrad:
-    c.kernel = &attentionGradK;
+  case Opcode::AttentionBlockGrad:
+    c.kernel =
+        c.op == Opcode::AttentionGrad ? &attentionGradK : &attentionBlockGradK;
     c.scratchBytes = threadSlotsBytes(
         2 * align64(kGradBlock * c.in[1].shape[1] * sizeof(float)),
         f32ScratchBytes(c));
     return true;
   case Opcode::Attention:
-    c.kernel = &attentionK;
+  case Opcode::AttentionBlock:
+    c.kernel = c.op == Opcode::Attention ? &attentionK : &attentionBlockK;
     c.scratchBytes =
         threadSlotsBytes(attentionSlotBytes(c), f32ScratchBytes(c));
     return true;
