@@ -17,10 +17,9 @@ For the ring it also prints, from each rank's trace, the time of its
 key/value transfers (collective_permute, asynchronous on the comm thread;
 a transfer lasts until the other rank has sent its block too) and the time
 the compute thread waited for them (event_wait): the fraction of transfer
-time hidden behind the block computations is 1 - wait / transfer. The
-sequence is split into contiguous pieces, so under the causal mask rank 1
-computes three quarters of the attention and rank 0's waits are mostly
-rank 1's extra work; rank 1's figure is the ring's own.
+time hidden behind the block computations is 1 - wait / transfer. p2p and
+all_gather take Megatron's load-balanced chunks (rank r holds chunks r and
+3 - r of 4), so both ranks do half of the causal work.
 
     python3 bench/context-parallel.py [K] [REPEATS]   (default 2 2)
 """
@@ -35,7 +34,7 @@ spec = importlib.util.spec_from_file_location(
     "parallel_efficiency", os.path.join(HERE, "parallel-efficiency.py"))
 parallel_efficiency = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(parallel_efficiency)
-tool, step_time = parallel_efficiency.tool, parallel_efficiency.step_time
+tool = parallel_efficiency.tool
 
 MODEL = ("tiny-llama --layers 2 --hidden 128 --heads 4 --kv-heads 4 "
          "--ffn 256 --seq 8192 --vocab 256 --batch 1").split()
@@ -64,37 +63,25 @@ def main():
             ("cp=2 p2p (ring)", "cp=2,cp_comm=p2p", 2),
             ("cp=2 all_gather", "cp=2,cp_comm=all_gather", 2),
             ("cp=2 a2a (Ulysses)", "cp=2,cp_comm=a2a", 2)]
-    best, hidden = {}, None
+    hidden = []
     with tempfile.TemporaryDirectory() as tmp:
         step = os.path.join(tmp, "step.mlir")
         tool("loom-models", *MODEL, "--train", "-o", step)
-        programs = {}
-        for name, plan, _ in runs:
-            out = os.path.join(tmp, f"{plan.replace(',', '_') or 'one'}.loom")
-            passes = [f"-loom-parallelize=plan={plan}"] if plan else []
-            tool("loom-opt", step, *passes, "-loom-forward-to-program",
-                 "-o", out + ".mlir")
-            tool("loom-translate", "--loom-to-program", out + ".mlir", "-o",
-                 out)
-            programs[name] = out
-        for rep in range(repeats):
-            load = os.getloadavg()[0]
-            for name, _, nproc in runs:
-                t = step_time(programs[name], k, nproc)
-                print(f"repeat {rep + 1} (load {load:.2f}): {name:22} "
-                      f"{t[0]:6.2f} s/step", flush=True)
-                if t[0] < best.get(name, (float("inf"),))[0]:
-                    best[name] = t
-                    if "ring" in name:
-                        hidden = transfer_hidden(programs[name], k)
-    ref = best[runs[0][0]][0]
+        programs = {
+            name: parallel_efficiency.compile_plan(
+                step, plan,
+                os.path.join(tmp, f"{plan.replace(',', '_') or 'one'}.loom"))
+            for name, plan, _ in runs}
+
+        def keep_ring_figures(name):
+            if "ring" in name:
+                hidden[:] = transfer_hidden(programs[name], k)
+
+        best = parallel_efficiency.best_step_times(runs, programs, k, repeats,
+                                                   22, keep_ring_figures)
     print(f"\nbest of {repeats}, {k} steps each: tiny-llama, 8192 causal "
           f"positions, 2 layers")
-    print(f"{'run':22} {'s/step':>7} {'reference (1 rank)':>18} "
-          f"{'efficiency':>10}")
-    for name, _, _ in runs:
-        t = best[name][0]
-        print(f"{name:22} {t:7.2f} {ref:18.2f} {ref / t:10.0%}")
+    parallel_efficiency.print_efficiency(runs, best, 22)
     for rank, (transfer, wait) in enumerate(hidden):
         print(f"ring, rank {rank} per step: key/value transfers "
               f"{transfer:.3f} s, compute waiting for them {wait:.3f} s: "

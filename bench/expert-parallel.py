@@ -34,7 +34,7 @@ spec = importlib.util.spec_from_file_location(
     "parallel_efficiency", os.path.join(HERE, "parallel-efficiency.py"))
 parallel_efficiency = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(parallel_efficiency)
-tool, step_time = parallel_efficiency.tool, parallel_efficiency.step_time
+tool = parallel_efficiency.tool
 
 HIDDEN, TOPK, EP = 1024, 2, 2
 MODEL = (f"tiny-moe --layers 2 --hidden {HIDDEN} --heads 8 --kv-heads 8 "
@@ -69,38 +69,22 @@ def main():
     runs = [("1 rank x 2 threads", "", 1),
             ("dp=2 (experts on every rank)", "dp=2", 2),
             ("ep=2 (allgather dispatcher)", "ep=2", 2)]
-    best = {}
     with tempfile.TemporaryDirectory() as tmp:
         step = os.path.join(tmp, "step.mlir")
         tool("loom-models", *MODEL, "--train", "-o", step)
         programs, ir = {}, {}
         for name, plan, _ in runs:
             out = os.path.join(tmp, f"{plan or 'one'}.loom")
-            if plan:
-                tool("loom-opt", step, f"-loom-parallelize=plan={plan}", "-o",
-                     out + ".partitioned.mlir")
-                with open(out + ".partitioned.mlir") as f:
+            partitioned = out + ".partitioned.mlir" if plan else None
+            programs[name] = parallel_efficiency.compile_plan(
+                step, plan, out, partitioned)
+            if partitioned:
+                with open(partitioned) as f:
                     ir[name] = f.read()
-            source = out + ".partitioned.mlir" if plan else step
-            tool("loom-opt", source, "-loom-forward-to-program", "-o",
-                 out + ".mlir")
-            tool("loom-translate", "--loom-to-program", out + ".mlir", "-o",
-                 out)
-            programs[name] = out
-        for rep in range(repeats):
-            load = os.getloadavg()[0]
-            for name, _, nproc in runs:
-                t = step_time(programs[name], k, nproc)
-                print(f"repeat {rep + 1} (load {load:.2f}): {name:30} "
-                      f"{t[0]:6.2f} s/step", flush=True)
-                best[name] = min(best.get(name, t), t, key=lambda x: x[0])
-    ref = best[runs[0][0]][0]
+        best = parallel_efficiency.best_step_times(runs, programs, k, repeats,
+                                                   30)
     print(f"\nbest of {repeats}, {k} steps each: {' '.join(MODEL)}")
-    print(f"{'run':30} {'s/step':>7} {'reference (1 rank)':>18} "
-          f"{'efficiency':>10}")
-    for name, _, _ in runs:
-        t = best[name][0]
-        print(f"{name:30} {t:7.2f} {ref:18.2f} {ref / t:10.0%}")
+    parallel_efficiency.print_efficiency(runs, best, 30)
     moved = dispatcher_bytes(ir[runs[2][0]])
     local_tokens = TOKENS // EP
     bound = 2 * TOPK * (EP - 1) / EP * HIDDEN * 4

@@ -67,32 +67,66 @@ def step_time(program, steps, nproc):
     return span / 1e6 / steps, parts
 
 
+def compile_plan(step, plan, out, partitioned=None):
+    """The program `out` from the training step `step`: single-rank (plan
+    "") or under `plan` (loom-opt [-loom-parallelize] -loom-forward-to-
+    program, loom-translate). With `partitioned`, the per-rank IR before
+    lowering is written there as well."""
+    source, passes = step, []
+    if plan and partitioned:
+        tool("loom-opt", step, f"-loom-parallelize=plan={plan}", "-o",
+             partitioned)
+        source = partitioned
+    elif plan:
+        passes = [f"-loom-parallelize=plan={plan}"]
+    tool("loom-opt", source, *passes, "-loom-forward-to-program", "-o",
+         out + ".mlir")
+    tool("loom-translate", "--loom-to-program", out + ".mlir", "-o", out)
+    return out
+
+
+def best_step_times(runs, programs, steps, repeats, width, on_best=None):
+    """{name: (s/step, parts)}: the best of `repeats` runs of each
+    (name, plan, nproc) in `runs`, alternating, each printed as it ends;
+    `on_best(name)` right after a run that is its best so far (its trace is
+    still on disk)."""
+    best = {}
+    for rep in range(repeats):
+        load = os.getloadavg()[0]
+        for name, _, nproc in runs:
+            t = step_time(programs[name], steps, nproc)
+            print(f"repeat {rep + 1} (load {load:.2f}): {name:{width}} "
+                  f"{t[0]:6.2f} s/step", flush=True)
+            if name not in best or t[0] < best[name][0]:
+                best[name] = t
+                if on_best:
+                    on_best(name)
+    return best
+
+
+def print_efficiency(runs, best, width):
+    """Each run's best step time next to the first run's (the reference)."""
+    ref = best[runs[0][0]][0]
+    print(f"{'run':{width}} {'s/step':>7} {'reference (1 rank)':>18} "
+          f"{'efficiency':>10}")
+    for name, _, _ in runs:
+        t = best[name][0]
+        print(f"{name:{width}} {t:7.2f} {ref:18.2f} {ref / t:10.0%}")
+
+
 def main():
     k = int(sys.argv[1]) if len(sys.argv) > 1 else 3
     repeats = int(sys.argv[2]) if len(sys.argv) > 2 else 2
     runs = [("1 rank x 2 threads", "", 1), ("tp=2: 2 ranks x 1 thread",
                                            "tp=2", 2),
             ("dp=2: 2 ranks x 1 thread", "dp=2", 2)]
-    best = {}
     with tempfile.TemporaryDirectory() as tmp:
         step = os.path.join(tmp, "step.mlir")
         tool("loom-models", *MODEL, "--train", "-o", step)
-        programs = {}
-        for name, plan, _ in runs:
-            out = os.path.join(tmp, f"{plan or 'one'}.loom")
-            passes = [f"-loom-parallelize=plan={plan}"] if plan else []
-            tool("loom-opt", step, *passes, "-loom-forward-to-program",
-                 "-o", out + ".mlir")
-            tool("loom-translate", "--loom-to-program", out + ".mlir", "-o",
-                 out)
-            programs[name] = out
-        for rep in range(repeats):
-            load = os.getloadavg()[0]
-            for name, _, nproc in runs:
-                t = step_time(programs[name], k, nproc)
-                print(f"repeat {rep + 1} (load {load:.2f}): {name:26} "
-                      f"{t[0]:6.2f} s/step", flush=True)
-                best[name] = min(best.get(name, t), t, key=lambda x: x[0])
+        programs = {name: compile_plan(step, plan,
+                                       os.path.join(tmp, f"{plan or 'one'}.loom"))
+                    for name, plan, _ in runs}
+        best = best_step_times(runs, programs, k, repeats, 26)
     ref = best[runs[0][0]][0]
     print(f"\nbest of {repeats}, {k} steps each, global batch 2 x 512 tokens")
     print(f"{'run':26} {'s/step':>7} {'reference (1 rank)':>18} "

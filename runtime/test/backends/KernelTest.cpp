@@ -346,6 +346,29 @@ std::vector<double> toDoubles(const HostTensor &t) {
   return std::vector<double>(f.begin(), f.end());
 }
 
+/// Random q, k, v and output cotangent, and the whole attention's output
+/// and gradients: what the piece-wise forms must reassemble.
+struct WholeAttention {
+  HostTensor q, k, v, dout, o;
+  std::vector<HostTensor> grads;
+
+  WholeAttention(int64_t B, int64_t S, int64_t D, int64_t hq, int64_t hkv,
+                 bool causal, uint32_t &seed)
+      : q(randomF32({B, S, hq, D}, seed++)),
+        k(randomF32({B, S, hkv, D}, seed++)),
+        v(randomF32({B, S, hkv, D}, seed++)),
+        dout(randomF32({B, S, hq, D}, seed++)) {
+    std::vector<TAttr> attrs = {TAttr::B("causal", causal)};
+    o = runOp(Opcode::Attention, {q, k, v}, {{DType::F32, {B, S, hq, D}}},
+              attrs)[0];
+    grads = runOp(Opcode::AttentionGrad, {q, k, v, o, dout},
+                  {{DType::F32, {B, S, hq, D}},
+                   {DType::F32, {B, S, hkv, D}},
+                   {DType::F32, {B, S, hkv, D}}},
+                  attrs);
+  }
+};
+
 // Context parallelism's all-gather form: each rank computes its piece of
 // the queries (at query_offset) against all keys. The pieces' outputs and
 // query gradients are the rows of the whole attention's, and their key and
@@ -364,18 +387,10 @@ TEST(Kernels, AttentionQueryPiecesAreTheWholeAttention) {
             "hq=" + std::to_string(h.q) + " hkv=" + std::to_string(h.kv) +
             " pieces=" + std::to_string(pieces) + (causal ? " causal" : "");
         SCOPED_TRACE(what);
-        auto q = randomF32({B, S, h.q, D}, seed++);
-        auto k = randomF32({B, S, h.kv, D}, seed++);
-        auto v = randomF32({B, S, h.kv, D}, seed++);
-        auto dout = randomF32({B, S, h.q, D}, seed++);
-        std::vector<TAttr> whole = {TAttr::B("causal", causal)};
-        HostTensor o = runOp(Opcode::Attention, {q, k, v},
-                             {{DType::F32, {B, S, h.q, D}}}, whole)[0];
-        auto grads = runOp(Opcode::AttentionGrad, {q, k, v, o, dout},
-                           {{DType::F32, {B, S, h.q, D}},
-                            {DType::F32, {B, S, h.kv, D}},
-                            {DType::F32, {B, S, h.kv, D}}},
-                           whole);
+        WholeAttention whole(B, S, D, h.q, h.kv, causal, seed);
+        const HostTensor &q = whole.q, &k = whole.k, &v = whole.v,
+                         &dout = whole.dout, &o = whole.o;
+        const std::vector<HostTensor> &grads = whole.grads;
         int64_t n = S / pieces;
         std::vector<double> dk(B * S * h.kv * D), dv(dk.size());
         for (int64_t r = 0; r < pieces; ++r) {
@@ -421,18 +436,10 @@ TEST(Kernels, AttentionBlocksMergeToTheWholeAttention) {
         SCOPED_TRACE(
             "hq=" + std::to_string(h.q) + " hkv=" + std::to_string(h.kv) +
             " pieces=" + std::to_string(pieces) + (causal ? " causal" : ""));
-        auto q = randomF32({B, S, h.q, D}, seed++);
-        auto k = randomF32({B, S, h.kv, D}, seed++);
-        auto v = randomF32({B, S, h.kv, D}, seed++);
-        auto dout = randomF32({B, S, h.q, D}, seed++);
-        std::vector<TAttr> whole = {TAttr::B("causal", causal)};
-        HostTensor o = runOp(Opcode::Attention, {q, k, v},
-                             {{DType::F32, {B, S, h.q, D}}}, whole)[0];
-        auto grads = runOp(Opcode::AttentionGrad, {q, k, v, o, dout},
-                           {{DType::F32, {B, S, h.q, D}},
-                            {DType::F32, {B, S, h.kv, D}},
-                            {DType::F32, {B, S, h.kv, D}}},
-                           whole);
+        WholeAttention whole(B, S, D, h.q, h.kv, causal, seed);
+        const HostTensor &q = whole.q, &k = whole.k, &v = whole.v,
+                         &dout = whole.dout, &o = whole.o;
+        const std::vector<HostTensor> &grads = whole.grads;
         int64_t n = S / pieces, rowSize = h.q * D;
         std::vector<double> dk(B * S * h.kv * D), dv(dk.size());
         for (int64_t r = 0; r < pieces; ++r) {
