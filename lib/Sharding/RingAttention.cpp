@@ -49,6 +49,18 @@ PieceStart pieceStart(const Ring &ring, int64_t piece, int64_t length) {
   return {(2 * ring.size - 1) * length, -length};
 }
 
+/// Where a piece of keys starts: base + coeff · ((r + shift) mod P) on
+/// rank r; coeff 0 for a piece every rank holds at the same place.
+struct KeyStart {
+  int64_t base = 0, coeff = 0, shift = 0;
+};
+
+/// A piece of the keys and values that attention blocks read.
+struct KeyPiece {
+  Value key, value;
+  KeyStart start;
+};
+
 /// `v` as an all-gather of sequence pieces (dimension 1) over one axis.
 AllGatherOp gatheredSequence(Value v) {
   auto gather = v.getDefiningOp<AllGatherOp>();
@@ -109,38 +121,23 @@ public:
   }
   Value arrived(Value passed) { return tag(WaitOp::create(b, loc(), passed)); }
 
-  /// query_offset (piece `queryPiece` of the rank's sequence) and
-  /// key_offset (piece `keyPiece` of the block rank r − `step` sent), each
-  /// piece `length` positions: a base and a rank term.
-  void setOffsets(Operation *op, int64_t queryPiece, int64_t keyPiece,
-                  int64_t step, int64_t length) {
-    MLIRContext *context = b.getContext();
-    auto offset = [&](StringRef name, int64_t piece, int64_t shift) {
-      PieceStart start = pieceStart(ring, piece, length);
-      op->setAttr(name, b.getI64IntegerAttr(start.base));
-      return b.getNamedAttr(
-          name, b.getArrayAttr({RankTermAttr::get(context, ring.mesh, ring.axis,
-                                                  {start.coeff}, shift)}));
-    };
-    op->setAttr(LoomDialect::kRankTermsAttrName,
-                b.getDictionaryAttr({offset("query_offset", queryPiece, 0),
-                                     offset("key_offset", keyPiece,
-                                            (ring.size - step) % ring.size)}));
-  }
-
-  /// query_offset as setOffsets does; key_offset a constant (a piece of
-  /// keys all ranks hold at the same place).
+  /// query_offset (piece `queryPiece` of the rank's sequence, `length`
+  /// positions per piece) and key_offset (`key`), each a base and, where
+  /// it depends on the rank, a rank term.
   void setOffsets(Operation *op, int64_t queryPiece, int64_t length,
-                  int64_t keyStart) {
-    PieceStart start = pieceStart(ring, queryPiece, length);
-    op->setAttr("query_offset", b.getI64IntegerAttr(start.base));
-    op->setAttr("key_offset", b.getI64IntegerAttr(keyStart));
-    op->setAttr(
-        LoomDialect::kRankTermsAttrName,
-        b.getDictionaryAttr(b.getNamedAttr(
-            "query_offset",
-            b.getArrayAttr({RankTermAttr::get(b.getContext(), ring.mesh,
-                                              ring.axis, {start.coeff}, 0)}))));
+                  const KeyStart &key) {
+    PieceStart query = pieceStart(ring, queryPiece, length);
+    auto term = [&](int64_t coeff, int64_t shift) {
+      return b.getArrayAttr({RankTermAttr::get(b.getContext(), ring.mesh,
+                                               ring.axis, {coeff}, shift)});
+    };
+    op->setAttr("query_offset", b.getI64IntegerAttr(query.base));
+    op->setAttr("key_offset", b.getI64IntegerAttr(key.base));
+    SmallVector<NamedAttribute> terms = {
+        b.getNamedAttr("query_offset", term(query.coeff, 0))};
+    if (key.coeff != 0)
+      terms.push_back(b.getNamedAttr("key_offset", term(key.coeff, key.shift)));
+    op->setAttr(LoomDialect::kRankTermsAttrName, b.getDictionaryAttr(terms));
   }
 
   /// The rank's pieces of `x` along the sequence (dimension 1).
@@ -234,12 +231,80 @@ void eraseIfUnused(AllGatherOp gather) {
     gather->erase();
 }
 
+/// The pieces of the key/value block that rank r − `step` sent around the
+/// ring (its own at step 0).
+SmallVector<KeyPiece> ringPieces(RingBuilder &r, const Ring &ring, Value k,
+                                 Value v, int64_t step, int64_t length) {
+  SmallVector<Value> keys = r.pieces(k), values = r.pieces(v);
+  SmallVector<KeyPiece> result;
+  for (auto [piece, key] : llvm::enumerate(keys)) {
+    PieceStart start = pieceStart(ring, piece, length);
+    result.push_back(
+        {key,
+         values[piece],
+         {start.base, start.coeff, (ring.size - step) % ring.size}});
+  }
+  return result;
+}
+
+/// Each query piece against each key piece (attention_block), merged into
+/// the query piece's output and log-sum-exp so far (`outs`, `lses`).
+void forwardBlocks(RingBuilder &r, AttentionOp attention,
+                   ArrayRef<Value> queries, ArrayRef<KeyPiece> keys,
+                   int64_t length, MutableArrayRef<Value> outs,
+                   MutableArrayRef<Value> lses) {
+  OpBuilder &b = r.builder();
+  for (auto [qi, query] : llvm::enumerate(queries))
+    for (const KeyPiece &key : keys) {
+      auto block = AttentionBlockOp::create(
+          b, r.loc(), query, key.key, key.value, attention.getCausalAttr(),
+          attention.getScaleAttr(), b.getI64IntegerAttr(0),
+          b.getI64IntegerAttr(0));
+      r.tagOp(block);
+      r.setOffsets(block, qi, length, key.start);
+      if (!outs[qi]) {
+        outs[qi] = block.getResult();
+        lses[qi] = block.getLogsumexp();
+      } else {
+        std::tie(outs[qi], lses[qi]) = r.merge(
+            outs[qi], lses[qi], block.getResult(), block.getLogsumexp());
+      }
+    }
+}
+
+/// Each query piece's blocks of the gradient against each key piece
+/// (attention_block_grad): their dq added to `dqs`, each key piece's dk
+/// and dv to `dks` and `dvs` (one per key piece).
+void backwardBlocks(RingBuilder &r, AttentionGradOp grad,
+                    ArrayRef<Value> queries, ArrayRef<Value> outs,
+                    ArrayRef<Value> outGrads, ArrayRef<Value> lses,
+                    ArrayRef<KeyPiece> keys, int64_t length,
+                    MutableArrayRef<Value> dqs, MutableArrayRef<Value> dks,
+                    MutableArrayRef<Value> dvs) {
+  OpBuilder &b = r.builder();
+  auto add = [&](Value &sum, Value term) {
+    sum = sum ? r.tag(AddOp::create(b, r.loc(), sum, term)) : term;
+  };
+  for (auto [qi, query] : llvm::enumerate(queries))
+    for (auto [ki, key] : llvm::enumerate(keys)) {
+      auto block = AttentionBlockGradOp::create(
+          b, r.loc(), query.getType(), key.key.getType(), key.value.getType(),
+          query, key.key, key.value, outs[qi], outGrads[qi], lses[qi],
+          grad.getCausalAttr(), grad.getScaleAttr(), b.getI64IntegerAttr(0),
+          b.getI64IntegerAttr(0));
+      r.tagOp(block);
+      r.setOffsets(block, qi, length, key.start);
+      add(dqs[qi], block.getQueryGrad());
+      add(dks[ki], block.getKeyGrad());
+      add(dvs[ki], block.getValueGrad());
+    }
+}
+
 /// The forward ring in place of `attention`; returns the merged output
 /// and log-sum-exp.
 std::pair<Value, Value> buildForwardRing(AttentionOp attention,
                                          const Ring &ring) {
   RingBuilder r(attention, ring);
-  OpBuilder &b = r.builder();
   AllGatherOp keyGather = gatheredSequence(attention.getKey());
   AllGatherOp valueGather = gatheredSequence(attention.getValue());
   Value k = keyGather.getInput(), v = valueGather.getInput();
@@ -261,23 +326,8 @@ std::pair<Value, Value> buildForwardRing(AttentionOp attention,
       nextK = r.pass(k);
       nextV = r.pass(v);
     }
-    SmallVector<Value> keys = r.pieces(k), values = r.pieces(v);
-    for (auto [qi, query] : llvm::enumerate(queries))
-      for (auto [ki, key] : llvm::enumerate(keys)) {
-        auto block = AttentionBlockOp::create(
-            b, r.loc(), query, key, values[ki], attention.getCausalAttr(),
-            attention.getScaleAttr(), b.getI64IntegerAttr(0),
-            b.getI64IntegerAttr(0));
-        r.tagOp(block);
-        r.setOffsets(block, qi, ki, step, length);
-        if (!outs[qi]) {
-          outs[qi] = block.getResult();
-          lses[qi] = block.getLogsumexp();
-        } else {
-          std::tie(outs[qi], lses[qi]) = r.merge(
-              outs[qi], lses[qi], block.getResult(), block.getLogsumexp());
-        }
-      }
+    forwardBlocks(r, attention, queries,
+                  ringPieces(r, ring, k, v, step, length), length, outs, lses);
     k = nextK;
     v = nextV;
   }
@@ -337,24 +387,10 @@ bool buildBackwardRing(AttentionGradOp grad, Value lse, const Ring &ring) {
       nextK = r.pass(k);
       nextV = r.pass(v);
     }
-    SmallVector<Value> keys = r.pieces(k), values = r.pieces(v);
+    SmallVector<KeyPiece> keys = ringPieces(r, ring, k, v, step, length);
     SmallVector<Value> dks(keys.size()), dvs(keys.size());
-    auto add = [&](Value &sum, Value term) {
-      sum = sum ? r.tag(AddOp::create(b, r.loc(), sum, term)) : term;
-    };
-    for (auto [qi, query] : llvm::enumerate(queries))
-      for (auto [ki, key] : llvm::enumerate(keys)) {
-        auto block = AttentionBlockGradOp::create(
-            b, r.loc(), query.getType(), key.getType(), values[ki].getType(),
-            query, key, values[ki], outs[qi], outGrads[qi], lses[qi],
-            grad.getCausalAttr(), grad.getScaleAttr(), b.getI64IntegerAttr(0),
-            b.getI64IntegerAttr(0));
-        r.tagOp(block);
-        r.setOffsets(block, qi, ki, step, length);
-        add(dqs[qi], block.getQueryGrad());
-        add(dks[ki], block.getKeyGrad());
-        add(dvs[ki], block.getValueGrad());
-      }
+    backwardBlocks(r, grad, queries, outs, outGrads, lses, keys, length, dqs,
+                   dks, dvs);
     Value dkStep = r.joined(dks), dvStep = r.joined(dvs);
     if (step == 0) {
       dk = dkStep;
@@ -427,22 +463,27 @@ void splitRopeIntoChunks(RopeOp rope, int64_t chunksAttr, ModuleOp module) {
 /// The all-gathered keys of the load-balanced order, as (piece, first
 /// position): rank s's block holds chunks s and 2·P − 1 − s, at the same
 /// place on every rank.
-SmallVector<std::pair<Value, int64_t>> gatheredChunks(RingBuilder &r,
-                                                      const Ring &ring,
-                                                      Value gathered,
-                                                      int64_t length) {
-  SmallVector<std::pair<Value, int64_t>> chunks;
-  auto type = cast<RankedTensorType>(gathered.getType());
+SmallVector<KeyPiece> gatheredChunks(RingBuilder &r, const Ring &ring,
+                                     Value keys, Value values, int64_t length) {
+  SmallVector<KeyPiece> chunks;
+  auto chunk = [&](Value gathered, int64_t index) -> Value {
+    auto type = cast<RankedTensorType>(gathered.getType());
+    SmallVector<int64_t> offsets(type.getRank(), 0), sizes(type.getShape());
+    offsets[1] = index * length;
+    sizes[1] = length;
+    return r.tag(SliceOp::create(r.builder(), r.loc(), type.clone(sizes),
+                                 gathered, offsets, sizes));
+  };
   for (int64_t rank = 0; rank < ring.size; ++rank)
     for (int64_t piece = 0; piece < 2; ++piece) {
-      SmallVector<int64_t> offsets(type.getRank(), 0), sizes(type.getShape());
-      offsets[1] = (2 * rank + piece) * length;
-      sizes[1] = length;
-      Value slice = r.tag(SliceOp::create(
-          r.builder(), r.loc(), type.clone(sizes), gathered, offsets, sizes));
       PieceStart start = pieceStart(ring, piece, length);
-      chunks.push_back({slice, start.base + start.coeff * rank});
+      chunks.push_back({chunk(keys, 2 * rank + piece),
+                        Value(),
+                        {start.base + start.coeff * rank}});
     }
+  // The values' slices after all the keys', as before.
+  for (auto [index, piece] : llvm::enumerate(chunks))
+    piece.value = chunk(values, index);
   return chunks;
 }
 
@@ -454,31 +495,15 @@ SmallVector<std::pair<Value, int64_t>> gatheredChunks(RingBuilder &r,
 std::pair<Value, Value> buildForwardGathered(AttentionOp attention,
                                              const Ring &ring) {
   RingBuilder r(attention, ring);
-  OpBuilder &b = r.builder();
   int64_t length =
       cast<RankedTensorType>(attention.getQuery().getType()).getDimSize(1) / 2;
-  auto keys = gatheredChunks(r, ring, attention.getKey(), length);
-  auto values = gatheredChunks(r, ring, attention.getValue(), length);
+  SmallVector<KeyPiece> keys =
+      gatheredChunks(r, ring, attention.getKey(), attention.getValue(), length);
   SmallVector<Value> queries = r.pieces(attention.getQuery());
+  // Chunk 0 holds position 0, which every query sees: the first block
+  // merged is never wholly masked.
   SmallVector<Value> outs(queries.size()), lses(queries.size());
-  for (auto [qi, query] : llvm::enumerate(queries))
-    for (auto [ki, key] : llvm::enumerate(keys)) {
-      auto block = AttentionBlockOp::create(
-          b, r.loc(), query, key.first, values[ki].first,
-          attention.getCausalAttr(), attention.getScaleAttr(),
-          b.getI64IntegerAttr(0), b.getI64IntegerAttr(0));
-      r.tagOp(block);
-      r.setOffsets(block, qi, length, key.second);
-      // Chunk 0 holds position 0, which every query sees: the first block
-      // merged is never wholly masked.
-      if (!outs[qi]) {
-        outs[qi] = block.getResult();
-        lses[qi] = block.getLogsumexp();
-      } else {
-        std::tie(outs[qi], lses[qi]) = r.merge(
-            outs[qi], lses[qi], block.getResult(), block.getLogsumexp());
-      }
-    }
+  forwardBlocks(r, attention, queries, keys, length, outs, lses);
   Value o = r.joined(outs), lse = r.joined(lses);
   attention.getResult().replaceAllUsesWith(o);
   attention->erase();
@@ -491,33 +516,17 @@ std::pair<Value, Value> buildForwardGathered(AttentionOp attention,
 /// partitioning made.
 void buildBackwardGathered(AttentionGradOp grad, Value lse, const Ring &ring) {
   RingBuilder r(grad, ring);
-  OpBuilder &b = r.builder();
   int64_t length =
       cast<RankedTensorType>(grad.getQuery().getType()).getDimSize(1) / 2;
-  auto keys = gatheredChunks(r, ring, grad.getKey(), length);
-  auto values = gatheredChunks(r, ring, grad.getValue(), length);
+  SmallVector<KeyPiece> keys =
+      gatheredChunks(r, ring, grad.getKey(), grad.getValue(), length);
   SmallVector<Value> queries = r.pieces(grad.getQuery()),
                      outs = r.pieces(grad.getResult()),
                      outGrads = r.pieces(grad.getResultGrad()),
                      lses = r.pieces(lse);
   SmallVector<Value> dqs(queries.size()), dks(keys.size()), dvs(keys.size());
-  auto add = [&](Value &sum, Value term) {
-    sum = sum ? r.tag(AddOp::create(b, r.loc(), sum, term)) : term;
-  };
-  for (auto [qi, query] : llvm::enumerate(queries))
-    for (auto [ki, key] : llvm::enumerate(keys)) {
-      Value value = values[ki].first;
-      auto block = AttentionBlockGradOp::create(
-          b, r.loc(), query.getType(), key.first.getType(), value.getType(),
-          query, key.first, value, outs[qi], outGrads[qi], lses[qi],
-          grad.getCausalAttr(), grad.getScaleAttr(), b.getI64IntegerAttr(0),
-          b.getI64IntegerAttr(0));
-      r.tagOp(block);
-      r.setOffsets(block, qi, length, key.second);
-      add(dqs[qi], block.getQueryGrad());
-      add(dks[ki], block.getKeyGrad());
-      add(dvs[ki], block.getValueGrad());
-    }
+  backwardBlocks(r, grad, queries, outs, outGrads, lses, keys, length, dqs, dks,
+                 dvs);
   grad.getQueryGrad().replaceAllUsesWith(r.joined(dqs));
   grad.getKeyGrad().replaceAllUsesWith(r.joined(dks));
   grad.getValueGrad().replaceAllUsesWith(r.joined(dvs));
