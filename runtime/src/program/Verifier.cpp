@@ -17,6 +17,14 @@
 namespace loom::runtime {
 namespace {
 
+/// "[lo..hi, +length)": the pieces a rank-dependent start gives (one
+/// start when lo = hi).
+std::string pieceRange(int64_t lo, int64_t hi, int64_t length) {
+  return "[" + std::to_string(lo) +
+         (lo != hi ? ".." + std::to_string(hi) : std::string()) + ", +" +
+         std::to_string(length) + ")";
+}
+
 std::string shapeStr(const std::vector<int64_t> &s) {
   std::string r = "[";
   for (size_t i = 0; i < s.size(); ++i)
@@ -105,6 +113,12 @@ private:
   /// An expert-parallel block of `local` experts: expert_start on every
   /// rank and the block within total_experts (default: local).
   void expertBlock(int64_t local);
+  /// That a piece of `length` starting at the single-element, possibly
+  /// rank-dependent attribute `name` (0 when absent) lies in [0, limit) on
+  /// every rank; else "<what> [lo..hi, +length) lie outside the <limit>
+  /// <of>".
+  void pieceWithin(const char *name, int64_t length, int64_t limit,
+                   const std::string &what, const std::string &of);
   /// A norm's x, w (operands 0-1) for a row of x.shape.back().
   void normOperands();
 
@@ -489,10 +503,9 @@ void InstrChecker::checkShapes() {
       int64_t lo = off->minValue(P.meshes(), d);
       int64_t hi = off->maxValue(P.meshes(), d);
       if (sizes[d] < 0 || lo < 0 || hi > x.shape[d] - sizes[d])
-        fail("slice [" + std::to_string(lo) +
-             (lo != hi ? ".." + std::to_string(hi) : std::string()) + ", +" +
-             std::to_string(sizes[d]) + ") is out of bounds in dim " +
-             std::to_string(d) + " of " + inName(0));
+        fail("slice " + pieceRange(lo, hi, sizes[d]) +
+             " is out of bounds in dim " + std::to_string(d) + " of " +
+             inName(0));
     }
     expectShape(out(0), outName(0), sizes);
     sameDType(x, inName(0), out(0), outName(0));
@@ -640,17 +653,21 @@ void InstrChecker::checkShapes() {
   }
 }
 
-void InstrChecker::expertBlock(int64_t local) {
-  int64_t total = I.getInt("total_experts", local), lo = 0, hi = 0;
-  if (const AttrValue *start = I.attr("expert_start")) {
+void InstrChecker::pieceWithin(const char *name, int64_t length, int64_t limit,
+                               const std::string &what, const std::string &of) {
+  int64_t lo = 0, hi = 0;
+  if (const AttrValue *start = I.attr(name)) {
     lo = start->minValue(P.meshes(), 0);
     hi = start->maxValue(P.meshes(), 0);
   }
-  if (lo < 0 || hi + local > total)
-    fail("experts [" + std::to_string(lo) +
-         (lo != hi ? ".." + std::to_string(hi) : std::string()) + ", +" +
-         std::to_string(local) + ") lie outside the " + std::to_string(total) +
-         " experts (total_experts)");
+  if (lo < 0 || hi + length > limit)
+    fail(what + " " + pieceRange(lo, hi, length) + " lie outside the " +
+         std::to_string(limit) + " " + of);
+}
+
+void InstrChecker::expertBlock(int64_t local) {
+  pieceWithin("expert_start", local, I.getInt("total_experts", local),
+              "experts", "experts (total_experts)");
 }
 
 void InstrChecker::attentionOperands(bool queriesWithinKeys) {
@@ -672,16 +689,8 @@ void InstrChecker::attentionOperands(bool queriesWithinKeys) {
   // The queries stand at query_offset .. query_offset + Sq - 1 of the keys'
   // positions on every rank (a piece of the sequence under context
   // parallelism).
-  int64_t lo = 0, hi = 0;
-  if (const AttrValue *offset = I.attr("query_offset")) {
-    lo = offset->minValue(P.meshes(), 0);
-    hi = offset->maxValue(P.meshes(), 0);
-  }
-  if (lo < 0 || hi + q.shape[1] > k.shape[1])
-    fail("query positions [" + std::to_string(lo) +
-         (lo != hi ? ".." + std::to_string(hi) : std::string()) + ", +" +
-         std::to_string(q.shape[1]) + ") lie outside the " +
-         std::to_string(k.shape[1]) + " key positions");
+  pieceWithin("query_offset", q.shape[1], k.shape[1], "query positions",
+              "key positions");
 }
 
 void InstrChecker::normOperands() {
