@@ -317,7 +317,7 @@ struct LoomApplyPlanPass
 
   void runOnOperation() override;
   LogicalResult seed(func::FuncOp func, const PlanLayout &layout,
-                     FlatSymbolRefAttr mesh);
+                     const ModelFacts &facts, FlatSymbolRefAttr mesh);
 };
 
 void LoomApplyPlanPass::runOnOperation() {
@@ -401,13 +401,14 @@ void LoomApplyPlanPass::runOnOperation() {
   }
   MeshOp::create(b, module.getLoc(), "world",
                  MeshAttr::get(b.getContext(), names, sizes));
-  if (failed(
-          seed(func, *layout, FlatSymbolRefAttr::get(b.getContext(), "world"))))
+  if (failed(seed(func, *layout, facts,
+                  FlatSymbolRefAttr::get(b.getContext(), "world"))))
     return signalPassFailure();
 }
 
 LogicalResult LoomApplyPlanPass::seed(func::FuncOp func,
                                       const PlanLayout &layout,
+                                      const ModelFacts &facts,
                                       FlatSymbolRefAttr mesh) {
   MLIRContext *context = func.getContext();
   // A seed that does not divide its dimension is an error that names both.
@@ -425,7 +426,7 @@ LogicalResult LoomApplyPlanPass::seed(func::FuncOp func,
     return splitOver(context, mesh, rank, dim, axis);
   };
   bool independentRows = rowsAreIndependent(func);
-  int64_t seq = readModelFacts(func).seq;
+  int64_t seq = facts.seq;
   bool balanced = balancesSequence(func, layout, independentRows);
   if (balanced)
     func->setAttr(LoomDialect::kCpChunksAttrName,
