@@ -141,6 +141,10 @@ llvm::ArrayRef<ModelConfigKey> loom::getModelConfigKeys() {
                                       "experts: min(2, experts))"),
       {"capacity_factor", "F", "expert capacity factor (0: dropless)",
        parseCapacityFactor, checkCapacityFactor},
+      integerKey<&C::tokenGroups, 1>(
+          "token_groups", "groups of tokens whose expert capacity is counted "
+                          "apart (one per rank: Megatron's alltoall "
+                          "dispatcher)"),
       {"moe_aux_loss_coeff", "F",
        "weight of the router's load-balancing loss (0: none)",
        parseAuxLossCoeff, checkAuxLossCoeff},

@@ -17,7 +17,11 @@
 using namespace loom;
 
 int64_t ModelConfig::getExpertCapacity() const {
-  int64_t tokens = getTokens();
+  int64_t groups = std::max<int64_t>(1, tokenGroups);
+  return groups * getGroupCapacity(getTokens() / groups);
+}
+
+int64_t ModelConfig::getGroupCapacity(int64_t tokens) const {
   if (capacityFactor <= 0.0)
     return tokens;
   // In floating point and clamped before the conversion: tokens · topK can
@@ -162,5 +166,9 @@ std::optional<std::string> loom::validateModelConfig(const ModelConfig &c) {
   if (c.isMoE() && (c.topK < 1 || c.topK > c.experts))
     return "topk (" + std::to_string(c.topK) + ") must be in [1, experts (" +
            std::to_string(c.experts) + ")]";
+  if (c.getTokens() % c.tokenGroups != 0)
+    return "token_groups (" + std::to_string(c.tokenGroups) +
+           ") must divide the " + std::to_string(c.getTokens()) +
+           " tokens (batch x seq)";
   return std::nullopt;
 }

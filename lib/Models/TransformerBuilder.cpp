@@ -160,7 +160,8 @@ Value TransformerBuilder::loadBalancingLoss(Value logits, Value indices) {
   Value ones = FillOp::create(b, loc, f32({T, 1}), b.getF64FloatAttr(1.0));
   Value chosen = DispatchOp::create(
       b, loc, ones, indices, b.getI64IntegerAttr(E), b.getI64IntegerAttr(T),
-      /*expert_start=*/b.getI64IntegerAttr(0), /*total_experts=*/nullptr);
+      /*expert_start=*/b.getI64IntegerAttr(0), /*total_experts=*/nullptr,
+      /*token_groups=*/b.getI64IntegerAttr(1));
   // count_e / T: the mean over the slots (T of them, one per token).
   Value share = ReduceOp::create(b, loc, chosen, ReduceKind::mean,
                                  b.getDenseI64ArrayAttr({1, 2}), false);
@@ -189,7 +190,8 @@ Value TransformerBuilder::moeMlp(Value x, const Twine &prefix) {
   Value slots = DispatchOp::create(
       b, loc, flat, router.getIndices(), b.getI64IntegerAttr(E),
       b.getI64IntegerAttr(config.getExpertCapacity()),
-      /*expert_start=*/b.getI64IntegerAttr(0), /*total_experts=*/nullptr);
+      /*expert_start=*/b.getI64IntegerAttr(0), /*total_experts=*/nullptr,
+      b.getI64IntegerAttr(config.tokenGroups));
   auto expertLinear = [&](Value in, const Twine &name, int64_t inSize,
                           int64_t outSize) -> Value {
     Value w =
@@ -203,7 +205,8 @@ Value TransformerBuilder::moeMlp(Value x, const Twine &prefix) {
   Value out =
       CombineOp::create(b, loc, y, router.getWeights(), router.getIndices(),
                         /*expert_start=*/b.getI64IntegerAttr(0),
-                        /*total_experts=*/nullptr);
+                        /*total_experts=*/nullptr,
+                        b.getI64IntegerAttr(config.tokenGroups));
   return ReshapeOp::create(b, loc, x.getType(), out);
 }
 

@@ -496,14 +496,8 @@ std::vector<PlanProblem> loom::checkSupported(const PlanSpec &spec,
            "context parallelism with cp_comm=a2a+p2p (all-to-all within "
            "groups, rings between them) is not compiled yet; give "
            "cp_comm=p2p, all_gather or a2a");
-  // Expert parallelism is compiled with the allgather dispatcher
-  // (Megatron-Core's default) over the data-parallel ranks; the ep = dp
-  // folding is checked with the layout (-loom-apply-plan).
-  if (spec.ep > 1 && spec.dispatcher == TokenDispatcher::AllToAll)
-    refuse("unsupported-ep",
-           "expert parallelism with dispatcher=alltoall (ep=" + str(spec.ep) +
-               "): the all-to-all token dispatch is not compiled yet; give "
-               "dispatcher=allgather (the default)");
+  // Expert parallelism is compiled over the data-parallel ranks; the
+  // ep = dp folding is checked with the layout (-loom-apply-plan).
   if (spec.ep > 1 && spec.cp > 1)
     refuse("unsupported-ep",
            "expert parallelism with context parallelism (ep=" + str(spec.ep) +

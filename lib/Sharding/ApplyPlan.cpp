@@ -89,12 +89,17 @@ ModelFacts readModelFacts(func::FuncOp func) {
 /// through. Microbatches then hold other rows, but the step sums over all of
 /// them, so the loss and gradients are the same up to rounding, as long as
 /// rows are computed apart: not when an MoE dispatch may drop tokens (which
-/// ones depends on the others in its microbatch), and then the microbatches
-/// stay as they are (and are gathered).
+/// ones depends on the others in its microbatch), nor when a dispatch
+/// only counts the microbatch's choices (no grouped matmul reads it: the
+/// router's load-balancing loss, a product of two means over its tokens),
+/// and then the microbatches stay as they are (and are gathered).
 bool rowsAreIndependent(func::FuncOp func) {
   WalkResult walk = func.walk([](DispatchOp dispatch) {
     int64_t tokens = dispatch.getInput().getType().getDimSize(0);
-    return static_cast<int64_t>(dispatch.getCapacity()) < tokens
+    bool counts = llvm::none_of(dispatch->getUsers(), [](Operation *user) {
+      return isa<GroupedMatmulOp>(user);
+    });
+    return static_cast<int64_t>(dispatch.getCapacity()) < tokens || counts
                ? WalkResult::interrupt()
                : WalkResult::advance();
   });
@@ -311,6 +316,118 @@ void pinUlyssesAttention(func::FuncOp func, const PlanLayout &layout,
   });
 }
 
+/// Megatron-Core's all-to-all token dispatcher (dispatcher=alltoall): each
+/// data-parallel rank dispatches its own tokens (its token groups, which
+/// count capacity apart) into slots of every expert; the slots travel to
+/// the ranks holding their experts by an all-to-all, and the experts'
+/// outputs come back by another. Pins every [experts, slots, hidden] value
+/// of dispatch, combine and combine_grad to its slots split over dp, and
+/// what the grouped matmuls read of them to its experts split over dp: the
+/// partitioner moves one to the other with an all-to-all.
+///
+/// A dropless dispatch (room for every token) is the same whatever its
+/// groups, so it takes one per rank; one that drops must have been built
+/// with groups of which each rank holds whole ones.
+LogicalResult pinAllToAllDispatch(func::FuncOp func, const PlanLayout &layout,
+                                  FlatSymbolRefAttr mesh, StringRef plan) {
+  MLIRContext *context = func.getContext();
+  auto split = [&](int64_t rank, int64_t dim) {
+    return splitOver(context, mesh, rank, dim, "dp");
+  };
+  ShardingAttr bySlots = split(3, 1), byExperts = split(3, 0);
+  auto groupsFit = [&](Operation *op, int64_t groups, int64_t tokens,
+                       int64_t slots) -> FailureOr<int64_t> {
+    if (groups % layout.dp == 0)
+      return groups;
+    if (groups == 1 && slots == tokens)
+      return layout.dp; // dropless
+    return op->emitError("plan '")
+           << plan << "': dispatcher=alltoall counts expert capacity per rank, "
+           << "so each of the " << layout.dp
+           << " data-parallel ranks must hold whole token groups, but this "
+              "op's "
+           << slots << " slots per expert are counted over " << groups
+           << " group(s) of its " << tokens
+           << " tokens; build the model with token_groups a multiple of "
+           << layout.dp << " (loom-models --token-groups " << layout.dp
+           << "), or give dispatcher=allgather [ep-token-groups]";
+  };
+  OpBuilder b(context);
+  // Each value split by slots once; a value split by experts by its pin
+  // from one split by slots is read as that one.
+  DenseMap<Value, Value> splitBySlots;
+  auto pinOperand = [&](Operation *op) {
+    OpOperand &operand = op->getOpOperand(0);
+    Value &bySlotsValue = splitBySlots[operand.get()];
+    if (!bySlotsValue) {
+      b.setInsertionPoint(op);
+      auto pin = ReshardOp::create(b, op->getLoc(), operand.get(), bySlots);
+      pin->setDiscardableAttrs(op->getDiscardableAttrDictionary());
+      bySlotsValue = pin;
+    }
+    operand.set(bySlotsValue);
+  };
+  // What a grouped matmul (or its gradient) reads of a result split by
+  // slots, it reads split by experts. (Before the op's own sharding is set:
+  // the pin takes the op's discardable attributes.)
+  auto pinResult = [&](Operation *op, Value result) {
+    bool readByExperts = llvm::any_of(result.getUsers(), [](Operation *user) {
+      return !isa<CombineOp, CombineGradOp, DispatchOp>(user) &&
+             user->getNumOperands() > 1 &&
+             cast<ShapedType>(user->getOperand(0).getType()).getRank() == 3;
+    });
+    if (!readByExperts)
+      return;
+    b.setInsertionPointAfter(op);
+    auto pin = ReshardOp::create(b, op->getLoc(), result, byExperts);
+    pin->setDiscardableAttrs(op->getDiscardableAttrDictionary());
+    result.replaceAllUsesExcept(pin, pin);
+    splitBySlots[pin] = result;
+  };
+  WalkResult walk = func.walk([&](Operation *op) {
+    if (!isa<DispatchOp, CombineOp, CombineGradOp>(op))
+      return WalkResult::advance();
+    auto expertsType = cast<RankedTensorType>(
+        isa<DispatchOp>(op) ? op->getResult(0).getType()
+                            : op->getOperand(0).getType());
+    int64_t tokens =
+        cast<ShapedType>(op->getOperand(1).getType()).getDimSize(0);
+    auto fit = [&](auto moeOp) {
+      FailureOr<int64_t> groups =
+          groupsFit(op, moeOp.getTokenGroups(), tokens,
+                    expertsType.getDimSize(1));
+      if (succeeded(groups))
+        moeOp.setTokenGroups(*groups);
+      return succeeded(groups);
+    };
+    TensorSharding byTokens = TensorSharding::replicated(2);
+    byTokens.dims[0].push_back("dp");
+    if (auto dispatch = dyn_cast<DispatchOp>(op)) {
+      if (!fit(dispatch))
+        return WalkResult::interrupt();
+      pinResult(op, dispatch.getResult());
+      op->setAttr(LoomDialect::kShardingAttrName, bySlots);
+    } else if (auto combine = dyn_cast<CombineOp>(op)) {
+      if (!fit(combine))
+        return WalkResult::interrupt();
+      pinOperand(op);
+      op->setAttr(LoomDialect::kShardingAttrName,
+                  byTokens.toAttr(context, mesh));
+    } else {
+      auto grad = cast<CombineGradOp>(op);
+      if (!fit(grad))
+        return WalkResult::interrupt();
+      pinOperand(op);
+      pinResult(op, grad.getInputGrad());
+      op->setAttr(LoomDialect::kShardingAttrName,
+                  ArrayAttr::get(context, {bySlots, byTokens.toAttr(
+                                                        context, mesh)}));
+    }
+    return WalkResult::advance();
+  });
+  return failure(walk.wasInterrupted());
+}
+
 struct LoomApplyPlanPass
     : public loom::impl::LoomApplyPlanPassBase<LoomApplyPlanPass> {
   using LoomApplyPlanPassBase::LoomApplyPlanPassBase;
@@ -401,8 +518,11 @@ void LoomApplyPlanPass::runOnOperation() {
   }
   MeshOp::create(b, module.getLoc(), "world",
                  MeshAttr::get(b.getContext(), names, sizes));
-  if (failed(seed(func, *layout, facts,
-                  FlatSymbolRefAttr::get(b.getContext(), "world"))))
+  auto meshRef = FlatSymbolRefAttr::get(b.getContext(), "world");
+  if (failed(seed(func, *layout, facts, meshRef)))
+    return signalPassFailure();
+  if (layout->ep > 1 && spec->dispatcher == TokenDispatcher::AllToAll &&
+      failed(pinAllToAllDispatch(func, *layout, meshRef, plan)))
     return signalPassFailure();
 }
 

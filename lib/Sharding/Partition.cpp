@@ -631,7 +631,8 @@ LogicalResult Partitioner::partitionVocabulary(Operation *op,
 
 /// The expert-parallel forms of dispatch, combine and combine_grad (their
 /// own partitions of the experts): the rank's block of experts starts at
-/// (its index along the axes) x the block's size, of all the experts.
+/// (its index along the axes) x the block's size, of all the experts. With
+/// their token groups split, each rank's op holds its groups alone.
 void Partitioner::partitionExperts(Operation *op, const OpPlan &plan) {
   Value experts; // the tensor whose dimension 0 is the experts
   const AxisList *axes = nullptr;
@@ -642,7 +643,24 @@ void Partitioner::partitionExperts(Operation *op, const OpPlan &plan) {
     experts = op->getOperand(0);
     axes = &plan.operands[0].dims[0];
   }
-  if (!axes || axes->empty())
+  if (!axes)
+    return;
+  auto slots = cast<RankedTensorType>(experts.getType()).getDimSize(1);
+  int64_t slotSplit = globalTypes[experts].getDimSize(1) / slots;
+  if (slotSplit > 1) {
+    auto split = [&](auto moeOp) {
+      moeOp.setTokenGroups(moeOp.getTokenGroups() / slotSplit);
+    };
+    if (auto dispatch = dyn_cast<DispatchOp>(op)) {
+      split(dispatch);
+      dispatch.setCapacity(slots);
+    } else if (auto combine = dyn_cast<CombineOp>(op)) {
+      split(combine);
+    } else {
+      split(cast<CombineGradOp>(op));
+    }
+  }
+  if (axes->empty())
     return;
   int64_t total = globalTypes[experts].getDimSize(0);
   int64_t block = cast<RankedTensorType>(experts.getType()).getDimSize(0);

@@ -40,9 +40,15 @@ struct ModelConfig {
   /// 0 for a dense model.
   int64_t experts = 0;
   int64_t topK = 0;
-  /// Expert capacity = ceil(tokens · topK / experts · capacityFactor);
+  /// Expert capacity (of all the token groups) =
+  /// groups · ceil(tokens/groups · topK / experts · capacityFactor);
   /// 0 means dropless (capacity = tokens).
   double capacityFactor = 1.0;
+  /// Groups of tokens whose capacity is counted apart (loom.dispatch's
+  /// token_groups): each has ceil(tokens/groups · topK / experts ·
+  /// capacityFactor) slots of each expert, as Megatron-Core's all-to-all
+  /// dispatcher counts capacity per rank.
+  int64_t tokenGroups = 1;
   /// The router's load-balancing loss weight (Megatron's
   /// --moe-aux-loss-coeff, Switch Transformer's form); 0: none.
   double auxLossCoeff = 0.0;
@@ -65,6 +71,8 @@ struct ModelConfig {
   bool isMoE() const { return experts > 0; }
   int64_t getTokens() const { return batch * seq; }
   int64_t getExpertCapacity() const;
+  /// The slots of each expert for one group of `tokens` tokens.
+  int64_t getGroupCapacity(int64_t tokens) const;
 };
 
 /// Names of the zoo's models, in a stable order.

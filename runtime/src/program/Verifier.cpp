@@ -113,6 +113,9 @@ private:
   /// An expert-parallel block of `local` experts: expert_start on every
   /// rank and the block within total_experts (default: local).
   void expertBlock(int64_t local);
+  /// token_groups (default 1) divides the `tokens` and each expert's
+  /// `slots`.
+  void tokenGroups(int64_t tokens, int64_t slots);
   /// That a piece of `length` starting at the single-element, possibly
   /// rank-dependent attribute `name` (0 when absent) lies in [0, limit) on
   /// every rank; else "<what> [lo..hi, +length) lie outside the <limit>
@@ -604,6 +607,7 @@ void InstrChecker::checkShapes() {
     expectShape(out(0), outName(0), {e, c, x.shape[1]});
     sameDType(x, inName(0), out(0), outName(0));
     expertBlock(e);
+    tokenGroups(x.shape[0], c);
     return;
   }
   case Opcode::Combine: {
@@ -617,6 +621,7 @@ void InstrChecker::checkShapes() {
     expectShape(out(0), outName(0), {w.shape[0], y.shape[2]});
     sameDType(y, inName(0), out(0), outName(0));
     expertBlock(y.shape[0]);
+    tokenGroups(w.shape[0], y.shape[1]);
     return;
   }
   case Opcode::AdamW: {
@@ -668,6 +673,15 @@ void InstrChecker::pieceWithin(const char *name, int64_t length, int64_t limit,
 void InstrChecker::expertBlock(int64_t local) {
   pieceWithin("expert_start", local, I.getInt("total_experts", local),
               "experts", "experts (total_experts)");
+}
+
+void InstrChecker::tokenGroups(int64_t tokens, int64_t slots) {
+  int64_t groups = I.getInt("token_groups", 1);
+  if (groups < 1 || tokens % groups != 0 || slots % groups != 0)
+    fail("token_groups (" + std::to_string(groups) +
+         ") must be >= 1 and divide the " + std::to_string(tokens) +
+         " tokens and the " + std::to_string(slots) +
+         " slots of each expert");
 }
 
 void InstrChecker::attentionOperands(bool queriesWithinKeys) {
@@ -804,6 +818,7 @@ bool InstrChecker::checkGradientShapes() {
     same(y, inName(0), out(0), outName(0));
     same(w, inName(1), out(1), outName(1));
     expertBlock(y.shape[0]);
+    tokenGroups(w.shape[0], y.shape[1]);
     return true;
   }
   default:

@@ -134,6 +134,9 @@ LogicalResult CombineGradOp::verify() {
   std::optional<int64_t> total;
   if (getTotalExperts())
     total = static_cast<int64_t>(*getTotalExperts());
-  return checkExpertBlock(static_cast<int64_t>(getExpertStart()), total,
-                          y.getDimSize(0), err);
+  if (failed(checkExpertBlock(static_cast<int64_t>(getExpertStart()), total,
+                              y.getDimSize(0), err)))
+    return failure();
+  return checkTokenGroups(static_cast<int64_t>(getTokenGroups()),
+                          w.getDimSize(0), y.getDimSize(1), err);
 }

@@ -462,7 +462,9 @@ LogicalResult DispatchOp::inferReturnTypes(MLIRContext *,
   if (adaptor.getTotalExperts())
     total = static_cast<int64_t>(*adaptor.getTotalExperts());
   if (failed(checkExpertBlock(static_cast<int64_t>(adaptor.getExpertStart()),
-                              total, experts, err)))
+                              total, experts, err)) ||
+      failed(checkTokenGroups(static_cast<int64_t>(adaptor.getTokenGroups()),
+                              x->getDimSize(0), capacity, err)))
     return failure();
   results.push_back(RankedTensorType::get({experts, capacity, x->getDimSize(1)},
                                           x->getElementType()));
@@ -490,7 +492,9 @@ LogicalResult CombineOp::inferReturnTypes(MLIRContext *,
   if (adaptor.getTotalExperts())
     total = static_cast<int64_t>(*adaptor.getTotalExperts());
   if (failed(checkExpertBlock(static_cast<int64_t>(adaptor.getExpertStart()),
-                              total, y->getDimSize(0), err)))
+                              total, y->getDimSize(0), err)) ||
+      failed(checkTokenGroups(static_cast<int64_t>(adaptor.getTokenGroups()),
+                              w->getDimSize(0), y->getDimSize(1), err)))
     return failure();
   results.push_back(RankedTensorType::get({w->getDimSize(0), y->getDimSize(2)},
                                           y->getElementType()));

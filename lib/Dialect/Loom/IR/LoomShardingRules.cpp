@@ -466,17 +466,32 @@ ShardingRule RouterGradOp::getShardingRule() {
 // replication; the experts split into blocks (expert parallelism, the own
 // partition: each rank fills its experts' slots, which are those of the
 // whole dispatch); the hidden dimension passes through.
+/// The token groups of dispatch, combine and combine_grad (token_groups):
+/// the major factor of the tokens and of each expert's slots, split like a
+/// batch (each rank's groups fill their own slots: Megatron-Core's
+/// all-to-all dispatcher), over a factor within a group that needs all of
+/// it. `tokens` and `slots` list the dimensions of each.
+static void shareTokenGroups(ShardingRule &rule, int64_t groups,
+                             int64_t tokens, int64_t slots,
+                             ArrayRef<TensorDim> tokenDims,
+                             ArrayRef<TensorDim> slotDims) {
+  SmallVector<TensorDim> both(tokenDims);
+  both.append(slotDims.begin(), slotDims.end());
+  share(rule, groups, FactorKind::PassThrough, both);
+  share(rule, tokens / groups, FactorKind::NeedReplication, tokenDims);
+  share(rule, slots / groups, FactorKind::NeedReplication, slotDims);
+}
+
 ShardingRule DispatchOp::getShardingRule() {
   ShardingRule rule(*this);
-  share(rule, dimSize(getInput(), 0), FactorKind::NeedReplication,
-        {operand(0, 0), operand(1, 0)});
+  shareTokenGroups(rule, getTokenGroups(), dimSize(getInput(), 0),
+                   dimSize(getResult(), 1), {operand(0, 0), operand(1, 0)},
+                   {result(0, 1)});
   share(rule, dimSize(getIndices(), 1), FactorKind::NeedReplication,
         {operand(1, 1)});
   // Expert parallelism: a rank's block of the experts (expert_start).
   share(rule, dimSize(getResult(), 0), FactorKind::OwnPartition,
         {result(0, 0)});
-  share(rule, dimSize(getResult(), 1), FactorKind::NeedReplication,
-        {result(0, 1)});
   share(rule, dimSize(getInput(), 1), FactorKind::PassThrough,
         {operand(0, 1), result(0, 2)});
   return rule;
@@ -487,10 +502,10 @@ ShardingRule CombineOp::getShardingRule() {
   // A block of the experts gives the rank's part of each token's sum.
   share(rule, dimSize(getInput(), 0), FactorKind::OwnPartition,
         {operand(0, 0)});
-  share(rule, dimSize(getInput(), 1), FactorKind::NeedReplication,
-        {operand(0, 1)});
-  share(rule, dimSize(getWeights(), 0), FactorKind::NeedReplication,
-        {operand(1, 0), operand(2, 0), result(0, 0)});
+  shareTokenGroups(rule, getTokenGroups(), dimSize(getWeights(), 0),
+                   dimSize(getInput(), 1),
+                   {operand(1, 0), operand(2, 0), result(0, 0)},
+                   {operand(0, 1)});
   share(rule, dimSize(getWeights(), 1), FactorKind::NeedReplication,
         {operand(1, 1), operand(2, 1)});
   share(rule, dimSize(getInput(), 2), FactorKind::PassThrough,
@@ -504,10 +519,10 @@ ShardingRule CombineGradOp::getShardingRule() {
   ShardingRule rule(*this);
   share(rule, dimSize(getInput(), 0), FactorKind::OwnPartition,
         {operand(0, 0), result(0, 0)});
-  share(rule, dimSize(getInput(), 1), FactorKind::NeedReplication,
-        {operand(0, 1), result(0, 1)});
-  share(rule, dimSize(getWeights(), 0), FactorKind::NeedReplication,
-        {operand(1, 0), operand(2, 0), operand(3, 0), result(1, 0)});
+  shareTokenGroups(
+      rule, getTokenGroups(), dimSize(getWeights(), 0), dimSize(getInput(), 1),
+      {operand(1, 0), operand(2, 0), operand(3, 0), result(1, 0)},
+      {operand(0, 1), result(0, 1)});
   share(rule, dimSize(getWeights(), 1), FactorKind::NeedReplication,
         {operand(1, 1), operand(2, 1), result(1, 1)});
   share(rule, dimSize(getInput(), 2), FactorKind::Reduction,

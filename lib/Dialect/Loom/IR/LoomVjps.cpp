@@ -536,7 +536,8 @@ LogicalResult DispatchOp::buildVjp(OpBuilder &builder,
                               tensorType(getInput()).getElementType());
     Value ones = filled(builder, getLoc(), weightsType, 1.0);
     ct = CombineOp::create(builder, getLoc(), ct, ones, getIndices(),
-                           getExpertStartAttr(), getTotalExpertsAttr());
+                           getExpertStartAttr(), getTotalExpertsAttr(),
+                           getTokenGroupsAttr());
   }
   operandCotangents.assign({ct, Value()});
   return success();
@@ -551,7 +552,7 @@ LogicalResult CombineOp::buildVjp(OpBuilder &builder,
   auto grad = CombineGradOp::create(
       builder, getLoc(), getInput().getType(), getWeights().getType(),
       getInput(), getWeights(), getIndices(), ct, getExpertStartAttr(),
-      getTotalExpertsAttr());
+      getTotalExpertsAttr(), getTokenGroupsAttr());
   operandCotangents.assign(
       {grad.getInputGrad(), grad.getWeightsGrad(), Value()});
   return success();

@@ -138,6 +138,15 @@ LogicalResult loom::checkExpertBlock(int64_t start,
   return success();
 }
 
+LogicalResult loom::checkTokenGroups(int64_t groups, int64_t tokens,
+                                     int64_t slots, const ShapeErrors &err) {
+  if (groups < 1 || tokens % groups != 0 || slots % groups != 0)
+    return err.fail("token_groups (", groups, ") must be >= 1 and divide the ",
+                    tokens, " tokens and the ", slots,
+                    " slots of each expert (capacity)");
+  return success();
+}
+
 LogicalResult loom::checkRouting(RankedTensorType routing, StringRef what,
                                  int64_t tokens, const ShapeErrors &err) {
   if (routing.getRank() != 2)

@@ -70,6 +70,11 @@ mlir::LogicalResult checkExpertBlock(int64_t start,
                                      std::optional<int64_t> total,
                                      int64_t local, const ShapeErrors &err);
 
+/// Checks dispatch's token groups: `groups` >= 1 dividing both the tokens
+/// and the slots of each expert.
+mlir::LogicalResult checkTokenGroups(int64_t groups, int64_t tokens,
+                                     int64_t slots, const ShapeErrors &err);
+
 /// Checks a [tokens, k] routing tensor against `tokens`.
 mlir::LogicalResult checkRouting(mlir::RankedTensorType routing,
                                  llvm::StringRef what, int64_t tokens,

@@ -667,15 +667,19 @@ LOOM_HD inline void routerGradRow(const T *logits, const int32_t *indices,
 }
 
 /// The slot rule of dispatch, combine and combine_grad for one (token,
-/// choice) routed to `expert` (in [0, total_experts)), the choice number
-/// `count` of that expert in token order, then choice order, over the whole
-/// op: its row among the `size` experts from `start` the op holds, `cap`
-/// rows each (local expert · cap + count), or -1 past the capacity or for an
-/// expert outside the block.
+/// choice) of token group `group` (of `groups`) routed to `expert` (in
+/// [0, total_experts)), the choice number `count` of that expert in token
+/// order, then choice order, within its group: its row among the `size`
+/// experts from `start` the op holds, `cap` rows each, of which the group
+/// has cap / groups (local expert · cap + group · cap / groups + count),
+/// or -1 past the group's capacity or for an expert outside the block.
 LOOM_HD inline int64_t expertSlot(int64_t expert, int64_t count, int64_t cap,
-                                  int64_t start, int64_t size) {
-  int64_t local = expert - start;
-  return count < cap && local >= 0 && local < size ? local * cap + count : -1;
+                                  int64_t groups, int64_t group, int64_t start,
+                                  int64_t size) {
+  int64_t local = expert - start, groupCap = cap / groups;
+  return count < groupCap && local >= 0 && local < size
+             ? local * cap + group * groupCap + count
+             : -1;
 }
 
 } // namespace loom::runtime::math

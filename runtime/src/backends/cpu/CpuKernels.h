@@ -50,19 +50,20 @@ inline int64_t loadIndex(const TensorRef &t, int64_t i) {
 }
 
 /// The experts a dispatch, combine or combine_grad holds: `size` experts
-/// from `start` of `total` (all of them but under expert parallelism).
+/// from `start` of `total` (all of them but under expert parallelism), and
+/// the token groups that count capacity apart.
 struct ExpertBlock {
-  int64_t start = 0, size = 0, total = 0;
+  int64_t start = 0, size = 0, total = 0, groups = 1;
 };
 /// The block of `c`, whose experts dimension is `size`, from its
-/// expert_start and total_experts attributes (slots `startAttr`,
-/// `totalAttr`).
+/// expert_start, total_experts and token_groups attributes (slots
+/// `startAttr`, `totalAttr`, `groupsAttr`).
 ExpertBlock expertBlock(const OpCall &c, int startAttr, int totalAttr,
-                        int64_t size);
+                        int groupsAttr, int64_t size);
 /// The slot of each (token, choice) among the block's experts' `cap` rows
 /// (row index in [size·cap]): token order, then choice order, counted over
-/// all experts as dispatch and combine define it; -1 past the capacity or
-/// for an expert outside the block. `count` holds block.total counters; an
+/// all experts within each token group as dispatch and combine define it;
+/// -1 past the group's capacity or for an expert outside the block. `count` holds block.total counters; an
 /// index outside [0, total) is an error naming `what`.
 void assignSlots(const TensorRef &ids, const ExpertBlock &block, int64_t cap,
                  int64_t *count, int64_t *slots, const char *what);

@@ -124,7 +124,7 @@ void dispatchK(const OpCall &c, KernelContext &ctx) {
   int64_t cap = y.shape[1];
   int64_t k = ids.shape[1];
   ExpertBlock block = expertBlock(c, attr::Dispatch::expert_start,
-                                  attr::Dispatch::total_experts, y.shape[0]);
+                                  attr::Dispatch::total_experts, attr::Dispatch::token_groups, y.shape[0]);
   size_t row = x.shape[1] * dtypeSize(x.dtype);
   int64_t *count = static_cast<int64_t *>(ctx.scratch),
           *slots = count + block.total;
@@ -146,7 +146,7 @@ template <typename T> void combineK(const OpCall &c, KernelContext &ctx) {
   int64_t cap = y.shape[1], h = y.shape[2];
   int64_t tokens = w.shape[0], k = w.shape[1];
   ExpertBlock block = expertBlock(c, attr::Combine::expert_start,
-                                  attr::Combine::total_experts, y.shape[0]);
+                                  attr::Combine::total_experts, attr::Combine::token_groups, y.shape[0]);
   int64_t *count = static_cast<int64_t *>(ctx.scratch),
           *slots = count + block.total;
   assignSlots(ids, block, cap, count, slots, "combine expert index");
@@ -180,19 +180,26 @@ template <typename T> void combineK(const OpCall &c, KernelContext &ctx) {
 } // namespace
 
 ExpertBlock expertBlock(const OpCall &c, int startAttr, int totalAttr,
-                        int64_t size) {
+                        int groupsAttr, int64_t size) {
   const LoomAttrValue &total = c.attrs.values[totalAttr];
-  return {c.attrs.values[startAttr].i, size, total.present ? total.i : size};
+  const LoomAttrValue &groups = c.attrs.values[groupsAttr];
+  return {c.attrs.values[startAttr].i, size, total.present ? total.i : size,
+          groups.present ? groups.i : 1};
 }
 
 void assignSlots(const TensorRef &ids, const ExpertBlock &block, int64_t cap,
                  int64_t *count, int64_t *slots, const char *what) {
-  std::fill(count, count + block.total, 0);
+  // The (token, choice) pairs of a group are contiguous: the verifier
+  // checked that the groups divide the tokens.
+  int64_t perGroup = ids.numel / block.groups;
   for (int64_t i = 0; i < ids.numel; ++i) {
+    if (i % perGroup == 0)
+      std::fill(count, count + block.total, 0);
     int64_t ex = loadIndex(ids, i);
     if (ex < 0 || ex >= block.total)
       outOfRange(what, ex, i, block.total);
-    slots[i] = math::expertSlot(ex, count[ex]++, cap, block.start, block.size);
+    slots[i] = math::expertSlot(ex, count[ex]++, cap, block.groups,
+                                i / perGroup, block.start, block.size);
   }
 }
 
@@ -214,7 +221,7 @@ bool selectModel(OpCall &c) {
     c.kernel = &dispatchK;
     ExpertBlock block =
         expertBlock(c, attr::Dispatch::expert_start,
-                    attr::Dispatch::total_experts, c.out[0].shape[0]);
+                    attr::Dispatch::total_experts, attr::Dispatch::token_groups, c.out[0].shape[0]);
     c.scratchBytes = (block.total + c.in[1].numel) * sizeof(int64_t);
     return true;
   }
@@ -222,7 +229,7 @@ bool selectModel(OpCall &c) {
     c.kernel = LOOM_PICK_FLOAT(combineK, c.in[0].dtype);
     ExpertBlock block =
         expertBlock(c, attr::Combine::expert_start,
-                    attr::Combine::total_experts, c.in[0].shape[0]);
+                    attr::Combine::total_experts, attr::Combine::token_groups, c.in[0].shape[0]);
     size_t slots = (block.total + c.in[2].numel) * sizeof(int64_t);
     c.scratchBytes = threadSlotsBytes(
         (c.in[0].shape[2] * sizeof(float) + 63) / 64 * 64, slots);

@@ -480,17 +480,19 @@ __global__ void assignSlotsK(const void *ids, int idType, int64_t n,
   if (blockIdx.x != 0 || threadIdx.x != 0)
     return;
   int64_t *count = scratch, *slot = scratch + block.total;
-  for (int64_t x = 0; x < block.total; ++x)
-    count[x] = 0;
+  int64_t perGroup = n / block.groups; // the groups divide the tokens
   for (int64_t i = 0; i < n; ++i) {
+    if (i % perGroup == 0)
+      for (int64_t x = 0; x < block.total; ++x)
+        count[x] = 0;
     int64_t ex = loadIndex(ids, idType, i);
     if (ex < 0 || ex >= block.total) {
       recordError(err, kErrExpertIndex, i, ex, block.total);
       slot[i] = -1;
       continue;
     }
-    slot[i] =
-        math::expertSlot(ex, count[ex]++, capacity, block.start, block.size);
+    slot[i] = math::expertSlot(ex, count[ex]++, capacity, block.groups,
+                               i / perGroup, block.start, block.size);
   }
 }
 

@@ -127,8 +127,9 @@ cudaError_t launchReduce(const void *x, void *y, int dtype, int rank,
 /// expert parallelism). Slots are the whole op's, counted over all `total`
 /// experts (KernelMath's expertSlot); a choice of an expert outside the
 /// block gets none. Expert indices outside [0, total) are data errors.
+/// Capacity is counted within each of `groups` token groups (token_groups).
 struct ExpertBlock {
-  int64_t start, size, total;
+  int64_t start, size, total, groups;
 };
 cudaError_t launchRouter(const void *logits, int dtype, int64_t tokens,
                          int64_t e, int64_t k, bool softmaxBeforeTopk,

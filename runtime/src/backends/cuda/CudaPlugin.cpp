@@ -131,24 +131,29 @@ const char *opName(uint16_t op) {
 /// dimension is `size`: from expert_start (slot `startAttr`) of
 /// total_experts (`totalAttr`; default `size`), as the CPU kernels read them.
 ExpertBlock expertBlock(const LoomKernelCall &c, int startAttr, int totalAttr,
-                        int64_t size) {
+                        int groupsAttr, int64_t size) {
   const LoomAttrValue &total = c.attrs.values[totalAttr];
-  return {c.attrs.values[startAttr].i, size, total.present ? total.i : size};
+  const LoomAttrValue &groups = c.attrs.values[groupsAttr];
+  return {c.attrs.values[startAttr].i, size, total.present ? total.i : size,
+          groups.present ? groups.i : 1};
 }
 /// x[T, H], ids[T, k] -> out[E, C, H].
 ExpertBlock dispatchBlock(const LoomKernelCall &c) {
   return expertBlock(c, attr::Dispatch::expert_start,
-                     attr::Dispatch::total_experts, c.out[0].shape[0]);
+                     attr::Dispatch::total_experts,
+                     attr::Dispatch::token_groups, c.out[0].shape[0]);
 }
 /// y[E, C, H], w, ids -> out.
 ExpertBlock combineBlock(const LoomKernelCall &c) {
   return expertBlock(c, attr::Combine::expert_start,
-                     attr::Combine::total_experts, c.in[0].shape[0]);
+                     attr::Combine::total_experts,
+                     attr::Combine::token_groups, c.in[0].shape[0]);
 }
 /// y[E, C, H], w, ids, dout -> dy, dw.
 ExpertBlock combineGradBlock(const LoomKernelCall &c) {
   return expertBlock(c, attr::CombineGrad::expert_start,
-                     attr::CombineGrad::total_experts, c.in[0].shape[0]);
+                     attr::CombineGrad::total_experts,
+                     attr::CombineGrad::token_groups, c.in[0].shape[0]);
 }
 
 int unsupported(const LoomKernelCall &c, const std::string &why) {

@@ -305,6 +305,7 @@ def Loom_CombineGradOp : Loom_PureOp<"combine_grad", [Loom_OwnShardingRule,
     slots no token filled and dropped choices get zero. With a block of
     the experts (`expert_start`, `total_experts`, as in `loom.combine`),
     dweights holds the block's choices' terms only (zero for the others).
+    `token_groups` is dispatch's.
 
     ```mlir
     %dy, %dw = loom.combine_grad %y, %w, %idx, %dout
@@ -315,7 +316,8 @@ def Loom_CombineGradOp : Loom_PureOp<"combine_grad", [Loom_OwnShardingRule,
   let arguments = (ins Loom_FloatTensor:$input, Loom_FloatTensor:$weights,
                    Loom_IndexTensor:$indices, Loom_FloatTensor:$result_grad,
                    DefaultValuedAttr<I64Attr, "0">:$expert_start,
-                   OptionalAttr<I64Attr>:$total_experts);
+                   OptionalAttr<I64Attr>:$total_experts,
+                   DefaultValuedAttr<I64Attr, "1">:$token_groups);
   let results = (outs Loom_FloatTensor:$input_grad,
                       Loom_FloatTensor:$weights_grad);
   let assemblyFormat = [{

@@ -765,6 +765,13 @@ def Loom_DispatchOp : Loom_InferredOp<"dispatch", [Loom_OwnShardingRule, Loom_Di
     whole dispatch (an expert's slots depend on its own tokens alone), and
     choices of other experts are left to the ranks holding them.
 
+    Token groups: with `token_groups` = G, the tokens form G contiguous
+    groups of T/G, and each group fills its own C/G slots of every expert
+    (slots g·C/G .. (g+1)·C/G − 1), so capacity is counted per group, as
+    Megatron-Core's all-to-all dispatcher counts it per rank. A rank holding
+    some groups dispatches them alone: the token groups split over ranks
+    like a batch.
+
     ```mlir
     %d = loom.dispatch %x, %idx {num_experts = 8 : i64, capacity = 16 : i64}
         : tensor<32x64xf32>, tensor<32x2xi32> -> tensor<8x16x64xf32>
@@ -773,7 +780,8 @@ def Loom_DispatchOp : Loom_InferredOp<"dispatch", [Loom_OwnShardingRule, Loom_Di
   let arguments = (ins Loom_FloatTensor:$input, Loom_IndexTensor:$indices,
                    I64Attr:$num_experts, I64Attr:$capacity,
                    DefaultValuedAttr<I64Attr, "0">:$expert_start,
-                   OptionalAttr<I64Attr>:$total_experts);
+                   OptionalAttr<I64Attr>:$total_experts,
+                   DefaultValuedAttr<I64Attr, "1">:$token_groups);
   let results = (outs Loom_FloatTensor:$result);
   let assemblyFormat = [{
     $input `,` $indices attr-dict `:` type($input) `,` type($indices) `->`
@@ -789,7 +797,8 @@ def Loom_CombineOp : Loom_InferredOp<"combine", [Loom_OwnShardingRule, Loom_Diff
     its experts' rows times its router weights. y[E, C, H], weights[T, k],
     indices[T, k] → [T, H]. With a block of the experts (`expert_start`,
     `total_experts`, as in `loom.dispatch`), the sum is over the block's
-    experts only: the rank's part of the whole sum.
+    experts only: the rank's part of the whole sum. `token_groups` is
+    dispatch's.
 
     ```mlir
     %o = loom.combine %y, %w, %idx
@@ -800,7 +809,8 @@ def Loom_CombineOp : Loom_InferredOp<"combine", [Loom_OwnShardingRule, Loom_Diff
   let arguments = (ins Loom_FloatTensor:$input, Loom_FloatTensor:$weights,
                    Loom_IndexTensor:$indices,
                    DefaultValuedAttr<I64Attr, "0">:$expert_start,
-                   OptionalAttr<I64Attr>:$total_experts);
+                   OptionalAttr<I64Attr>:$total_experts,
+                   DefaultValuedAttr<I64Attr, "1">:$token_groups);
   let results = (outs Loom_FloatTensor:$result);
   let assemblyFormat = [{
     $input `,` $weights `,` $indices attr-dict `:` type($input) `,`
