@@ -202,11 +202,10 @@ Value TransformerBuilder::moeMlp(Value x, const Twine &prefix) {
   Value up = expertLinear(slots, "up_proj", H, F);
   Value h = SwigluOp::create(b, loc, gate, up);
   Value y = expertLinear(h, "down_proj", F, H);
-  Value out =
-      CombineOp::create(b, loc, y, router.getWeights(), router.getIndices(),
-                        /*expert_start=*/b.getI64IntegerAttr(0),
-                        /*total_experts=*/nullptr,
-                        b.getI64IntegerAttr(config.tokenGroups));
+  Value out = CombineOp::create(
+      b, loc, y, router.getWeights(), router.getIndices(),
+      /*expert_start=*/b.getI64IntegerAttr(0),
+      /*total_experts=*/nullptr, b.getI64IntegerAttr(config.tokenGroups));
   return ReshapeOp::create(b, loc, x.getType(), out);
 }
 

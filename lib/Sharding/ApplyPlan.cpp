@@ -393,9 +393,8 @@ LogicalResult pinAllToAllDispatch(func::FuncOp func, const PlanLayout &layout,
     int64_t tokens =
         cast<ShapedType>(op->getOperand(1).getType()).getDimSize(0);
     auto fit = [&](auto moeOp) {
-      FailureOr<int64_t> groups =
-          groupsFit(op, moeOp.getTokenGroups(), tokens,
-                    expertsType.getDimSize(1));
+      FailureOr<int64_t> groups = groupsFit(op, moeOp.getTokenGroups(), tokens,
+                                            expertsType.getDimSize(1));
       if (succeeded(groups))
         moeOp.setTokenGroups(*groups);
       return succeeded(groups);
@@ -419,9 +418,9 @@ LogicalResult pinAllToAllDispatch(func::FuncOp func, const PlanLayout &layout,
         return WalkResult::interrupt();
       pinOperand(op);
       pinResult(op, grad.getInputGrad());
-      op->setAttr(LoomDialect::kShardingAttrName,
-                  ArrayAttr::get(context, {bySlots, byTokens.toAttr(
-                                                        context, mesh)}));
+      op->setAttr(
+          LoomDialect::kShardingAttrName,
+          ArrayAttr::get(context, {bySlots, byTokens.toAttr(context, mesh)}));
     }
     return WalkResult::advance();
   });

@@ -680,8 +680,7 @@ void InstrChecker::tokenGroups(int64_t tokens, int64_t slots) {
   if (groups < 1 || tokens % groups != 0 || slots % groups != 0)
     fail("token_groups (" + std::to_string(groups) +
          ") must be >= 1 and divide the " + std::to_string(tokens) +
-         " tokens and the " + std::to_string(slots) +
-         " slots of each expert");
+         " tokens and the " + std::to_string(slots) + " slots of each expert");
 }
 
 void InstrChecker::attentionOperands(bool queriesWithinKeys) {

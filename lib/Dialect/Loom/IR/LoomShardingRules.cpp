@@ -471,9 +471,8 @@ ShardingRule RouterGradOp::getShardingRule() {
 /// batch (each rank's groups fill their own slots: Megatron-Core's
 /// all-to-all dispatcher), over a factor within a group that needs all of
 /// it. `tokens` and `slots` list the dimensions of each.
-static void shareTokenGroups(ShardingRule &rule, int64_t groups,
-                             int64_t tokens, int64_t slots,
-                             ArrayRef<TensorDim> tokenDims,
+static void shareTokenGroups(ShardingRule &rule, int64_t groups, int64_t tokens,
+                             int64_t slots, ArrayRef<TensorDim> tokenDims,
                              ArrayRef<TensorDim> slotDims) {
   SmallVector<TensorDim> both(tokenDims);
   both.append(slotDims.begin(), slotDims.end());
@@ -502,10 +501,9 @@ ShardingRule CombineOp::getShardingRule() {
   // A block of the experts gives the rank's part of each token's sum.
   share(rule, dimSize(getInput(), 0), FactorKind::OwnPartition,
         {operand(0, 0)});
-  shareTokenGroups(rule, getTokenGroups(), dimSize(getWeights(), 0),
-                   dimSize(getInput(), 1),
-                   {operand(1, 0), operand(2, 0), result(0, 0)},
-                   {operand(0, 1)});
+  shareTokenGroups(
+      rule, getTokenGroups(), dimSize(getWeights(), 0), dimSize(getInput(), 1),
+      {operand(1, 0), operand(2, 0), result(0, 0)}, {operand(0, 1)});
   share(rule, dimSize(getWeights(), 1), FactorKind::NeedReplication,
         {operand(1, 1), operand(2, 1)});
   share(rule, dimSize(getInput(), 2), FactorKind::PassThrough,
@@ -519,10 +517,10 @@ ShardingRule CombineGradOp::getShardingRule() {
   ShardingRule rule(*this);
   share(rule, dimSize(getInput(), 0), FactorKind::OwnPartition,
         {operand(0, 0), result(0, 0)});
-  shareTokenGroups(
-      rule, getTokenGroups(), dimSize(getWeights(), 0), dimSize(getInput(), 1),
-      {operand(1, 0), operand(2, 0), operand(3, 0), result(1, 0)},
-      {operand(0, 1), result(0, 1)});
+  shareTokenGroups(rule, getTokenGroups(), dimSize(getWeights(), 0),
+                   dimSize(getInput(), 1),
+                   {operand(1, 0), operand(2, 0), operand(3, 0), result(1, 0)},
+                   {operand(0, 1), result(0, 1)});
   share(rule, dimSize(getWeights(), 1), FactorKind::NeedReplication,
         {operand(1, 1), operand(2, 1), result(1, 1)});
   share(rule, dimSize(getInput(), 2), FactorKind::Reduction,

@@ -260,7 +260,8 @@ template <typename T> void combineGradK(const OpCall &c, KernelContext &ctx) {
   });
   // The slots of combine (and dispatch) in the rank's block of experts.
   ExpertBlock block = expertBlock(c, attr::CombineGrad::expert_start,
-                                  attr::CombineGrad::total_experts, attr::CombineGrad::token_groups, y.shape[0]);
+                                  attr::CombineGrad::total_experts,
+                                  attr::CombineGrad::token_groups, y.shape[0]);
   int64_t *count = static_cast<int64_t *>(ctx.scratch);
   int64_t *slots = count + block.total;
   assignSlots(ids, block, cap, count, slots, "combine_grad expert index");
@@ -324,7 +325,8 @@ bool selectGradient(OpCall &c) {
     c.kernel = LOOM_PICK_FLOAT(combineGradK, t);
     c.scratchBytes =
         (expertBlock(c, attr::CombineGrad::expert_start,
-                     attr::CombineGrad::total_experts, attr::CombineGrad::token_groups, c.in[0].shape[0])
+                     attr::CombineGrad::total_experts,
+                     attr::CombineGrad::token_groups, c.in[0].shape[0])
              .total +
          c.in[1].numel) *
         sizeof(int64_t);

@@ -63,8 +63,9 @@ ExpertBlock expertBlock(const OpCall &c, int startAttr, int totalAttr,
 /// The slot of each (token, choice) among the block's experts' `cap` rows
 /// (row index in [size·cap]): token order, then choice order, counted over
 /// all experts within each token group as dispatch and combine define it;
-/// -1 past the group's capacity or for an expert outside the block. `count` holds block.total counters; an
-/// index outside [0, total) is an error naming `what`.
+/// -1 past the group's capacity or for an expert outside the block. `count`
+/// holds block.total counters; an index outside [0, total) is an error naming
+/// `what`.
 void assignSlots(const TensorRef &ids, const ExpertBlock &block, int64_t cap,
                  int64_t *count, int64_t *slots, const char *what);
 

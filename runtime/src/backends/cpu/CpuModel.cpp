@@ -124,7 +124,8 @@ void dispatchK(const OpCall &c, KernelContext &ctx) {
   int64_t cap = y.shape[1];
   int64_t k = ids.shape[1];
   ExpertBlock block = expertBlock(c, attr::Dispatch::expert_start,
-                                  attr::Dispatch::total_experts, attr::Dispatch::token_groups, y.shape[0]);
+                                  attr::Dispatch::total_experts,
+                                  attr::Dispatch::token_groups, y.shape[0]);
   size_t row = x.shape[1] * dtypeSize(x.dtype);
   int64_t *count = static_cast<int64_t *>(ctx.scratch),
           *slots = count + block.total;
@@ -145,8 +146,9 @@ template <typename T> void combineK(const OpCall &c, KernelContext &ctx) {
   const TensorRef &y = c.in[0], &w = c.in[1], &ids = c.in[2], &out = c.out[0];
   int64_t cap = y.shape[1], h = y.shape[2];
   int64_t tokens = w.shape[0], k = w.shape[1];
-  ExpertBlock block = expertBlock(c, attr::Combine::expert_start,
-                                  attr::Combine::total_experts, attr::Combine::token_groups, y.shape[0]);
+  ExpertBlock block =
+      expertBlock(c, attr::Combine::expert_start, attr::Combine::total_experts,
+                  attr::Combine::token_groups, y.shape[0]);
   int64_t *count = static_cast<int64_t *>(ctx.scratch),
           *slots = count + block.total;
   assignSlots(ids, block, cap, count, slots, "combine expert index");
@@ -219,17 +221,17 @@ bool selectModel(OpCall &c) {
     return true;
   case Opcode::Dispatch: {
     c.kernel = &dispatchK;
-    ExpertBlock block =
-        expertBlock(c, attr::Dispatch::expert_start,
-                    attr::Dispatch::total_experts, attr::Dispatch::token_groups, c.out[0].shape[0]);
+    ExpertBlock block = expertBlock(
+        c, attr::Dispatch::expert_start, attr::Dispatch::total_experts,
+        attr::Dispatch::token_groups, c.out[0].shape[0]);
     c.scratchBytes = (block.total + c.in[1].numel) * sizeof(int64_t);
     return true;
   }
   case Opcode::Combine: {
     c.kernel = LOOM_PICK_FLOAT(combineK, c.in[0].dtype);
-    ExpertBlock block =
-        expertBlock(c, attr::Combine::expert_start,
-                    attr::Combine::total_experts, attr::Combine::token_groups, c.in[0].shape[0]);
+    ExpertBlock block = expertBlock(
+        c, attr::Combine::expert_start, attr::Combine::total_experts,
+        attr::Combine::token_groups, c.in[0].shape[0]);
     size_t slots = (block.total + c.in[2].numel) * sizeof(int64_t);
     c.scratchBytes = threadSlotsBytes(
         (c.in[0].shape[2] * sizeof(float) + 63) / 64 * 64, slots);

@@ -146,8 +146,8 @@ ExpertBlock dispatchBlock(const LoomKernelCall &c) {
 /// y[E, C, H], w, ids -> out.
 ExpertBlock combineBlock(const LoomKernelCall &c) {
   return expertBlock(c, attr::Combine::expert_start,
-                     attr::Combine::total_experts,
-                     attr::Combine::token_groups, c.in[0].shape[0]);
+                     attr::Combine::total_experts, attr::Combine::token_groups,
+                     c.in[0].shape[0]);
 }
 /// y[E, C, H], w, ids, dout -> dy, dw.
 ExpertBlock combineGradBlock(const LoomKernelCall &c) {
