@@ -38,6 +38,7 @@ class Config:
     experts: int = 0           # 0: dense
     topk: int = 0
     capacity_factor: float = 1.0  # 0: dropless
+    token_groups: int = 1      # groups of tokens with capacity of their own
     moe_aux_loss_coeff: float = 0.0  # the router's load-balancing loss
     softmax_before_topk: bool = False
     normalize_topk: bool = False
@@ -65,14 +66,15 @@ class Config:
 
     @property
     def capacity(self):
-        """Expert capacity: ceil(T·k/E·factor) clamped to [1, T]; factor 0 is
-        dropless (capacity T)."""
-        t = self.tokens
+        """Expert capacity of all the token groups: per group of t = T/G
+        tokens, ceil(t·k/E·factor) clamped to [1, t]; factor 0 is dropless
+        (capacity t)."""
+        t = self.tokens // self.token_groups
         if self.capacity_factor <= 0.0:
-            return t
+            return self.token_groups * t
         per_expert = float(t * self.topk) / self.experts
         cap = int(math.ceil(per_expert * self.capacity_factor))
-        return max(1, min(cap, t))
+        return self.token_groups * max(1, min(cap, t))
 
 
 def _llama3(name, layers, hidden, heads, ffn):
@@ -123,7 +125,7 @@ _INT_FLAGS = {
     "--layers": "layers", "--hidden": "hidden", "--heads": "heads",
     "--kv-heads": "kv_heads", "--head-dim": "head_dim", "--ffn": "ffn",
     "--vocab": "vocab", "--seq": "seq", "--batch": "batch",
-    "--experts": "experts", "--topk": "topk",
+    "--experts": "experts", "--topk": "topk", "--token-groups": "token_groups",
 }
 
 
@@ -340,27 +342,32 @@ def router(logits, top_k, softmax_before_topk=False, normalize=False,
     return w, idx.astype(np.int32)
 
 
-def _slots(indices, num_experts, capacity, variant=None):
-    """Slot of every (t, j) assignment, or -1 when dropped."""
+def _slots(indices, num_experts, capacity, variant=None, groups=1):
+    """Slot of every (t, j) assignment, or -1 when dropped: each of the
+    `groups` groups of T/groups tokens fills its own capacity/groups slots
+    of each expert, in token order, then k order."""
     T, K = indices.shape
-    count = np.zeros(num_experts, dtype=np.int64)
     slots = np.full((T, K), -1, dtype=np.int64)
-    order = [(t, j) for t in range(T) for j in range(K)]
-    if variant and variant.get("dispatch_k_major"):
-        order = [(t, j) for j in range(K) for t in range(T)]
-    for t, j in order:
-        e = indices[t, j]
-        s = count[e]
-        count[e] += 1
-        if s < capacity:
-            slots[t, j] = s
+    n, group_cap = T // groups, capacity // groups
+    for g in range(groups):
+        count = np.zeros(num_experts, dtype=np.int64)
+        order = [(t, j) for t in range(g * n, (g + 1) * n) for j in range(K)]
+        if variant and variant.get("dispatch_k_major"):
+            order = [(t, j) for j in range(K)
+                     for t in range(g * n, (g + 1) * n)]
+        for t, j in order:
+            e = indices[t, j]
+            s = count[e]
+            count[e] += 1
+            if s < group_cap:
+                slots[t, j] = g * group_cap + s
     return slots
 
 
-def dispatch(x, indices, num_experts, capacity, variant=None):
+def dispatch(x, indices, num_experts, capacity, variant=None, groups=1):
     T, H = x.shape
     out = np.zeros((num_experts, capacity, H), dtype=x.dtype)
-    slots = _slots(indices, num_experts, capacity, variant)
+    slots = _slots(indices, num_experts, capacity, variant, groups)
     for t in range(T):
         for j in range(indices.shape[1]):
             if slots[t, j] >= 0:
@@ -368,11 +375,11 @@ def dispatch(x, indices, num_experts, capacity, variant=None):
     return out
 
 
-def combine(y, weights, indices, capacity, variant=None):
+def combine(y, weights, indices, capacity, variant=None, groups=1):
     E, C, H = y.shape
     T, K = indices.shape
     out = np.zeros((T, H), dtype=y.dtype)
-    slots = _slots(indices, E, capacity, variant)
+    slots = _slots(indices, E, capacity, variant, groups)
     for t in range(T):
         for j in range(K):
             if slots[t, j] >= 0:
@@ -448,7 +455,7 @@ def forward(cfg, params, tokens, targets, variant=None, stats=None):
                 margin = float(np.min(srt[:, cfg.topk - 1] - srt[:, cfg.topk]))
                 stats["min_topk_margin"] = min(
                     stats.get("min_topk_margin", math.inf), margin)
-            slots = _slots(idx, E, C, variant)
+            slots = _slots(idx, E, C, variant, cfg.token_groups)
             stats["dropped"] = stats.get("dropped", 0) + int(np.sum(slots < 0))
             stats["assignments"] = stats.get("assignments", 0) + idx.size
         if cfg.moe_aux_loss_coeff > 0:
@@ -461,11 +468,12 @@ def forward(cfg, params, tokens, targets, variant=None, stats=None):
             aux_losses.append(
                 np.sum(probs.sum(axis=0) * tokens_per_expert) * E *
                 cfg.moe_aux_loss_coeff / (T * T * cfg.topk))
-        slots_x = dispatch(flat, idx, E, C, variant)
+        slots_x = dispatch(flat, idx, E, C, variant, cfg.token_groups)
         gate = grouped_matmul(slots_x, P[p + ".experts.gate_proj.weight"])
         up = grouped_matmul(slots_x, P[p + ".experts.up_proj.weight"])
         y = grouped_matmul(swiglu(gate, up), P[p + ".experts.down_proj.weight"])
-        return combine(y, w, idx, C, variant).reshape(B, S, H)
+        return combine(y, w, idx, C, variant,
+                       cfg.token_groups).reshape(B, S, H)
 
     aux_losses = []
     table = P["embed_tokens.weight"]

@@ -305,10 +305,10 @@ def router_bwd(dw, logits, indices, softmax_before_topk=False,
     return p * (dp - np.sum(dp * p, axis=-1, keepdims=True))
 
 
-def slots(indices, num_experts, capacity, variant=None):
+def slots(indices, num_experts, capacity, variant=None, groups=1):
     """The slot of every (t, j) assignment, -1 when dropped (reference.py's
-    replay: token order, then k order)."""
-    return ref._slots(indices, num_experts, capacity, variant)
+    replay: token order, then k order, within each token group)."""
+    return ref._slots(indices, num_experts, capacity, variant, groups)
 
 
 def _kept(slots_):
@@ -420,13 +420,14 @@ def model_forward(cfg, P, tokens, targets, variant=None):
                                               (T * T * cfg.topk))
                 cache["aux"] += float(np.sum(probs.sum(axis=0) * routed) *
                                       aux_scale)
-            c["slots"] = sl = slots(idx, E, C)
+            G = cfg.token_groups
+            c["slots"] = sl = slots(idx, E, C, groups=G)
             srt = np.sort(logits, axis=-1)[:, ::-1]
             margin = (float(np.min(srt[:, cfg.topk - 1] - srt[:, cfg.topk]))
                       if cfg.topk < E else math.inf)
             cache["routing"].append({"indices": idx, "margin": margin,
                                      "dropped": int(np.sum(sl < 0))})
-            c["xs"] = xs = cast(ref.dispatch(flat, idx, E, C))
+            c["xs"] = xs = cast(ref.dispatch(flat, idx, E, C, groups=G))
             c["gate"] = g = cast(ref.grouped_matmul(
                 xs, P[m + ".experts.gate_proj.weight"]))
             c["up"] = u = cast(ref.grouped_matmul(
@@ -434,7 +435,8 @@ def model_forward(cfg, P, tokens, targets, variant=None):
             c["act"] = act = cast(ref.swiglu(g, u))
             c["y"] = y = cast(ref.grouped_matmul(
                 act, P[m + ".experts.down_proj.weight"]))
-            out = cast(ref.combine(y, c["w"], idx, C)).reshape(B, S, H)
+            out = cast(ref.combine(y, c["w"], idx, C,
+                                   groups=G)).reshape(B, S, H)
         elif cfg.mlp == "gelu":
             m = p + ".mlp"
             c["u"] = u = linear(x, m + ".fc1")
@@ -509,7 +511,8 @@ def model_backward(cfg, P, cache, dloss=1.0, variant=None):
             T, E = cfg.tokens, cfg.experts
             sl = c["slots"]
             if variant.get("bwd_slots_k_major"):
-                sl = slots(c["idx"], E, cfg.capacity, {"dispatch_k_major": True})
+                sl = slots(c["idx"], E, cfg.capacity, {"dispatch_k_major": True},
+                           cfg.token_groups)
             dy, dw = combine_bwd(dout.reshape(T, H), c["y"], c["w"], c["idx"],
                                  sl)
             dact, dWd = grouped_matmul_bwd(

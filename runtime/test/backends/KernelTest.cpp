@@ -921,6 +921,82 @@ TEST(Kernels, ExpertBlocksAreTheWholeMoE) {
   }
 }
 
+/// Rows [row, row + n) of a [rows, width] tensor.
+std::vector<float> tokenRows(const HostTensor &t, int64_t row, int64_t n,
+                             int64_t width) {
+  std::vector<float> v = t.toF32();
+  return std::vector<float>(v.begin() + row * width,
+                            v.begin() + (row + n) * width);
+}
+
+/// Slots [slot, slot + n) of every expert of an [E, cap, h] tensor.
+std::vector<float> expertSlots(const HostTensor &t, int64_t e, int64_t cap,
+                               int64_t slot, int64_t n, int64_t h) {
+  std::vector<float> v = t.toF32(), out;
+  for (int64_t x = 0; x < e; ++x)
+    out.insert(out.end(), v.begin() + (x * cap + slot) * h,
+               v.begin() + (x * cap + slot + n) * h);
+  return out;
+}
+
+TEST(Kernels, TokenGroupsAreSeparateDispatches) {
+  // token_groups = G: each group of t/G tokens fills its own cap/G slots of
+  // every expert, as G dispatches of its tokens alone (capacity cap/G)
+  // would; combine and combine_grad replay the same slots.
+  const int64_t e = 6, k = 2, t = 10, h = 3;
+  const std::vector<int> choices = {0, 3, 3, 1, 3, 5, 2, 3, 0, 1,
+                                    4, 3, 1, 0, 5, 4, 3, 2, 0, 4};
+  auto ids = tensorInt<int>(DType::I32, {t, k}, choices);
+  auto x = randomF32({t, h}, 51), w = randomF32({t, k}, 52),
+       dout = randomF32({t, h}, 53);
+  for (int64_t groups : {2, 5}) {
+    for (int64_t groupCap : {1, 2}) {
+      int64_t cap = groups * groupCap, n = t / groups;
+      SCOPED_TRACE(std::to_string(groups) + " groups of capacity " +
+                   std::to_string(groupCap));
+      auto y = randomF32({e, cap, h}, 54);
+      std::vector<TAttr> grouped = {TAttr::I("token_groups", groups)};
+      std::vector<TAttr> dispatchAttrs = grouped;
+      dispatchAttrs.push_back(TAttr::I("num_experts", e));
+      dispatchAttrs.push_back(TAttr::I("capacity", cap));
+      auto d = runOp(Opcode::Dispatch, {x, ids}, {{DType::F32, {e, cap, h}}},
+                     dispatchAttrs);
+      auto c =
+          runOp(Opcode::Combine, {y, w, ids}, {{DType::F32, {t, h}}}, grouped);
+      auto g =
+          runOp(Opcode::CombineGrad, {y, w, ids, dout},
+                {{DType::F32, {e, cap, h}}, {DType::F32, {t, k}}}, grouped);
+      for (int64_t group = 0; group < groups; ++group) {
+        SCOPED_TRACE("group " + std::to_string(group));
+        auto xg = tensorF32({n, h}, tokenRows(x, group * n, n, h));
+        auto wg = tensorF32({n, k}, tokenRows(w, group * n, n, k));
+        auto dg = tensorF32({n, h}, tokenRows(dout, group * n, n, h));
+        auto idg = tensorInt<int>(
+            DType::I32, {n, k},
+            std::vector<int>(choices.begin() + group * n * k,
+                             choices.begin() + (group + 1) * n * k));
+        auto yg =
+            tensorF32({e, groupCap, h},
+                      expertSlots(y, e, cap, group * groupCap, groupCap, h));
+        auto alone =
+            runOp(Opcode::Dispatch, {xg, idg}, {{DType::F32, {e, groupCap, h}}},
+                  {TAttr::I("num_experts", e), TAttr::I("capacity", groupCap)});
+        EXPECT_EQ(expertSlots(d[0], e, cap, group * groupCap, groupCap, h),
+                  alone[0].toF32());
+        auto sum =
+            runOp(Opcode::Combine, {yg, wg, idg}, {{DType::F32, {n, h}}});
+        EXPECT_EQ(tokenRows(c[0], group * n, n, h), sum[0].toF32());
+        auto grad =
+            runOp(Opcode::CombineGrad, {yg, wg, idg, dg},
+                  {{DType::F32, {e, groupCap, h}}, {DType::F32, {n, k}}});
+        EXPECT_EQ(expertSlots(g[0], e, cap, group * groupCap, groupCap, h),
+                  grad[0].toF32());
+        EXPECT_EQ(tokenRows(g[1], group * n, n, k), grad[1].toF32());
+      }
+    }
+  }
+}
+
 TEST(Kernels, ExpertIndexOutsideTheWholeMoE) {
   // Index 4 is outside the block [0, 2) but inside the 5 experts: no slot;
   // index 5 is outside the whole op.

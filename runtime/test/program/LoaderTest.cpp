@@ -508,6 +508,24 @@ TEST(Loader, RejectsExpertBlockPastTheExpertsForSomeRank) {
       << loadError(b);
 }
 
+// Token groups that do not divide the tokens or an expert's slots.
+TEST(Loader, RejectsTokenGroupsThatDoNotDivide) {
+  for (int64_t groups : {0, 3}) {
+    ProgramBuilder b;
+    uint32_t x = b.input("x", DType::F32, {8, 4});
+    uint32_t ids = b.input("ids", DType::I32, {8, 2});
+    uint32_t y = b.output("y", DType::F32, {2, 4, 4});
+    b.op(Opcode::Dispatch, {x, ids}, {y},
+         {TAttr::I("num_experts", 2), TAttr::I("capacity", 4),
+          TAttr::I("token_groups", groups)});
+    EXPECT_NE(loadError(b).find("token_groups (" + std::to_string(groups) +
+                                ") must be >= 1 and divide the 8 tokens and "
+                                "the 4 slots of each expert"),
+              std::string::npos)
+        << loadError(b);
+  }
+}
+
 TEST(Loader, RejectsUnboundInput) {
   ProgramBuilder b;
   b.buffer("x", DType::F32, {4}, BufferKind::Input);

@@ -1063,6 +1063,33 @@ func.func @combine_grad_expert_block(%y: tensor<4x16x8xf32>, %w: tensor<32x2xf32
 
 // -----
 
+// Token groups divide the tokens and each expert's slots.
+func.func @dispatch_token_groups(%x: tensor<32x8xf32>, %i: tensor<32x2xi32>) {
+  // expected-error @+2 {{token_groups (3) must be >= 1 and divide the 32 tokens and the 16 slots of each expert (capacity)}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = loom.dispatch %x, %i {num_experts = 4 : i64, capacity = 16 : i64, token_groups = 3 : i64} : tensor<32x8xf32>, tensor<32x2xi32> -> tensor<4x16x8xf32>
+  return
+}
+
+// -----
+
+func.func @combine_token_groups(%y: tensor<4x6x8xf32>, %w: tensor<32x2xf32>, %i: tensor<32x2xi32>) {
+  // expected-error @+2 {{token_groups (4) must be >= 1 and divide the 32 tokens and the 6 slots of each expert (capacity)}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = loom.combine %y, %w, %i {token_groups = 4 : i64} : tensor<4x6x8xf32>, tensor<32x2xf32>, tensor<32x2xi32> -> tensor<32x8xf32>
+  return
+}
+
+// -----
+
+func.func @combine_grad_token_groups(%y: tensor<4x16x8xf32>, %w: tensor<32x2xf32>, %i: tensor<32x2xi32>, %d: tensor<32x8xf32>) {
+  // expected-error @+1 {{token_groups (0) must be >= 1 and divide the 32 tokens and the 16 slots of each expert (capacity)}}
+  %0:2 = loom.combine_grad %y, %w, %i, %d {token_groups = 0 : i64} : tensor<4x16x8xf32>, tensor<32x2xf32>, tensor<32x2xi32>, tensor<32x8xf32>
+  return
+}
+
+// -----
+
 // A ring attention block's log-sum-exp is f32, one per query row and head.
 func.func @attention_block_grad_lse(%q: tensor<2x4x4x16xf32>, %k: tensor<2x4x2x16xf32>, %lse: tensor<2x4x2xf32>) {
   // expected-error @+1 {{logsumexp must be f32 [2, 4, 4] (the query's shape without the head dim), got 'tensor<2x4x2xf32>'}}
