@@ -121,7 +121,8 @@ struct PlanSpec {
   std::optional<PipelineSchedule> schedule;
   /// Context parallelism's exchange; p2p (Megatron's default) when omitted.
   std::optional<CpCommType> cpComm;
-  /// A MoE model's token dispatcher; alltoall when omitted.
+  /// A MoE model's token dispatcher; allgather (Megatron-Core's default)
+  /// when omitted.
   std::optional<TokenDispatcher> dispatcher;
   RecomputeGranularity recompute = RecomputeGranularity::None;
   /// The vocabulary is padded to a multiple of vocabMultiple · tp
