@@ -64,7 +64,8 @@ struct CommTally {
 };
 
 /// The tp, cp and dp collectives of one microbatch through some layers,
-/// and the MoE dispatcher's (over dp · tp and dp).
+/// and the MoE dispatcher's (allgather: over dp · tp and dp; alltoall:
+/// over ep = dp).
 struct StageComm {
   CommTally tp, cp, dp, ep;
   StageComm &operator+=(const StageComm &o) {
@@ -108,11 +109,16 @@ struct Context {
   /// This rank's [tokens, hidden] activation in bf16: the size of every tp
   /// collective.
   double activationSize = 0;
-  /// MoE: the tokens of one dispatch (the dp group's microbatch, mbs · seq
-  /// · dp: the dispatcher gathers them over dp · tp), each expert's
-  /// capacity in it, the experts on this rank (E / ep) and the rows its
-  /// grouped matmuls run (their capacity slots), and the all-gathers' group
-  /// (dp · tp ranks) and link.
+  /// MoE: the tokens of one dispatch, each expert's capacity in it, the
+  /// experts on this rank (E / ep) and the rows its grouped matmuls run
+  /// (their capacity slots), and the dispatcher's group and link.
+  /// allgather: the dp group's microbatch (mbs · seq · dp, gathered over
+  /// dp · tp), E / ep · capacity rows, the all-gathers' dp · tp ranks.
+  /// alltoall (with ep): the data rank's own tokens (mbs · seq, gathered
+  /// over tp only), capacity counted per rank, E · capacity rows (the
+  /// rank's E / ep experts' slots from the ep ranks), the all-to-alls' ep =
+  /// dp ranks.
+  bool allToAll = false;
   double dispatchTokens = 0;
   double capacity = 0;
   double localExperts = 0;
@@ -237,11 +243,15 @@ double attentionTransientBytes(const Context &c) {
 
 /// A MoE layer's buffers that live during its dispatch and combine only:
 /// the gathered tokens [T, h] and combine's partial sums [T, h] of the whole
-/// dispatch (their gradients in the backward).
+/// dispatch (their gradients in the backward). The alltoall dispatcher's
+/// all-to-alls also hold the other side of one slot buffer at a time: the
+/// dispatched [E, C, h] sent off, or the experts' [E/ep, ep·C, h] output
+/// before it returns (the same bytes, rows · h).
 double moeTransientBytes(const Context &c) {
   if (!c.model.isMoE())
     return 0;
-  return 2 * kBf16Bytes * c.dispatchTokens * c.hidden;
+  double slots = c.allToAll ? kBf16Bytes * c.expertRows * c.hidden : 0;
+  return 2 * kBf16Bytes * c.dispatchTokens * c.hidden + slots;
 }
 
 /// A grouped matmul: `groups` experts, each [rows, k] x [k, n], by the
@@ -264,7 +274,20 @@ double groupedGemmTime(const Cluster &c, double groups, double rows, double k,
 /// tokens. The backward runs the conjugates: the indices, weights and
 /// output gradient all-gathered, the experts' input gradient all-reduced
 /// over tp, with ep the router weights' and the tokens' gradients
-/// reduce-scattered over dp. Fills `cost`'s MoE fields.
+/// reduce-scattered over dp.
+///
+/// Megatron's alltoall dispatcher (with ep; without, the compiled program
+/// is plain dp's, as above): with tp the rank's tokens, indices and
+/// weights all-gathered over tp into the data rank's tokens, dispatch into
+/// the slots of every expert ([E, C, h], C counted per rank), an
+/// all-to-all over the ep = dp ranks to the experts' ranks, the grouped
+/// matmuls on the rank's E / ep experts over their ep · C slots, the tp
+/// all-reduce of their output, an all-to-all back and combine. The
+/// backward: the same tp all-gathers (weights, indices, output gradient),
+/// the output gradient's slots to the experts and the input gradient's
+/// back by all-to-all, the experts' input gradient all-reduced over tp;
+/// the tokens' gradient is whole on every tp rank (nothing to reduce).
+/// Fills `cost`'s MoE fields.
 void addMoeLayer(const Context &c, LayerCost &cost, StageComm &forward,
                  StageComm &backward) {
   const Cluster &cl = c.cluster;
@@ -292,19 +315,33 @@ void addMoeLayer(const Context &c, LayerCost &cost, StageComm &forward,
   double indexBytes = 4 * tokens * k, weightBytes = kBf16Bytes * tokens * k;
   int64_t dp = c.plan.dp;
   bool ep = c.plan.ep > 1;
+  // The slot buffer each all-to-all moves: [E, C, h] out, [E/ep, ep·C, h]
+  // back, rows · h either way.
+  double slotBytes = kBf16Bytes * rows * h;
   for (StageComm *phase : {&forward, &backward}) {
-    for (double size : {tokenBytes, indexBytes, weightBytes})
-      phase->ep.add(Collective::AllGather, c.dispatchRanks, size,
-                    *c.dispatchLink);
-    phase->tp.add(Collective::AllReduce, c.plan.tp, kBf16Bytes * rows * h,
-                  *c.tpLink);
+    for (double size : {tokenBytes, indexBytes, weightBytes}) {
+      if (c.allToAll)
+        phase->tp.add(Collective::AllGather, c.plan.tp, size, *c.tpLink);
+      else
+        phase->ep.add(Collective::AllGather, c.dispatchRanks, size,
+                      *c.dispatchLink);
+    }
+    if (c.allToAll)
+      for (int i = 0; i < 2; ++i)
+        phase->ep.add(Collective::AllToAll, c.dispatchRanks, slotBytes,
+                      *c.dispatchLink);
+    phase->tp.add(Collective::AllReduce, c.plan.tp, slotBytes, *c.tpLink);
   }
-  if (ep) {
+  if (ep && !c.allToAll) {
     forward.ep.add(Collective::ReduceScatter, dp, tokenBytes, *c.dpLink);
     backward.ep.add(Collective::ReduceScatter, dp, weightBytes, *c.dpLink);
     backward.ep.add(Collective::ReduceScatter, dp, tokenBytes, *c.dpLink);
   }
   cost.dispatcherComm = forward.ep.time;
+  if (c.allToAll && c.plan.tp > 1)
+    for (double size : {tokenBytes, indexBytes, weightBytes})
+      cost.dispatcherTpComm +=
+          collectiveTime(Collective::AllGather, c.plan.tp, size, *c.tpLink);
   cost.expertTpComm = collectiveTime(Collective::AllReduce, c.plan.tp,
                                      kBf16Bytes * rows * h, *c.tpLink);
   if (c.plan.tp == 1)
@@ -452,7 +489,8 @@ LayerCost layerCost(const Context &c, StageComm &comm) {
   // Tensor parallelism: with sp an all-gather before and a reduce-scatter
   // after attention and after the MLP, without sp an all-reduce after
   // each; the backward runs their transposes (the same sizes). A MoE
-  // layer's dispatcher gathers over dp · tp instead of the MLP's pair.
+  // layer's dispatcher gathers over dp · tp (allgather) or over tp
+  // (alltoall) instead of the MLP's pair (addMoeLayer).
   int64_t tp = c.plan.tp;
   for (StageComm *phase : {&forwardComm, &backwardComm})
     for (int i = 0; i < (moe ? 1 : 2); ++i)
@@ -625,8 +663,8 @@ llvm::Error checkContextParallel(const TransformerShape &m,
 
 /// Expert parallelism as Loom compiles it (the compiler's rules, named as
 /// it names them): experts folded onto all data ranks (ep = dp), not with
-/// cp, the allgather dispatcher, each expert split over tp (etp = tp) and
-/// then sp (Megatron-Core's rule). MoE layers with cp are not priced.
+/// cp, either dispatcher, each expert split over tp (etp = tp) and then sp
+/// (Megatron-Core's rule). MoE layers with cp are not priced.
 llvm::Error checkExperts(const TransformerShape &m, const TrainingPlan &p) {
   if (p.ep < 1)
     return fail("ep must be at least 1, got " + llvm::Twine(p.ep));
@@ -642,11 +680,6 @@ llvm::Error checkExperts(const TransformerShape &m, const TrainingPlan &p) {
     return fail("the experts (" + llvm::Twine(m.experts) +
                 ") must be divisible by ep (" + llvm::Twine(p.ep) +
                 ") [experts-ep]");
-  if (p.ep > 1 && p.dispatcher == Dispatcher::AllToAll)
-    return fail(
-        "expert parallelism with dispatcher=alltoall (ep=" + llvm::Twine(p.ep) +
-        "): the all-to-all token dispatch is not compiled; give "
-        "dispatcher=allgather (the default) [unsupported-ep]");
   if (p.ep > 1 && p.cp > 1)
     return fail("expert parallelism with context parallelism (ep=" +
                 llvm::Twine(p.ep) + ", cp=" + llvm::Twine(p.cp) +
@@ -767,13 +800,18 @@ std::pair<int64_t, int64_t> peakInFlight(const sched::Schedule &s, int rank,
   return {peak, peak * layersPerChunk};
 }
 
-/// The MoE layer's dispatch on one rank: the dp group's microbatch
-/// gathered over dp · tp (cp is 1: checkExperts), each expert's capacity
-/// in it as ModelConfig::getExpertCapacity counts it, and the slots of the
-/// rank's experts: E / ep with ep, all E without.
+/// The MoE layer's dispatch on one rank (cp is 1: checkExperts), each
+/// expert's capacity in it as ModelConfig::getExpertCapacity counts it,
+/// and the slots the rank's grouped matmuls run. allgather: the dp group's
+/// microbatch gathered over dp · tp, the slots of the rank's experts (E /
+/// ep with ep, all E without). alltoall with ep: the data rank's own
+/// microbatch (gathered over tp from its sp shards), capacity counted per
+/// rank as Megatron does, and the rank's E / ep experts' slots from every
+/// ep rank: E / ep · ep · capacity; the all-to-alls run over the dp ranks.
 void setExpertShapes(Context &c) {
   const TransformerShape &m = c.model;
-  c.dispatchTokens = c.tokens * double(c.plan.dp);
+  c.allToAll = c.plan.ep > 1 && c.plan.dispatcher == Dispatcher::AllToAll;
+  c.dispatchTokens = c.allToAll ? c.tokens : c.tokens * double(c.plan.dp);
   double perExpert = c.dispatchTokens * double(m.topK) / double(m.experts);
   c.capacity =
       m.capacityFactor > 0
@@ -782,6 +820,12 @@ void setExpertShapes(Context &c) {
           : c.dispatchTokens;
   c.localExperts = double(m.experts / c.plan.ep);
   c.expertRows = c.localExperts * c.capacity;
+  if (c.allToAll) {
+    c.expertRows *= double(c.plan.ep);
+    c.dispatchRanks = c.plan.ep;
+    c.dispatchLink = c.dpLink;
+    return;
+  }
   c.dispatchRanks = c.plan.dp * c.plan.tp;
   MeshDegrees group{c.plan.tp * c.plan.dp, 1, 1, c.plan.pp};
   c.dispatchLink = &axisLink(c.cluster, group, MeshAxisKind::Tp);

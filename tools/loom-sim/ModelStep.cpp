@@ -121,16 +121,26 @@ static std::string renderChromeTrace(const StepEstimate &est) {
 /// the dispatcher's collectives.
 static void printMoeLayer(const StepEstimate &est, const TrainingPlan &plan) {
   const LayerCost &l = est.layer;
+  bool allToAll = plan.ep > 1 && plan.dispatcher == Dispatcher::AllToAll;
+  // The alltoall dispatcher's tp all-gathers are tp collectives: named
+  // apart, within tp.
+  std::string dispatcher = duration(l.dispatcherComm);
+  if (allToAll)
+    dispatcher += plan.tp > 1 ? " (all-to-alls; its tp all-gathers " +
+                                    duration(l.dispatcherTpComm) + " in tp)"
+                              : " (all-to-alls)";
   std::printf(
       "moe layer (one microbatch, one GPU): %s: %s expert rows (capacity "
       "slots); router %s, experts %s (in matmul), dispatch+combine %s (in "
       "element-wise), experts' tp all-reduce %s (in tp), dispatcher %s; "
       "%s B expert params\n",
-      plan.ep > 1 ? "ep: E/ep experts per rank"
-                  : "no ep: every expert on every token of the dp group",
+      allToAll      ? "ep: E/ep experts per rank, their slots from every rank "
+                      "(alltoall)"
+      : plan.ep > 1 ? "ep: E/ep experts per rank"
+                    : "no ep: every expert on every token of the dp group",
       fixed(l.expertRows, 0).c_str(), duration(l.router).c_str(),
       duration(l.expertMatmul).c_str(), duration(l.dispatchCombine).c_str(),
-      duration(l.expertTpComm).c_str(), duration(l.dispatcherComm).c_str(),
+      duration(l.expertTpComm).c_str(), dispatcher.c_str(),
       fixed(l.expertParams / 1e9, 3).c_str());
 }
 
@@ -138,11 +148,13 @@ static void printMoeLayer(const StepEstimate &est, const TrainingPlan &plan) {
 static void printDispatcherTraffic(const StepEstimate &est,
                                    const TrainingPlan &plan) {
   const AxisTraffic &t = est.dispatcher;
-  std::printf("comm moe dispatcher: all-gathers over dp*tp = %lld %s%s; per "
-              "GPU and step: %lld %s, %s GB, %s\n",
+  bool allToAll = plan.ep > 1 && plan.dispatcher == Dispatcher::AllToAll;
+  std::printf("comm moe dispatcher: %s = %lld %s%s; per GPU and step: %lld "
+              "%s, %s GB, %s\n",
+              allToAll ? "all-to-alls over ep = dp" : "all-gathers over dp*tp",
               (long long)t.groupSize,
               t.groupSize > 1 ? linkName(t.intraNode).c_str() : "(none)",
-              plan.ep > 1 ? ", reduce-scatters over dp" : "",
+              plan.ep > 1 && !allToAll ? ", reduce-scatters over dp" : "",
               (long long)t.collectives,
               t.collectives == 1 ? "collective" : "collectives",
               gigabytes(t.busBytes).c_str(), duration(t.time).c_str());
@@ -236,7 +248,7 @@ int loom::sim::runModelStep(const ModelStepOptions &options) {
   plan.ep = layout->ep;
   // The plan's etp when it gives one (Loom compiles etp = tp only).
   plan.etp = spec->etp.value_or(0);
-  // Loom compiles the allgather dispatcher, and builds it when the plan
+  // Loom compiles both dispatchers, and builds allgather when the plan
   // leaves the dispatcher out.
   plan.dispatcher = spec->dispatcher == TokenDispatcher::AllToAll
                         ? Dispatcher::AllToAll
@@ -292,8 +304,11 @@ int loom::sim::runModelStep(const ModelStepOptions &options) {
                        : "";
   // ep (and the dispatcher) only for a MoE model.
   std::string ep =
-      shape.isMoE() ? " ep=" + std::to_string(plan.ep) + " dispatcher=allgather"
-                    : "";
+      shape.isMoE()
+          ? " ep=" + std::to_string(plan.ep) + " dispatcher=" +
+                (plan.dispatcher == Dispatcher::AllToAll ? "alltoall"
+                                                         : "allgather")
+          : "";
   std::printf("plan %s: tp=%lld%s%s pp=%lld vpp=%lld dp=%lld%s zero=%lld "
               "mbs=%lld gbs=%lld schedule=%s recompute=%s; %lld microbatches, "
               "%lld tokens per step\n",

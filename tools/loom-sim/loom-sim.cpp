@@ -64,7 +64,8 @@ a model's training step (the cost model, docs/CostModel.md):
                      'tp=8,sp,pp=4,vpp=5,dp=2,mbs=1,gbs=128'; its degrees
                      must multiply to the cluster's GPUs; cp with cp_comm
                      p2p (the default), all_gather or a2a; ep = dp with the
-                     allgather dispatcher, as Loom compiles them
+                     allgather (the default) or alltoall dispatcher, as
+                     Loom compiles them
   --cluster PRESET   h100-node, h100-ib:N or a100-ib:N (N nodes of 8 GPUs)
   --cluster-file F   a cluster described in a file (key = value lines)
   --trace OUT        write the simulated timeline: OUT.svg (the schedule

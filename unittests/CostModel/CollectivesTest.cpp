@@ -40,6 +40,10 @@ TEST(CollectivesTest, AlphaBetaTime) {
                    6 * 2e-6 + 1.5e9 / 100e9);
   EXPECT_DOUBLE_EQ(collectiveTime(Collective::AllGather, 4, 1e9, link),
                    3 * 2e-6 + 0.75e9 / 100e9);
+  // All-to-all: each rank keeps 1/n of its buffer and sends the rest.
+  EXPECT_EQ(latencySteps(Collective::AllToAll, 8), 7);
+  EXPECT_DOUBLE_EQ(collectiveTime(Collective::AllToAll, 8, 1e9, link),
+                   7 * 2e-6 + 0.875e9 / 100e9);
   EXPECT_DOUBLE_EQ(collectiveTime(Collective::SendRecv, 2, 1e6, link),
                    2e-6 + 1e6 / 100e9);
   EXPECT_DOUBLE_EQ(collectiveTime(Collective::AllReduce, 1, 1e9, link), 0.0);

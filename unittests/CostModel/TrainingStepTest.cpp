@@ -6,8 +6,9 @@
 // schedule (1F1B p - r, interleaved Megatron's factor), the data-parallel
 // reduction, link choice, context parallelism's compute, traffic and
 // memory in its three compiled forms (the ring's transfers hidden behind
-// its blocks), the causal mask's imbalance over contiguous cp pieces, and
-// the refusals.
+// its blocks), the causal mask's imbalance over contiguous cp pieces, MoE
+// layers under both token dispatchers (allgather and alltoall: capacity per
+// rank, the all-to-alls' bytes, the tp all-gathers) and the refusals.
 //
 //===----------------------------------------------------------------------===//
 
@@ -612,8 +613,8 @@ TEST(TrainingStepTest, ExpertParallelRefusals) {
   EXPECT_NE(errorOf(m, p, nodeFor(p)).find("ep must equal dp"),
             std::string::npos);
   p = moePlan(2);
-  p.dispatcher = Dispatcher::AllToAll;
-  EXPECT_NE(errorOf(m, p, c).find("dispatcher=alltoall"), std::string::npos);
+  p.dispatcher = Dispatcher::AllToAll; // compiled: priced (below)
+  EXPECT_EQ(errorOf(m, p, c), "");
   p = moePlan(2);
   p.tp = 4;
   p.sp = true;
@@ -631,4 +632,114 @@ TEST(TrainingStepTest, ExpertParallelRefusals) {
             std::string::npos);
   EXPECT_NE(errorOf(gptShape(4), moePlan(2), c).find("[ep-needs-moe]"),
             std::string::npos);
+}
+
+// Megatron's alltoall dispatcher (ep = dp = 2): each rank dispatches its own
+// 2048 tokens into the slots of all 4 experts, capacity counted per rank:
+// ceil(2048 · 2 / 4) = 1024, the buffer [4, 1024, 1024] in bf16. Per layer
+// and microbatch two all-to-alls of it over the 2 data ranks forward and
+// two backward, nothing all-gathered or reduce-scattered over dp; the
+// grouped matmuls run the rank's 2 experts over 2 · 1024 slots each: 4096
+// rows, as many as allgather's 2 experts' capacity in the dp group's 4096
+// tokens.
+TEST(TrainingStepTest, AllToAllDispatcherBytes) {
+  TransformerShape m = moeShape();
+  TrainingPlan p = moePlan(2);
+  p.dispatcher = Dispatcher::AllToAll;
+  Cluster c = nodeFor(p);
+  StepEstimate a2a = estimate(m, p, c);
+  EXPECT_DOUBLE_EQ(a2a.layer.expertRows, 4 * 1024);
+  double slotBytes = 2 * 4 * 1024.0 * 1024;
+  double perLayer = 4; // 2 forward, 2 backward; 1 microbatch, 4 layers
+  EXPECT_EQ(a2a.dispatcher.groupSize, 2);
+  EXPECT_TRUE(a2a.dispatcher.intraNode);
+  EXPECT_EQ(a2a.dispatcher.collectives, 4 * 4);
+  EXPECT_DOUBLE_EQ(a2a.dispatcher.busBytes, 4 * perLayer * 0.5 * slotBytes);
+  double allToAll =
+      c.intraNode.latency + 0.5 * slotBytes / c.intraNode.bandwidth;
+  EXPECT_DOUBLE_EQ(a2a.layer.dispatcherComm, 2 * allToAll);
+  EXPECT_DOUBLE_EQ(a2a.dispatcher.time, 4 * perLayer * allToAll);
+  EXPECT_EQ(a2a.layer.dispatcherTpComm, 0);
+  // The same expert work and weights as allgather's; the expert gradients
+  // stay unreduced over dp either way.
+  StepEstimate ag = estimate(m, moePlan(2), c);
+  EXPECT_DOUBLE_EQ(a2a.layer.expertMatmul, ag.layer.expertMatmul);
+  EXPECT_DOUBLE_EQ(a2a.layer.expertParams, ag.layer.expertParams);
+  EXPECT_DOUBLE_EQ(a2a.traffic[3].busBytes, ag.traffic[3].busBytes);
+  EXPECT_EQ(a2a.traffic[0].collectives, 0); // no tp
+  // Memory: the indices and weights kept (i32 + bf16, [T, 2]) and the
+  // transient tokens and sums ([T, h] twice) are of the rank's 2048 tokens
+  // instead of the group's 4096; the all-to-all adds one slot buffer
+  // [4, 1024, h] in flight.
+  double fewer = 4096 - 2048;
+  EXPECT_NEAR(ag.layer.activationBytes - a2a.layer.activationBytes,
+              6 * 2 * fewer, 1e-6);
+  double layers = 4; // pp = 1: every layer in flight
+  EXPECT_NEAR(ag.ranks[0].activationBytes - a2a.ranks[0].activationBytes,
+              layers * 6 * 2 * fewer + 2 * 2 * fewer * 1024 - slotBytes, 1e-3);
+  // Without ep the two dispatchers compile to the same plain-dp program.
+  TrainingPlan plain = moePlan(1);
+  plain.dispatcher = Dispatcher::AllToAll;
+  StepEstimate dp = estimate(m, plain, c);
+  StepEstimate dpGather = estimate(m, moePlan(1), c);
+  EXPECT_EQ(dp.dispatcher.collectives, dpGather.dispatcher.collectives);
+  EXPECT_DOUBLE_EQ(dp.stepTime, dpGather.stepTime);
+}
+
+// Capacity per rank: with capacity factor 1.1 each rank's 2048 tokens give
+// ceil(1024 · 1.1) = 1127 slots per expert, 4 · 1127 rows on the rank's 2
+// experts; allgather counts it over the group's 4096: ceil(2048 · 1.1) =
+// 2253, 2 · 2253 rows. Dropless: every token, 2048 per expert and rank.
+TEST(TrainingStepTest, AllToAllCapacityPerRank) {
+  TransformerShape m = moeShape();
+  m.capacityFactor = 1.1;
+  TrainingPlan p = moePlan(2);
+  p.dispatcher = Dispatcher::AllToAll;
+  Cluster c = nodeFor(p);
+  EXPECT_DOUBLE_EQ(estimate(m, p, c).layer.expertRows, 4 * 1127);
+  EXPECT_DOUBLE_EQ(estimate(m, moePlan(2), c).layer.expertRows, 2 * 2253);
+  m.capacityFactor = 0;
+  StepEstimate dropless = estimate(m, p, c);
+  EXPECT_DOUBLE_EQ(dropless.layer.expertRows, 4 * 2048);
+  EXPECT_DOUBLE_EQ(dropless.dispatcher.busBytes,
+                   4 * 4 * 0.5 * 2 * 4 * 2048.0 * 1024);
+}
+
+// With tp = 2 (sp): the rank's 1024-position shard's tokens (bf16 [T, h]),
+// indices (i32 [T, 2]) and weights (bf16 [T, 2]) all-gathered over tp into
+// the data rank's 2048 forward, and the same three (weights, indices,
+// output gradient) backward: 6 more tp all-gathers per layer and
+// microbatch than allgather's, whose gathers span dp · tp instead. The
+// experts' output and input gradient are all-reduced over tp
+// ([2, 2 · 1024, h]) either way; the all-to-alls stay over the 2 data
+// ranks.
+TEST(TrainingStepTest, AllToAllDispatcherWithTensorParallelism) {
+  TransformerShape m = moeShape();
+  TrainingPlan p = moePlan(2);
+  p.tp = 2;
+  p.sp = true;
+  p.dispatcher = Dispatcher::AllToAll;
+  Cluster c = nodeFor(p);
+  TrainingPlan gather = p;
+  gather.dispatcher = Dispatcher::AllGather;
+  StepEstimate a2a = estimate(m, p, c), ag = estimate(m, gather, c);
+  double tokens = 2048, h = 1024, k = 2;
+  double gathered = 2 * tokens * h + 4 * tokens * k + 2 * tokens * k;
+  double factor = busBandwidthFactor(Collective::AllGather, 2);
+  double layerMicrobatches = 4;
+  EXPECT_EQ(a2a.traffic[0].collectives - ag.traffic[0].collectives,
+            int64_t(layerMicrobatches * 6));
+  EXPECT_NEAR(a2a.traffic[0].busBytes - ag.traffic[0].busBytes,
+              layerMicrobatches * 2 * factor * gathered, 1e-3);
+  double tpGathers = 0;
+  for (double size : {2 * tokens * h, 4 * tokens * k, 2 * tokens * k})
+    tpGathers += collectiveTime(Collective::AllGather, 2, size, c.intraNode);
+  EXPECT_DOUBLE_EQ(a2a.layer.dispatcherTpComm, tpGathers);
+  EXPECT_DOUBLE_EQ(a2a.layer.expertTpComm, ag.layer.expertTpComm);
+  EXPECT_DOUBLE_EQ(
+      a2a.layer.expertTpComm,
+      collectiveTime(Collective::AllReduce, 2, 2 * 4096 * h, c.intraNode));
+  EXPECT_EQ(a2a.dispatcher.groupSize, 2);
+  EXPECT_EQ(a2a.dispatcher.collectives, 4 * 4);
+  EXPECT_DOUBLE_EQ(a2a.dispatcher.busBytes, 4 * 4 * 0.5 * 2 * 4 * 1024.0 * h);
 }

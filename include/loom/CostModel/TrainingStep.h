@@ -3,7 +3,8 @@
 // Prices one optimizer step of a decoder-only transformer, dense or
 // mixture-of-experts, under a parallel plan (tp with sp, cp as a ring,
 // all-gather or all-to-all, pp with vpp, dp with a ZeRO level, experts
-// folded onto dp by ep with the allgather dispatcher, microbatch and global
+// folded onto dp by ep with the allgather or the alltoall dispatcher,
+// microbatch and global
 // batch, a pipeline schedule, activation recompute) on a Cluster:
 //
 //  - the forward, input-gradient (B) and weight-gradient (W) time of every
@@ -88,8 +89,9 @@ enum class CpComm {
 };
 
 /// How MoE layers move tokens to their experts (Megatron-Core's
-/// --moe-token-dispatcher-type). Loom compiles AllGather; the model refuses
-/// AllToAll with ep > 1, as the compiler does.
+/// --moe-token-dispatcher-type). Loom compiles both, AllGather when the
+/// plan leaves it out; without ep (plain dp) the two compile to the same
+/// program, priced as AllGather's.
 enum class Dispatcher { AllGather, AllToAll };
 
 /// A plan's degrees, as plain numbers.
@@ -155,15 +157,20 @@ struct LayerCost {
   /// every token of the dp group, as Loom compiles plain dp); forward times
   /// of the router (matmul, softmax and top-k), of the expert matmuls
   /// (within `matmul`), of dispatch and combine (within `elementwise`), of
-  /// the dispatcher's collectives (all-gathers over dp · tp, reduce-scatters
-  /// over dp, not overlapped) and of the experts' tp all-reduce (within
-  /// `tpComm`).
+  /// the dispatcher's collectives (allgather: all-gathers over dp · tp,
+  /// reduce-scatters over dp; alltoall: two all-to-alls over ep = dp; not
+  /// overlapped), of the alltoall dispatcher's tp all-gathers of the
+  /// tokens, indices and weights (within `tpComm`; 0 for allgather, whose
+  /// gathers span dp · tp) and of the experts' tp all-reduce (within
+  /// `tpComm`). With alltoall the expert rows are E / ep experts' slots
+  /// from every ep rank: E · capacity, capacity counted per rank.
   double expertParams = 0;
   double expertRows = 0;
   double router = 0;
   double expertMatmul = 0;
   double dispatchCombine = 0;
   double dispatcherComm = 0;
+  double dispatcherTpComm = 0;
   double expertTpComm = 0;
 };
 
@@ -202,9 +209,10 @@ struct PipelineRankEstimate {
 
 /// Communication of one mesh axis, per GPU and step, on the busiest
 /// pipeline rank. The dp entry is the gradient group, dp · cp ranks.
-/// StepEstimate::dispatcher uses it for MoE layers' token dispatch: its
-/// all-gathers run over dp · tp ranks (the group and link given here), its
-/// reduce-scatters over dp.
+/// StepEstimate::dispatcher uses it for MoE layers' token dispatch:
+/// allgather's all-gathers run over dp · tp ranks (the group and link
+/// given here), its reduce-scatters over dp; alltoall's all-to-alls over
+/// the ep = dp ranks (the group and link given here).
 struct AxisTraffic {
   MeshAxisKind axis = MeshAxisKind::Tp;
   int64_t groupSize = 1;
@@ -251,8 +259,8 @@ struct StepEstimate {
 /// multiple of pp · vpp, heads not a multiple of tp, seq not a multiple of
 /// 2 · cp, cp_comm a2a+p2p, a2a's heads not a multiple of tp · cp, gbs
 /// not a multiple of mbs · dp, the schedule library's refusals; for MoE
-/// what Loom does not compile (ep ≠ dp, ep with cp, dispatcher=alltoall,
-/// etp ≠ tp, tp without sp) and what the model does not price (cp).
+/// what Loom does not compile (ep ≠ dp, ep with cp, etp ≠ tp, tp without
+/// sp) and what the model does not price (cp).
 llvm::Expected<StepEstimate> estimateTrainingStep(const TransformerShape &model,
                                                   const TrainingPlan &plan,
                                                   const Cluster &cluster);
