@@ -25,6 +25,29 @@ std::vector<MeshAxis> PlanLayout::expertMesh() const {
   return {{"pp", pp}, {"edp", edp}, {"ep", ep}, {"etp", etp}};
 }
 
+std::optional<ExpertFolding> loom::foldExpertMesh(const PlanLayout &layout) {
+  // The stage's dense axes, fastest first.
+  std::vector<MeshAxis> dense = {
+      {"tp", layout.tp}, {"cp", layout.cp}, {"dp", layout.dp}};
+  size_t next = 0;
+  auto cover = [&](int64_t size, std::vector<std::string> &axes) -> bool {
+    int64_t covered = 1;
+    while (covered < size && next < dense.size()) {
+      if (dense[next].size > 1) {
+        axes.insert(axes.begin(), dense[next].name);
+        covered *= dense[next].size;
+      }
+      ++next;
+    }
+    return covered == size;
+  };
+  ExpertFolding folding;
+  if (!cover(layout.etp, folding.etp) || !cover(layout.ep, folding.ep) ||
+      !cover(layout.edp, folding.edp))
+    return std::nullopt;
+  return folding;
+}
+
 std::vector<MeshAxis> loom::withoutUnitAxes(llvm::ArrayRef<MeshAxis> axes) {
   std::vector<MeshAxis> kept;
   for (const MeshAxis &axis : axes)

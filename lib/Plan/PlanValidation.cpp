@@ -503,11 +503,12 @@ std::vector<PlanProblem> loom::checkSupported(const PlanSpec &spec,
            "expert parallelism with context parallelism (ep=" + str(spec.ep) +
                ", cp=" + str(spec.cp) +
                "): experts folded over cp ranks are not compiled yet");
-  if (spec.etp && *spec.etp != spec.tp)
+  if (spec.etp && *spec.etp != spec.tp && *spec.etp != 1)
     refuse("unsupported-etp",
-           "expert tensor parallelism different from tp (etp=" +
+           "expert tensor parallelism other than tp or 1 (etp=" +
                str(*spec.etp) + ", tp=" + str(spec.tp) +
-               "): the folded expert mesh is not compiled yet");
+               "): experts split over part of the tensor-parallel ranks are "
+               "not compiled yet");
   if (model && model->kvHeads > 0 && spec.tp > model->kvHeads)
     refuse("unsupported-kv-replication",
            "tp (" + str(spec.tp) + ") > key/value heads (" +

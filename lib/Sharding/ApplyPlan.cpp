@@ -35,6 +35,8 @@
 #include "loom/Sharding/FactorSharding.h"
 #include "loom/Sharding/Passes.h"
 
+#include "ExpertDispatch.h"
+
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/Builders.h"
 
@@ -316,115 +318,12 @@ void pinUlyssesAttention(func::FuncOp func, const PlanLayout &layout,
   });
 }
 
-/// Megatron-Core's all-to-all token dispatcher (dispatcher=alltoall): each
-/// data-parallel rank dispatches its own tokens (its token groups, which
-/// count capacity apart) into slots of every expert; the slots travel to
-/// the ranks holding their experts by an all-to-all, and the experts'
-/// outputs come back by another. Pins every [experts, slots, hidden] value
-/// of dispatch, combine and combine_grad to its slots split over dp, and
-/// what the grouped matmuls read of them to its experts split over dp: the
-/// partitioner moves one to the other with an all-to-all.
-///
-/// A dropless dispatch (room for every token) is the same whatever its
-/// groups, so it takes one per rank; one that drops must have been built
-/// with groups of which each rank holds whole ones.
-LogicalResult pinAllToAllDispatch(func::FuncOp func, const PlanLayout &layout,
-                                  FlatSymbolRefAttr mesh, StringRef plan) {
-  MLIRContext *context = func.getContext();
-  auto split = [&](int64_t rank, int64_t dim) {
-    return splitOver(context, mesh, rank, dim, "dp");
-  };
-  ShardingAttr bySlots = split(3, 1), byExperts = split(3, 0);
-  auto groupsFit = [&](Operation *op, int64_t groups, int64_t tokens,
-                       int64_t slots) -> FailureOr<int64_t> {
-    if (groups % layout.dp == 0)
-      return groups;
-    if (groups == 1 && slots == tokens)
-      return layout.dp; // dropless
-    return op->emitError("plan '")
-           << plan << "': dispatcher=alltoall counts expert capacity per rank, "
-           << "so each of the " << layout.dp
-           << " data-parallel ranks must hold whole token groups, but this "
-              "op's "
-           << slots << " slots per expert are counted over " << groups
-           << " group(s) of its " << tokens
-           << " tokens; build the model with token_groups a multiple of "
-           << layout.dp << " (loom-models --token-groups " << layout.dp
-           << "), or give dispatcher=allgather [ep-token-groups]";
-  };
-  OpBuilder b(context);
-  // Each value split by slots once; a value split by experts by its pin
-  // from one split by slots is read as that one.
-  DenseMap<Value, Value> splitBySlots;
-  auto pinOperand = [&](Operation *op) {
-    OpOperand &operand = op->getOpOperand(0);
-    Value &bySlotsValue = splitBySlots[operand.get()];
-    if (!bySlotsValue) {
-      b.setInsertionPoint(op);
-      auto pin = ReshardOp::create(b, op->getLoc(), operand.get(), bySlots);
-      pin->setDiscardableAttrs(op->getDiscardableAttrDictionary());
-      bySlotsValue = pin;
-    }
-    operand.set(bySlotsValue);
-  };
-  // What a grouped matmul (or its gradient) reads of a result split by
-  // slots, it reads split by experts. (Before the op's own sharding is set:
-  // the pin takes the op's discardable attributes.)
-  auto pinResult = [&](Operation *op, Value result) {
-    bool readByExperts = llvm::any_of(result.getUsers(), [](Operation *user) {
-      return !isa<CombineOp, CombineGradOp, DispatchOp>(user) &&
-             user->getNumOperands() > 1 &&
-             cast<ShapedType>(user->getOperand(0).getType()).getRank() == 3;
-    });
-    if (!readByExperts)
-      return;
-    b.setInsertionPointAfter(op);
-    auto pin = ReshardOp::create(b, op->getLoc(), result, byExperts);
-    pin->setDiscardableAttrs(op->getDiscardableAttrDictionary());
-    result.replaceAllUsesExcept(pin, pin);
-    splitBySlots[pin] = result;
-  };
-  WalkResult walk = func.walk([&](Operation *op) {
-    if (!isa<DispatchOp, CombineOp, CombineGradOp>(op))
-      return WalkResult::advance();
-    auto expertsType = cast<RankedTensorType>(
-        isa<DispatchOp>(op) ? op->getResult(0).getType()
-                            : op->getOperand(0).getType());
-    int64_t tokens =
-        cast<ShapedType>(op->getOperand(1).getType()).getDimSize(0);
-    auto fit = [&](auto moeOp) {
-      FailureOr<int64_t> groups = groupsFit(op, moeOp.getTokenGroups(), tokens,
-                                            expertsType.getDimSize(1));
-      if (succeeded(groups))
-        moeOp.setTokenGroups(*groups);
-      return succeeded(groups);
-    };
-    TensorSharding byTokens = TensorSharding::replicated(2);
-    byTokens.dims[0].push_back("dp");
-    if (auto dispatch = dyn_cast<DispatchOp>(op)) {
-      if (!fit(dispatch))
-        return WalkResult::interrupt();
-      pinResult(op, dispatch.getResult());
-      op->setAttr(LoomDialect::kShardingAttrName, bySlots);
-    } else if (auto combine = dyn_cast<CombineOp>(op)) {
-      if (!fit(combine))
-        return WalkResult::interrupt();
-      pinOperand(op);
-      op->setAttr(LoomDialect::kShardingAttrName,
-                  byTokens.toAttr(context, mesh));
-    } else {
-      auto grad = cast<CombineGradOp>(op);
-      if (!fit(grad))
-        return WalkResult::interrupt();
-      pinOperand(op);
-      pinResult(op, grad.getInputGrad());
-      op->setAttr(
-          LoomDialect::kShardingAttrName,
-          ArrayAttr::get(context, {bySlots, byTokens.toAttr(context, mesh)}));
-    }
-    return WalkResult::advance();
+/// Whether `op` computes on the experts' slots (a grouped matmul's
+/// result): its hidden units are the experts', split over etp.
+bool readsExperts(Operation *op) {
+  return llvm::any_of(op->getOperands(), [](Value v) {
+    return isa_and_nonnull<GroupedMatmulOp>(v.getDefiningOp());
   });
-  return failure(walk.wasInterrupted());
 }
 
 struct LoomApplyPlanPass
@@ -487,16 +386,26 @@ void LoomApplyPlanPass::runOnOperation() {
         << plan << "': " << llvm::toString(layout.takeError());
     return signalPassFailure();
   }
-  // Experts fold onto the data-parallel ranks (edp = 1): each data rank
-  // holds ep's block of the experts.
-  if (layout->ep > 1 && layout->ep != layout->dp) {
-    func.emitError("plan '")
-        << plan << "': not supported yet: expert parallelism over "
-        << layout->ep << " ranks with dp = " << layout->dp
-        << ": experts are folded onto the data-parallel ranks, so ep must "
-           "equal dp (expert data parallelism, edp = dp / ep > 1, is not "
-           "compiled yet) [unsupported-ep]";
-    return signalPassFailure();
+  // The expert mesh [edp, ep, etp] over whole dense axes: etp is tp (the
+  // experts' ffn splits as the dense MLP's) or 1, and ep the next axes.
+  std::optional<ExpertFolding> folding;
+  if (layout->isMoE) {
+    folding = foldExpertMesh(*layout);
+    bool compiled = folding && llvm::count(folding->ep, "cp") == 0 &&
+                    (layout->etp == 1 || layout->etp == layout->tp);
+    if (!compiled) {
+      func.emitError("plan '")
+          << plan
+          << "': not supported yet: the expert mesh edp = " << layout->edp
+          << ", ep = " << layout->ep << ", etp = " << layout->etp
+          << " over tp = " << layout->tp << ", cp = " << layout->cp
+          << ", dp = " << layout->dp
+          << ": experts fold onto whole axes of the stage (in Megatron's "
+             "order, etp fastest, then ep, then edp), with etp = tp or 1 and "
+             "ep over tp and dp ranks (with etp = tp: ep = dp; with etp = 1: "
+             "ep = tp or tp * dp) [unsupported-ep]";
+      return signalPassFailure();
+    }
   }
   std::vector<MeshAxis> axes = withoutUnitAxes(layout->denseMesh());
   if (axes.empty())
@@ -520,8 +429,11 @@ void LoomApplyPlanPass::runOnOperation() {
   auto meshRef = FlatSymbolRefAttr::get(b.getContext(), "world");
   if (failed(seed(func, *layout, facts, meshRef)))
     return signalPassFailure();
-  if (layout->ep > 1 && spec->dispatcher == TokenDispatcher::AllToAll &&
-      failed(pinAllToAllDispatch(func, *layout, meshRef, plan)))
+  TokenDispatcher dispatcher =
+      spec->dispatcher.value_or(TokenDispatcher::AllGather);
+  if (folding && needsExpertDispatchPins(*folding) &&
+      failed(pinExpertDispatch(func, *layout, *folding, dispatcher, meshRef,
+                               plan)))
     return signalPassFailure();
 }
 
@@ -607,7 +519,8 @@ LogicalResult LoomApplyPlanPass::seed(func::FuncOp func,
       int64_t dim = -1;
       if (isa<AttentionOp>(op))
         dim = 2; // heads
-      else if (isa<GeluOp, SiluOp, SwigluOp>(op))
+      else if (isa<GeluOp, SiluOp, SwigluOp>(op) &&
+               (layout.etp == layout.tp || !readsExperts(op)))
         dim = cast<ShapedType>(op->getResult(0).getType()).getRank() - 1;
       if (dim < 0)
         return WalkResult::advance();
@@ -654,20 +567,28 @@ LogicalResult LoomApplyPlanPass::seed(func::FuncOp func,
     if (walk.wasInterrupted())
       return failure();
   }
-  // Expert parallelism (ep = dp): every expert weight (a grouped matmul's
-  // [E, ...] parameter) split by experts over the data-parallel ranks.
-  // Dispatch then fills each rank's experts' slots from all tokens
-  // (all-gathered over dp: Megatron's allgather dispatcher), and combine's
-  // partial sums are reduce-scattered back to the rank's tokens.
+  // Expert parallelism: every expert weight (a grouped matmul's [E, ...]
+  // parameter) split by experts over the ep axes. With the allgather
+  // dispatcher (and ep = dp), dispatch then fills each rank's experts'
+  // slots from all tokens (all-gathered), and combine's partial sums are
+  // reduce-scattered back to the rank's tokens; other layouts are pinned
+  // (pinExpertDispatch).
   if (layout.ep > 1) {
+    std::optional<ExpertFolding> folding = foldExpertMesh(layout);
+    TensorSharding byExperts = TensorSharding::replicated(3);
+    std::string names;
+    for (const std::string &axis : folding->ep) {
+      byExperts.dims[0].push_back(axis);
+      names += (names.empty() ? "" : ", ") + axis;
+    }
     WalkResult walk = func.walk([&](GroupedMatmulOp matmul) {
       auto weight = dyn_cast<BlockArgument>(matmul.getWeight());
       if (!weight)
         return WalkResult::advance();
-      if (failed(check(weight, 0, "dp", layout.ep, matmul)))
+      if (failed(check(weight, 0, names, layout.ep, matmul)))
         return WalkResult::interrupt();
       func.setArgAttr(weight.getArgNumber(), LoomDialect::kShardingAttrName,
-                      sharding(3, 0, "dp"));
+                      byExperts.toAttr(context, mesh));
       return WalkResult::advance();
     });
     if (walk.wasInterrupted())

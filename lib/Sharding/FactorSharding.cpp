@@ -112,11 +112,11 @@ int loom::getShardingPriority(Value v) {
           func.getArgAttr(arg.getArgNumber(), LoomDialect::kPriorityAttrName);
   } else {
     Operation *def = v.getDefiningOp();
-    if (getPinnedSharding(def))
-      return kPinnedPriority;
     attr = def->getAttr(LoomDialect::kPriorityAttrName);
     if (auto array = dyn_cast_or_null<ArrayAttr>(attr))
       attr = array[cast<OpResult>(v).getResultNumber()];
+    if (!attr && getPinnedSharding(def))
+      return kPinnedPriority;
   }
   if (auto p = dyn_cast_or_null<IntegerAttr>(attr))
     return static_cast<int>(p.getInt());

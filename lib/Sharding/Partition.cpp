@@ -349,35 +349,36 @@ Value Partitioner::reshard(Value value, RankedTensorType global,
     tagLike(op, user);
     value = op;
   }
-  // An axis moving from the end of one dimension's axes to the next place
-  // of another's: one all_to_all, instead of a gather and a slice.
+  // Axes moving together from the end of one dimension's axes to the next
+  // places of another's: one all_to_all over them (the longest such run
+  // first), instead of a gather and a slice.
   for (bool moved = true; moved;) {
     moved = false;
     for (auto [a, axesA] : llvm::enumerate(from.dims)) {
-      if (axesA.empty())
-        continue;
-      StringRef axis = axesA.back();
-      AxisList kept(axesA.begin(), axesA.end() - 1);
-      const AxisList &wantA = to.dims[a];
-      if (!isPrefixOf(kept, wantA) ||
-          (wantA.size() > kept.size() && wantA[kept.size()] == axis))
-        continue;
-      for (auto [b2, axesB] : llvm::enumerate(from.dims)) {
-        const AxisList &wantB = to.dims[b2];
-        if (b2 == a || !isPrefixOf(axesB, wantB) ||
-            wantB.size() <= axesB.size() || wantB[axesB.size()] != axis)
+      for (size_t count = axesA.size(); count > 0 && !moved; --count) {
+        AxisList kept(axesA.begin(), axesA.end() - count);
+        AxisList moving(axesA.end() - count, axesA.end());
+        const AxisList &wantA = to.dims[a];
+        if (!isPrefixOf(kept, wantA) ||
+            (wantA.size() > kept.size() && wantA[kept.size()] == moving[0]))
           continue;
-        TensorSharding next = from;
-        next.dims[a] = kept;
-        next.dims[b2].push_back(axis);
-        auto op = AllToAllOp::create(b, loc, typeOf(next), value, meshRef,
-                                     axesAttr({axis}), b.getI64IntegerAttr(b2),
-                                     b.getI64IntegerAttr(a));
-        tagLike(op, user);
-        value = op;
-        from = next;
-        moved = true;
-        break;
+        for (auto [b2, axesB] : llvm::enumerate(from.dims)) {
+          AxisList grown = axesB;
+          grown.append(moving.begin(), moving.end());
+          if (b2 == a || !isPrefixOf(grown, to.dims[b2]))
+            continue;
+          TensorSharding next = from;
+          next.dims[a] = kept;
+          next.dims[b2] = grown;
+          auto op = AllToAllOp::create(
+              b, loc, typeOf(next), value, meshRef, axesAttr(moving),
+              b.getI64IntegerAttr(b2), b.getI64IntegerAttr(a));
+          tagLike(op, user);
+          value = op;
+          from = next;
+          moved = true;
+          break;
+        }
       }
       if (moved)
         break;

@@ -152,7 +152,11 @@ bool Propagation::extend(Value value, const TensorSharding &proposed,
     if (grown.size() == current.size())
       continue;
     current = grown;
-    s.priorities[dim] = std::min(s.priorities[dim], priorities[dim]);
+    // The dimension's axes are as strong as the weakest of them: axes added
+    // by a weaker proposal do not take the strength of those before them.
+    s.priorities[dim] = s.priorities[dim] == kUnset
+                            ? priorities[dim]
+                            : std::max(s.priorities[dim], priorities[dim]);
     s.priority = std::min(s.priority, priorities[dim]);
     changed = true;
   }

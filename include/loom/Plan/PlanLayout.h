@@ -89,6 +89,19 @@ struct PlanLayout {
   std::vector<MeshAxis> expertMesh() const;
 };
 
+/// The expert mesh of a stage laid over whole axes of the dense one: the
+/// dense axes (of size > 1) that each of etp, ep and edp covers, each list
+/// outermost first. The stage's ranks in Megatron's order (tp fastest, then
+/// cp, then dp) split etp fastest, then ep, then edp, so each expert axis
+/// takes the next dense axes, fastest first.
+struct ExpertFolding {
+  std::vector<std::string> etp, ep, edp;
+};
+
+/// How `layout`'s expert mesh folds onto its dense axes; none when an expert
+/// axis would cover part of a dense axis (ep = 2 with tp = 4, say).
+std::optional<ExpertFolding> foldExpertMesh(const PlanLayout &layout);
+
 /// Resolves a plan that validatePlan accepts (no Error problems; others
 /// are allowed), or fails with the errors' formatted text, one per line.
 /// `worldSize` as for validatePlan (impliedWorldSize() when unknown).

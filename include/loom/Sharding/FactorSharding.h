@@ -98,9 +98,11 @@ ShardingAttr getPinnedSharding(mlir::Operation *op);
 /// defining op's attribute, one or one per result), or null.
 ShardingAttr getValueSharding(mlir::Value v);
 
-/// The priority of `v`'s sharding: kPinnedPriority for a pin's result, the
-/// `loom.priority` of its argument or defining op (an integer, or an array
-/// with one per result), else kDefaultPriority.
+/// The priority of `v`'s sharding: the `loom.priority` of its argument or
+/// defining op (an integer, or an array with one per result), else
+/// kPinnedPriority for a pin's result and kDefaultPriority for others. (A
+/// pin fixes its value's sharding whatever its priority; the priority is
+/// how strongly the sharding spreads from there.)
 int getShardingPriority(mlir::Value v);
 
 /// The part of a training step `op` belongs to: 2·microbatch for a
