@@ -61,8 +61,8 @@ LogicalResult loom::pinExpertDispatch(func::FuncOp func,
     s.dims[1] = axisList(slotAxes);
     return s.toAttr(context, mesh);
   };
-  ShardingAttr atMoeOps = allToAll ? slots({}, tokenAxes)
-                                   : slots(folding.ep, folding.edp);
+  ShardingAttr atMoeOps =
+      allToAll ? slots({}, tokenAxes) : slots(folding.ep, folding.edp);
   ShardingAttr atMatmuls = slots(folding.ep, folding.edp);
 
   auto describe = [&]() {
@@ -98,8 +98,8 @@ LogicalResult loom::pinExpertDispatch(func::FuncOp func,
   // are gathered over ep), so the pins are as strong as pins are.
   IntegerAttr strength;
   if (allToAll)
-    strength = IntegerAttr::get(IntegerType::get(context, 64),
-                                kDefaultPriority + 1);
+    strength =
+        IntegerAttr::get(IntegerType::get(context, 64), kDefaultPriority + 1);
   OpBuilder b(context);
   // A pin of `value` before or after `op`, with its attributes (before the
   // op's own sharding is set).
@@ -148,15 +148,14 @@ LogicalResult loom::pinExpertDispatch(func::FuncOp func,
   WalkResult walk = func.walk([&](Operation *op) {
     if (!isa<DispatchOp, CombineOp, CombineGradOp>(op))
       return WalkResult::advance();
-    auto expertsType =
-        cast<RankedTensorType>(isa<DispatchOp>(op) ? op->getResult(0).getType()
-                                                   : op->getOperand(0).getType());
+    auto expertsType = cast<RankedTensorType>(
+        isa<DispatchOp>(op) ? op->getResult(0).getType()
+                            : op->getOperand(0).getType());
     int64_t tokenCount =
         cast<ShapedType>(op->getOperand(1).getType()).getDimSize(0);
     auto fit = [&](auto moeOp) {
-      FailureOr<int64_t> groups = groupsFit(op, moeOp.getTokenGroups(),
-                                            tokenCount,
-                                            expertsType.getDimSize(1));
+      FailureOr<int64_t> groups = groupsFit(
+          op, moeOp.getTokenGroups(), tokenCount, expertsType.getDimSize(1));
       if (succeeded(groups))
         moeOp.setTokenGroups(*groups);
       return succeeded(groups);

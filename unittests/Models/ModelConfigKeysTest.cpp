@@ -32,6 +32,8 @@ std::vector<KeyCase> everyKey() {
       {"topk", "3", [](const ModelConfig &c) { return c.topK == 3; }},
       {"capacity_factor", "1.5",
        [](const ModelConfig &c) { return c.capacityFactor == 1.5; }},
+      {"token_groups", "4",
+       [](const ModelConfig &c) { return c.tokenGroups == 4; }},
       {"moe_aux_loss_coeff", "0.01",
        [](const ModelConfig &c) { return c.auxLossCoeff == 0.01; }},
       {"dtype", "bf16", [](const ModelConfig &c) { return c.dtype == "bf16"; }},

@@ -223,6 +223,32 @@ TEST(PlanLayout, ExpertMeshFoldsOverTheSameRanks) {
   EXPECT_EQ(minimal.edp, 1);
 }
 
+TEST(PlanLayout, ExpertMeshFoldsOntoWholeDenseAxes) {
+  using Names = std::vector<std::string>;
+  // etp = tp, ep = dp: the experts' ffn over tp, the experts over dp.
+  std::optional<ExpertFolding> f =
+      foldExpertMesh(derive("tp=2,sp,ep=2", tinyMoE(), 4));
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->etp, Names{"tp"});
+  EXPECT_EQ(f->ep, Names{"dp"});
+  EXPECT_TRUE(f->edp.empty());
+  // etp = 1: ep takes tp first, then dp (outermost first in the list).
+  f = foldExpertMesh(derive("tp=2,sp,ep=4,etp=1", tinyMoE(), 4));
+  ASSERT_TRUE(f);
+  EXPECT_TRUE(f->etp.empty());
+  EXPECT_EQ(f->ep, (Names{"dp", "tp"}));
+  EXPECT_TRUE(f->edp.empty());
+  // ep = tp with dp = 2: dp is left to edp.
+  f = foldExpertMesh(derive("tp=2,sp,ep=2,etp=1", tinyMoE(), 4));
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->ep, Names{"tp"});
+  EXPECT_EQ(f->edp, Names{"dp"});
+  // An expert axis covering part of a dense one does not fold: ep = 4 over
+  // tp = 2 and half of dp = 4; ep = 2 within dp = 4.
+  EXPECT_FALSE(foldExpertMesh(derive("tp=2,sp,ep=4,etp=1", tinyMoE(), 8)));
+  EXPECT_FALSE(foldExpertMesh(derive("ep=2", tinyMoE(), 4)));
+}
+
 TEST(PlanLayout, LayerPlacement) {
   // 8 layers on 2 stages.
   PlanLayout layout = derive("pp=2,gbs=2", tinyModel(), 2);
