@@ -62,7 +62,8 @@ def passes(report):
     return rows
 
 
-def measure(step, dp, runs):
+def measure(step, plan, runs):
+    """loom-opt -loom-parallelize=plan=PLAN on `step`, best of `runs`."""
     opt = os.path.join(BIN, "loom-opt")
     out = step + ".out"
     r = {"in_mb": os.path.getsize(step) / 1e6}
@@ -72,8 +73,8 @@ def measure(step, dp, runs):
     best = None
     for _ in range(runs):
         wall, cpu, rss, err = run(
-            [opt, step, f"-loom-parallelize=plan=tp=8,sp,dp={dp},zero=1",
-             "--mlir-timing", "-o", out])
+            [opt, step, f"-loom-parallelize=plan={plan}", "--mlir-timing",
+             "-o", out])
         rows = passes(err)
         total = sum(t for _, t in rows)
         r["rss"] = max(r.get("rss", 0), rss)
@@ -96,7 +97,7 @@ def main():
             subprocess.run([os.path.join(BIN, "loom-models"), "llama3-405b",
                             "--train", "--batch", str(dp), "-o", step],
                            check=True)
-            res[dp] = measure(step, dp, runs)
+            res[dp] = measure(step, f"tp=8,sp,dp={dp},zero=1", runs)
 
     ref = res[1]
     print(f"{'ranks':>6} {'passes s':>8} {'x 8r':>5} {'cpu s':>6} "
