@@ -118,7 +118,17 @@ struct Context {
   /// over tp only), capacity counted per rank, E · capacity rows (the
   /// rank's E / ep experts' slots from the ep ranks), the all-to-alls' ep =
   /// dp ranks.
+  /// With etp = 1 (tp > 1) the experts are whole and ep covers the tp
+  /// ranks (ep = tp, edp = dp) or tp and dp (ep = tp · dp, edp = 1): the
+  /// dispatch then runs over the ep group alone. allgather: the ep group's
+  /// tokens (mbs · seq · ep / tp) gathered over its ep ranks, combine's
+  /// partial sums reduce-scattered back over them; alltoall: the rank's own
+  /// sp shard (mbs · seq / tp), capacity counted per rank, the all-to-alls
+  /// over the ep ranks. No tp collective of the experts either way. The
+  /// router runs on the rank's sp shard.
+  bool epOverTp = false;
   bool allToAll = false;
+  double routerTokens = 0;
   double dispatchTokens = 0;
   double capacity = 0;
   double localExperts = 0;
@@ -152,7 +162,7 @@ double layerMatmulParams(const TransformerShape &m, double queryWidth,
 }
 
 /// The expert weights of one MoE layer on one GPU: E / ep experts' MLPs,
-/// each split over tp.
+/// each split over etp (tp, or whole with etp = 1).
 double expertParams(const Context &c) {
   return c.localExperts * (c.gate + 1) * c.hidden * c.ffnWidth;
 }
@@ -170,12 +180,26 @@ double layerParams(const Context &c) {
   return params;
 }
 
-/// Whether ZeRO shards the expert weights. Loom's -loom-shard-optimizer
-/// adds the dp axis to a tensor only when dp does not split it already;
-/// under ep it does (E / ep experts per data rank), so the expert weights,
-/// their gradients and optimizer states stay whole on their rank. Without
-/// ep they are replicated over dp like every dense weight.
-bool zeroShardsExperts(const TrainingPlan &p) { return p.ep == 1; }
+/// The plan's etp (0 stands for tp).
+int64_t expertTp(const TrainingPlan &p) { return p.etp == 0 ? p.tp : p.etp; }
+
+/// Whether ep covers the tp ranks: etp = 1 with tp > 1 (ep = tp or tp · dp;
+/// checkExperts).
+bool expertsOverTp(const TrainingPlan &p) {
+  return p.ep > 1 && p.tp > 1 && expertTp(p) == 1;
+}
+
+/// Whether ZeRO shards the expert weights, and the dp reduction carries
+/// their gradients. Loom's -loom-shard-optimizer adds the dp axis to a
+/// tensor only when dp does not split it already; when ep covers dp (ep =
+/// dp with etp = tp, ep = tp · dp with etp = 1) it does (E / ep experts per
+/// data rank), so the expert weights, their gradients and optimizer states
+/// stay whole on their rank. Without ep, or with ep = tp (etp = 1: the
+/// experts split over tp, replicated over the edp = dp ranks), they are
+/// replicated over dp like every dense weight.
+bool zeroShardsExperts(const TrainingPlan &p) {
+  return p.ep == 1 || (expertsOverTp(p) && p.ep == p.tp);
+}
 
 /// What a MoE layer keeps for its backward per microbatch beyond the
 /// dense part (the MLP's input is in the 10h): the router's fp32
@@ -184,7 +208,7 @@ bool zeroShardsExperts(const TrainingPlan &p) { return p.ep == 1; }
 /// the activation and the experts' outputs (combine's backward).
 double moeActivationBytes(const Context &c) {
   double rows = c.expertRows, h = c.hidden, f = c.ffnWidth;
-  return kFp32Bytes * c.tokens * double(c.model.experts) +
+  return kFp32Bytes * c.routerTokens * double(c.model.experts) +
          (4 + kBf16Bytes) * c.dispatchTokens * double(c.model.topK) +
          kBf16Bytes * rows * (2 * h + (c.gate + 1) * f);
 }
@@ -287,6 +311,12 @@ double groupedGemmTime(const Cluster &c, double groups, double rows, double k,
 /// the output gradient's slots to the experts and the input gradient's
 /// back by all-to-all, the experts' input gradient all-reduced over tp;
 /// the tokens' gradient is whole on every tp rank (nothing to reduce).
+///
+/// With etp = 1 (ep over tp, or tp and dp) the experts are whole: no tp
+/// all-reduce and no tp all-gathers. allgather gathers the ep group's
+/// tokens over its ep ranks and reduce-scatters combine's sums (and the
+/// backward's router weights' and tokens' gradients) over them; alltoall
+/// dispatches the rank's own sp shard and runs its all-to-alls over them.
 /// Fills `cost`'s MoE fields.
 void addMoeLayer(const Context &c, LayerCost &cost, StageComm &forward,
                  StageComm &backward) {
@@ -297,9 +327,9 @@ void addMoeLayer(const Context &c, LayerCost &cost, StageComm &forward,
   cost.expertRows = rows;
 
   // The router: [T, h] x [h, E], then softmax and top-k in fp32.
-  double routerMatmul = gemmTime(cl, c.tokens, h, experts);
-  double routerScores =
-      memoryTime(cl, kFp32Bytes * (3 * c.tokens * experts + 2 * c.tokens * k));
+  double routerMatmul = gemmTime(cl, c.routerTokens, h, experts);
+  double routerScores = memoryTime(
+      cl, kFp32Bytes * (3 * c.routerTokens * experts + 2 * c.routerTokens * k));
   cost.router = routerMatmul + routerScores;
 
   // The rank's experts, each over its capacity slots.
@@ -318,33 +348,42 @@ void addMoeLayer(const Context &c, LayerCost &cost, StageComm &forward,
   // The slot buffer each all-to-all moves: [E, C, h] out, [E/ep, ep·C, h]
   // back, rows · h either way.
   double slotBytes = kBf16Bytes * rows * h;
+  // Split experts (etp = tp) all-reduce their output over tp; the
+  // alltoall dispatcher gathers the data rank's tokens over tp unless tp
+  // is an ep axis (etp = 1: the rank dispatches its own shard).
+  bool tpExperts = !c.epOverTp;
   for (StageComm *phase : {&forward, &backward}) {
     for (double size : {tokenBytes, indexBytes, weightBytes}) {
-      if (c.allToAll)
-        phase->tp.add(Collective::AllGather, c.plan.tp, size, *c.tpLink);
-      else
+      if (!c.allToAll)
         phase->ep.add(Collective::AllGather, c.dispatchRanks, size,
                       *c.dispatchLink);
+      else if (tpExperts)
+        phase->tp.add(Collective::AllGather, c.plan.tp, size, *c.tpLink);
     }
     if (c.allToAll)
       for (int i = 0; i < 2; ++i)
         phase->ep.add(Collective::AllToAll, c.dispatchRanks, slotBytes,
                       *c.dispatchLink);
-    phase->tp.add(Collective::AllReduce, c.plan.tp, slotBytes, *c.tpLink);
+    if (tpExperts)
+      phase->tp.add(Collective::AllReduce, c.plan.tp, slotBytes, *c.tpLink);
   }
   if (ep && !c.allToAll) {
-    forward.ep.add(Collective::ReduceScatter, dp, tokenBytes, *c.dpLink);
-    backward.ep.add(Collective::ReduceScatter, dp, weightBytes, *c.dpLink);
-    backward.ep.add(Collective::ReduceScatter, dp, tokenBytes, *c.dpLink);
+    // Back to the rank's tokens: over dp (etp = tp), over the ep group
+    // (etp = 1: its tp ranks get their sp shards).
+    int64_t ranks = c.epOverTp ? c.dispatchRanks : dp;
+    const Link &link = c.epOverTp ? *c.dispatchLink : *c.dpLink;
+    forward.ep.add(Collective::ReduceScatter, ranks, tokenBytes, link);
+    backward.ep.add(Collective::ReduceScatter, ranks, weightBytes, link);
+    backward.ep.add(Collective::ReduceScatter, ranks, tokenBytes, link);
   }
   cost.dispatcherComm = forward.ep.time;
-  if (c.allToAll && c.plan.tp > 1)
+  if (c.allToAll && c.plan.tp > 1 && tpExperts)
     for (double size : {tokenBytes, indexBytes, weightBytes})
       cost.dispatcherTpComm +=
           collectiveTime(Collective::AllGather, c.plan.tp, size, *c.tpLink);
   cost.expertTpComm = collectiveTime(Collective::AllReduce, c.plan.tp,
                                      kBf16Bytes * rows * h, *c.tpLink);
-  if (c.plan.tp == 1)
+  if (c.plan.tp == 1 || !tpExperts)
     cost.expertTpComm = 0;
   // The router's weight gradient is a matmul like its forward.
   cost.weightGrad += routerMatmul;
@@ -529,8 +568,9 @@ LayerCost layerCost(const Context &c, StageComm &comm) {
                           layerMatmulParams(c.model, c.queryWidth, c.kvWidth,
                                             moe ? 0 : c.ffnWidth) +
                       attentionFlops;
-  if (moe) // the router's and the expert rows' matmuls
-    cost.forwardFlops += 2 * c.expertRows * (c.gate + 1) * h * c.ffnWidth;
+  if (moe) // the expert rows' matmuls; the router on its own tokens
+    cost.forwardFlops += 2 * c.expertRows * (c.gate + 1) * h * c.ffnWidth +
+                         2 * (c.routerTokens - t) * h * double(c.model.experts);
   cost.forward = cost.matmul + cost.attention + cost.elementwise + cost.tpComm +
                  cost.cpComm + cost.paramGather;
   cost.inputGrad = cost.matmul + attentionBackward + 2 * cost.elementwise +
@@ -662,9 +702,12 @@ llvm::Error checkContextParallel(const TransformerShape &m,
 }
 
 /// Expert parallelism as Loom compiles it (the compiler's rules, named as
-/// it names them): experts folded onto all data ranks (ep = dp), not with
-/// cp, either dispatcher, each expert split over tp (etp = tp) and then sp
-/// (Megatron-Core's rule). MoE layers with cp are not priced.
+/// it names them): the expert mesh [edp, ep, etp] folded over whole axes of
+/// the stage (loom::foldExpertMesh, etp fastest, then ep, then edp), with
+/// etp = tp and ep = dp (or 1), or etp = 1 and ep = tp or tp · dp (edp the
+/// rest of dp); not with cp; either dispatcher; tp only with sp
+/// (Megatron-Core's rule). MoE layers with cp are not priced, nor whole
+/// experts (etp = 1) without ep under tp (replicated over tp).
 llvm::Error checkExperts(const TransformerShape &m, const TrainingPlan &p) {
   if (p.ep < 1)
     return fail("ep must be at least 1, got " + llvm::Twine(p.ep));
@@ -680,21 +723,31 @@ llvm::Error checkExperts(const TransformerShape &m, const TrainingPlan &p) {
     return fail("the experts (" + llvm::Twine(m.experts) +
                 ") must be divisible by ep (" + llvm::Twine(p.ep) +
                 ") [experts-ep]");
+  int64_t etp = expertTp(p);
+  if (etp != p.tp && etp != 1)
+    return fail("expert tensor parallelism other than tp or 1 (etp=" +
+                llvm::Twine(etp) + ", tp=" + llvm::Twine(p.tp) +
+                "): experts split over part of the tensor-parallel ranks are "
+                "not compiled; etp is tp (the default) or 1 [unsupported-etp]");
   if (p.ep > 1 && p.cp > 1)
     return fail("expert parallelism with context parallelism (ep=" +
                 llvm::Twine(p.ep) + ", cp=" + llvm::Twine(p.cp) +
                 "): experts folded over cp ranks are not compiled "
                 "[unsupported-ep]");
-  if (p.ep > 1 && p.ep != p.dp)
+  bool folds = etp == p.tp ? p.ep == 1 || p.ep == p.dp
+                           : p.ep == 1 || p.ep == p.tp || p.ep == p.tp * p.dp;
+  if (!folds)
     return fail("expert parallelism over " + llvm::Twine(p.ep) +
-                " ranks with dp = " + llvm::Twine(p.dp) +
-                ": experts are folded onto the data-parallel ranks, so ep "
-                "must equal dp (expert data parallelism, edp = dp / ep > 1, "
-                "is not compiled) [unsupported-ep]");
-  if (p.etp != 0 && p.etp != p.tp)
-    return fail("expert tensor parallelism different from tp (etp=" +
-                llvm::Twine(p.etp) + ", tp=" + llvm::Twine(p.tp) +
-                "): the folded expert mesh is not compiled [unsupported-etp]");
+                " ranks with etp = " + llvm::Twine(etp) +
+                ", tp = " + llvm::Twine(p.tp) + ", dp = " + llvm::Twine(p.dp) +
+                ": the expert mesh folds onto whole axes of the stage (etp "
+                "fastest, then ep, then edp): with etp = tp ep must equal dp; "
+                "with etp = 1 ep is tp or tp * dp [unsupported-ep]");
+  if (p.ep == 1 && etp == 1 && p.tp > 1)
+    return fail("whole experts (etp=1) without expert parallelism under tp=" +
+                llvm::Twine(p.tp) +
+                " (every expert on every tp rank) are not priced by the cost "
+                "model; give ep = tp or tp * dp with etp=1");
   if (p.tp > 1 && !p.sp)
     return fail("a MoE model with tp > 1 needs sp (Megatron-Core refuses to "
                 "train MoE layers with tensor parallelism and without "
@@ -811,7 +864,15 @@ std::pair<int64_t, int64_t> peakInFlight(const sched::Schedule &s, int rank,
 void setExpertShapes(Context &c) {
   const TransformerShape &m = c.model;
   c.allToAll = c.plan.ep > 1 && c.plan.dispatcher == Dispatcher::AllToAll;
-  c.dispatchTokens = c.allToAll ? c.tokens : c.tokens * double(c.plan.dp);
+  c.epOverTp = expertsOverTp(c.plan);
+  c.routerTokens = c.epOverTp ? c.shardTokens : c.tokens;
+  // etp = 1: the data ranks of an ep group (1 with ep = tp, dp with ep = tp
+  // · dp); with sp each tp rank holds 1/tp of its data rank's tokens.
+  double epData = double(c.plan.ep / c.plan.tp);
+  if (c.epOverTp)
+    c.dispatchTokens = c.allToAll ? c.shardTokens : c.tokens * epData;
+  else
+    c.dispatchTokens = c.allToAll ? c.tokens : c.tokens * double(c.plan.dp);
   double perExpert = c.dispatchTokens * double(m.topK) / double(m.experts);
   c.capacity =
       m.capacityFactor > 0
@@ -820,8 +881,16 @@ void setExpertShapes(Context &c) {
           : c.dispatchTokens;
   c.localExperts = double(m.experts / c.plan.ep);
   c.expertRows = c.localExperts * c.capacity;
-  if (c.allToAll) {
+  if (c.allToAll)
     c.expertRows *= double(c.plan.ep);
+  if (c.epOverTp) { // the ep group: ep consecutive ranks, tp fastest
+    c.dispatchRanks = c.plan.ep;
+    MeshDegrees group{c.plan.ep, 1, c.plan.tp * c.plan.dp / c.plan.ep,
+                      c.plan.pp};
+    c.dispatchLink = &axisLink(c.cluster, group, MeshAxisKind::Tp);
+    return;
+  }
+  if (c.allToAll) {
     c.dispatchRanks = c.plan.ep;
     c.dispatchLink = c.dpLink;
     return;
@@ -854,7 +923,9 @@ loom::cost::estimateTrainingStep(const TransformerShape &model,
   c.queryWidth = double(model.heads * model.headDim) / tp;
   int64_t kvHeadsPerRank = (model.kvHeads + plan.tp - 1) / plan.tp;
   c.kvWidth = double(kvHeadsPerRank * model.headDim);
-  c.ffnWidth = double(model.ffn) / tp;
+  // A MoE layer's MLPs are its experts, split over etp (tp or 1).
+  c.ffnWidth =
+      double(model.ffn) / double(model.isMoE() ? expertTp(plan) : plan.tp);
   c.gate = model.gatedMlp ? 2 : 1;
   c.vocabWidth = double(model.vocab) / tp;
   c.activationSize = kBf16Bytes * c.tokens * c.hidden;
@@ -961,13 +1032,14 @@ loom::cost::estimateTrainingStep(const TransformerShape &model,
     double paramShard = plan.zero >= 3 ? gradRanks : 1;
     double gradShard = plan.zero >= 2 ? gradRanks : 1;
     double optimizerShard = plan.zero >= 1 ? gradRanks : 1;
-    // ZeRO's share of the rank's parameters (expert weights under ep stay
-    // whole: zeroShardsExperts), and what the dp reduction carries (expert
-    // gradients under ep need none: each rank owns its experts).
+    // ZeRO's share of the rank's parameters (expert weights under an ep
+    // over dp stay whole: zeroShardsExperts), and what the dp reduction
+    // carries: the same (expert gradients need none when each data rank
+    // owns its experts; with ep = tp they are reduced over edp = dp).
     double whole = zeroShardsExperts(plan) ? 0 : rank.expertParams;
     double sharded = rank.params - whole;
     auto shard = [&](double divisor) { return sharded / divisor + whole; };
-    double reduced = plan.ep > 1 ? sharded : rank.params;
+    double reduced = sharded;
     rank.paramBytes = kParamBytes * shard(paramShard);
     rank.gradBytes = kGradBytes * shard(gradShard);
     rank.optimizerBytes = kOptimizerBytes * shard(optimizerShard);

@@ -116,26 +116,41 @@ static std::string renderChromeTrace(const StepEstimate &est) {
   return out;
 }
 
+/// Whether the plan's experts are whole and split over the tp ranks (etp
+/// = 1 with ep = tp or tp * dp), and then the ep axes' names.
+static bool expertsOverTp(const TrainingPlan &plan) {
+  return plan.ep > 1 && plan.tp > 1 && plan.etp == 1;
+}
+static const char *expertAxes(const TrainingPlan &plan) {
+  return plan.ep == plan.tp ? "ep = tp" : "ep = tp*dp";
+}
+
 /// A MoE layer's parts of the layer line: who runs which expert rows, and
 /// the forward times of the router, the experts, dispatch and combine and
 /// the dispatcher's collectives.
 static void printMoeLayer(const StepEstimate &est, const TrainingPlan &plan) {
   const LayerCost &l = est.layer;
   bool allToAll = plan.ep > 1 && plan.dispatcher == Dispatcher::AllToAll;
+  bool whole = expertsOverTp(plan);
   // The alltoall dispatcher's tp all-gathers are tp collectives: named
   // apart, within tp.
   std::string dispatcher = duration(l.dispatcherComm);
   if (allToAll)
-    dispatcher += plan.tp > 1 ? " (all-to-alls; its tp all-gathers " +
-                                    duration(l.dispatcherTpComm) + " in tp)"
-                              : " (all-to-alls)";
+    dispatcher += plan.tp > 1 && !whole
+                      ? " (all-to-alls; its tp all-gathers " +
+                            duration(l.dispatcherTpComm) + " in tp)"
+                      : " (all-to-alls)";
   std::printf(
       "moe layer (one microbatch, one GPU): %s: %s expert rows (capacity "
       "slots); router %s, experts %s (in matmul), dispatch+combine %s (in "
       "element-wise), experts' tp all-reduce %s (in tp), dispatcher %s; "
       "%s B expert params\n",
-      allToAll      ? "ep: E/ep experts per rank, their slots from every rank "
+      allToAll && whole
+          ? "ep: E/ep whole experts per rank (etp=1), their slots from every "
+            "rank (alltoall)"
+      : allToAll    ? "ep: E/ep experts per rank, their slots from every rank "
                       "(alltoall)"
+      : whole       ? "ep: E/ep whole experts per rank (etp=1)"
       : plan.ep > 1 ? "ep: E/ep experts per rank"
                     : "no ep: every expert on every token of the dp group",
       fixed(l.expertRows, 0).c_str(), duration(l.router).c_str(),
@@ -149,12 +164,21 @@ static void printDispatcherTraffic(const StepEstimate &est,
                                    const TrainingPlan &plan) {
   const AxisTraffic &t = est.dispatcher;
   bool allToAll = plan.ep > 1 && plan.dispatcher == Dispatcher::AllToAll;
+  // etp = 1: every dispatcher collective over the ep group.
+  std::string group = "all-gathers over dp*tp",
+              scatters = ", reduce-scatters over dp";
+  if (expertsOverTp(plan)) {
+    group = (allToAll ? "all-to-alls over " : "all-gathers over ") +
+            std::string(expertAxes(plan));
+    scatters = ", reduce-scatters over the same ranks";
+  } else if (allToAll) {
+    group = "all-to-alls over ep = dp";
+  }
   std::printf("comm moe dispatcher: %s = %lld %s%s; per GPU and step: %lld "
               "%s, %s GB, %s\n",
-              allToAll ? "all-to-alls over ep = dp" : "all-gathers over dp*tp",
-              (long long)t.groupSize,
+              group.c_str(), (long long)t.groupSize,
               t.groupSize > 1 ? linkName(t.intraNode).c_str() : "(none)",
-              plan.ep > 1 && !allToAll ? ", reduce-scatters over dp" : "",
+              plan.ep > 1 && !allToAll ? scatters.c_str() : "",
               (long long)t.collectives,
               t.collectives == 1 ? "collective" : "collectives",
               gigabytes(t.busBytes).c_str(), duration(t.time).c_str());
@@ -246,7 +270,7 @@ int loom::sim::runModelStep(const ModelStepOptions &options) {
   plan.vpp = layout->vpp;
   plan.dp = layout->dp;
   plan.ep = layout->ep;
-  // The plan's etp when it gives one (Loom compiles etp = tp only).
+  // The plan's etp when it gives one (Loom compiles etp = tp or 1).
   plan.etp = spec->etp.value_or(0);
   // Loom compiles both dispatchers, and builds allgather when the plan
   // leaves the dispatcher out.
@@ -303,12 +327,15 @@ int loom::sim::runModelStep(const ModelStepOptions &options) {
                              " cp_comm=" + stringifyCpComm(layout->cpComm).str()
                        : "";
   // ep (and the dispatcher) only for a MoE model.
-  std::string ep =
-      shape.isMoE()
-          ? " ep=" + std::to_string(plan.ep) + " dispatcher=" +
-                (plan.dispatcher == Dispatcher::AllToAll ? "alltoall"
-                                                         : "allgather")
-          : "";
+  std::string ep = shape.isMoE() ? " ep=" + std::to_string(plan.ep) +
+                                       (plan.etp && plan.etp != plan.tp
+                                            ? " etp=" + std::to_string(plan.etp)
+                                            : "") +
+                                       " dispatcher=" +
+                                       (plan.dispatcher == Dispatcher::AllToAll
+                                            ? "alltoall"
+                                            : "allgather")
+                                 : "";
   std::printf("plan %s: tp=%lld%s%s pp=%lld vpp=%lld dp=%lld%s zero=%lld "
               "mbs=%lld gbs=%lld schedule=%s recompute=%s; %lld microbatches, "
               "%lld tokens per step\n",

@@ -8,7 +8,8 @@
 // memory in its three compiled forms (the ring's transfers hidden behind
 // its blocks), the causal mask's imbalance over contiguous cp pieces, MoE
 // layers under both token dispatchers (allgather and alltoall: capacity per
-// rank, the all-to-alls' bytes, the tp all-gathers) and the refusals.
+// rank, the all-to-alls' bytes, the tp all-gathers), the etp = 1 foldings
+// (whole experts over ep = tp or tp · dp) and the refusals.
 //
 //===----------------------------------------------------------------------===//
 
@@ -618,8 +619,11 @@ TEST(TrainingStepTest, ExpertParallelRefusals) {
   p = moePlan(2);
   p.tp = 4;
   p.sp = true;
-  p.etp = 1;
+  p.etp = 2; // part of tp
   EXPECT_NE(errorOf(m, p, nodeFor(p)).find("[unsupported-etp]"),
+            std::string::npos);
+  p.etp = 1; // ep = 2 would cover half of tp = 4
+  EXPECT_NE(errorOf(m, p, nodeFor(p)).find("[unsupported-ep]"),
             std::string::npos);
   p.etp = 0;
   p.sp = false;
@@ -742,4 +746,209 @@ TEST(TrainingStepTest, AllToAllDispatcherWithTensorParallelism) {
   EXPECT_EQ(a2a.dispatcher.groupSize, 2);
   EXPECT_EQ(a2a.dispatcher.collectives, 4 * 4);
   EXPECT_DOUBLE_EQ(a2a.dispatcher.busBytes, 4 * 4 * 0.5 * 2 * 4 * 1024.0 * h);
+}
+
+namespace {
+
+/// tp = 2 (sp), dp = 2, whole experts (etp = 1) over ep = tp (edp = dp)
+/// or ep = tp · dp (edp = 1), one microbatch of 2048 tokens per data rank.
+TrainingPlan wholeExpertPlan(int64_t ep, Dispatcher dispatcher,
+                             int64_t zero = 0) {
+  TrainingPlan p = moePlan(ep, zero);
+  p.tp = 2;
+  p.sp = true;
+  p.etp = 1;
+  p.dispatcher = dispatcher;
+  return p;
+}
+
+} // namespace
+
+// The etp = 1 foldings the compiler builds are priced; the others are
+// refused by the compiler's rules.
+TEST(TrainingStepTest, WholeExpertFoldings) {
+  TransformerShape m = moeShape();
+  for (int64_t ep : {2, 4})
+    for (Dispatcher d : {Dispatcher::AllGather, Dispatcher::AllToAll}) {
+      TrainingPlan p = wholeExpertPlan(ep, d);
+      EXPECT_EQ(errorOf(m, p, nodeFor(p)), "") << ep;
+    }
+  TrainingPlan p = wholeExpertPlan(2, Dispatcher::AllGather);
+  p.dp = 4; // ep = 4 would cover tp and half of dp
+  p.ep = 4;
+  p.gbs = 4;
+  EXPECT_NE(errorOf(m, p, nodeFor(p)).find("ep is tp or tp * dp"),
+            std::string::npos);
+  EXPECT_NE(errorOf(m, p, nodeFor(p)).find("[unsupported-ep]"),
+            std::string::npos);
+  p = wholeExpertPlan(2, Dispatcher::AllGather);
+  p.cp = 2;
+  EXPECT_NE(errorOf(m, p, nodeFor(p)).find("[unsupported-ep]"),
+            std::string::npos);
+  // Whole experts replicated over tp (no ep) are compiled, not priced.
+  p = wholeExpertPlan(1, Dispatcher::AllGather);
+  EXPECT_NE(errorOf(m, p, nodeFor(p)).find("not priced"), std::string::npos);
+  // With tp = 1, etp = 1 is etp = tp: the same figures.
+  TrainingPlan one = moePlan(2), given = moePlan(2);
+  given.etp = 1;
+  EXPECT_DOUBLE_EQ(estimate(m, given, nodeFor(given)).stepTime,
+                   estimate(m, one, nodeFor(one)).stepTime);
+}
+
+// ep = tp = 2, edp = dp = 2, allgather: the ep group is one data rank's tp
+// pair, its 2048 tokens gathered over the 2 tp ranks (each holds a
+// 1024-token sp shard); capacity = 2048 · 2 / 4 = 1024, the rank's 2 whole
+// experts (ffn 2048, not split) over 2 · 1024 rows; combine's sums, the
+// router weights' and the tokens' gradients reduce-scattered over the same
+// 2 ranks. No tp all-reduce of the experts: 2 tp collectives per layer
+// and microbatch fewer than etp = tp's (ep = dp). The expert gradients are
+// all-reduced over edp = dp, and ZeRO shards them like the dense weights.
+TEST(TrainingStepTest, WholeExpertsOverTp) {
+  TransformerShape m = moeShape();
+  TrainingPlan p = wholeExpertPlan(2, Dispatcher::AllGather);
+  Cluster c = nodeFor(p);
+  StepEstimate est = estimate(m, p, c);
+  double h = 1024, f = 2048, k = 2, tokens = 2048;
+  EXPECT_DOUBLE_EQ(est.layer.expertRows, 2 * 1024);
+  EXPECT_DOUBLE_EQ(est.layer.expertParams, 2 * 3 * h * f);
+  EXPECT_EQ(est.layer.expertTpComm, 0);
+  EXPECT_EQ(est.layer.dispatcherTpComm, 0);
+  double tokenBytes = 2 * tokens * h, indexBytes = 4 * tokens * k,
+         weightBytes = 2 * tokens * k;
+  double factor = busBandwidthFactor(Collective::AllGather, 2);
+  EXPECT_DOUBLE_EQ(factor, busBandwidthFactor(Collective::ReduceScatter, 2));
+  double perLayer = factor * (2 * (tokenBytes + indexBytes + weightBytes) +
+                              2 * tokenBytes + weightBytes);
+  EXPECT_EQ(est.dispatcher.groupSize, 2);
+  EXPECT_TRUE(est.dispatcher.intraNode);
+  EXPECT_EQ(est.dispatcher.collectives, 4 * 9);
+  EXPECT_DOUBLE_EQ(est.dispatcher.busBytes, 4 * perLayer);
+  double gather = 0;
+  for (double size : {tokenBytes, indexBytes, weightBytes})
+    gather += collectiveTime(Collective::AllGather, 2, size, c.intraNode);
+  EXPECT_DOUBLE_EQ(est.layer.dispatcherComm,
+                   gather + collectiveTime(Collective::ReduceScatter, 2,
+                                           tokenBytes, c.intraNode));
+  // The expert rows' FLOPs, 2 · rows · 3 · h · f: 2048 rows of whole
+  // experts, as many as etp = tp's 4096 rows of half experts; the router
+  // ([T, h] x [h, 4]) runs on the rank's 1024-token shard instead of the
+  // data rank's 2048 tokens.
+  TrainingPlan split = moePlan(2);
+  split.tp = 2;
+  split.sp = true;
+  StepEstimate tpExperts = estimate(m, split, c);
+  EXPECT_DOUBLE_EQ(tpExperts.layer.expertRows, 4096);
+  EXPECT_DOUBLE_EQ(est.layer.forwardFlops - tpExperts.layer.forwardFlops,
+                   2 * 2048 * 3 * h * f - 2 * 4096 * 3 * h * (f / 2) +
+                       2 * (1024 - 2048) * h * 4);
+  EXPECT_EQ(tpExperts.traffic[0].collectives - est.traffic[0].collectives,
+            4 * 2);
+  // Gradients: every weight (experts included) all-reduced over dp = 2.
+  const PipelineRankEstimate &r = est.ranks[0];
+  EXPECT_DOUBLE_EQ(r.expertParams, 4 * 2 * 3 * h * f);
+  EXPECT_NEAR(est.traffic[3].busBytes,
+              busBandwidthFactor(Collective::AllReduce, 2) * 4 * r.params,
+              1e-3);
+  StepEstimate zero =
+      estimate(m, wholeExpertPlan(2, Dispatcher::AllGather, 1), c);
+  EXPECT_NEAR(zero.ranks[0].optimizerBytes, 12 * r.params / 2, 1e-3);
+}
+
+// The same folding with alltoall: each rank dispatches its own 1024-token
+// shard, capacity 1024 · 2 / 4 = 512 per rank, the buffer [4, 512, h];
+// two all-to-alls of it over the 2 tp ranks forward and two backward, no
+// tp all-gathers of tokens; the rank's 2 experts run 2 · 512 slots from
+// each of the 2 ranks: 2048 rows.
+TEST(TrainingStepTest, WholeExpertsOverTpAllToAll) {
+  TransformerShape m = moeShape();
+  TrainingPlan p = wholeExpertPlan(2, Dispatcher::AllToAll);
+  Cluster c = nodeFor(p);
+  StepEstimate est = estimate(m, p, c);
+  double h = 1024;
+  EXPECT_DOUBLE_EQ(est.layer.expertRows, 2 * 512 * 2);
+  double slotBytes = 2 * 4 * 512 * h;
+  EXPECT_EQ(est.dispatcher.groupSize, 2);
+  EXPECT_TRUE(est.dispatcher.intraNode);
+  EXPECT_EQ(est.dispatcher.collectives, 4 * 4);
+  EXPECT_DOUBLE_EQ(est.dispatcher.busBytes,
+                   4 * 4 * busBandwidthFactor(Collective::AllToAll, 2) *
+                       slotBytes);
+  EXPECT_DOUBLE_EQ(
+      est.layer.dispatcherComm,
+      2 * collectiveTime(Collective::AllToAll, 2, slotBytes, c.intraNode));
+  EXPECT_EQ(est.layer.dispatcherTpComm, 0);
+  EXPECT_EQ(est.layer.expertTpComm, 0);
+  // The tp collectives are allgather's (attention's pair each way).
+  StepEstimate ag = estimate(m, wholeExpertPlan(2, Dispatcher::AllGather), c);
+  EXPECT_EQ(est.traffic[0].collectives, ag.traffic[0].collectives);
+  EXPECT_DOUBLE_EQ(est.layer.expertMatmul, ag.layer.expertMatmul);
+  EXPECT_DOUBLE_EQ(est.traffic[3].busBytes, ag.traffic[3].busBytes);
+}
+
+// ep = tp · dp = 4, edp = 1: one whole expert per rank. allgather gathers
+// both data ranks' 2 · 2048 tokens over the 4 ranks, capacity 4096 · 2 / 4
+// = 2048 rows; alltoall dispatches each rank's 1024-token shard, capacity
+// 512 per rank, 4 ranks' slots: 2048 rows, the all-to-alls over 4 ranks.
+// The expert gradients are not reduced (each rank owns its expert) and
+// ZeRO leaves them whole.
+TEST(TrainingStepTest, WholeExpertsOverTpAndDp) {
+  TransformerShape m = moeShape();
+  double h = 1024, f = 2048, k = 2;
+  TrainingPlan p = wholeExpertPlan(4, Dispatcher::AllGather);
+  Cluster c = nodeFor(p);
+  StepEstimate ag = estimate(m, p, c);
+  EXPECT_DOUBLE_EQ(ag.layer.expertRows, 2048);
+  EXPECT_DOUBLE_EQ(ag.layer.expertParams, 3 * h * f);
+  double tokens = 4096;
+  double tokenBytes = 2 * tokens * h, indexBytes = 4 * tokens * k,
+         weightBytes = 2 * tokens * k;
+  double gather = busBandwidthFactor(Collective::AllGather, 4);
+  double scatter = busBandwidthFactor(Collective::ReduceScatter, 4);
+  EXPECT_EQ(ag.dispatcher.groupSize, 4);
+  EXPECT_EQ(ag.dispatcher.collectives, 4 * 9);
+  EXPECT_DOUBLE_EQ(ag.dispatcher.busBytes,
+                   4 * (2 * gather * (tokenBytes + indexBytes + weightBytes) +
+                        scatter * (2 * tokenBytes + weightBytes)));
+  const PipelineRankEstimate &r = ag.ranks[0];
+  double experts = 4 * 3 * h * f;
+  EXPECT_DOUBLE_EQ(r.expertParams, experts);
+  EXPECT_NEAR(ag.traffic[3].busBytes,
+              busBandwidthFactor(Collective::AllReduce, 2) * 4 *
+                  (r.params - experts),
+              1e-3);
+  StepEstimate zero =
+      estimate(m, wholeExpertPlan(4, Dispatcher::AllGather, 1), c);
+  EXPECT_NEAR(zero.ranks[0].optimizerBytes,
+              12 * ((r.params - experts) / 2 + experts), 1e-3);
+
+  StepEstimate a2a = estimate(m, wholeExpertPlan(4, Dispatcher::AllToAll), c);
+  EXPECT_DOUBLE_EQ(a2a.layer.expertRows, 512 * 4);
+  double slotBytes = 2 * 4 * 512 * h;
+  EXPECT_EQ(a2a.dispatcher.groupSize, 4);
+  EXPECT_EQ(a2a.dispatcher.collectives, 4 * 4);
+  EXPECT_DOUBLE_EQ(a2a.dispatcher.busBytes,
+                   4 * 4 * busBandwidthFactor(Collective::AllToAll, 4) *
+                       slotBytes);
+  EXPECT_DOUBLE_EQ(a2a.layer.expertMatmul, ag.layer.expertMatmul);
+  EXPECT_DOUBLE_EQ(a2a.traffic[3].busBytes, ag.traffic[3].busBytes);
+}
+
+// The ep group's link: ep = tp · dp = 16 with tp = 2 spans two 8-GPU
+// nodes (inter-node); ep = tp = 2 stays in one (intra-node).
+TEST(TrainingStepTest, WholeExpertGroupLink) {
+  TransformerShape m = moeShape();
+  m.experts = 16;
+  TrainingPlan p = wholeExpertPlan(16, Dispatcher::AllToAll);
+  p.dp = 8;
+  p.gbs = 8;
+  Cluster c = preset("h100-node");
+  c.nodes = 2;
+  c.gpusPerNode = 8;
+  StepEstimate wide = estimate(m, p, c);
+  EXPECT_EQ(wide.dispatcher.groupSize, 16);
+  EXPECT_FALSE(wide.dispatcher.intraNode);
+  p.ep = 2;
+  StepEstimate narrow = estimate(m, p, c);
+  EXPECT_EQ(narrow.dispatcher.groupSize, 2);
+  EXPECT_TRUE(narrow.dispatcher.intraNode);
 }

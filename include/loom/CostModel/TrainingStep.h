@@ -3,8 +3,8 @@
 // Prices one optimizer step of a decoder-only transformer, dense or
 // mixture-of-experts, under a parallel plan (tp with sp, cp as a ring,
 // all-gather or all-to-all, pp with vpp, dp with a ZeRO level, experts
-// folded onto dp by ep with the allgather or the alltoall dispatcher,
-// microbatch and global
+// folded onto dp by ep (etp = tp) or, whole (etp = 1), onto tp or tp and
+// dp, with the allgather or the alltoall dispatcher, microbatch and global
 // batch, a pipeline schedule, activation recompute) on a Cluster:
 //
 //  - the forward, input-gradient (B) and weight-gradient (W) time of every
@@ -105,9 +105,12 @@ struct TrainingPlan {
   int64_t pp = 1;
   int64_t vpp = 1;
   int64_t dp = 1;
-  /// Expert parallelism: the experts folded onto the dp ranks (ep = dp or
-  /// 1), E / ep per rank; expert tensor parallelism, 0 meaning tp (Loom
-  /// compiles etp = tp only).
+  /// Expert parallelism, E / ep experts per rank, and expert tensor
+  /// parallelism, 0 meaning tp. The expert mesh [edp, ep, etp] folds over
+  /// the dense ranks (loom::foldExpertMesh) as Loom compiles it: etp = tp
+  /// with ep = dp or 1 (each expert's ffn split over tp), or etp = 1 with
+  /// ep = tp (edp = dp) or tp · dp (edp = 1): whole experts, the tokens
+  /// dispatched over the ep group.
   int64_t ep = 1;
   int64_t etp = 0;
   Dispatcher dispatcher = Dispatcher::AllGather;
@@ -152,7 +155,7 @@ struct LayerCost {
   double params = 0;
   double activationBytes = 0;
   /// MoE layers (0 for a dense model): the expert weights among `params`
-  /// (E / ep experts' share over tp); rows the rank's grouped matmuls run
+  /// (E / ep experts' share over etp); rows the rank's grouped matmuls run
   /// (capacity · E / ep with ep, capacity · E without: every expert on
   /// every token of the dp group, as Loom compiles plain dp); forward times
   /// of the router (matmul, softmax and top-k), of the expert matmuls
@@ -163,7 +166,10 @@ struct LayerCost {
   /// tokens, indices and weights (within `tpComm`; 0 for allgather, whose
   /// gathers span dp · tp) and of the experts' tp all-reduce (within
   /// `tpComm`). With alltoall the expert rows are E / ep experts' slots
-  /// from every ep rank: E · capacity, capacity counted per rank.
+  /// from every ep rank: E · capacity, capacity counted per rank. With
+  /// etp = 1 the experts are whole (their share over etp = 1), the
+  /// dispatcher's collectives span the ep group (tp or tp · dp ranks) and
+  /// there is no tp collective of the experts (both tp times 0).
   double expertParams = 0;
   double expertRows = 0;
   double router = 0;
@@ -212,7 +218,8 @@ struct PipelineRankEstimate {
 /// StepEstimate::dispatcher uses it for MoE layers' token dispatch:
 /// allgather's all-gathers run over dp · tp ranks (the group and link
 /// given here), its reduce-scatters over dp; alltoall's all-to-alls over
-/// the ep = dp ranks (the group and link given here).
+/// the ep = dp ranks (the group and link given here). With etp = 1 both
+/// dispatchers' collectives run over the ep group (tp, or tp · dp ranks).
 struct AxisTraffic {
   MeshAxisKind axis = MeshAxisKind::Tp;
   int64_t groupSize = 1;
@@ -259,8 +266,10 @@ struct StepEstimate {
 /// multiple of pp · vpp, heads not a multiple of tp, seq not a multiple of
 /// 2 · cp, cp_comm a2a+p2p, a2a's heads not a multiple of tp · cp, gbs
 /// not a multiple of mbs · dp, the schedule library's refusals; for MoE
-/// what Loom does not compile (ep ≠ dp, ep with cp, etp ≠ tp, tp without
-/// sp) and what the model does not price (cp).
+/// what Loom does not compile (an expert mesh that does not fold onto
+/// whole axes: with etp = tp ep ∉ {1, dp}, with etp = 1 ep ∉ {1, tp, tp ·
+/// dp}; etp ∉ {1, tp}; ep with cp; tp without sp) and what the model does
+/// not price (cp; etp = 1 without ep under tp).
 llvm::Expected<StepEstimate> estimateTrainingStep(const TransformerShape &model,
                                                   const TrainingPlan &plan,
                                                   const Cluster &cluster);
