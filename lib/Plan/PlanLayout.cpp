@@ -25,6 +25,13 @@ std::vector<MeshAxis> PlanLayout::expertMesh() const {
   return {{"pp", pp}, {"edp", edp}, {"ep", ep}, {"etp", etp}};
 }
 
+int64_t ExpertFolding::axisSize(llvm::StringRef name) const {
+  for (const MeshAxis &axis : mesh)
+    if (axis.name == name)
+      return axis.size;
+  return 1;
+}
+
 std::optional<ExpertFolding> loom::foldExpertMesh(const PlanLayout &layout) {
   // The stage's dense axes, fastest first.
   std::vector<MeshAxis> dense = {
@@ -33,9 +40,19 @@ std::optional<ExpertFolding> loom::foldExpertMesh(const PlanLayout &layout) {
   auto cover = [&](int64_t size, std::vector<std::string> &axes) -> bool {
     int64_t covered = 1;
     while (covered < size && next < dense.size()) {
-      if (dense[next].size > 1) {
-        axes.insert(axes.begin(), dense[next].name);
-        covered *= dense[next].size;
+      MeshAxis &axis = dense[next];
+      int64_t rest = size / covered;
+      if (axis.name == "dp" && axis.size > rest && size % covered == 0 &&
+          axis.size % rest == 0) {
+        // Part of dp: its inner ranks become "ep".
+        int64_t outer = axis.size / rest;
+        axis.size = outer;
+        dense.insert(dense.begin() + next, MeshAxis{"ep", rest});
+        continue;
+      }
+      if (axis.size > 1) {
+        axes.insert(axes.begin(), axis.name);
+        covered *= axis.size;
       }
       ++next;
     }
@@ -45,6 +62,12 @@ std::optional<ExpertFolding> loom::foldExpertMesh(const PlanLayout &layout) {
   if (!cover(layout.etp, folding.etp) || !cover(layout.ep, folding.ep) ||
       !cover(layout.edp, folding.edp))
     return std::nullopt;
+  folding.mesh.push_back({"pp", layout.pp});
+  for (auto axis = dense.rbegin(); axis != dense.rend(); ++axis)
+    folding.mesh.push_back(*axis);
+  folding.data = {"dp"};
+  if (dense.size() > 3)
+    folding.data.push_back("ep");
   return folding;
 }
 

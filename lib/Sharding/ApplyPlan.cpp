@@ -39,6 +39,7 @@
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/Builders.h"
+#include "llvm/ADT/StringExtras.h"
 
 namespace loom {
 #define GEN_PASS_DEF_LOOMAPPLYPLANPASS
@@ -332,7 +333,8 @@ struct LoomApplyPlanPass
 
   void runOnOperation() override;
   LogicalResult seed(func::FuncOp func, const PlanLayout &layout,
-                     const ModelFacts &facts, FlatSymbolRefAttr mesh);
+                     const ModelFacts &facts, ArrayRef<std::string> dataAxes,
+                     FlatSymbolRefAttr mesh);
 };
 
 void LoomApplyPlanPass::runOnOperation() {
@@ -400,14 +402,16 @@ void LoomApplyPlanPass::runOnOperation() {
           << ", ep = " << layout->ep << ", etp = " << layout->etp
           << " over tp = " << layout->tp << ", cp = " << layout->cp
           << ", dp = " << layout->dp
-          << ": experts fold onto whole axes of the stage (in Megatron's "
-             "order, etp fastest, then ep, then edp), with etp = tp or 1 and "
-             "ep over tp and dp ranks (with etp = tp: ep = dp; with etp = 1: "
-             "ep = tp or tp * dp) [unsupported-ep]";
+          << ": experts fold onto the stage's ranks in Megatron's order "
+             "(etp fastest, then ep, then edp) with etp = tp or 1, and ep over "
+             "data-parallel ranks (with etp = tp: a divisor of dp; with etp = "
+             "1: tp, or tp times a divisor of dp), not over cp [unsupported-ep]";
       return signalPassFailure();
     }
   }
-  std::vector<MeshAxis> axes = withoutUnitAxes(layout->denseMesh());
+  // The dense mesh, with dp split in two where the experts take part of it.
+  std::vector<MeshAxis> axes =
+      withoutUnitAxes(folding ? folding->mesh : layout->denseMesh());
   if (axes.empty())
     return; // one rank: nothing to split
 
@@ -427,7 +431,9 @@ void LoomApplyPlanPass::runOnOperation() {
   MeshOp::create(b, module.getLoc(), "world",
                  MeshAttr::get(b.getContext(), names, sizes));
   auto meshRef = FlatSymbolRefAttr::get(b.getContext(), "world");
-  if (failed(seed(func, *layout, facts, meshRef)))
+  std::vector<std::string> dataAxes =
+      folding ? folding->data : std::vector<std::string>{"dp"};
+  if (failed(seed(func, *layout, facts, dataAxes, meshRef)))
     return signalPassFailure();
   TokenDispatcher dispatcher =
       spec->dispatcher.value_or(TokenDispatcher::AllGather);
@@ -440,6 +446,7 @@ void LoomApplyPlanPass::runOnOperation() {
 LogicalResult LoomApplyPlanPass::seed(func::FuncOp func,
                                       const PlanLayout &layout,
                                       const ModelFacts &facts,
+                                      ArrayRef<std::string> dataAxes,
                                       FlatSymbolRefAttr mesh) {
   MLIRContext *context = func.getContext();
   // A seed that does not divide its dimension is an error that names both.
@@ -492,11 +499,12 @@ LogicalResult LoomApplyPlanPass::seed(func::FuncOp func,
       continue;
     TensorSharding split = TensorSharding::replicated(type.getRank());
     if (layout.dp > 1) {
-      if (failed(check(arg, 0, "dp", layout.dp, func)))
+      if (failed(check(arg, 0, llvm::join(dataAxes, ", "), layout.dp, func)))
         return failure();
       if (independentRows)
         regroupMicrobatches(arg, layout.dp);
-      split.dims[0].push_back("dp");
+      for (const std::string &axis : dataAxes)
+        split.dims[0].push_back(axis);
     }
     // The positions of a sequence input ([batch, seq, ...]).
     if (layout.cp > 1 && type.getRank() >= 2 && type.getDimSize(1) == seq) {

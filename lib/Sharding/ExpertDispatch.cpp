@@ -25,11 +25,11 @@ bool loom::needsExpertDispatchPins(const ExpertFolding &folding) {
 
 namespace {
 
-/// The ranks along `axes` of the stage's dense mesh.
-int64_t ranksAlong(const PlanLayout &layout, ArrayRef<std::string> axes) {
+/// The ranks along `axes` of the folded mesh.
+int64_t ranksAlong(const ExpertFolding &folding, ArrayRef<std::string> axes) {
   int64_t ranks = 1;
   for (const std::string &axis : axes)
-    ranks *= axis == "tp" ? layout.tp : axis == "cp" ? layout.cp : layout.dp;
+    ranks *= folding.axisSize(axis);
   return ranks;
 }
 
@@ -53,7 +53,7 @@ LogicalResult loom::pinExpertDispatch(func::FuncOp func,
   std::vector<std::string> tokenAxes = folding.edp;
   if (allToAll)
     llvm::append_range(tokenAxes, folding.ep);
-  int64_t tokenRanks = ranksAlong(layout, tokenAxes);
+  int64_t tokenRanks = ranksAlong(folding, tokenAxes);
   auto slots = [&](ArrayRef<std::string> experts,
                    ArrayRef<std::string> slotAxes) {
     TensorSharding s = TensorSharding::replicated(3);

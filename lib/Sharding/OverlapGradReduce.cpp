@@ -25,6 +25,7 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/Builders.h"
 #include "llvm/ADT/MapVector.h"
+#include "llvm/ADT/StringExtras.h"
 
 namespace loom {
 #define GEN_PASS_DEF_LOOMOVERLAPGRADREDUCEPASS
@@ -81,8 +82,9 @@ int64_t bytesOf(Type type) {
 
 class Bucketer {
 public:
-  Bucketer(func::FuncOp func, StringRef axis, int64_t bucketBytes)
-      : func(func), axis(axis), bucketBytes(bucketBytes), b(func.getContext()) {
+  Bucketer(func::FuncOp func, StringRef axes, int64_t bucketBytes)
+      : func(func), bucketBytes(bucketBytes), b(func.getContext()) {
+    llvm::SplitString(axes, dataAxes, ",");
   }
 
   /// Buckets the function's gradient reductions; returns how many buckets.
@@ -96,7 +98,8 @@ private:
   Value flatten(const Reduction &r);
 
   func::FuncOp func;
-  StringRef axis;
+  /// The data-parallel axes: a reduction over some of them is a candidate.
+  SmallVector<StringRef> dataAxes;
   int64_t bucketBytes;
   OpBuilder b;
   DenseMap<Operation *, int64_t> position;
@@ -114,7 +117,9 @@ std::optional<Reduction> Bucketer::candidate(Operation *op) {
       rs && rs.getReduction() != CollectiveReduction::sum)
     return std::nullopt;
   ArrayAttr axes = collective.getAxes();
-  if (axes.size() != 1 || cast<StringAttr>(axes[0]).getValue() != axis)
+  if (axes.empty() || llvm::any_of(axes, [&](Attribute a) {
+        return !llvm::is_contained(dataAxes, cast<StringAttr>(a).getValue());
+      }))
     return std::nullopt;
   Value input = op->getOperand(0);
   Operation *ready = input.getDefiningOp();
@@ -250,14 +255,17 @@ int64_t Bucketer::run() {
   llvm::stable_sort(found, [](const Reduction &x, const Reduction &y) {
     return x.readyPos < y.readyPos;
   });
-  // One bucket open per kind of collective and element type: a bucket is
-  // one collective over one flat buffer.
-  llvm::MapVector<std::pair<OperationName, Type>, Bucket> open;
+  // One bucket open per kind of collective, element type and axes (under
+  // MoE folding the experts' gradients reduce over fewer data axes): a
+  // bucket is one collective over one flat buffer.
+  llvm::MapVector<std::tuple<OperationName, Type, Attribute>, Bucket> open;
   SmallVector<Bucket> done;
   for (const Reduction &r : found) {
     Type element =
         cast<ShapedType>(r.op->getOperand(0).getType()).getElementType();
-    std::pair<OperationName, Type> key{r.op->getName(), element};
+    std::tuple<OperationName, Type, Attribute> key{
+        r.op->getName(), element,
+        cast<CollectiveOpInterface>(r.op).getAxes()};
     Bucket &bucket = open[key];
     // A bucket must start before any of its gradients is used.
     if (!bucket.members.empty() && r.readyPos >= bucket.firstUsePos) {

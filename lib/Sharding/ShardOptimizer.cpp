@@ -31,6 +31,7 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/Builders.h"
 #include "llvm/ADT/MapVector.h"
+#include "llvm/ADT/StringExtras.h"
 
 namespace loom {
 #define GEN_PASS_DEF_LOOMSHARDOPTIMIZERPASS
@@ -42,20 +43,26 @@ using namespace loom;
 
 namespace {
 
-/// `sharding` with `axis` added on the first dimension of `shape` whose
-/// piece divides by the axis' size; none when no dimension does or the
-/// axis splits the tensor already.
-std::optional<TensorSharding> withAxis(TensorSharding sharding,
-                                       ArrayRef<int64_t> shape, StringRef axis,
+/// `sharding` with the data `axes` it does not use yet added together on
+/// the first dimension of `shape` whose piece divides by their size; none
+/// when no dimension does or it uses them all already.
+std::optional<TensorSharding> withAxes(TensorSharding sharding,
+                                       ArrayRef<int64_t> shape,
+                                       ArrayRef<StringRef> axes,
                                        MeshAttr mesh) {
-  for (const AxisList &dim : sharding.dims)
-    if (llvm::is_contained(dim, axis))
-      return std::nullopt;
-  int64_t size = mesh.getAxisSize(axis);
+  AxisList added;
+  for (StringRef axis : axes)
+    if (llvm::none_of(sharding.dims, [&](const AxisList &dim) {
+          return llvm::is_contained(dim, axis);
+        }))
+      added.push_back(axis);
+  if (added.empty())
+    return std::nullopt;
+  int64_t size = axesSize(added, mesh);
   for (auto [dim, extent] : llvm::enumerate(shape)) {
     int64_t piece = extent / axesSize(sharding.dims[dim], mesh);
     if (piece % size == 0) {
-      sharding.dims[dim].push_back(axis);
+      sharding.dims[dim].append(added.begin(), added.end());
       return sharding;
     }
   }
@@ -82,9 +89,10 @@ bool isGradientSum(Operation *op) {
 
 class OptimizerSharder {
 public:
-  OptimizerSharder(func::FuncOp func, MeshOp mesh, StringRef axis, int zero)
+  OptimizerSharder(func::FuncOp func, MeshOp mesh, ArrayRef<StringRef> axes,
+                   int zero)
       : func(func), mesh(mesh.getShape()),
-        meshRef(FlatSymbolRefAttr::get(mesh.getSymNameAttr())), axis(axis),
+        meshRef(FlatSymbolRefAttr::get(mesh.getSymNameAttr())), axes(axes),
         zero(zero), b(func.getContext()) {}
 
   LogicalResult shard(AdamWOp adamw);
@@ -99,7 +107,8 @@ private:
   func::FuncOp func;
   MeshAttr mesh;
   FlatSymbolRefAttr meshRef;
-  StringRef axis;
+  /// The data-parallel axes the mesh has.
+  ArrayRef<StringRef> axes;
   int zero;
   OpBuilder b;
   DenseMap<Value, int64_t> microbatchOf;
@@ -199,7 +208,7 @@ LogicalResult OptimizerSharder::shard(AdamWOp adamw) {
   TensorSharding whole = paramAttr ? TensorSharding::fromAttr(paramAttr)
                                    : TensorSharding::replicated(type.getRank());
   std::optional<TensorSharding> piece =
-      withAxis(whole, type.getShape(), axis, mesh);
+      withAxes(whole, type.getShape(), axes, mesh);
   if (!piece)
     return success(); // a whole optimizer on every data rank
   MLIRContext *context = func.getContext();
@@ -261,23 +270,32 @@ struct LoomShardOptimizerPass
     if (zero == 0)
       return;
     ModuleOp module = getOperation();
+    SmallVector<StringRef> names;
+    llvm::SplitString(axis, names, ",");
     MeshOp mesh;
-    for (MeshOp candidate : module.getOps<MeshOp>())
-      if (candidate.getShape().getAxisIndex(axis)) {
-        if (mesh) {
-          candidate.emitError("-loom-shard-optimizer: meshes @")
-              << mesh.getSymName() << " and @" << candidate.getSymName()
-              << " both have an axis \"" << axis << "\"";
-          return signalPassFailure();
-        }
-        mesh = candidate;
+    SmallVector<StringRef> axes;
+    for (MeshOp candidate : module.getOps<MeshOp>()) {
+      SmallVector<StringRef> found;
+      for (StringRef name : names)
+        if (candidate.getShape().getAxisIndex(name))
+          found.push_back(name);
+      if (found.empty())
+        continue;
+      if (mesh) {
+        candidate.emitError("-loom-shard-optimizer: meshes @")
+            << mesh.getSymName() << " and @" << candidate.getSymName()
+            << " both have data-parallel axes (" << axis << ")";
+        return signalPassFailure();
       }
+      mesh = candidate;
+      axes = found;
+    }
     if (!mesh)
       return; // one data rank: nothing to split
     for (auto func : module.getOps<func::FuncOp>()) {
       if (func.isExternal())
         continue;
-      OptimizerSharder sharder(func, mesh, axis, zero);
+      OptimizerSharder sharder(func, mesh, axes, zero);
       SmallVector<AdamWOp> updates(func.getOps<AdamWOp>());
       for (AdamWOp adamw : updates)
         if (failed(sharder.shard(adamw)))

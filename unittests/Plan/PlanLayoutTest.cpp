@@ -243,10 +243,22 @@ TEST(PlanLayout, ExpertMeshFoldsOntoWholeDenseAxes) {
   ASSERT_TRUE(f);
   EXPECT_EQ(f->ep, Names{"tp"});
   EXPECT_EQ(f->edp, Names{"dp"});
-  // An expert axis covering part of a dense one does not fold: ep = 4 over
-  // tp = 2 and half of dp = 4; ep = 2 within dp = 4.
-  EXPECT_FALSE(foldExpertMesh(derive("tp=2,sp,ep=4,etp=1", tinyMoE(), 8)));
-  EXPECT_FALSE(foldExpertMesh(derive("ep=2", tinyMoE(), 4)));
+  // ep within dp: dp splits into an outer "dp" and an inner "ep".
+  f = foldExpertMesh(derive("ep=2", tinyMoE(), 4));
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->ep, Names{"ep"});
+  EXPECT_EQ(f->edp, Names{"dp"});
+  EXPECT_EQ(f->data, (Names{"dp", "ep"}));
+  EXPECT_EQ(f->mesh,
+            (Axes{{"pp", 1}, {"dp", 2}, {"ep", 2}, {"cp", 1}, {"tp", 1}}));
+  EXPECT_EQ(f->axisSize("ep"), 2);
+  // etp = 1 with ep = tp and half of dp.
+  f = foldExpertMesh(derive("tp=2,sp,ep=4,etp=1", tinyMoE(), 8));
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->ep, (Names{"ep", "tp"}));
+  EXPECT_EQ(f->edp, Names{"dp"});
+  // An expert axis covering part of tp does not fold.
+  EXPECT_FALSE(foldExpertMesh(derive("tp=4,sp,ep=2,etp=1", tinyMoE(), 4)));
 }
 
 TEST(PlanLayout, LayerPlacement) {

@@ -89,17 +89,29 @@ struct PlanLayout {
   std::vector<MeshAxis> expertMesh() const;
 };
 
-/// The expert mesh of a stage laid over whole axes of the dense one: the
-/// dense axes (of size > 1) that each of etp, ep and edp covers, each list
+/// The expert mesh of a stage laid over axes of the dense one: the dense
+/// axes (of size > 1) that each of etp, ep and edp covers, each list
 /// outermost first. The stage's ranks in Megatron's order (tp fastest, then
 /// cp, then dp) split etp fastest, then ep, then edp, so each expert axis
-/// takes the next dense axes, fastest first.
+/// takes the next dense axes, fastest first. An expert axis that ends
+/// inside dp splits it in two: its inner ranks become an axis "ep" (the
+/// data ranks holding different experts), the outer ones stay "dp" (those
+/// holding the same experts); data parallelism is then over both.
 struct ExpertFolding {
   std::vector<std::string> etp, ep, edp;
+  /// The data-parallel axes, outermost first: {"dp"}, or {"dp", "ep"} with
+  /// dp split.
+  std::vector<std::string> data;
+  /// The dense mesh with dp split so, outermost first, every axis kept.
+  std::vector<MeshAxis> mesh;
+
+  /// The size of one of `mesh`'s axes (1 for a name it lacks).
+  int64_t axisSize(llvm::StringRef name) const;
 };
 
 /// How `layout`'s expert mesh folds onto its dense axes; none when an expert
-/// axis would cover part of a dense axis (ep = 2 with tp = 4, say).
+/// axis would cover part of tp or cp (ep = 2 with tp = 4, say) or a part of
+/// dp that does not divide it.
 std::optional<ExpertFolding> foldExpertMesh(const PlanLayout &layout);
 
 /// Resolves a plan that validatePlan accepts (no Error problems; others

@@ -96,14 +96,18 @@ def LoomShardOptimizerPass
 
     A parameter none of whose dimensions divides over the axis keeps a
     whole optimizer on every rank. `zero=0`, or no mesh with the axis,
-    changes nothing.
+    changes nothing. Data parallelism may span several axes (`axis` a
+    comma-separated list; those the mesh has are used): MoE folding splits
+    dp in two ("dp", "ep") when the experts take part of it, and each
+    optimizer is split over the data axes its parameter is not split over
+    already (an expert's over "dp" alone).
   }];
   let options = [
     Option<"zero", "zero", "int", /*default=*/"1",
            "ZeRO stage: 0 (off), 1 (optimizer state), 2 (+ gradients), "
            "3 (+ parameters)">,
-    Option<"axis", "axis", "std::string", /*default=*/"\"dp\"",
-           "The data-parallel mesh axis">,
+    Option<"axis", "axis", "std::string", /*default=*/"\"dp,ep\"",
+           "The data-parallel mesh axes (comma-separated)">,
   ];
   let dependentDialects = ["::loom::LoomDialect"];
 }
@@ -226,8 +230,9 @@ def LoomOverlapGradReducePass
     Option<"bucketSize", "bucket-size", "int64_t",
            /*default=*/"160000000",
            "Bytes per bucket (default: Megatron's 40M f32 parameters)">,
-    Option<"axis", "axis", "std::string", /*default=*/"\"dp\"",
-           "The data-parallel mesh axis">,
+    Option<"axis", "axis", "std::string", /*default=*/"\"dp,ep\"",
+           "The data-parallel mesh axes (comma-separated): reductions over "
+           "some of them (those the mesh has) are bucketed">,
     Option<"report", "report", "bool", /*default=*/"false",
            "Emit a remark with the number of buckets per function">,
   ];
