@@ -405,7 +405,8 @@ void LoomApplyPlanPass::runOnOperation() {
           << ": experts fold onto the stage's ranks in Megatron's order "
              "(etp fastest, then ep, then edp) with etp = tp or 1, and ep over "
              "data-parallel ranks (with etp = tp: a divisor of dp; with etp = "
-             "1: tp, or tp times a divisor of dp), not over cp [unsupported-ep]";
+             "1: tp, or tp times a divisor of dp), not over cp "
+             "[unsupported-ep]";
       return signalPassFailure();
     }
   }

@@ -264,8 +264,7 @@ int64_t Bucketer::run() {
     Type element =
         cast<ShapedType>(r.op->getOperand(0).getType()).getElementType();
     std::tuple<OperationName, Type, Attribute> key{
-        r.op->getName(), element,
-        cast<CollectiveOpInterface>(r.op).getAxes()};
+        r.op->getName(), element, cast<CollectiveOpInterface>(r.op).getAxes()};
     Bucket &bucket = open[key];
     // A bucket must start before any of its gradients is used.
     if (!bucket.members.empty() && r.readyPos >= bucket.firstUsePos) {
