@@ -3,14 +3,13 @@
 1,024 ranks: compile time and memory against the rank count.
 
   - mixtral-8x22b (56 layers, 8 experts; `loom-models mixtral-8x22b --train
-    --capacity-factor 0 --batch D`: dropless, Megatron's Mixtral default)
-    under tp=8,sp,ep=8,etp=1,pp=4,dp=D,zero=1 for D = 1, 2, 8, 32: 32 to
-    1,024 ranks. The experts are whole and split over the tensor-parallel
-    ranks (MoE folding: ep = tp, etp = 1) and the D data-parallel ranks are
-    the experts' edp.
-  - qwen3-30b-a3b (48 layers, 128 experts, top-8; dropless, --batch 16)
-    under tp=4,sp,ep=16,pp=P for P = 1, 4, 16: 64 to 1,024 ranks, its
-    experts over the 16 data-parallel ranks (ep = dp, etp = tp).
+    --capacity-factor 0 --batch D`: dropless, Megatron's Mixtral default,
+    one row per data rank) under tp=2,sp,ep=8,pp=4,dp=D,zero=1 for D = 8,
+    32, 128: 64 to 1,024 ranks. The experts are split over 8 of the D
+    data-parallel ranks (the mesh splits dp into <dp = D/8, ep = 8>; each
+    expert has D/8 replicas, edp), each expert's ffn over tp (etp = tp).
+  - qwen3-30b-a3b (48 layers, 128 experts, top-8; dropless) under
+    tp=4,sp,ep=16,pp=4,dp=D,zero=1 for D = 16, 32, 64: 256 to 1,024 ranks.
 
 For each it prints, best of RUNS (time) and max (memory), what
 bench/parallelize-scale.py prints for llama3-405b: the pipeline's passes
@@ -36,10 +35,11 @@ spec.loader.exec_module(scale)
 # (model, loom-models flags, [(ranks, plan)])
 CASES = [
     ("mixtral-8x22b", ["--capacity-factor", "0"],
-     [(32 * d, f"tp=8,sp,ep=8,etp=1,pp=4,dp={d},zero=1", ["--batch", str(d)])
-      for d in (1, 2, 8, 32)]),
-    ("qwen3-30b-a3b", ["--capacity-factor", "0", "--batch", "16"],
-     [(64 * p, f"tp=4,sp,ep=16,pp={p}", []) for p in (1, 4, 16)]),
+     [(8 * d, f"tp=2,sp,ep=8,pp=4,dp={d},zero=1", ["--batch", str(d)])
+      for d in (8, 32, 128)]),
+    ("qwen3-30b-a3b", ["--capacity-factor", "0"],
+     [(16 * d, f"tp=4,sp,ep=16,pp=4,dp={d},zero=1", ["--batch", str(d)])
+      for d in (16, 32, 64)]),
 ]
 
 
