@@ -4,10 +4,11 @@
 
   - mixtral-8x22b (56 layers, 8 experts; `loom-models mixtral-8x22b --train
     --capacity-factor 0 --batch D`: dropless, Megatron's Mixtral default,
-    one row per data rank) under tp=2,sp,ep=8,pp=4,dp=D,zero=1 for D = 8,
-    32, 128: 64 to 1,024 ranks. The experts are split over 8 of the D
-    data-parallel ranks (the mesh splits dp into <dp = D/8, ep = 8>; each
-    expert has D/8 replicas, edp), each expert's ffn over tp (etp = tp).
+    one row per data rank) under tp=2,sp,ep=8,cp=2,pp=4,dp=D,zero=1 for
+    D = 4, 16, 64: 64 to 1,024 ranks. The experts fold over the 2 cp ranks
+    and 4 of the D data-parallel ranks (the mesh splits dp into
+    <dp = D/4, ep = 4>; each expert has D/4 replicas, edp), each expert's
+    ffn over tp (etp = tp).
   - qwen3-30b-a3b (48 layers, 128 experts, top-8; dropless) under
     tp=4,sp,ep=16,pp=4,dp=D,zero=1 for D = 16, 32, 64: 256 to 1,024 ranks.
 
@@ -35,8 +36,8 @@ spec.loader.exec_module(scale)
 # (model, loom-models flags, [(ranks, plan)])
 CASES = [
     ("mixtral-8x22b", ["--capacity-factor", "0"],
-     [(8 * d, f"tp=2,sp,ep=8,pp=4,dp={d},zero=1", ["--batch", str(d)])
-      for d in (8, 32, 128)]),
+     [(16 * d, f"tp=2,sp,ep=8,cp=2,pp=4,dp={d},zero=1", ["--batch", str(d)])
+      for d in (4, 16, 64)]),
     ("qwen3-30b-a3b", ["--capacity-factor", "0"],
      [(16 * d, f"tp=4,sp,ep=16,pp=4,dp={d},zero=1", ["--batch", str(d)])
       for d in (16, 32, 64)]),

@@ -64,20 +64,22 @@ struct CommTally {
 };
 
 /// The tp, cp and dp collectives of one microbatch through some layers,
-/// and the MoE dispatcher's (allgather: over dp · tp and dp; alltoall:
-/// over ep = dp).
+/// the MoE dispatcher's (allgather: over ep · tp and ep; alltoall: over
+/// ep), and ZeRO-3's of the expert weights over their edp ranks when
+/// those are not the dense weights' dp group.
 struct StageComm {
-  CommTally tp, cp, dp, ep;
+  CommTally tp, cp, dp, ep, edp;
   StageComm &operator+=(const StageComm &o) {
     tp += o.tp;
     cp += o.cp;
     dp += o.dp;
     ep += o.ep;
+    edp += o.edp;
     return *this;
   }
   StageComm scaled(double times) const {
     return {tp.scaled(times), cp.scaled(times), dp.scaled(times),
-            ep.scaled(times)};
+            ep.scaled(times), edp.scaled(times)};
   }
 };
 
@@ -112,14 +114,18 @@ struct Context {
   /// MoE: the tokens of one dispatch, each expert's capacity in it, the
   /// experts on this rank (E / ep) and the rows its grouped matmuls run
   /// (their capacity slots), and the dispatcher's group and link.
-  /// allgather: the dp group's microbatch (mbs · seq · dp, gathered over
-  /// dp · tp), E / ep · capacity rows, the all-gathers' dp · tp ranks.
-  /// alltoall (with ep): the data rank's own tokens (mbs · seq, gathered
-  /// over tp only), capacity counted per rank, E · capacity rows (the
-  /// rank's E / ep experts' slots from the ep ranks), the all-to-alls' ep =
-  /// dp ranks.
+  /// With etp = tp the ep group is ep data ranks (ep divides dp; they are
+  /// tp · cp = tp ranks apart), and edp = dp / ep of them hold copies of
+  /// the same experts. allgather: the ep group's microbatch (mbs · seq ·
+  /// ep, gathered over ep · tp; without ep the dp group's, over dp · tp),
+  /// E / ep · capacity rows, the all-gathers' ep · tp ranks, the
+  /// reduce-scatters' ep ranks. alltoall (with ep): the data rank's own
+  /// tokens (mbs · seq, gathered over tp only), capacity counted per rank,
+  /// E · capacity rows (the rank's E / ep experts' slots from the ep
+  /// ranks), the all-to-alls' ep ranks.
   /// With etp = 1 (tp > 1) the experts are whole and ep covers the tp
-  /// ranks (ep = tp, edp = dp) or tp and dp (ep = tp · dp, edp = 1): the
+  /// ranks (ep = tp, edp = dp) or tp and part or all of dp (ep = tp · d, d
+  /// dividing dp, edp = dp / d): the
   /// dispatch then runs over the ep group alone. allgather: the ep group's
   /// tokens (mbs · seq · ep / tp) gathered over its ep ranks, combine's
   /// partial sums reduce-scattered back over them; alltoall: the rank's own
@@ -135,6 +141,17 @@ struct Context {
   double expertRows = 0;
   int64_t dispatchRanks = 1;
   const Link *dispatchLink = nullptr;
+  /// etp = tp with ep: the ep group's data ranks (tp apart) and their link,
+  /// over which allgather reduce-scatters and alltoall exchanges.
+  const Link *epLink = nullptr;
+  /// The expert data-parallel ranks, edp = tp · dp / (ep · etp) (cp is 1
+  /// with MoE layers), holding copies of the same experts: their weight
+  /// gradients are reduced over them, ZeRO shards them over them. Their
+  /// group is every ep · etp-th rank of the stage, its link
+  /// `expertGradLink`. When edp is the dense gradient group (no ep, or ep
+  /// = tp with etp = 1) the experts ride the dense reduction (one bucket).
+  int64_t expertDataRanks = 1;
+  const Link *expertGradLink = nullptr;
 };
 
 double gemmTime(const Cluster &c, double m, double k, double n) {
@@ -189,16 +206,16 @@ bool expertsOverTp(const TrainingPlan &p) {
   return p.ep > 1 && p.tp > 1 && expertTp(p) == 1;
 }
 
-/// Whether ZeRO shards the expert weights, and the dp reduction carries
-/// their gradients. Loom's -loom-shard-optimizer adds the dp axis to a
-/// tensor only when dp does not split it already; when ep covers dp (ep =
-/// dp with etp = tp, ep = tp · dp with etp = 1) it does (E / ep experts per
-/// data rank), so the expert weights, their gradients and optimizer states
-/// stay whole on their rank. Without ep, or with ep = tp (etp = 1: the
-/// experts split over tp, replicated over the edp = dp ranks), they are
-/// replicated over dp like every dense weight.
-bool zeroShardsExperts(const TrainingPlan &p) {
-  return p.ep == 1 || (expertsOverTp(p) && p.ep == p.tp);
+/// Whether the expert weights' gradients ride the dense weights' dp
+/// reduction and ZeRO shards them with the dense weights: when their edp
+/// ranks are the whole gradient group (no ep, or ep = tp with etp = 1).
+/// Loom's -loom-shard-optimizer shards each tensor over the data axes it
+/// is not split over and the gradient buckets reduce over them: an ep
+/// inside dp splits the expert weights over its ep ranks, so they are
+/// reduced and sharded over the edp ranks only (none when edp = 1: each
+/// rank owns its experts), in a bucket of their own.
+bool expertsWithDense(const Context &c) {
+  return c.expertDataRanks == c.gradRanks;
 }
 
 /// What a MoE layer keeps for its backward per microbatch beyond the
@@ -289,22 +306,23 @@ double groupedGemmTime(const Cluster &c, double groups, double rows, double k,
 
 /// One MoE layer's MLP for one microbatch, as Loom compiles Megatron's
 /// allgather dispatcher: the router on the rank's tokens, its top-k
-/// indices and weights and the tokens all-gathered over dp · tp (the whole
-/// dp group's microbatch on every rank), dispatch into the capacity slots
-/// of the rank's experts (E / ep with ep; every expert without: plain dp
-/// runs all experts on all tokens of its group), the grouped matmuls with
-/// each expert's ffn split over tp and their output all-reduced over tp,
-/// combine, and with ep a reduce-scatter over dp back to the rank's
-/// tokens. The backward runs the conjugates: the indices, weights and
-/// output gradient all-gathered, the experts' input gradient all-reduced
-/// over tp, with ep the router weights' and the tokens' gradients
-/// reduce-scattered over dp.
+/// indices and weights and the tokens all-gathered over ep · tp (the ep
+/// group's microbatch on every rank; without ep over dp · tp, the whole dp
+/// group's), dispatch into the capacity slots of the rank's experts (E /
+/// ep with ep; every expert without: plain dp runs all experts on all
+/// tokens of its group), the grouped matmuls with each expert's ffn split
+/// over tp and their output all-reduced over tp, combine, and with ep a
+/// reduce-scatter over the ep ranks back to the rank's tokens. The
+/// backward runs the conjugates: the indices, weights and output gradient
+/// all-gathered, the experts' input gradient all-reduced over tp, with ep
+/// the router weights' and the tokens' gradients reduce-scattered over
+/// the ep ranks. With ep < dp the edp = dp / ep groups do this apart.
 ///
 /// Megatron's alltoall dispatcher (with ep; without, the compiled program
 /// is plain dp's, as above): with tp the rank's tokens, indices and
 /// weights all-gathered over tp into the data rank's tokens, dispatch into
 /// the slots of every expert ([E, C, h], C counted per rank), an
-/// all-to-all over the ep = dp ranks to the experts' ranks, the grouped
+/// all-to-all over the ep ranks to the experts' ranks, the grouped
 /// matmuls on the rank's E / ep experts over their ep · C slots, the tp
 /// all-reduce of their output, an all-to-all back and combine. The
 /// backward: the same tp all-gathers (weights, indices, output gradient),
@@ -343,7 +361,6 @@ void addMoeLayer(const Context &c, LayerCost &cost, StageComm &forward,
 
   double tokenBytes = kBf16Bytes * tokens * h;
   double indexBytes = 4 * tokens * k, weightBytes = kBf16Bytes * tokens * k;
-  int64_t dp = c.plan.dp;
   bool ep = c.plan.ep > 1;
   // The slot buffer each all-to-all moves: [E, C, h] out, [E/ep, ep·C, h]
   // back, rows · h either way.
@@ -368,10 +385,10 @@ void addMoeLayer(const Context &c, LayerCost &cost, StageComm &forward,
       phase->tp.add(Collective::AllReduce, c.plan.tp, slotBytes, *c.tpLink);
   }
   if (ep && !c.allToAll) {
-    // Back to the rank's tokens: over dp (etp = tp), over the ep group
-    // (etp = 1: its tp ranks get their sp shards).
-    int64_t ranks = c.epOverTp ? c.dispatchRanks : dp;
-    const Link &link = c.epOverTp ? *c.dispatchLink : *c.dpLink;
+    // Back to the rank's tokens: over the ep group's data ranks (etp =
+    // tp), over the ep group (etp = 1: its tp ranks get their sp shards).
+    int64_t ranks = c.epOverTp ? c.dispatchRanks : c.plan.ep;
+    const Link &link = c.epOverTp ? *c.dispatchLink : *c.epLink;
     forward.ep.add(Collective::ReduceScatter, ranks, tokenBytes, link);
     backward.ep.add(Collective::ReduceScatter, ranks, weightBytes, link);
     backward.ep.add(Collective::ReduceScatter, ranks, tokenBytes, link);
@@ -528,7 +545,7 @@ LayerCost layerCost(const Context &c, StageComm &comm) {
   // Tensor parallelism: with sp an all-gather before and a reduce-scatter
   // after attention and after the MLP, without sp an all-reduce after
   // each; the backward runs their transposes (the same sizes). A MoE
-  // layer's dispatcher gathers over dp · tp (allgather) or over tp
+  // layer's dispatcher gathers over ep · tp (allgather) or over tp
   // (alltoall) instead of the MLP's pair (addMoeLayer).
   int64_t tp = c.plan.tp;
   for (StageComm *phase : {&forwardComm, &backwardComm})
@@ -551,17 +568,25 @@ LayerCost layerCost(const Context &c, StageComm &comm) {
   // ZeRO-3 gathers the layer's parameters for the forward and again for
   // the backward, and reduce-scatters its gradients in every microbatch,
   // over the gradient group.
+  // The expert weights, when their edp ranks are not the gradient group,
+  // over those (nothing when edp = 1).
   if (c.plan.zero >= 3) {
-    int64_t n = c.gradRanks;
-    double sharded = zeroShardsExperts(c.plan)
-                         ? cost.params
-                         : cost.params - cost.expertParams;
-    double paramSize = kParamBytes * sharded * double(n);
-    double gradSize = kGradBytes * sharded * double(n);
-    forwardComm.dp.add(Collective::AllGather, n, paramSize, *c.dpLink);
-    backwardComm.dp.add(Collective::AllGather, n, paramSize, *c.dpLink);
-    backwardComm.dp.add(Collective::ReduceScatter, n, gradSize, *c.dpLink);
-    cost.paramGather = forwardComm.dp.time;
+    bool together = expertsWithDense(c);
+    auto shardOver = [](CommTally &forward, CommTally &backward, int64_t n,
+                        double params, const Link &link) {
+      double paramSize = kParamBytes * params * double(n);
+      double gradSize = kGradBytes * params * double(n);
+      forward.add(Collective::AllGather, n, paramSize, link);
+      backward.add(Collective::AllGather, n, paramSize, link);
+      backward.add(Collective::ReduceScatter, n, gradSize, link);
+    };
+    shardOver(forwardComm.dp, backwardComm.dp, c.gradRanks,
+              together ? cost.params : cost.params - cost.expertParams,
+              *c.dpLink);
+    if (!together)
+      shardOver(forwardComm.edp, backwardComm.edp, c.expertDataRanks,
+                cost.expertParams, *c.expertGradLink);
+    cost.paramGather = forwardComm.dp.time + forwardComm.edp.time;
   }
 
   cost.forwardFlops = 2 * t *
@@ -575,7 +600,7 @@ LayerCost layerCost(const Context &c, StageComm &comm) {
                  cost.cpComm + cost.paramGather;
   cost.inputGrad = cost.matmul + attentionBackward + 2 * cost.elementwise +
                    backwardComm.tp.time + cpExposed.backward +
-                   backwardComm.dp.time;
+                   backwardComm.dp.time + backwardComm.edp.time;
   cost.weightGrad += cost.matmul;
   if (moe) { // the router (its wgrad is in weightGrad) and the dispatcher
     cost.forward += cost.router + cost.dispatcherComm;
@@ -704,8 +729,8 @@ llvm::Error checkContextParallel(const TransformerShape &m,
 /// Expert parallelism as Loom compiles it (the compiler's rules, named as
 /// it names them): the expert mesh [edp, ep, etp] folded over whole axes of
 /// the stage (loom::foldExpertMesh, etp fastest, then ep, then edp), with
-/// etp = tp and ep = dp (or 1), or etp = 1 and ep = tp or tp · dp (edp the
-/// rest of dp); not with cp; either dispatcher; tp only with sp
+/// etp = tp and ep a divisor of dp (or 1), or etp = 1 and ep = tp or tp
+/// times a divisor of dp (edp the rest of dp); not with cp; either dispatcher; tp only with sp
 /// (Megatron-Core's rule). MoE layers with cp are not priced, nor whole
 /// experts (etp = 1) without ep under tp (replicated over tp).
 llvm::Error checkExperts(const TransformerShape &m, const TrainingPlan &p) {
@@ -734,20 +759,22 @@ llvm::Error checkExperts(const TransformerShape &m, const TrainingPlan &p) {
                 llvm::Twine(p.ep) + ", cp=" + llvm::Twine(p.cp) +
                 "): experts folded over cp ranks are not compiled "
                 "[unsupported-ep]");
-  bool folds = etp == p.tp ? p.ep == 1 || p.ep == p.dp
-                           : p.ep == 1 || p.ep == p.tp || p.ep == p.tp * p.dp;
+  bool folds = etp == p.tp ? p.dp % p.ep == 0
+                           : p.ep == 1 || (p.ep % p.tp == 0 &&
+                                           p.dp % (p.ep / p.tp) == 0);
   if (!folds)
     return fail("expert parallelism over " + llvm::Twine(p.ep) +
                 " ranks with etp = " + llvm::Twine(etp) +
                 ", tp = " + llvm::Twine(p.tp) + ", dp = " + llvm::Twine(p.dp) +
-                ": the expert mesh folds onto whole axes of the stage (etp "
-                "fastest, then ep, then edp): with etp = tp ep must equal dp; "
-                "with etp = 1 ep is tp or tp * dp [unsupported-ep]");
+                ": the expert mesh folds onto the stage's ranks in Megatron's "
+                "order (etp fastest, then ep, then edp), ep over data-parallel "
+                "ranks: with etp = tp ep must divide dp; with etp = 1 ep is "
+                "tp, or tp times a divisor of dp [unsupported-ep]");
   if (p.ep == 1 && etp == 1 && p.tp > 1)
     return fail("whole experts (etp=1) without expert parallelism under tp=" +
                 llvm::Twine(p.tp) +
                 " (every expert on every tp rank) are not priced by the cost "
-                "model; give ep = tp or tp * dp with etp=1");
+                "model; give ep = tp, or tp times a divisor of dp, with etp=1");
   if (p.tp > 1 && !p.sp)
     return fail("a MoE model with tp > 1 needs sp (Megatron-Core refuses to "
                 "train MoE layers with tensor parallelism and without "
@@ -855,48 +882,64 @@ std::pair<int64_t, int64_t> peakInFlight(const sched::Schedule &s, int rank,
 
 /// The MoE layer's dispatch on one rank (cp is 1: checkExperts), each
 /// expert's capacity in it as ModelConfig::getExpertCapacity counts it,
-/// and the slots the rank's grouped matmuls run. allgather: the dp group's
-/// microbatch gathered over dp · tp, the slots of the rank's experts (E /
-/// ep with ep, all E without). alltoall with ep: the data rank's own
-/// microbatch (gathered over tp from its sp shards), capacity counted per
-/// rank as Megatron does, and the rank's E / ep experts' slots from every
-/// ep rank: E / ep · ep · capacity; the all-to-alls run over the dp ranks.
+/// and the slots the rank's grouped matmuls run. allgather: the ep group's
+/// microbatch gathered over ep · tp (without ep the dp group's, over dp ·
+/// tp), the slots of the rank's experts (E / ep with ep, all E without).
+/// alltoall with ep: the data rank's own microbatch (gathered over tp
+/// from its sp shards), capacity counted per rank as Megatron does, and
+/// the rank's E / ep experts' slots from every ep rank: E / ep · ep ·
+/// capacity; the all-to-alls run over the ep ranks. With etp = tp the ep
+/// group's data ranks are tp apart (Megatron's order: etp fastest, then
+/// ep, then edp), so the gather's ep · tp ranks are consecutive; with etp
+/// = 1 the ep group is ep consecutive ranks. The edp ranks holding the same
+/// experts are ep · etp apart.
 void setExpertShapes(Context &c) {
   const TransformerShape &m = c.model;
-  c.allToAll = c.plan.ep > 1 && c.plan.dispatcher == Dispatcher::AllToAll;
-  c.epOverTp = expertsOverTp(c.plan);
+  const TrainingPlan &p = c.plan;
+  c.allToAll = p.ep > 1 && p.dispatcher == Dispatcher::AllToAll;
+  c.epOverTp = expertsOverTp(p);
   c.routerTokens = c.epOverTp ? c.shardTokens : c.tokens;
-  // etp = 1: the data ranks of an ep group (1 with ep = tp, dp with ep = tp
-  // · dp); with sp each tp rank holds 1/tp of its data rank's tokens.
-  double epData = double(c.plan.ep / c.plan.tp);
+  // The data ranks whose tokens one allgather dispatch holds. etp = 1: the
+  // data ranks of an ep group (ep / tp; with sp each tp rank holds 1/tp of
+  // its data rank's tokens). etp = tp: the ep group's ep data ranks, or
+  // without ep the whole dp group (plain dp, as Loom compiles it).
+  int64_t epData = c.epOverTp ? p.ep / p.tp : p.ep > 1 ? p.ep : p.dp;
   if (c.epOverTp)
-    c.dispatchTokens = c.allToAll ? c.shardTokens : c.tokens * epData;
+    c.dispatchTokens = c.allToAll ? c.shardTokens : c.tokens * double(epData);
   else
-    c.dispatchTokens = c.allToAll ? c.tokens : c.tokens * double(c.plan.dp);
+    c.dispatchTokens = c.allToAll ? c.tokens : c.tokens * double(epData);
   double perExpert = c.dispatchTokens * double(m.topK) / double(m.experts);
   c.capacity =
       m.capacityFactor > 0
           ? std::min(c.dispatchTokens,
                      std::max(1.0, std::ceil(perExpert * m.capacityFactor)))
           : c.dispatchTokens;
-  c.localExperts = double(m.experts / c.plan.ep);
+  c.localExperts = double(m.experts / p.ep);
   c.expertRows = c.localExperts * c.capacity;
   if (c.allToAll)
-    c.expertRows *= double(c.plan.ep);
+    c.expertRows *= double(p.ep);
+  // The edp ranks: every ep · etp-th rank of the stage.
+  int64_t block = p.ep * expertTp(p);
+  c.expertDataRanks = p.tp * p.dp / block;
+  MeshDegrees copies{block, 1, c.expertDataRanks, p.pp};
+  c.expertGradLink = &axisLink(c.cluster, copies, MeshAxisKind::Dp);
   if (c.epOverTp) { // the ep group: ep consecutive ranks, tp fastest
-    c.dispatchRanks = c.plan.ep;
-    MeshDegrees group{c.plan.ep, 1, c.plan.tp * c.plan.dp / c.plan.ep,
-                      c.plan.pp};
+    c.dispatchRanks = p.ep;
+    MeshDegrees group{p.ep, 1, p.tp * p.dp / p.ep, p.pp};
     c.dispatchLink = &axisLink(c.cluster, group, MeshAxisKind::Tp);
     return;
   }
+  // etp = tp: the ep group's data ranks, tp apart, edp = dp / ep groups of
+  // them (in the place of pp's outer blocks for the link).
+  MeshDegrees epGroup{p.tp, 1, p.ep, c.expertDataRanks * p.pp};
+  c.epLink = &axisLink(c.cluster, epGroup, MeshAxisKind::Dp);
   if (c.allToAll) {
-    c.dispatchRanks = c.plan.ep;
-    c.dispatchLink = c.dpLink;
+    c.dispatchRanks = p.ep;
+    c.dispatchLink = c.epLink;
     return;
   }
-  c.dispatchRanks = c.plan.dp * c.plan.tp;
-  MeshDegrees group{c.plan.tp * c.plan.dp, 1, 1, c.plan.pp};
+  c.dispatchRanks = epData * p.tp;
+  MeshDegrees group{p.tp * epData, 1, p.dp / epData, p.pp};
   c.dispatchLink = &axisLink(c.cluster, group, MeshAxisKind::Tp);
 }
 
@@ -1004,7 +1047,8 @@ loom::cost::estimateTrainingStep(const TransformerShape &model,
   // and the optimizer after its last pipeline action.
   double m = double(est.microbatches);
   double gradRanks = double(c.gradRanks);
-  std::array<CommTally, 5> busiest; // tp, cp, pp, dp, MoE dispatcher
+  // tp, cp, pp, dp, MoE dispatcher, expert gradients over edp
+  std::array<CommTally, 6> busiest;
   for (int64_t r = 0; r < plan.pp; ++r) {
     PipelineRankEstimate rank;
     StageComm comm;
@@ -1029,20 +1073,22 @@ loom::cost::estimateTrainingStep(const TransformerShape &model,
       }
     }
 
-    double paramShard = plan.zero >= 3 ? gradRanks : 1;
-    double gradShard = plan.zero >= 2 ? gradRanks : 1;
-    double optimizerShard = plan.zero >= 1 ? gradRanks : 1;
-    // ZeRO's share of the rank's parameters (expert weights under an ep
-    // over dp stay whole: zeroShardsExperts), and what the dp reduction
-    // carries: the same (expert gradients need none when each data rank
-    // owns its experts; with ep = tp they are reduced over edp = dp).
-    double whole = zeroShardsExperts(plan) ? 0 : rank.expertParams;
-    double sharded = rank.params - whole;
-    auto shard = [&](double divisor) { return sharded / divisor + whole; };
-    double reduced = sharded;
-    rank.paramBytes = kParamBytes * shard(paramShard);
-    rank.gradBytes = kGradBytes * shard(gradShard);
-    rank.optimizerBytes = kOptimizerBytes * shard(optimizerShard);
+    // ZeRO's share of the rank's parameters at level 3 (parameters), 2
+    // (gradients), 1 (optimizer states): the dense weights' over the dp
+    // group, the expert weights' over their edp ranks (expertsWithDense:
+    // with the dense ones when edp is the dp group; whole on their rank
+    // when edp = 1). The dp reduction carries `sharded`, the edp one
+    // `apart`.
+    double apart = expertsWithDense(c) ? 0 : rank.expertParams;
+    double sharded = rank.params - apart;
+    double edp = double(c.expertDataRanks);
+    auto shard = [&](int64_t level) {
+      return plan.zero >= level ? sharded / gradRanks + apart / edp
+                                : sharded + apart;
+    };
+    rank.paramBytes = kParamBytes * shard(3);
+    rank.gradBytes = kGradBytes * shard(2);
+    rank.optimizerBytes = kOptimizerBytes * shard(1);
     auto [chunks, layers] = peakInFlight(est.schedule, int(r), layersPerChunk);
     rank.peakInFlight = chunks;
     rank.peakInFlightLayers = layers;
@@ -1059,26 +1105,33 @@ loom::cost::estimateTrainingStep(const TransformerShape &model,
     const sched::RankTimeline &timeline = est.simulation.ranks[r];
     rank.pipelineEnd =
         timeline.actions.empty() ? 0 : timeline.actions.back().end;
-    CommTally reduce;
-    if (plan.zero == 0) {
-      reduce.add(Collective::AllReduce, c.gradRanks, kGradBytes * reduced,
-                 *c.dpLink);
-    } else if (plan.zero <= 2) {
-      reduce.add(Collective::ReduceScatter, c.gradRanks, kGradBytes * reduced,
-                 *c.dpLink);
-      reduce.add(Collective::AllGather, c.gradRanks, kParamBytes * reduced,
-                 *c.dpLink);
-    }
-    rank.gradReduce = reduce.time;
+    // The gradients: all-reduced (ZeRO 0), or reduce-scattered and the
+    // updated parameters all-gathered (ZeRO 1, 2), over the dp group and,
+    // a bucket of their own, the expert weights' over their edp ranks
+    // (none with edp = 1); ZeRO-3 reduces in every microbatch.
+    auto reduceOver = [&](CommTally &reduce, int64_t ranks, double params,
+                          const Link &link) {
+      if (plan.zero == 0) {
+        reduce.add(Collective::AllReduce, ranks, kGradBytes * params, link);
+      } else if (plan.zero <= 2) {
+        reduce.add(Collective::ReduceScatter, ranks, kGradBytes * params, link);
+        reduce.add(Collective::AllGather, ranks, kParamBytes * params, link);
+      }
+    };
+    CommTally reduce, expertReduce;
+    reduceOver(reduce, c.gradRanks, sharded, *c.dpLink);
+    if (apart > 0)
+      reduceOver(expertReduce, c.expertDataRanks, apart, *c.expertGradLink);
+    rank.gradReduce = reduce.time + expertReduce.time;
     comm.dp += reduce;
-    rank.optimizer =
-        memoryTime(cluster, kAdamTrafficBytes * shard(optimizerShard));
+    comm.edp += expertReduce;
+    rank.optimizer = memoryTime(cluster, kAdamTrafficBytes * shard(1));
     rank.finish = rank.pipelineEnd + rank.gradReduce + rank.optimizer;
     est.stepTime = std::max(est.stepTime, rank.finish);
     est.ranks.push_back(rank);
 
-    CommTally perAxis[5] = {comm.tp, comm.cp, pp, comm.dp, comm.ep};
-    for (int i = 0; i < 5; ++i)
+    CommTally perAxis[6] = {comm.tp, comm.cp, pp, comm.dp, comm.ep, comm.edp};
+    for (int i = 0; i < 6; ++i)
       if (perAxis[i].time > busiest[i].time ||
           (busiest[i].calls == 0 && perAxis[i].calls > 0))
         busiest[i] = perAxis[i];
@@ -1106,6 +1159,12 @@ loom::cost::estimateTrainingStep(const TransformerShape &model,
     est.dispatcher.collectives = busiest[4].calls;
     est.dispatcher.busBytes = busiest[4].busBytes;
     est.dispatcher.time = busiest[4].time;
+    est.expertGrad.axis = MeshAxisKind::Dp;
+    est.expertGrad.groupSize = c.expertDataRanks;
+    est.expertGrad.intraNode = c.expertGradLink == &cluster.intraNode;
+    est.expertGrad.collectives = busiest[5].calls;
+    est.expertGrad.busBytes = busiest[5].busBytes;
+    est.expertGrad.time = busiest[5].time;
   }
 
   // Model FLOPs (PaLM, appendix B; Megatron's num_floating_point_operations

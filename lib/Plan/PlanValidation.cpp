@@ -496,13 +496,8 @@ std::vector<PlanProblem> loom::checkSupported(const PlanSpec &spec,
            "context parallelism with cp_comm=a2a+p2p (all-to-all within "
            "groups, rings between them) is not compiled yet; give "
            "cp_comm=p2p, all_gather or a2a");
-  // Expert parallelism is compiled over the data-parallel ranks; the
-  // ep = dp folding is checked with the layout (-loom-apply-plan).
-  if (spec.ep > 1 && spec.cp > 1)
-    refuse("unsupported-ep",
-           "expert parallelism with context parallelism (ep=" + str(spec.ep) +
-               ", cp=" + str(spec.cp) +
-               "): experts folded over cp ranks are not compiled yet");
+  // Expert parallelism: which foldings of the expert mesh are compiled is
+  // checked with the layout (-loom-apply-plan).
   if (spec.etp && *spec.etp != spec.tp && *spec.etp != 1)
     refuse("unsupported-etp",
            "expert tensor parallelism other than tp or 1 (etp=" +

@@ -393,8 +393,7 @@ void LoomApplyPlanPass::runOnOperation() {
   std::optional<ExpertFolding> folding;
   if (layout->isMoE) {
     folding = foldExpertMesh(*layout);
-    bool compiled = folding && llvm::count(folding->ep, "cp") == 0 &&
-                    (layout->etp == 1 || layout->etp == layout->tp);
+    bool compiled = folding && (layout->etp == 1 || layout->etp == layout->tp);
     if (!compiled) {
       func.emitError("plan '")
           << plan
@@ -402,11 +401,10 @@ void LoomApplyPlanPass::runOnOperation() {
           << ", ep = " << layout->ep << ", etp = " << layout->etp
           << " over tp = " << layout->tp << ", cp = " << layout->cp
           << ", dp = " << layout->dp
-          << ": experts fold onto the stage's ranks in Megatron's order "
-             "(etp fastest, then ep, then edp) with etp = tp or 1, and ep over "
-             "data-parallel ranks (with etp = tp: a divisor of dp; with etp = "
-             "1: tp, or tp times a divisor of dp), not over cp "
-             "[unsupported-ep]";
+          << ": the expert mesh folds over the stage's ranks in Megatron's "
+             "order (etp fastest, then ep, then edp), so etp must be tp or 1 "
+             "and ep must take whole axes after etp's, in the order tp, cp, "
+             "dp, or end inside dp at a divisor of it [unsupported-ep]";
       return signalPassFailure();
     }
   }

@@ -9,7 +9,9 @@
 // its blocks), the causal mask's imbalance over contiguous cp pieces, MoE
 // layers under both token dispatchers (allgather and alltoall: capacity per
 // rank, the all-to-alls' bytes, the tp all-gathers), the etp = 1 foldings
-// (whole experts over ep = tp or tp · dp) and the refusals.
+// (whole experts over ep = tp or tp · d), expert data parallelism (ep a
+// divisor of dp: the dispatch over the ep group, the expert gradients and
+// ZeRO over the edp ranks) and the refusals.
 //
 //===----------------------------------------------------------------------===//
 
@@ -611,7 +613,13 @@ TEST(TrainingStepTest, ExpertParallelRefusals) {
   p.gbs = 4;
   p.tp = 2;
   p.sp = true;
-  EXPECT_NE(errorOf(m, p, nodeFor(p)).find("ep must equal dp"),
+  EXPECT_EQ(errorOf(m, p, nodeFor(p)), ""); // ep divides dp: priced
+  p.dp = 6; // ep = 4 does not divide dp = 6
+  p.gbs = 6;
+  p.ep = 4;
+  EXPECT_NE(errorOf(m, p, nodeFor(p)).find("with etp = tp ep must divide dp"),
+            std::string::npos);
+  EXPECT_NE(errorOf(m, p, nodeFor(p)).find("[unsupported-ep]"),
             std::string::npos);
   p = moePlan(2);
   p.dispatcher = Dispatcher::AllToAll; // compiled: priced (below)
@@ -774,11 +782,15 @@ TEST(TrainingStepTest, WholeExpertFoldings) {
       EXPECT_EQ(errorOf(m, p, nodeFor(p)), "") << ep;
     }
   TrainingPlan p = wholeExpertPlan(2, Dispatcher::AllGather);
-  p.dp = 4; // ep = 4 would cover tp and half of dp
+  p.dp = 4; // ep = 4 covers tp and half of dp: priced
   p.ep = 4;
   p.gbs = 4;
-  EXPECT_NE(errorOf(m, p, nodeFor(p)).find("ep is tp or tp * dp"),
-            std::string::npos);
+  EXPECT_EQ(errorOf(m, p, nodeFor(p)), "");
+  p.dp = 3; // ep = 4 would cover tp and 2 of dp = 3
+  p.gbs = 3;
+  EXPECT_NE(
+      errorOf(m, p, nodeFor(p)).find("ep is tp, or tp times a divisor of dp"),
+      std::string::npos);
   EXPECT_NE(errorOf(m, p, nodeFor(p)).find("[unsupported-ep]"),
             std::string::npos);
   p = wholeExpertPlan(2, Dispatcher::AllGather);
@@ -951,4 +963,194 @@ TEST(TrainingStepTest, WholeExpertGroupLink) {
   StepEstimate narrow = estimate(m, p, c);
   EXPECT_EQ(narrow.dispatcher.groupSize, 2);
   EXPECT_TRUE(narrow.dispatcher.intraNode);
+}
+
+namespace {
+
+/// Expert data parallelism: tp = 2 (sp), dp = 8, experts split over tp
+/// (etp = tp) and over ep data ranks (ep dividing dp), edp = 8 / ep copies;
+/// one microbatch of 2048 tokens per data rank; two 8-GPU nodes.
+TrainingPlan expertDataPlan(int64_t ep, Dispatcher dispatcher,
+                            int64_t zero = 0) {
+  TrainingPlan p = moePlan(ep, zero);
+  p.tp = 2;
+  p.sp = true;
+  p.dp = 8;
+  p.gbs = 8;
+  p.dispatcher = dispatcher;
+  return p;
+}
+
+Cluster twoNodes() {
+  Cluster c = preset("h100-node");
+  c.nodes = 2;
+  c.gpusPerNode = 8;
+  return c;
+}
+
+} // namespace
+
+// ep = 2 of dp = 8, allgather: the ep group is 2 data ranks (ranks r and r
+// + 2 of a tp pair), their 2 · 2048 tokens gathered over ep · tp = 4
+// consecutive ranks (one node), capacity 4096 · 2 / 4 = 2048, the rank's 2
+// experts (ffn split over tp) over 2 · 2048 rows; combine's sums, the
+// router weights' and tokens' gradients reduce-scattered over the 2 ep
+// ranks (2 apart, one node). The expert gradients are all-reduced over the
+// edp = 4 ranks holding the same experts (4 apart: 0, 4, 8, 12, across the
+// nodes), the dense ones over dp = 8 as before.
+TEST(TrainingStepTest, ExpertDataParallelAllGather) {
+  TransformerShape m = moeShape();
+  Cluster c = twoNodes();
+  StepEstimate est = estimate(m, expertDataPlan(2, Dispatcher::AllGather), c);
+  double h = 1024, f = 2048, k = 2, tokens = 2 * 2048;
+  EXPECT_DOUBLE_EQ(est.layer.expertRows, 2 * 2048);
+  EXPECT_DOUBLE_EQ(est.layer.expertParams, 2 * 3 * h * (f / 2));
+  double tokenBytes = 2 * tokens * h, indexBytes = 4 * tokens * k,
+         weightBytes = 2 * tokens * k;
+  double perLayer = 2 * 0.75 * (tokenBytes + indexBytes + weightBytes) +
+                    0.5 * (2 * tokenBytes + weightBytes);
+  EXPECT_EQ(est.dispatcher.groupSize, 4);
+  EXPECT_TRUE(est.dispatcher.intraNode);
+  EXPECT_EQ(est.dispatcher.collectives, 4 * 9);
+  EXPECT_DOUBLE_EQ(est.dispatcher.busBytes, 4 * perLayer);
+  double gather = 0;
+  for (double size : {tokenBytes, indexBytes, weightBytes})
+    gather += collectiveTime(Collective::AllGather, 4, size, c.intraNode);
+  EXPECT_DOUBLE_EQ(est.layer.dispatcherComm,
+                   gather + collectiveTime(Collective::ReduceScatter, 2,
+                                           tokenBytes, c.intraNode));
+  // The experts' tp all-reduce as with ep = dp ([2, 2048, h] bf16).
+  EXPECT_DOUBLE_EQ(
+      est.layer.expertTpComm,
+      collectiveTime(Collective::AllReduce, 2, 2 * 4096 * h, c.intraNode));
+
+  const PipelineRankEstimate &r = est.ranks[0];
+  double experts = 4 * 2 * 3 * h * (f / 2), dense = r.params - experts;
+  EXPECT_DOUBLE_EQ(r.expertParams, experts);
+  EXPECT_NEAR(r.gradBytes, 4 * r.params, 1e-3);
+  EXPECT_EQ(est.traffic[3].groupSize, 8);
+  EXPECT_NEAR(est.traffic[3].busBytes, 2 * 7.0 / 8 * 4 * dense, 1e-3);
+  EXPECT_EQ(est.expertGrad.groupSize, 4);
+  EXPECT_FALSE(est.expertGrad.intraNode);
+  EXPECT_EQ(est.expertGrad.collectives, 1);
+  EXPECT_NEAR(est.expertGrad.busBytes, 2 * 0.75 * 4 * experts, 1e-3);
+  EXPECT_NEAR(est.expertGrad.time,
+              collectiveTime(Collective::AllReduce, 4, 4 * experts,
+                             c.interNode),
+              1e-12);
+  EXPECT_NEAR(r.gradReduce,
+              collectiveTime(Collective::AllReduce, 8, 4 * dense,
+                             c.interNode) +
+                  est.expertGrad.time,
+              1e-12);
+
+  // ZeRO-1: the dense optimizer states over dp = 8, the experts' over edp
+  // = 4; their gradients reduce-scattered and the weights all-gathered
+  // over the same 4 ranks.
+  StepEstimate zero =
+      estimate(m, expertDataPlan(2, Dispatcher::AllGather, 1), c);
+  EXPECT_NEAR(zero.ranks[0].optimizerBytes, 12 * (dense / 8 + experts / 4),
+              1e-3);
+  EXPECT_NEAR(zero.ranks[0].gradBytes, 4 * r.params, 1e-3);
+  EXPECT_EQ(zero.expertGrad.collectives, 2);
+  EXPECT_NEAR(zero.expertGrad.busBytes, 0.75 * (4 + 2) * experts, 1e-3);
+  // ZeRO-2 also the gradients, ZeRO-3 also the weights, each gathered and
+  // its gradient reduce-scattered over edp in every layer: per layer (E
+  // expert weights) 3 · (2E + 2E + 4E) bytes through each link.
+  StepEstimate zero2 =
+      estimate(m, expertDataPlan(2, Dispatcher::AllGather, 2), c);
+  EXPECT_NEAR(zero2.ranks[0].gradBytes, 4 * (dense / 8 + experts / 4), 1e-3);
+  StepEstimate zero3 =
+      estimate(m, expertDataPlan(2, Dispatcher::AllGather, 3), c);
+  EXPECT_NEAR(zero3.ranks[0].paramBytes, 2 * (dense / 8 + experts / 4), 1e-3);
+  double layerExperts = experts / 4;
+  EXPECT_EQ(zero3.expertGrad.collectives, 4 * 3);
+  EXPECT_NEAR(zero3.expertGrad.busBytes, 4 * 3 * 8 * layerExperts, 1e-3);
+}
+
+// ep = 4 of dp = 8: one expert per rank over the 4 data ranks' 4 · 2048
+// tokens (capacity 4096), gathered over ep · tp = 8 ranks (one node) and
+// reduce-scattered over 4 (2 apart); edp = 2 (ranks 8 apart, across the
+// nodes). alltoall: each rank dispatches its data rank's 2048 tokens
+// (gathered over tp), capacity 1024 per rank, [4, 1024, h] all-to-all'ed
+// over the 4 ep ranks, 4 per layer; the expert runs 4 · 1024 rows either
+// way. With 8 experts and ep = 8 the ep ranks (2 apart) span both nodes.
+TEST(TrainingStepTest, ExpertDataParallelGroups) {
+  TransformerShape m = moeShape();
+  Cluster c = twoNodes();
+  double h = 1024, f = 2048, k = 2;
+  StepEstimate ag = estimate(m, expertDataPlan(4, Dispatcher::AllGather), c);
+  EXPECT_DOUBLE_EQ(ag.layer.expertRows, 4096);
+  double tokens = 4 * 2048;
+  double tokenBytes = 2 * tokens * h, indexBytes = 4 * tokens * k,
+         weightBytes = 2 * tokens * k;
+  EXPECT_EQ(ag.dispatcher.groupSize, 8);
+  EXPECT_TRUE(ag.dispatcher.intraNode);
+  EXPECT_DOUBLE_EQ(ag.dispatcher.busBytes,
+                   4 * (2 * 7.0 / 8 * (tokenBytes + indexBytes + weightBytes) +
+                        0.75 * (2 * tokenBytes + weightBytes)));
+  double experts = 4 * 3 * h * (f / 2);
+  EXPECT_DOUBLE_EQ(ag.ranks[0].expertParams, experts);
+  EXPECT_EQ(ag.expertGrad.groupSize, 2);
+  EXPECT_FALSE(ag.expertGrad.intraNode);
+  EXPECT_NEAR(ag.expertGrad.busBytes, 4 * experts, 1e-3);
+
+  StepEstimate a2a = estimate(m, expertDataPlan(4, Dispatcher::AllToAll), c);
+  EXPECT_DOUBLE_EQ(a2a.layer.expertRows, 4 * 1024);
+  double slotBytes = 2 * 4 * 1024 * h;
+  EXPECT_EQ(a2a.dispatcher.groupSize, 4);
+  EXPECT_TRUE(a2a.dispatcher.intraNode);
+  EXPECT_EQ(a2a.dispatcher.collectives, 4 * 4);
+  EXPECT_DOUBLE_EQ(a2a.dispatcher.busBytes, 4 * 4 * 0.75 * slotBytes);
+  EXPECT_DOUBLE_EQ(
+      a2a.layer.dispatcherComm,
+      2 * collectiveTime(Collective::AllToAll, 4, slotBytes, c.intraNode));
+  EXPECT_DOUBLE_EQ(a2a.layer.expertMatmul, ag.layer.expertMatmul);
+  EXPECT_DOUBLE_EQ(a2a.expertGrad.busBytes, ag.expertGrad.busBytes);
+  EXPECT_DOUBLE_EQ(a2a.traffic[3].busBytes, ag.traffic[3].busBytes);
+
+  // ep = 2 alltoall: [4, 1024, h] over 2 ranks; the rank's 2 experts over
+  // 2 · 1024 slots each.
+  StepEstimate a2a2 = estimate(m, expertDataPlan(2, Dispatcher::AllToAll), c);
+  EXPECT_DOUBLE_EQ(a2a2.layer.expertRows, 2 * 2 * 1024);
+  EXPECT_EQ(a2a2.dispatcher.groupSize, 2);
+  EXPECT_DOUBLE_EQ(a2a2.dispatcher.busBytes, 4 * 4 * 0.5 * slotBytes);
+  EXPECT_EQ(a2a2.expertGrad.groupSize, 4);
+
+  // ep = 8 = dp (edp = 1): the all-to-alls over ranks 0, 2, .., 14 span
+  // the nodes; the expert gradients are not reduced.
+  m.experts = 8;
+  StepEstimate wide = estimate(m, expertDataPlan(8, Dispatcher::AllToAll), c);
+  EXPECT_EQ(wide.dispatcher.groupSize, 8);
+  EXPECT_FALSE(wide.dispatcher.intraNode);
+  EXPECT_EQ(wide.expertGrad.groupSize, 1);
+  EXPECT_EQ(wide.expertGrad.collectives, 0);
+}
+
+// Whole experts (etp = 1) over ep = tp · 2 = 4 of tp = 2, dp = 4: edp = 2.
+// allgather gathers the ep group's 2 data ranks' 2 · 2048 tokens over 4
+// consecutive ranks (capacity 2048, one whole expert), and the expert
+// gradients are all-reduced over the 2 ranks 4 apart.
+TEST(TrainingStepTest, WholeExpertsOverTpAndPartOfDp) {
+  TransformerShape m = moeShape();
+  TrainingPlan p = wholeExpertPlan(4, Dispatcher::AllGather);
+  p.dp = 4;
+  p.gbs = 4;
+  Cluster c = nodeFor(p);
+  StepEstimate est = estimate(m, p, c);
+  double h = 1024, f = 2048;
+  EXPECT_DOUBLE_EQ(est.layer.expertRows, 2048);
+  EXPECT_DOUBLE_EQ(est.layer.expertParams, 3 * h * f);
+  EXPECT_EQ(est.dispatcher.groupSize, 4);
+  EXPECT_EQ(est.dispatcher.collectives, 4 * 9);
+  double experts = 4 * 3 * h * f;
+  EXPECT_EQ(est.expertGrad.groupSize, 2);
+  EXPECT_TRUE(est.expertGrad.intraNode);
+  EXPECT_NEAR(est.expertGrad.busBytes, 4 * experts, 1e-3);
+  EXPECT_NEAR(est.traffic[3].busBytes,
+              2 * 0.75 * 4 * (est.ranks[0].params - experts), 1e-3);
+  p.zero = 1;
+  StepEstimate zero = estimate(m, p, c);
+  EXPECT_NEAR(zero.ranks[0].optimizerBytes,
+              12 * ((est.ranks[0].params - experts) / 4 + experts / 2), 1e-3);
 }

@@ -485,13 +485,13 @@ TEST(PlanSupport, NotSupportedYet) {
   EXPECT_EQ(rulesOf("cp=2,cp_comm=a2a+p2p"), Rules{"unsupported-cp-comm"});
   EXPECT_EQ(rulesOf("cp=2,cp_comm=all_gather"), Rules{});
   EXPECT_EQ(rulesOf("cp=2,cp_comm=a2a"), Rules{});
-  // Expert parallelism: both dispatchers are compiled, and etp = tp or 1
-  // (the folding itself is checked with the layout), but not experts
-  // folded over cp ranks nor an etp between 1 and tp.
+  // Expert parallelism: both dispatchers are compiled, with cp too, and
+  // etp = tp or 1 (the folding itself is checked with the layout), but not
+  // an etp between 1 and tp.
   EXPECT_EQ(rulesOf("ep=2"), Rules{});
   EXPECT_EQ(rulesOf("ep=2,dispatcher=allgather"), Rules{});
   EXPECT_EQ(rulesOf("ep=2,dispatcher=alltoall"), Rules{});
-  EXPECT_EQ(rulesOf("ep=2,cp=2,cp_comm=all_gather"), Rules{"unsupported-ep"});
+  EXPECT_EQ(rulesOf("ep=2,cp=2,cp_comm=all_gather"), Rules{});
   EXPECT_EQ(rulesOf("tp=2,etp=1"), Rules{});
   EXPECT_EQ(rulesOf("tp=4,etp=2"), Rules{"unsupported-etp"});
   ModelFacts m = dense();
@@ -499,9 +499,8 @@ TEST(PlanSupport, NotSupportedYet) {
   EXPECT_EQ(rulesOf("tp=4", &m), Rules{"unsupported-kv-replication"});
   EXPECT_EQ(rulesOf("tp=2", &m), Rules{});
   EXPECT_EQ(rulesOf("tp=4"), Rules{});
-  EXPECT_EQ(
-      rulesOf("tp=4,sp,pp=2,cp=2,cp_comm=a2a+p2p,ep=4,etp=2"),
-      (Rules{"unsupported-cp-comm", "unsupported-ep", "unsupported-etp"}));
+  EXPECT_EQ(rulesOf("tp=4,sp,pp=2,cp=2,cp_comm=a2a+p2p,ep=4,etp=2"),
+            (Rules{"unsupported-cp-comm", "unsupported-etp"}));
 
   std::vector<PlanProblem> problems =
       checkSupported(spec("cp=2,cp_comm=a2a+p2p"));
