@@ -730,9 +730,9 @@ llvm::Error checkContextParallel(const TransformerShape &m,
 /// it names them): the expert mesh [edp, ep, etp] folded over whole axes of
 /// the stage (loom::foldExpertMesh, etp fastest, then ep, then edp), with
 /// etp = tp and ep a divisor of dp (or 1), or etp = 1 and ep = tp or tp
-/// times a divisor of dp (edp the rest of dp); not with cp; either dispatcher; tp only with sp
-/// (Megatron-Core's rule). MoE layers with cp are not priced, nor whole
-/// experts (etp = 1) without ep under tp (replicated over tp).
+/// times a divisor of dp (edp the rest of dp); not with cp; either dispatcher;
+/// tp only with sp (Megatron-Core's rule). MoE layers with cp are not priced,
+/// nor whole experts (etp = 1) without ep under tp (replicated over tp).
 llvm::Error checkExperts(const TransformerShape &m, const TrainingPlan &p) {
   if (p.ep < 1)
     return fail("ep must be at least 1, got " + llvm::Twine(p.ep));

@@ -117,12 +117,18 @@ static std::string renderChromeTrace(const StepEstimate &est) {
 }
 
 /// Whether the plan's experts are whole and split over the tp ranks (etp
-/// = 1 with ep = tp or tp * dp), and then the ep axes' names.
+/// = 1 with ep = tp or tp times a divisor of dp), and then the ep axes'
+/// names.
 static bool expertsOverTp(const TrainingPlan &plan) {
   return plan.ep > 1 && plan.tp > 1 && plan.etp == 1;
 }
-static const char *expertAxes(const TrainingPlan &plan) {
-  return plan.ep == plan.tp ? "ep = tp" : "ep = tp*dp";
+static std::string expertAxes(const TrainingPlan &plan) {
+  if (plan.ep == plan.tp)
+    return "ep = tp";
+  if (plan.ep == plan.tp * plan.dp)
+    return "ep = tp*dp";
+  return "ep = tp*" + std::to_string(plan.ep / plan.tp) + " (of dp " +
+         std::to_string(plan.dp) + ")";
 }
 
 /// A MoE layer's parts of the layer line: who runs which expert rows, and
@@ -164,15 +170,23 @@ static void printDispatcherTraffic(const StepEstimate &est,
                                    const TrainingPlan &plan) {
   const AxisTraffic &t = est.dispatcher;
   bool allToAll = plan.ep > 1 && plan.dispatcher == Dispatcher::AllToAll;
-  // etp = 1: every dispatcher collective over the ep group.
-  std::string group = "all-gathers over dp*tp",
-              scatters = ", reduce-scatters over dp";
+  // etp = 1: every dispatcher collective over the ep group. etp = tp with
+  // ep < dp: over the ep group's data ranks (tp apart), edp groups apart.
+  bool partOfDp = plan.ep > 1 && plan.ep < plan.dp;
+  std::string group = partOfDp ? "all-gathers over ep*tp"
+                               : "all-gathers over "
+                                 "dp*tp",
+              scatters = partOfDp ? ", reduce-scatters over ep (of dp " +
+                                        std::to_string(plan.dp) + ")"
+                                  : ", reduce-scatters over dp";
   if (expertsOverTp(plan)) {
     group = (allToAll ? "all-to-alls over " : "all-gathers over ") +
-            std::string(expertAxes(plan));
+            expertAxes(plan);
     scatters = ", reduce-scatters over the same ranks";
   } else if (allToAll) {
-    group = "all-to-alls over ep = dp";
+    group = partOfDp
+                ? "all-to-alls over ep (of dp " + std::to_string(plan.dp) + ")"
+                : "all-to-alls over ep = dp";
   }
   std::printf("comm moe dispatcher: %s = %lld %s%s; per GPU and step: %lld "
               "%s, %s GB, %s\n",
@@ -182,6 +196,16 @@ static void printDispatcherTraffic(const StepEstimate &est,
               (long long)t.collectives,
               t.collectives == 1 ? "collective" : "collectives",
               gigabytes(t.busBytes).c_str(), duration(t.time).c_str());
+  // The expert weights' gradients over their edp ranks, a bucket of their
+  // own when edp is neither the dp group nor 1.
+  const AxisTraffic &g = est.expertGrad;
+  if (g.groupSize > 1 && g.groupSize != plan.dp * plan.cp)
+    std::printf("comm edp (expert gradients): group of %lld %s; per GPU "
+                "and step: %lld %s, %s GB, %s\n",
+                (long long)g.groupSize, linkName(g.intraNode).c_str(),
+                (long long)g.collectives,
+                g.collectives == 1 ? "collective" : "collectives",
+                gigabytes(g.busBytes).c_str(), duration(g.time).c_str());
 }
 
 int loom::sim::runModelStep(const ModelStepOptions &options) {

@@ -614,7 +614,8 @@ TEST(TrainingStepTest, ExpertParallelRefusals) {
   p.tp = 2;
   p.sp = true;
   EXPECT_EQ(errorOf(m, p, nodeFor(p)), ""); // ep divides dp: priced
-  p.dp = 6; // ep = 4 does not divide dp = 6
+  // ep = 4 does not divide dp = 6.
+  p.dp = 6;
   p.gbs = 6;
   p.ep = 4;
   EXPECT_NE(errorOf(m, p, nodeFor(p)).find("with etp = tp ep must divide dp"),
@@ -1034,13 +1035,12 @@ TEST(TrainingStepTest, ExpertDataParallelAllGather) {
   EXPECT_FALSE(est.expertGrad.intraNode);
   EXPECT_EQ(est.expertGrad.collectives, 1);
   EXPECT_NEAR(est.expertGrad.busBytes, 2 * 0.75 * 4 * experts, 1e-3);
-  EXPECT_NEAR(est.expertGrad.time,
-              collectiveTime(Collective::AllReduce, 4, 4 * experts,
-                             c.interNode),
-              1e-12);
+  EXPECT_NEAR(
+      est.expertGrad.time,
+      collectiveTime(Collective::AllReduce, 4, 4 * experts, c.interNode),
+      1e-12);
   EXPECT_NEAR(r.gradReduce,
-              collectiveTime(Collective::AllReduce, 8, 4 * dense,
-                             c.interNode) +
+              collectiveTime(Collective::AllReduce, 8, 4 * dense, c.interNode) +
                   est.expertGrad.time,
               1e-12);
 

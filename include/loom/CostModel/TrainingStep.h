@@ -3,8 +3,9 @@
 // Prices one optimizer step of a decoder-only transformer, dense or
 // mixture-of-experts, under a parallel plan (tp with sp, cp as a ring,
 // all-gather or all-to-all, pp with vpp, dp with a ZeRO level, experts
-// folded onto dp by ep (etp = tp) or, whole (etp = 1), onto tp or tp and
-// dp, with the allgather or the alltoall dispatcher, microbatch and global
+// folded onto all or part of dp by ep (etp = tp) or, whole (etp = 1), onto
+// tp or tp and part or all of dp, the rest of dp (edp) holding copies,
+// with the allgather or the alltoall dispatcher, microbatch and global
 // batch, a pipeline schedule, activation recompute) on a Cluster:
 //
 //  - the forward, input-gradient (B) and weight-gradient (W) time of every
@@ -16,7 +17,8 @@
 //  - the pipeline's transfers of the boundary activation;
 //  - the schedule library's lock-step simulation of the step's schedule
 //    with those per-stage costs (step time of the pipeline, bubble);
-//  - the gradient reduction over dp · cp and the optimizer at the end;
+//  - the gradient reduction over dp · cp (MoE: the expert weights' over
+//    their edp ranks) and the optimizer at the end;
 //  - each pipeline rank's memory by Megatron's arithmetic, with the
 //    microbatches in flight read off the schedule.
 //
@@ -107,16 +109,19 @@ struct TrainingPlan {
   int64_t dp = 1;
   /// Expert parallelism, E / ep experts per rank, and expert tensor
   /// parallelism, 0 meaning tp. The expert mesh [edp, ep, etp] folds over
-  /// the dense ranks (loom::foldExpertMesh) as Loom compiles it: etp = tp
-  /// with ep = dp or 1 (each expert's ffn split over tp), or etp = 1 with
-  /// ep = tp (edp = dp) or tp · dp (edp = 1): whole experts, the tokens
-  /// dispatched over the ep group.
+  /// the dense ranks (loom::foldExpertMesh, etp fastest, then ep, then
+  /// edp) as Loom compiles it: etp = tp with ep a divisor of dp (each
+  /// expert's ffn split over tp; edp = dp / ep), or etp = 1 with ep = tp
+  /// (edp = dp) or tp · d, d a divisor of dp (edp = dp / d): whole
+  /// experts. The tokens are dispatched over the ep group; the edp ranks
+  /// hold copies of the same experts, whose gradients are reduced (and
+  /// ZeRO-sharded) over them.
   int64_t ep = 1;
   int64_t etp = 0;
   Dispatcher dispatcher = Dispatcher::AllGather;
   /// 0: replicated optimizer; 1: optimizer states sharded over dp · cp
-  /// (Megatron's distributed optimizer); 2: also gradients; 3: also
-  /// parameters.
+  /// (Megatron's distributed optimizer; MoE expert weights over their edp
+  /// ranks); 2: also gradients; 3: also parameters.
   int64_t zero = 0;
   int64_t mbs = 1;
   int64_t gbs = 1;
@@ -160,16 +165,16 @@ struct LayerCost {
   /// every token of the dp group, as Loom compiles plain dp); forward times
   /// of the router (matmul, softmax and top-k), of the expert matmuls
   /// (within `matmul`), of dispatch and combine (within `elementwise`), of
-  /// the dispatcher's collectives (allgather: all-gathers over dp · tp,
-  /// reduce-scatters over dp; alltoall: two all-to-alls over ep = dp; not
-  /// overlapped), of the alltoall dispatcher's tp all-gathers of the
-  /// tokens, indices and weights (within `tpComm`; 0 for allgather, whose
-  /// gathers span dp · tp) and of the experts' tp all-reduce (within
-  /// `tpComm`). With alltoall the expert rows are E / ep experts' slots
-  /// from every ep rank: E · capacity, capacity counted per rank. With
-  /// etp = 1 the experts are whole (their share over etp = 1), the
-  /// dispatcher's collectives span the ep group (tp or tp · dp ranks) and
-  /// there is no tp collective of the experts (both tp times 0).
+  /// the dispatcher's collectives (allgather: all-gathers over ep · tp,
+  /// dp · tp without ep, reduce-scatters over the ep ranks; alltoall: two
+  /// all-to-alls over the ep ranks; not overlapped), of the alltoall
+  /// dispatcher's tp all-gathers of the tokens, indices and weights
+  /// (within `tpComm`; 0 for allgather, whose gathers span ep · tp) and of the
+  /// experts' tp all-reduce (within `tpComm`). With alltoall the expert rows
+  /// are E / ep experts' slots from every ep rank: E · capacity, capacity
+  /// counted per rank. With etp = 1 the experts are whole (their share over etp
+  /// = 1), the dispatcher's collectives span the ep group (tp or tp · d ranks)
+  /// and there is no tp collective of the experts (both tp times 0).
   double expertParams = 0;
   double expertRows = 0;
   double router = 0;
@@ -216,10 +221,11 @@ struct PipelineRankEstimate {
 /// Communication of one mesh axis, per GPU and step, on the busiest
 /// pipeline rank. The dp entry is the gradient group, dp · cp ranks.
 /// StepEstimate::dispatcher uses it for MoE layers' token dispatch:
-/// allgather's all-gathers run over dp · tp ranks (the group and link
-/// given here), its reduce-scatters over dp; alltoall's all-to-alls over
-/// the ep = dp ranks (the group and link given here). With etp = 1 both
-/// dispatchers' collectives run over the ep group (tp, or tp · dp ranks).
+/// allgather's all-gathers run over ep · tp ranks (dp · tp without ep; the
+/// group and link given here), its reduce-scatters over the ep ranks;
+/// alltoall's all-to-alls over the ep ranks (the group and link given
+/// here). With etp = tp the ep ranks are tp apart. With etp = 1 both
+/// dispatchers' collectives run over the ep group (tp, or tp · d ranks).
 struct AxisTraffic {
   MeshAxisKind axis = MeshAxisKind::Tp;
   int64_t groupSize = 1;
@@ -244,6 +250,11 @@ struct StepEstimate {
   std::vector<AxisTraffic> traffic;
   /// MoE layers' dispatcher collectives (none for a dense model).
   AxisTraffic dispatcher;
+  /// MoE: the expert weights' gradient reduction (ZeRO-3: their gathers and
+  /// reduce-scatters) over their edp ranks (the group and link given
+  /// here) when edp is neither the dp group (then they are within the dp
+  /// entry) nor 1 (nothing to reduce).
+  AxisTraffic expertGrad;
   schedule::Schedule schedule;
   schedule::ActionCosts costs;
   schedule::SimulationResult simulation;
@@ -267,8 +278,9 @@ struct StepEstimate {
 /// 2 · cp, cp_comm a2a+p2p, a2a's heads not a multiple of tp · cp, gbs
 /// not a multiple of mbs · dp, the schedule library's refusals; for MoE
 /// what Loom does not compile (an expert mesh that does not fold onto
-/// whole axes: with etp = tp ep ∉ {1, dp}, with etp = 1 ep ∉ {1, tp, tp ·
-/// dp}; etp ∉ {1, tp}; ep with cp; tp without sp) and what the model does
+/// whole axes: with etp = tp ep not a divisor of dp, with etp = 1 ep
+/// neither 1, tp nor tp times a divisor of dp; etp ∉ {1, tp}; ep with cp;
+/// tp without sp) and what the model does
 /// not price (cp; etp = 1 without ep under tp).
 llvm::Expected<StepEstimate> estimateTrainingStep(const TransformerShape &model,
                                                   const TrainingPlan &plan,
