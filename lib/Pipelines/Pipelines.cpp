@@ -49,7 +49,8 @@ void loom::buildLoomParallelizePipeline(OpPassManager &pm,
   CpCommType cpComm =
       spec ? spec->cpComm.value_or(CpCommType::P2P) : CpCommType::P2P;
   if (spec && spec->cp > 1 &&
-      (cpComm == CpCommType::P2P || cpComm == CpCommType::AllGather)) {
+      (cpComm == CpCommType::P2P || cpComm == CpCommType::AllGather ||
+       cpComm == CpCommType::A2AP2P)) {
     LoomRingAttentionPassOptions ring;
     ring.keepGather = cpComm == CpCommType::AllGather;
     pm.addPass(createLoomRingAttentionPass(ring));

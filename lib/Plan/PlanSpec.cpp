@@ -72,8 +72,8 @@ bool PlanSpec::operator==(const PlanSpec &other) const {
          dp == other.dp && ep == other.ep && etp == other.etp &&
          zero == other.zero && mbs == other.mbs && gbs == other.gbs &&
          schedule == other.schedule && cpComm == other.cpComm &&
-         dispatcher == other.dispatcher && recompute == other.recompute &&
-         vocabMultiple == other.vocabMultiple;
+         cpA2A == other.cpA2A && dispatcher == other.dispatcher &&
+         recompute == other.recompute && vocabMultiple == other.vocabMultiple;
 }
 
 //===----------------------------------------------------------------------===//
@@ -334,6 +334,12 @@ static const PlanKeyInfo kPlanKeys[] = {
      "--cp-comm-type p2p|all_gather|a2a|a2a+p2p",
      "how context parallelism exchanges keys and values (default p2p: ring "
      "attention)"},
+    {"cp_a2a",
+     "N",
+     {},
+     "--hierarchical-context-parallel-sizes N cp/N",
+     "cp_comm=a2a+p2p: all-to-all within groups of N consecutive cp ranks, "
+     "a ring of cp / N groups"},
     {"dp", "N", kDpAliases, "(derived: world / (tp * cp * pp))",
      "data parallelism; derived from the world size when omitted"},
     {"ep", "N", kEpAliases, "--expert-model-parallel-size N",
@@ -377,6 +383,7 @@ enum KeyIndex : unsigned {
   kLastLayers,
   kCp,
   kCpComm,
+  kCpA2A,
   kDp,
   kEp,
   kEtp,
@@ -404,6 +411,7 @@ static const Setter kSetters[] = {
     setOptionalInt<&PlanSpec::lastLayers>,
     setInt<&PlanSpec::cp>,
     setCpComm,
+    setOptionalInt<&PlanSpec::cpA2A>,
     setOptionalInt<&PlanSpec::dp>,
     setInt<&PlanSpec::ep>,
     setOptionalInt<&PlanSpec::etp>,
@@ -769,6 +777,8 @@ std::string loom::toString(const PlanSpec &spec) {
   if (spec.cpComm)
     entries.push_back(kPlanKeys[kCpComm].name.str() + "=" +
                       stringifyCpComm(*spec.cpComm).str());
+  if (spec.cpA2A)
+    add(kCpA2A, *spec.cpA2A);
   if (spec.dp)
     add(kDp, *spec.dp);
   if (spec.ep != 1)

@@ -95,6 +95,7 @@ bool PlanChecker::checkRanges() {
   check("first_layers", spec.firstLayers);
   check("last_layers", spec.lastLayers);
   check("cp", spec.cp);
+  check("cp_a2a", spec.cpA2A);
   check("dp", spec.dp);
   check("ep", spec.ep);
   check("etp", spec.etp);
@@ -230,23 +231,45 @@ void PlanChecker::checkContextParallel() {
     error("cp-comm-needs-cp",
           "cp_comm=" + stringifyCpComm(*spec.cpComm).str() +
               " sets how context parallelism communicates and needs cp > 1");
-  // All-to-all (Ulysses) trades the sequence for heads: each cp rank takes
-  // heads / (tp * cp) of the heads a tp rank has (Megatron's
-  // "num_heads % cp_size == 0" for a2a).
-  if (spec.cpComm == CpCommType::A2A && spec.cp > 1 && model.heads &&
-      model.heads % (spec.tp * spec.cp) != 0)
-    error("heads-cp-a2a", "cp_comm=a2a splits the attention heads (" +
-                              str(model.heads) +
-                              ") over tp * cp = " + str(spec.tp) + " * " +
-                              str(spec.cp) + "; they must be divisible by it");
+  // a2a+p2p: all-to-all within groups of cp_a2a consecutive cp ranks, a
+  // ring over the groups (Megatron's hierarchical context parallelism).
+  bool hierarchical = spec.cpComm == CpCommType::A2AP2P && spec.cp > 1;
+  if (spec.cpA2A && !hierarchical)
+    error("cp-a2a-needs-hierarchical",
+          "cp_a2a sets the all-to-all groups of cp_comm=a2a+p2p (with cp > 1)");
+  bool groupsDivide = hierarchical && spec.cpA2A && *spec.cpA2A >= 2 &&
+                      *spec.cpA2A < spec.cp && spec.cp % *spec.cpA2A == 0;
+  if (hierarchical && !spec.cpA2A)
+    error("cp-a2a-size", "cp_comm=a2a+p2p needs cp_a2a, the ranks of each "
+                         "all-to-all group (Megatron's first "
+                         "--hierarchical-context-parallel-sizes)");
+  else if (hierarchical && *spec.cpA2A > 0 && !groupsDivide)
+    error("cp-a2a-size", "cp_a2a (" + str(*spec.cpA2A) +
+                             ") must be a divisor of cp (" + str(spec.cp) +
+                             ") strictly between 1 and cp: all-to-all groups "
+                             "of cp_a2a ranks, a ring of cp / cp_a2a of them");
+  // All-to-all (Ulysses) trades the sequence for heads: each rank of an
+  // all-to-all group (all of cp for a2a) takes heads / (tp * group) of the
+  // heads a tp rank has (Megatron's "num_heads % cp_size == 0" for a2a).
+  int64_t a2aRanks = spec.cpComm == CpCommType::A2A && spec.cp > 1 ? spec.cp
+                     : groupsDivide                                ? *spec.cpA2A
+                                                                   : 0;
+  std::string a2aName =
+      spec.cpComm == CpCommType::A2A ? "cp_comm=a2a" : "cp_comm=a2a+p2p";
+  std::string over = spec.cpComm == CpCommType::A2A ? "cp" : "cp_a2a";
+  if (a2aRanks > 0 && model.heads && model.heads % (spec.tp * a2aRanks) != 0)
+    error("heads-cp-a2a", a2aName + " splits the attention heads (" +
+                              str(model.heads) + ") over tp * " + over + " = " +
+                              str(spec.tp) + " * " + str(a2aRanks) +
+                              "; they must be divisible by it");
   // The keys and values travel the same all-to-all, so their heads split
   // the same way (one error when both do not divide).
-  else if (spec.cpComm == CpCommType::A2A && spec.cp > 1 && model.kvHeads &&
-           model.kvHeads % (spec.tp * spec.cp) != 0)
-    error("heads-cp-a2a", "cp_comm=a2a splits the key/value heads (" +
-                              str(model.kvHeads) +
-                              ") over tp * cp = " + str(spec.tp) + " * " +
-                              str(spec.cp) + "; they must be divisible by it");
+  else if (a2aRanks > 0 && model.kvHeads &&
+           model.kvHeads % (spec.tp * a2aRanks) != 0)
+    error("heads-cp-a2a", a2aName + " splits the key/value heads (" +
+                              str(model.kvHeads) + ") over tp * " + over +
+                              " = " + str(spec.tp) + " * " + str(a2aRanks) +
+                              "; they must be divisible by it");
 }
 
 void PlanChecker::checkBatch(PlanLayout &layout) {
@@ -441,6 +464,7 @@ std::vector<PlanProblem> PlanChecker::run(PlanLayout &layout) {
   layout.etp = spec.etp.value_or(spec.tp);
   layout.sp = spec.sp;
   layout.cpComm = spec.cpComm.value_or(CpCommType::P2P);
+  layout.cpA2A = spec.cpA2A.value_or(1);
   layout.zero = spec.zero;
   layout.mbs = spec.mbs;
   layout.recompute = spec.recompute;
@@ -491,11 +515,11 @@ std::vector<PlanProblem> loom::checkSupported(const PlanSpec &spec,
     problems.push_back(
         {rule.str(), std::move(message), PlanSeverity::Unsupported});
   };
-  if (spec.cp > 1 && spec.cpComm == CpCommType::A2AP2P)
+  if (spec.cp > 1 && spec.cpComm == CpCommType::A2AP2P && spec.ep > 1)
     refuse("unsupported-cp-comm",
-           "context parallelism with cp_comm=a2a+p2p (all-to-all within "
-           "groups, rings between them) is not compiled yet; give "
-           "cp_comm=p2p, all_gather or a2a");
+           "expert parallelism with cp_comm=a2a+p2p (ep=" + str(spec.ep) +
+               "): experts folded over hierarchical context-parallel ranks "
+               "are not compiled yet; give cp_comm=p2p, all_gather or a2a");
   // Expert parallelism: which foldings of the expert mesh are compiled is
   // checked with the layout (-loom-apply-plan).
   if (spec.etp && *spec.etp != spec.tp && *spec.etp != 1)

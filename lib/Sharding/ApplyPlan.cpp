@@ -169,7 +169,8 @@ bool readsPositions(OpOperand &use) {
 /// gradient of the table is already derived in the sequence's own order.
 bool balancesSequence(func::FuncOp func, const PlanLayout &layout,
                       bool independentRows) {
-  if (layout.cp < 2 || layout.cpComm == CpCommType::A2A || !independentRows)
+  if (layout.cp < 2 || layout.cpComm == CpCommType::A2A ||
+      layout.cpComm == CpCommType::A2AP2P || !independentRows)
     return false;
   for (BlockArgument arg : func.getArguments())
     if (func.getArgAttr(arg.getArgNumber(), LoomDialect::kParamAttrName) &&
@@ -213,6 +214,15 @@ Value permuteIntoChunks(Value v, int64_t dim, int64_t cp) {
 }
 
 /// A tensor of `rank` dimensions split over `axis` along `dim` alone.
+/// The mesh axes the sequence splits over under cp: "cp", or with
+/// cp_comm=a2a+p2p the ring of all-to-all groups ("cp") and the ranks within
+/// a group ("cpa").
+SmallVector<StringRef, 2> sequenceAxes(const PlanLayout &layout) {
+  if (layout.cpComm == CpCommType::A2AP2P)
+    return {"cp", "cpa"};
+  return {"cp"};
+}
+
 ShardingAttr splitOver(MLIRContext *context, FlatSymbolRefAttr mesh,
                        int64_t rank, int64_t dim, StringRef axis) {
   TensorSharding s = TensorSharding::replicated(rank);
@@ -270,19 +280,26 @@ LogicalResult seedVocabulary(func::FuncOp func, int64_t tp,
 /// reads the forward's q, k, v and output as they were split for it (as
 /// Transformer Engine keeps them), so it takes one all-to-all in (the
 /// output's gradient) and three out.
+/// With cp_comm=a2a+p2p the all-to-all runs within groups ("cpa"): the
+/// heads split over tp, then cpa, and the sequence stays split over the
+/// groups' ring ("cp"), which -loom-ring-attention then turns into a ring.
 void pinUlyssesAttention(func::FuncOp func, const PlanLayout &layout,
+                         ArrayRef<std::string> dataAxes,
                          FlatSymbolRefAttr mesh) {
   MLIRContext *context = func.getContext();
+  bool hierarchical = layout.cpComm == CpCommType::A2AP2P;
   auto make = [&](bool heads) {
     TensorSharding s = TensorSharding::replicated(4);
     if (layout.dp > 1)
-      s.dims[0].push_back("dp");
-    if (!heads)
-      s.dims[1].push_back("cp");
+      for (const std::string &axis : dataAxes)
+        s.dims[0].push_back(axis);
+    for (StringRef axis : sequenceAxes(layout))
+      if (!heads || (hierarchical && axis == "cp"))
+        s.dims[1].push_back(axis);
     if (layout.tp > 1)
       s.dims[2].push_back("tp");
     if (heads)
-      s.dims[2].push_back("cp");
+      s.dims[2].push_back(hierarchical ? "cpa" : "cp");
     return s.toAttr(context, mesh);
   };
   ShardingAttr byHeads = make(true), bySequence = make(false);
@@ -408,9 +425,17 @@ void LoomApplyPlanPass::runOnOperation() {
       return signalPassFailure();
     }
   }
-  // The dense mesh, with dp split in two where the experts take part of it.
-  std::vector<MeshAxis> axes =
-      withoutUnitAxes(folding ? folding->mesh : layout->denseMesh());
+  // The dense mesh, with dp split in two where the experts take part of it,
+  // and cp where its all-to-all groups ("cpa", the inner ranks) form a ring
+  // ("cp") under cp_comm=a2a+p2p.
+  std::vector<MeshAxis> dense = folding ? folding->mesh : layout->denseMesh();
+  if (layout->cpComm == CpCommType::A2AP2P && layout->cp > 1) {
+    auto cp =
+        llvm::find_if(dense, [](const MeshAxis &a) { return a.name == "cp"; });
+    cp->size = layout->cp / layout->cpA2A;
+    dense.insert(cp + 1, MeshAxis{"cpa", layout->cpA2A});
+  }
+  std::vector<MeshAxis> axes = withoutUnitAxes(dense);
   if (axes.empty())
     return; // one rank: nothing to split
 
@@ -516,7 +541,8 @@ LogicalResult LoomApplyPlanPass::seed(func::FuncOp func,
         seedSequence(permuteIntoChunks(arg, 1, layout.cp), split);
         continue;
       }
-      split.dims[1].push_back("cp");
+      for (StringRef axis : sequenceAxes(layout))
+        split.dims[1].push_back(axis);
     }
     if (!split.isReplicated())
       seedSequence(arg, split);
@@ -562,7 +588,8 @@ LogicalResult LoomApplyPlanPass::seed(func::FuncOp func,
       // Under cp, each rank's positions split further over tp.
       TensorSharding split = TensorSharding::replicated(type.getRank());
       if (layout.cp > 1)
-        split.dims[1].push_back("cp");
+        for (StringRef axis : sequenceAxes(layout))
+          split.dims[1].push_back(axis);
       split.dims[1].push_back("tp");
       if (failed(check(result, 1, layout.cp > 1 ? "cp, tp" : "tp",
                        layout.cp * layout.tp, op)))
@@ -602,8 +629,9 @@ LogicalResult LoomApplyPlanPass::seed(func::FuncOp func,
       return failure();
   }
   // Last: the pins take the place of the tensor-parallel attention seeds.
-  if (layout.cp > 1 && layout.cpComm == CpCommType::A2A)
-    pinUlyssesAttention(func, layout, mesh);
+  if (layout.cp > 1 &&
+      (layout.cpComm == CpCommType::A2A || layout.cpComm == CpCommType::A2AP2P))
+    pinUlyssesAttention(func, layout, dataAxes, mesh);
   return success();
 }
 

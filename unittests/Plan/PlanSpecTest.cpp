@@ -423,11 +423,14 @@ TEST(PlanSpec, KeyTable) {
           << alias.str();
     }
   }
-  EXPECT_EQ(names, (std::vector<std::string>{
-                       "tp", "sp", "pp", "vpp", "vpp_layers", "first_layers",
-                       "last_layers", "cp", "cp_comm", "dp", "ep", "etp",
-                       "dispatcher", "zero", "mbs", "gbs", "schedule",
-                       "recompute", "vocab_multiple"}));
+  EXPECT_EQ(
+      names,
+      (std::vector<std::string>{
+          "tp",         "sp",           "pp",          "vpp",
+          "vpp_layers", "first_layers", "last_layers", "cp",
+          "cp_comm",    "cp_a2a",       "dp",          "ep",
+          "etp",        "dispatcher",   "zero",        "mbs",
+          "gbs",        "schedule",     "recompute",   "vocab_multiple"}));
 }
 
 } // namespace

@@ -275,6 +275,22 @@ TEST(PlanValidation, ContextParallelExchange) {
   m.kvHeads = 6;
   expectClean("cp=4,cp_comm=p2p", m, 4);
   expectClean("cp=4,cp_comm=all_gather", m, 4);
+  // Hierarchical: all-to-all within groups of cp_a2a ranks, a ring of them.
+  m.kvHeads = 2;
+  expectClean("cp=4,cp_comm=a2a+p2p,cp_a2a=2", m, 4);
+  expectOnly("cp=4,cp_comm=a2a+p2p", m, 4, "cp-a2a-size",
+             "cp_comm=a2a+p2p needs cp_a2a, the ranks of each all-to-all "
+             "group (Megatron's first --hierarchical-context-parallel-sizes)");
+  expectOnly("cp=4,cp_comm=a2a+p2p,cp_a2a=4", m, 4, "cp-a2a-size",
+             "cp_a2a (4) must be a divisor of cp (4) strictly between 1 and "
+             "cp: all-to-all groups of cp_a2a ranks, a ring of cp / cp_a2a of "
+             "them");
+  expectOnly("cp=4,cp_a2a=2", m, 4, "cp-a2a-needs-hierarchical",
+             "cp_a2a sets the all-to-all groups of cp_comm=a2a+p2p (with cp > "
+             "1)");
+  expectOnly("tp=2,cp=4,cp_comm=a2a+p2p,cp_a2a=2", m, 8, "heads-cp-a2a",
+             "cp_comm=a2a+p2p splits the key/value heads (2) over tp * cp_a2a "
+             "= 2 * 2; they must be divisible by it");
 }
 
 TEST(PlanValidation, GlobalBatch) {
@@ -478,11 +494,13 @@ TEST(PlanSupport, NotSupportedYet) {
   EXPECT_EQ(rulesOf("pp=2"), Rules{});
   EXPECT_EQ(rulesOf("pp=2,vpp=2"), Rules{});
   EXPECT_EQ(rulesOf("pp=2,vpp_layers=2"), Rules{});
-  // Context parallelism: the ring (the default), all_gather and a2a are
-  // compiled; the hierarchical a2a+p2p is not.
+  // Context parallelism: the ring (the default), all_gather, a2a and the
+  // hierarchical a2a+p2p are compiled (but not the latter with experts).
   EXPECT_EQ(rulesOf("cp=2"), Rules{});
   EXPECT_EQ(rulesOf("cp=2,cp_comm=p2p"), Rules{});
-  EXPECT_EQ(rulesOf("cp=2,cp_comm=a2a+p2p"), Rules{"unsupported-cp-comm"});
+  EXPECT_EQ(rulesOf("cp=4,cp_comm=a2a+p2p,cp_a2a=2"), Rules{});
+  EXPECT_EQ(rulesOf("cp=4,cp_comm=a2a+p2p,cp_a2a=2,ep=2"),
+            Rules{"unsupported-cp-comm"});
   EXPECT_EQ(rulesOf("cp=2,cp_comm=all_gather"), Rules{});
   EXPECT_EQ(rulesOf("cp=2,cp_comm=a2a"), Rules{});
   // Expert parallelism: both dispatchers are compiled, with cp too, and
@@ -503,12 +521,13 @@ TEST(PlanSupport, NotSupportedYet) {
             (Rules{"unsupported-cp-comm", "unsupported-etp"}));
 
   std::vector<PlanProblem> problems =
-      checkSupported(spec("cp=2,cp_comm=a2a+p2p"));
+      checkSupported(spec("cp=4,cp_comm=a2a+p2p,cp_a2a=2,ep=2"));
   EXPECT_TRUE(hasErrors(problems));
   EXPECT_EQ(formatPlanProblem(problems[0]),
-            "not supported yet: context parallelism with cp_comm=a2a+p2p "
-            "(all-to-all within groups, rings between them) is not compiled "
-            "yet; give cp_comm=p2p, all_gather or a2a [unsupported-cp-comm]");
+            "not supported yet: expert parallelism with cp_comm=a2a+p2p "
+            "(ep=2): experts folded over hierarchical context-parallel ranks "
+            "are not compiled yet; give cp_comm=p2p, all_gather or a2a "
+            "[unsupported-cp-comm]");
 }
 
 TEST(PlanSupport, HasErrorsAndFormat) {

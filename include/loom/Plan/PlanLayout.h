@@ -60,6 +60,8 @@ struct PlanLayout {
   /// How attention communicates over cp (Megatron's default, p2p, when the
   /// plan does not say).
   CpCommType cpComm = CpCommType::P2P;
+  /// cp_comm=a2a+p2p: the ranks of each all-to-all group (1 otherwise).
+  int64_t cpA2A = 1;
   /// Model chunks per stage (1: not interleaved).
   int64_t vpp = 1;
   int64_t zero = 0;

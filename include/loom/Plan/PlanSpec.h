@@ -121,6 +121,10 @@ struct PlanSpec {
   std::optional<PipelineSchedule> schedule;
   /// Context parallelism's exchange; p2p (Megatron's default) when omitted.
   std::optional<CpCommType> cpComm;
+  /// cp_comm=a2a+p2p: the ranks of each all-to-all group (consecutive cp
+  /// ranks; Megatron's first --hierarchical-context-parallel-sizes), the
+  /// ring running over cp / cpA2A of them.
+  std::optional<int64_t> cpA2A;
   /// A MoE model's token dispatcher; allgather (Megatron-Core's default)
   /// when omitted.
   std::optional<TokenDispatcher> dispatcher;
