@@ -134,6 +134,14 @@ struct Context {
   /// router runs on the rank's sp shard.
   bool epOverTp = false;
   bool allToAll = false;
+  /// Whether the ep group covers the cp ranks (the expert mesh folds over
+  /// cp before dp). alltoall then gathers the data rank's tokens over the
+  /// tp · cp block before dispatch and combine's output after it, each
+  /// way (`cpGatherRanks` consecutive ranks, `cpGatherLink`); allgather's
+  /// gather over the ep group covers cp already.
+  bool epOverCp = false;
+  int64_t cpGatherRanks = 1;
+  const Link *cpGatherLink = nullptr;
   double routerTokens = 0;
   double dispatchTokens = 0;
   double capacity = 0;
@@ -144,8 +152,8 @@ struct Context {
   /// etp = tp with ep: the ep group's data ranks (tp apart) and their link,
   /// over which allgather reduce-scatters and alltoall exchanges.
   const Link *epLink = nullptr;
-  /// The expert data-parallel ranks, edp = tp · dp / (ep · etp) (cp is 1
-  /// with MoE layers), holding copies of the same experts: their weight
+  /// The expert data-parallel ranks, edp = tp · cp · dp / (ep · etp),
+  /// holding copies of the same experts: their weight
   /// gradients are reduced over them, ZeRO shards them over them. Their
   /// group is every ep · etp-th rank of the stage, its link
   /// `expertGradLink`. When edp is the dense gradient group (no ep, or ep
@@ -292,7 +300,10 @@ double moeTransientBytes(const Context &c) {
   if (!c.model.isMoE())
     return 0;
   double slots = c.allToAll ? kBf16Bytes * c.expertRows * c.hidden : 0;
-  return 2 * kBf16Bytes * c.dispatchTokens * c.hidden + slots;
+  // alltoall with cp in the ep group gathers the data rank's sequence.
+  double gathered =
+      c.allToAll && c.epOverCp ? c.sequenceTokens : c.dispatchTokens;
+  return 2 * kBf16Bytes * gathered * c.hidden + slots;
 }
 
 /// A grouped matmul: `groups` experts, each [rows, k] x [k, n], by the
@@ -369,14 +380,25 @@ void addMoeLayer(const Context &c, LayerCost &cost, StageComm &forward,
   // alltoall dispatcher gathers the data rank's tokens over tp unless tp
   // is an ep axis (etp = 1: the rank dispatches its own shard).
   bool tpExperts = !c.epOverTp;
+  // alltoall with cp in the ep group: the data rank's tokens gathered
+  // over the tp · cp block (in place of the tp gather of the tokens)
+  // before dispatch, and combine's output after it, each way.
+  double sequenceBytes = kBf16Bytes * c.sequenceTokens * h;
+  bool cpGathers = c.allToAll && c.epOverCp;
   for (StageComm *phase : {&forward, &backward}) {
-    for (double size : {tokenBytes, indexBytes, weightBytes}) {
+    for (double size : {cpGathers ? 0 : tokenBytes, indexBytes, weightBytes}) {
+      if (size == 0)
+        continue;
       if (!c.allToAll)
         phase->ep.add(Collective::AllGather, c.dispatchRanks, size,
                       *c.dispatchLink);
       else if (tpExperts)
         phase->tp.add(Collective::AllGather, c.plan.tp, size, *c.tpLink);
     }
+    if (cpGathers)
+      for (int i = 0; i < 2; ++i)
+        phase->ep.add(Collective::AllGather, c.cpGatherRanks, sequenceBytes,
+                      *c.cpGatherLink);
     if (c.allToAll)
       for (int i = 0; i < 2; ++i)
         phase->ep.add(Collective::AllToAll, c.dispatchRanks, slotBytes,
@@ -395,9 +417,10 @@ void addMoeLayer(const Context &c, LayerCost &cost, StageComm &forward,
   }
   cost.dispatcherComm = forward.ep.time;
   if (c.allToAll && c.plan.tp > 1 && tpExperts)
-    for (double size : {tokenBytes, indexBytes, weightBytes})
-      cost.dispatcherTpComm +=
-          collectiveTime(Collective::AllGather, c.plan.tp, size, *c.tpLink);
+    for (double size : {cpGathers ? 0 : tokenBytes, indexBytes, weightBytes})
+      if (size > 0)
+        cost.dispatcherTpComm +=
+            collectiveTime(Collective::AllGather, c.plan.tp, size, *c.tpLink);
   cost.expertTpComm = collectiveTime(Collective::AllReduce, c.plan.tp,
                                      kBf16Bytes * rows * h, *c.tpLink);
   if (c.plan.tp == 1 || !tpExperts)
@@ -726,13 +749,38 @@ llvm::Error checkContextParallel(const TransformerShape &m,
   return llvm::Error::success();
 }
 
+/// Whether the expert mesh [edp, ep, etp] folds over the stage's ranks as
+/// loom::foldExpertMesh folds it: etp, then ep, then edp, each over whole
+/// axes in the order tp, cp, dp, or ending inside dp at a divisor of it.
+bool expertMeshFolds(const TrainingPlan &p, int64_t etp) {
+  int64_t ranks = p.tp * p.cp * p.dp;
+  if (ranks % (p.ep * etp))
+    return false;
+  int64_t axes[3] = {p.tp, p.cp, p.dp}; // the last is dp
+  int next = 0;
+  auto cover = [&](int64_t size) {
+    int64_t covered = 1;
+    while (covered < size && next < 3) {
+      int64_t rest = size / covered;
+      if (next == 2 && axes[2] > rest && size % covered == 0 &&
+          axes[2] % rest == 0) { // part of dp: its inner ranks
+        axes[2] /= rest;
+        covered *= rest;
+        continue;
+      }
+      covered *= axes[next++];
+    }
+    return covered == size;
+  };
+  return cover(etp) && cover(p.ep) && cover(ranks / (p.ep * etp));
+}
+
 /// Expert parallelism as Loom compiles it (the compiler's rules, named as
-/// it names them): the expert mesh [edp, ep, etp] folded over whole axes of
-/// the stage (loom::foldExpertMesh, etp fastest, then ep, then edp), with
-/// etp = tp and ep a divisor of dp (or 1), or etp = 1 and ep = tp or tp
-/// times a divisor of dp (edp the rest of dp); not with cp; either dispatcher;
-/// tp only with sp (Megatron-Core's rule). MoE layers with cp are not priced,
-/// nor whole experts (etp = 1) without ep under tp (replicated over tp).
+/// it names them): the expert mesh [edp, ep, etp] folded over the stage
+/// (loom::foldExpertMesh, etp fastest, then ep, then edp; expertMeshFolds)
+/// with etp = tp or 1; either dispatcher; tp only with sp (Megatron-Core's
+/// rule). MoE layers with cp and without ep are not priced, nor whole
+/// experts (etp = 1) without ep under tp (replicated over tp).
 llvm::Error checkExperts(const TransformerShape &m, const TrainingPlan &p) {
   if (p.ep < 1)
     return fail("ep must be at least 1, got " + llvm::Twine(p.ep));
@@ -754,22 +802,15 @@ llvm::Error checkExperts(const TransformerShape &m, const TrainingPlan &p) {
                 llvm::Twine(etp) + ", tp=" + llvm::Twine(p.tp) +
                 "): experts split over part of the tensor-parallel ranks are "
                 "not compiled; etp is tp (the default) or 1 [unsupported-etp]");
-  if (p.ep > 1 && p.cp > 1)
-    return fail("expert parallelism with context parallelism (ep=" +
-                llvm::Twine(p.ep) + ", cp=" + llvm::Twine(p.cp) +
-                "): experts folded over cp ranks are not compiled "
-                "[unsupported-ep]");
-  bool folds = etp == p.tp ? p.dp % p.ep == 0
-                           : p.ep == 1 || (p.ep % p.tp == 0 &&
-                                           p.dp % (p.ep / p.tp) == 0);
-  if (!folds)
+  if (!expertMeshFolds(p, etp))
     return fail("expert parallelism over " + llvm::Twine(p.ep) +
                 " ranks with etp = " + llvm::Twine(etp) +
-                ", tp = " + llvm::Twine(p.tp) + ", dp = " + llvm::Twine(p.dp) +
-                ": the expert mesh folds onto the stage's ranks in Megatron's "
-                "order (etp fastest, then ep, then edp), ep over data-parallel "
-                "ranks: with etp = tp ep must divide dp; with etp = 1 ep is "
-                "tp, or tp times a divisor of dp [unsupported-ep]");
+                " over tp = " + llvm::Twine(p.tp) +
+                ", cp = " + llvm::Twine(p.cp) + ", dp = " + llvm::Twine(p.dp) +
+                ": the expert mesh folds over the stage's ranks in Megatron's "
+                "order (etp fastest, then ep, then edp), so ep must take "
+                "whole axes after etp's, in the order tp, cp, dp, or end "
+                "inside dp at a divisor of it [unsupported-ep]");
   if (p.ep == 1 && etp == 1 && p.tp > 1)
     return fail("whole experts (etp=1) without expert parallelism under tp=" +
                 llvm::Twine(p.tp) +
@@ -779,9 +820,10 @@ llvm::Error checkExperts(const TransformerShape &m, const TrainingPlan &p) {
     return fail("a MoE model with tp > 1 needs sp (Megatron-Core refuses to "
                 "train MoE layers with tensor parallelism and without "
                 "sequence parallelism) [moe-tp-sp]");
-  if (p.cp > 1)
+  if (p.cp > 1 && p.ep == 1)
     return fail("MoE layers with context parallelism (cp=" + llvm::Twine(p.cp) +
-                ") are not priced by the cost model");
+                ") and without expert parallelism are not priced by the cost "
+                "model");
   return llvm::Error::success();
 }
 
@@ -880,7 +922,7 @@ std::pair<int64_t, int64_t> peakInFlight(const sched::Schedule &s, int rank,
   return {peak, peak * layersPerChunk};
 }
 
-/// The MoE layer's dispatch on one rank (cp is 1: checkExperts), each
+/// The MoE layer's dispatch on one rank, each
 /// expert's capacity in it as ModelConfig::getExpertCapacity counts it,
 /// and the slots the rank's grouped matmuls run. allgather: the ep group's
 /// microbatch gathered over ep · tp (without ep the dp group's, over dp ·
@@ -892,12 +934,25 @@ std::pair<int64_t, int64_t> peakInFlight(const sched::Schedule &s, int rank,
 /// group's data ranks are tp apart (Megatron's order: etp fastest, then
 /// ep, then edp), so the gather's ep · tp ranks are consecutive; with etp
 /// = 1 the ep group is ep consecutive ranks. The edp ranks holding the same
-/// experts are ep · etp apart.
+/// experts are ep · etp apart. With cp the ep group covers the cp ranks
+/// before dp (or, etp = 1 with ep = tp, none: cp is then in edp); a "data
+/// rank" below is then a cp rank, its seq / cp positions (`tokens`), and
+/// ep · etp consecutive ranks hold ep · etp / tp of them: allgather's
+/// gather over the ep group takes the whole sequence of the data ranks in
+/// it, alltoall dispatches each rank's own positions.
 void setExpertShapes(Context &c) {
   const TransformerShape &m = c.model;
   const TrainingPlan &p = c.plan;
   c.allToAll = p.ep > 1 && p.dispatcher == Dispatcher::AllToAll;
   c.epOverTp = expertsOverTp(p);
+  int64_t ranks = p.tp * p.cp * p.dp; // the stage's
+  c.epOverCp =
+      p.cp > 1 && p.ep > 1 && (p.ep * expertTp(p)) % (p.tp * p.cp) == 0;
+  if (c.epOverCp) { // the tp · cp block, consecutive ranks
+    c.cpGatherRanks = p.tp * p.cp;
+    MeshDegrees block{p.tp * p.cp, 1, p.dp, p.pp};
+    c.cpGatherLink = &axisLink(c.cluster, block, MeshAxisKind::Tp);
+  }
   c.routerTokens = c.epOverTp ? c.shardTokens : c.tokens;
   // The data ranks whose tokens one allgather dispatch holds. etp = 1: the
   // data ranks of an ep group (ep / tp; with sp each tp rank holds 1/tp of
@@ -920,12 +975,12 @@ void setExpertShapes(Context &c) {
     c.expertRows *= double(p.ep);
   // The edp ranks: every ep · etp-th rank of the stage.
   int64_t block = p.ep * expertTp(p);
-  c.expertDataRanks = p.tp * p.dp / block;
+  c.expertDataRanks = ranks / block;
   MeshDegrees copies{block, 1, c.expertDataRanks, p.pp};
   c.expertGradLink = &axisLink(c.cluster, copies, MeshAxisKind::Dp);
   if (c.epOverTp) { // the ep group: ep consecutive ranks, tp fastest
     c.dispatchRanks = p.ep;
-    MeshDegrees group{p.ep, 1, p.tp * p.dp / p.ep, p.pp};
+    MeshDegrees group{p.ep, 1, ranks / p.ep, p.pp};
     c.dispatchLink = &axisLink(c.cluster, group, MeshAxisKind::Tp);
     return;
   }
@@ -939,7 +994,7 @@ void setExpertShapes(Context &c) {
     return;
   }
   c.dispatchRanks = epData * p.tp;
-  MeshDegrees group{p.tp * epData, 1, p.dp / epData, p.pp};
+  MeshDegrees group{p.tp * epData, 1, ranks / (p.tp * epData), p.pp};
   c.dispatchLink = &axisLink(c.cluster, group, MeshAxisKind::Tp);
 }
 

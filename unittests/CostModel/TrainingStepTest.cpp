@@ -618,8 +618,9 @@ TEST(TrainingStepTest, ExpertParallelRefusals) {
   p.dp = 6;
   p.gbs = 6;
   p.ep = 4;
-  EXPECT_NE(errorOf(m, p, nodeFor(p)).find("with etp = tp ep must divide dp"),
-            std::string::npos);
+  EXPECT_NE(
+      errorOf(m, p, nodeFor(p)).find("or end inside dp at a divisor of it"),
+      std::string::npos);
   EXPECT_NE(errorOf(m, p, nodeFor(p)).find("[unsupported-ep]"),
             std::string::npos);
   p = moePlan(2);
@@ -641,8 +642,7 @@ TEST(TrainingStepTest, ExpertParallelRefusals) {
   p.cp = 2;
   p.tp = 2;
   p.sp = true;
-  EXPECT_NE(errorOf(m, p, nodeFor(p)).find("with context parallelism"),
-            std::string::npos);
+  EXPECT_EQ(errorOf(m, p, nodeFor(p)), ""); // ep = cp: priced (below)
   EXPECT_NE(errorOf(gptShape(4), moePlan(2), c).find("[ep-needs-moe]"),
             std::string::npos);
 }
@@ -790,14 +790,13 @@ TEST(TrainingStepTest, WholeExpertFoldings) {
   p.dp = 3; // ep = 4 would cover tp and 2 of dp = 3
   p.gbs = 3;
   EXPECT_NE(
-      errorOf(m, p, nodeFor(p)).find("ep is tp, or tp times a divisor of dp"),
+      errorOf(m, p, nodeFor(p)).find("or end inside dp at a divisor of it"),
       std::string::npos);
   EXPECT_NE(errorOf(m, p, nodeFor(p)).find("[unsupported-ep]"),
             std::string::npos);
   p = wholeExpertPlan(2, Dispatcher::AllGather);
-  p.cp = 2;
-  EXPECT_NE(errorOf(m, p, nodeFor(p)).find("[unsupported-ep]"),
-            std::string::npos);
+  p.cp = 2; // ep = tp, cp in edp: compiled and priced
+  EXPECT_EQ(errorOf(m, p, nodeFor(p)), "");
   // Whole experts replicated over tp (no ep) are compiled, not priced.
   p = wholeExpertPlan(1, Dispatcher::AllGather);
   EXPECT_NE(errorOf(m, p, nodeFor(p)).find("not priced"), std::string::npos);
@@ -1153,4 +1152,104 @@ TEST(TrainingStepTest, WholeExpertsOverTpAndPartOfDp) {
   StepEstimate zero = estimate(m, p, c);
   EXPECT_NEAR(zero.ranks[0].optimizerBytes,
               12 * ((est.ranks[0].params - experts) / 4 + experts / 2), 1e-3);
+}
+
+// Experts over cp ranks (the expert mesh folds over cp before dp).
+// tp=2,sp,cp=2,ep=2,dp=2 (ep = cp, etp = tp): a cp rank holds 1024 of the
+// sequence's 2048 positions. allgather: the ep group's 2 cp ranks' tokens
+// (the data rank's 2048) gathered over ep · tp = 4 consecutive ranks,
+// capacity 2048 · 2 / 4 = 1024, the rank's 2 experts over 2048 rows,
+// reduce-scatters over the 2 ep ranks (2 apart); edp = 8 / 4 = 2.
+// alltoall: each rank dispatches its own 1024 positions (capacity 512, rows
+// 2 · 512 · 2 = 2048), two all-to-alls of [4, 512, h] over ep = 2 and two
+// all-gathers of the data rank's [2048, h] over the tp · cp = 4 block, each
+// way; the tp all-gathers of indices and weights (not of the tokens).
+TEST(TrainingStepTest, ExpertsOverCpRanks) {
+  TransformerShape m = moeShape();
+  TrainingPlan p = moePlan(2);
+  p.tp = 2;
+  p.sp = true;
+  p.cp = 2;
+  Cluster c = nodeFor(p);
+  double h = 1024, k = 2, tokens = 2048;
+  double tokenBytes = 2 * tokens * h, indexBytes = 4 * tokens * k,
+         weightBytes = 2 * tokens * k;
+  StepEstimate ag = estimate(m, p, c);
+  EXPECT_DOUBLE_EQ(ag.layer.expertRows, 2048);
+  EXPECT_EQ(ag.dispatcher.groupSize, 4);
+  EXPECT_EQ(ag.dispatcher.collectives, 4 * 9);
+  EXPECT_DOUBLE_EQ(ag.dispatcher.busBytes,
+                   4 * (2 * 0.75 * (tokenBytes + indexBytes + weightBytes) +
+                        0.5 * (2 * tokenBytes + weightBytes)));
+  EXPECT_EQ(ag.expertGrad.groupSize, 2);
+
+  p.dispatcher = Dispatcher::AllToAll;
+  StepEstimate a2a = estimate(m, p, c);
+  EXPECT_DOUBLE_EQ(a2a.layer.expertRows, 2048);
+  double slotBytes = 2 * 2048 * h, sequenceBytes = 2 * 2048 * h;
+  EXPECT_EQ(a2a.dispatcher.groupSize, 2);
+  EXPECT_EQ(a2a.dispatcher.collectives, 4 * 8);
+  EXPECT_DOUBLE_EQ(a2a.dispatcher.busBytes,
+                   4 * 2 * (2 * 0.5 * slotBytes + 2 * 0.75 * sequenceBytes));
+  double rankTokens = 1024;
+  EXPECT_DOUBLE_EQ(a2a.layer.dispatcherTpComm,
+                   collectiveTime(Collective::AllGather, 2, 4 * rankTokens * k,
+                                  c.intraNode) +
+                       collectiveTime(Collective::AllGather, 2,
+                                      2 * rankTokens * k, c.intraNode));
+  EXPECT_EQ(a2a.expertGrad.groupSize, 2);
+}
+
+// cp=2,dp=4,ep=8 (tp = 1, 8 experts): ep covers cp, then all of dp (edp =
+// 1). allgather: the 8 cp ranks' 8 · 1024 tokens gathered over the 8 ranks,
+// capacity 8192 · 2 / 8 = 2048, one expert per rank over 2048 rows,
+// reduce-scatters over the same 8. alltoall: the rank's 1024 positions,
+// capacity 256, [8, 256, h] all-to-all'ed over 8, rows 8 · 256 = 2048,
+// the data rank's [2048, h] all-gathered over cp = 2 twice each way. No
+// expert gradient reduction (each rank owns its expert).
+TEST(TrainingStepTest, ExpertsOverCpAndDp) {
+  TransformerShape m = moeShape();
+  m.experts = 8;
+  TrainingPlan p = moePlan(8);
+  p.cp = 2;
+  p.dp = 4;
+  p.gbs = 4;
+  Cluster c = nodeFor(p);
+  double h = 1024, k = 2, tokens = 8192;
+  double tokenBytes = 2 * tokens * h, indexBytes = 4 * tokens * k,
+         weightBytes = 2 * tokens * k;
+  StepEstimate ag = estimate(m, p, c);
+  EXPECT_DOUBLE_EQ(ag.layer.expertRows, 2048);
+  EXPECT_EQ(ag.dispatcher.groupSize, 8);
+  EXPECT_DOUBLE_EQ(ag.dispatcher.busBytes,
+                   4 * (2 * 7.0 / 8 * (tokenBytes + indexBytes + weightBytes) +
+                        7.0 / 8 * (2 * tokenBytes + weightBytes)));
+  EXPECT_EQ(ag.expertGrad.groupSize, 1);
+  EXPECT_EQ(ag.expertGrad.collectives, 0);
+
+  p.dispatcher = Dispatcher::AllToAll;
+  StepEstimate a2a = estimate(m, p, c);
+  EXPECT_DOUBLE_EQ(a2a.layer.expertRows, 2048);
+  double slotBytes = 2 * 2048 * h, sequenceBytes = 2 * 2048 * h;
+  EXPECT_EQ(a2a.dispatcher.groupSize, 8);
+  EXPECT_EQ(a2a.dispatcher.collectives, 4 * 8);
+  EXPECT_DOUBLE_EQ(a2a.dispatcher.busBytes,
+                   4 * 2 * (2 * 7.0 / 8 * slotBytes + 2 * 0.5 * sequenceBytes));
+}
+
+// ep within cp (cp = 4, ep = 2 with etp = tp) does not fold; nor ep = 2 of
+// dp with cp = 2 left outside; MoE with cp and without ep is not priced.
+TEST(TrainingStepTest, ExpertsOverCpRefusals) {
+  TransformerShape m = moeShape();
+  TrainingPlan p = moePlan(2);
+  p.dp = 1;
+  p.gbs = 1;
+  p.cp = 4;
+  EXPECT_NE(errorOf(m, p, nodeFor(p)).find("[unsupported-ep]"),
+            std::string::npos);
+  p.ep = 4; // ep = cp
+  EXPECT_EQ(errorOf(m, p, nodeFor(p)), "");
+  p.ep = 1;
+  EXPECT_NE(errorOf(m, p, nodeFor(p)).find("without expert parallelism"),
+            std::string::npos);
 }
