@@ -733,8 +733,8 @@ llvm::Error checkContextParallel(const TransformerShape &m,
   if (p.cp == 1)
     return llvm::Error::success();
   if (p.cpComm == CpComm::A2AP2P)
-    return fail("cp_comm=a2a+p2p is not compiled (rings between all-to-all "
-                "groups); the cost model prices p2p, all_gather and a2a");
+    return fail("cp_comm=a2a+p2p (rings between all-to-all groups) is not "
+                "priced yet; the cost model prices p2p, all_gather and a2a");
   if (m.seq % (2 * p.cp))
     return fail("seq (" + llvm::Twine(m.seq) + ") is not a multiple of 2*cp (" +
                 llvm::Twine(2 * p.cp) + ")");

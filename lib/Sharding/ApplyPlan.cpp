@@ -163,19 +163,14 @@ bool readsPositions(OpOperand &use) {
 /// Whether the step takes Megatron's load-balanced sequence order: causal
 /// attention split by the ring or the all-gather (cp_comm=p2p,
 /// all_gather), where contiguous pieces would leave the last cp rank most
-/// of the work; rope gives the positions. Not
-/// when an MoE dispatch may drop tokens (which ones depends on their
-/// order), nor with a learned position table: the training step's
-/// gradient of the table is already derived in the sequence's own order.
+/// of the work; rope gives the positions, a learned table is read permuted
+/// (permutePositionTable). Not when an MoE dispatch may drop tokens (which
+/// ones depends on their order).
 bool balancesSequence(func::FuncOp func, const PlanLayout &layout,
                       bool independentRows) {
   if (layout.cp < 2 || layout.cpComm == CpCommType::A2A ||
       layout.cpComm == CpCommType::A2AP2P || !independentRows)
     return false;
-  for (BlockArgument arg : func.getArguments())
-    if (func.getArgAttr(arg.getArgNumber(), LoomDialect::kParamAttrName) &&
-        llvm::any_of(arg.getUses(), readsPositions))
-      return false;
   WalkResult causal = func.walk([](AttentionOp attention) {
     return attention.getCausal() ? WalkResult::interrupt()
                                  : WalkResult::advance();
@@ -183,34 +178,82 @@ bool balancesSequence(func::FuncOp func, const PlanLayout &layout,
   return causal.wasInterrupted();
 }
 
-/// `v` with dimension `dim` (2·cp chunks) in Megatron's load-balanced
-/// order: chunks 0, 2·cp − 1, 1, 2·cp − 2, ..., so that cp rank r's
-/// contiguous piece is chunks r and 2·cp − 1 − r. Its uses take the
-/// permuted value.
-Value permuteIntoChunks(Value v, int64_t dim, int64_t cp) {
+/// Megatron's load-balanced order of 2·cp chunks: 0, 2·cp − 1, 1,
+/// 2·cp − 2, ..., so that cp rank r's contiguous piece is chunks r and
+/// 2·cp − 1 − r.
+SmallVector<int64_t> balancedChunkOrder(int64_t cp) {
+  SmallVector<int64_t> order;
+  for (int64_t r = 0; r < cp; ++r)
+    order.append({r, 2 * cp - 1 - r});
+  return order;
+}
+
+/// `v` with dimension `dim` cut into order.size() chunks, chunk order[i]
+/// placed i-th, built at `b`'s insertion point; `first` is the op that
+/// reads `v`.
+Value reorderChunks(OpBuilder &b, Value v, int64_t dim, ArrayRef<int64_t> order,
+                    Operation *&first) {
   auto type = cast<RankedTensorType>(v.getType());
-  int64_t chunk = type.getDimSize(dim) / (2 * cp);
+  int64_t count = static_cast<int64_t>(order.size());
   SmallVector<int64_t> split(type.getShape());
-  split[dim] = 2 * cp;
-  split.insert(split.begin() + dim + 1, chunk);
-  OpBuilder b(v.getContext());
-  b.setInsertionPointToStart(v.getParentBlock());
+  split[dim] = count;
+  split.insert(split.begin() + dim + 1, type.getDimSize(dim) / count);
   Location loc = v.getLoc();
   auto chunks = ReshapeOp::create(b, loc, type.clone(split), v);
+  first = chunks;
   SmallVector<Value> pieces;
-  for (int64_t r = 0; r < cp; ++r)
-    for (int64_t index : {r, 2 * cp - 1 - r}) {
-      SmallVector<int64_t> offsets(split.size(), 0), sizes = split;
-      offsets[dim] = index;
-      sizes[dim] = 1;
-      pieces.push_back(
-          SliceOp::create(b, loc, type.clone(sizes), chunks, offsets, sizes));
-    }
+  for (int64_t index : order) {
+    SmallVector<int64_t> offsets(split.size(), 0), sizes = split;
+    offsets[dim] = index;
+    sizes[dim] = 1;
+    pieces.push_back(
+        SliceOp::create(b, loc, type.clone(sizes), chunks, offsets, sizes));
+  }
   auto ordered = ConcatOp::create(b, loc, type.clone(split), pieces,
                                   b.getI64IntegerAttr(dim));
-  auto permuted = ReshapeOp::create(b, loc, type, ordered);
-  v.replaceAllUsesExcept(permuted, chunks);
+  return ReshapeOp::create(b, loc, type, ordered);
+}
+
+/// `v` (an argument) with dimension `dim` in the load-balanced order of
+/// 2·cp chunks; its uses take the permuted value.
+Value permuteIntoChunks(Value v, int64_t dim, int64_t cp) {
+  OpBuilder b(v.getContext());
+  b.setInsertionPointToStart(v.getParentBlock());
+  Operation *first = nullptr;
+  Value permuted = reorderChunks(b, v, dim, balancedChunkOrder(cp), first);
+  v.replaceAllUsesExcept(permuted, first);
   return permuted;
+}
+
+/// A learned position table (a parameter broadcast along the sequence) under
+/// the load-balanced order: the forward reads it permuted, as the sequence
+/// is, and its gradient, derived in that order, is put back in the table's
+/// own before anything reads it (the optimizer, the gradient norm).
+void permutePositionTable(func::FuncOp func, BlockArgument table, int64_t cp) {
+  OpBuilder b(func.getContext());
+  b.setInsertionPointToStart(&func.getBody().front());
+  Operation *first = nullptr;
+  Value permuted = reorderChunks(b, table, 0, balancedChunkOrder(cp), first);
+  table.replaceUsesWithIf(permuted,
+                          [](OpOperand &use) { return readsPositions(use); });
+  SmallVector<int64_t> back(2 * cp);
+  for (auto [position, chunk] : llvm::enumerate(balancedChunkOrder(cp)))
+    back[chunk] = static_cast<int64_t>(position);
+  func.walk([&](AdamWOp adamw) {
+    Value gradient = adamw.getGrad();
+    if (adamw.getParam() != table || !gradient.getDefiningOp())
+      return;
+    b.setInsertionPointAfter(gradient.getDefiningOp());
+    Operation *read = nullptr;
+    Value natural = reorderChunks(b, gradient, 0, back, read);
+    for (Operation *op = read; op != natural.getDefiningOp();
+         op = op->getNextNode())
+      op->setDiscardableAttrs(
+          gradient.getDefiningOp()->getDiscardableAttrDictionary());
+    natural.getDefiningOp()->setDiscardableAttrs(
+        gradient.getDefiningOp()->getDiscardableAttrDictionary());
+    gradient.replaceAllUsesExcept(natural, read);
+  });
 }
 
 /// A tensor of `rank` dimensions split over `axis` along `dim` alone.
@@ -490,9 +533,14 @@ LogicalResult LoomApplyPlanPass::seed(func::FuncOp func,
   bool independentRows = rowsAreIndependent(func);
   int64_t seq = facts.seq;
   bool balanced = balancesSequence(func, layout, independentRows);
-  if (balanced)
+  if (balanced) {
     func->setAttr(LoomDialect::kCpChunksAttrName,
                   IntegerAttr::get(IntegerType::get(context, 64), layout.cp));
+    for (BlockArgument arg : func.getArguments())
+      if (func.getArgAttr(arg.getArgNumber(), LoomDialect::kParamAttrName) &&
+          llvm::any_of(arg.getUses(), readsPositions))
+        permutePositionTable(func, arg, layout.cp);
+  }
   // The value each sequence split seeds: the input itself, or its
   // load-balanced permutation (the input then stays whole over cp).
   auto seedSequence = [&](Value v, const TensorSharding &split) {
