@@ -66,20 +66,22 @@ struct CommTally {
 /// The tp, cp and dp collectives of one microbatch through some layers,
 /// the MoE dispatcher's (allgather: over ep · tp and ep; alltoall: over
 /// ep), and ZeRO-3's of the expert weights over their edp ranks when
-/// those are not the dense weights' dp group.
+/// those are not the dense weights' dp group. cp_comm=a2a+p2p: `cp` holds
+/// the all-to-alls within a group, `cpRing` the ring between the groups.
 struct StageComm {
-  CommTally tp, cp, dp, ep, edp;
+  CommTally tp, cp, dp, ep, edp, cpRing;
   StageComm &operator+=(const StageComm &o) {
     tp += o.tp;
     cp += o.cp;
     dp += o.dp;
     ep += o.ep;
     edp += o.edp;
+    cpRing += o.cpRing;
     return *this;
   }
   StageComm scaled(double times) const {
-    return {tp.scaled(times), cp.scaled(times), dp.scaled(times),
-            ep.scaled(times), edp.scaled(times)};
+    return {tp.scaled(times), cp.scaled(times),  dp.scaled(times),
+            ep.scaled(times), edp.scaled(times), cpRing.scaled(times)};
   }
 };
 
@@ -90,7 +92,11 @@ struct Context {
   const Cluster &cluster;
   MeshDegrees degrees;
   const Link *tpLink = nullptr;
+  /// The cp group's link; cp_comm=a2a+p2p: that of an all-to-all group
+  /// (cpA2A consecutive cp ranks, tp apart), the ring's between the groups
+  /// (cp / cpA2A of them, tp · cpA2A apart) being `cpRingLink`.
   const Link *cpLink = nullptr;
+  const Link *cpRingLink = nullptr;
   /// The gradient group: dp · cp ranks (every rank of it holds a partial
   /// sum of each weight gradient) and its link.
   int64_t gradRanks = 1;
@@ -246,10 +252,10 @@ double moeActivationBytes(const Context &c) {
 /// and of the MLP matmuls (2h each) and two dropout masks (h each): 10h
 /// per token. Split over tp: Q, K, V, the attention output, the MLP's
 /// first output(s) and its activation. GPT's shapes give 34·s·b·h with sp.
-/// With cp every term is of the rank's seq / cp positions; Ulysses (a2a)
-/// keeps Q, K, V split by heads instead (the same bytes) and the attention
-/// output twice: split by heads for the attention backward and by
-/// positions for the output projection's.
+/// With cp every term is of the rank's seq / cp positions; Ulysses (a2a,
+/// and a2a+p2p within its groups) keeps Q, K, V split by heads instead
+/// (the same bytes) and the attention output twice: split by heads for the
+/// attention backward and by positions for the output projection's.
 double fullActivationBytes(const Context &c) {
   double replicated = 10 * c.hidden * c.shardTokens;
   if (c.model.isMoE())
@@ -259,7 +265,8 @@ double fullActivationBytes(const Context &c) {
   double split = (2 * (c.queryWidth + 2 * c.kvWidth) + 2 * c.queryWidth +
                   2 * c.gate * c.ffnWidth + 2 * c.ffnWidth) *
                  c.tokens;
-  if (c.plan.cp > 1 && c.plan.cpComm == CpComm::A2A)
+  if (c.plan.cp > 1 &&
+      (c.plan.cpComm == CpComm::A2A || c.plan.cpComm == CpComm::A2AP2P))
     split += 2 * c.queryWidth * c.tokens;
   return replicated + split;
 }
@@ -279,13 +286,14 @@ double layerActivationBytes(const Context &c) {
 /// reduce-scattering them (the forward holds only the gathered K and V).
 /// p2p (the ring): two blocks in flight, the one computed on and the one
 /// arriving, each of the backward's K, V, dK and dV (seq / cp positions;
-/// no whole-sequence buffer).
+/// no whole-sequence buffer). a2a+p2p's ring the same: its blocks are the
+/// group's seq / (cp / cpA2A) positions of kv / cpA2A heads, as many bytes.
 double attentionTransientBytes(const Context &c) {
   if (c.plan.cp == 1)
     return 0;
   if (c.plan.cpComm == CpComm::AllGather)
     return 4 * kBf16Bytes * c.sequenceTokens * c.kvWidth;
-  if (c.plan.cpComm == CpComm::P2P)
+  if (c.plan.cpComm == CpComm::P2P || c.plan.cpComm == CpComm::A2AP2P)
     return 2 * 4 * kBf16Bytes * c.tokens * c.kvWidth;
   return 0;
 }
@@ -433,18 +441,21 @@ void addMoeLayer(const Context &c, LayerCost &cost, StageComm &forward,
 /// against `keySeq` keys, per sequence, with the given widths. all_gather
 /// and p2p: the rank's own queries against the whole sequence's keys
 /// (gathered, or block by block around the ring); a2a (Ulysses): the whole
-/// sequence on heads / cp of the tp rank's heads. Either way 1/cp of the
-/// attention as accounted (unmasked).
+/// sequence on heads / cp of the tp rank's heads; a2a+p2p: the group's
+/// seq / P positions (P = cp / cpA2A groups in the ring) on heads / cpA2A
+/// of them against the whole sequence's keys, block by block around the
+/// ring. Each way 1/cp of the attention as accounted (unmasked).
 struct AttentionWork {
   double querySeq, keySeq, queryWidth, kvWidth;
   /// The causal mask's work on the slowest rank over its accounted share's
   /// half. p2p and all_gather take Megatron's load-balanced chunks (r and
-  /// 2cp − 1 − r) for rope models: balanced. With a learned position table
-  /// Loom keeps contiguous pieces, r·S/cp .. (r+1)·S/cp, whose queries see
-  /// the keys 0 .. (r+1)·S/cp, so the ranks run 1, 3, 5, ... half-blocks
-  /// of (S/cp)²: the last one (2cp − 1)/cp² of the causal attention
-  /// instead of 1/cp, (2cp − 1)/cp times its share. a2a splits heads:
-  /// balanced.
+  /// 2cp − 1 − r) for causal attention, with rope or a learned position
+  /// table (read in the same order): balanced. a2a splits heads: balanced.
+  /// a2a+p2p's ring keeps contiguous pieces, group g's positions
+  /// g·S/P .. (g+1)·S/P, whose queries see the keys 0 .. (g+1)·S/P, so the
+  /// groups run 1, 3, 5, ... half-blocks of (S/P)²: the last one
+  /// (2P − 1)/P² of the causal attention instead of 1/P, (2P − 1)/P times
+  /// its share.
   double causalImbalance;
 };
 
@@ -452,8 +463,18 @@ AttentionWork attentionWork(const Context &c) {
   double seq = double(c.model.seq), cp = double(c.plan.cp);
   if (c.plan.cpComm == CpComm::A2A)
     return {seq, seq, c.queryWidth / cp, c.kvWidth / cp, 1};
-  double imbalance = c.model.learnedPositions ? (2 * cp - 1) / cp : 1;
-  return {seq / cp, seq, c.queryWidth, c.kvWidth, imbalance};
+  if (c.plan.cpComm == CpComm::A2AP2P && c.plan.cp > 1) {
+    double group = double(c.plan.cpA2A), ring = cp / group;
+    return {seq / ring, seq, c.queryWidth / group, c.kvWidth / group,
+            (2 * ring - 1) / ring};
+  }
+  return {seq / cp, seq, c.queryWidth, c.kvWidth, 1};
+}
+
+/// The ring's steps over the cp group (p2p) or between the all-to-all
+/// groups (a2a+p2p).
+int64_t ringSize(const TrainingPlan &p) {
+  return p.cpComm == CpComm::A2AP2P && p.cp > 1 ? p.cp / p.cpA2A : p.cp;
 }
 
 /// The time context parallelism's exchange adds to a layer's forward and
@@ -475,27 +496,40 @@ struct CpExposed {
 /// of dK and dV to their owner) while the step's block is computed: a step
 /// exposes max(0, transfer − block), the block being the rank's attention
 /// (`forwardBlock`, `backwardBlock`: its forward and backward over cp).
+/// a2a+p2p: a2a's four all-to-alls each way within the group of cpA2A
+/// ranks (the rank's [seq/cp, width] buffers, on `forward`, `backward`),
+/// and around them a ring over the P = cp / cpA2A groups (on
+/// `forwardRing`, `backwardRing`): p2p's steps with P in place of cp, each
+/// block the group's seq / P positions of kv / cpA2A heads (as many bytes
+/// as p2p's at cp) and overlapped with the rank's attention / P.
 CpExposed addCpCollectives(const Context &c, CommTally &forward,
-                           CommTally &backward, double forwardBlock,
+                           CommTally &backward, CommTally &forwardRing,
+                           CommTally &backwardRing, double forwardBlock,
                            double backwardBlock) {
   int64_t cp = c.plan.cp;
-  if (c.plan.cpComm == CpComm::P2P) {
+  // The ring: ring − 1 forward steps passing K and V, as many backward
+  // steps passing K, V, dK and dV, and dK, dV back to their owner.
+  auto ring = [&](int64_t ranks, const Link &link, CommTally &fwd,
+                  CommTally &bwd) {
     CpExposed exposed;
-    if (cp == 1)
-      return exposed;
     double block = kBf16Bytes * c.tokens * c.kvWidth; // one K, V, dK or dV
     auto step = [&](CommTally &phase, int blocks, double compute) {
       double transfer = 0;
       for (int i = 0; i < blocks; ++i)
-        transfer += phase.add(Collective::SendRecv, 2, block, *c.cpLink);
+        transfer += phase.add(Collective::SendRecv, 2, block, link);
       return std::max(0.0, transfer - compute);
     };
-    for (int64_t i = 0; i + 1 < cp; ++i) {
-      exposed.forward += step(forward, 2, forwardBlock);
-      exposed.backward += step(backward, 4, backwardBlock);
+    for (int64_t i = 0; i + 1 < ranks; ++i) {
+      exposed.forward += step(fwd, 2, forwardBlock);
+      exposed.backward += step(bwd, 4, backwardBlock);
     }
-    exposed.backward += step(backward, 2, backwardBlock);
+    exposed.backward += step(bwd, 2, backwardBlock);
     return exposed;
+  };
+  if (c.plan.cpComm == CpComm::P2P) {
+    if (cp == 1)
+      return {};
+    return ring(cp, *c.cpLink, forward, backward);
   }
   if (c.plan.cpComm == CpComm::AllGather) {
     double kv = kBf16Bytes * c.sequenceTokens * c.kvWidth;
@@ -506,12 +540,20 @@ CpExposed addCpCollectives(const Context &c, CommTally &forward,
     }
     return {forward.time, backward.time};
   }
+  bool hierarchical = c.plan.cpComm == CpComm::A2AP2P && cp > 1;
+  int64_t group = hierarchical ? c.plan.cpA2A : cp;
   double q = kBf16Bytes * c.tokens * c.queryWidth;
   double kv = kBf16Bytes * c.tokens * c.kvWidth;
   for (CommTally *phase : {&forward, &backward})
     for (double size : {q, kv, kv, q})
-      phase->add(Collective::AllToAll, cp, size, *c.cpLink);
-  return {forward.time, backward.time};
+      phase->add(Collective::AllToAll, group, size, *c.cpLink);
+  CpExposed exposed{forward.time, backward.time};
+  if (hierarchical) {
+    CpExposed r = ring(cp / group, *c.cpRingLink, forwardRing, backwardRing);
+    exposed.forward += r.forward;
+    exposed.backward += r.backward;
+  }
+  return exposed;
 }
 
 /// One layer for one microbatch; its collectives go to `comm`.
@@ -537,8 +579,9 @@ LayerCost layerCost(const Context &c, StageComm &comm) {
 
   // Attention core: Q·K^T and scores·V, 4·b·s²·(heads·d) accounted (PaLM,
   // Megatron: unmasked); a causal flash-attention kernel runs half. With
-  // cp in contiguous pieces (learned positions) the mask leaves the last
-  // rank more than half of its share, and the slowest rank is priced.
+  // a ring of contiguous pieces (a2a+p2p's between its groups) the mask
+  // leaves the last group more than half of its share, and the slowest
+  // rank is priced.
   AttentionWork a = attentionWork(c);
   double batch = double(c.plan.mbs);
   double attentionFlops = 4 * batch * a.querySeq * a.keySeq * a.queryWidth;
@@ -581,12 +624,16 @@ LayerCost layerCost(const Context &c, StageComm &comm) {
         phase->tp.add(Collective::AllReduce, tp, c.activationSize, *c.tpLink);
       }
   cost.tpComm = forwardComm.tp.time;
-  double cp = double(c.plan.cp);
-  CpExposed cpExposed =
-      addCpCollectives(c, forwardComm.cp, backwardComm.cp, cost.attention / cp,
-                       attentionBackward / cp);
+  // The ring's blocks: the rank's attention over its steps (cp; a2a+p2p:
+  // its groups).
+  double blocks = double(ringSize(c.plan));
+  CpExposed cpExposed = addCpCollectives(
+      c, forwardComm.cp, backwardComm.cp, forwardComm.cpRing,
+      backwardComm.cpRing, cost.attention / blocks, attentionBackward / blocks);
   cost.cpComm = cpExposed.forward;
-  cost.cpTransfer = forwardComm.cp.time;
+  cost.cpTransfer = forwardComm.cp.time + forwardComm.cpRing.time;
+  cost.cpRingTransfer = c.plan.cpComm == CpComm::P2P ? forwardComm.cp.time
+                                                     : forwardComm.cpRing.time;
 
   // ZeRO-3 gathers the layer's parameters for the forward and again for
   // the backward, and reduce-scatters its gradients in every microbatch,
@@ -724,28 +771,38 @@ const char *cpCommName(CpComm comm) {
   return "?";
 }
 
-/// What context parallelism needs: a compiled form (a2a+p2p is not, as the
-/// plan checker says), the sequence in 2 · cp chunks (the plan checker's
-/// rule, Megatron's load-balancing chunks; Loom's pieces are contiguous),
-/// and for Ulysses query and key/value heads that split over tp · cp.
+/// What context parallelism needs, as the plan checker says: the sequence
+/// in 2 · cp chunks (Megatron's load-balancing chunks), for a2a+p2p
+/// all-to-all groups of cpA2A ranks, a divisor of cp strictly between 1
+/// and cp (cp-a2a-size; cpA2A is 1 for the other forms), and for the
+/// all-to-alls query and key/value heads that split over tp · cp (a2a) or
+/// tp · cpA2A (a2a+p2p).
 llvm::Error checkContextParallel(const TransformerShape &m,
                                  const TrainingPlan &p) {
+  bool hierarchical = p.cp > 1 && p.cpComm == CpComm::A2AP2P;
+  if (!hierarchical && p.cpA2A != 1)
+    return fail("cp_a2a (" + llvm::Twine(p.cpA2A) +
+                ") sets the all-to-all groups of cp_comm=a2a+p2p (with cp > "
+                "1) [cp-a2a-needs-hierarchical]");
   if (p.cp == 1)
     return llvm::Error::success();
-  if (p.cpComm == CpComm::A2AP2P)
-    return fail("cp_comm=a2a+p2p (rings between all-to-all groups) is not "
-                "priced yet; the cost model prices p2p, all_gather and a2a");
+  if (hierarchical && (p.cpA2A < 2 || p.cpA2A >= p.cp || p.cp % p.cpA2A != 0))
+    return fail("cp_a2a (" + llvm::Twine(p.cpA2A) +
+                ") must be a divisor of cp (" + llvm::Twine(p.cp) +
+                ") strictly between 1 and cp [cp-a2a-size]");
   if (m.seq % (2 * p.cp))
     return fail("seq (" + llvm::Twine(m.seq) + ") is not a multiple of 2*cp (" +
                 llvm::Twine(2 * p.cp) + ")");
-  if (p.cpComm != CpComm::A2A)
+  if (p.cpComm != CpComm::A2A && !hierarchical)
     return llvm::Error::success();
+  int64_t group = hierarchical ? p.cpA2A : p.cp;
+  const char *over = hierarchical ? "tp*cp_a2a" : "tp*cp";
   for (auto [name, heads] :
        {std::pair{"heads", m.heads}, {"kv_heads", m.kvHeads}})
-    if (heads % (p.tp * p.cp))
-      return fail(llvm::Twine("cp_comm=a2a splits ") + name + " (" +
-                  llvm::Twine(heads) + ") over tp*cp (" +
-                  llvm::Twine(p.tp * p.cp) + "), which does not divide them");
+    if (heads % (p.tp * group))
+      return fail(llvm::Twine("cp_comm=") + cpCommName(p.cpComm) + " splits " +
+                  name + " (" + llvm::Twine(heads) + ") over " + over + " (" +
+                  llvm::Twine(p.tp * group) + "), which does not divide them");
   return llvm::Error::success();
 }
 
@@ -779,7 +836,8 @@ bool expertMeshFolds(const TrainingPlan &p, int64_t etp) {
 /// it names them): the expert mesh [edp, ep, etp] folded over the stage
 /// (loom::foldExpertMesh, etp fastest, then ep, then edp; expertMeshFolds)
 /// with etp = tp or 1; either dispatcher; tp only with sp (Megatron-Core's
-/// rule). MoE layers with cp and without ep are not priced, nor whole
+/// rule); not with cp_comm=a2a+p2p (unsupported-cp-comm). MoE layers with
+/// cp and without ep are not priced, nor whole
 /// experts (etp = 1) without ep under tp (replicated over tp).
 llvm::Error checkExperts(const TransformerShape &m, const TrainingPlan &p) {
   if (p.ep < 1)
@@ -796,6 +854,11 @@ llvm::Error checkExperts(const TransformerShape &m, const TrainingPlan &p) {
     return fail("the experts (" + llvm::Twine(m.experts) +
                 ") must be divisible by ep (" + llvm::Twine(p.ep) +
                 ") [experts-ep]");
+  if (p.cp > 1 && p.cpComm == CpComm::A2AP2P)
+    return fail("MoE layers with cp_comm=a2a+p2p (cp=" + llvm::Twine(p.cp) +
+                "): experts over hierarchical context-parallel ranks are not "
+                "compiled; give cp_comm=p2p, all_gather or a2a "
+                "[unsupported-cp-comm]");
   int64_t etp = expertTp(p);
   if (etp != p.tp && etp != 1)
     return fail("expert tensor parallelism other than tp or 1 (etp=" +
@@ -1011,6 +1074,15 @@ loom::cost::estimateTrainingStep(const TransformerShape &model,
   c.degrees = {plan.tp, plan.cp, plan.dp, plan.pp};
   c.tpLink = &axisLink(cluster, c.degrees, MeshAxisKind::Tp);
   c.cpLink = &axisLink(cluster, c.degrees, MeshAxisKind::Cp);
+  if (plan.cp > 1 && plan.cpComm == CpComm::A2AP2P) {
+    // All-to-all groups of cpA2A consecutive cp ranks; the ring over the
+    // groups, tp · cpA2A ranks apart.
+    int64_t group = plan.cpA2A, ring = plan.cp / plan.cpA2A;
+    c.cpLink = &axisLink(cluster, {plan.tp, group, ring * plan.dp, plan.pp},
+                         MeshAxisKind::Cp);
+    c.cpRingLink = &axisLink(cluster, {plan.tp * group, ring, plan.dp, plan.pp},
+                             MeshAxisKind::Cp);
+  }
   c.gradRanks = plan.dp * plan.cp;
   c.dpLink = &axisLink(cluster, gradientMesh(c.degrees), MeshAxisKind::Dp);
   double tp = double(plan.tp);
@@ -1102,8 +1174,9 @@ loom::cost::estimateTrainingStep(const TransformerShape &model,
   // and the optimizer after its last pipeline action.
   double m = double(est.microbatches);
   double gradRanks = double(c.gradRanks);
-  // tp, cp, pp, dp, MoE dispatcher, expert gradients over edp
-  std::array<CommTally, 6> busiest;
+  // tp, cp, pp, dp, MoE dispatcher, expert gradients over edp, a2a+p2p's
+  // ring between its groups
+  std::array<CommTally, 7> busiest;
   for (int64_t r = 0; r < plan.pp; ++r) {
     PipelineRankEstimate rank;
     StageComm comm;
@@ -1185,8 +1258,9 @@ loom::cost::estimateTrainingStep(const TransformerShape &model,
     est.stepTime = std::max(est.stepTime, rank.finish);
     est.ranks.push_back(rank);
 
-    CommTally perAxis[6] = {comm.tp, comm.cp, pp, comm.dp, comm.ep, comm.edp};
-    for (int i = 0; i < 6; ++i)
+    CommTally perAxis[7] = {comm.tp, comm.cp,  pp,         comm.dp,
+                            comm.ep, comm.edp, comm.cpRing};
+    for (int i = 0; i < 7; ++i)
       if (perAxis[i].time > busiest[i].time ||
           (busiest[i].calls == 0 && perAxis[i].calls > 0))
         busiest[i] = perAxis[i];
@@ -1194,7 +1268,10 @@ loom::cost::estimateTrainingStep(const TransformerShape &model,
 
   MeshAxisKind axes[4] = {MeshAxisKind::Tp, MeshAxisKind::Cp, MeshAxisKind::Pp,
                           MeshAxisKind::Dp};
-  int64_t sizes[4] = {plan.tp, plan.cp, plan.pp, c.gradRanks};
+  // a2a+p2p: the cp entry is its all-to-alls within a group.
+  bool hierarchical = plan.cp > 1 && plan.cpComm == CpComm::A2AP2P;
+  int64_t sizes[4] = {plan.tp, hierarchical ? plan.cpA2A : plan.cp, plan.pp,
+                      c.gradRanks};
   const Link *links[4] = {c.tpLink, c.cpLink,
                           &pipelineLink(cluster, c.degrees, 0), c.dpLink};
   for (int i = 0; i < 4; ++i) {
@@ -1220,6 +1297,14 @@ loom::cost::estimateTrainingStep(const TransformerShape &model,
     est.expertGrad.collectives = busiest[5].calls;
     est.expertGrad.busBytes = busiest[5].busBytes;
     est.expertGrad.time = busiest[5].time;
+  }
+  if (hierarchical) {
+    est.cpRing.axis = MeshAxisKind::Cp;
+    est.cpRing.groupSize = plan.cp / plan.cpA2A;
+    est.cpRing.intraNode = c.cpRingLink == &cluster.intraNode;
+    est.cpRing.collectives = busiest[6].calls;
+    est.cpRing.busBytes = busiest[6].busBytes;
+    est.cpRing.time = busiest[6].time;
   }
 
   // Model FLOPs (PaLM, appendix B; Megatron's num_floating_point_operations
@@ -1276,12 +1361,13 @@ std::vector<CostAssumption> loom::cost::getCostAssumptions() {
        "Korthikanti et al. 2022, Table 2, with flash attention (no stored "
        "scores); 34·s·b·h/t for GPT with sp"},
       {"attention",
-       "4·b·s²·heads·head_dim FLOPs accounted, half run (causal); with cp "
-       "and learned positions the slowest rank's (2cp-1)/cp² of it",
+       "4·b·s²·heads·head_dim FLOPs accounted, half run (causal); with "
+       "cp_comm=a2a+p2p the slowest group's (2P-1)/P² of it, P = cp/cp_a2a",
        "Megatron's and PaLM's accounting count it unmasked; a causal "
-       "flash-attention kernel skips the masked half; cp takes Megatron's "
-       "load-balanced chunks, but with a learned position table its pieces "
-       "are contiguous, so rank r runs 2r+1 half-blocks"},
+       "flash-attention kernel skips the masked half; p2p and all_gather "
+       "take Megatron's load-balanced chunks (rope or learned positions), "
+       "a2a splits heads, but a2a+p2p's ring keeps contiguous pieces, so "
+       "group g runs 2g+1 half-blocks"},
       {"backward", "2x forward: B = dgrad + attention backward, W = wgrad",
        "Megatron's FLOPs accounting; the zero-bubble split (Qi et al. 2024)"},
       {"element-wise kernels",
@@ -1292,8 +1378,8 @@ std::vector<CostAssumption> loom::cost::getCostAssumptions() {
        "Megatron-Core without --tp-comm-overlap"},
       {"cp collectives",
        "all_gather, a2a not overlapped with compute; p2p's ring transfers "
-       "overlapped with each step's block; weight gradients reduced over "
-       "dp*cp",
+       "overlapped with each step's block (a2a+p2p: its all-to-alls not, its "
+       "ring's transfers so); weight gradients reduced over dp*cp",
        "Loom compiles all_gather and a2a as collectives around attention, "
        "p2p as asynchronous collective_permutes waited on before each block; "
        "Megatron's data-parallel group with context parallelism"},

@@ -290,6 +290,8 @@ int loom::sim::runModelStep(const ModelStepOptions &options) {
   plan.sp = layout->sp;
   plan.cp = layout->cp;
   plan.cpComm = costCpComm(layout->cpComm);
+  // a2a+p2p's all-to-all groups (cp_a2a; the layout's 1 otherwise).
+  plan.cpA2A = layout->cpA2A;
   plan.pp = layout->pp;
   plan.vpp = layout->vpp;
   plan.dp = layout->dp;
@@ -346,10 +348,13 @@ int loom::sim::runModelStep(const ModelStepOptions &options) {
                                  : "0 (dropless)");
   // cp only when the plan has it, so the line of a plan without stays as
   // it was.
-  std::string cp = plan.cp > 1
-                       ? " cp=" + std::to_string(plan.cp) +
-                             " cp_comm=" + stringifyCpComm(layout->cpComm).str()
-                       : "";
+  std::string cp =
+      plan.cp > 1 ? " cp=" + std::to_string(plan.cp) +
+                        " cp_comm=" + stringifyCpComm(layout->cpComm).str() +
+                        (plan.cpComm == CpComm::A2AP2P
+                             ? " cp_a2a=" + std::to_string(plan.cpA2A)
+                             : "")
+                  : "";
   // ep (and the dispatcher) only for a MoE model.
   std::string ep = shape.isMoE() ? " ep=" + std::to_string(plan.ep) +
                                        (plan.etp && plan.etp != plan.tp
@@ -385,12 +390,19 @@ int loom::sim::runModelStep(const ModelStepOptions &options) {
 
   // Per layer, per stage, per rank.
   const LayerCost &l = est.layer;
-  // The ring's transfers overlap its blocks: what is left of them.
-  std::string cpTerm = plan.cp == 1 ? ""
-                       : plan.cpComm == CpComm::P2P
-                           ? " + cp " + duration(l.cpComm) + " (exposed of " +
-                                 duration(l.cpTransfer) + " ring transfers)"
-                           : " + cp " + duration(l.cpComm);
+  // The ring's transfers overlap its blocks: what is left of them
+  // (a2a+p2p: with its all-to-alls, which do not overlap).
+  std::string cpTerm =
+      plan.cp == 1 ? ""
+      : plan.cpComm == CpComm::P2P
+          ? " + cp " + duration(l.cpComm) + " (exposed of " +
+                duration(l.cpTransfer) + " ring transfers)"
+      : plan.cpComm == CpComm::A2AP2P
+          ? " + cp " + duration(l.cpComm) + " (all-to-alls " +
+                duration(l.cpTransfer - l.cpRingTransfer) + " + ring " +
+                duration(l.cpComm - (l.cpTransfer - l.cpRingTransfer)) +
+                " exposed of " + duration(l.cpRingTransfer) + " transfers)"
+          : " + cp " + duration(l.cpComm);
   std::printf("layer (one microbatch, one GPU): F %s = matmul %s + attention "
               "%s + element-wise %s + tp %s%s%s; B %s; W %s; %s GFLOP "
               "forward\n",
@@ -444,16 +456,26 @@ int loom::sim::runModelStep(const ModelStepOptions &options) {
     // is dp · cp ranks.
     if (t.axis == MeshAxisKind::Cp && plan.cp == 1)
       continue;
+    // a2a+p2p: the cp line is its all-to-alls within a group, and the
+    // ring between the groups follows.
+    bool hierarchical =
+        t.axis == MeshAxisKind::Cp && plan.cpComm == CpComm::A2AP2P;
     std::string axis = t.axis == MeshAxisKind::Dp && plan.cp > 1
                            ? "dp (with cp)"
-                           : axisName(t.axis);
-    std::printf("comm %s: group of %lld %s; per GPU and step: %lld %s, %s "
-                "GB, %s\n",
-                axis.c_str(), (long long)t.groupSize,
-                t.groupSize > 1 ? linkName(t.intraNode).c_str() : "(none)",
-                (long long)t.collectives,
-                t.collectives == 1 ? "collective" : "collectives",
-                gigabytes(t.busBytes).c_str(), duration(t.time).c_str());
+                       : hierarchical ? "cp (all-to-alls within cp_a2a)"
+                                      : axisName(t.axis);
+    auto print = [&](const std::string &axis, const AxisTraffic &t) {
+      std::printf("comm %s: group of %lld %s; per GPU and step: %lld %s, %s "
+                  "GB, %s\n",
+                  axis.c_str(), (long long)t.groupSize,
+                  t.groupSize > 1 ? linkName(t.intraNode).c_str() : "(none)",
+                  (long long)t.collectives,
+                  t.collectives == 1 ? "collective" : "collectives",
+                  gigabytes(t.busBytes).c_str(), duration(t.time).c_str());
+    };
+    print(axis, t);
+    if (hierarchical)
+      print("cp ring (between the cp_a2a groups)", est.cpRing);
   }
 
   // The step.

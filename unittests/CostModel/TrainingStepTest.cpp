@@ -5,8 +5,10 @@
 // ZeRO's division of the optimizer, microbatches in flight from the
 // schedule (1F1B p - r, interleaved Megatron's factor), the data-parallel
 // reduction, link choice, context parallelism's compute, traffic and
-// memory in its three compiled forms (the ring's transfers hidden behind
-// its blocks), the causal mask's imbalance over contiguous cp pieces, MoE
+// memory in its four compiled forms (the ring's transfers hidden behind
+// its blocks; a2a+p2p's all-to-alls within groups and ring between them),
+// learned position tables balanced like rope, the causal mask's imbalance
+// over a2a+p2p's contiguous ring pieces, MoE
 // layers under both token dispatchers (allgather and alltoall: capacity per
 // rank, the all-to-alls' bytes, the tp all-gathers), the etp = 1 foldings
 // (whole experts over ep = tp or tp · d), expert data parallelism (ep a
@@ -274,10 +276,9 @@ TrainingPlan cpPlan(int64_t cp, CpComm comm) {
 // time at cp = 2, and so do a layer's activations. The attention is half
 // of its accounted FLOPs too (its queries against every key, or every
 // position on heads / cp heads), balanced under the causal mask by
-// Megatron's load-balanced chunks (p2p, all_gather) or by heads (a2a). A
-// learned position table keeps contiguous pieces, which leave the last
-// rank 3 of the 4 half-blocks (1 + 3 over the two ranks): 3/4 of cp = 1's
-// time. Same world size: cp = 2 takes a dp rank's place.
+// Megatron's load-balanced chunks (p2p, all_gather; with rope or a learned
+// position table, read in the same order) or by heads (a2a). Same world
+// size: cp = 2 takes a dp rank's place.
 TEST(TrainingStepTest, ContextParallelHalvesTheLayer) {
   TransformerShape m = llamaShape();
   Cluster c = preset("h100-ib:2");
@@ -303,23 +304,40 @@ TEST(TrainingStepTest, ContextParallelHalvesTheLayer) {
     EXPECT_EQ(a.cpComm, 0);
     EXPECT_EQ(a.cpTransfer, 0);
   }
-  // cp = 4 with a learned position table: the last rank runs 7 of the 16
-  // half-blocks, (2cp - 1)/cp²; with rope every rank runs 4.
-  TrainingPlan four = cpPlan(4, CpComm::AllGather);
+  // cp = 4, with rope or a learned position table: every rank runs 4 of
+  // the 16 half-blocks under p2p and all_gather (the learned table was
+  // priced as contiguous pieces, 7 of 16 on the last rank, before Loom
+  // load-balanced it). a2a+p2p in groups of 2 keeps a ring of 2 contiguous
+  // pieces: the last group runs 3 of their 4 half-blocks of (S/2)², 6 of
+  // the 16, either way.
   TransformerShape learned = m;
   learned.learnedPositions = true;
-  four.dp = 1;
-  four.gbs = 1;
-  TrainingPlan base = four;
-  base.cp = 1;
-  base.dp = 4;
-  base.gbs = 4;
-  EXPECT_NEAR(estimate(learned, four, c).layer.attention /
-                  estimate(learned, base, c).layer.attention,
-              7.0 / 16, 1e-9);
-  EXPECT_NEAR(estimate(m, four, c).layer.attention /
-                  estimate(m, base, c).layer.attention,
-              4.0 / 16, 1e-9);
+  for (CpComm comm : {CpComm::P2P, CpComm::AllGather, CpComm::A2AP2P}) {
+    TrainingPlan four = cpPlan(4, comm);
+    four.dp = 1;
+    four.gbs = 1;
+    four.cpA2A = comm == CpComm::A2AP2P ? 2 : 1;
+    TrainingPlan base = four;
+    base.cp = 1;
+    base.cpA2A = 1;
+    base.dp = 4;
+    base.gbs = 4;
+    double share = comm == CpComm::A2AP2P ? 6.0 / 16 : 4.0 / 16;
+    for (const TransformerShape &shape : {m, learned}) {
+      StepEstimate est = estimate(shape, four, c);
+      EXPECT_NEAR(est.layer.attention /
+                      estimate(shape, base, c).layer.attention,
+                  share, 1e-9);
+      // The accounted FLOPs keep Megatron's 1/cp.
+      EXPECT_DOUBLE_EQ(est.layer.forwardFlops,
+                       estimate(shape, base, c).layer.forwardFlops / 4);
+    }
+    // The table changes nothing of cp's pricing.
+    EXPECT_DOUBLE_EQ(estimate(learned, four, c).layer.attention,
+                     estimate(m, four, c).layer.attention);
+    EXPECT_DOUBLE_EQ(estimate(learned, four, c).layer.cpComm,
+                     estimate(m, four, c).layer.cpComm);
+  }
   StepEstimate allGather = estimate(m, cpPlan(2, CpComm::AllGather), c);
   EXPECT_DOUBLE_EQ(allGather.layer.activationBytes,
                    one.layer.activationBytes / 2);
@@ -472,6 +490,103 @@ TEST(TrainingStepTest, ContextParallelRing) {
   }
 }
 
+// Hierarchical context parallelism (a2a+p2p, cp_a2a = 2 of cp = 4, tp =
+// 4 on 8-GPU nodes): all-to-alls within groups of 2 consecutive cp ranks
+// (4 apart: in a node), a ring over the 2 groups (8 apart: across nodes).
+// Per layer and microbatch a2a's 8 all-to-alls of the rank's [seq/cp,
+// width] buffers, q, k, v, out each way, over 2 ranks (bus factor 1/2);
+// the ring's 1 forward step of K, V, 1 backward step of K, V, dK, dV and
+// the last dK, dV: 8 send/recvs of the group's seq/2 positions on
+// kv / (tp · 2) heads, as many bytes as p2p's block at cp = 4, each
+// overlapped with the rank's attention / 2. Attention runs the group's
+// seq/2 queries on heads / (tp · 2) against every key: the last of the two
+// contiguous pieces has 3 of the 4 half-blocks, 3/2 of the balanced share.
+TEST(TrainingStepTest, ContextParallelHierarchical) {
+  TransformerShape m = llamaShape();
+  Cluster c = preset("h100-ib:2");
+  TrainingPlan p = cpPlan(4, CpComm::A2AP2P);
+  p.cpA2A = 2;
+  p.tp = 4;
+  p.dp = 1;
+  p.gbs = 1;
+  StepEstimate est = estimate(m, p, c);
+  double layers = 8, tokens = 8192 / 4;
+  double queryWidth = 32 * 128 / 4, kvWidth = 8 * 128 / 4;
+
+  // The all-to-alls, within a node.
+  const AxisTraffic &a2a = est.traffic[1];
+  EXPECT_EQ(a2a.axis, MeshAxisKind::Cp);
+  EXPECT_EQ(a2a.groupSize, 2);
+  EXPECT_TRUE(a2a.intraNode);
+  double q = 2 * tokens * queryWidth, kv = 2 * tokens * kvWidth;
+  EXPECT_DOUBLE_EQ(q, 4194304);  // 2 · 2048 · 1024 bytes
+  EXPECT_DOUBLE_EQ(kv, 1048576); // 2 · 2048 · 256
+  EXPECT_EQ(a2a.collectives, int64_t(8 * layers));
+  EXPECT_NEAR(a2a.busBytes, layers * 2 * 0.5 * (2 * q + 2 * kv), 1e-3);
+  EXPECT_NEAR(a2a.busBytes, 8 * 10485760.0, 1e-3);
+
+  // The ring, across nodes: 2 groups, 1 step each way.
+  const AxisTraffic &ring = est.cpRing;
+  EXPECT_EQ(ring.axis, MeshAxisKind::Cp);
+  EXPECT_EQ(ring.groupSize, 2);
+  EXPECT_FALSE(ring.intraNode);
+  double block = 2 * (8192 / 2) * (kvWidth / 2); // the group's K or V
+  EXPECT_DOUBLE_EQ(block, 1048576);
+  EXPECT_EQ(ring.collectives, int64_t(8 * layers));
+  EXPECT_NEAR(ring.busBytes, layers * 8 * block, 1e-3);
+
+  // The forward: the all-to-alls in full, the ring's step exposed past its
+  // block (the attention over the 2 groups).
+  const LayerCost &l = est.layer;
+  double allToAlls = 0;
+  for (double size : {q, kv, kv, q})
+    allToAlls += collectiveTime(Collective::AllToAll, 2, size, c.intraNode);
+  double send = collectiveTime(Collective::SendRecv, 2, block, c.interNode);
+  EXPECT_NEAR(l.cpTransfer, allToAlls + 2 * send, 1e-12);
+  EXPECT_DOUBLE_EQ(l.cpRingTransfer, 2 * send);
+  EXPECT_NEAR(l.cpComm, allToAlls + std::max(0.0, 2 * send - l.attention / 2),
+              1e-12);
+  EXPECT_DOUBLE_EQ(l.forward, l.matmul + l.attention + l.elementwise +
+                                  l.tpComm + l.cpComm);
+
+  // Against the ring over all four ranks: the same accounted FLOPs, 3/2 of
+  // its attention (compute-bound), Ulysses' extra heads-split output.
+  TrainingPlan flat = p;
+  flat.cpComm = CpComm::P2P;
+  flat.cpA2A = 1;
+  StepEstimate p2p = estimate(m, flat, c);
+  EXPECT_DOUBLE_EQ(l.forwardFlops, p2p.layer.forwardFlops);
+  EXPECT_NEAR(l.attention / p2p.layer.attention, 1.5, 1e-9);
+  EXPECT_EQ(p2p.cpRing.collectives, 0);
+  EXPECT_EQ(p2p.traffic[1].groupSize, 4);
+  EXPECT_DOUBLE_EQ(l.activationBytes,
+                   p2p.layer.activationBytes + 2 * tokens * queryWidth);
+  // Memory: two ring blocks in flight of K, V, dK, dV, as p2p's.
+  double logits = 4 * tokens * (131072 / 4);
+  EXPECT_DOUBLE_EQ(est.ranks[0].activationBytes,
+                   8 * l.activationBytes + logits + 2 * 4 * block);
+  EXPECT_DOUBLE_EQ(p2p.ranks[0].activationBytes,
+                   8 * p2p.layer.activationBytes + logits + 2 * 4 * block);
+
+  // Full recompute runs the forward's all-to-alls and ring again.
+  p.recompute = Recompute::Full;
+  StepEstimate full = estimate(m, p, c);
+  EXPECT_EQ(full.traffic[1].collectives, int64_t(12 * layers));
+  EXPECT_EQ(full.cpRing.collectives, int64_t(10 * layers));
+
+  // A MoE model with it is not compiled.
+  TransformerShape moe = m;
+  moe.experts = 4;
+  moe.topK = 2;
+  TrainingPlan withExperts = p;
+  withExperts.recompute = Recompute::None;
+  withExperts.ep = 4;
+  EXPECT_EQ(errorOf(moe, withExperts, c),
+            "MoE layers with cp_comm=a2a+p2p (cp=4): experts over "
+            "hierarchical context-parallel ranks are not compiled; give "
+            "cp_comm=p2p, all_gather or a2a [unsupported-cp-comm]");
+}
+
 TEST(TrainingStepTest, ContextParallelRefusals) {
   TransformerShape m = llamaShape();
   Cluster c = preset("h100-ib:2");
@@ -479,10 +594,32 @@ TEST(TrainingStepTest, ContextParallelRefusals) {
   p.tp = 8;
   p.dp = 1;
   EXPECT_EQ(errorOf(m, p, c), ""); // the ring is priced
-  p.cpComm = CpComm::A2AP2P;
+  // a2a+p2p's groups: a divisor of cp strictly between 1 and cp, and only
+  // with a2a+p2p.
+  p.cpA2A = 2;
   EXPECT_EQ(errorOf(m, p, c),
-            "cp_comm=a2a+p2p is not compiled (rings between all-to-all "
-            "groups); the cost model prices p2p, all_gather and a2a");
+            "cp_a2a (2) sets the all-to-all groups of cp_comm=a2a+p2p (with "
+            "cp > 1) [cp-a2a-needs-hierarchical]");
+  p.cpComm = CpComm::A2AP2P;
+  EXPECT_EQ(errorOf(m, p, c), "cp_a2a (2) must be a divisor of cp (2) "
+                              "strictly between 1 and cp [cp-a2a-size]");
+  TrainingPlan h = p;
+  h.tp = 4;
+  h.cp = 4;
+  for (int64_t bad : {1, 3, 4}) {
+    h.cpA2A = bad;
+    EXPECT_EQ(errorOf(m, h, c), "cp_a2a (" + std::to_string(bad) +
+                                    ") must be a divisor of cp (4) strictly "
+                                    "between 1 and cp [cp-a2a-size]");
+  }
+  h.cpA2A = 2;
+  EXPECT_EQ(errorOf(m, h, c), "");
+  // Its all-to-alls split the heads over tp · cp_a2a = 8.
+  TransformerShape fewKv = m;
+  fewKv.kvHeads = 4;
+  EXPECT_EQ(errorOf(fewKv, h, c), "cp_comm=a2a+p2p splits kv_heads (4) over "
+                                  "tp*cp_a2a (8), which does not divide them");
+  p.cpA2A = 1;
   // Llama's 8 key/value heads do not split over tp · cp = 16.
   p.cpComm = CpComm::A2A;
   EXPECT_EQ(errorOf(m, p, c), "cp_comm=a2a splits kv_heads (8) over tp*cp "

@@ -2,11 +2,11 @@
 //
 // Prices one optimizer step of a decoder-only transformer, dense or
 // mixture-of-experts, under a parallel plan (tp with sp, cp as a ring,
-// all-gather or all-to-all, pp with vpp, dp with a ZeRO level, experts
-// folded onto all or part of dp by ep (etp = tp) or, whole (etp = 1), onto
-// tp or tp and part or all of dp, the rest of dp (edp) holding copies,
-// with the allgather or the alltoall dispatcher, microbatch and global
-// batch, a pipeline schedule, activation recompute) on a Cluster:
+// all-gather, all-to-all or rings between all-to-all groups, pp with vpp, dp
+// with a ZeRO level, experts folded onto all or part of dp by ep (etp = tp) or,
+// whole (etp = 1), onto tp or tp and part or all of dp, the rest of dp (edp)
+// holding copies, with the allgather or the alltoall dispatcher, microbatch and
+// global batch, a pipeline schedule, activation recompute) on a Cluster:
 //
 //  - the forward, input-gradient (B) and weight-gradient (W) time of every
 //    virtual pipeline stage for one microbatch, from Megatron's FLOPs
@@ -77,8 +77,7 @@ struct TransformerShape {
 enum class Recompute { None, Selective, Full };
 
 /// How context parallelism exchanges keys and values (Megatron-Core's
-/// --cp-comm-type). The model prices P2P, AllGather and A2A; it refuses
-/// A2AP2P (not compiled).
+/// --cp-comm-type). The model prices all four as Loom compiles them.
 enum class CpComm {
   /// Ring attention: K/V blocks passed around the cp ranks.
   P2P,
@@ -86,7 +85,8 @@ enum class CpComm {
   AllGather,
   /// DeepSpeed-Ulysses: all-to-alls between sequence and heads.
   A2A,
-  /// All-to-all inside cp subgroups, rings between them.
+  /// Hierarchical: all-to-alls inside groups of TrainingPlan::cpA2A
+  /// consecutive cp ranks, a ring between the cp / cpA2A groups.
   A2AP2P,
 };
 
@@ -104,6 +104,10 @@ struct TrainingPlan {
   /// activation. Megatron's default exchange is p2p, the ring.
   int64_t cp = 1;
   CpComm cpComm = CpComm::P2P;
+  /// cp_comm=a2a+p2p: the ranks of each all-to-all group (the plan's
+  /// cp_a2a, Megatron's --hierarchical-context-parallel-sizes N cp/N), a
+  /// divisor of cp strictly between 1 and cp; 1 for the other forms.
+  int64_t cpA2A = 1;
   int64_t pp = 1;
   int64_t vpp = 1;
   int64_t dp = 1;
@@ -136,17 +140,21 @@ struct LayerCost {
   /// accounting: attention unmasked).
   double forwardFlops = 0;
   /// Forward times: weight matmuls, attention core (causal: half the
-  /// accounted FLOPs are run; with cp in contiguous pieces the slowest
-  /// rank's share), element-wise kernels, tp collectives, and the time cp's
-  /// exchange adds (p2p: what its transfers do not hide behind the blocks).
+  /// accounted FLOPs are run; with a2a+p2p's ring of contiguous pieces the
+  /// slowest group's share), element-wise kernels, tp collectives, and the time
+  /// cp's exchange adds (p2p: what its transfers do not hide behind the blocks;
+  /// a2a+p2p: its all-to-alls and what its ring's transfers do not hide).
   double matmul = 0;
   double attention = 0;
   double elementwise = 0;
   double tpComm = 0;
   double cpComm = 0;
-  /// The forward's cp transfer time on the link (cpComm but for p2p, whose
-  /// transfers overlap the attention blocks).
+  /// The forward's cp transfer time on the links (cpComm but for p2p and
+  /// a2a+p2p, whose ring transfers overlap the attention blocks), and of
+  /// it the ring's transfers (p2p: all of it; a2a+p2p: the ring between
+  /// the groups, the rest being its all-to-alls; 0 otherwise).
   double cpTransfer = 0;
+  double cpRingTransfer = 0;
   /// ZeRO-3's parameter all-gather in the forward (0 otherwise).
   double paramGather = 0;
   /// The phases: F; B = input gradients (matmul dgrad, attention backward,
@@ -219,7 +227,9 @@ struct PipelineRankEstimate {
 };
 
 /// Communication of one mesh axis, per GPU and step, on the busiest
-/// pipeline rank. The dp entry is the gradient group, dp · cp ranks.
+/// pipeline rank. The dp entry is the gradient group, dp · cp ranks. With
+/// cp_comm=a2a+p2p the cp entry is the all-to-alls within a group of
+/// cpA2A ranks and StepEstimate::cpRing the ring between the groups.
 /// StepEstimate::dispatcher uses it for MoE layers' token dispatch:
 /// allgather's all-gathers run over ep · tp ranks (dp · tp without ep; the
 /// group and link given here), its reduce-scatters over the ep ranks;
@@ -248,6 +258,9 @@ struct StepEstimate {
   std::vector<PipelineRankEstimate> ranks;
   /// tp, cp, pp, dp.
   std::vector<AxisTraffic> traffic;
+  /// cp_comm=a2a+p2p: the ring's transfers between the cp / cpA2A
+  /// all-to-all groups (groupSize the groups; empty otherwise).
+  AxisTraffic cpRing;
   /// MoE layers' dispatcher collectives (none for a dense model).
   AxisTraffic dispatcher;
   /// MoE: the expert weights' gradient reduction (ZeRO-3: their gathers and
@@ -275,13 +288,14 @@ struct StepEstimate {
 /// Estimates one step; errors (one line each) for a shape or plan the
 /// model cannot price: degrees below 1, gpus ≠ tp·cp·pp·dp, layers not a
 /// multiple of pp · vpp, heads not a multiple of tp, seq not a multiple of
-/// 2 · cp, cp_comm a2a+p2p, a2a's heads not a multiple of tp · cp, gbs
+/// 2 · cp, a2a's heads not a multiple of tp · cp (a2a+p2p: of tp · cpA2A,
+/// cpA2A a divisor of cp strictly between 1 and cp), gbs
 /// not a multiple of mbs · dp, the schedule library's refusals; for MoE
 /// what Loom does not compile (an expert mesh that does not fold onto
 /// whole axes: with etp = tp ep not a divisor of dp, with etp = 1 ep
-/// neither 1, tp nor tp times a divisor of dp; etp ∉ {1, tp}; ep with cp;
-/// tp without sp) and what the model does
-/// not price (cp; etp = 1 without ep under tp).
+/// neither 1, tp nor tp times a divisor of dp; etp ∉ {1, tp}; experts
+/// with cp_comm a2a+p2p; tp without sp) and what the model does
+/// not price (cp without ep; etp = 1 without ep under tp).
 llvm::Expected<StepEstimate> estimateTrainingStep(const TransformerShape &model,
                                                   const TrainingPlan &plan,
                                                   const Cluster &cluster);
