@@ -836,7 +836,7 @@ bool expertMeshFolds(const TrainingPlan &p, int64_t etp) {
 /// it names them): the expert mesh [edp, ep, etp] folded over the stage
 /// (loom::foldExpertMesh, etp fastest, then ep, then edp; expertMeshFolds)
 /// with etp = tp or 1; either dispatcher; tp only with sp (Megatron-Core's
-/// rule); not with cp_comm=a2a+p2p (unsupported-cp-comm). MoE layers with
+/// rule); not with cp_comm=a2a+p2p (not priced yet). MoE layers with
 /// cp and without ep are not priced, nor whole
 /// experts (etp = 1) without ep under tp (replicated over tp).
 llvm::Error checkExperts(const TransformerShape &m, const TrainingPlan &p) {
@@ -856,9 +856,9 @@ llvm::Error checkExperts(const TransformerShape &m, const TrainingPlan &p) {
                 ") [experts-ep]");
   if (p.cp > 1 && p.cpComm == CpComm::A2AP2P)
     return fail("MoE layers with cp_comm=a2a+p2p (cp=" + llvm::Twine(p.cp) +
-                "): experts over hierarchical context-parallel ranks are not "
-                "compiled; give cp_comm=p2p, all_gather or a2a "
-                "[unsupported-cp-comm]");
+                "): the cost model does not price experts with hierarchical "
+                "context parallelism yet; give cp_comm=p2p, all_gather or "
+                "a2a");
   int64_t etp = expertTp(p);
   if (etp != p.tp && etp != 1)
     return fail("expert tensor parallelism other than tp or 1 (etp=" +

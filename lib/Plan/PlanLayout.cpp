@@ -36,6 +36,12 @@ std::optional<ExpertFolding> loom::foldExpertMesh(const PlanLayout &layout) {
   // The stage's dense axes, fastest first.
   std::vector<MeshAxis> dense = {
       {"tp", layout.tp}, {"cp", layout.cp}, {"dp", layout.dp}};
+  // cp_comm=a2a+p2p: cp is a ring ("cp") of all-to-all groups ("cpa", the
+  // inner ranks).
+  if (layout.cpComm == CpCommType::A2AP2P && layout.cpA2A > 1) {
+    dense[1].size = layout.cp / layout.cpA2A;
+    dense.insert(dense.begin() + 1, MeshAxis{"cpa", layout.cpA2A});
+  }
   size_t next = 0;
   auto cover = [&](int64_t size, std::vector<std::string> &axes) -> bool {
     int64_t covered = 1;
@@ -66,7 +72,7 @@ std::optional<ExpertFolding> loom::foldExpertMesh(const PlanLayout &layout) {
   for (auto axis = dense.rbegin(); axis != dense.rend(); ++axis)
     folding.mesh.push_back(*axis);
   folding.data = {"dp"};
-  if (dense.size() > 3)
+  if (llvm::any_of(dense, [](const MeshAxis &a) { return a.name == "ep"; }))
     folding.data.push_back("ep");
   return folding;
 }

@@ -515,11 +515,6 @@ std::vector<PlanProblem> loom::checkSupported(const PlanSpec &spec,
     problems.push_back(
         {rule.str(), std::move(message), PlanSeverity::Unsupported});
   };
-  if (spec.cp > 1 && spec.cpComm == CpCommType::A2AP2P && spec.ep > 1)
-    refuse("unsupported-cp-comm",
-           "expert parallelism with cp_comm=a2a+p2p (ep=" + str(spec.ep) +
-               "): experts folded over hierarchical context-parallel ranks "
-               "are not compiled yet; give cp_comm=p2p, all_gather or a2a");
   // Expert parallelism: which foldings of the expert mesh are compiled is
   // checked with the layout (-loom-apply-plan).
   if (spec.etp && *spec.etp != spec.tp && *spec.etp != 1)

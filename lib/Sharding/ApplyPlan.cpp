@@ -472,7 +472,7 @@ void LoomApplyPlanPass::runOnOperation() {
   // and cp where its all-to-all groups ("cpa", the inner ranks) form a ring
   // ("cp") under cp_comm=a2a+p2p.
   std::vector<MeshAxis> dense = folding ? folding->mesh : layout->denseMesh();
-  if (layout->cpComm == CpCommType::A2AP2P && layout->cp > 1) {
+  if (!folding && layout->cpComm == CpCommType::A2AP2P && layout->cp > 1) {
     auto cp =
         llvm::find_if(dense, [](const MeshAxis &a) { return a.name == "cp"; });
     cp->size = layout->cp / layout->cpA2A;

@@ -495,12 +495,11 @@ TEST(PlanSupport, NotSupportedYet) {
   EXPECT_EQ(rulesOf("pp=2,vpp=2"), Rules{});
   EXPECT_EQ(rulesOf("pp=2,vpp_layers=2"), Rules{});
   // Context parallelism: the ring (the default), all_gather, a2a and the
-  // hierarchical a2a+p2p are compiled (but not the latter with experts).
+  // hierarchical a2a+p2p are compiled, with experts too.
   EXPECT_EQ(rulesOf("cp=2"), Rules{});
   EXPECT_EQ(rulesOf("cp=2,cp_comm=p2p"), Rules{});
   EXPECT_EQ(rulesOf("cp=4,cp_comm=a2a+p2p,cp_a2a=2"), Rules{});
-  EXPECT_EQ(rulesOf("cp=4,cp_comm=a2a+p2p,cp_a2a=2,ep=2"),
-            Rules{"unsupported-cp-comm"});
+  EXPECT_EQ(rulesOf("cp=4,cp_comm=a2a+p2p,cp_a2a=2,ep=2"), Rules{});
   EXPECT_EQ(rulesOf("cp=2,cp_comm=all_gather"), Rules{});
   EXPECT_EQ(rulesOf("cp=2,cp_comm=a2a"), Rules{});
   // Expert parallelism: both dispatchers are compiled, with cp too, and
@@ -518,16 +517,14 @@ TEST(PlanSupport, NotSupportedYet) {
   EXPECT_EQ(rulesOf("tp=2", &m), Rules{});
   EXPECT_EQ(rulesOf("tp=4"), Rules{});
   EXPECT_EQ(rulesOf("tp=4,sp,pp=2,cp=2,cp_comm=a2a+p2p,ep=4,etp=2"),
-            (Rules{"unsupported-cp-comm", "unsupported-etp"}));
+            (Rules{"unsupported-etp"}));
 
-  std::vector<PlanProblem> problems =
-      checkSupported(spec("cp=4,cp_comm=a2a+p2p,cp_a2a=2,ep=2"));
+  std::vector<PlanProblem> problems = checkSupported(spec("tp=4,etp=2"));
   EXPECT_TRUE(hasErrors(problems));
   EXPECT_EQ(formatPlanProblem(problems[0]),
-            "not supported yet: expert parallelism with cp_comm=a2a+p2p "
-            "(ep=2): experts folded over hierarchical context-parallel ranks "
-            "are not compiled yet; give cp_comm=p2p, all_gather or a2a "
-            "[unsupported-cp-comm]");
+            "not supported yet: expert tensor parallelism other than tp or 1 "
+            "(etp=2, tp=4): experts split over part of the tensor-parallel "
+            "ranks are not compiled yet [unsupported-etp]");
 }
 
 TEST(PlanSupport, HasErrorsAndFormat) {
