@@ -21,7 +21,12 @@ time hidden behind the block computations is 1 - wait / transfer. p2p and
 all_gather take Megatron's load-balanced chunks (rank r holds chunks r and
 3 - r of 4), so both ranks do half of the causal work.
 
-    python3 bench/context-parallel.py [K] [REPEATS]   (default 2 2)
+With MODEL `gpt` the same dimensions as tiny-gpt (a learned position
+table, which takes the load-balanced order too: the table is read in it
+and its gradient put back) under p2p and all_gather.
+
+    python3 bench/context-parallel.py [K] [REPEATS] [llama|gpt]
+                                                     (default 2 2 llama)
 """
 import importlib.util
 import json
@@ -36,8 +41,8 @@ parallel_efficiency = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(parallel_efficiency)
 tool = parallel_efficiency.tool
 
-MODEL = ("tiny-llama --layers 2 --hidden 128 --heads 4 --kv-heads 4 "
-         "--ffn 256 --seq 8192 --vocab 256 --batch 1").split()
+DIMENSIONS = ("--layers 2 --hidden 128 --heads 4 --kv-heads 4 --ffn 256 "
+              "--seq 8192 --vocab 256 --batch 1").split()
 
 
 def transfer_hidden(program, steps):
@@ -59,14 +64,16 @@ def transfer_hidden(program, steps):
 def main():
     k = int(sys.argv[1]) if len(sys.argv) > 1 else 2
     repeats = int(sys.argv[2]) if len(sys.argv) > 2 else 2
+    model = "tiny-" + (sys.argv[3] if len(sys.argv) > 3 else "llama")
     runs = [("1 rank x 2 threads", "", 1),
             ("cp=2 p2p (ring)", "cp=2,cp_comm=p2p", 2),
-            ("cp=2 all_gather", "cp=2,cp_comm=all_gather", 2),
-            ("cp=2 a2a (Ulysses)", "cp=2,cp_comm=a2a", 2)]
+            ("cp=2 all_gather", "cp=2,cp_comm=all_gather", 2)]
+    if model == "tiny-llama":
+        runs.append(("cp=2 a2a (Ulysses)", "cp=2,cp_comm=a2a", 2))
     hidden = []
     with tempfile.TemporaryDirectory() as tmp:
         step = os.path.join(tmp, "step.mlir")
-        tool("loom-models", *MODEL, "--train", "-o", step)
+        tool("loom-models", model, *DIMENSIONS, "--train", "-o", step)
         programs = {
             name: parallel_efficiency.compile_plan(
                 step, plan,
@@ -79,7 +86,7 @@ def main():
 
         best = parallel_efficiency.best_step_times(runs, programs, k, repeats,
                                                    22, keep_ring_figures)
-    print(f"\nbest of {repeats}, {k} steps each: tiny-llama, 8192 causal "
+    print(f"\nbest of {repeats}, {k} steps each: {model}, 8192 causal "
           f"positions, 2 layers")
     parallel_efficiency.print_efficiency(runs, best, 22)
     for rank, (transfer, wait) in enumerate(hidden):
