@@ -43,7 +43,6 @@ AxisList axisList(ArrayRef<std::string> axes) {
 } // namespace
 
 LogicalResult loom::pinExpertDispatch(func::FuncOp func,
-                                      const PlanLayout &layout,
                                       const ExpertFolding &folding,
                                       TokenDispatcher dispatcher,
                                       FlatSymbolRefAttr mesh, StringRef plan) {
