@@ -505,8 +505,7 @@ void LoomApplyPlanPass::runOnOperation() {
   TokenDispatcher dispatcher =
       spec->dispatcher.value_or(TokenDispatcher::AllGather);
   if (folding && needsExpertDispatchPins(*folding) &&
-      failed(pinExpertDispatch(func, *layout, *folding, dispatcher, meshRef,
-                               plan)))
+      failed(pinExpertDispatch(func, *folding, dispatcher, meshRef, plan)))
     return signalPassFailure();
 }
 

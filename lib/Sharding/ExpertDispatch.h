@@ -36,10 +36,11 @@ bool needsExpertDispatchPins(const ExpertFolding &folding);
 /// (a dropless op is the same whatever its groups); an op that can drop
 /// tokens must have been built with groups each of those ranks holds
 /// whole ([ep-token-groups]).
-mlir::LogicalResult
-pinExpertDispatch(mlir::func::FuncOp func, const PlanLayout &layout,
-                  const ExpertFolding &folding, TokenDispatcher dispatcher,
-                  mlir::FlatSymbolRefAttr mesh, llvm::StringRef plan);
+mlir::LogicalResult pinExpertDispatch(mlir::func::FuncOp func,
+                                      const ExpertFolding &folding,
+                                      TokenDispatcher dispatcher,
+                                      mlir::FlatSymbolRefAttr mesh,
+                                      llvm::StringRef plan);
 
 } // namespace loom
 
