@@ -1274,38 +1274,30 @@ loom::cost::estimateTrainingStep(const TransformerShape &model,
                       c.gradRanks};
   const Link *links[4] = {c.tpLink, c.cpLink,
                           &pipelineLink(cluster, c.degrees, 0), c.dpLink};
-  for (int i = 0; i < 4; ++i) {
+  // One group's traffic: the busiest rank's calls, bytes and time on entry
+  // `i` of the per-axis totals.
+  auto trafficOf = [&](MeshAxisKind axis, int64_t groupSize, const Link *link,
+                       int i) {
     AxisTraffic traffic;
-    traffic.axis = axes[i];
-    traffic.groupSize = sizes[i];
-    traffic.intraNode = links[i] == &cluster.intraNode;
+    traffic.axis = axis;
+    traffic.groupSize = groupSize;
+    traffic.intraNode = link == &cluster.intraNode;
     traffic.collectives = busiest[i].calls;
     traffic.busBytes = busiest[i].busBytes;
     traffic.time = busiest[i].time;
-    est.traffic.push_back(traffic);
-  }
+    return traffic;
+  };
+  for (int i = 0; i < 4; ++i)
+    est.traffic.push_back(trafficOf(axes[i], sizes[i], links[i], i));
   if (model.isMoE()) {
-    est.dispatcher.axis = MeshAxisKind::Dp;
-    est.dispatcher.groupSize = c.dispatchRanks;
-    est.dispatcher.intraNode = c.dispatchLink == &cluster.intraNode;
-    est.dispatcher.collectives = busiest[4].calls;
-    est.dispatcher.busBytes = busiest[4].busBytes;
-    est.dispatcher.time = busiest[4].time;
-    est.expertGrad.axis = MeshAxisKind::Dp;
-    est.expertGrad.groupSize = c.expertDataRanks;
-    est.expertGrad.intraNode = c.expertGradLink == &cluster.intraNode;
-    est.expertGrad.collectives = busiest[5].calls;
-    est.expertGrad.busBytes = busiest[5].busBytes;
-    est.expertGrad.time = busiest[5].time;
+    est.dispatcher =
+        trafficOf(MeshAxisKind::Dp, c.dispatchRanks, c.dispatchLink, 4);
+    est.expertGrad =
+        trafficOf(MeshAxisKind::Dp, c.expertDataRanks, c.expertGradLink, 5);
   }
-  if (hierarchical) {
-    est.cpRing.axis = MeshAxisKind::Cp;
-    est.cpRing.groupSize = plan.cp / plan.cpA2A;
-    est.cpRing.intraNode = c.cpRingLink == &cluster.intraNode;
-    est.cpRing.collectives = busiest[6].calls;
-    est.cpRing.busBytes = busiest[6].busBytes;
-    est.cpRing.time = busiest[6].time;
-  }
+  if (hierarchical)
+    est.cpRing =
+        trafficOf(MeshAxisKind::Cp, plan.cp / plan.cpA2A, c.cpRingLink, 6);
 
   // Model FLOPs (PaLM, appendix B; Megatron's num_floating_point_operations
   // without recompute): 3 · forward, the forward being 2 · tokens ·
