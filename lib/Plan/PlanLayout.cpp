@@ -32,16 +32,35 @@ int64_t ExpertFolding::axisSize(llvm::StringRef name) const {
   return 1;
 }
 
-std::optional<ExpertFolding> loom::foldExpertMesh(const PlanLayout &layout) {
-  // The stage's dense axes, fastest first.
+/// A stage's dense axes, fastest first: tp, cp (under cp_comm=a2a+p2p its
+/// groups' ranks "cpa", then their ring "cp"), dp.
+static std::vector<MeshAxis> stageAxes(const PlanLayout &layout) {
   std::vector<MeshAxis> dense = {
       {"tp", layout.tp}, {"cp", layout.cp}, {"dp", layout.dp}};
-  // cp_comm=a2a+p2p: cp is a ring ("cp") of all-to-all groups ("cpa", the
-  // inner ranks).
   if (layout.cpComm == CpCommType::A2AP2P && layout.cpA2A > 1) {
     dense[1].size = layout.cp / layout.cpA2A;
     dense.insert(dense.begin() + 1, MeshAxis{"cpa", layout.cpA2A});
   }
+  return dense;
+}
+
+/// `stage` (fastest first) under pp, outermost first.
+static std::vector<MeshAxis> withPipeline(const PlanLayout &layout,
+                                          const std::vector<MeshAxis> &stage) {
+  std::vector<MeshAxis> mesh = {{"pp", layout.pp}};
+  mesh.insert(mesh.end(), stage.rbegin(), stage.rend());
+  return mesh;
+}
+
+std::vector<MeshAxis> loom::compiledMesh(const PlanLayout &layout) {
+  if (layout.isMoE)
+    if (std::optional<ExpertFolding> folding = foldExpertMesh(layout))
+      return folding->mesh;
+  return withPipeline(layout, stageAxes(layout));
+}
+
+std::optional<ExpertFolding> loom::foldExpertMesh(const PlanLayout &layout) {
+  std::vector<MeshAxis> dense = stageAxes(layout);
   size_t next = 0;
   auto cover = [&](int64_t size, std::vector<std::string> &axes) -> bool {
     int64_t covered = 1;
@@ -68,9 +87,7 @@ std::optional<ExpertFolding> loom::foldExpertMesh(const PlanLayout &layout) {
   if (!cover(layout.etp, folding.etp) || !cover(layout.ep, folding.ep) ||
       !cover(layout.edp, folding.edp))
     return std::nullopt;
-  folding.mesh.push_back({"pp", layout.pp});
-  for (auto axis = dense.rbegin(); axis != dense.rend(); ++axis)
-    folding.mesh.push_back(*axis);
+  folding.mesh = withPipeline(layout, dense);
   folding.data = {"dp"};
   if (llvm::any_of(dense, [](const MeshAxis &a) { return a.name == "ep"; }))
     folding.data.push_back("ep");

@@ -246,12 +246,13 @@ void permutePositionTable(func::FuncOp func, BlockArgument table, int64_t cp) {
     b.setInsertionPointAfter(gradient.getDefiningOp());
     Operation *read = nullptr;
     Value natural = reorderChunks(b, gradient, 0, back, read);
-    for (Operation *op = read; op != natural.getDefiningOp();
-         op = op->getNextNode())
+    // The reordering belongs to the gradient's part of the step.
+    for (Operation *op = read;; op = op->getNextNode()) {
       op->setDiscardableAttrs(
           gradient.getDefiningOp()->getDiscardableAttrDictionary());
-    natural.getDefiningOp()->setDiscardableAttrs(
-        gradient.getDefiningOp()->getDiscardableAttrDictionary());
+      if (op == natural.getDefiningOp())
+        break;
+    }
     gradient.replaceAllUsesExcept(natural, read);
   });
 }
@@ -393,7 +394,8 @@ struct LoomApplyPlanPass
 
   void runOnOperation() override;
   LogicalResult seed(func::FuncOp func, const PlanLayout &layout,
-                     const ModelFacts &facts, ArrayRef<std::string> dataAxes,
+                     const ModelFacts &facts,
+                     const std::optional<ExpertFolding> &folding,
                      FlatSymbolRefAttr mesh);
 };
 
@@ -468,17 +470,8 @@ void LoomApplyPlanPass::runOnOperation() {
       return signalPassFailure();
     }
   }
-  // The dense mesh, with dp split in two where the experts take part of it,
-  // and cp where its all-to-all groups ("cpa", the inner ranks) form a ring
-  // ("cp") under cp_comm=a2a+p2p.
-  std::vector<MeshAxis> dense = folding ? folding->mesh : layout->denseMesh();
-  if (!folding && layout->cpComm == CpCommType::A2AP2P && layout->cp > 1) {
-    auto cp =
-        llvm::find_if(dense, [](const MeshAxis &a) { return a.name == "cp"; });
-    cp->size = layout->cp / layout->cpA2A;
-    dense.insert(cp + 1, MeshAxis{"cpa", layout->cpA2A});
-  }
-  std::vector<MeshAxis> axes = withoutUnitAxes(dense);
+  // The dense mesh, with cp and dp split as a2a+p2p and the experts need.
+  std::vector<MeshAxis> axes = withoutUnitAxes(compiledMesh(*layout));
   if (axes.empty())
     return; // one rank: nothing to split
 
@@ -498,9 +491,7 @@ void LoomApplyPlanPass::runOnOperation() {
   MeshOp::create(b, module.getLoc(), "world",
                  MeshAttr::get(b.getContext(), names, sizes));
   auto meshRef = FlatSymbolRefAttr::get(b.getContext(), "world");
-  std::vector<std::string> dataAxes =
-      folding ? folding->data : std::vector<std::string>{"dp"};
-  if (failed(seed(func, *layout, facts, dataAxes, meshRef)))
+  if (failed(seed(func, *layout, facts, folding, meshRef)))
     return signalPassFailure();
   TokenDispatcher dispatcher =
       spec->dispatcher.value_or(TokenDispatcher::AllGather);
@@ -509,12 +500,14 @@ void LoomApplyPlanPass::runOnOperation() {
     return signalPassFailure();
 }
 
-LogicalResult LoomApplyPlanPass::seed(func::FuncOp func,
-                                      const PlanLayout &layout,
-                                      const ModelFacts &facts,
-                                      ArrayRef<std::string> dataAxes,
-                                      FlatSymbolRefAttr mesh) {
+LogicalResult LoomApplyPlanPass::seed(
+    func::FuncOp func, const PlanLayout &layout, const ModelFacts &facts,
+    const std::optional<ExpertFolding> &folding, FlatSymbolRefAttr mesh) {
   MLIRContext *context = func.getContext();
+  // The data-parallel axes: dp, or dp and ep where the experts take part of
+  // it (foldExpertMesh).
+  std::vector<std::string> dataAxes =
+      folding ? folding->data : std::vector<std::string>{"dp"};
   // A seed that does not divide its dimension is an error that names both.
   auto check = [&](Value v, int64_t dim, StringRef axis, int64_t size,
                    Operation *where) -> LogicalResult {
@@ -655,13 +648,10 @@ LogicalResult LoomApplyPlanPass::seed(func::FuncOp func,
   // reduce-scattered back to the rank's tokens; other layouts are pinned
   // (pinExpertDispatch).
   if (layout.ep > 1) {
-    std::optional<ExpertFolding> folding = foldExpertMesh(layout);
     TensorSharding byExperts = TensorSharding::replicated(3);
-    std::string names;
-    for (const std::string &axis : folding->ep) {
+    for (const std::string &axis : folding->ep)
       byExperts.dims[0].push_back(axis);
-      names += (names.empty() ? "" : ", ") + axis;
-    }
+    std::string names = llvm::join(folding->ep, ", ");
     WalkResult walk = func.walk([&](GroupedMatmulOp matmul) {
       auto weight = dyn_cast<BlockArgument>(matmul.getWeight());
       if (!weight)

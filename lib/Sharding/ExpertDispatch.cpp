@@ -15,6 +15,7 @@
 #include "loom/Sharding/FactorSharding.h"
 
 #include "mlir/IR/Builders.h"
+#include "llvm/ADT/StringExtras.h"
 
 using namespace mlir;
 using namespace loom;
@@ -64,12 +65,6 @@ LogicalResult loom::pinExpertDispatch(func::FuncOp func,
       allToAll ? slots({}, tokenAxes) : slots(folding.ep, folding.edp);
   ShardingAttr atMatmuls = slots(folding.ep, folding.edp);
 
-  auto describe = [&]() {
-    std::string text;
-    for (const std::string &axis : tokenAxes)
-      text += (text.empty() ? "" : ", ") + axis;
-    return text;
-  };
   auto groupsFit = [&](Operation *op, int64_t groups, int64_t tokenCount,
                        int64_t slotCount) -> FailureOr<int64_t> {
     if (groups % tokenRanks == 0)
@@ -77,8 +72,8 @@ LogicalResult loom::pinExpertDispatch(func::FuncOp func,
     if (groups == 1 && slotCount == tokenCount)
       return tokenRanks; // dropless
     return op->emitError("plan '")
-           << plan << "': the " << tokenRanks << " ranks along " << describe()
-           << " dispatch their own tokens ("
+           << plan << "': the " << tokenRanks << " ranks along "
+           << llvm::join(tokenAxes, ", ") << " dispatch their own tokens ("
            << (allToAll ? "dispatcher=alltoall counts expert capacity per rank"
                         : "expert data parallelism keeps each rank's tokens")
            << "), so each must hold whole token groups, but this op's "

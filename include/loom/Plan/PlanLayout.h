@@ -111,6 +111,12 @@ struct ExpertFolding {
   int64_t axisSize(llvm::StringRef name) const;
 };
 
+/// The mesh a compiled plan declares, outermost first, every axis kept:
+/// the dense one, with cp split into a ring ("cp") of all-to-all groups
+/// ("cpa") under cp_comm=a2a+p2p, and for a MoE model dp split as its
+/// expert mesh needs (foldExpertMesh's `mesh`, when it folds).
+std::vector<MeshAxis> compiledMesh(const PlanLayout &layout);
+
 /// How `layout`'s expert mesh folds onto its dense axes; none when an expert
 /// axis would cover part of tp or cp (ep = 2 with tp = 4, say) or a part of
 /// dp that does not divide it.
